@@ -1,0 +1,164 @@
+/**
+ * The one configuration loader. Every setting comes from the environment (plus an optional `.env`
+ * file, which never overrides a variable that is already set), is validated with zod once at
+ * start-up, and a bad value stops the process with a message naming the variable.
+ */
+import { z } from "zod";
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const EnvSchema = z.object({
+  APP_ENV: z.enum(["development", "test", "production"]).default("development"),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  PORT: intFrom(0, 65535).default(8000),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+
+  DATABASE_URL: z.string().trim().optional().transform((v) => v || undefined).pipe(
+    z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// or postgresql:// URL" })
+      .optional(),
+  ),
+  DB_USER: z.string().optional(),
+  DB_PASSWORD: z.string().optional(),
+  DB_HOST: z.string().optional(),
+  DB_PORT: intFrom(1, 65535).default(5432),
+  DB_NAME: z.string().optional(),
+  DB_POOL_MAX: intFrom(1, 1000).default(10),
+  DB_CONNECT_TIMEOUT_SECONDS: intFrom(1, 600).default(10),
+  DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+
+  /** Where the embedded development database (and other local state) lives. */
+  DATA_DIR: z.string().min(1).default(".data"),
+  EMBEDDED_DB_PORT: intFrom(1, 65535).default(54329),
+
+  BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  env: Env["APP_ENV"];
+  host: string;
+  port: number;
+  logLevel: Env["LOG_LEVEL"];
+  /** `undefined` means "no database configured": development starts an embedded one. */
+  databaseUrl: string | undefined;
+  db: {
+    poolMax: number;
+    connectTimeoutSeconds: number;
+    statementTimeoutMs: number;
+  };
+  dataDir: string;
+  embeddedDbPort: number;
+  bodyLimitBytes: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses `KEY=value` lines; `#` comments, `export ` prefixes and single or double quotes. */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2];
+    const quote = value[0];
+    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2) {
+      value = value.slice(1, -1);
+      if (quote === '"') value = value.replaceAll("\\n", "\n");
+    } else {
+      value = value.replace(/\s+#.*$/, "");
+    }
+    out[m[1]] = value;
+  }
+  return out;
+}
+
+/** The process environment with `.env` (if present) underneath it. */
+export function readEnv(dotEnvPath = ".env"): Record<string, string> {
+  let fromFile: Record<string, string> = {};
+  try {
+    fromFile = parseDotEnv(Deno.readTextFileSync(dotEnvPath));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return { ...fromFile, ...Deno.env.toObject() };
+}
+
+/** Builds the database URL from `DATABASE_URL` or the `DB_*` variables (never both halves). */
+function databaseUrlFrom(env: Env, problems: string[]): string | undefined {
+  if (env.DATABASE_URL) return env.DATABASE_URL;
+  const parts = { DB_USER: env.DB_USER, DB_HOST: env.DB_HOST, DB_NAME: env.DB_NAME };
+  const given = Object.entries(parts).filter(([, v]) => v);
+  if (given.length === 0) return undefined;
+  const missing = Object.entries(parts).filter(([, v]) => !v).map(([k]) => k);
+  if (missing.length) {
+    problems.push(
+      `${missing.join(", ")}: required when any of DB_USER, DB_HOST, DB_NAME is set ` +
+        `(or set DATABASE_URL instead)`,
+    );
+    return undefined;
+  }
+  const url = new URL("postgres://localhost");
+  url.hostname = env.DB_HOST!;
+  url.port = String(env.DB_PORT);
+  url.username = encodeURIComponent(env.DB_USER!);
+  url.password = encodeURIComponent(env.DB_PASSWORD ?? "");
+  url.pathname = "/" + encodeURIComponent(env.DB_NAME!);
+  return url.toString();
+}
+
+/** Validates `vars`; throws `ConfigError` listing every problem. */
+export function parseConfig(vars: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset", as in most .env conventions.
+  const cleaned = Object.fromEntries(
+    Object.entries(vars).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".") || "(environment)"}: ${i.message}`),
+    );
+  }
+  const env = parsed.data;
+  const problems: string[] = [];
+  const databaseUrl = databaseUrlFrom(env, problems);
+  if (!databaseUrl && env.APP_ENV === "production") {
+    problems.push("DATABASE_URL: required in production (or set DB_USER, DB_HOST and DB_NAME)");
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    env: env.APP_ENV,
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    databaseUrl,
+    db: {
+      poolMax: env.DB_POOL_MAX,
+      connectTimeoutSeconds: env.DB_CONNECT_TIMEOUT_SECONDS,
+      statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+    },
+    dataDir: env.DATA_DIR,
+    embeddedDbPort: env.EMBEDDED_DB_PORT,
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+  };
+}
+
+/** Start-up entry point: reads the environment, or prints every problem and exits 1. */
+export function loadConfig(): Config {
+  try {
+    return parseConfig(readEnv());
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

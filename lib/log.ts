@@ -1,0 +1,34 @@
+/** Structured logs: one JSON object per line on stdout (stderr for errors). */
+
+export type Level = "debug" | "info" | "warn" | "error";
+const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export type Sink = (line: string, level: Level) => void;
+
+const defaultSink: Sink = (line, level) => {
+  if (level === "error") console.error(line);
+  else console.log(line);
+};
+
+export function createLogger(min: Level = "info", sink: Sink = defaultSink): Logger {
+  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (RANK[level] < RANK[min]) return;
+    sink(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }), level);
+  };
+  return {
+    debug: (m, f) => emit("debug", m, f),
+    info: (m, f) => emit("info", m, f),
+    warn: (m, f) => emit("warn", m, f),
+    error: (m, f) => emit("error", m, f),
+  };
+}
+
+/** A logger that drops everything (tests). */
+export const silentLogger: Logger = createLogger("error", () => {});

@@ -1,0 +1,91 @@
+/**
+ * Migrations are dbmate plain-SQL files in `db/migrations/`. This module runs dbmate (the npm
+ * package, under Deno) and answers "is anything pending?" for readiness without spawning it.
+ */
+import { listAppliedMigrations, lockMigrations, unlockMigrations } from "../sql/schema/queries.ts";
+import type { Db } from "./db.ts";
+
+export const MIGRATIONS_DIR = new URL("../db/migrations/", import.meta.url);
+const DBMATE = "npm:dbmate@2.24.0";
+
+/** dbmate speaks lib/pq, which wants an explicit sslmode; postgres.js defaults to no TLS. */
+export function dbmateUrl(url: string): string {
+  const u = new URL(url);
+  if (!u.searchParams.has("sslmode")) u.searchParams.set("sslmode", "disable");
+  return u.toString();
+}
+
+let onDisk: Promise<string[]> | undefined;
+
+/** Versions of the migration files, read once per process. */
+export function migrationVersions(): Promise<string[]> {
+  return onDisk ??= readVersions();
+}
+
+async function readVersions(): Promise<string[]> {
+  const versions: string[] = [];
+  for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
+    const m = /^(\d+)_.*\.sql$/.exec(entry.name);
+    if (entry.isFile && m) versions.push(m[1]);
+  }
+  return versions.sort();
+}
+
+/** Migration versions present on disk but not applied to the database. */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const applied = new Set(await listAppliedMigrations(db));
+  return (await migrationVersions()).filter((v) => !applied.has(v));
+}
+
+export interface DbmateResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dbmate <args>` against `url` with this project's folders. */
+export async function dbmate(url: string, args: string[]): Promise<DbmateResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      DBMATE,
+      "--url",
+      dbmateUrl(url),
+      "--migrations-dir",
+      decodeURIComponent(MIGRATIONS_DIR.pathname),
+      // The schema dump needs a pg_dump of the server's exact major version; the schema is
+      // reviewed through the migrations themselves instead.
+      "--no-dump-schema",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Applies pending migrations. Holds a session advisory lock while dbmate runs, so two processes
+ * (two replicas starting at once) never apply the same migration concurrently: the second waits,
+ * then finds nothing pending.
+ */
+export async function migrate(db: Db, url: string): Promise<DbmateResult> {
+  const conn = await db.reserve();
+  try {
+    await lockMigrations(conn);
+    try {
+      const result = await dbmate(url, ["up"]);
+      if (result.code !== 0) {
+        throw new Error(`dbmate up failed (exit ${result.code}):\n${result.stderr || result.stdout}`);
+      }
+      return result;
+    } finally {
+      await unlockMigrations(conn);
+    }
+  } finally {
+    conn.release();
+  }
+}

@@ -1,0 +1,27 @@
+/** The one router factory: every router shares the app's bindings and validation hook. */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Config } from "./config.ts";
+import type { Db } from "./db.ts";
+import { validationHook } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+/** What the app needs from the outside world; tests pass their own. */
+export interface Deps {
+  db: Db;
+  config: Config;
+  log: Logger;
+  /** Set once shutdown starts: readiness turns 503. */
+  shuttingDown?: () => boolean;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+  };
+}
+
+export function createRouter() {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+export type Router = ReturnType<typeof createRouter>;

@@ -1,0 +1,85 @@
+/** Schemas shared by several routes, and the error responses every operation documents. */
+import { z } from "@hono/zod-openapi";
+
+/** Ids are decimal strings (PostgreSQL bigint), at most 18 digits so they always fit. */
+export const Id = z.string().regex(/^[1-9][0-9]{0,17}$/, "must be a decimal id").openapi({
+  example: "42",
+});
+
+export const idParam = (name: string) =>
+  Id.openapi({ param: { name, in: "path" }, description: `the ${name.replace(/Id$/, "")} id` });
+
+/** Text without NUL characters (PostgreSQL cannot store them), limited to `max` characters. */
+export const Text = (max: number) =>
+  z.string().max(max, `must be at most ${max} characters`).refine(
+    (s) => !s.includes("\u0000"),
+    "must not contain NUL characters",
+  );
+
+/** Non-blank text. */
+export const Name = (max: number) =>
+  Text(max).refine((s) => s.trim().length > 0, "must not be blank");
+
+/** A finite float: zod 4 numbers refuse NaN and ±Infinity (JSON's `1e999` parses to Infinity). */
+export const Finite = z.number();
+
+const MAX_JSON_BYTES = 16 * 1024;
+
+/** A JSON object stored as jsonb: bounded in size, no NUL characters anywhere in it. */
+export const JsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  const text = JSON.stringify(value);
+  if (text.length > MAX_JSON_BYTES) {
+    ctx.addIssue({ code: "custom", message: `must be at most ${MAX_JSON_BYTES} bytes as JSON` });
+  }
+  if (text.includes("\\u0000")) {
+    ctx.addIssue({ code: "custom", message: "must not contain NUL characters" });
+  }
+}).openapi({ type: "object", additionalProperties: true, example: { camera: "front" } });
+
+export const Timestamp = z.string().openapi({ format: "date-time", example: "2026-11-25T09:00:00Z" });
+
+export const ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().openapi({ example: "validation_failed" }),
+    message: z.string().openapi({ example: "body.labels: must contain at least 1 item" }),
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
+}).openapi("Error");
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "The request is malformed or fails validation",
+  401: "Missing or invalid credentials",
+  403: "The caller may not do this",
+  404: "Not found",
+  409: "Conflicts with the current state",
+  413: "The request body is too large",
+  415: "The body must be application/json",
+  422: "Valid JSON that cannot be applied to the current state",
+  503: "The database is unavailable",
+};
+
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 503;
+
+/** `responses` entries for the given error statuses, all with the one error shape. */
+export function errors<S extends ErrorStatus>(...statuses: S[]) {
+  return Object.fromEntries(
+    statuses.map((s) => [s, {
+      description: ERROR_DESCRIPTIONS[s],
+      content: { "application/json": { schema: ErrorSchema } },
+    }]),
+  ) as Record<S, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }>;
+}
+
+/** A required JSON request body. */
+export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
+  return {
+    required: true,
+    description,
+    content: { "application/json": { schema } },
+  } as const;
+}
+
+/** A JSON response. */
+export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } } as const;
+}

@@ -1,0 +1,173 @@
+/** Datasets: a named set of images, its label vocabulary and its annotation rules. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, notFound } from "../lib/errors.ts";
+import { createRouter, type Deps } from "../lib/router.ts";
+import { errors, Id, idParam, jsonBody, jsonResponse, Name, Text, Timestamp } from "../lib/schemas.ts";
+import * as q from "../sql/datasets/queries.ts";
+
+const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
+  1000,
+  "must contain at most 1000 labels",
+).superRefine((labels, ctx) => {
+  const seen = new Set<string>();
+  labels.forEach((label, i) => {
+    if (seen.has(label)) {
+      ctx.addIssue({ code: "custom", path: [i], message: `duplicate label "${label}"` });
+    }
+    seen.add(label);
+  });
+}).openapi({ example: ["cat", "dog"] });
+
+const AnnotationsPerImage = z.number().int().min(1).max(10).openapi({
+  description: "How many different annotators label each image",
+});
+const ClaimTtl = z.number().int().min(30).max(86400).openapi({
+  description: "Lease length, in seconds, of a claim on an image",
+});
+
+export const Dataset = z.object({
+  id: Id,
+  name: z.string(),
+  description: z.string().nullable(),
+  labels: z.array(z.string()),
+  annotations_per_image: z.number().int(),
+  claim_ttl_seconds: z.number().int(),
+  created_at: Timestamp,
+}).openapi("Dataset");
+
+const DatasetSummary = Dataset.extend({ image_count: z.number().int() }).openapi(
+  "DatasetSummary",
+);
+
+const CreateDataset = z.strictObject({
+  name: Name(200),
+  description: Text(10_000).nullable().optional(),
+  labels: Labels,
+  annotations_per_image: AnnotationsPerImage.default(1),
+  claim_ttl_seconds: ClaimTtl.default(900),
+}).openapi("CreateDataset");
+
+const UpdateDataset = z.strictObject({
+  description: Text(10_000).nullable().optional(),
+  labels: Labels.optional().openapi({
+    description: "The full new label list; it must keep every current label (labels only grow)",
+  }),
+  annotations_per_image: AnnotationsPerImage.optional(),
+  claim_ttl_seconds: ClaimTtl.optional(),
+}).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
+  "UpdateDataset",
+);
+
+const datasetParams = z.object({ datasetId: idParam("datasetId") });
+
+const createDatasetRoute = createRoute({
+  method: "post",
+  path: "/datasets",
+  operationId: "createDataset",
+  tags: ["datasets"],
+  summary: "Create a dataset",
+  request: { body: jsonBody(CreateDataset) },
+  responses: {
+    201: jsonResponse(Dataset, "The new dataset"),
+    ...errors(400, 409, 413, 415),
+  },
+});
+
+const listDatasetsRoute = createRoute({
+  method: "get",
+  path: "/datasets",
+  operationId: "listDatasets",
+  tags: ["datasets"],
+  summary: "List datasets",
+  responses: {
+    200: jsonResponse(z.object({ items: z.array(Dataset) }), "All datasets, oldest first"),
+  },
+});
+
+const getDatasetRoute = createRoute({
+  method: "get",
+  path: "/datasets/{datasetId}",
+  operationId: "getDataset",
+  tags: ["datasets"],
+  summary: "Get a dataset with its image count",
+  request: { params: datasetParams },
+  responses: {
+    200: jsonResponse(DatasetSummary, "The dataset"),
+    ...errors(400, 404),
+  },
+});
+
+const updateDatasetRoute = createRoute({
+  method: "patch",
+  path: "/datasets/{datasetId}",
+  operationId: "updateDataset",
+  tags: ["datasets"],
+  summary: "Change a dataset's description, labels (only growing), TTL or overlap",
+  request: { params: datasetParams, body: jsonBody(UpdateDataset) },
+  responses: {
+    200: jsonResponse(Dataset, "The updated dataset"),
+    ...errors(400, 404, 413, 415, 422),
+  },
+});
+
+export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
+  return {
+    id: d.id,
+    name: d.name,
+    description: d.description,
+    labels: d.labels,
+    annotations_per_image: d.annotations_per_image,
+    claim_ttl_seconds: d.claim_ttl_seconds,
+    created_at: d.created_at.toISOString(),
+  };
+}
+
+/** The dataset or a 404. */
+export async function requireDataset(deps: Deps, id: string): Promise<q.Dataset> {
+  const dataset = await q.getDataset(deps.db, id);
+  if (!dataset) throw notFound(`dataset ${id}`);
+  return dataset;
+}
+
+export function datasetsRouter(deps: Deps) {
+  const { db } = deps;
+  return createRouter()
+    .openapi(createDatasetRoute, async (c) => {
+      const body = c.req.valid("json");
+      const created = await q.createDataset(db, {
+        name: body.name,
+        description: body.description ?? null,
+        labels: body.labels,
+        annotations_per_image: body.annotations_per_image,
+        claim_ttl_seconds: body.claim_ttl_seconds,
+      });
+      if (!created) {
+        throw new ApiError(409, "dataset_exists", `a dataset named "${body.name}" already exists`);
+      }
+      return c.json(datasetJson(created), 201);
+    })
+    .openapi(listDatasetsRoute, async (c) => {
+      const rows = await q.listDatasets(db);
+      return c.json({ items: rows.map(datasetJson) }, 200);
+    })
+    .openapi(getDatasetRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const d = await q.getDatasetSummary(db, datasetId);
+      if (!d) throw notFound(`dataset ${datasetId}`);
+      return c.json({ ...datasetJson(d), image_count: d.image_count }, 200);
+    })
+    .openapi(updateDatasetRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const body = c.req.valid("json");
+      const updated = await q.updateDataset(db, datasetId, body);
+      if (updated) return c.json(datasetJson(updated), 200);
+      const current = await requireDataset(deps, datasetId);
+      const dropped = current.labels.filter((l) => !body.labels?.includes(l));
+      throw new ApiError(
+        422,
+        "labels_removed",
+        `labels may only grow; the new list drops ${dropped.map((l) => `"${l}"`).join(", ")}`,
+        dropped.map((l) => ({ path: "body.labels", message: `missing existing label "${l}"` })),
+      );
+    });
+}

@@ -1,0 +1,64 @@
+/** Liveness and readiness probes (open: no credentials). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { errorBody } from "../lib/errors.ts";
+import { pendingMigrations } from "../lib/migrate.ts";
+import { createRouter, type Deps } from "../lib/router.ts";
+import { errors, jsonResponse } from "../lib/schemas.ts";
+
+const healthRoute = createRoute({
+  method: "get",
+  path: "/healthz",
+  operationId: "getHealth",
+  tags: ["health"],
+  summary: "Liveness: 200 while the process is up",
+  responses: { 200: jsonResponse(z.object({ status: z.literal("ok") }), "The process is up") },
+});
+
+const readinessRoute = createRoute({
+  method: "get",
+  path: "/readyz",
+  operationId: "getReadiness",
+  tags: ["health"],
+  summary: "Readiness: 200 when the database answers and no migration is pending",
+  responses: {
+    200: jsonResponse(z.object({ status: z.literal("ready") }), "Ready for traffic"),
+    ...errors(503),
+  },
+});
+
+const READY_TIMEOUT_MS = 2000;
+
+/** Why the service is not ready, or null when it is. */
+async function notReadyReason(deps: Deps): Promise<string | null> {
+  if (deps.shuttingDown?.()) return "shutting down";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(
+      () => resolve(`database did not answer within ${READY_TIMEOUT_MS} ms`),
+      READY_TIMEOUT_MS,
+    );
+  });
+  const check = (async () => {
+    try {
+      const pending = await pendingMigrations(deps.db);
+      return pending.length ? `pending migrations: ${pending.join(", ")}` : null;
+    } catch (e) {
+      return `database unavailable: ${(e as Error).message}`;
+    }
+  })();
+  try {
+    return await Promise.race([check, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRouter(deps: Deps) {
+  return createRouter()
+    .openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200))
+    .openapi(readinessRoute, async (c) => {
+      const reason = await notReadyReason(deps);
+      if (reason) return c.json(errorBody("not_ready", reason), 503);
+      return c.json({ status: "ready" as const }, 200);
+    });
+}

@@ -1,0 +1,276 @@
+/** Images: registration in bulk, listing, priorities. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, notFound } from "../lib/errors.ts";
+import { createRouter, type Deps } from "../lib/router.ts";
+import {
+  errors,
+  Finite,
+  Id,
+  idParam,
+  JsonObject,
+  jsonBody,
+  jsonResponse,
+  Name,
+  Timestamp,
+} from "../lib/schemas.ts";
+import * as q from "../sql/images/queries.ts";
+import { requireDataset } from "./datasets.ts";
+
+export const MAX_BATCH = 10_000;
+
+const Uri = Name(2048).refine(
+  (s) => /^(s3|gs|https?|file):\/\/\S+$/.test(s),
+  "must be an s3://, gs://, https://, http:// or file:// URI without spaces",
+).openapi({ example: "s3://bucket/images/0001.jpg" });
+
+const ExternalId = Name(256).openapi({
+  description: "The client's own id for the image, unique in the dataset",
+  example: "frame-0001",
+});
+
+const Dimension = z.number().int().min(1).max(1_000_000);
+
+const Priority = Finite.openapi({
+  description: "Higher means annotate sooner",
+  example: 0.87,
+});
+
+export const ImageStatus = z.enum(["pending", "in_progress", "done"]);
+
+export const Image = z.object({
+  id: Id,
+  dataset_id: Id,
+  external_id: z.string().nullable(),
+  uri: z.string(),
+  width: z.number().int().nullable(),
+  height: z.number().int().nullable(),
+  priority: z.number(),
+  metadata: z.record(z.string(), z.unknown()),
+  status: ImageStatus,
+  created_at: Timestamp,
+}).openapi("Image");
+
+const NewImage = z.strictObject({
+  uri: Uri,
+  external_id: ExternalId.nullable().optional(),
+  width: Dimension.nullable().optional(),
+  height: Dimension.nullable().optional(),
+  priority: Priority.optional(),
+  metadata: JsonObject.optional(),
+}).openapi("NewImage");
+
+const RegisterImages = z.strictObject({
+  images: z.array(NewImage).min(1, "must contain at least 1 image").max(
+    MAX_BATCH,
+    `must contain at most ${MAX_BATCH} images`,
+  ),
+}).openapi("RegisterImages");
+
+const RegisterResult = z.object({
+  created: z.number().int(),
+  existing: z.number().int(),
+  images: z.array(z.object({ id: Id, external_id: z.string().nullable() })).openapi({
+    description: "One entry per request item, in request order",
+  }),
+}).openapi("RegisterImagesResult");
+
+const ImagePage = z.object({
+  items: z.array(Image),
+  next_cursor: z.string().nullable().openapi({
+    description: "Pass as `cursor` for the next page; null on the last page",
+  }),
+}).openapi("ImagePage");
+
+const UpdateImage = z.strictObject({
+  priority: Priority.optional(),
+  metadata: JsonObject.optional(),
+}).refine((b) => b.priority !== undefined || b.metadata !== undefined, {
+  message: "give priority and/or metadata",
+}).openapi("UpdateImage");
+
+const PriorityItem = z.strictObject({
+  image_id: Id.optional(),
+  external_id: ExternalId.optional(),
+  priority: Priority,
+}).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
+  message: "give exactly one of image_id and external_id",
+}).openapi("PriorityItem");
+
+const SetPriorities = z.strictObject({
+  priorities: z.array(PriorityItem).min(1, "must contain at least 1 item").max(
+    MAX_BATCH,
+    `must contain at most ${MAX_BATCH} items`,
+  ),
+}).openapi("SetPriorities");
+
+const SetPrioritiesResult = z.object({
+  updated: z.number().int().openapi({ description: "Images whose priority was set" }),
+  not_found: z.array(z.object({ image_id: Id.optional(), external_id: z.string().optional() }))
+    .openapi({ description: "The items that matched no image in this dataset, as given" }),
+}).openapi("SetPrioritiesResult");
+
+const datasetParams = z.object({ datasetId: idParam("datasetId") });
+const imageParams = z.object({ imageId: idParam("imageId") });
+
+const registerImagesRoute = createRoute({
+  method: "post",
+  path: "/datasets/{datasetId}/images",
+  operationId: "registerImages",
+  tags: ["images"],
+  summary: "Register up to 10,000 images (idempotent per external_id)",
+  description: "An external_id already in the dataset creates nothing: it is counted in " +
+    "`existing` and answered with the existing id, so a batch can be retried safely. " +
+    "The batch is validated as a whole: one bad item rejects it and writes nothing.",
+  request: { params: datasetParams, body: jsonBody(RegisterImages) },
+  responses: {
+    200: jsonResponse(RegisterResult, "Ids in request order"),
+    ...errors(400, 404, 413, 415),
+  },
+});
+
+const listImagesRoute = createRoute({
+  method: "get",
+  path: "/datasets/{datasetId}/images",
+  operationId: "listImages",
+  tags: ["images"],
+  summary: "Page through a dataset's images, oldest first",
+  request: {
+    params: datasetParams,
+    query: z.object({
+      limit: z.coerce.number().int().min(1).max(1000).default(100),
+      cursor: Id.optional().openapi({ description: "next_cursor from the previous page" }),
+    }),
+  },
+  responses: {
+    200: jsonResponse(ImagePage, "A page of images"),
+    ...errors(400, 404),
+  },
+});
+
+const getImageRoute = createRoute({
+  method: "get",
+  path: "/images/{imageId}",
+  operationId: "getImage",
+  tags: ["images"],
+  summary: "Get an image",
+  request: { params: imageParams },
+  responses: { 200: jsonResponse(Image, "The image"), ...errors(400, 404) },
+});
+
+const updateImageRoute = createRoute({
+  method: "patch",
+  path: "/images/{imageId}",
+  operationId: "updateImage",
+  tags: ["images"],
+  summary: "Change an image's priority or metadata",
+  request: { params: imageParams, body: jsonBody(UpdateImage) },
+  responses: { 200: jsonResponse(Image, "The updated image"), ...errors(400, 404, 413, 415) },
+});
+
+const deleteImageRoute = createRoute({
+  method: "delete",
+  path: "/images/{imageId}",
+  operationId: "deleteImage",
+  tags: ["images"],
+  summary: "Delete an image and its annotations",
+  request: { params: imageParams },
+  responses: { 204: { description: "Deleted" }, ...errors(400, 404) },
+});
+
+const setPrioritiesRoute = createRoute({
+  method: "put",
+  path: "/datasets/{datasetId}/priorities",
+  operationId: "setPriorities",
+  tags: ["images"],
+  summary: "Set the priorities of up to 10,000 images",
+  request: { params: datasetParams, body: jsonBody(SetPriorities) },
+  responses: {
+    200: jsonResponse(SetPrioritiesResult, "How many were set, and what matched nothing"),
+    ...errors(400, 404, 413, 415),
+  },
+});
+
+export function imageJson(i: q.Image): z.infer<typeof Image> {
+  return {
+    id: i.id,
+    dataset_id: i.dataset_id,
+    external_id: i.external_id,
+    uri: i.uri,
+    width: i.width,
+    height: i.height,
+    priority: i.priority,
+    metadata: i.metadata,
+    status: i.status,
+    created_at: i.created_at.toISOString(),
+  };
+}
+
+export function imagesRouter(deps: Deps) {
+  const { db } = deps;
+  return createRouter()
+    .openapi(registerImagesRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const { images } = c.req.valid("json");
+      await requireDataset(deps, datasetId);
+      const rows = await q.registerImages(db, datasetId, images);
+      const unresolved = rows.filter((r) => r.id === null).map((r) => r.external_id!);
+      if (unresolved.length) {
+        // A concurrent batch registered these after this statement's snapshot was taken.
+        const found = new Map(
+          (await q.findImagesByExternalId(db, datasetId, unresolved)).map((
+            r,
+          ) => [r.external_id, r.id]),
+        );
+        for (const r of rows) if (r.id === null) r.id = found.get(r.external_id!) ?? null;
+      }
+      if (rows.some((r) => r.id === null)) {
+        throw new ApiError(409, "conflict", "a concurrent request changed these images; retry");
+      }
+      const created = rows.filter((r) => r.created).length;
+      return c.json({
+        created,
+        existing: rows.length - created,
+        images: rows.map((r) => ({ id: r.id!, external_id: r.external_id })),
+      }, 200);
+    })
+    .openapi(listImagesRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const { limit, cursor } = c.req.valid("query");
+      await requireDataset(deps, datasetId);
+      const rows = await q.listImages(db, datasetId, cursor ?? "0", limit);
+      return c.json({
+        items: rows.map(imageJson),
+        next_cursor: rows.length === limit ? rows[rows.length - 1].id : null,
+      }, 200);
+    })
+    .openapi(getImageRoute, async (c) => {
+      const { imageId } = c.req.valid("param");
+      const image = await q.getImage(db, imageId);
+      if (!image) throw notFound(`image ${imageId}`);
+      return c.json(imageJson(image), 200);
+    })
+    .openapi(updateImageRoute, async (c) => {
+      const { imageId } = c.req.valid("param");
+      const image = await q.updateImage(db, imageId, c.req.valid("json"));
+      if (!image) throw notFound(`image ${imageId}`);
+      return c.json(imageJson(image), 200);
+    })
+    .openapi(deleteImageRoute, async (c) => {
+      const { imageId } = c.req.valid("param");
+      if ((await q.deleteImage(db, imageId)) === 0) throw notFound(`image ${imageId}`);
+      return c.body(null, 204);
+    })
+    .openapi(setPrioritiesRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const { priorities } = c.req.valid("json");
+      await requireDataset(deps, datasetId);
+      const result = await q.setPriorities(db, datasetId, priorities);
+      return c.json({
+        updated: result.updated,
+        not_found: result.not_found.map((pos) => {
+          const p = priorities[pos - 1];
+          return p.image_id !== undefined ? { image_id: p.image_id } : { external_id: p.external_id };
+        }),
+      }, 200);
+    });
+}

@@ -1,0 +1,8 @@
+-- name: GetDatasetSummary :one
+-- The dataset plus image_count, an index-only count over images_dataset_id_id_idx. Only for
+-- getDataset: other routes use get_dataset, which does not count.
+SELECT d.id::text, d.name, d.description, d.labels, d.annotations_per_image, d.claim_ttl_seconds,
+  d.created_at,
+  (SELECT count(*) FROM images i WHERE i.dataset_id = d.id)::integer AS image_count
+FROM datasets d
+WHERE d.id = $1::bigint;

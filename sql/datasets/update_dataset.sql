@@ -1,0 +1,13 @@
+-- name: UpdateDataset :one
+-- Only the fields passed (non-null) change; $2 says whether description was given, so it can be
+-- cleared to null. Labels may only grow: the new list must contain every current label, checked
+-- here against the row as locked, so two concurrent updates cannot drop one.
+-- No row back means: no such dataset, or the new labels would drop one.
+UPDATE datasets
+SET description = CASE WHEN $2::boolean THEN $3::text ELSE description END,
+  labels = coalesce($4::text[], labels),
+  claim_ttl_seconds = coalesce($5::integer, claim_ttl_seconds),
+  annotations_per_image = coalesce($6::smallint, annotations_per_image)
+WHERE id = $1::bigint
+  AND ($4::text[] IS NULL OR labels <@ $4::text[])
+RETURNING id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at;

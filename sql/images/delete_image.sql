@@ -1,0 +1,2 @@
+-- name: DeleteImage :execrows
+DELETE FROM images WHERE id = $1::bigint;

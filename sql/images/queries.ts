@@ -1,0 +1,112 @@
+/** Typed functions for the statements in this folder: one per file. */
+import { exec, type Handle, many, one, sqlFile } from "../../lib/db.ts";
+
+export type ImageStatus = "pending" | "in_progress" | "done";
+
+export interface Image {
+  id: string;
+  dataset_id: string;
+  external_id: string | null;
+  uri: string;
+  width: number | null;
+  height: number | null;
+  priority: number;
+  metadata: Record<string, unknown>;
+  status: ImageStatus;
+  created_at: Date;
+}
+
+export interface NewImage {
+  uri: string;
+  external_id?: string | null;
+  width?: number | null;
+  height?: number | null;
+  priority?: number | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface RegisteredImage {
+  id: string | null;
+  external_id: string | null;
+  created: boolean;
+}
+
+const REGISTER_IMAGES = sqlFile("images/register_images");
+const FIND_IMAGES_BY_EXTERNAL_ID = sqlFile("images/find_images_by_external_id");
+const LIST_IMAGES = sqlFile("images/list_images");
+const GET_IMAGE = sqlFile("images/get_image");
+const UPDATE_IMAGE = sqlFile("images/update_image");
+const DELETE_IMAGE = sqlFile("images/delete_image");
+const SET_PRIORITIES = sqlFile("images/set_priorities");
+
+/** One row per input, in order. `id` is null only for an external_id a concurrent batch won. */
+export function registerImages(
+  db: Handle,
+  datasetId: string,
+  images: NewImage[],
+): Promise<RegisteredImage[]> {
+  return many<RegisteredImage>(db, REGISTER_IMAGES, [
+    datasetId,
+    images.map((i) => i.external_id ?? null),
+    images.map((i) => i.uri),
+    images.map((i) => i.width ?? null),
+    images.map((i) => i.height ?? null),
+    images.map((i) => i.priority ?? null),
+    images.map((i) => i.metadata ?? null),
+  ]);
+}
+
+export function findImagesByExternalId(
+  db: Handle,
+  datasetId: string,
+  externalIds: string[],
+): Promise<{ id: string; external_id: string }[]> {
+  return many(db, FIND_IMAGES_BY_EXTERNAL_ID, [datasetId, externalIds]);
+}
+
+/** Images with id greater than `afterId`, in id order. */
+export function listImages(
+  db: Handle,
+  datasetId: string,
+  afterId: string,
+  limit: number,
+): Promise<Image[]> {
+  return many<Image>(db, LIST_IMAGES, [datasetId, afterId, limit]);
+}
+
+export function getImage(db: Handle, id: string): Promise<Image | null> {
+  return one<Image>(db, GET_IMAGE, [id]);
+}
+
+export function updateImage(
+  db: Handle,
+  id: string,
+  ch: { priority?: number; metadata?: Record<string, unknown> },
+): Promise<Image | null> {
+  return one<Image>(db, UPDATE_IMAGE, [id, ch.priority ?? null, ch.metadata ?? null]);
+}
+
+/** Rows deleted: 0 or 1. */
+export function deleteImage(db: Handle, id: string): Promise<number> {
+  return exec(db, DELETE_IMAGE, [id]);
+}
+
+export interface PriorityUpdate {
+  image_id?: string;
+  external_id?: string;
+  priority: number;
+}
+
+/** `not_found` holds 1-based positions in `updates`. */
+export function setPriorities(
+  db: Handle,
+  datasetId: string,
+  updates: PriorityUpdate[],
+): Promise<{ updated: number; not_found: number[] }> {
+  return one<{ updated: number; not_found: number[] }>(db, SET_PRIORITIES, [
+    datasetId,
+    updates.map((u) => u.image_id ?? null),
+    updates.map((u) => u.external_id ?? null),
+    updates.map((u) => u.priority),
+  ]).then((r) => r!);
+}

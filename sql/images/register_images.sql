@@ -1,0 +1,34 @@
+-- name: RegisterImages :many
+-- One statement for the whole batch (up to 10,000 rows): unnest over typed arrays, so the
+-- parameter count is fixed however many rows there are.
+--
+-- Ids are drawn from the identity sequence up front so every input row knows the id it would
+-- get, and rows come back in request order. A row whose external_id is already in the dataset is
+-- skipped by ON CONFLICT and answered with the existing id: re-sending a batch creates nothing.
+-- `dup` matches a repeat of an external_id inside this same batch to the row inserted for its
+-- first occurrence (rows written by this statement are invisible to the `existing` join).
+WITH input AS MATERIALIZED (
+  SELECT t.ord, nextval(pg_get_serial_sequence('images', 'id')) AS new_id,
+    t.external_id, t.uri, t.width, t.height, t.priority, t.metadata
+  FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::float8[], $7::jsonb[])
+    WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
+),
+inserted AS (
+  INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata)
+  OVERRIDING SYSTEM VALUE
+  SELECT new_id, $1::bigint, external_id, uri, width, height, coalesce(priority, 0),
+    coalesce(metadata, '{}'::jsonb)
+  FROM input
+  ORDER BY ord
+  ON CONFLICT (dataset_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+  RETURNING id, external_id
+)
+SELECT coalesce(ins.id, dup.id, existing.id)::text AS id,
+  input.external_id,
+  ins.id IS NOT NULL AS created
+FROM input
+LEFT JOIN inserted ins ON ins.id = input.new_id
+LEFT JOIN inserted dup ON ins.id IS NULL AND dup.external_id = input.external_id
+LEFT JOIN images existing ON ins.id IS NULL AND dup.id IS NULL
+  AND existing.dataset_id = $1::bigint AND existing.external_id = input.external_id
+ORDER BY input.ord;

@@ -1,0 +1,2 @@
+-- name: UnlockMigrations :exec
+SELECT pg_advisory_unlock(7240119001);
