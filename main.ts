@@ -47,7 +47,10 @@ async function main(config: Config) {
     port: config.port,
     onListen: ({ port }) => {
       const host = config.host === "0.0.0.0" ? "localhost" : config.host;
-      log.info("listening", { url: `http://${host}:${port}`, spec: `http://${host}:${port}${SPEC_PAGE_PATH}` });
+      log.info("listening", {
+        url: `http://${host}:${port}`,
+        spec: `http://${host}:${port}${SPEC_PAGE_PATH}`,
+      });
     },
   }, app.fetch);
 

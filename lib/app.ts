@@ -47,7 +47,9 @@ export function createApp(deps: Deps) {
   });
   mountSpecPage(app);
 
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404)
+  );
   app.onError(makeOnError(deps.log));
   return app;
 }

@@ -119,9 +119,9 @@ function fromPg(e: { code: string; constraint_name?: string }): ApiError | null 
 function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
   return typeof code === "string" &&
-    ["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT"].includes(
-      code,
-    ) ||
+      ["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT"].includes(
+        code,
+      ) ||
     code === "ECONNREFUSED";
 }
 

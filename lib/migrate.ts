@@ -79,7 +79,9 @@ export async function migrate(db: Db, url: string): Promise<DbmateResult> {
     try {
       const result = await dbmate(url, ["up"]);
       if (result.code !== 0) {
-        throw new Error(`dbmate up failed (exit ${result.code}):\n${result.stderr || result.stdout}`);
+        throw new Error(
+          `dbmate up failed (exit ${result.code}):\n${result.stderr || result.stdout}`,
+        );
       }
       return result;
     } finally {

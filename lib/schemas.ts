@@ -36,7 +36,10 @@ export const JsonObject = z.record(z.string(), z.unknown()).superRefine((value, 
   }
 }).openapi({ type: "object", additionalProperties: true, example: { camera: "front" } });
 
-export const Timestamp = z.string().openapi({ format: "date-time", example: "2026-11-25T09:00:00Z" });
+export const Timestamp = z.string().openapi({
+  format: "date-time",
+  example: "2026-11-25T09:00:00Z",
+});
 
 export const ErrorSchema = z.object({
   error: z.object({
@@ -67,7 +70,10 @@ export function errors<S extends ErrorStatus>(...statuses: S[]) {
       description: ERROR_DESCRIPTIONS[s],
       content: { "application/json": { schema: ErrorSchema } },
     }]),
-  ) as Record<S, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }>;
+  ) as Record<
+    S,
+    { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }
+  >;
 }
 
 /** A required JSON request body. */

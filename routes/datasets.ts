@@ -2,7 +2,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFound } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, Id, idParam, jsonBody, jsonResponse, Name, Text, Timestamp } from "../lib/schemas.ts";
+import {
+  errors,
+  Id,
+  idParam,
+  jsonBody,
+  jsonResponse,
+  Name,
+  Text,
+  Timestamp,
+} from "../lib/schemas.ts";
 import * as q from "../sql/datasets/queries.ts";
 
 const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(

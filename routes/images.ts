@@ -7,8 +7,8 @@ import {
   Finite,
   Id,
   idParam,
-  JsonObject,
   jsonBody,
+  JsonObject,
   jsonResponse,
   Name,
   Timestamp,
@@ -269,7 +269,9 @@ export function imagesRouter(deps: Deps) {
         updated: result.updated,
         not_found: result.not_found.map((pos) => {
           const p = priorities[pos - 1];
-          return p.image_id !== undefined ? { image_id: p.image_id } : { external_id: p.external_id };
+          return p.image_id !== undefined
+            ? { image_id: p.image_id }
+            : { external_id: p.external_id };
         }),
       }, 200);
     });
