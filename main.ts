@@ -4,6 +4,7 @@
  * production (APP_ENV=production) migrations are a separate deploy step.
  */
 import { createApp } from "./lib/app.ts";
+import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
 import { connect } from "./lib/db.ts";
 import { type EmbeddedServer, startEmbeddedPostgres } from "./lib/embedded_pg.ts";
@@ -40,6 +41,8 @@ async function main(config: Config) {
     log.info("migrations up to date", { applied: applied.length });
   }
 
+  await bootstrapUsers(db, config, log);
+
   let shuttingDown = false;
   const app = createApp({ db, config, log, shuttingDown: () => shuttingDown });
   const server = Deno.serve({
@@ -68,5 +71,5 @@ async function main(config: Config) {
 }
 
 if (import.meta.main) {
-  await main(loadConfig());
+  await main(await withJwtSecret(loadConfig()));
 }

@@ -1,11 +1,14 @@
 /** Builds the application without listening, so tests drive it with `app.request(...)`. */
 import { bodyLimit } from "hono/body-limit";
+import { authenticate, createAuth } from "./auth.ts";
 import { ApiError, errorBody, makeOnError } from "./errors.ts";
 import { createRouter, type Deps } from "./router.ts";
+import { authRouter, TOKEN_PATH } from "../routes/auth.ts";
 import { datasetsRouter } from "../routes/datasets.ts";
 import { healthRouter } from "../routes/health.ts";
 import { imagesRouter } from "../routes/images.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../routes/spec.ts";
+import { usersRouter } from "../routes/users.ts";
 
 export const API_VERSION = "0.1.0";
 
@@ -32,7 +35,22 @@ export function createApp(deps: Deps) {
     }),
   );
 
+  const auth = createAuth(deps.db, deps.config.auth);
+  const requireToken = authenticate(auth);
+  app.use("/api/v1/*", (c, next) => {
+    return c.req.path === `/api/v1${TOKEN_PATH}` ? next() : requireToken(c, next);
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "A token from createToken (POST /api/v1/auth/token with an API key), or from " +
+      "the configured identity provider",
+  });
+
   app.route("/", healthRouter(deps));
+  app.route("/api/v1", authRouter(auth));
+  app.route("/api/v1", usersRouter(deps, auth));
   app.route("/api/v1", datasetsRouter(deps));
   app.route("/api/v1", imagesRouter(deps));
 

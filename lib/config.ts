@@ -31,6 +31,20 @@ const EnvSchema = z.object({
   EMBEDDED_DB_PORT: intFrom(1, 65535).default(54329),
 
   BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+
+  AUTH_JWT_SECRET: z.string().refine(
+    (s) => new TextEncoder().encode(s).length >= 32,
+    "must be at least 32 bytes",
+  ).optional(),
+  AUTH_TOKEN_TTL_SECONDS: intFrom(60, 7 * 86400).default(3600),
+  /** How long a user's role and disabled flag may be cached: a disabled user is refused within it. */
+  AUTH_USER_CACHE_SECONDS: intFrom(0, 60).default(30),
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_ROLE_CLAIM: z.string().min(1).default("role"),
+  ADMIN_API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  ADMIN_NAME: z.string().min(1).max(200).default("admin"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -50,6 +64,16 @@ export interface Config {
   dataDir: string;
   embeddedDbPort: number;
   bodyLimitBytes: number;
+  auth: {
+    /** Undefined only outside production: the caller then generates and keeps one. */
+    jwtSecret: string | undefined;
+    tokenTtlSeconds: number;
+    userCacheSeconds: number;
+    /** An external identity provider whose tokens are accepted as well. */
+    jwks: { url: string; issuer: string; audience: string; roleClaim: string } | undefined;
+    adminApiKey: string | undefined;
+    adminName: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -132,6 +156,21 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
   if (!databaseUrl && env.APP_ENV === "production") {
     problems.push("DATABASE_URL: required in production (or set DB_USER, DB_HOST and DB_NAME)");
   }
+  if (!env.AUTH_JWT_SECRET && env.APP_ENV === "production") {
+    problems.push("AUTH_JWT_SECRET: required in production (at least 32 bytes)");
+  }
+  let jwks: Config["auth"]["jwks"];
+  if (env.AUTH_JWKS_URL) {
+    for (const name of ["AUTH_ISSUER", "AUTH_AUDIENCE"] as const) {
+      if (!env[name]) problems.push(`${name}: required when AUTH_JWKS_URL is set`);
+    }
+    jwks = {
+      url: env.AUTH_JWKS_URL,
+      issuer: env.AUTH_ISSUER ?? "",
+      audience: env.AUTH_AUDIENCE ?? "",
+      roleClaim: env.AUTH_ROLE_CLAIM,
+    };
+  }
   if (problems.length) throw new ConfigError(problems);
   return {
     env: env.APP_ENV,
@@ -147,6 +186,14 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
     dataDir: env.DATA_DIR,
     embeddedDbPort: env.EMBEDDED_DB_PORT,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    auth: {
+      jwtSecret: env.AUTH_JWT_SECRET,
+      tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
+      userCacheSeconds: env.AUTH_USER_CACHE_SECONDS,
+      jwks,
+      adminApiKey: env.ADMIN_API_KEY,
+      adminName: env.ADMIN_NAME,
+    },
   };
 }
 

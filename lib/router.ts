@@ -1,5 +1,6 @@
 /** The one router factory: every router shares the app's bindings and validation hook. */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Principal } from "../sql/users/queries.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db.ts";
 import { validationHook } from "./errors.ts";
@@ -17,6 +18,8 @@ export interface Deps {
 export interface AppEnv {
   Variables: {
     requestId: string;
+    /** The authenticated caller; set on every /api/v1 route but createToken. */
+    principal: Principal;
   };
 }
 

@@ -1,5 +1,6 @@
 /** Datasets: a named set of images, its label vocabulary and its annotation rules. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { secured } from "../lib/auth.ts";
 import { ApiError, notFound } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
 import {
@@ -73,12 +74,13 @@ const createDatasetRoute = createRoute({
   method: "post",
   path: "/datasets",
   operationId: "createDataset",
+  ...secured("admin"),
   tags: ["datasets"],
   summary: "Create a dataset",
   request: { body: jsonBody(CreateDataset) },
   responses: {
     201: jsonResponse(Dataset, "The new dataset"),
-    ...errors(400, 409, 413, 415),
+    ...errors(400, 401, 403, 409, 413, 415),
   },
 });
 
@@ -86,10 +88,12 @@ const listDatasetsRoute = createRoute({
   method: "get",
   path: "/datasets",
   operationId: "listDatasets",
+  ...secured("admin", "annotator", "machine"),
   tags: ["datasets"],
   summary: "List datasets",
   responses: {
     200: jsonResponse(z.object({ items: z.array(Dataset) }), "All datasets, oldest first"),
+    ...errors(401),
   },
 });
 
@@ -97,12 +101,13 @@ const getDatasetRoute = createRoute({
   method: "get",
   path: "/datasets/{datasetId}",
   operationId: "getDataset",
+  ...secured("admin", "annotator", "machine"),
   tags: ["datasets"],
   summary: "Get a dataset with its image count",
   request: { params: datasetParams },
   responses: {
     200: jsonResponse(DatasetSummary, "The dataset"),
-    ...errors(400, 404),
+    ...errors(400, 401, 403, 404),
   },
 });
 
@@ -110,12 +115,13 @@ const updateDatasetRoute = createRoute({
   method: "patch",
   path: "/datasets/{datasetId}",
   operationId: "updateDataset",
+  ...secured("admin"),
   tags: ["datasets"],
   summary: "Change a dataset's description, labels (only growing), TTL or overlap",
   request: { params: datasetParams, body: jsonBody(UpdateDataset) },
   responses: {
     200: jsonResponse(Dataset, "The updated dataset"),
-    ...errors(400, 404, 413, 415, 422),
+    ...errors(400, 401, 403, 404, 413, 415, 422),
   },
 });
 

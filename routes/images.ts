@@ -1,5 +1,6 @@
 /** Images: registration in bulk, listing, priorities. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { secured } from "../lib/auth.ts";
 import { ApiError, notFound } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
 import {
@@ -116,6 +117,7 @@ const registerImagesRoute = createRoute({
   method: "post",
   path: "/datasets/{datasetId}/images",
   operationId: "registerImages",
+  ...secured("admin", "machine"),
   tags: ["images"],
   summary: "Register up to 10,000 images (idempotent per external_id)",
   description: "An external_id already in the dataset creates nothing: it is counted in " +
@@ -124,7 +126,7 @@ const registerImagesRoute = createRoute({
   request: { params: datasetParams, body: jsonBody(RegisterImages) },
   responses: {
     200: jsonResponse(RegisterResult, "Ids in request order"),
-    ...errors(400, 404, 413, 415),
+    ...errors(400, 401, 403, 404, 413, 415),
   },
 });
 
@@ -132,6 +134,7 @@ const listImagesRoute = createRoute({
   method: "get",
   path: "/datasets/{datasetId}/images",
   operationId: "listImages",
+  ...secured("admin", "annotator", "machine"),
   tags: ["images"],
   summary: "Page through a dataset's images, oldest first",
   request: {
@@ -143,7 +146,7 @@ const listImagesRoute = createRoute({
   },
   responses: {
     200: jsonResponse(ImagePage, "A page of images"),
-    ...errors(400, 404),
+    ...errors(400, 401, 403, 404),
   },
 });
 
@@ -151,42 +154,49 @@ const getImageRoute = createRoute({
   method: "get",
   path: "/images/{imageId}",
   operationId: "getImage",
+  ...secured("admin", "annotator", "machine"),
   tags: ["images"],
   summary: "Get an image",
   request: { params: imageParams },
-  responses: { 200: jsonResponse(Image, "The image"), ...errors(400, 404) },
+  responses: { 200: jsonResponse(Image, "The image"), ...errors(400, 401, 403, 404) },
 });
 
 const updateImageRoute = createRoute({
   method: "patch",
   path: "/images/{imageId}",
   operationId: "updateImage",
+  ...secured("admin", "machine"),
   tags: ["images"],
   summary: "Change an image's priority or metadata",
   request: { params: imageParams, body: jsonBody(UpdateImage) },
-  responses: { 200: jsonResponse(Image, "The updated image"), ...errors(400, 404, 413, 415) },
+  responses: {
+    200: jsonResponse(Image, "The updated image"),
+    ...errors(400, 401, 403, 404, 413, 415),
+  },
 });
 
 const deleteImageRoute = createRoute({
   method: "delete",
   path: "/images/{imageId}",
   operationId: "deleteImage",
+  ...secured("admin", "machine"),
   tags: ["images"],
   summary: "Delete an image and its annotations",
   request: { params: imageParams },
-  responses: { 204: { description: "Deleted" }, ...errors(400, 404) },
+  responses: { 204: { description: "Deleted" }, ...errors(400, 401, 403, 404) },
 });
 
 const setPrioritiesRoute = createRoute({
   method: "put",
   path: "/datasets/{datasetId}/priorities",
   operationId: "setPriorities",
+  ...secured("admin", "machine"),
   tags: ["images"],
   summary: "Set the priorities of up to 10,000 images",
   request: { params: datasetParams, body: jsonBody(SetPriorities) },
   responses: {
     200: jsonResponse(SetPrioritiesResult, "How many were set, and what matched nothing"),
-    ...errors(400, 404, 413, 415),
+    ...errors(400, 401, 403, 404, 413, 415),
   },
 });
 

@@ -7,6 +7,8 @@ import { createApp } from "../lib/app.ts";
 import { type Config, parseConfig } from "../lib/config.ts";
 import { connect, type Db } from "../lib/db.ts";
 import { silentLogger } from "../lib/log.ts";
+import { hashApiKey, newApiKey, type Role } from "../lib/auth.ts";
+import { createUser } from "../sql/users/queries.ts";
 
 export interface TestDb {
   db: Db;
@@ -53,8 +55,16 @@ export async function createTestDb(poolMax = 10): Promise<TestDb> {
   };
 }
 
+/** A fixed secret for tests: at least 32 bytes. */
+export const TEST_JWT_SECRET = "test-secret-test-secret-test-secret-0123456789";
+
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return parseConfig({ APP_ENV: "test", DATABASE_URL: "postgres://unused/unused", ...overrides });
+  return parseConfig({
+    APP_ENV: "test",
+    DATABASE_URL: "postgres://unused/unused",
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    ...overrides,
+  });
 }
 
 export interface Res<T = unknown> {
@@ -63,42 +73,82 @@ export interface Res<T = unknown> {
   body: T;
 }
 
+/**
+ * Sends a request through the app; `body` is sent as JSON unless it is a string. Headers given
+ * here win over the client's own (an empty `authorization` removes the token).
+ */
+// deno-lint-ignore no-explicit-any
+export type Requester = <T = any>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => Promise<Res<T>>;
+
+export interface TestUser {
+  id: string;
+  name: string;
+  role: Role;
+  apiKey: string;
+  token: string;
+  /** Requests with this user's token. */
+  req: Requester;
+}
+
 export interface TestApp extends TestDb {
   app: ReturnType<typeof createApp>;
-  /** Sends a request through the app; `body` is sent as JSON unless it is a string. */
-  // deno-lint-ignore no-explicit-any
-  req<T = any>(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers?: Record<string, string>,
-  ): Promise<Res<T>>;
+  /** Requests as the harness's admin. */
+  req: Requester;
+  /** Requests with no credentials. */
+  anon: Requester;
+  /** Requests with any bearer token (or none). */
+  client(token: string | null): Requester;
+  admin: TestUser;
+  /** A new user of that role, with an API key and a token. */
+  user(role: Role, name?: string): Promise<TestUser>;
 }
+
+let userSeq = 0;
 
 export async function createTestApp(
   opts: { config?: Record<string, string>; poolMax?: number } = {},
 ): Promise<TestApp> {
   const tdb = await createTestDb(opts.poolMax);
-  const app = createApp({ db: tdb.db, config: testConfig(opts.config), log: silentLogger });
-  return {
-    ...tdb,
-    app,
-    async req(method, path, body, headers = {}) {
-      const init: RequestInit = { method, headers: { ...headers } };
-      if (body !== undefined) {
-        init.body = typeof body === "string" ? body : JSON.stringify(body);
-        (init.headers as Record<string, string>)["content-type"] ??= "application/json";
-      }
-      const res = await app.request(path, init);
-      const text = await res.text();
-      let parsed: unknown = text;
-      if (res.headers.get("content-type")?.includes("application/json") && text) {
-        parsed = JSON.parse(text);
-      }
-      // deno-lint-ignore no-explicit-any
-      return { status: res.status, headers: res.headers, body: parsed as any };
-    },
+  const config = testConfig(opts.config);
+  const app = createApp({ db: tdb.db, config, log: silentLogger });
+
+  const client = (token: string | null): Requester => async (method, path, body, headers) => {
+    const h: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const init: RequestInit = { method, headers: h };
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      h["content-type"] = "application/json";
+    }
+    Object.assign(h, headers);
+    if (h.authorization === "") delete h.authorization;
+    const res = await app.request(path, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    if (res.headers.get("content-type")?.includes("application/json") && text) {
+      parsed = JSON.parse(text);
+    }
+    // deno-lint-ignore no-explicit-any
+    return { status: res.status, headers: res.headers, body: parsed as any };
   };
+
+  /** Users are made directly in the database, then get a token the normal way. */
+  const user = async (role: Role, name = `${role}-${++userSeq}`): Promise<TestUser> => {
+    const apiKey = newApiKey();
+    const u = await createUser(tdb.db, { name, role, apiKeyHash: await hashApiKey(apiKey) });
+    if (!u) throw new Error(`test user ${name} exists`);
+    const res = await client(null)("POST", "/api/v1/auth/token", { api_key: apiKey });
+    if (res.status !== 200) throw new Error(`token for ${name}: ${JSON.stringify(res.body)}`);
+    const token = res.body.access_token as string;
+    return { id: u.id, name, role, apiKey, token, req: client(token) };
+  };
+
+  const admin = await user("admin", "harness-admin");
+  return { ...tdb, app, req: admin.req, anon: client(null), client, admin, user };
 }
 
 /** Asserts the one error shape, and optionally the status and code. */

@@ -1,0 +1,277 @@
+/**
+ * Who is calling, and may they do this?
+ *
+ * - API keys are 256-bit random secrets (`ak_…`), stored only as SHA-256, exchanged at
+ *   `createToken` for a short-lived HS256 JWT issued with jose.
+ * - Optionally, tokens of an external identity provider are accepted too, verified against its
+ *   JWKS (cached by jose, refetched on an unknown `kid`); their `sub` is the principal.
+ * - Verification pins algorithms per key type, so `alg: none` and HS/RS confusion fail, and
+ *   checks `iss`, `aud`, `exp`. The user's role and disabled flag come from the database, cached
+ *   for at most AUTH_USER_CACHE_SECONDS (≤ 60 s), so disabling a user takes effect within that.
+ */
+import type { MiddlewareHandler } from "hono";
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import type { Config } from "./config.ts";
+import type { Db } from "./db.ts";
+import { ApiError } from "./errors.ts";
+import type { AppEnv } from "./router.ts";
+import * as users from "../sql/users/queries.ts";
+
+export type Role = users.Role;
+export type Principal = users.Principal;
+export const ROLES: readonly Role[] = ["admin", "annotator", "machine"];
+
+/** Issuer and audience of the tokens this server issues. */
+export const TOKEN_ISSUER = "annotation-server";
+export const TOKEN_AUDIENCE = "annotation-server-api";
+
+/** Algorithms accepted from an external identity provider: asymmetric only. */
+const IDP_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
+
+const encoder = new TextEncoder();
+
+function base64url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** A new API key: 32 random bytes. Shown once; only its hash is stored. */
+export function newApiKey(): string {
+  return `ak_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
+export async function hashApiKey(key: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
+}
+
+/** A new random JWT secret for development (kept under DATA_DIR by the caller). */
+export function newJwtSecret(): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(48)));
+}
+
+const invalidToken = (message = "invalid or expired token") =>
+  new ApiError(401, "invalid_token", message);
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+}
+
+/** A small time-bounded cache; `ttlMs` 0 disables it. */
+class TtlCache<V> {
+  #entries = new Map<string, { value: V; until: number }>();
+  constructor(private ttlMs: number, private maxEntries = 10_000) {}
+  get(key: string): V | undefined {
+    const hit = this.#entries.get(key);
+    if (!hit) return undefined;
+    if (hit.until <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return hit.value;
+  }
+  set(key: string, value: V): void {
+    if (this.ttlMs <= 0) return;
+    if (this.#entries.size >= this.maxEntries) this.#entries.clear();
+    this.#entries.set(key, { value, until: Date.now() + this.ttlMs });
+  }
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
+export interface Auth {
+  /** `null` for an unknown, rotated-away or disabled key. */
+  userForApiKey(key: string): Promise<Principal | null>;
+  issueToken(user: Principal): Promise<TokenResponse>;
+  /** The principal a bearer token stands for; throws a 401 ApiError otherwise. */
+  verify(token: string): Promise<Principal>;
+  /** Drops cached state of a user whose role or status just changed. */
+  forget(userId: string): void;
+}
+
+export function createAuth(db: Db, config: Config["auth"]): Auth {
+  if (!config.jwtSecret) throw new Error("createAuth: no JWT secret");
+  const secret = encoder.encode(config.jwtSecret);
+  const byId = new TtlCache<Principal>(config.userCacheSeconds * 1000);
+  const bySubject = new TtlCache<Principal>(config.userCacheSeconds * 1000);
+  const jwks = config.jwks;
+  const remoteKeys = jwks
+    ? createRemoteJWKSet(new URL(jwks.url), {
+      timeoutDuration: 5_000,
+      // Minimum time between refetches: bounds what tokens with made-up `kid`s can cost.
+      cooldownDuration: 2_000,
+      cacheMaxAge: 10 * 60_000,
+    })
+    : undefined;
+
+  async function userById(id: string): Promise<Principal | null> {
+    const cached = byId.get(id);
+    if (cached) return cached;
+    if (!/^[1-9][0-9]{0,17}$/.test(id)) return null;
+    const user = await users.getUser(db, id);
+    if (!user) return null;
+    const p: Principal = {
+      id: user.id,
+      name: user.name,
+      role: user.role,
+      disabled_at: user.disabled_at,
+    };
+    byId.set(id, p);
+    return p;
+  }
+
+  function roleFrom(payload: JWTPayload, claim: string): Role | null {
+    const value = payload[claim];
+    const values = Array.isArray(value) ? value : [value];
+    // Highest privilege first when a token carries several roles.
+    for (const role of ["admin", "annotator", "machine"] as const) {
+      if (values.includes(role)) return role;
+    }
+    return null;
+  }
+
+  async function externalUser(subject: string, role: Role): Promise<Principal> {
+    const key = `${subject}\u0000${role}`;
+    const cached = bySubject.get(key);
+    if (cached) return cached;
+    const p = await users.upsertExternalUser(db, {
+      name: `idp:${subject}`.slice(0, 200),
+      role,
+      subject,
+    });
+    bySubject.set(key, p);
+    return p;
+  }
+
+  async function verifyJwt(token: string): Promise<Principal | null> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw invalidToken("malformed token");
+    }
+    if (alg === "HS256") {
+      const { payload } = await jwtVerify(token, secret, {
+        algorithms: ["HS256"],
+        issuer: TOKEN_ISSUER,
+        audience: TOKEN_AUDIENCE,
+        requiredClaims: ["sub", "exp", "iat"],
+      });
+      return await userById(payload.sub!);
+    }
+    if (remoteKeys && jwks && alg && IDP_ALGORITHMS.includes(alg)) {
+      const { payload } = await jwtVerify(token, remoteKeys, {
+        algorithms: IDP_ALGORITHMS,
+        issuer: jwks.issuer,
+        audience: jwks.audience,
+        requiredClaims: ["sub", "exp"],
+      });
+      const role = roleFrom(payload, jwks.roleClaim);
+      if (!role) throw invalidToken(`the token's "${jwks.roleClaim}" claim names no known role`);
+      return await externalUser(payload.sub!, role);
+    }
+    throw invalidToken(`tokens signed with ${alg ?? "no algorithm"} are not accepted`);
+  }
+
+  return {
+    async userForApiKey(key) {
+      const user = await users.findUserByApiKey(db, await hashApiKey(key));
+      return user && !user.disabled_at ? user : null;
+    },
+
+    async issueToken(user) {
+      const now = Math.floor(Date.now() / 1000);
+      const access_token = await new SignJWT({ role: user.role, name: user.name })
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .setSubject(user.id)
+        .setIssuer(TOKEN_ISSUER)
+        .setAudience(TOKEN_AUDIENCE)
+        .setIssuedAt(now)
+        .setExpirationTime(now + config.tokenTtlSeconds)
+        .sign(secret);
+      return { access_token, token_type: "Bearer", expires_in: config.tokenTtlSeconds };
+    },
+
+    async verify(token) {
+      let user: Principal | null;
+      try {
+        user = await verifyJwt(token);
+      } catch (e) {
+        if (e instanceof ApiError) throw e;
+        if (e instanceof joseErrors.JWTExpired) throw invalidToken("token expired");
+        if (e instanceof joseErrors.JWKSTimeout) {
+          throw new ApiError(503, "unavailable", "the identity provider did not answer");
+        }
+        if (e instanceof joseErrors.JOSEError) throw invalidToken();
+        throw e;
+      }
+      if (!user) throw invalidToken("unknown user");
+      if (user.disabled_at) throw invalidToken("user disabled");
+      return user;
+    },
+
+    forget(userId) {
+      byId.delete(userId);
+      bySubject.clear();
+    },
+  };
+}
+
+/** Requires `Authorization: Bearer <token>` and sets the `principal` variable. */
+export function authenticate(auth: Auth): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header("authorization");
+    const m = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
+    if (!m) {
+      c.header("www-authenticate", 'Bearer realm="annotation-server"');
+      throw new ApiError(
+        401,
+        "unauthorized",
+        header ? "the Authorization header must be `Bearer <token>`" : "a bearer token is required",
+      );
+    }
+    c.set("principal", await auth.verify(m[1]));
+    await next();
+  };
+}
+
+/** Route middleware: only these roles may call the operation (403 for the others). */
+export function allow(...roles: Role[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const p = c.get("principal");
+    if (!p) throw new ApiError(401, "unauthorized", "a bearer token is required");
+    if (!roles.includes(p.role)) {
+      throw new ApiError(
+        403,
+        "forbidden",
+        `the ${p.role} role may not do this (allowed: ${roles.join(", ")})`,
+      );
+    }
+    await next();
+  };
+}
+
+/**
+ * Spread into `createRoute({...})`: declares the Bearer scheme in the spec, the roles in the
+ * description (`x-roles` too), and enforces them.
+ */
+export function secured<const R extends Role[]>(...roles: R) {
+  return {
+    security: [{ Bearer: [] }],
+    middleware: allow(...roles),
+    "x-roles": roles,
+  };
+}

@@ -1,0 +1,58 @@
+/** Exchanging an API key for a token, and "who am I". */
+import { createRoute, z } from "@hono/zod-openapi";
+import { secured } from "../lib/auth.ts";
+import type { Auth } from "../lib/auth.ts";
+import { ApiError } from "../lib/errors.ts";
+import { createRouter } from "../lib/router.ts";
+import { errors, Id, jsonBody, jsonResponse, Text } from "../lib/schemas.ts";
+
+export const TOKEN_PATH = "/auth/token";
+
+export const RoleSchema = z.enum(["admin", "annotator", "machine"]).openapi("Role");
+
+const Me = z.object({ id: Id, name: z.string(), role: RoleSchema }).openapi("Me");
+
+const Token = z.object({
+  access_token: z.string(),
+  token_type: z.literal("Bearer"),
+  expires_in: z.number().int().openapi({ description: "Seconds until the token expires" }),
+}).openapi("Token");
+
+const createTokenRoute = createRoute({
+  method: "post",
+  path: TOKEN_PATH,
+  operationId: "createToken",
+  tags: ["auth"],
+  summary: "Exchange an API key for a bearer token (JWT)",
+  request: {
+    body: jsonBody(z.strictObject({ api_key: Text(512).min(1) }).openapi("TokenRequest")),
+  },
+  responses: {
+    200: jsonResponse(Token, "A bearer token"),
+    ...errors(400, 401, 413, 415),
+  },
+});
+
+const getMeRoute = createRoute({
+  method: "get",
+  path: "/me",
+  operationId: "getMe",
+  tags: ["auth"],
+  summary: "The caller",
+  ...secured("admin", "annotator", "machine"),
+  responses: { 200: jsonResponse(Me, "The caller"), ...errors(401) },
+});
+
+export function authRouter(auth: Auth) {
+  return createRouter()
+    .openapi(createTokenRoute, async (c) => {
+      const user = await auth.userForApiKey(c.req.valid("json").api_key);
+      // One answer for unknown, rotated and disabled keys alike.
+      if (!user) throw new ApiError(401, "invalid_api_key", "invalid API key");
+      return c.json(await auth.issueToken(user), 200);
+    })
+    .openapi(getMeRoute, (c) => {
+      const p = c.get("principal");
+      return c.json({ id: p.id, name: p.name, role: p.role }, 200);
+    });
+}

@@ -1,0 +1,2 @@
+-- name: AnyUserExists :one
+SELECT EXISTS (SELECT 1 FROM users) AS exists;

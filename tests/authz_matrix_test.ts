@@ -1,0 +1,197 @@
+/**
+ * The role × operation matrix: every operation, called by each role and with no token, answers
+ * exactly what the table below says. The table is written by hand, not read from the code, and
+ * the test also fails when the spec has an operation the table does not list.
+ */
+import assert from "node:assert/strict";
+import { createTestApp, type Requester, type TestApp } from "./harness.ts";
+
+type Caller = "admin" | "annotator" | "machine" | "none";
+const CALLERS: Caller[] = ["admin", "annotator", "machine", "none"];
+
+interface Op {
+  operationId: string;
+  /** Roles that may call it; the others get 403, no token gets 401. */
+  allowed: Caller[];
+  /** The status an allowed caller gets. */
+  ok: number;
+  call(req: Requester, fx: Fixtures, caller: { id: string }): Promise<{ status: number }>;
+}
+
+interface Fixtures {
+  datasetId: string;
+  imageId: string;
+  userId: string;
+}
+
+const ALL: Caller[] = ["admin", "annotator", "machine"];
+let seq = 0;
+
+const OPS: Op[] = [
+  {
+    operationId: "getHealth",
+    allowed: [...ALL, "none"],
+    ok: 200,
+    call: (r) => r("GET", "/healthz"),
+  },
+  {
+    operationId: "getReadiness",
+    allowed: [...ALL, "none"],
+    ok: 200,
+    call: (r) => r("GET", "/readyz"),
+  },
+  {
+    operationId: "createToken",
+    allowed: [...ALL, "none"],
+    ok: 401, // an unknown key, whoever asks: the operation itself is open
+    call: (r) => r("POST", "/api/v1/auth/token", { api_key: "ak_nobody" }),
+  },
+  { operationId: "getMe", allowed: ALL, ok: 200, call: (r) => r("GET", "/api/v1/me") },
+  {
+    operationId: "createUser",
+    allowed: ["admin"],
+    ok: 201,
+    call: (r) => r("POST", "/api/v1/users", { name: `m-${++seq}`, role: "annotator" }),
+  },
+  { operationId: "listUsers", allowed: ["admin"], ok: 200, call: (r) => r("GET", "/api/v1/users") },
+  {
+    operationId: "disableUser",
+    allowed: ["admin"],
+    ok: 204,
+    call: (r, fx) => r("DELETE", `/api/v1/users/${fx.userId}`),
+  },
+  {
+    operationId: "rotateApiKey",
+    allowed: ALL, // for oneself; another user's key is the admin's alone (tested in auth_test)
+    ok: 200,
+    call: (r, _fx, me) => r("POST", `/api/v1/users/${me.id}/api-key`),
+  },
+  {
+    operationId: "createDataset",
+    allowed: ["admin"],
+    ok: 201,
+    call: (r) => r("POST", "/api/v1/datasets", { name: `m-${++seq}`, labels: ["a"] }),
+  },
+  { operationId: "listDatasets", allowed: ALL, ok: 200, call: (r) => r("GET", "/api/v1/datasets") },
+  {
+    operationId: "getDataset",
+    allowed: ALL,
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}`),
+  },
+  {
+    operationId: "updateDataset",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("PATCH", `/api/v1/datasets/${fx.datasetId}`, { description: "d" }),
+  },
+  {
+    operationId: "registerImages",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) =>
+      r("POST", `/api/v1/datasets/${fx.datasetId}/images`, {
+        images: [{ uri: "s3://b/m.jpg", external_id: `m-${++seq}` }],
+      }),
+  },
+  {
+    operationId: "listImages",
+    allowed: ALL,
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/images`),
+  },
+  {
+    operationId: "getImage",
+    allowed: ALL,
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/images/${fx.imageId}`),
+  },
+  {
+    operationId: "updateImage",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) => r("PATCH", `/api/v1/images/${fx.imageId}`, { priority: 2 }),
+  },
+  {
+    operationId: "deleteImage",
+    allowed: ["admin", "machine"],
+    ok: 204,
+    call: (r, fx) => r("DELETE", `/api/v1/images/${fx.imageId}`),
+  },
+  {
+    operationId: "setPriorities",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) =>
+      r("PUT", `/api/v1/datasets/${fx.datasetId}/priorities`, {
+        priorities: [{ image_id: fx.imageId, priority: 1 }],
+      }),
+  },
+];
+
+/** Fresh objects for each call, so one call's effect (a delete) never changes another's answer. */
+async function fixtures(h: TestApp): Promise<Fixtures> {
+  const ds = await h.req("POST", "/api/v1/datasets", { name: `fx-${++seq}`, labels: ["a", "b"] });
+  const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: [{ uri: "s3://b/fx.jpg", width: 100, height: 100 }],
+  });
+  const user = await h.req("POST", "/api/v1/users", { name: `fx-${++seq}`, role: "annotator" });
+  return { datasetId: ds.body.id, imageId: img.body.images[0].id, userId: user.body.user.id };
+}
+
+Deno.test("every operation × every role answers what the matrix says", async (t) => {
+  const h = await createTestApp();
+  try {
+    await t.step(
+      "the matrix lists every operation in the spec, with the spec's roles",
+      async () => {
+        const spec = (await h.anon("GET", "/api/openapi.json")).body;
+        type SpecOp = { operationId: string; security?: unknown[]; "x-roles"?: string[] };
+        const inSpec = new Map<string, SpecOp>();
+        for (const methods of Object.values(spec.paths) as Record<string, SpecOp>[]) {
+          for (const op of Object.values(methods)) {
+            inSpec.set(op.operationId, op);
+          }
+        }
+        assert.deepEqual([...inSpec.keys()].sort(), OPS.map((o) => o.operationId).sort());
+        for (const op of OPS) {
+          const specOp = inSpec.get(op.operationId)!;
+          if (op.allowed.includes("none")) {
+            assert.equal(specOp.security, undefined, `${op.operationId} is open`);
+          } else {
+            assert.deepEqual(specOp.security, [{ Bearer: [] }], op.operationId);
+            assert.deepEqual(
+              [...specOp["x-roles"]!].sort(),
+              [...op.allowed].sort(),
+              op.operationId,
+            );
+          }
+        }
+      },
+    );
+
+    const users = {
+      admin: h.admin,
+      annotator: await h.user("annotator"),
+      machine: await h.user("machine"),
+    };
+    for (const op of OPS) {
+      await t.step(op.operationId, async () => {
+        for (const caller of CALLERS) {
+          const fx = await fixtures(h);
+          const req = caller === "none" ? h.anon : users[caller].req;
+          const me = caller === "none" ? { id: fx.userId } : users[caller];
+          const res = await op.call(req, fx, me);
+          const expected = op.allowed.includes(caller) ? op.ok : caller === "none" ? 401 : 403;
+          assert.equal(
+            res.status,
+            expected,
+            `${op.operationId} as ${caller}: ${JSON.stringify((res as { body?: unknown }).body)}`,
+          );
+        }
+      });
+    }
+  } finally {
+    await h.close();
+  }
+});
