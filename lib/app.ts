@@ -1,24 +1,76 @@
 /** Builds the application without listening, so tests drive it with `app.request(...)`. */
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { authenticate, createAuth } from "./auth.ts";
 import { ApiError, errorBody, makeOnError } from "./errors.ts";
+import { activity } from "./db.ts";
+import { Metrics } from "./metrics.ts";
 import { createRouter, type Deps } from "./router.ts";
 import { authRouter, TOKEN_PATH } from "../routes/auth.ts";
 import { datasetsRouter } from "../routes/datasets.ts";
 import { healthRouter } from "../routes/health.ts";
 import { imagesRouter } from "../routes/images.ts";
+import { metricsRouter } from "../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../routes/spec.ts";
 import { usersRouter } from "../routes/users.ts";
 
 export const API_VERSION = "0.1.0";
 
+/** Probes and scrapes are logged at debug level, so they do not drown the request log. */
+const QUIET_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
+
 export function createApp(deps: Deps) {
   const app = createRouter();
+  const { log } = deps;
+  const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge("db_pool_max_connections", "Connections the database pool may open", () => [
+    [{}, deps.config.db.poolMax],
+  ]);
+  metrics.gauge("db_pool_in_use", "Queries and transactions running on the pool now", () => [
+    [{ kind: "query" }, activity.queries],
+    [{ kind: "transaction" }, activity.transactions],
+  ]);
 
+  // One structured line per request. Only these fields are logged: never headers, bodies or
+  // query strings, so tokens and API keys cannot leak into logs.
   app.use("*", async (c, next) => {
-    c.set("requestId", c.req.header("x-request-id")?.slice(0, 128) || crypto.randomUUID());
+    const started = performance.now();
+    const given = c.req.header("x-request-id");
+    c.set("requestId", given && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID());
     await next();
     c.header("x-request-id", c.get("requestId"));
+    const seconds = (performance.now() - started) / 1000;
+    const matched = routePath(c, -1);
+    const route = matched.endsWith("*") ? "unmatched" : matched;
+    const status = String(c.res.status);
+    metrics.requests.inc({ method: c.req.method, route, status });
+    metrics.latency.observe({ method: c.req.method, route, status }, seconds);
+    (QUIET_ROUTES.has(route) ? log.debug : log.info)("request", {
+      method: c.req.method,
+      route,
+      status: c.res.status,
+      duration_ms: Math.round(seconds * 10_000) / 10,
+      request_id: c.get("requestId"),
+      user_id: c.get("principal")?.id ?? null,
+    });
+  });
+
+  // A bound on each API request. The database has its own (DB_STATEMENT_TIMEOUT_MS); a streamed
+  // export returns its Response at once, so this bounds only its start.
+  const limitMs = deps.config.requestTimeoutMs;
+  app.use("/api/v1/*", async (_c, next) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`)),
+        limitMs,
+      );
+    });
+    try {
+      await Promise.race([next(), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   });
 
   app.use(
@@ -49,26 +101,31 @@ export function createApp(deps: Deps) {
   });
 
   app.route("/", healthRouter(deps));
+  app.route("/", metricsRouter(metrics, deps.config.metricsToken));
   app.route("/api/v1", authRouter(auth));
   app.route("/api/v1", usersRouter(deps, auth));
   app.route("/api/v1", datasetsRouter(deps));
   app.route("/api/v1", imagesRouter(deps));
 
-  app.doc31(SPEC_JSON_PATH, {
-    openapi: "3.1.0",
-    info: {
-      title: "Image annotation server",
-      version: API_VERSION,
-      description: "Queues images for human annotators by priority, with leases, and collects " +
-        "human and machine annotations for ML clients.",
-    },
+  let spec: unknown;
+  app.get(SPEC_JSON_PATH, (c) => {
+    spec ??= app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: {
+        title: "Image annotation server",
+        version: API_VERSION,
+        description: "Queues images for human annotators by priority, with leases, and " +
+          "collects human and machine annotations for ML clients.",
+      },
+    });
+    return c.json(spec);
   });
   mountSpecPage(app);
 
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404)
   );
-  app.onError(makeOnError(deps.log));
+  app.onError(makeOnError(log));
   return app;
 }
 

@@ -31,6 +31,8 @@ const EnvSchema = z.object({
   EMBEDDED_DB_PORT: intFrom(1, 65535).default(54329),
 
   BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  REQUEST_TIMEOUT_MS: intFrom(100, 3_600_000).default(30_000),
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 
   AUTH_JWT_SECRET: z.string().refine(
     (s) => new TextEncoder().encode(s).length >= 32,
@@ -64,6 +66,9 @@ export interface Config {
   dataDir: string;
   embeddedDbPort: number;
   bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
   auth: {
     /** Undefined only outside production: the caller then generates and keeps one. */
     jwtSecret: string | undefined;
@@ -186,6 +191,8 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
     dataDir: env.DATA_DIR,
     embeddedDbPort: env.EMBEDDED_DB_PORT,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    metricsToken: env.METRICS_TOKEN,
     auth: {
       jwtSecret: env.AUTH_JWT_SECRET,
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,

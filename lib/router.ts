@@ -5,12 +5,15 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db.ts";
 import { validationHook } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** What the app needs from the outside world; tests pass their own. */
 export interface Deps {
   db: Db;
   config: Config;
   log: Logger;
+  /** Created by createApp when not given. */
+  metrics?: Metrics;
   /** Set once shutdown starts: readiness turns 503. */
   shuttingDown?: () => boolean;
 }

@@ -41,6 +41,13 @@ const OPS: Op[] = [
     call: (r) => r("GET", "/readyz"),
   },
   {
+    // Open unless METRICS_TOKEN is set (tests/observability_test.ts covers the token).
+    operationId: "getMetrics",
+    allowed: [...ALL, "none"],
+    ok: 200,
+    call: (r) => r("GET", "/metrics"),
+  },
+  {
     operationId: "createToken",
     allowed: [...ALL, "none"],
     ok: 401, // an unknown key, whoever asks: the operation itself is open

@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { createApp } from "../lib/app.ts";
 import { type Config, parseConfig } from "../lib/config.ts";
 import { connect, type Db } from "../lib/db.ts";
-import { silentLogger } from "../lib/log.ts";
+import { type Logger, silentLogger } from "../lib/log.ts";
 import { hashApiKey, newApiKey, type Role } from "../lib/auth.ts";
 import { createUser } from "../sql/users/queries.ts";
 
@@ -111,11 +111,11 @@ export interface TestApp extends TestDb {
 let userSeq = 0;
 
 export async function createTestApp(
-  opts: { config?: Record<string, string>; poolMax?: number } = {},
+  opts: { config?: Record<string, string>; poolMax?: number; log?: Logger } = {},
 ): Promise<TestApp> {
   const tdb = await createTestDb(opts.poolMax);
   const config = testConfig(opts.config);
-  const app = createApp({ db: tdb.db, config, log: silentLogger });
+  const app = createApp({ db: tdb.db, config, log: opts.log ?? silentLogger });
 
   const client = (token: string | null): Requester => async (method, path, body, headers) => {
     const h: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
