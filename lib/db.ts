@@ -43,9 +43,19 @@ export function sqlFile(name: string): string {
 
 type Params = readonly unknown[];
 
-function run<R>(db: Handle, text: string, params: Params) {
-  // postgres.js names and caches the prepared statement per connection.
-  return db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+/** What this process has running on the database now (the pool-usage gauges). */
+export const activity = { queries: 0, transactions: 0 };
+
+async function run<R>(db: Handle, text: string, params: Params) {
+  activity.queries++;
+  try {
+    // postgres.js names and caches the prepared statement per connection.
+    return await db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], {
+      prepare: true,
+    });
+  } finally {
+    activity.queries--;
+  }
 }
 
 /** A statement returning at most one row. */
@@ -67,10 +77,32 @@ export async function exec(db: Handle, text: string, params: Params): Promise<nu
 
 /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
 export async function transaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return await db.begin(fn) as T;
+  activity.transactions++;
+  try {
+    return await db.begin(fn) as T;
+  } finally {
+    activity.transactions--;
+  }
 }
 
 /** A PostgreSQL error as postgres.js reports it. */
 export function isPgError(e: unknown): e is postgres.PostgresError {
   return e instanceof postgres.PostgresError;
+}
+
+/**
+ * A statement's rows in batches of up to `batchSize`, read through a server-side cursor (a
+ * portal fetched `batchSize` rows at a time), so memory stays constant however many rows there
+ * are. The statement runs when iteration starts and holds one connection until iteration ends
+ * (breaking out of the loop closes the cursor). On the pool it runs in its own implicit
+ * transaction, so every batch comes from one snapshot.
+ */
+export function stream<R>(
+  db: Handle,
+  text: string,
+  params: Params,
+  batchSize = 500,
+): AsyncIterable<R[]> {
+  return db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })
+    .cursor(batchSize) as AsyncIterable<R[]>;
 }
