@@ -1,4 +1,4 @@
 -- name: ListDatasets :many
 SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
 FROM datasets
-ORDER BY id;
+ORDER BY datasets.id;

@@ -74,3 +74,23 @@ export function updateDataset(
     ch.annotations_per_image ?? null,
   ]);
 }
+
+const GET_DATASET_STATS = sqlFile("datasets/get_dataset_stats");
+
+export interface DatasetStats {
+  images: number;
+  pending: number;
+  in_progress: number;
+  done: number;
+  human_annotations: number;
+  machine_annotations: number;
+  /** Claims still holding their slot: active and unexpired. */
+  active_claims: number;
+  /** Human annotations per user, most first. */
+  annotators: { user_id: string; annotations: number }[];
+}
+
+/** `null` when the dataset is missing. */
+export function getDatasetStats(db: Handle, id: string): Promise<DatasetStats | null> {
+  return one<DatasetStats>(db, GET_DATASET_STATS, [id]);
+}

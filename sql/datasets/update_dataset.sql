@@ -3,11 +3,27 @@
 -- cleared to null. Labels may only grow: the new list must contain every current label, checked
 -- here against the row as locked, so two concurrent updates cannot drop one.
 -- No row back means: no such dataset, or the new labels would drop one.
-UPDATE datasets
-SET description = CASE WHEN $2::boolean THEN $3::text ELSE description END,
-  labels = coalesce($4::text[], labels),
-  claim_ttl_seconds = coalesce($5::integer, claim_ttl_seconds),
-  annotations_per_image = coalesce($6::smallint, annotations_per_image)
-WHERE id = $1::bigint
-  AND ($4::text[] IS NULL OR labels <@ $4::text[])
-RETURNING id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at;
+--
+-- A new annotations_per_image ($6) recomputes `done` (cardinality(annotators) >= k) for the
+-- dataset's images in the same statement, writing only the rows whose value changes: raising k
+-- puts done images back in the claim queue, lowering it takes images out.
+WITH updated AS (
+  UPDATE datasets
+  SET description = CASE WHEN $2::boolean THEN $3::text ELSE description END,
+    labels = coalesce($4::text[], labels),
+    claim_ttl_seconds = coalesce($5::integer, claim_ttl_seconds),
+    annotations_per_image = coalesce($6::smallint, annotations_per_image)
+  WHERE id = $1::bigint
+    AND ($4::text[] IS NULL OR labels <@ $4::text[])
+  RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
+),
+recomputed AS (
+  UPDATE images i
+  SET done = cardinality(i.annotators) >= u.annotations_per_image
+  FROM updated u
+  WHERE $6::smallint IS NOT NULL
+    AND i.dataset_id = u.id
+    AND i.done <> (cardinality(i.annotators) >= u.annotations_per_image)
+)
+SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
+FROM updated;

@@ -1,4 +1,4 @@
 -- name: ListUsers :many
 SELECT id::text, name, role, created_at, disabled_at
 FROM users
-ORDER BY id;
+ORDER BY users.id;

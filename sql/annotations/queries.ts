@@ -1,0 +1,237 @@
+/** Typed functions for the statements in this folder: one per file. */
+import { type Handle, many, one, sqlFile, stream } from "../../lib/db.ts";
+import type { Image } from "../images/queries.ts";
+
+export type AnnotationSource = "human" | "machine";
+
+/** A shape as stored (jsonb). Shapes are validated by the route layer, not here. */
+export type Shape =
+  | { type: "bbox"; label: string; x: number; y: number; width: number; height: number }
+  | { type: "polygon"; label: string; points: [number, number][] }
+  | { type: "point"; label: string; x: number; y: number };
+
+export interface Model {
+  name: string;
+  version: string;
+}
+
+export interface Annotation {
+  id: string;
+  image_id: string;
+  dataset_id: string;
+  source: AnnotationSource;
+  author_id: string;
+  /** The predicting model; null for human annotations. */
+  model: Model | null;
+  confidence: number | null;
+  labels: string[];
+  shapes: Shape[];
+  created_at: Date;
+}
+
+/** An annotation as the statements return it: the model in two columns. */
+interface AnnotationRow extends Omit<Annotation, "model"> {
+  model_name: string | null;
+  model_version: string | null;
+}
+
+function toAnnotation(row: AnnotationRow): Annotation {
+  const { model_name, model_version, ...rest } = row;
+  return {
+    ...rest,
+    model: model_name === null ? null : { name: model_name, version: model_version! },
+  };
+}
+
+const CREATE_HUMAN_ANNOTATION = sqlFile("annotations/create_human_annotation");
+const CREATE_MACHINE_ANNOTATION = sqlFile("annotations/create_machine_annotation");
+const CREATE_PREDICTIONS = sqlFile("annotations/create_predictions");
+const LIST_IMAGE_ANNOTATIONS = sqlFile("annotations/list_image_annotations");
+const LIST_LATEST_PREDICTIONS = sqlFile("annotations/list_latest_predictions");
+const LIST_DATASET_ANNOTATIONS = sqlFile("annotations/list_dataset_annotations");
+const EXPORT_ANNOTATIONS = sqlFile("annotations/export_annotations");
+
+export interface NewHumanAnnotation {
+  /** The annotator's claim on the image; null only for an admin's correction. */
+  claim_id: string | null;
+  image_id: string;
+  user_id: string;
+  labels: string[];
+  shapes: Shape[];
+}
+
+/**
+ * Records a human annotation and completes its claim. `null`: the claim is not an active claim of
+ * this user on this image, the image is missing, or (claim expired) someone else took the slot.
+ * Look the claim up first (getClaim) to tell these apart.
+ */
+export async function createHumanAnnotation(
+  db: Handle,
+  a: NewHumanAnnotation,
+): Promise<Annotation | null> {
+  const row = await one<AnnotationRow>(db, CREATE_HUMAN_ANNOTATION, [
+    a.claim_id,
+    a.image_id,
+    a.user_id,
+    a.labels,
+    a.shapes,
+  ]);
+  return row && toAnnotation(row);
+}
+
+export interface NewMachineAnnotation {
+  image_id: string;
+  author_id: string;
+  model: Model;
+  confidence: number | null;
+  labels: string[];
+  shapes: Shape[];
+}
+
+/** `null` when the image is missing. */
+export async function createMachineAnnotation(
+  db: Handle,
+  a: NewMachineAnnotation,
+): Promise<Annotation | null> {
+  const row = await one<AnnotationRow>(db, CREATE_MACHINE_ANNOTATION, [
+    a.image_id,
+    a.author_id,
+    a.model.name,
+    a.model.version,
+    a.confidence,
+    a.labels,
+    a.shapes,
+  ]);
+  return row && toAnnotation(row);
+}
+
+export interface NewPrediction {
+  /** The image, by id or by external_id within the dataset. */
+  image_id?: string;
+  external_id?: string;
+  model: Model;
+  confidence?: number | null;
+  labels: string[];
+  shapes: Shape[];
+}
+
+/** Up to 10,000 predictions in one statement. `not_found` holds 1-based positions. */
+export function createPredictions(
+  db: Handle,
+  datasetId: string,
+  authorId: string,
+  predictions: NewPrediction[],
+): Promise<{ created: number; not_found: number[] }> {
+  return one<{ created: number; not_found: number[] }>(db, CREATE_PREDICTIONS, [
+    datasetId,
+    authorId,
+    predictions.map((p) => p.image_id ?? null),
+    predictions.map((p) => p.external_id ?? null),
+    predictions.map((p) => p.model.name),
+    predictions.map((p) => p.model.version),
+    predictions.map((p) => p.confidence ?? null),
+    predictions.map((p) => JSON.stringify(p.labels)),
+    predictions.map((p) => JSON.stringify(p.shapes)),
+  ]).then((r) => r!);
+}
+
+/** The image's annotations in id order, optionally only one source. */
+export async function listImageAnnotations(
+  db: Handle,
+  imageId: string,
+  source: AnnotationSource | null,
+): Promise<Annotation[]> {
+  const rows = await many<AnnotationRow>(db, LIST_IMAGE_ANNOTATIONS, [imageId, source]);
+  return rows.map(toAnnotation);
+}
+
+/** The image's latest machine annotation per model name, by model name. */
+export async function listLatestPredictions(db: Handle, imageId: string): Promise<Annotation[]> {
+  const rows = await many<AnnotationRow>(db, LIST_LATEST_PREDICTIONS, [imageId]);
+  return rows.map(toAnnotation);
+}
+
+/** A position in a dataset's changes feed: the last row delivered. */
+export interface FeedCursor {
+  /** The writing transaction's id (xid8), as a decimal string. */
+  txid: string;
+  id: string;
+}
+
+const UINT64_MAX = (1n << 64n) - 1n;
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** The opaque cursor string handed to clients: `<txid>.<id>`. */
+export function encodeFeedCursor(c: FeedCursor): string {
+  return `${c.txid}.${c.id}`;
+}
+
+/** `null` unless `s` is a cursor encodeFeedCursor could have made. */
+export function decodeFeedCursor(s: string): FeedCursor | null {
+  const m = /^(\d{1,20})\.(\d{1,19})$/.exec(s);
+  if (!m) return null;
+  const txid = BigInt(m[1]);
+  const id = BigInt(m[2]);
+  if (txid > UINT64_MAX || id > INT64_MAX) return null;
+  return { txid: txid.toString(), id: id.toString() };
+}
+
+export interface FeedPage {
+  items: Annotation[];
+  /** Pass as `after` to continue; equals `after` when nothing new has arrived. */
+  next_cursor: string | null;
+}
+
+/**
+ * The dataset's annotations after `after` (oldest first), at most `limit`. Polling with the
+ * returned next_cursor never misses a row, even one whose transaction commits after rows that
+ * were already delivered: see list_dataset_annotations.sql.
+ */
+export async function listDatasetAnnotations(
+  db: Handle,
+  datasetId: string,
+  opts: { source: AnnotationSource | null; after: FeedCursor | null; limit: number },
+): Promise<FeedPage> {
+  const rows = await many<AnnotationRow & { txid: string }>(db, LIST_DATASET_ANNOTATIONS, [
+    datasetId,
+    opts.source,
+    opts.after?.txid ?? "0",
+    opts.after?.id ?? "0",
+    opts.limit,
+  ]);
+  const last = rows.at(-1);
+  return {
+    items: rows.map(({ txid: _, ...row }) => toAnnotation(row)),
+    next_cursor: last
+      ? encodeFeedCursor({ txid: last.txid, id: last.id })
+      : opts.after && encodeFeedCursor(opts.after),
+  };
+}
+
+export interface ExportedImage extends Image {
+  annotations: Annotation[];
+}
+
+/** An annotation inside export_annotations' JSON: timestamps as ISO text. */
+type ExportedAnnotationRow = Omit<AnnotationRow, "created_at"> & { created_at: string };
+
+/**
+ * Every image of the dataset in id order with its annotations (`source` null: all), in batches
+ * of `batchSize` read through a server-side cursor: constant memory however big the dataset.
+ */
+export async function* exportAnnotations(
+  db: Handle,
+  datasetId: string,
+  source: AnnotationSource | null,
+  batchSize = 500,
+): AsyncGenerator<ExportedImage[]> {
+  type Row = Omit<ExportedImage, "annotations"> & { annotations: ExportedAnnotationRow[] };
+  for await (const rows of stream<Row>(db, EXPORT_ANNOTATIONS, [datasetId, source], batchSize)) {
+    yield rows.map((r) => ({
+      ...r,
+      annotations: r.annotations.map((a) =>
+        toAnnotation({ ...a, created_at: new Date(a.created_at) })
+      ),
+    }));
+  }
+}

@@ -1,0 +1,97 @@
+/** Typed functions for the statements in this folder: one per file. */
+import { type Handle, one, sqlFile } from "../../lib/db.ts";
+import type { Image } from "../images/queries.ts";
+
+export interface Claim {
+  id: string;
+  dataset_id: string;
+  image_id: string;
+  user_id: string;
+  created_at: Date;
+  expires_at: Date;
+  /** Not yet completed, released or ended as expired. */
+  active: boolean;
+  end_reason: "completed" | "released" | "expired" | null;
+  /** Active and unexpired: the claim holds its slot. */
+  live: boolean;
+}
+
+/** A claim as claimNextImage hands it out (always active and live). */
+export interface NewClaim {
+  id: string;
+  dataset_id: string;
+  image_id: string;
+  user_id: string;
+  created_at: Date;
+  expires_at: Date;
+}
+
+export type ClaimOutcome =
+  /** `held`: the caller's existing live claim, unchanged; `new`: just claimed. */
+  | { state: "held" | "new"; claim: NewClaim; image: Image }
+  /** Lost to a concurrent claim by the same caller: call again, which answers `held`. */
+  | { state: "conflict" };
+
+const CLAIM_NEXT_IMAGE = sqlFile("claims/claim_next_image");
+const GET_CLAIM = sqlFile("claims/get_claim");
+const RENEW_CLAIM = sqlFile("claims/renew_claim");
+const RELEASE_CLAIM = sqlFile("claims/release_claim");
+
+interface ClaimNextImageRow extends Image {
+  state: "held" | "new" | "conflict";
+  claim_id: string;
+  user_id: string;
+  claim_created_at: Date;
+  expires_at: Date;
+}
+
+/**
+ * Leases the next image of the dataset to `userId`, or returns the live claim the user already
+ * holds there. `null`: nothing is claimable for this user (or no such dataset).
+ */
+export async function claimNextImage(
+  db: Handle,
+  datasetId: string,
+  userId: string,
+): Promise<ClaimOutcome | null> {
+  const row = await one<ClaimNextImageRow>(db, CLAIM_NEXT_IMAGE, [datasetId, userId]);
+  if (!row) return null;
+  if (row.state === "conflict") return { state: "conflict" };
+  const { state, claim_id, user_id, claim_created_at, expires_at, ...image } = row;
+  return {
+    state,
+    claim: {
+      id: claim_id,
+      dataset_id: image.dataset_id,
+      image_id: image.id,
+      user_id,
+      created_at: claim_created_at,
+      expires_at,
+    },
+    image,
+  };
+}
+
+export function getClaim(db: Handle, id: string): Promise<Claim | null> {
+  return one<Claim>(db, GET_CLAIM, [id]);
+}
+
+/**
+ * Extends the user's active claim by the dataset's claim_ttl_seconds from now. `null`: no such
+ * active claim of this user, or it expired and someone else has taken its slot.
+ */
+export function renewClaim(db: Handle, claimId: string, userId: string): Promise<Claim | null> {
+  return one<Claim>(db, RENEW_CLAIM, [claimId, userId]);
+}
+
+/**
+ * Ends an active claim and frees its image at once. `userId`: the claim must be theirs; `null`
+ * releases anyone's (an admin). `null` result: no such active claim (of that user).
+ */
+export function releaseClaim(
+  db: Handle,
+  claimId: string,
+  userId: string | null,
+): Promise<Claim | null> {
+  return one<Claim>(db, RELEASE_CLAIM, [claimId, userId]);
+}

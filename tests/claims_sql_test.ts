@@ -1,0 +1,618 @@
+/**
+ * The claim loop at the query level: sql/claims/* and create_human_annotation against a real
+ * database, with real concurrent connections (and two pools standing in for two server processes).
+ */
+import assert from "node:assert/strict";
+import { connect, type Db, exec, type Handle, many, one, sqlFile, transaction } from "../lib/db.ts";
+import { createHumanAnnotation } from "../sql/annotations/queries.ts";
+import {
+  claimNextImage,
+  type ClaimOutcome,
+  getClaim,
+  releaseClaim,
+  renewClaim,
+} from "../sql/claims/queries.ts";
+import { createDataset, updateDataset } from "../sql/datasets/queries.ts";
+import {
+  getImage,
+  type ImageStatus,
+  listImages,
+  registerImages,
+  updateImage,
+} from "../sql/images/queries.ts";
+import { createTestDb } from "./harness.ts";
+
+let seq = 0;
+
+async function newDataset(
+  db: Handle,
+  opts: { k?: number; ttl?: number; priorities: number[] },
+): Promise<{ id: string; images: string[] }> {
+  const ds = await createDataset(db, {
+    name: `claims-${++seq}`,
+    description: null,
+    labels: ["cat", "dog"],
+    annotations_per_image: opts.k ?? 1,
+    claim_ttl_seconds: opts.ttl ?? 900,
+  });
+  const images: string[] = [];
+  for (let i = 0; i < opts.priorities.length; i += 10_000) {
+    const batch = opts.priorities.slice(i, i + 10_000);
+    const rows = await registerImages(
+      db,
+      ds!.id,
+      batch.map((priority, j) => ({ uri: `s3://bucket/${seq}/${i + j}.jpg`, priority })),
+    );
+    images.push(...rows.map((r) => r.id!));
+  }
+  return { id: ds!.id, images };
+}
+
+async function newUsers(db: Handle, n: number, role = "annotator"): Promise<string[]> {
+  const rows = await many<{ id: string }>(
+    db,
+    `INSERT INTO users (name, role)
+     SELECT 'user-' || $1::integer || '-' || g, $2::text FROM generate_series(1, $3::integer) g
+     RETURNING id::text`,
+    [++seq, role, n],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Claims, retrying a 'conflict' (a concurrent claim by the same user) as callers are told to. */
+async function claim(
+  db: Handle,
+  datasetId: string,
+  userId: string,
+): Promise<Exclude<ClaimOutcome, { state: "conflict" }> | null> {
+  for (;;) {
+    const r = await claimNextImage(db, datasetId, userId);
+    if (r?.state !== "conflict") return r;
+  }
+}
+
+function annotate(db: Handle, claimId: string | null, imageId: string, userId: string) {
+  return createHumanAnnotation(db, {
+    claim_id: claimId,
+    image_id: imageId,
+    user_id: userId,
+    labels: ["cat"],
+    shapes: [{ type: "point", label: "cat", x: 1, y: 2 }],
+  });
+}
+
+/** Moves a claim's expiry (and its lease's) one second into the past, instead of sleeping. */
+function expire(db: Handle, claimId: string): Promise<number> {
+  return exec(
+    db,
+    `WITH c AS (
+       UPDATE claims SET expires_at = now() - interval '1 second'
+       WHERE id = $1::bigint
+       RETURNING id, image_id, expires_at
+     )
+     UPDATE images i
+     SET leases = ARRAY(
+       SELECT CASE WHEN l.claim_id = c.id THEN ROW(l.claim_id, l.user_id, c.expires_at)::lease
+         ELSE l END
+       FROM unnest(i.leases) l
+     )
+     FROM c
+     WHERE i.id = c.image_id`,
+    [claimId],
+  );
+}
+
+async function status(db: Handle, imageId: string): Promise<ImageStatus> {
+  return (await getImage(db, imageId))!.status;
+}
+
+function activeClaims(db: Handle, datasetId: string) {
+  return many<{ id: string; image_id: string; user_id: string }>(
+    db,
+    `SELECT id::text, image_id::text, user_id::text FROM claims
+     WHERE dataset_id = $1::bigint AND active ORDER BY id`,
+    [datasetId],
+  );
+}
+
+function delay(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+Deno.test("claims: the claim query", async (t) => {
+  const h = await createTestDb(40);
+  const db = h.db;
+  try {
+    await t.step("highest priority first, then oldest; nothing left gives null", async () => {
+      const ds = await newDataset(db, { priorities: [0, 5, 5, 1, -2] });
+      const users = await newUsers(db, 6);
+      const got: string[] = [];
+      for (const u of users.slice(0, 5)) {
+        const r = await claim(db, ds.id, u);
+        assert.equal(r?.state, "new");
+        assert.equal(r.claim.user_id, u);
+        assert.equal(r.claim.image_id, r.image.id);
+        assert.equal(r.claim.dataset_id, ds.id);
+        assert.equal(r.image.status, "in_progress");
+        assert.ok(r.claim.expires_at.getTime() - r.claim.created_at.getTime() === 900_000);
+        got.push(r.image.id);
+      }
+      const [p0, p5a, p5b, p1, pm2] = ds.images;
+      assert.deepEqual(got, [p5a, p5b, p1, p0, pm2]);
+      assert.equal(await claimNextImage(db, ds.id, users[5]), null);
+      assert.equal(await claimNextImage(db, "999999", users[5]), null, "unknown dataset");
+    });
+
+    await t.step("a held claim comes back unchanged ('held')", async () => {
+      const ds = await newDataset(db, { priorities: [1, 2, 3] });
+      const [u] = await newUsers(db, 1);
+      const first = await claim(db, ds.id, u);
+      const again = await claim(db, ds.id, u);
+      assert.equal(first?.state, "new");
+      assert.equal(again?.state, "held");
+      assert.equal(again.claim.id, first.claim.id);
+      assert.deepEqual(again.claim, first.claim);
+      assert.equal(again.image.id, ds.images[2]);
+      assert.equal(again.image.status, "in_progress");
+      assert.equal((await activeClaims(db, ds.id)).length, 1);
+    });
+
+    await t.step("five concurrent claims by one user give one claim", async () => {
+      for (let round = 0; round < 5; round++) {
+        const ds = await newDataset(db, { priorities: Array(20).fill(0) });
+        const [u] = await newUsers(db, 1);
+        const raw = await Promise.all(
+          Array.from({ length: 5 }, () => claimNextImage(db, ds.id, u)),
+        );
+        assert.ok(raw.every((r) => r !== null));
+        assert.equal(raw.filter((r) => r?.state === "new").length, 1, JSON.stringify(raw));
+        const settled = await Promise.all(raw.map(() => claim(db, ds.id, u)));
+        const ids = new Set(settled.map((r) => r!.claim.id));
+        assert.equal(ids.size, 1);
+        assert.ok(settled.every((r) => r!.state === "held"));
+        const active = await activeClaims(db, ds.id);
+        assert.equal(active.length, 1);
+        assert.equal(active[0].id, [...ids][0]);
+        const leased = await many<{ id: string }>(
+          db,
+          `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND leases <> '{}'`,
+          [ds.id],
+        );
+        assert.deepEqual(leased.map((r) => r.id), [active[0].image_id], "no image hoarded");
+      }
+    });
+
+    await t.step(
+      "release frees the image at once; only the holder (or admin) releases",
+      async () => {
+        const ds = await newDataset(db, { priorities: [3, 2] });
+        const [a, b] = await newUsers(db, 2);
+        const ca = await claim(db, ds.id, a);
+        assert.equal(ca?.image.id, ds.images[0]);
+        assert.equal(await releaseClaim(db, ca.claim.id, b), null, "not b's claim");
+        const released = await releaseClaim(db, ca.claim.id, a);
+        assert.equal(released?.id, ca.claim.id);
+        assert.equal(released.active, false);
+        assert.equal(released.end_reason, "released");
+        assert.equal(released.live, false);
+        assert.equal(await releaseClaim(db, ca.claim.id, a), null, "already released");
+        assert.equal(await status(db, ds.images[0]), "pending");
+        const cb = await claim(db, ds.id, b);
+        assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
+        assert.equal((await releaseClaim(db, cb.claim.id, null))?.end_reason, "released");
+        // The releaser may claim again too, and gets the same image back.
+        assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[0]);
+        assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "a released claim");
+      },
+    );
+
+    await t.step("renew extends the claim and its lease; holder only", async () => {
+      const ds = await newDataset(db, { ttl: 60, priorities: [1] });
+      const [a, b] = await newUsers(db, 2);
+      const c = await claim(db, ds.id, a);
+      await exec(
+        db,
+        `UPDATE claims SET expires_at = expires_at - interval '30 seconds' WHERE id = $1::bigint`,
+        [c!.claim.id],
+      );
+      assert.equal(await renewClaim(db, c!.claim.id, b), null, "not b's claim");
+      const renewed = await renewClaim(db, c!.claim.id, a);
+      assert.ok(renewed);
+      assert.equal(renewed.live, true);
+      assert.ok(renewed.expires_at > new Date(c!.claim.expires_at.getTime() - 30_000));
+      assert.ok(renewed.expires_at >= c!.claim.expires_at);
+      const lease = await one<{ expires_at: Date; n: number }>(
+        db,
+        `SELECT max(l.expires_at) AS expires_at, count(*)::integer AS n
+         FROM images i, unnest(i.leases) l WHERE i.id = $1::bigint`,
+        [ds.images[0]],
+      );
+      assert.equal(lease?.n, 1);
+      assert.equal(lease.expires_at.getTime(), renewed.expires_at.getTime());
+      assert.deepEqual(await getClaim(db, c!.claim.id), renewed);
+      await releaseClaim(db, c!.claim.id, a);
+      assert.equal(await renewClaim(db, c!.claim.id, a), null, "not active");
+    });
+
+    await t.step(
+      "an expired lease goes to the next caller; the late submit is rejected",
+      async () => {
+        const ds = await newDataset(db, { ttl: 30, priorities: [9, 1] });
+        const [a, b] = await newUsers(db, 2);
+        const ca = await claim(db, ds.id, a);
+        assert.equal(ca?.image.id, ds.images[0]);
+        assert.equal(await expire(db, ca.claim.id), 1);
+        const expired = await getClaim(db, ca.claim.id);
+        assert.equal(expired?.active, true);
+        assert.equal(expired.live, false);
+        assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
+
+        const cb = await claim(db, ds.id, b);
+        assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
+        assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
+        assert.equal(await renewClaim(db, ca.claim.id, a), null, "slot taken");
+        assert.ok(await annotate(db, cb.claim.id, ds.images[0], b));
+        assert.equal(await status(db, ds.images[0]), "done");
+
+        // a's next claim ends its expired one and gives a new one.
+        const next = await claim(db, ds.id, a);
+        assert.equal(next?.state, "new");
+        assert.equal(next.image.id, ds.images[1]);
+        const old = await getClaim(db, ca.claim.id);
+        assert.equal(old?.active, false);
+        assert.equal(old.end_reason, "expired");
+      },
+    );
+
+    await t.step("an expired claim is accepted while nobody took the slot", async () => {
+      const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
+      const [a, b] = await newUsers(db, 2);
+      const ca = await claim(db, ds.id, a);
+      await expire(db, ca!.claim.id);
+      // Someone else takes the image meanwhile but lets it go again: the slot is free.
+      const cb = await claim(db, ds.id, b);
+      assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
+      await releaseClaim(db, cb.claim.id, b);
+      const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
+      assert.ok(ann);
+      assert.equal(ann.source, "human");
+      assert.equal(ann.author_id, a);
+      assert.equal(ann.model, null);
+      const done = await getClaim(db, ca!.claim.id);
+      assert.equal(done?.end_reason, "completed");
+      assert.equal(await status(db, ds.images[0]), "done");
+      assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
+
+      // Renewing an expired claim: allowed while the slot is free, refused once taken.
+      const c2 = await claim(db, ds.id, a);
+      assert.equal(c2?.image.id, ds.images[1]);
+      await expire(db, c2.claim.id);
+      const renewed = await renewClaim(db, c2.claim.id, a);
+      assert.equal(renewed?.live, true);
+      assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
+      await expire(db, c2.claim.id);
+      assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
+      assert.equal(await renewClaim(db, c2.claim.id, a), null);
+    });
+
+    await t.step("a claim is for its own user and image", async () => {
+      const ds = await newDataset(db, { priorities: [1, 0] });
+      const [a, b] = await newUsers(db, 2);
+      const ca = await claim(db, ds.id, a);
+      assert.equal(await annotate(db, ca!.claim.id, ds.images[0], b), null, "b is not the holder");
+      assert.equal(await annotate(db, ca!.claim.id, ds.images[1], a), null, "another image");
+      assert.equal(await annotate(db, "999999", ds.images[0], a), null, "no such claim");
+      assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+    });
+
+    await t.step("k=3: three different annotators per image, never one twice", async () => {
+      const ds = await newDataset(db, { k: 3, priorities: [5, 4, 3, 2] });
+      const users = await newUsers(db, 4);
+      // The first three claims all land on the top image: it has three slots.
+      const first = [];
+      for (const u of users.slice(0, 3)) first.push(await claim(db, ds.id, u));
+      assert.deepEqual(first.map((r) => r!.image.id), Array(3).fill(ds.images[0]));
+      assert.equal(first[2]!.image.status, "in_progress");
+      assert.equal((await claim(db, ds.id, users[3]))?.image.id, ds.images[1]);
+      for (const [i, r] of first.entries()) {
+        assert.ok(await annotate(db, r!.claim.id, r!.image.id, users[i]));
+      }
+      // Drain with the four users taking turns until nobody can claim anything.
+      for (let busy = true; busy;) {
+        busy = false;
+        for (const u of users) {
+          const r = await claim(db, ds.id, u);
+          if (!r) continue;
+          busy = true;
+          assert.ok(await annotate(db, r.claim.id, r.image.id, u), `${u} on ${r.image.id}`);
+        }
+      }
+      const per = await many<{ id: string; n: number; authors: number; done: boolean }>(
+        db,
+        `SELECT i.id::text, count(a.id)::integer AS n,
+           count(DISTINCT a.author_id)::integer AS authors, i.done
+         FROM images i LEFT JOIN annotations a ON a.image_id = i.id
+         WHERE i.dataset_id = $1::bigint GROUP BY i.id ORDER BY i.id`,
+        [ds.id],
+      );
+      assert.deepEqual(
+        [...per],
+        ds.images.map((id) => ({ id, n: 3, authors: 3, done: true })),
+      );
+      assert.equal(await claimNextImage(db, ds.id, (await newUsers(db, 1))[0]), null);
+    });
+
+    await t.step("statuses: pending, in_progress, done", async () => {
+      const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [2, 1] });
+      const [a, b, c] = await newUsers(db, 3);
+      const [img, other] = ds.images;
+      const statuses = async () => {
+        const list = await listImages(db, ds.id, "0", 10);
+        const single = await status(db, img);
+        const updated = (await updateImage(db, img, {}))!.status;
+        assert.equal(list[0].status, single);
+        assert.equal(updated, single);
+        assert.equal(list[1].status, "pending");
+        return single;
+      };
+      assert.equal(await statuses(), "pending");
+      const ca = await claim(db, ds.id, a);
+      assert.equal(ca?.image.status, "pending", "one of two slots is free");
+      assert.equal(await statuses(), "pending");
+      const cb = await claim(db, ds.id, b);
+      assert.equal(cb?.image.id, img);
+      assert.equal(cb.image.status, "in_progress");
+      assert.equal(await statuses(), "in_progress");
+      await expire(db, cb.claim.id);
+      assert.equal(await statuses(), "pending", "an expired lease stops counting at once");
+      assert.ok(await annotate(db, ca!.claim.id, img, a));
+      assert.equal(await statuses(), "pending", "one annotation, one slot free");
+      const cc = await claim(db, ds.id, c);
+      assert.equal(cc?.image.id, img);
+      assert.equal(await statuses(), "in_progress", "one annotation, one live lease");
+      assert.ok(await annotate(db, cc.claim.id, img, c));
+      assert.equal(await statuses(), "done");
+      assert.equal(await annotate(db, cb.claim.id, img, b), null, "b's slot is gone");
+      assert.equal((await claim(db, ds.id, b))?.image.id, other);
+    });
+
+    await t.step("an admin correction needs no claim and counts once", async () => {
+      const ds = await newDataset(db, { k: 2, priorities: [1] });
+      const [admin] = await newUsers(db, 1, "admin");
+      const [a] = await newUsers(db, 1);
+      assert.ok(await annotate(db, null, ds.images[0], admin));
+      assert.ok(await annotate(db, null, ds.images[0], admin));
+      assert.equal(await status(db, ds.images[0]), "pending");
+      assert.equal(await claimNextImage(db, ds.id, admin), null, "already annotated it");
+      const ca = await claim(db, ds.id, a);
+      assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+      assert.equal(await status(db, ds.images[0]), "done");
+      assert.equal(await annotate(db, null, "999999", admin), null, "no such image");
+    });
+
+    await t.step("changing annotations_per_image recomputes done", async () => {
+      const ds = await newDataset(db, { k: 1, priorities: [3, 2, 1] });
+      const [a, b] = await newUsers(db, 2);
+      for (let i = 0; i < 2; i++) {
+        const r = await claim(db, ds.id, a);
+        assert.ok(await annotate(db, r!.claim.id, r!.image.id, a));
+      }
+      const done = () =>
+        many<{ id: string }>(
+          db,
+          `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND done ORDER BY id`,
+          [ds.id],
+        );
+      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
+      const updated = await updateDataset(db, ds.id, { annotations_per_image: 2 });
+      assert.equal(updated?.annotations_per_image, 2);
+      assert.deepEqual((await done()).map((r) => r.id), []);
+      assert.equal(await status(db, ds.images[0]), "pending");
+      const rb = await claim(db, ds.id, b);
+      assert.equal(rb?.image.id, ds.images[0], "back in the queue");
+      assert.ok(await annotate(db, rb.claim.id, rb.image.id, b));
+      assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
+      await updateDataset(db, ds.id, { annotations_per_image: 1 });
+      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
+      await updateDataset(db, ds.id, { description: "untouched k" });
+      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+/**
+ * `workers` annotators, half on each of two pools (two server processes), loop claim → annotate
+ * until nothing is left for them. Returns the milliseconds it took.
+ */
+async function drain(
+  pools: [Db, Db],
+  datasetId: string,
+  users: string[],
+): Promise<number> {
+  const started = performance.now();
+  const remaining = (db: Db, user: string) =>
+    one<{ n: number }>(
+      db,
+      `SELECT count(*)::integer AS n FROM images
+       WHERE dataset_id = $1::bigint AND NOT done AND NOT ($2::bigint = ANY (annotators))`,
+      [datasetId, user],
+    );
+  await Promise.all(users.map(async (user, i) => {
+    const db = pools[i % 2];
+    for (;;) {
+      const r = await claimNextImage(db, datasetId, user);
+      if (r === null) {
+        // Nothing claimable now: finished, or the rest is leased or locked by others for the
+        // moment (SKIP LOCKED), so look again shortly.
+        if ((await remaining(db, user))!.n === 0) return;
+        await delay(2);
+        continue;
+      }
+      assert.equal(r.state, "new", "each worker completes its claim before the next");
+      const a = await annotate(db, r.claim.id, r.image.id, user);
+      assert.ok(a, `submit of claim ${r.claim.id} refused`);
+    }
+  }));
+  return performance.now() - started;
+}
+
+async function auditDrain(db: Db, datasetId: string, k: number, images: number) {
+  const perImage = await one<{ images: number; exact: number; done: number }>(
+    db,
+    `SELECT count(*)::integer AS images,
+       count(*) FILTER (WHERE n = $2::integer AND authors = $2::integer
+         AND cardinality(annotators) = $2::integer)::integer AS exact,
+       count(*) FILTER (WHERE done AND leases = '{}')::integer AS done
+     FROM (
+       SELECT i.id, i.done, i.leases, i.annotators, count(a.id) AS n,
+         count(DISTINCT a.author_id) AS authors
+       FROM images i
+       LEFT JOIN annotations a ON a.image_id = i.id AND a.source = 'human'
+       WHERE i.dataset_id = $1::bigint
+       GROUP BY i.id
+     ) per_image`,
+    [datasetId, k],
+  );
+  assert.deepEqual(perImage, { images, exact: images, done: images });
+
+  const claims = await one<{ n: number; completed: number; per_image_ok: boolean }>(
+    db,
+    `SELECT count(*)::integer AS n,
+       count(*) FILTER (WHERE end_reason = 'completed')::integer AS completed,
+       (SELECT bool_and(c) FROM (
+          SELECT count(*) = $2::integer AND count(DISTINCT user_id) = $2::integer AS c
+          FROM claims WHERE dataset_id = $1::bigint GROUP BY image_id
+        ) per) AS per_image_ok
+     FROM claims WHERE dataset_id = $1::bigint`,
+    [datasetId, k],
+  );
+  assert.deepEqual(claims, { n: images * k, completed: images * k, per_image_ok: true });
+
+  // Never more than k claims on one image at once: count, for every claim, the claims on the
+  // same image whose active periods overlap its own.
+  const overlap = await one<{ worst: number }>(
+    db,
+    `SELECT coalesce(max(n), 0)::integer AS worst FROM (
+       SELECT count(*) AS n
+       FROM claims a
+       JOIN claims b ON b.image_id = a.image_id AND b.id <> a.id
+         AND tstzrange(a.created_at, coalesce(a.ended_at, a.expires_at))
+           && tstzrange(b.created_at, coalesce(b.ended_at, b.expires_at))
+       WHERE a.dataset_id = $1::bigint
+       GROUP BY a.id
+     ) o`,
+    [datasetId],
+  );
+  assert.ok(overlap!.worst <= k - 1, `a claim overlapped ${overlap!.worst} others on its image`);
+}
+
+Deno.test("claims: 32 annotators on two pools drain a dataset", async (t) => {
+  const h = await createTestDb(40);
+  const second = connect(h.url, {
+    max: 20,
+    connectTimeoutSeconds: 10,
+    statementTimeoutMs: 60_000,
+    applicationName: "second-process",
+  });
+  const pools: [Db, Db] = [h.db, second];
+  try {
+    await t.step("k=1, 2,000 images: each annotated exactly once, never held twice", async () => {
+      const ds = await newDataset(h.db, {
+        priorities: Array.from({ length: 2000 }, (_, i) => i % 7),
+      });
+      const users = await newUsers(h.db, 32);
+      const ms = await drain(pools, ds.id, users);
+      console.log(`    drained 2,000 images (k=1) with 32 annotators in ${Math.round(ms)} ms`);
+      await auditDrain(h.db, ds.id, 1, 2000);
+    });
+
+    await t.step("k=2, 600 images: two different annotators each", async () => {
+      const ds = await newDataset(h.db, {
+        k: 2,
+        priorities: Array.from({ length: 600 }, (_, i) => i % 3),
+      });
+      const users = await newUsers(h.db, 32);
+      const ms = await drain(pools, ds.id, users);
+      console.log(`    drained 600 images (k=2) with 32 annotators in ${Math.round(ms)} ms`);
+      await auditDrain(h.db, ds.id, 2, 600);
+    });
+  } finally {
+    await second.end({ timeout: 5 });
+    await h.close();
+  }
+});
+
+/** Every node of an EXPLAIN (FORMAT JSON) plan. */
+function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
+  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
+  return [plan, ...children.flatMap(planNodes)];
+}
+
+Deno.test("claims: the claim query stays an index scan at 100,000 images", async () => {
+  const h = await createTestDb(5);
+  const db = h.db;
+  const CLAIM = sqlFile("claims/claim_next_image");
+  try {
+    const ds = await newDataset(db, { priorities: [] });
+    await exec(
+      db,
+      `INSERT INTO images (dataset_id, uri, priority)
+       SELECT $1::bigint, 's3://big/' || g || '.jpg', (g * 7919) % 100
+       FROM generate_series(1, 100000) g`,
+      [ds.id],
+    );
+    const users = await newUsers(db, 3);
+    // Some history: leased and done images at the head of the queue.
+    for (let i = 0; i < 20; i++) {
+      const r = await claim(db, ds.id, users[0]);
+      await annotate(db, r!.claim.id, r!.image.id, users[0]);
+    }
+    await claim(db, ds.id, users[1]);
+    await exec(db, "ANALYZE images", []);
+
+    const check = (plan: Record<string, unknown>, what: string) => {
+      const nodes = planNodes(plan);
+      const types = nodes.map((n) => n["Node Type"]);
+      assert.ok(!types.includes("Sort"), `${what}: a Sort node in ${types.join(", ")}`);
+      const queue = nodes.find((n) =>
+        n["Index Name"] === "images_claim_queue_idx" && n["Relation Name"] === "images"
+      );
+      assert.ok(queue, `${what}: no scan on images_claim_queue_idx`);
+      assert.equal(queue["Node Type"], "Index Scan");
+      assert.ok(
+        !nodes.some((n) => n["Relation Name"] === "images" && n["Node Type"] === "Seq Scan"),
+        `${what}: a sequential scan on images`,
+      );
+    };
+
+    const custom = await one<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+      db,
+      `EXPLAIN (FORMAT JSON) ${CLAIM}`,
+      [ds.id, users[2]],
+    );
+    check(custom!["QUERY PLAN"][0].Plan, "custom plan");
+
+    // The plan a prepared statement may settle on after a few runs: the generic one.
+    await transaction(db, async (tx) => {
+      await exec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
+      await exec(tx, `PREPARE claim_generic (bigint, bigint) AS ${CLAIM}`, []);
+      const generic = await one<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+        tx,
+        `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${Number(ds.id)}, ${Number(users[2])})`,
+        [],
+      );
+      check(generic!["QUERY PLAN"][0].Plan, "generic plan");
+      await exec(tx, "DEALLOCATE claim_generic", []);
+    });
+
+    const started = performance.now();
+    const r = await claim(db, ds.id, users[2]);
+    assert.equal(r?.state, "new");
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `claim took ${ms} ms`);
+  } finally {
+    await h.close();
+  }
+});
