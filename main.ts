@@ -7,27 +7,15 @@ import { createApp } from "./lib/app.ts";
 import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
 import { connect } from "./lib/db.ts";
-import { type EmbeddedServer, startEmbeddedPostgres } from "./lib/embedded_pg.ts";
+import { openDatabaseUrl } from "./lib/dev_database.ts";
 import { createLogger } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { SPEC_PAGE_PATH } from "./routes/spec.ts";
 
 async function main(config: Config) {
   const log = createLogger(config.logLevel);
-  let embedded: EmbeddedServer | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres({
-      dir: `${config.dataDir}/postgres`,
-      port: config.embeddedDbPort,
-      database: "annotations",
-    });
-    databaseUrl = embedded.url;
-    log.info("embedded PostgreSQL started", {
-      data_dir: `${config.dataDir}/postgres`,
-      port: config.embeddedDbPort,
-    });
-  }
+  const database = await openDatabaseUrl(config, log);
+  const databaseUrl = database.url;
 
   const db = connect(databaseUrl, {
     max: config.db.poolMax,
@@ -63,7 +51,7 @@ async function main(config: Config) {
     log.info("shutting down", { signal });
     await server.shutdown();
     await db.end({ timeout: 5 });
-    await embedded?.stop();
+    await database.stop();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

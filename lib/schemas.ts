@@ -25,13 +25,20 @@ export const Finite = z.number();
 
 const MAX_JSON_BYTES = 16 * 1024;
 
+/**
+ * A NUL character as JSON.stringify writes it: `\u0000` after an even number of backslashes
+ * (an odd number means the backslash is itself escaped text, e.g. the string `C:\u0000`).
+ */
+const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+
 /** A JSON object stored as jsonb: bounded in size, no NUL characters anywhere in it. */
 export const JsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
   const text = JSON.stringify(value);
-  if (text.length > MAX_JSON_BYTES) {
+  // UTF-8 bytes, not UTF-16 code units: "é" is one character but two bytes.
+  if (new TextEncoder().encode(text).length > MAX_JSON_BYTES) {
     ctx.addIssue({ code: "custom", message: `must be at most ${MAX_JSON_BYTES} bytes as JSON` });
   }
-  if (text.includes("\\u0000")) {
+  if (JSON_NUL.test(text)) {
     ctx.addIssue({ code: "custom", message: "must not contain NUL characters" });
   }
 }).openapi({ type: "object", additionalProperties: true, example: { camera: "front" } });

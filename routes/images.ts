@@ -247,10 +247,13 @@ export function imagesRouter(deps: Deps) {
       const { datasetId } = c.req.valid("param");
       const { limit, cursor } = c.req.valid("query");
       await requireDataset(deps, datasetId);
-      const rows = await q.listImages(db, datasetId, cursor ?? "0", limit);
+      // One row more than asked tells whether another page exists, so the last page (even a
+      // full one) answers next_cursor null instead of pointing at an empty page.
+      const rows = await q.listImages(db, datasetId, cursor ?? "0", limit + 1);
+      const page = rows.slice(0, limit);
       return c.json({
-        items: rows.map(imageJson),
-        next_cursor: rows.length === limit ? rows[rows.length - 1].id : null,
+        items: page.map(imageJson),
+        next_cursor: rows.length > limit ? page[page.length - 1].id : null,
       }, 200);
     })
     .openapi(getImageRoute, async (c) => {

@@ -35,6 +35,9 @@ const PAGE = `<!doctype html>
       persistAuthorization: true,
       displayOperationId: true,
       tryItOutEnabled: true,
+      // Off: on any host but localhost Swagger UI would otherwise load a badge from
+      // validator.swagger.io, sending it this document's URL (and needing the internet).
+      validatorUrl: null,
     });
   </script>
 </body>

@@ -164,3 +164,28 @@ export function assertError(res: Res, status: number, code?: string): void {
     throw new Error(`expected error code ${code}, got ${body.error.code}: ${body.error.message}`);
   }
 }
+
+/** An empty database (no migrations) on the test server, for migration tests; `close` drops it. */
+export async function createEmptyDb(): Promise<{ url: string; close(): Promise<void> }> {
+  const serverUrl = requiredEnv("TEST_DATABASE_URL");
+  const name = `empty_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async close() {
+      const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}

@@ -38,6 +38,7 @@ const GET_IMAGE = sqlFile("images/get_image");
 const UPDATE_IMAGE = sqlFile("images/update_image");
 const DELETE_IMAGE = sqlFile("images/delete_image");
 const SET_PRIORITIES = sqlFile("images/set_priorities");
+const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
 
 /** One row per input, in order. `id` is null only for an external_id a concurrent batch won. */
 export function registerImages(
@@ -109,4 +110,21 @@ export function setPriorities(
     updates.map((u) => u.external_id ?? null),
     updates.map((u) => u.priority),
   ]).then((r) => r!);
+}
+
+export interface ImageSize {
+  id: string;
+  external_id: string | null;
+  width: number;
+  height: number;
+}
+
+/** Sizes of the named images of the dataset that have one. */
+export function findImageSizes(
+  db: Handle,
+  datasetId: string,
+  ids: string[],
+  externalIds: string[],
+): Promise<ImageSize[]> {
+  return many<ImageSize>(db, FIND_IMAGE_SIZES, [datasetId, ids, externalIds]);
 }
