@@ -6,7 +6,9 @@ import { ApiError, errorBody, makeOnError } from "./errors.ts";
 import { activity } from "./db.ts";
 import { Metrics } from "./metrics.ts";
 import { createRouter, type Deps } from "./router.ts";
+import { annotationsRouter } from "../routes/annotations.ts";
 import { authRouter, TOKEN_PATH } from "../routes/auth.ts";
+import { claimsRouter } from "../routes/claims.ts";
 import { datasetsRouter } from "../routes/datasets.ts";
 import { healthRouter } from "../routes/health.ts";
 import { imagesRouter } from "../routes/images.ts";
@@ -106,6 +108,8 @@ export function createApp(deps: Deps) {
   app.route("/api/v1", usersRouter(deps, auth));
   app.route("/api/v1", datasetsRouter(deps));
   app.route("/api/v1", imagesRouter(deps));
+  app.route("/api/v1", claimsRouter({ ...deps, metrics }));
+  app.route("/api/v1", annotationsRouter({ ...deps, metrics }));
 
   let spec: unknown;
   app.get(SPEC_JSON_PATH, (c) => {

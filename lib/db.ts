@@ -85,6 +85,33 @@ export async function transaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promis
   }
 }
 
+/**
+ * Yields what `fn` yields, with every statement `fn` runs inside one read-only REPEATABLE READ
+ * transaction on a connection of its own: they all see the same snapshot. Made for streamed
+ * responses: the transaction lasts exactly as long as the iteration, and a consumer that stops
+ * early (a client that hangs up) ends it and gives the connection back.
+ */
+export async function* readSnapshot<T>(
+  db: Db,
+  fn: (tx: Handle) => AsyncIterable<T>,
+): AsyncGenerator<T> {
+  const conn = await db.reserve();
+  activity.transactions++;
+  let open = false;
+  try {
+    await conn.unsafe("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    open = true;
+    yield* fn(conn);
+    await conn.unsafe("COMMIT");
+    open = false;
+  } finally {
+    activity.transactions--;
+    // It wrote nothing, so rolling back loses nothing; a broken connection is discarded.
+    if (open) await conn.unsafe("ROLLBACK").catch(() => {});
+    conn.release();
+  }
+}
+
 /** A PostgreSQL error as postgres.js reports it. */
 export function isPgError(e: unknown): e is postgres.PostgresError {
   return e instanceof postgres.PostgresError;

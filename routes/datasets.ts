@@ -125,6 +125,35 @@ const updateDatasetRoute = createRoute({
   },
 });
 
+const DatasetStats = z.object({
+  images: z.number().int(),
+  pending: z.number().int(),
+  in_progress: z.number().int().openapi({
+    description: "Images whose remaining slots are all under live claims",
+  }),
+  done: z.number().int().openapi({ description: "Images with annotations_per_image human ones" }),
+  human_annotations: z.number().int(),
+  machine_annotations: z.number().int(),
+  active_claims: z.number().int().openapi({ description: "Live (unexpired) claims" }),
+  annotators: z.array(z.object({ user_id: Id, annotations: z.number().int() })).openapi({
+    description: "Human annotations per user, most first",
+  }),
+}).openapi("DatasetStats");
+
+const getDatasetStatsRoute = createRoute({
+  method: "get",
+  path: "/datasets/{datasetId}/stats",
+  operationId: "getDatasetStats",
+  ...secured("admin", "annotator", "machine"),
+  tags: ["datasets"],
+  summary: "Progress of a dataset: images by status, annotations by source, live claims",
+  request: { params: datasetParams },
+  responses: {
+    200: jsonResponse(DatasetStats, "The dataset's progress"),
+    ...errors(400, 401, 403, 404),
+  },
+});
+
 export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
   return {
     id: d.id,
@@ -170,6 +199,12 @@ export function datasetsRouter(deps: Deps) {
       const d = await q.getDatasetSummary(db, datasetId);
       if (!d) throw notFound(`dataset ${datasetId}`);
       return c.json({ ...datasetJson(d), image_count: d.image_count }, 200);
+    })
+    .openapi(getDatasetStatsRoute, async (c) => {
+      const { datasetId } = c.req.valid("param");
+      const stats = await q.getDatasetStats(db, datasetId);
+      if (!stats) throw notFound(`dataset ${datasetId}`);
+      return c.json(stats, 200);
     })
     .openapi(updateDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");

@@ -22,6 +22,8 @@ interface Fixtures {
   datasetId: string;
   imageId: string;
   userId: string;
+  /** A claim of the fixture user (an annotator) on a second image of the dataset. */
+  claimId: string;
 }
 
 const ALL: Caller[] = ["admin", "annotator", "machine"];
@@ -134,16 +136,106 @@ const OPS: Op[] = [
         priorities: [{ image_id: fx.imageId, priority: 1 }],
       }),
   },
+  {
+    operationId: "getDatasetStats",
+    allowed: ALL,
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/stats`),
+  },
+  {
+    operationId: "claimNextImage",
+    allowed: ["admin", "annotator"],
+    ok: 201,
+    call: (r, fx) => r("POST", `/api/v1/datasets/${fx.datasetId}/claims`),
+  },
+  {
+    operationId: "renewClaim",
+    allowed: ["admin", "annotator"],
+    ok: 200,
+    call: async (r, fx) => r("POST", `/api/v1/claims/${await ownClaim(r, fx)}/renew`),
+  },
+  {
+    // Holder or admin; another annotator's claim is 403 (tests/claims_test.ts).
+    operationId: "releaseClaim",
+    allowed: ["admin", "annotator"],
+    ok: 204,
+    call: async (r, fx) => r("DELETE", `/api/v1/claims/${await ownClaim(r, fx)}`),
+  },
+  {
+    // Human with a claim (annotator, admin) or machine with a model: see tests/annotations_test.ts.
+    operationId: "createAnnotation",
+    allowed: ALL,
+    ok: 201,
+    call: async (r, fx) => {
+      const claim = await r("POST", `/api/v1/datasets/${fx.datasetId}/claims`);
+      if (claim.status === 201) {
+        const { id, image_id } = claim.body.claim;
+        return r("POST", `/api/v1/images/${image_id}/annotations`, { claim_id: id, labels: ["a"] });
+      }
+      const body = { model: { name: "m", version: "1" }, labels: ["a"] };
+      return r("POST", `/api/v1/images/${fx.imageId}/annotations`, body);
+    },
+  },
+  {
+    operationId: "createPredictions",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) =>
+      r("POST", `/api/v1/datasets/${fx.datasetId}/predictions`, {
+        predictions: [{ image_id: fx.imageId, model: { name: "m", version: "1" } }],
+      }),
+  },
+  {
+    operationId: "listImageAnnotations",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/images/${fx.imageId}/annotations`),
+  },
+  {
+    operationId: "listDatasetAnnotations",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/annotations`),
+  },
+  {
+    operationId: "exportDataset",
+    allowed: ["admin", "machine"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/export?format=coco`),
+  },
 ];
+
+/**
+ * The caller's own claim in the fixture dataset when it may claim; otherwise a claim of the
+ * fixture's annotator (a forbidden role is refused before the claim is looked at).
+ */
+async function ownClaim(r: Requester, fx: Fixtures): Promise<string> {
+  const res = await r("POST", `/api/v1/datasets/${fx.datasetId}/claims`);
+  return res.status === 201 ? res.body.claim.id : fx.claimId;
+}
 
 /** Fresh objects for each call, so one call's effect (a delete) never changes another's answer. */
 async function fixtures(h: TestApp): Promise<Fixtures> {
   const ds = await h.req("POST", "/api/v1/datasets", { name: `fx-${++seq}`, labels: ["a", "b"] });
+  // Two images: the fixture user's claim takes one, and a caller's own claim the other.
   const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
-    images: [{ uri: "s3://b/fx.jpg", width: 100, height: 100 }],
+    images: [
+      { uri: "s3://b/fx.jpg", width: 100, height: 100, priority: 1 },
+      { uri: "s3://b/fx2.jpg", width: 100, height: 100, priority: 0 },
+    ],
   });
   const user = await h.req("POST", "/api/v1/users", { name: `fx-${++seq}`, role: "annotator" });
-  return { datasetId: ds.body.id, imageId: img.body.images[0].id, userId: user.body.user.id };
+  const token = await h.anon("POST", "/api/v1/auth/token", { api_key: user.body.api_key });
+  const claim = await h.client(token.body.access_token)(
+    "POST",
+    `/api/v1/datasets/${ds.body.id}/claims`,
+  );
+  return {
+    datasetId: ds.body.id,
+    imageId: img.body.images[0].id,
+    userId: user.body.user.id,
+    claimId: claim.body.claim.id,
+  };
 }
 
 Deno.test("every operation × every role answers what the matrix says", async (t) => {

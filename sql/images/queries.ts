@@ -39,6 +39,7 @@ const UPDATE_IMAGE = sqlFile("images/update_image");
 const DELETE_IMAGE = sqlFile("images/delete_image");
 const SET_PRIORITIES = sqlFile("images/set_priorities");
 const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
+const GET_ANNOTATION_TARGET = sqlFile("images/get_annotation_target");
 
 /** One row per input, in order. `id` is null only for an external_id a concurrent batch won. */
 export function registerImages(
@@ -127,4 +128,19 @@ export function findImageSizes(
   externalIds: string[],
 ): Promise<ImageSize[]> {
   return many<ImageSize>(db, FIND_IMAGE_SIZES, [datasetId, ids, externalIds]);
+}
+
+/** What an annotation of an image is checked against. */
+export interface AnnotationTarget {
+  id: string;
+  dataset_id: string;
+  width: number | null;
+  height: number | null;
+  /** The dataset's label vocabulary. */
+  labels: string[];
+}
+
+/** `null` when the image is missing. */
+export function getAnnotationTarget(db: Handle, imageId: string): Promise<AnnotationTarget | null> {
+  return one<AnnotationTarget>(db, GET_ANNOTATION_TARGET, [imageId]);
 }
