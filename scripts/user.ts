@@ -1,0 +1,108 @@
+/**
+ * `deno task user:create <name> <role>`: creates a user with a new API key in the configured
+ * database, or (outside production, with none configured) the embedded development database that
+ * `deno task dev` uses, reused if it is already running.
+ *
+ * The key goes to stdout, alone on one line, so a script can capture it
+ * (`KEY=$(deno task user:create labeller-1 annotator)`); everything else goes to stderr. It is
+ * shown once: only its hash is stored. Exit codes: 0 created, 1 failed (e.g. the name is taken),
+ * 2 wrong arguments.
+ */
+import { hashApiKey, newApiKey, ROLES } from "../lib/auth.ts";
+import { loadConfig } from "../lib/config.ts";
+import { connect, isPgError } from "../lib/db.ts";
+import { openDatabaseUrl } from "../lib/dev_database.ts";
+import type { Logger } from "../lib/log.ts";
+import { pendingMigrations } from "../lib/migrate.ts";
+import { createUser, type Role } from "../sql/users/queries.ts";
+
+const USAGE = `usage: deno task user:create <name> <role>
+
+  name   unique user name (at most 200 characters)
+  role   ${ROLES.join(" | ")}
+
+Prints the new user's API key on stdout (shown once; only its hash is stored).`;
+
+/** The same limits as the createUser API route. */
+const MAX_NAME = 200;
+
+class UsageError extends Error {}
+
+/** Human-readable progress on stderr: stdout carries only the key. */
+const cliLog: Logger = {
+  debug: () => {},
+  info: (msg, fields) => console.error(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+  warn: (msg, fields) =>
+    console.error(`warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+  error: (msg, fields) =>
+    console.error(`error: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+};
+
+function parseArgs(args: string[]): { name: string; role: Role } {
+  if (args.length !== 2) {
+    throw new UsageError(
+      args.length < 2 ? "give a name and a role" : `expected 2 arguments, got ${args.length}`,
+    );
+  }
+  const [name, role] = args;
+  if (!name.trim()) throw new UsageError("the name must not be blank");
+  if (name.length > MAX_NAME) {
+    throw new UsageError(`the name must be at most ${MAX_NAME} characters`);
+  }
+  if (name.includes("\u0000")) throw new UsageError("the name must not contain NUL characters");
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw new UsageError(`unknown role "${role}": use one of ${ROLES.join(", ")}`);
+  }
+  return { name, role: role as Role };
+}
+
+async function run(args: string[]): Promise<void> {
+  const { name, role } = parseArgs(args);
+  const config = loadConfig();
+  const database = await openDatabaseUrl(config, cliLog);
+  const db = connect(database.url, {
+    max: 1,
+    connectTimeoutSeconds: config.db.connectTimeoutSeconds,
+    statementTimeoutMs: config.db.statementTimeoutMs,
+    applicationName: "annotation-server user script",
+  });
+  try {
+    const pending = await pendingMigrations(db);
+    if (pending.length) {
+      cliLog.warn("the database has pending migrations: run `deno task db:migrate`", { pending });
+    }
+    const apiKey = newApiKey();
+    let user;
+    try {
+      user = await createUser(db, { name, role, apiKeyHash: await hashApiKey(apiKey) });
+    } catch (e) {
+      // 42P01 undefined_table: the schema is not there yet.
+      if (isPgError(e) && e.code === "42P01") {
+        throw new Error("the database has no users table: run `deno task db:migrate` first");
+      }
+      throw e;
+    }
+    if (!user) throw new Error(`a user named "${name}" already exists`);
+    console.error(
+      `Created ${user.role} "${user.name}" (id ${user.id}). Its API key is on stdout; it is ` +
+        `shown once, only its hash is stored.`,
+    );
+    console.log(apiKey);
+  } finally {
+    await db.end({ timeout: 5 });
+    await database.stop();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await run(Deno.args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n\n${USAGE}`);
+      Deno.exit(2);
+    }
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}

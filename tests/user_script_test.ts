@@ -1,0 +1,106 @@
+/** `deno task user:create`, run as a real subprocess against this file's own database. */
+import assert from "node:assert/strict";
+import { assertError, createEmptyDb, createTestApp } from "./harness.ts";
+
+const SCRIPT = new URL("../scripts/user.ts", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function userCreate(databaseUrl: string, ...args: string[]): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", SCRIPT, ...args],
+    // APP_ENV=test: the script must not fall back to the embedded development database.
+    env: { DATABASE_URL: databaseUrl, APP_ENV: "test" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const KEY_LINE = /^ak_[A-Za-z0-9_-]{43}\n$/;
+
+Deno.test("user:create", async (t) => {
+  const app = await createTestApp();
+  try {
+    await t.step("prints only the key on stdout, and the key gets a token", async () => {
+      const run = await userCreate(app.url, "labeller-1", "annotator");
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, KEY_LINE);
+      assert.match(run.stderr, /Created annotator "labeller-1"/);
+
+      const token = await app.anon("POST", "/api/v1/auth/token", { api_key: run.stdout.trim() });
+      assert.equal(token.status, 200, JSON.stringify(token.body));
+      const me = await app.client(token.body.access_token)("GET", "/api/v1/me");
+      assert.equal(me.status, 200);
+      assert.equal(me.body.name, "labeller-1");
+      assert.equal(me.body.role, "annotator");
+    });
+
+    await t.step("every role works; the role decides what the key may do", async () => {
+      const [admin, machine] = await Promise.all([
+        userCreate(app.url, "ops", "admin"),
+        userCreate(app.url, "model-v1", "machine"),
+      ]);
+      assert.equal(admin.code, 0, admin.stderr);
+      assert.equal(machine.code, 0, machine.stderr);
+      const tokenOf = async (key: string) =>
+        (await app.anon("POST", "/api/v1/auth/token", { api_key: key.trim() })).body
+          .access_token as string;
+      const list = await app.client(await tokenOf(admin.stdout))("GET", "/api/v1/users");
+      assert.equal(list.status, 200);
+      const names = list.body.items.map((u: { name: string }) => u.name);
+      for (const n of ["labeller-1", "ops", "model-v1"]) assert.ok(names.includes(n), n);
+      const denied = await app.client(await tokenOf(machine.stdout))("GET", "/api/v1/users");
+      assertError(denied, 403, "forbidden");
+    });
+
+    await t.step("a taken name is exit 1 with a readable message, and no key", async () => {
+      const run = await userCreate(app.url, "labeller-1", "machine");
+      assert.equal(run.code, 1);
+      assert.equal(run.stdout, "");
+      assert.match(run.stderr, /a user named "labeller-1" already exists/);
+      const users = await app.req("GET", "/api/v1/users");
+      const same = users.body.items.filter((u: { name: string }) => u.name === "labeller-1");
+      assert.equal(same.length, 1);
+      assert.equal(same[0].role, "annotator", "the existing user is untouched");
+    });
+
+    await t.step("wrong arguments are exit 2 with the usage", async () => {
+      const cases: [string[], RegExp][] = [
+        [[], /give a name and a role/],
+        [["only-a-name"], /give a name and a role/],
+        [["a", "annotator", "extra"], /expected 2 arguments, got 3/],
+        [["someone", "superuser"], /unknown role "superuser": use one of admin, annotator/],
+        [["   ", "admin"], /the name must not be blank/],
+        [["x".repeat(201), "admin"], /at most 200 characters/],
+      ];
+      const runs = await Promise.all(cases.map(([args]) => userCreate(app.url, ...args)));
+      runs.forEach((run, i) => {
+        const [args, message] = cases[i];
+        assert.equal(run.code, 2, `${JSON.stringify(args)}: ${run.stderr}`);
+        assert.equal(run.stdout, "");
+        assert.match(run.stderr, message);
+        assert.match(run.stderr, /usage: deno task user:create <name> <role>/);
+      });
+    });
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("user:create on an unmigrated database says to migrate", async () => {
+  const empty = await createEmptyDb();
+  try {
+    const run = await userCreate(empty.url, "early", "admin");
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /run `deno task db:migrate`/);
+  } finally {
+    await empty.close();
+  }
+});
