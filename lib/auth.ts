@@ -105,6 +105,19 @@ export interface Auth {
 export function createAuth(db: Db, config: Config["auth"]): Auth {
   if (!config.jwtSecret) throw new Error("createAuth: no JWT secret");
   const secret = encoder.encode(config.jwtSecret);
+  // Imported once: handing jose the raw bytes would import the key again on every request.
+  const hmacKey = crypto.subtle.importKey(
+    "raw",
+    secret,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+  // Our own tokens whose signature and claims were already checked, by their exact text (which
+  // includes the signature), with their subject and expiry: a client sends the same token on
+  // every request, and this skips the HMAC for all but the first. Expiry is still checked each
+  // time; the user (role, disabled) is looked up each time through its own short cache.
+  const verified = new TtlCache<{ sub: string; expMs: number }>(10 * 60_000);
   const byId = new TtlCache<Principal>(config.userCacheSeconds * 1000);
   const bySubject = new TtlCache<Principal>(config.userCacheSeconds * 1000);
   const jwks = config.jwks;
@@ -157,6 +170,11 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
   }
 
   async function verifyJwt(token: string): Promise<Principal | null> {
+    const known = verified.get(token);
+    if (known) {
+      if (known.expMs <= Date.now()) throw invalidToken("token expired");
+      return await userById(known.sub);
+    }
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -164,12 +182,13 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
       throw invalidToken("malformed token");
     }
     if (alg === "HS256") {
-      const { payload } = await jwtVerify(token, secret, {
+      const { payload } = await jwtVerify(token, await hmacKey, {
         algorithms: ["HS256"],
         issuer: TOKEN_ISSUER,
         audience: TOKEN_AUDIENCE,
         requiredClaims: ["sub", "exp", "iat"],
       });
+      verified.set(token, { sub: payload.sub!, expMs: payload.exp! * 1000 });
       return await userById(payload.sub!);
     }
     if (remoteKeys && jwks && alg && IDP_ALGORITHMS.includes(alg)) {
@@ -201,7 +220,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
         .setAudience(TOKEN_AUDIENCE)
         .setIssuedAt(now)
         .setExpirationTime(now + config.tokenTtlSeconds)
-        .sign(secret);
+        .sign(await hmacKey);
       return { access_token, token_type: "Bearer", expires_in: config.tokenTtlSeconds };
     },
 

@@ -200,6 +200,17 @@ Deno.test("auth: forged and broken tokens are refused", async (t) => {
       assert.equal((await me(await ownToken(h.admin.id))).status, 200, "control: valid token");
     });
 
+    await t.step("a token accepted before is refused once it expires", async () => {
+      // Verified tokens are remembered (the HMAC is skipped on repeats); expiry is not.
+      const token = await ownToken(h.admin.id, { exp: now() + 2 });
+      assert.equal((await me(token)).status, 200);
+      assert.equal((await me(token)).status, 200);
+      await new Promise((r) => setTimeout(r, 2100));
+      const res = await me(token);
+      assertError(res, 401, "invalid_token");
+      assert.match(res.body.error.message, /expired/);
+    });
+
     await t.step("a valid signature for a user that does not exist", async () => {
       assertError(await me(await ownToken("987654321")), 401, "invalid_token");
       assertError(await me(await ownToken("not-a-number")), 401, "invalid_token");
