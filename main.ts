@@ -2,26 +2,58 @@
  * The server: configuration, database, HTTP. `deno task dev` runs this with no database
  * configured, which starts an embedded PostgreSQL under DATA_DIR and applies migrations; in
  * production (APP_ENV=production) migrations are a separate deploy step.
+ *
+ * SIGTERM or SIGINT starts a graceful shutdown: readiness turns 503 at once; after
+ * SHUTDOWN_DELAY_SECONDS (default 0) the listener closes and in-flight requests get
+ * SHUTDOWN_TIMEOUT_SECONDS (default 10) to finish; then the pool closes, the embedded database
+ * (if this process started it) stops, and the process exits 0 — or 1 if requests were cut off.
  */
 import { createApp } from "./lib/app.ts";
 import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { openDatabaseUrl } from "./lib/dev_database.ts";
-import { createLogger } from "./lib/log.ts";
+import { connect, type Db } from "./lib/db.ts";
+import { type OpenDatabase, openDatabaseUrl } from "./lib/dev_database.ts";
+import { createLogger, type Logger } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { SPEC_PAGE_PATH } from "./routes/spec.ts";
 
-async function main(config: Config) {
-  const log = createLogger(config.logLevel);
-  const database = await openDatabaseUrl(config, log);
-  const databaseUrl = database.url;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-  const db = connect(databaseUrl, {
+/** Where the pool points, for messages: never the user name or the password. */
+function describeDatabase(url: string): string {
+  const u = new URL(url);
+  const tls = [...u.searchParams].filter(([k]) => k === "sslmode" || k === "sslrootcert")
+    .map(([k, v]) => `${k}=${v}`).join(", ");
+  return `${u.hostname}:${u.port || 5432}${u.pathname}${tls ? ` (${tls})` : ""}`;
+}
+
+/** The first query, so a wrong host, password or certificate stops start-up with a clear line. */
+async function checkConnection(db: Db, url: string): Promise<void> {
+  try {
+    await db`SELECT 1`;
+  } catch (e) {
+    throw new Error(
+      `cannot connect to PostgreSQL at ${describeDatabase(url)}: ${(e as Error).message}`,
+    );
+  }
+}
+
+interface Running {
+  database?: OpenDatabase;
+  db?: Db;
+  server?: Deno.HttpServer;
+}
+
+async function main(config: Config, log: Logger, running: Running, flags: { stopping: boolean }) {
+  running.database = await openDatabaseUrl(config, log, { handlesSignals: true });
+  const databaseUrl = running.database.url;
+
+  const db = running.db = connect(databaseUrl, {
     max: config.db.poolMax,
     connectTimeoutSeconds: config.db.connectTimeoutSeconds,
     statementTimeoutMs: config.db.statementTimeoutMs,
   });
+  await checkConnection(db, databaseUrl);
 
   if (config.env === "development") {
     const result = await migrate(db, databaseUrl);
@@ -30,10 +62,10 @@ async function main(config: Config) {
   }
 
   await bootstrapUsers(db, config, log);
+  if (flags.stopping) return;
 
-  let shuttingDown = false;
-  const app = createApp({ db, config, log, shuttingDown: () => shuttingDown });
-  const server = Deno.serve({
+  const app = createApp({ db, config, log, shuttingDown: () => flags.stopping });
+  running.server = Deno.serve({
     hostname: config.host,
     port: config.port,
     onListen: ({ port }) => {
@@ -41,23 +73,73 @@ async function main(config: Config) {
       log.info("listening", {
         url: `http://${host}:${port}`,
         spec: `http://${host}:${port}${SPEC_PAGE_PATH}`,
+        database: describeDatabase(databaseUrl),
       });
     },
   }, app.fetch);
+}
 
-  const stop = async (signal: string) => {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    log.info("shutting down", { signal });
-    await server.shutdown();
-    await db.end({ timeout: 5 });
-    await database.stop();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+/** The graceful shutdown; a second signal while it runs changes nothing. */
+async function shutdown(
+  signal: string,
+  config: Config,
+  log: Logger,
+  running: Running,
+): Promise<never> {
+  const { delaySeconds, timeoutSeconds } = config.shutdown;
+  log.info("shutdown started", {
+    signal,
+    delay_seconds: delaySeconds,
+    timeout_seconds: timeoutSeconds,
+  });
+  // Readiness is already 503; keep serving while load balancers notice.
+  if (delaySeconds > 0 && running.server) await sleep(delaySeconds * 1000);
+
+  let drained = true;
+  if (running.server) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    drained = await Promise.race([
+      running.server.shutdown().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutSeconds * 1000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) {
+      log.error("shutdown timed out: in-flight requests cut off", {
+        timeout_seconds: timeoutSeconds,
+      });
+    }
+  }
+  await running.db?.end({ timeout: drained ? 5 : 0 });
+  await running.database?.stop();
+  log.info("shutdown complete", { signal, drained });
+  Deno.exit(drained ? 0 : 1);
 }
 
 if (import.meta.main) {
-  await main(await withJwtSecret(loadConfig()));
+  const config = await withJwtSecret(loadConfig());
+  const log = createLogger(config.logLevel);
+  const running: Running = {};
+  const flags = { stopping: false };
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (flags.stopping) {
+      log.info("shutdown already in progress", { signal });
+      return;
+    }
+    flags.stopping = true;
+    void shutdown(signal, config, log, running);
+  };
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  try {
+    await main(config, log, running, flags);
+  } catch (e) {
+    // A signal during start-up: the shutdown under way exits.
+    if (flags.stopping) await new Promise(() => {});
+    log.error("start-up failed", { error: (e as Error).message });
+    await running.db?.end({ timeout: 0 }).catch(() => {});
+    await running.database?.stop().catch(() => {});
+    Deno.exit(1);
+  }
 }

@@ -7,6 +7,15 @@ import { z } from "zod";
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/**
+ * TLS to PostgreSQL, with libpq's names: `disable` (plain TCP), `require` (encrypted, the
+ * certificate is not checked), `verify-full` (encrypted; the certificate must chain to
+ * DB_SSLROOTCERT and name the host). libpq's `allow`, `prefer` and `verify-ca` are refused:
+ * the first two may silently fall back to plain text, and dbmate's driver has no `prefer`.
+ */
+export const SSL_MODES = ["disable", "require", "verify-full"] as const;
+export type SslMode = typeof SSL_MODES[number];
+
 const EnvSchema = z.object({
   APP_ENV: z.enum(["development", "test", "production"]).default("development"),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -25,6 +34,8 @@ const EnvSchema = z.object({
   DB_POOL_MAX: intFrom(1, 1000).default(10),
   DB_CONNECT_TIMEOUT_SECONDS: intFrom(1, 600).default(10),
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+  DB_SSLMODE: z.enum(SSL_MODES).optional(),
+  DB_SSLROOTCERT: z.string().min(1).optional(),
 
   /** Where the embedded development database (and other local state) lives. */
   DATA_DIR: z.string().min(1).default(".data"),
@@ -33,6 +44,8 @@ const EnvSchema = z.object({
   BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   REQUEST_TIMEOUT_MS: intFrom(100, 3_600_000).default(30_000),
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  SHUTDOWN_TIMEOUT_SECONDS: intFrom(0, 3600).default(10),
+  SHUTDOWN_DELAY_SECONDS: intFrom(0, 300).default(0),
 
   AUTH_JWT_SECRET: z.string().refine(
     (s) => new TextEncoder().encode(s).length >= 32,
@@ -56,12 +69,19 @@ export interface Config {
   host: string;
   port: number;
   logLevel: Env["LOG_LEVEL"];
-  /** `undefined` means "no database configured": development starts an embedded one. */
+  /**
+   * `undefined` means "no database configured": development starts an embedded one. Otherwise a
+   * libpq-style URL carrying `sslmode` (and `sslrootcert` for verify-full), which both
+   * postgres.js (through lib/db.ts `connect`) and dbmate understand.
+   */
   databaseUrl: string | undefined;
   db: {
     poolMax: number;
     connectTimeoutSeconds: number;
     statementTimeoutMs: number;
+    sslMode: SslMode;
+    /** Absolute path of the CA bundle; set exactly when sslMode is `verify-full`. */
+    sslRootCert: string | undefined;
   };
   dataDir: string;
   embeddedDbPort: number;
@@ -69,6 +89,12 @@ export interface Config {
   requestTimeoutMs: number;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  shutdown: {
+    /** After SIGTERM/SIGINT: how long to keep serving (readiness already 503) before closing. */
+    delaySeconds: number;
+    /** Then: how long in-flight requests may take to finish before they are cut off. */
+    timeoutSeconds: number;
+  };
   auth: {
     /** Undefined only outside production: the caller then generates and keeps one. */
     jwtSecret: string | undefined;
@@ -121,8 +147,8 @@ export function readEnv(dotEnvPath = ".env"): Record<string, string> {
 }
 
 /** Builds the database URL from `DATABASE_URL` or the `DB_*` variables (never both halves). */
-function databaseUrlFrom(env: Env, problems: string[]): string | undefined {
-  if (env.DATABASE_URL) return env.DATABASE_URL;
+function databaseUrlFrom(env: Env, problems: string[]): URL | undefined {
+  if (env.DATABASE_URL) return new URL(env.DATABASE_URL);
   const parts = { DB_USER: env.DB_USER, DB_HOST: env.DB_HOST, DB_NAME: env.DB_NAME };
   const given = Object.entries(parts).filter(([, v]) => v);
   if (given.length === 0) return undefined;
@@ -140,7 +166,82 @@ function databaseUrlFrom(env: Env, problems: string[]): string | undefined {
   url.username = encodeURIComponent(env.DB_USER!);
   url.password = encodeURIComponent(env.DB_PASSWORD ?? "");
   url.pathname = "/" + encodeURIComponent(env.DB_NAME!);
-  return url.toString();
+  return url;
+}
+
+/** Why a CA bundle cannot be used, or null when it holds at least one PEM certificate. */
+function unusableCaBundle(path: string): string | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    const reason = e instanceof Deno.errors.NotFound
+      ? "no such file"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : e instanceof Deno.errors.IsADirectory
+      ? "is a directory"
+      : (e as Error).message;
+    return `cannot read ${path}: ${reason}`;
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    return `${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`;
+  }
+  return null;
+}
+
+/**
+ * Settles TLS from DB_SSLMODE / DB_SSLROOTCERT and any `sslmode` / `sslrootcert` already in
+ * DATABASE_URL (as RDS and most providers print them), then writes the result back into the
+ * URL. The two sources may repeat each other but not disagree.
+ */
+function applyTls(
+  url: URL,
+  env: Env,
+  problems: string[],
+): { mode: SslMode; rootCert: string | undefined } {
+  const fromUrl = url.searchParams.get("sslmode") ?? undefined;
+  if (fromUrl !== undefined && !(SSL_MODES as readonly string[]).includes(fromUrl)) {
+    problems.push(
+      `DATABASE_URL: sslmode=${fromUrl} is not supported; use ${SSL_MODES.join(", ")} ` +
+        `(in the URL or as DB_SSLMODE)`,
+    );
+  }
+  if (fromUrl !== undefined && env.DB_SSLMODE && fromUrl !== env.DB_SSLMODE) {
+    problems.push(
+      `DB_SSLMODE: ${env.DB_SSLMODE} disagrees with sslmode=${fromUrl} in DATABASE_URL; set one`,
+    );
+  }
+  const mode = (env.DB_SSLMODE ?? fromUrl ?? "disable") as SslMode;
+
+  const certFromUrl = url.searchParams.get("sslrootcert") ?? undefined;
+  if (certFromUrl !== undefined && env.DB_SSLROOTCERT && certFromUrl !== env.DB_SSLROOTCERT) {
+    problems.push("DB_SSLROOTCERT: disagrees with sslrootcert in DATABASE_URL; set one");
+  }
+  const certPath = env.DB_SSLROOTCERT ?? certFromUrl;
+  let rootCert: string | undefined;
+  if (mode === "verify-full") {
+    if (!certPath) {
+      problems.push(
+        "DB_SSLROOTCERT: required with DB_SSLMODE=verify-full: the CA bundle that signed the " +
+          "server's certificate (for AWS RDS, global-bundle.pem)",
+      );
+    } else {
+      rootCert = certPath.startsWith("/") ? certPath : `${Deno.cwd()}/${certPath}`;
+      const problem = unusableCaBundle(rootCert);
+      if (problem) problems.push(`DB_SSLROOTCERT: ${problem}`);
+    }
+  } else if (certPath) {
+    problems.push(
+      `DB_SSLROOTCERT: only used with DB_SSLMODE=verify-full (sslmode is ${mode}, which does ` +
+        `not check the server's certificate)`,
+    );
+  }
+
+  url.searchParams.set("sslmode", mode);
+  url.searchParams.delete("sslrootcert");
+  if (rootCert) url.searchParams.set("sslrootcert", rootCert);
+  return { mode, rootCert };
 }
 
 /** Validates `vars`; throws `ConfigError` listing every problem. */
@@ -157,7 +258,17 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
   }
   const env = parsed.data;
   const problems: string[] = [];
-  const databaseUrl = databaseUrlFrom(env, problems);
+  const url = databaseUrlFrom(env, problems);
+  const tls = url
+    ? applyTls(url, env, problems)
+    : { mode: env.DB_SSLMODE ?? "disable", rootCert: undefined };
+  const databaseUrl = url?.toString();
+  if (!url && ((env.DB_SSLMODE ?? "disable") !== "disable" || env.DB_SSLROOTCERT)) {
+    problems.push(
+      "DB_SSLMODE, DB_SSLROOTCERT: apply only to a configured database (DATABASE_URL or DB_*); " +
+        "the embedded development database has no TLS",
+    );
+  }
   if (!databaseUrl && env.APP_ENV === "production") {
     problems.push("DATABASE_URL: required in production (or set DB_USER, DB_HOST and DB_NAME)");
   }
@@ -187,12 +298,18 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
       poolMax: env.DB_POOL_MAX,
       connectTimeoutSeconds: env.DB_CONNECT_TIMEOUT_SECONDS,
       statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+      sslMode: tls.mode,
+      sslRootCert: tls.rootCert,
     },
     dataDir: env.DATA_DIR,
     embeddedDbPort: env.EMBEDDED_DB_PORT,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     metricsToken: env.METRICS_TOKEN,
+    shutdown: {
+      delaySeconds: env.SHUTDOWN_DELAY_SECONDS,
+      timeoutSeconds: env.SHUTDOWN_TIMEOUT_SECONDS,
+    },
     auth: {
       jwtSecret: env.AUTH_JWT_SECRET,
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,

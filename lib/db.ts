@@ -20,11 +20,18 @@ export interface PoolOptions {
   applicationName?: string;
 }
 
+/**
+ * A pool on a libpq-style URL. `sslmode` (disable | require | verify-full) and `sslrootcert` (a
+ * CA bundle, read here) are taken out of the URL and become postgres.js's `ssl` option;
+ * lib/config.ts has already checked them, so a bad value here is a programming error.
+ */
 export function connect(url: string, opts: PoolOptions): Db {
-  return postgres(url, {
+  const { url: plain, ssl } = tlsFromUrl(url);
+  return postgres(plain, {
     max: opts.max,
     connect_timeout: opts.connectTimeoutSeconds,
     idle_timeout: 60,
+    ssl,
     // Keep the server quiet about notices (e.g. "relation already exists, skipping").
     onnotice: () => {},
     connection: {
@@ -32,6 +39,41 @@ export function connect(url: string, opts: PoolOptions): Db {
       statement_timeout: opts.statementTimeoutMs,
     },
   });
+}
+
+type Ssl = false | "require" | { ca: string[]; rejectUnauthorized: true; host: string };
+
+/** Splits a PEM bundle (RDS's global-bundle.pem holds over a hundred) into its certificates. */
+function pemCertificates(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** The URL without its TLS parameters, and postgres.js's `ssl` option for them. */
+export function tlsFromUrl(url: string): { url: string; ssl: Ssl } {
+  const u = new URL(url);
+  const mode = u.searchParams.get("sslmode") ?? "disable";
+  const rootCert = u.searchParams.get("sslrootcert");
+  u.searchParams.delete("sslmode");
+  u.searchParams.delete("sslrootcert");
+  const plain = u.toString();
+  switch (mode) {
+    case "disable":
+      return { url: plain, ssl: false };
+    case "require":
+      // Encrypted, but any certificate is accepted (libpq's `require`).
+      return { url: plain, ssl: "require" };
+    case "verify-full": {
+      if (!rootCert) throw new Error("sslmode=verify-full needs sslrootcert (DB_SSLROOTCERT)");
+      const ca = pemCertificates(Deno.readTextFileSync(rootCert));
+      if (!ca.length) throw new Error(`${rootCert} holds no PEM certificate`);
+      // The certificate must chain to `ca` and name `host` (a DNS name or an IP address). Given
+      // explicitly: with no `host`, node:tls would check an IP address against "localhost".
+      const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+      return { url: plain, ssl: { ca, rejectUnauthorized: true, host } };
+    }
+    default:
+      throw new Error(`sslmode=${mode} is not supported (use disable, require or verify-full)`);
+  }
 }
 
 const SQL_ROOT = new URL("../sql/", import.meta.url);

