@@ -1,0 +1,165 @@
+/**
+ * Graceful shutdown of the real server process. A request is held in flight by a table lock
+ * this test takes (no test-only route): the server lists datasets, which waits on the lock
+ * until the test commits.
+ */
+import assert from "node:assert/strict";
+import type { Db } from "../lib/db.ts";
+import { createTestDb } from "./harness.ts";
+import {
+  adminToken,
+  dbEnv,
+  exitWithin,
+  productionEnv,
+  type ServerProcess,
+  startServer,
+} from "./server_process.ts";
+
+/** Holds an exclusive lock on `datasets` until `release()`. */
+async function lockDatasets(db: Db): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const held = new Promise<void>((r) => release = r);
+  let locked!: () => void;
+  const isLocked = new Promise<void>((r) => locked = r);
+  const tx = db.begin(async (tx) => {
+    await tx`LOCK TABLE datasets IN ACCESS EXCLUSIVE MODE`;
+    locked();
+    await held;
+  });
+  await Promise.race([isLocked, tx]);
+  return {
+    async release() {
+      release();
+      await tx;
+    },
+  };
+}
+
+/** Waits until one of the server's queries is waiting for a lock. */
+async function waitForBlockedQuery(db: Db, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const [row] = await db`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE application_name = 'annotation-server' AND wait_event_type = 'Lock'`;
+    if (row.n > 0) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("the request never blocked on the lock");
+}
+
+/** True when a new TCP connection to the port is refused. */
+async function refused(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.ConnectionRefused) return true;
+    throw e;
+  }
+}
+
+async function pollUntil(what: string, check: () => Promise<boolean>, ms: number) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function listDatasets(server: ServerProcess, token: string): Promise<Response> {
+  return fetch(`${server.url}/api/v1/datasets`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+}
+
+Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", async () => {
+  const tdb = await createTestDb(3);
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      ...productionEnv(),
+      ...dbEnv(tdb.url),
+      SHUTDOWN_DELAY_SECONDS: "1",
+      SHUTDOWN_TIMEOUT_SECONDS: "10",
+    });
+    const token = await adminToken(server);
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+
+    const lock = await lockDatasets(tdb.db);
+    const inFlight = listDatasets(server, token);
+    await waitForBlockedQuery(tdb.db);
+
+    const signalled = performance.now();
+    server.kill("SIGTERM");
+
+    // During SHUTDOWN_DELAY_SECONDS the server still answers, but is not ready.
+    await pollUntil("readyz 503", async () => {
+      const res = await fetch(`${server!.url}/readyz`, { headers: { connection: "close" } });
+      const body = await res.json();
+      return res.status === 503 && body.error.message === "shutting down";
+    }, 900);
+    assert.equal(
+      (await fetch(`${server.url}/healthz`, { headers: { connection: "close" } })).status,
+      200,
+    );
+
+    // Then the listener closes: new connections are refused, the process keeps running.
+    await pollUntil("connections refused", () => refused(server!.port), 3000);
+    assert.ok(performance.now() - signalled >= 900, "closed before SHUTDOWN_DELAY_SECONDS");
+    const early = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 300))]);
+    assert.equal(early, undefined, "the process exited with a request in flight");
+
+    await lock.release();
+    const res = await inFlight;
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.ok(Array.isArray((await res.json()).items));
+
+    assert.equal(await exitWithin(server, 10_000), 0, server.output());
+    const logs = server.logs();
+    assert.ok(logs.some((l) => l.msg === "shutdown started" && l.signal === "SIGTERM"));
+    assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
+    assert.ok(
+      logs.some((l) => l.msg === "request" && l.route === "/api/v1/datasets" && l.status === 200),
+    );
+  } finally {
+    server?.kill("SIGKILL");
+    await server?.exited;
+    await tdb.close();
+  }
+});
+
+Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, exit 1", async () => {
+  const tdb = await createTestDb(3);
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      ...productionEnv(),
+      ...dbEnv(tdb.url),
+      SHUTDOWN_TIMEOUT_SECONDS: "1",
+    });
+    const token = await adminToken(server);
+    const lock = await lockDatasets(tdb.db);
+    try {
+      const inFlight = listDatasets(server, token).then((r) => r.status, (e) => e as Error);
+      await waitForBlockedQuery(tdb.db);
+      const signalled = performance.now();
+      server.kill("SIGTERM");
+      assert.equal(await exitWithin(server, 5000), 1, server.output());
+      const took = performance.now() - signalled;
+      assert.ok(took >= 1000 && took < 4000, `exited after ${took} ms`);
+      const outcome = await inFlight;
+      assert.ok(outcome instanceof Error, `the cut-off request got ${outcome}`);
+      assert.ok(
+        server.logs().some((l) => l.msg === "shutdown timed out: in-flight requests cut off"),
+      );
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    server?.kill("SIGKILL");
+    await server?.exited;
+    await tdb.close();
+  }
+});
