@@ -10,6 +10,12 @@
 -- before the image row is read), then the image row: the order every claim statement uses. The
 -- slot check is on the image row as locked (re-checked on its newest version), like the claim
 -- query's, so it cannot race with another annotator's claim.
+--
+-- "Still unexpired" is read from the claim's lease on the image row, not from the claim row:
+-- now() is this statement's start, and a statement that started just before the expiry but was
+-- held up on a lock may reach the image row after another annotator has taken the image (whose
+-- claim pruned this expired lease). The claim row would still say "unexpired at now()"; the
+-- image row no longer holds the lease, so the slot check decides (tests/claim_races_test.ts).
 WITH c AS MATERIALIZED (
   SELECT c.id, c.image_id, c.user_id, c.expires_at,
     now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at,
@@ -27,7 +33,10 @@ leased AS (
     ) || (SELECT ROW(c.id, c.user_id, c.new_expires_at)::lease FROM c)
   WHERE i.id = (SELECT image_id FROM c)
     AND (
-      (SELECT expires_at FROM c) > now()
+      EXISTS (
+        SELECT FROM unnest(i.leases) l
+        WHERE l.claim_id = (SELECT id FROM c) AND l.expires_at > now()
+      )
       OR (
         NOT ((SELECT user_id FROM c) = ANY (i.annotators))
         AND cardinality(i.annotators)

@@ -1,0 +1,143 @@
+/**
+ * Races around a lease's expiry that only a held lock can make reliable: a statement that began
+ * before the lease ran out, held up (here by a row lock another connection keeps) until someone
+ * else has taken the image. Found by `deno task stress` (stress/scenarios/claims.ts); the audit
+ * there checks the same rule under load.
+ */
+import assert from "node:assert/strict";
+import { createTestApp, type TestApp, type TestUser } from "./harness.ts";
+
+let seq = 0;
+
+async function oneImageDataset(h: TestApp): Promise<{ id: string; image: string }> {
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: `races-${++seq}`,
+    labels: ["cat"],
+    annotations_per_image: 1,
+  });
+  const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: [{ uri: `s3://b/races/${seq}.jpg` }],
+  });
+  return { id: ds.body.id, image: reg.body.images[0].id };
+}
+
+/** Sets a claim's expiry (and its lease's) to `ms` from now. */
+async function expireIn(h: TestApp, claimId: string, ms: number): Promise<void> {
+  await h.db.unsafe(
+    `WITH c AS (
+       UPDATE claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE id = $1::bigint
+       RETURNING id, image_id, expires_at
+     )
+     UPDATE images i
+     SET leases = ARRAY(
+       SELECT CASE WHEN (l).claim_id = c.id THEN ROW(c.id, (l).user_id, c.expires_at)::lease
+         ELSE l END
+       FROM unnest(i.leases) l
+     )
+     FROM c WHERE i.id = c.image_id`,
+    [claimId, ms],
+  );
+}
+
+/** Live leases on an image, by user. */
+async function liveHolders(h: TestApp, imageId: string): Promise<string[]> {
+  const rows = await h.db.unsafe(
+    `SELECT (l).user_id::text AS user_id FROM images i, unnest(i.leases) l
+     WHERE i.id = $1::bigint AND (l).expires_at > now() ORDER BY 1`,
+    [imageId],
+  );
+  return rows.map((r) => r.user_id);
+}
+
+/** Waits until some backend is waiting on a lock (the held-up statement has started). */
+async function untilBlocked(h: TestApp): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await h.db.unsafe(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    if (row.n > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("the statement never blocked");
+}
+
+/**
+ * Starts `action` while another connection holds a lock on claim `claimId`, lets the claim's
+ * lease run out, has `thief` claim the image, then lets `action` go on.
+ */
+async function heldUpAcrossExpiry<T>(
+  h: TestApp,
+  ds: { id: string; image: string },
+  claimId: string,
+  thief: TestUser,
+  action: () => Promise<T>,
+): Promise<{ result: T; stolen: { status: number; body: { claim: { image_id: string } } } }> {
+  await expireIn(h, claimId, 400);
+  const locker = await h.db.reserve();
+  try {
+    await locker.unsafe("BEGIN");
+    await locker.unsafe("SELECT 1 FROM claims WHERE id = $1::bigint FOR UPDATE", [claimId]);
+    const pending = action();
+    await untilBlocked(h);
+    await new Promise((r) => setTimeout(r, 600)); // the lease has expired now
+    const stolen = await thief.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    await locker.unsafe("ROLLBACK");
+    return { result: await pending, stolen };
+  } finally {
+    locker.release();
+  }
+}
+
+Deno.test("lease expiry races", async (t) => {
+  const h = await createTestApp();
+  try {
+    await t.step(
+      "a renew that started before expiry does not win once another annotator took the image",
+      async () => {
+        const ds = await oneImageDataset(h);
+        const [a, b] = [await h.user("annotator"), await h.user("annotator")];
+        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+        const { result: renew, stolen } = await heldUpAcrossExpiry(
+          h,
+          ds,
+          claim.id,
+          b,
+          () => a.req("POST", `/api/v1/claims/${claim.id}/renew`),
+        );
+        assert.equal(stolen.status, 201, "the expired lease went to the next caller");
+        assert.equal(stolen.body.claim.image_id, ds.image);
+        assert.equal(renew.status, 409, `renew answered ${JSON.stringify(renew.body)}`);
+        assert.equal(renew.body.error.code, "claim_expired");
+        assert.deepEqual(await liveHolders(h, ds.image), [b.id], "one holder at a time");
+      },
+    );
+
+    await t.step(
+      "a submit that started before expiry does not win once another annotator took the image",
+      async () => {
+        const ds = await oneImageDataset(h);
+        const [a, b] = [await h.user("annotator"), await h.user("annotator")];
+        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+        const { result: submit, stolen } = await heldUpAcrossExpiry(
+          h,
+          ds,
+          claim.id,
+          b,
+          () =>
+            a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
+              claim_id: claim.id,
+              labels: ["cat"],
+            }),
+        );
+        assert.equal(stolen.status, 201);
+        assert.equal(submit.status, 409, `submit answered ${JSON.stringify(submit.body)}`);
+        assert.equal(submit.body.error.code, "claim_expired");
+        assert.deepEqual(await liveHolders(h, ds.image), [b.id]);
+      },
+    );
+  } finally {
+    await h.close();
+  }
+});
