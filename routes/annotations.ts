@@ -490,41 +490,41 @@ export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
           throw invalid("body.claim_id", "required: claim the image first (claimNextImage)");
         }
       }
-      const target = await getAnnotationTarget(db, imageId);
-      if (!target) throw notFound(`image ${imageId}`);
-      rejectContent(checkContent(body, new Set(target.labels), target, "body"));
       const content = { labels: body.labels ?? [], shapes: body.shapes ?? [] };
-
-      let created: q.Annotation | null;
-      if (machine) {
-        created = await q.createMachineAnnotation(db, {
+      // One round trip when all is well: the statements check labels and bounds themselves, and
+      // only a refusal pays for finding out why.
+      const created = machine
+        ? await q.createMachineAnnotation(db, {
           image_id: imageId,
           author_id: user.id,
           model: body.model!,
           confidence: body.confidence ?? null,
           ...content,
-        });
-        if (!created) throw notFound(`image ${imageId}`); // deleted meanwhile
-      } else {
-        const claimId = body.claim_id ?? null;
-        created = await q.createHumanAnnotation(db, {
-          claim_id: claimId,
+        })
+        : await q.createHumanAnnotation(db, {
+          claim_id: body.claim_id ?? null,
           image_id: imageId,
           user_id: user.id,
           ...content,
         });
-        if (!created) {
-          if (claimId === null) throw notFound(`image ${imageId}`);
-          const claim = await getClaim(db, claimId);
-          if (claim && claim.user_id === user.id && claim.image_id !== imageId) {
-            throw new ApiError(
-              409,
-              "claim_mismatch",
-              `claim ${claimId} is for image ${claim.image_id}, not image ${imageId}`,
-            );
-          }
-          throw claimProblem(claim, claimId, user.id);
+      if (!created) {
+        const target = await getAnnotationTarget(db, imageId);
+        if (!target) throw notFound(`image ${imageId}`);
+        rejectContent(checkContent(body, new Set(target.labels), target, "body"));
+        if (body.claim_id === undefined) {
+          // Content and image fine, yet refused: the image went away or changed meanwhile.
+          throw new ApiError(409, "conflict", `image ${imageId} changed meanwhile; retry`);
         }
+        const claimId = body.claim_id;
+        const claim = await getClaim(db, claimId);
+        if (claim && claim.user_id === user.id && claim.image_id !== imageId) {
+          throw new ApiError(
+            409,
+            "claim_mismatch",
+            `claim ${claimId} is for image ${claim.image_id}, not image ${imageId}`,
+          );
+        }
+        throw claimProblem(claim, claimId, user.id);
       }
       metrics.annotations.inc({ source: created.source });
       return c.json(annotationJson(created), 201);

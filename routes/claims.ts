@@ -5,7 +5,6 @@ import { ApiError } from "../lib/errors.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
 import { errors, Id, idParam, jsonResponse, Timestamp } from "../lib/schemas.ts";
-import { listLatestPredictions } from "../sql/annotations/queries.ts";
 import * as q from "../sql/claims/queries.ts";
 import { requireDataset } from "./datasets.ts";
 import { Annotation, annotationJson, claimProblem } from "./annotations.ts";
@@ -107,11 +106,10 @@ export function claimsRouter(deps: Deps & { metrics: Metrics }) {
         }
         if (outcome.state === "conflict") continue;
         if (outcome.state === "new") metrics.claims.inc();
-        const predictions = await listLatestPredictions(db, outcome.image.id);
         return c.json({
           claim: claimJson(outcome.claim),
           image: imageJson(outcome.image),
-          predictions: predictions.map(annotationJson),
+          predictions: outcome.predictions.map(annotationJson),
         }, outcome.state === "new" ? 201 : 200);
       }
       throw new ApiError(503, "busy", "concurrent claims by this user kept conflicting; retry");

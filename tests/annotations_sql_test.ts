@@ -17,7 +17,6 @@ import {
   type FeedCursor,
   listDatasetAnnotations,
   listImageAnnotations,
-  listLatestPredictions,
   type NewPrediction,
 } from "../sql/annotations/queries.ts";
 import { claimNextImage } from "../sql/claims/queries.ts";
@@ -363,7 +362,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       });
     });
 
-    await t.step("list_latest_predictions: the latest per model; image annotations", async () => {
+    await t.step("a claim carries the latest prediction per model; image annotations", async () => {
       const ds = await newDataset(db, 2);
       const machine = await newUser(db, "machine");
       const annotator = await newUser(db, "annotator");
@@ -373,10 +372,13 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       const yolo2 = await predict(db, img, machine, "yolo", "2");
       const yolo1b = await predict(db, img, machine, "yolo", "1");
       await predict(db, other, machine, "clip", "9");
-      const human = await claimAndAnnotate(db, ds.id, annotator);
+      const claimed = await claimNextImage(db, ds.id, annotator);
+      assert.ok(claimed && claimed.state === "new");
+      assert.equal(claimed.image.id, img);
+      const human = await claimAndAnnotate(db, ds.id, annotator); // the held claim
       assert.equal(human.image_id, img);
 
-      const latest = await listLatestPredictions(db, img);
+      const latest = claimed.predictions;
       assert.deepEqual(latest.map((a) => [a.model?.name, a.model?.version, a.id]), [
         ["sam", "1", sam1!.id],
         ["yolo", "1", yolo1b!.id],
@@ -391,7 +393,10 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       assert.deepEqual(all.map((a) => a.id), [...all.map((a) => a.id)].sort((a, b) => +a - +b));
       assert.equal(all.length, 5);
       assert.equal(await predict(db, "999999", machine), null, "no such image");
-      assert.deepEqual(await listLatestPredictions(db, "999999"), []);
+      const next = await claimNextImage(db, ds.id, annotator);
+      assert.ok(next && next.state === "new");
+      assert.deepEqual(next.predictions.map((a) => a.model?.name), ["clip"]);
+      assert.ok(next.predictions[0].created_at instanceof Date);
     });
 
     await t.step("stats match a hand count", async () => {

@@ -9,6 +9,8 @@
 -- plus the live leases of other claims stay below annotations_per_image. An expired claim passes
 -- while nobody else has taken its slot; once someone has, there is no row (claim_expired).
 -- Without a claim ($1 null: an admin's correction): no slot check.
+-- Content: $6 (every label the annotation uses) must be dataset labels and $7, $8 (its right- and
+-- bottom-most coordinates) inside the image when its size is known; the route diagnoses a refusal.
 --
 -- Then: the user joins annotators (once), the claim's lease leaves the image (expired leases are
 -- pruned), done becomes cardinality(annotators) >= annotations_per_image, the claim ends
@@ -33,6 +35,9 @@ annotated AS (
   FROM datasets d
   WHERE i.id = $2::bigint
     AND d.id = i.dataset_id
+    AND $6::text[] <@ d.labels
+    AND (i.width IS NULL OR $7::float8 <= i.width)
+    AND (i.height IS NULL OR $8::float8 <= i.height)
     AND (
       $1::bigint IS NULL
       OR (

@@ -43,11 +43,52 @@ function toAnnotation(row: AnnotationRow): Annotation {
   };
 }
 
+/** An annotation as a statement builds it in JSON (jsonb_agg, to_jsonb): timestamps as text. */
+export type AnnotationJsonRow = Omit<AnnotationRow, "created_at"> & { created_at: string };
+
+export function annotationFromJson(row: AnnotationJsonRow): Annotation {
+  return toAnnotation({ ...row, created_at: new Date(row.created_at) });
+}
+
+/**
+ * What the create statements check an annotation's content against, so a valid one is written
+ * in one round trip: every label it uses (image-level and shapes') must be a dataset label, and
+ * its right- and bottom-most coordinates must lie inside the image when the size is known. A
+ * refused annotation is diagnosed in detail by the caller; these only decide.
+ */
+export interface ContentBounds {
+  labels: string[];
+  maxX: number;
+  maxY: number;
+}
+
+/** The labels and extent of an annotation's content. */
+export function contentBounds(labels: string[], shapes: Shape[]): ContentBounds {
+  const used = new Set(labels);
+  let maxX = 0;
+  let maxY = 0;
+  for (const s of shapes) {
+    used.add(s.label);
+    if (s.type === "bbox") {
+      maxX = Math.max(maxX, s.x + s.width);
+      maxY = Math.max(maxY, s.y + s.height);
+    } else if (s.type === "point") {
+      maxX = Math.max(maxX, s.x);
+      maxY = Math.max(maxY, s.y);
+    } else {
+      for (const [x, y] of s.points) {
+        maxX = Math.max(maxX, x);
+        maxY = Math.max(maxY, y);
+      }
+    }
+  }
+  return { labels: [...used], maxX, maxY };
+}
+
 const CREATE_HUMAN_ANNOTATION = sqlFile("annotations/create_human_annotation");
 const CREATE_MACHINE_ANNOTATION = sqlFile("annotations/create_machine_annotation");
 const CREATE_PREDICTIONS = sqlFile("annotations/create_predictions");
 const LIST_IMAGE_ANNOTATIONS = sqlFile("annotations/list_image_annotations");
-const LIST_LATEST_PREDICTIONS = sqlFile("annotations/list_latest_predictions");
 const LIST_DATASET_ANNOTATIONS = sqlFile("annotations/list_dataset_annotations");
 const EXPORT_ANNOTATIONS = sqlFile("annotations/export_annotations");
 
@@ -61,9 +102,10 @@ export interface NewHumanAnnotation {
 }
 
 /**
- * Records a human annotation and completes its claim. `null`: the claim is not an active claim of
- * this user on this image, the image is missing, or (claim expired) someone else took the slot.
- * Look the claim up first (getClaim) to tell these apart.
+ * Records a human annotation and completes its claim. `null`: the content does not fit the
+ * dataset or image (see ContentBounds), the claim is not an active claim of this user on this
+ * image, the image is missing, or (claim expired) someone else took the slot. Look the image and
+ * the claim up (getAnnotationTarget, getClaim) to tell these apart.
  */
 export async function createHumanAnnotation(
   db: Handle,
@@ -75,8 +117,14 @@ export async function createHumanAnnotation(
     a.user_id,
     a.labels,
     a.shapes,
+    ...boundsParams(a),
   ]);
   return row && toAnnotation(row);
+}
+
+function boundsParams(a: { labels: string[]; shapes: Shape[] }): [string[], number, number] {
+  const b = contentBounds(a.labels, a.shapes);
+  return [b.labels, b.maxX, b.maxY];
 }
 
 export interface NewMachineAnnotation {
@@ -88,7 +136,7 @@ export interface NewMachineAnnotation {
   shapes: Shape[];
 }
 
-/** `null` when the image is missing. */
+/** `null` when the image is missing or the content does not fit it (see ContentBounds). */
 export async function createMachineAnnotation(
   db: Handle,
   a: NewMachineAnnotation,
@@ -101,6 +149,7 @@ export async function createMachineAnnotation(
     a.confidence,
     a.labels,
     a.shapes,
+    ...boundsParams(a),
   ]);
   return row && toAnnotation(row);
 }
@@ -142,12 +191,6 @@ export async function listImageAnnotations(
   source: AnnotationSource | null,
 ): Promise<Annotation[]> {
   const rows = await many<AnnotationRow>(db, LIST_IMAGE_ANNOTATIONS, [imageId, source]);
-  return rows.map(toAnnotation);
-}
-
-/** The image's latest machine annotation per model name, by model name. */
-export async function listLatestPredictions(db: Handle, imageId: string): Promise<Annotation[]> {
-  const rows = await many<AnnotationRow>(db, LIST_LATEST_PREDICTIONS, [imageId]);
   return rows.map(toAnnotation);
 }
 
@@ -212,9 +255,6 @@ export interface ExportedImage extends Image {
   annotations: Annotation[];
 }
 
-/** An annotation inside export_annotations' JSON: timestamps as ISO text. */
-type ExportedAnnotationRow = Omit<AnnotationRow, "created_at"> & { created_at: string };
-
 /**
  * Every image of the dataset in id order with its annotations (`source` null: all), in batches
  * of `batchSize` read through a server-side cursor: constant memory however big the dataset.
@@ -225,13 +265,11 @@ export async function* exportAnnotations(
   source: AnnotationSource | null,
   batchSize = 500,
 ): AsyncGenerator<ExportedImage[]> {
-  type Row = Omit<ExportedImage, "annotations"> & { annotations: ExportedAnnotationRow[] };
+  type Row = Omit<ExportedImage, "annotations"> & { annotations: AnnotationJsonRow[] };
   for await (const rows of stream<Row>(db, EXPORT_ANNOTATIONS, [datasetId, source], batchSize)) {
     yield rows.map((r) => ({
       ...r,
-      annotations: r.annotations.map((a) =>
-        toAnnotation({ ...a, created_at: new Date(a.created_at) })
-      ),
+      annotations: r.annotations.map(annotationFromJson),
     }));
   }
 }

@@ -1,5 +1,10 @@
 /** Typed functions for the statements in this folder: one per file. */
 import { type Handle, one, sqlFile } from "../../lib/db.ts";
+import {
+  type Annotation,
+  annotationFromJson,
+  type AnnotationJsonRow,
+} from "../annotations/queries.ts";
 import type { Image } from "../images/queries.ts";
 
 export interface Claim {
@@ -28,7 +33,13 @@ export interface NewClaim {
 
 export type ClaimOutcome =
   /** `held`: the caller's existing live claim, unchanged; `new`: just claimed. */
-  | { state: "held" | "new"; claim: NewClaim; image: Image }
+  | {
+    state: "held" | "new";
+    claim: NewClaim;
+    image: Image;
+    /** The image's latest machine annotation per model, by model name. */
+    predictions: Annotation[];
+  }
   /** Lost to a concurrent claim by the same caller: call again, which answers `held`. */
   | { state: "conflict" };
 
@@ -43,6 +54,7 @@ interface ClaimNextImageRow extends Image {
   user_id: string;
   claim_created_at: Date;
   expires_at: Date;
+  predictions: AnnotationJsonRow[];
 }
 
 /**
@@ -57,7 +69,7 @@ export async function claimNextImage(
   const row = await one<ClaimNextImageRow>(db, CLAIM_NEXT_IMAGE, [datasetId, userId]);
   if (!row) return null;
   if (row.state === "conflict") return { state: "conflict" };
-  const { state, claim_id, user_id, claim_created_at, expires_at, ...image } = row;
+  const { state, claim_id, user_id, claim_created_at, expires_at, predictions, ...image } = row;
   return {
     state,
     claim: {
@@ -69,6 +81,7 @@ export async function claimNextImage(
       expires_at,
     },
     image,
+    predictions: predictions.map(annotationFromJson),
   };
 }
 
