@@ -16,7 +16,7 @@ const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).m
 export const SSL_MODES = ["disable", "require", "verify-full"] as const;
 export type SslMode = typeof SSL_MODES[number];
 
-const EnvSchema = z.object({
+export const EnvSchema = z.object({
   APP_ENV: z.enum(["development", "test", "production"]).default("development"),
   HOST: z.string().min(1).default("0.0.0.0"),
   PORT: intFrom(0, 65535).default(8000),
