@@ -65,6 +65,12 @@ export async function openDatabaseUrl(
   if (config.env === "production") {
     throw new Error("no database configured: set DATABASE_URL (or DB_USER, DB_HOST and DB_NAME)");
   }
+  if (Deno.build.standalone) {
+    throw new Error(
+      "no database configured: the compiled server has no embedded PostgreSQL; set " +
+        "DATABASE_URL (or DB_USER, DB_HOST and DB_NAME)",
+    );
+  }
   const dir = `${config.dataDir}/postgres`;
   const url = embeddedUrl(config);
   if (await answers(url)) {
