@@ -31,6 +31,13 @@ export function connect(url: string, opts: PoolOptions): Db {
     max: opts.max,
     connect_timeout: opts.connectTimeoutSeconds,
     idle_timeout: 60,
+    // postgres.js waits before reconnecting, up to 20 s after repeated failures (its default
+    // backoff grows 3^n over failures shared by the whole pool). A query arriving after an
+    // outage then waits out that delay: requests hung for up to 20 s while the database was
+    // down and for as long after it was back (stress/scenarios/db_restart.ts). A short, capped
+    // delay makes each request fail fast (503) while the database is down and the pool recover
+    // within a quarter of a second of it coming back.
+    backoff: reconnectDelaySeconds,
     ssl,
     // Keep the server quiet about notices (e.g. "relation already exists, skipping").
     onnotice: () => {},
@@ -39,6 +46,11 @@ export function connect(url: string, opts: PoolOptions): Db {
       statement_timeout: opts.statementTimeoutMs,
     },
   });
+}
+
+/** Seconds before the next connection attempt after `failures` failed ones: 40 ms up to 250 ms. */
+export function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.02 * 2 ** Math.max(1, failures), 0.25);
 }
 
 type Ssl = false | "require" | { ca: string[]; rejectUnauthorized: true; host: string };

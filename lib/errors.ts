@@ -109,20 +109,41 @@ function fromPg(e: { code: string; constraint_name?: string }): ApiError | null 
       return new ApiError(503, "busy", "the request conflicted with another; try again");
     case "53300": // too_many_connections
     case "57P01": // admin_shutdown
+    case "57P02": // crash_shutdown
     case "57P03": // cannot_connect_now
       return new ApiError(503, "unavailable", "the database is unavailable; try again");
+  }
+  // Class 08: connection exceptions (connection_failure, ...).
+  if (e.code.startsWith("08")) {
+    return new ApiError(503, "unavailable", "the database is unavailable; try again");
   }
   return null;
 }
 
-/** Connection-level failures from postgres.js (no SQLSTATE): the database is unreachable. */
+/** postgres.js's own connection errors, and the socket errors a lost database gives. */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  // A database that stops or crashes resets open sockets: before this was listed, requests in
+  // flight during a restart answered 500 (stress/scenarios/db_restart.ts).
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTCONN",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+]);
+
+/** Connection-level failures (no SQLSTATE): the database is unreachable. */
 function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
-  return typeof code === "string" &&
-      ["CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT"].includes(
-        code,
-      ) ||
-    code === "ECONNREFUSED";
+  return typeof code === "string" && CONNECTION_CODES.has(code);
 }
 
 /** Maps any thrown value to the status and body the client gets. */
