@@ -244,8 +244,17 @@ function applyTls(
   return { mode, rootCert };
 }
 
+/** What a process needs configured beyond the database: the server needs it all. */
+export interface ConfigNeeds {
+  /** False for the database scripts (db:*, user:create), which issue no tokens. */
+  tokens?: boolean;
+}
+
 /** Validates `vars`; throws `ConfigError` listing every problem. */
-export function parseConfig(vars: Record<string, string | undefined>): Config {
+export function parseConfig(
+  vars: Record<string, string | undefined>,
+  needs: ConfigNeeds = {},
+): Config {
   // Empty strings mean "unset", as in most .env conventions.
   const cleaned = Object.fromEntries(
     Object.entries(vars).filter(([, v]) => v !== undefined && v !== ""),
@@ -272,7 +281,7 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
   if (!databaseUrl && env.APP_ENV === "production") {
     problems.push("DATABASE_URL: required in production (or set DB_USER, DB_HOST and DB_NAME)");
   }
-  if (!env.AUTH_JWT_SECRET && env.APP_ENV === "production") {
+  if (!env.AUTH_JWT_SECRET && env.APP_ENV === "production" && needs.tokens !== false) {
     problems.push("AUTH_JWT_SECRET: required in production (at least 32 bytes)");
   }
   let jwks: Config["auth"]["jwks"];
@@ -322,9 +331,9 @@ export function parseConfig(vars: Record<string, string | undefined>): Config {
 }
 
 /** Start-up entry point: reads the environment, or prints every problem and exits 1. */
-export function loadConfig(): Config {
+export function loadConfig(needs: ConfigNeeds = {}): Config {
   try {
-    return parseConfig(readEnv());
+    return parseConfig(readEnv(), needs);
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);

@@ -67,7 +67,7 @@ async function newMigration(args: string[]): Promise<void> {
 }
 
 async function withDatabase(verb: string): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig({ tokens: false });
   const database = await openDatabaseUrl(config, cliLog);
   const db = connect(database.url, {
     max: 2,

@@ -58,7 +58,7 @@ function parseArgs(args: string[]): { name: string; role: Role } {
 
 async function run(args: string[]): Promise<void> {
   const { name, role } = parseArgs(args);
-  const config = loadConfig();
+  const config = loadConfig({ tokens: false });
   const database = await openDatabaseUrl(config, cliLog);
   const db = connect(database.url, {
     max: 1,

@@ -196,6 +196,18 @@ Deno.test("database and shutdown settings", async (t) => {
   }
 });
 
+Deno.test("the database scripts need no token secret in production", () => {
+  const vars = { APP_ENV: "production", DATABASE_URL: "postgres://u:p@db.internal/annotations" };
+  assert.throws(() => parseConfig(vars), (e) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /AUTH_JWT_SECRET: required in production/);
+    return true;
+  });
+  const config = parseConfig(vars, { tokens: false });
+  assert.equal(config.auth.jwtSecret, undefined);
+  assert.equal(config.env, "production");
+});
+
 Deno.test("the production server starts from DB_* variables (no DATABASE_URL), TLS off", async () => {
   const tdb = await createTestDb(2);
   const role = await createLoginRole(tdb.url, Deno.env.get("TEST_DATABASE_URL")!);
