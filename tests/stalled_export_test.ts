@@ -1,0 +1,82 @@
+/**
+ * Clients that start an export and stop reading must not take the database pool from everyone
+ * else (lib/db.ts readSnapshot: a share of the pool for streams, and an idle cut-off). Found by
+ * `deno task stress` (scenario "limits"): 16 stalled exports held all 10 connections of a
+ * server and every other request timed out.
+ */
+import assert from "node:assert/strict";
+import { activity, snapshotLimits } from "../lib/db.ts";
+import { createTestApp, type TestApp } from "./harness.ts";
+
+async function bigDataset(h: TestApp): Promise<string> {
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: `stalled-${crypto.randomUUID()}`,
+    labels: ["a"],
+  });
+  const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: Array.from({ length: 2000 }, (_, i) => ({ uri: `s3://b/stalled/${i}.jpg` })),
+  });
+  assert.equal(reg.status, 200);
+  return ds.body.id;
+}
+
+/** Starts an export and reads its first chunk only: the stream stays open, unread. */
+async function stalledExport(h: TestApp, datasetId: string) {
+  const res = await h.app.request(`/api/v1/datasets/${datasetId}/export`, {
+    headers: { authorization: `Bearer ${h.admin.token}` },
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  return { reader, first: reader.read() };
+}
+
+Deno.test("stalled exports", async (t) => {
+  const h = await createTestApp({ poolMax: 4, config: { REQUEST_TIMEOUT_MS: "3000" } });
+  const saved = { ...snapshotLimits };
+  try {
+    const datasetId = await bigDataset(h);
+
+    await t.step(
+      "more stalled exports than the pool has connections: others are served",
+      async () => {
+        const exports = await Promise.all(
+          Array.from({ length: 6 }, () => stalledExport(h, datasetId)),
+        );
+        // Two of them (half the pool) stream; the others wait for a turn.
+        for (let i = 0; i < 100 && activity.transactions < 2; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        for (let i = 0; i < 5; i++) {
+          const started = performance.now();
+          const res = await h.req("GET", `/api/v1/datasets/${datasetId}/stats`);
+          const ms = performance.now() - started;
+          assert.equal(res.status, 200, JSON.stringify(res.body));
+          assert.ok(ms < 1000, `a request took ${Math.round(ms)} ms beside stalled exports`);
+        }
+        // Hanging up ends them all, and every export that waited for a turn still completes.
+        await Promise.all(exports.map((e) => e.reader.cancel()));
+        const full = await h.req("GET", `/api/v1/datasets/${datasetId}/export`);
+        assert.equal(full.status, 200);
+        assert.equal(String(full.body).trim().split("\n").length, 2000);
+      },
+    );
+
+    await t.step("an export nobody reads is cut off after the idle time", async () => {
+      snapshotLimits.idleMs = 300;
+      const before = activity.transactions;
+      const e = await stalledExport(h, datasetId);
+      await e.first;
+      assert.equal(activity.transactions, before + 1, "streaming holds a transaction");
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(activity.transactions, before, "the idle stream gave its connection back");
+      await assert.rejects(async () => {
+        while (!(await e.reader.read()).done) {
+          // drain
+        }
+      });
+    });
+  } finally {
+    Object.assign(snapshotLimits, saved);
+    await h.close();
+  }
+});
