@@ -1,0 +1,119 @@
+/** A small HTTP client for the scenarios: JSON in and out, never throws on a network error. */
+import { ADMIN_API_KEY } from "./server.ts";
+
+export interface Res {
+  /** 0 when no response came back (connection refused or reset, timeout). */
+  status: number;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+  headers: Headers;
+  /** The network error when status is 0. */
+  error?: string;
+  ms: number;
+}
+
+export interface CallOptions {
+  headers?: Record<string, string>;
+  /** Sent as is instead of JSON.stringify(body). */
+  raw?: BodyInit;
+  timeoutMs?: number;
+}
+
+export async function call(
+  base: string,
+  token: string | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: CallOptions = {},
+): Promise<Res> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  let payload: BodyInit | undefined = opts.raw;
+  if (payload === undefined && body !== undefined) {
+    payload = JSON.stringify(body);
+    headers["content-type"] = "application/json";
+  }
+  Object.assign(headers, opts.headers);
+  const started = performance.now();
+  try {
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body: payload,
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if (res.headers.get("content-type")?.includes("application/json") && text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    return {
+      status: res.status,
+      body: parsed,
+      headers: res.headers,
+      ms: performance.now() - started,
+    };
+  } catch (e) {
+    return {
+      status: 0,
+      body: null,
+      headers: new Headers(),
+      error: (e as Error).name + ": " + (e as Error).message,
+      ms: performance.now() - started,
+    };
+  }
+}
+
+/** True when `res` has the one error shape. */
+export function hasErrorShape(res: { body: unknown; headers: Headers }): boolean {
+  const b = res.body as { error?: { code?: unknown; message?: unknown } } | null;
+  return !!res.headers.get("content-type")?.includes("application/json") &&
+    typeof b?.error?.code === "string" && typeof b.error.message === "string";
+}
+
+export async function tokenFor(base: string, apiKey: string): Promise<string> {
+  const res = await call(base, null, "POST", "/api/v1/auth/token", { api_key: apiKey });
+  if (res.status !== 200) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.access_token;
+}
+
+export const adminToken = (base: string) => tokenFor(base, ADMIN_API_KEY);
+
+export interface User {
+  id: string;
+  name: string;
+  role: string;
+  apiKey: string;
+  token: string;
+}
+
+export async function createUser(
+  base: string,
+  admin: string,
+  name: string,
+  role: "admin" | "annotator" | "machine",
+): Promise<User> {
+  const res = await call(base, admin, "POST", "/api/v1/users", { name, role });
+  if (res.status !== 201) throw new Error(`createUser: ${res.status} ${JSON.stringify(res.body)}`);
+  const apiKey = res.body.api_key;
+  return { id: res.body.user.id, name, role, apiKey, token: await tokenFor(base, apiKey) };
+}
+
+/** Asserts a status, or throws with the response. */
+export function expectStatus(res: Res, ...statuses: number[]): Res {
+  if (!statuses.includes(res.status)) {
+    throw new Error(
+      `expected ${statuses.join("/")}, got ${res.status}: ${
+        JSON.stringify(res.body ?? res.error).slice(0, 500)
+      }`,
+    );
+  }
+  return res;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
