@@ -1,0 +1,66 @@
+/**
+ * Attacks not covered by the other test files (stress/lib/attacks.ts lists what is covered where):
+ * token tricks, ids of other datasets, and SQL injection strings in every parameter of the spec.
+ * `deno task stress` runs the same battery against a real server process.
+ */
+import assert from "node:assert/strict";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
+import {
+  type AttackSetup,
+  DIGEST_SQL,
+  injectEverywhere,
+  runAttacks,
+} from "../stress/lib/attacks.ts";
+import type { Send, Spec } from "../stress/lib/fuzz.ts";
+import { createTestApp, TEST_JWT_SECRET } from "./harness.ts";
+
+Deno.test("attacks", async (t) => {
+  const h = await createTestApp();
+  const send: Send = async (req) => {
+    const res = await h.app.request(req.url, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body as BodyInit | undefined,
+    });
+    return { status: res.status, headers: res.headers, text: await res.text() };
+  };
+  const setup: AttackSetup = {
+    send,
+    jwtSecret: TEST_JWT_SECRET,
+    issuer: TOKEN_ISSUER,
+    audience: TOKEN_AUDIENCE,
+    adminToken: h.admin.token,
+    digest: async () => (await h.db.unsafe(DIGEST_SQL))[0].digest,
+  };
+  try {
+    await t.step("tokens, headers and ids of other datasets", async () => {
+      const outcomes = await runAttacks(setup);
+      const failed = outcomes.filter((o) => !o.ok);
+      assert.deepEqual(
+        failed.map((o) => `${o.attack}: ${o.detail}`),
+        [],
+      );
+      assert.ok(outcomes.length >= 25, `${outcomes.length} attacks`);
+    });
+
+    await t.step("SQL injection strings in every parameter of every operation", async () => {
+      const spec = (await h.anon("GET", "/api/openapi.json")).body as Spec;
+      const ds = await h.req("POST", "/api/v1/datasets", { name: "sqli", labels: ["cat"] });
+      const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+        images: [{ uri: "s3://b/sqli.jpg", external_id: "e" }],
+      });
+      const report = await injectEverywhere(setup, spec, {
+        dataset: ds.body.id,
+        image: reg.body.images[0].id,
+      });
+      assert.deepEqual(report.failures, []);
+      assert.ok(report.requests > 300, `${report.requests} requests`);
+      const [tables] = await h.db.unsafe(
+        `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`,
+      );
+      assert.ok(tables.n >= 5, "every table is still there");
+    });
+  } finally {
+    await h.close();
+  }
+});
