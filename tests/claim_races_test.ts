@@ -1,8 +1,8 @@
 /**
  * Races around a lease's expiry that only a held lock can make reliable: a statement that began
  * before the lease ran out, held up (here by a row lock another connection keeps) until someone
- * else has taken the image. Found by `deno task stress` (stress/scenarios/claims.ts); the audit
- * there checks the same rule under load.
+ * else has taken the image. `deno task stress` (stress/scenarios/claims.ts) provokes the same
+ * race under load by row-locking claims at their expiry, and audits every image's holders.
  */
 import assert from "node:assert/strict";
 import { createTestApp, type TestApp, type TestUser } from "./harness.ts";

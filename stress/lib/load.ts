@@ -21,6 +21,7 @@ export interface Batch {
   version: string;
   size: number;
   status: number;
+  code?: string;
   created?: number;
 }
 
@@ -147,6 +148,7 @@ export async function machineLoop(
       version,
       size: Math.min(size, images.length - start),
       status: res.status,
+      code: res.body?.error?.code,
       created: res.status === 200 ? res.body.created : undefined,
     });
     if (res.status !== 200) await sleep(res.status === 0 ? 100 : 50);
@@ -190,6 +192,14 @@ export async function auditLedger(sql: postgres.Sql, ledger: Ledger): Promise<st
           `${found[0].id} exists`,
       );
     }
+    // A 503 "timeout" says the request was not done: it must not have been done later either.
+    const timedOut = s.codes.includes("timeout");
+    if (!ok && found.length && timedOut && !s.statuses.includes(0)) {
+      out.push(
+        `claim ${s.claimId}: answered 503 timeout (${s.statuses.join(",")}), yet annotation ` +
+          `${found[0].id} was written`,
+      );
+    }
     if (completedBefore && !found.length) {
       out.push(`claim ${s.claimId}: the server said claim_completed, but no annotation exists`);
     }
@@ -207,7 +217,7 @@ export async function auditLedger(sql: postgres.Sql, ledger: Ledger): Promise<st
     if (b.status !== 200 && n !== 0 && n !== b.size) {
       out.push(`batch ${b.version}: answered ${b.status}, half-written (${n} of ${b.size} rows)`);
     }
-    if (b.status >= 400 && b.status !== 503 && n !== 0) {
+    if ((b.status >= 400 && b.status !== 503 || b.code === "timeout") && n !== 0) {
       out.push(`batch ${b.version}: refused with ${b.status}, yet ${n} rows were written`);
     }
   }
