@@ -1,7 +1,7 @@
 /** Start-up steps around authentication: the JWT secret and the first admin. */
 import { hashApiKey, newApiKey, newJwtSecret } from "./auth.ts";
 import type { Config } from "./config.ts";
-import type { Db } from "./db.ts";
+import { type Db, isPgError } from "./db.ts";
 import type { Logger } from "./log.ts";
 import * as users from "../sql/users/queries.ts";
 
@@ -31,11 +31,19 @@ export async function withJwtSecret(config: Config): Promise<Config> {
  */
 export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promise<void> {
   if (config.auth.adminApiKey) {
-    const admin = await users.ensureAdmin(
-      db,
-      config.auth.adminName,
-      await hashApiKey(config.auth.adminApiKey),
-    );
+    const hash = await hashApiKey(config.auth.adminApiKey);
+    let admin: users.User;
+    for (let attempt = 1;; attempt++) {
+      try {
+        admin = await users.ensureAdmin(db, config.auth.adminName, hash);
+        break;
+      } catch (e) {
+        // Replicas starting together insert the same admin at once: ON CONFLICT (name) settles
+        // the name, but the loser can trip over the key's own unique index first (23505). The
+        // winner has committed by then, so the next attempt takes the ON CONFLICT path.
+        if (!(isPgError(e) && e.code === "23505") || attempt >= 3) throw e;
+      }
+    }
     log.info("admin from ADMIN_API_KEY ensured", { user_id: admin.id, name: admin.name });
     return;
   }
