@@ -85,6 +85,23 @@ async function peakRss<T>(server: Server, run: () => Promise<T>): Promise<[T, nu
   }
 }
 
+/**
+ * Waits until the server runs no query (queued ones included); returns how long that took. A
+ * request answered 503 for its timeout leaves its query running: after a burst, this is how long
+ * the pool stayed busy with work whose clients had already been told "timeout".
+ */
+async function drained(server: Server, limitMs = 60_000): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < limitMs) {
+    const res = await call(server.url, null, "GET", "/metrics");
+    const busy = String(res.body).split("\n").filter((l) => l.startsWith("db_pool_in_use"))
+      .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    if (busy === 0) return performance.now() - t0;
+    await sleep(100);
+  }
+  return Infinity;
+}
+
 async function poolInUse(server: Server): Promise<string> {
   const res = await call(server.url, null, "GET", "/metrics");
   const lines = String(res.body).split("\n").filter((l) => l.startsWith("db_pool_in_use"));
@@ -127,6 +144,11 @@ export const limitsScenario: Scenario = {
         notes.push(
           `burst: ${fmt(burst)} concurrent connections answered in ${Math.round(ms)} ms: ` +
             JSON.stringify(statuses),
+        );
+        const busyMs = await drained(server);
+        notes.push(
+          `after the burst, the pool kept running queries of already-answered requests for ` +
+            `${Math.round(busyMs)} ms (a 503 timeout does not cancel the request's query)`,
         );
         for (const a of answers) {
           const clean = a.status === 200 ||
