@@ -27,7 +27,7 @@ import { dedupe } from "./db_restart.ts";
 /** Leases this short are below the API's minimum (30 s): set in the database for this run. */
 const TTL_SECONDS = 2;
 /** Holding intervals use statement start times; a claim's statement may run this long. */
-const TOLERANCE_MS = 100;
+const TOLERANCE_MS = 250;
 
 interface Stats {
   claims: number;
