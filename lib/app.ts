@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { authenticate, createAuth } from "./auth.ts";
 import { ApiError, errorBody, makeOnError } from "./errors.ts";
-import { activity } from "./db.ts";
+import { activity, withQueryScope } from "./db.ts";
 import { Metrics } from "./metrics.ts";
 import { createRouter, type Deps } from "./router.ts";
 import { annotationsRouter } from "../routes/annotations.ts";
@@ -17,6 +17,9 @@ import { mountSpecPage, SPEC_JSON_PATH } from "../routes/spec.ts";
 import { usersRouter } from "../routes/users.ts";
 
 export const API_VERSION = "0.1.0";
+
+/** How long a timed-out request waits for its cancelled queries to end before answering. */
+const CANCEL_GRACE_MS = 5_000;
 
 /** Probes and scrapes are logged at debug level, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -57,19 +60,32 @@ export function createApp(deps: Deps) {
     });
   });
 
-  // A bound on each API request. The database has its own (DB_STATEMENT_TIMEOUT_MS); a streamed
-  // export returns its Response at once, so this bounds only its start.
+  // A bound on each API request. At the deadline the request's queries are cancelled and no new
+  // one may start (lib/db.ts QueryScope), so a timeout answer never hides a write that lands
+  // later: if a query was running, the answer waits for the handler to settle (cancelled
+  // queries end within milliseconds) and reports what really happened, which is a write only if
+  // it committed before the cancel arrived. The database has its own bound on each statement
+  // (DB_STATEMENT_TIMEOUT_MS); a streamed export returns its Response at once, so this bounds
+  // only its start.
   const limitMs = deps.config.requestTimeoutMs;
   app.use("/api/v1/*", async (_c, next) => {
+    const timeout = new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`);
+    const controller = new AbortController();
+    const scope = { signal: controller.signal, inFlight: 0 };
+    const work = withQueryScope(scope, next);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`)),
-        limitMs,
-      );
+    const deadline = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), limitMs);
     });
     try {
-      await Promise.race([next(), expired]);
+      if (await Promise.race([work.then(() => "done" as const), deadline]) === "done") return;
+      controller.abort(timeout);
+      // Nothing running: nothing can be written any more (no query may start), answer now.
+      if (scope.inFlight === 0) throw timeout;
+      const grace = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), CANCEL_GRACE_MS);
+      });
+      if (await Promise.race([work.then(() => "done" as const), grace]) === "late") throw timeout;
     } finally {
       clearTimeout(timer);
     }

@@ -4,6 +4,7 @@
  * `one` / `many` / `exec`. The handle is an argument: the pool, or the `tx` that `transaction`
  * hands out, so every query runs the same way in or out of a transaction.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import postgres from "postgres";
 
 // deno-lint-ignore ban-types
@@ -100,15 +101,46 @@ type Params = readonly unknown[];
 /** What this process has running on the database now (the pool-usage gauges). */
 export const activity = { queries: 0, transactions: 0 };
 
+/**
+ * A request's hold on its queries: when `signal` aborts (the request's deadline passed), the
+ * queries it has running are cancelled (PostgreSQL rolls each back) and any it starts afterwards
+ * fail at once with `signal.reason`. `inFlight` counts its running queries. Set by lib/app.ts
+ * around each API request, found by `run` through async context, so query functions need no
+ * extra argument.
+ */
+export interface QueryScope {
+  signal: AbortSignal;
+  inFlight: number;
+}
+
+const queryScope = new AsyncLocalStorage<QueryScope>();
+
+/** Runs `fn` with `scope` governing every query it runs (see QueryScope). */
+export function withQueryScope<T>(scope: QueryScope, fn: () => Promise<T>): Promise<T> {
+  return queryScope.run(scope, fn);
+}
+
 async function run<R>(db: Handle, text: string, params: Params) {
+  const scope = queryScope.getStore();
+  scope?.signal.throwIfAborted();
   activity.queries++;
+  // postgres.js names and caches the prepared statement per connection.
+  const query = db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], {
+    prepare: true,
+  });
+  const cancel = () => query.cancel();
+  if (scope) {
+    scope.inFlight++;
+    scope.signal.addEventListener("abort", cancel, { once: true });
+  }
   try {
-    // postgres.js names and caches the prepared statement per connection.
-    return await db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], {
-      prepare: true,
-    });
+    return await query;
   } finally {
     activity.queries--;
+    if (scope) {
+      scope.inFlight--;
+      scope.signal.removeEventListener("abort", cancel);
+    }
   }
 }
 

@@ -123,3 +123,41 @@ Deno.test("a request slower than REQUEST_TIMEOUT_MS gets a 503", async () => {
     await h.close();
   }
 });
+
+Deno.test("a timed-out write is cancelled: the 503 never hides a row that lands later", async () => {
+  const h = await createTestApp({ config: { REQUEST_TIMEOUT_MS: "300" } });
+  try {
+    const ds = await h.req("POST", "/api/v1/datasets", { name: "timeouts", labels: ["a"] });
+    const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+      images: [{ uri: "s3://b/t.jpg" }],
+    });
+    const machine = await h.user("machine");
+    const predictions = {
+      predictions: [{ image_id: img.body.images[0].id, model: { name: "m", version: "1" } }],
+    };
+    // Another session blocks every insert into annotations until it commits.
+    const blocker = await h.db.reserve();
+    let res;
+    try {
+      await blocker.unsafe("BEGIN");
+      await blocker.unsafe("LOCK TABLE annotations IN EXCLUSIVE MODE");
+      const started = performance.now();
+      res = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, predictions);
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 2000, `answered after ${elapsed} ms`);
+    } finally {
+      await blocker.unsafe("COMMIT");
+      blocker.release();
+    }
+    assertError(res, 503, "timeout");
+    await new Promise((r) => setTimeout(r, 300));
+    const rows = await h.db.unsafe(`SELECT count(*)::int AS n FROM annotations`);
+    assert.equal(rows[0].n, 0, "the cancelled insert never landed");
+    // Without the lock the same request succeeds: the deadline cancels only late requests.
+    const ok = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, predictions);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.created, 1);
+  } finally {
+    await h.close();
+  }
+});
