@@ -32,3 +32,13 @@ export function createLogger(min: Level = "info", sink: Sink = defaultSink): Log
 
 /** A logger that drops everything (tests). */
 export const silentLogger: Logger = createLogger("error", () => {});
+
+/** Human-readable lines on stderr, for command-line tasks (their stdout is for results). */
+export const cliLogger: Logger = {
+  debug: () => {},
+  info: (msg, fields) => console.error(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+  warn: (msg, fields) =>
+    console.error(`warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+  error: (msg, fields) =>
+    console.error(`error: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+};

@@ -8,7 +8,7 @@
 import { loadConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
 import { openDatabaseUrl } from "../lib/dev_database.ts";
-import type { Logger } from "../lib/log.ts";
+import { cliLogger as cliLog } from "../lib/log.ts";
 import { dbmate, type DbmateResult, migrate, migrationVersions } from "../lib/migrate.ts";
 import { lockMigrations, unlockMigrations } from "../sql/schema/queries.ts";
 
@@ -18,16 +18,6 @@ const USAGE = `usage: deno task db:migrate          apply pending migrations
        deno task db:new <name>       create db/migrations/<timestamp>_<name>.sql (snake_case name)`;
 
 class UsageError extends Error {}
-
-/** Human-readable progress on stderr (the server's JSON logs are for machines). */
-const cliLog: Logger = {
-  debug: () => {},
-  info: (msg, fields) => console.error(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-  warn: (msg, fields) =>
-    console.error(`warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-  error: (msg, fields) =>
-    console.error(`error: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-};
 
 function print(result: DbmateResult): void {
   if (result.stdout) Deno.stdout.writeSync(new TextEncoder().encode(result.stdout));

@@ -12,7 +12,7 @@ import { hashApiKey, newApiKey, ROLES } from "../lib/auth.ts";
 import { loadConfig } from "../lib/config.ts";
 import { connect, isPgError } from "../lib/db.ts";
 import { openDatabaseUrl } from "../lib/dev_database.ts";
-import type { Logger } from "../lib/log.ts";
+import { cliLogger as cliLog } from "../lib/log.ts";
 import { pendingMigrations } from "../lib/migrate.ts";
 import { createUser, type Role } from "../sql/users/queries.ts";
 
@@ -27,16 +27,6 @@ Prints the new user's API key on stdout (shown once; only its hash is stored).`;
 const MAX_NAME = 200;
 
 class UsageError extends Error {}
-
-/** Human-readable progress on stderr: stdout carries only the key. */
-const cliLog: Logger = {
-  debug: () => {},
-  info: (msg, fields) => console.error(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-  warn: (msg, fields) =>
-    console.error(`warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-  error: (msg, fields) =>
-    console.error(`error: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
-};
 
 function parseArgs(args: string[]): { name: string; role: Role } {
   if (args.length !== 2) {

@@ -3,7 +3,7 @@
  * late), bulk predictions, latest predictions, stats and the streamed export.
  */
 import assert from "node:assert/strict";
-import { type Db, exec, type Handle, many, transaction } from "../lib/db.ts";
+import { type Db, type Handle, many, transaction } from "../lib/db.ts";
 import {
   type Annotation,
   type AnnotationSource,
@@ -22,7 +22,7 @@ import {
 import { claimNextImage } from "../sql/claims/queries.ts";
 import { createDataset, getDatasetStats } from "../sql/datasets/queries.ts";
 import { registerImages } from "../sql/images/queries.ts";
-import { createTestDb } from "./harness.ts";
+import { createTestDb, setClaimExpiry } from "./harness.ts";
 
 let seq = 0;
 
@@ -86,27 +86,6 @@ async function claimAndAnnotate(db: Handle, datasetId: string, user: string) {
   });
   assert.ok(a);
   return a;
-}
-
-/** Moves a claim's expiry (and its lease's) one second into the past, instead of sleeping. */
-function expire(db: Handle, claimId: string): Promise<number> {
-  return exec(
-    db,
-    `WITH c AS (
-       UPDATE claims SET expires_at = now() - interval '1 second'
-       WHERE id = $1::bigint
-       RETURNING id, image_id, expires_at
-     )
-     UPDATE images i
-     SET leases = ARRAY(
-       SELECT CASE WHEN l.claim_id = c.id THEN ROW(l.claim_id, l.user_id, c.expires_at)::lease
-         ELSE l END
-       FROM unnest(i.leases) l
-     )
-     FROM c
-     WHERE i.id = c.image_id`,
-    [claimId],
-  );
 }
 
 function delay(ms: number) {
@@ -428,7 +407,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       assert.equal((await claimNextImage(db, ds.id, b))?.state, "new"); // image 3
       const dClaim = await claimNextImage(db, ds.id, d); // image 3: in progress
       assert.ok(dClaim?.state === "new");
-      await expire(db, dClaim.claim.id); // image 3: pending again (one live lease, b's)
+      await setClaimExpiry(db, dClaim.claim.id, -1000); // image 3: pending again (one live lease, b's)
       await predict(db, ds.images[0], machine);
       await predict(db, ds.images[5], machine);
       await predict(db, ds.images[6], machine);

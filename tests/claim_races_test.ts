@@ -5,7 +5,7 @@
  * race under load by row-locking claims at their expiry, and audits every image's holders.
  */
 import assert from "node:assert/strict";
-import { createTestApp, type TestApp, type TestUser } from "./harness.ts";
+import { createTestApp, setClaimExpiry, type TestApp, type TestUser } from "./harness.ts";
 
 let seq = 0;
 
@@ -19,25 +19,6 @@ async function oneImageDataset(h: TestApp): Promise<{ id: string; image: string 
     images: [{ uri: `s3://b/races/${seq}.jpg` }],
   });
   return { id: ds.body.id, image: reg.body.images[0].id };
-}
-
-/** Sets a claim's expiry (and its lease's) to `ms` from now. */
-async function expireIn(h: TestApp, claimId: string, ms: number): Promise<void> {
-  await h.db.unsafe(
-    `WITH c AS (
-       UPDATE claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
-       WHERE id = $1::bigint
-       RETURNING id, image_id, expires_at
-     )
-     UPDATE images i
-     SET leases = ARRAY(
-       SELECT CASE WHEN (l).claim_id = c.id THEN ROW(c.id, (l).user_id, c.expires_at)::lease
-         ELSE l END
-       FROM unnest(i.leases) l
-     )
-     FROM c WHERE i.id = c.image_id`,
-    [claimId, ms],
-  );
 }
 
 /** Live leases on an image, by user. */
@@ -74,7 +55,7 @@ async function heldUpAcrossExpiry<T>(
   thief: TestUser,
   action: () => Promise<T>,
 ): Promise<{ result: T; stolen: { status: number; body: { claim: { image_id: string } } } }> {
-  await expireIn(h, claimId, 400);
+  await setClaimExpiry(h.db, claimId, 400);
   const locker = await h.db.reserve();
   try {
     await locker.unsafe("BEGIN");

@@ -20,7 +20,7 @@ import {
   registerImages,
   updateImage,
 } from "../sql/images/queries.ts";
-import { createTestDb } from "./harness.ts";
+import { createTestDb, setClaimExpiry } from "./harness.ts";
 
 let seq = 0;
 
@@ -79,27 +79,6 @@ function annotate(db: Handle, claimId: string | null, imageId: string, userId: s
     labels: ["cat"],
     shapes: [{ type: "point", label: "cat", x: 1, y: 2 }],
   });
-}
-
-/** Moves a claim's expiry (and its lease's) one second into the past, instead of sleeping. */
-function expire(db: Handle, claimId: string): Promise<number> {
-  return exec(
-    db,
-    `WITH c AS (
-       UPDATE claims SET expires_at = now() - interval '1 second'
-       WHERE id = $1::bigint
-       RETURNING id, image_id, expires_at
-     )
-     UPDATE images i
-     SET leases = ARRAY(
-       SELECT CASE WHEN l.claim_id = c.id THEN ROW(l.claim_id, l.user_id, c.expires_at)::lease
-         ELSE l END
-       FROM unnest(i.leases) l
-     )
-     FROM c
-     WHERE i.id = c.image_id`,
-    [claimId],
-  );
 }
 
 async function status(db: Handle, imageId: string): Promise<ImageStatus> {
@@ -241,7 +220,7 @@ Deno.test("claims: the claim query", async (t) => {
         const [a, b] = await newUsers(db, 2);
         const ca = await claim(db, ds.id, a);
         assert.equal(ca?.image.id, ds.images[0]);
-        assert.equal(await expire(db, ca.claim.id), 1);
+        assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
         const expired = await getClaim(db, ca.claim.id);
         assert.equal(expired?.active, true);
         assert.equal(expired.live, false);
@@ -268,7 +247,7 @@ Deno.test("claims: the claim query", async (t) => {
       const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
       const [a, b] = await newUsers(db, 2);
       const ca = await claim(db, ds.id, a);
-      await expire(db, ca!.claim.id);
+      await setClaimExpiry(db, ca!.claim.id, -1000);
       // Someone else takes the image meanwhile but lets it go again: the slot is free.
       const cb = await claim(db, ds.id, b);
       assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
@@ -286,11 +265,11 @@ Deno.test("claims: the claim query", async (t) => {
       // Renewing an expired claim: allowed while the slot is free, refused once taken.
       const c2 = await claim(db, ds.id, a);
       assert.equal(c2?.image.id, ds.images[1]);
-      await expire(db, c2.claim.id);
+      await setClaimExpiry(db, c2.claim.id, -1000);
       const renewed = await renewClaim(db, c2.claim.id, a);
       assert.equal(renewed?.live, true);
       assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
-      await expire(db, c2.claim.id);
+      await setClaimExpiry(db, c2.claim.id, -1000);
       assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
       assert.equal(await renewClaim(db, c2.claim.id, a), null);
     });
@@ -363,7 +342,7 @@ Deno.test("claims: the claim query", async (t) => {
       assert.equal(cb?.image.id, img);
       assert.equal(cb.image.status, "in_progress");
       assert.equal(await statuses(), "in_progress");
-      await expire(db, cb.claim.id);
+      await setClaimExpiry(db, cb.claim.id, -1000);
       assert.equal(await statuses(), "pending", "an expired lease stops counting at once");
       assert.ok(await annotate(db, ca!.claim.id, img, a));
       assert.equal(await statuses(), "pending", "one annotation, one slot free");

@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { createApp } from "../lib/app.ts";
 import { connect, type Db } from "../lib/db.ts";
 import { silentLogger } from "../lib/log.ts";
-import { assertError, createTestApp, testConfig, type TestUser } from "./harness.ts";
+import {
+  assertError,
+  createTestApp,
+  setClaimExpiry,
+  testConfig,
+  type TestUser,
+} from "./harness.ts";
 
 let seq = 0;
 
@@ -47,23 +53,8 @@ Deno.test("claims over HTTP", async (t) => {
   const submit = (u: TestUser, imageId: string, claimId: string, body: object = {}) =>
     u.req("POST", `/api/v1/images/${imageId}/annotations`, { claim_id: claimId, ...body });
 
-  /** Moves a claim (and its lease on the image) into the past, as if its TTL had run out. */
-  async function expire(claimId: string) {
-    await h.db.unsafe(
-      `WITH c AS (
-         UPDATE claims SET expires_at = now() - interval '1 second' WHERE id = $1::bigint
-         RETURNING id, image_id, expires_at
-       )
-       UPDATE images i
-       SET leases = ARRAY(
-         SELECT CASE WHEN (l).claim_id = c.id THEN ROW(c.id, (l).user_id, c.expires_at)::lease
-           ELSE l END
-         FROM unnest(i.leases) l
-       )
-       FROM c WHERE i.id = c.image_id`,
-      [claimId],
-    );
-  }
+  /** As if the claim's TTL had run out. */
+  const expire = (claimId: string) => setClaimExpiry(h.db, claimId, -1000);
 
   try {
     await t.step("a claim returns the claim, the image and its latest predictions", async () => {

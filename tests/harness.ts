@@ -5,7 +5,7 @@
 import postgres from "postgres";
 import { createApp } from "../lib/app.ts";
 import { type Config, parseConfig } from "../lib/config.ts";
-import { connect, type Db } from "../lib/db.ts";
+import { connect, type Db, exec, type Handle } from "../lib/db.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import { hashApiKey, newApiKey, type Role } from "../lib/auth.ts";
 import { createUser } from "../sql/users/queries.ts";
@@ -188,4 +188,27 @@ export async function createEmptyDb(): Promise<{ url: string; close(): Promise<v
       }
     },
   };
+}
+
+/**
+ * Sets a claim's expiry, and its lease's copy on the image row, to `ms` from now (negative: in
+ * the past), instead of sleeping through a TTL. Returns the image rows changed (0: no claim).
+ */
+export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise<number> {
+  return exec(
+    db,
+    `WITH c AS (
+       UPDATE claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE id = $1::bigint
+       RETURNING id, image_id, expires_at
+     )
+     UPDATE images i
+     SET leases = ARRAY(
+       SELECT CASE WHEN (l).claim_id = c.id THEN ROW(c.id, (l).user_id, c.expires_at)::lease
+         ELSE l END
+       FROM unnest(i.leases) l
+     )
+     FROM c WHERE i.id = c.image_id`,
+    [claimId, ms],
+  );
 }
