@@ -521,6 +521,14 @@ async function main(opts: Options): Promise<number> {
 
     server = await startServer(url, opts.serverEnv);
     const rssAtStart = server.rssMiB();
+    // The server's resident memory after each measured run: does it level off or keep growing?
+    const rssAfter: { run: string; rss_mib: number; peak_mib: number }[] = [];
+    const noteRss = (run: string) =>
+      rssAfter.push({
+        run,
+        rss_mib: round(server!.rssMiB(), 1),
+        peak_mib: round(server!.peakRssMiB(), 1),
+      });
     const base = server.url;
     const { access_token: adminToken } = await api<{ access_token: string }>(
       base,
@@ -614,6 +622,7 @@ async function main(opts: Options): Promise<number> {
           const run = await httpCycle(ctx, bigId, C, perRound);
           ours.push(run);
           say(r, "ours", run);
+          noteRss(`cycle round ${r + 1}`);
         } else if (s === "ceiling") {
           const run = await naiveCycle(ctx, C, perRound);
           naive.push(run);
@@ -673,6 +682,7 @@ async function main(opts: Options): Promise<number> {
       await checkpoint(sql);
       const run = await httpCycle(ctx, bigId, opts.lowConcurrency, opts.lowCycles);
       allRuns.push(run);
+      noteRss("low concurrency");
       low = {
         concurrency: opts.lowConcurrency,
         ...summary([run]),
@@ -696,6 +706,7 @@ async function main(opts: Options): Promise<number> {
         smallRuns.push(await httpCycle(ctx, smallId, C, opts.scaleCycles));
         await checkpoint(sql);
         bigRuns.push(await httpCycle(ctx, scaleBigId, C, opts.scaleCycles));
+        noteRss(`scale round ${r + 1}`);
       }
       scale = {
         small: { images: opts.smallImages, ...summary(smallRuns) },
@@ -809,6 +820,7 @@ async function main(opts: Options): Promise<number> {
         }],
       );
       const regCpu = server.cpuSeconds() - cpu0;
+      noteRss("registerImages");
       if (reg.results[0].items !== n) {
         throw new Error(`registerImages created ${reg.results[0].items}`);
       }
@@ -840,6 +852,7 @@ async function main(opts: Options): Promise<number> {
         [{ kind: "priorities", base, token: adminToken, datasetId: httpId, batch, ids: httpIds }],
       );
       const prioCpu = server.cpuSeconds() - cpu0;
+      noteRss("setPriorities");
       if (prio.results[0].items !== n) {
         throw new Error(`setPriorities set ${prio.results[0].items}`);
       }
@@ -860,6 +873,15 @@ async function main(opts: Options): Promise<number> {
       if (updated !== n) throw new Error(`the unnest UPDATE set ${updated}`);
 
       const perS = (items: number, s: number) => round(items / s);
+      // Whether a request costs more as the dataset grows: the first and last tenth.
+      const ends = (ms: number[]) => {
+        const k = Math.max(1, Math.floor(ms.length / 10));
+        const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 1);
+        return {
+          first_tenth_mean_ms: mean(ms.slice(0, k)),
+          last_tenth_mean_ms: mean(ms.slice(-k)),
+        };
+      };
       ingest = {
         images: n,
         batch,
@@ -867,6 +889,7 @@ async function main(opts: Options): Promise<number> {
           wall_s: round(reg.wallS, 2),
           images_per_s: perS(n, reg.wallS),
           request: latency(reg.results[0].requestMs),
+          ...ends(reg.results[0].requestMs),
           server_cpu_s: round(regCpu, 2),
         },
         copy: { wall_s: round(copyS, 2), images_per_s: perS(n, copyS) },
@@ -874,6 +897,7 @@ async function main(opts: Options): Promise<number> {
           wall_s: round(prio.wallS, 2),
           rows_per_s: perS(n, prio.wallS),
           request: latency(prio.results[0].requestMs),
+          ...ends(prio.results[0].requestMs),
           server_cpu_s: round(prioCpu, 2),
         },
         unnest_update: { wall_s: round(unnestS, 2), rows_per_s: perS(n, unnestS) },
@@ -890,6 +914,7 @@ async function main(opts: Options): Promise<number> {
     // 7: memory.
     const memory = {
       rss_at_start_mib: round(rssAtStart, 1),
+      after_each_run: rssAfter,
       peak_rss_mib: round(server.peakRssMiB(), 1),
       peak_rss_after_cycles_mib: round(rssAfterCycles, 1),
       rss_at_end_mib: round(server.rssMiB(), 1),
