@@ -487,6 +487,37 @@ async function auditDrain(db: Db, datasetId: string, k: number, images: number) 
   assert.ok(overlap!.worst <= k - 1, `a claim overlapped ${overlap!.worst} others on its image`);
 }
 
+Deno.test("claims: a claim commits asynchronously, and only the claim", async () => {
+  // One connection, so the statement after the claim runs on the claim's own session.
+  const h = await createTestDb(1);
+  try {
+    const ds = await newDataset(h.db, { priorities: [1] });
+    const [user] = await newUsers(h.db, 1);
+    const show = async () =>
+      (await many<{ synchronous_commit: string }>(h.db, "SHOW synchronous_commit", []))[0]
+        .synchronous_commit;
+    // The test server runs with it off; the session's own setting stands for production's.
+    await many(h.db, "SET synchronous_commit = on", []);
+    assert.equal(await show(), "on");
+    const r = await claimNextImage(h.db, ds.id, user);
+    assert.equal(r?.state, "new");
+    assert.equal(await show(), "on", "the setting ended with the claim's transaction");
+    // Inside a caller's transaction it would last to that transaction's end: claims never run in
+    // one, and a submit in the same transaction would then be asynchronous too.
+    await transaction(h.db, async (tx) => {
+      await claimNextImage(tx, ds.id, user);
+      assert.equal(
+        (await many<{ synchronous_commit: string }>(tx, "SHOW synchronous_commit", []))[0]
+          .synchronous_commit,
+        "off",
+      );
+    });
+    assert.equal(await show(), "on");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("claims: 32 annotators on two pools drain a dataset", async (t) => {
   const h = await createTestDb(40);
   const second = connect(h.url, {

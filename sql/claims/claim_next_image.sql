@@ -54,10 +54,17 @@
 -- Sort, custom and generic plan alike, about 3 ms; 32 annotators on two pools drain 2,000 images
 -- (k=1, claim + submit each) in 4-7 s. The scan walks past images whose slots are all leased, so
 -- its cost grows with the number of live claims at the head of the queue, not with the dataset.
-WITH ds AS MATERIALIZED (
+WITH lease_commit AS MATERIALIZED (
+  -- This statement's transaction commits without waiting for the WAL flush: a lease lost in a
+  -- database crash only returns its image to the queue (the holder's submit is then refused),
+  -- and the submit that completes a claim commits synchronously, flushing the claim with it.
+  -- is_local: the setting ends with this statement's own transaction.
+  SELECT set_config('synchronous_commit', 'off', true) AS value
+),
+ds AS MATERIALIZED (
   SELECT annotations_per_image AS k, claim_ttl_seconds AS ttl
   FROM datasets
-  WHERE id = $1::bigint
+  WHERE id = $1::bigint AND (SELECT value FROM lease_commit) IS NOT NULL
 ),
 mine AS MATERIALIZED (
   SELECT id, image_id, dataset_id, user_id, created_at, expires_at
