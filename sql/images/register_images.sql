@@ -6,9 +6,14 @@
 -- get, and rows come back in request order. A row whose external_id is already in the dataset is
 -- skipped by ON CONFLICT and answered with the existing id: re-sending a batch creates nothing.
 -- `dup` matches a repeat of an external_id inside this same batch to the row inserted for its
--- first occurrence (rows written by this statement are invisible to the `existing` join).
+-- first occurrence (rows written by this statement are invisible to a read of images).
+-- A skipped row's existing id is looked up by index, one scalar subquery per skipped row: a
+-- LEFT JOIN of the input to the dataset's images was merge-joined by the planner (whose
+-- statistics rarely know how big the dataset has grown), so every batch read and sorted every
+-- image of the dataset and each batch cost more than the last (bench/experiments/register_sql.ts).
+-- The sequence is named once (an InitPlan), not per row.
 WITH input AS MATERIALIZED (
-  SELECT t.ord, nextval(pg_get_serial_sequence('images', 'id')) AS new_id,
+  SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))) AS new_id,
     t.external_id, t.uri, t.width, t.height, t.priority, t.metadata
   FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::float8[], $7::jsonb[])
     WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
@@ -23,12 +28,14 @@ inserted AS (
   ON CONFLICT (dataset_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
   RETURNING id, external_id
 )
-SELECT coalesce(ins.id, dup.id, existing.id)::text AS id,
+SELECT coalesce(ins.id, dup.id, (
+    SELECT existing.id
+    FROM images existing
+    WHERE existing.dataset_id = $1::bigint AND existing.external_id = input.external_id
+  ))::text AS id,
   input.external_id,
   ins.id IS NOT NULL AS created
 FROM input
 LEFT JOIN inserted ins ON ins.id = input.new_id
 LEFT JOIN inserted dup ON ins.id IS NULL AND dup.external_id = input.external_id
-LEFT JOIN images existing ON ins.id IS NULL AND dup.id IS NULL
-  AND existing.dataset_id = $1::bigint AND existing.external_id = input.external_id
 ORDER BY input.ord;
