@@ -7,6 +7,12 @@ import type { Db } from "./db.ts";
 
 export const MIGRATIONS_DIR = new URL("../db/migrations/", import.meta.url);
 const DBMATE = "npm:dbmate@2.24.0";
+/**
+ * dbmate runs with this project's deno.json, so its lock file and node_modules (`deno install`)
+ * resolve it wherever the caller's working directory is: without them, deno asks the registry
+ * about every platform package dbmate lists, which fails offline.
+ */
+const CONFIG = new URL("../deno.json", import.meta.url);
 
 /** dbmate speaks lib/pq, which wants an explicit sslmode; postgres.js defaults to no TLS. */
 export function dbmateUrl(url: string): string {
@@ -50,6 +56,8 @@ export async function dbmate(url: string, args: string[]): Promise<DbmateResult>
       "run",
       "--allow-all",
       "--quiet",
+      "--config",
+      decodeURIComponent(CONFIG.pathname),
       DBMATE,
       "--url",
       dbmateUrl(url),
