@@ -558,7 +558,8 @@ async function main(opts: Options): Promise<number> {
     await seedImages(sql, "images", bigId, opts.images);
     if (scaleBigId) await seedImages(sql, "images", scaleBigId, opts.images);
     log(
-      `\nsetup: ${fmt(opts.images)} + ${fmt(opts.smallImages)} images seeded ` +
+      `\nsetup: ${scaleBigId ? "2 x " : ""}${fmt(opts.images)} + ${fmt(opts.smallImages)} ` +
+        `images seeded ` +
         `in ${fmt((performance.now() - t) / 1000, 1)} s`,
     );
     const queue = "bench-annotate";

@@ -36,6 +36,22 @@ export function createApp(deps: Deps) {
     [{ kind: "transaction" }, activity.transactions],
   ]);
 
+  // The metric series of each (method, route, status), found by one string key.
+  const series = new Map<
+    string,
+    { count: { value: number }; latency: { observe(s: number): void } }
+  >();
+  const seriesFor = (method: string, route: string, status: number) => {
+    const key = `${method} ${status} ${route}`;
+    let s = series.get(key);
+    if (!s) {
+      const labels = { method, route, status: String(status) };
+      s = { count: metrics.requests.series(labels), latency: metrics.latency.series(labels) };
+      series.set(key, s);
+    }
+    return s;
+  };
+
   // One structured line per request. Only these fields are logged: never headers, bodies or
   // query strings, so tokens and API keys cannot leak into logs.
   app.use("*", async (c, next) => {
@@ -47,10 +63,12 @@ export function createApp(deps: Deps) {
     const seconds = (performance.now() - started) / 1000;
     const matched = routePath(c, -1);
     const route = matched.endsWith("*") ? "unmatched" : matched;
-    const status = String(c.res.status);
-    metrics.requests.inc({ method: c.req.method, route, status });
-    metrics.latency.observe({ method: c.req.method, route, status }, seconds);
-    (QUIET_ROUTES.has(route) ? log.debug : log.info)("request", {
+    const s = seriesFor(c.req.method, route, c.res.status);
+    s.count.value++;
+    s.latency.observe(seconds);
+    const level = QUIET_ROUTES.has(route) ? "debug" : "info";
+    if (!log.enabled(level)) return;
+    log[level]("request", {
       method: c.req.method,
       route,
       status: c.res.status,
@@ -68,8 +86,8 @@ export function createApp(deps: Deps) {
   // (DB_STATEMENT_TIMEOUT_MS); a streamed export returns its Response at once, so this bounds
   // only its start.
   const limitMs = deps.config.requestTimeoutMs;
+  const timedOut = () => new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`);
   app.use("/api/v1/*", async (_c, next) => {
-    const timeout = new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`);
     const controller = new AbortController();
     const scope = { signal: controller.signal, inFlight: 0 };
     const work = withQueryScope(scope, next);
@@ -79,6 +97,7 @@ export function createApp(deps: Deps) {
     });
     try {
       if (await Promise.race([work.then(() => "done" as const), deadline]) === "done") return;
+      const timeout = timedOut();
       controller.abort(timeout);
       // Nothing running: nothing can be written any more (no query may start), answer now.
       if (scope.inFlight === 0) throw timeout;

@@ -8,6 +8,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** Whether lines of `level` are written (to skip building fields that would be dropped). */
+  enabled(level: Level): boolean;
 }
 
 export type Sink = (line: string, level: Level) => void;
@@ -27,6 +29,7 @@ export function createLogger(min: Level = "info", sink: Sink = defaultSink): Log
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
+    enabled: (level) => RANK[level] >= RANK[min],
   };
 }
 
@@ -41,4 +44,5 @@ export const cliLogger: Logger = {
     console.error(`warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
   error: (msg, fields) =>
     console.error(`error: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ""}`),
+  enabled: (level) => level !== "debug",
 };

@@ -17,10 +17,14 @@ class Counter {
   #values = new Map<string, { labels: Labels; value: number }>();
   constructor(readonly name: string, readonly help: string) {}
   inc(labels: Labels = {}, by = 1): void {
+    this.series(labels).value += by;
+  }
+  /** The series of `labels`, to keep and increment without building its key again. */
+  series(labels: Labels): { value: number } {
     const key = labelText(labels);
-    const entry = this.#values.get(key);
-    if (entry) entry.value += by;
-    else this.#values.set(key, { labels, value: by });
+    let entry = this.#values.get(key);
+    if (!entry) this.#values.set(key, entry = { labels, value: 0 });
+    return entry;
   }
   get(labels: Labels = {}): number {
     return this.#values.get(labelText(labels))?.value ?? 0;
@@ -37,18 +41,31 @@ class Counter {
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 class Histogram {
-  #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  #series = new Map<
+    string,
+    { labels: Labels; counts: number[]; sum: number; count: number; observe(s: number): void }
+  >();
   constructor(readonly name: string, readonly help: string) {}
   observe(labels: Labels, seconds: number): void {
+    this.series(labels).observe(seconds);
+  }
+  /** The series of `labels`, to keep and observe into without building its key again. */
+  series(labels: Labels): { observe(seconds: number): void } {
     const key = labelText(labels);
     let s = this.#series.get(key);
     if (!s) {
-      s = { labels, counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
+      const series = { labels, counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
+      s = {
+        ...series,
+        observe(seconds: number) {
+          for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) this.counts[i]++;
+          this.sum += seconds;
+          this.count++;
+        },
+      };
       this.#series.set(key, s);
     }
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) s.counts[i]++;
-    s.sum += seconds;
-    s.count++;
+    return s;
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];

@@ -134,6 +134,15 @@ try {
       }
     }
   }
+  await new Promise((r) => setTimeout(r, 700)); // statistics reach pg_stat after ~0.5 s
+  for (
+    const r of await admin`
+    SELECT relname, n_tup_upd::integer AS updates, n_tup_hot_upd::integer AS hot
+    FROM pg_stat_user_tables WHERE relname IN ('images', 'naive_images', 'claims')
+    ORDER BY relname`
+  ) {
+    console.log(`${r.relname}: ${r.updates} updates, ${r.hot} HOT`);
+  }
   if (args.includes("--explain")) {
     // The plans for the annotator who has done all those cycles, as the server runs them: a
     // named prepared statement, whose generic plan PostgreSQL may settle on (rolled back).

@@ -89,6 +89,8 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Prom
 export async function startServer(
   databaseUrl: string,
   extraEnv: Record<string, string> = {},
+  /** Extra `deno run` flags, e.g. `--inspect=...` (bench/experiments/profile_server.ts). */
+  extraFlags: string[] = [],
 ): Promise<Server> {
   const port = freePort();
   const env: Record<string, string> = { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" };
@@ -99,7 +101,7 @@ export async function startServer(
   // An empty working directory: no developer's .env is read.
   const cwd = await Deno.makeTempDir({ prefix: "annotation-bench-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `--config=${ROOT}/deno.json`, `${ROOT}/main.ts`],
+    args: ["run", "--allow-all", ...extraFlags, `--config=${ROOT}/deno.json`, `${ROOT}/main.ts`],
     cwd,
     clearEnv: true,
     env: {
