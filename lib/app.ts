@@ -10,6 +10,8 @@ import { annotationsRouter } from "../routes/annotations.ts";
 import { authRouter, TOKEN_PATH } from "../routes/auth.ts";
 import { claimsRouter } from "../routes/claims.ts";
 import { datasetsRouter } from "../routes/datasets.ts";
+import { exportsRouter } from "../routes/exports.ts";
+import { feedRouter } from "../routes/feed.ts";
 import { healthRouter } from "../routes/health.ts";
 import { imagesRouter } from "../routes/images.ts";
 import { metricsRouter } from "../routes/metrics.ts";
@@ -31,10 +33,18 @@ export function createApp(deps: Deps) {
   metrics.gauge("db_pool_max_connections", "Connections the database pool may open", () => [
     [{}, deps.config.db.poolMax],
   ]);
-  metrics.gauge("db_pool_in_use", "Queries and transactions running on the pool now", () => [
-    [{ kind: "query" }, activity.queries],
-    [{ kind: "transaction" }, activity.transactions],
-  ]);
+  // Counts of work started and not finished, queued for a connection included: they can exceed
+  // db_pool_max_connections (postgres.js exposes no count of connections held).
+  metrics.gauge(
+    "db_queries_in_flight",
+    "Queries started and not finished: running, or waiting for a connection",
+    () => [[{}, activity.queries]],
+  );
+  metrics.gauge(
+    "db_transactions_in_flight",
+    "Transactions started and not finished: open (holding a connection), or waiting for one",
+    () => [[{}, activity.transactions]],
+  );
 
   // The metric series of each (method, route, status), found by one string key.
   const series = new Map<
@@ -145,6 +155,7 @@ export function createApp(deps: Deps) {
   app.route("/api/v1", imagesRouter(deps));
   app.route("/api/v1", claimsRouter({ ...deps, metrics }));
   app.route("/api/v1", annotationsRouter({ ...deps, metrics }));
+  app.route("/api/v1", feedRouter(deps)).route("/api/v1", exportsRouter(deps));
 
   let spec: unknown;
   app.get(SPEC_JSON_PATH, (c) => {

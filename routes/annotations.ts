@@ -1,11 +1,10 @@
 /**
- * Annotations: human ones (from a claim) and machine ones (predictions), the changes feed ML
- * clients poll, and the streamed export. Whether an annotation is human or machine is decided
- * here from the caller's role, never from the request body.
+ * Annotations: human ones (from a claim) and machine ones (predictions), and one image's list.
+ * Whether an annotation is human or machine is decided here from the caller's role, never from
+ * the request body. The changes feed is in feed.ts, the export in exports.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { secured } from "../lib/auth.ts";
-import { readSnapshot } from "../lib/db.ts";
 import { ApiError, type ErrorDetail, notFound } from "../lib/errors.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
@@ -14,7 +13,7 @@ import * as q from "../sql/annotations/queries.ts";
 import { type Claim, getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
 import { requireDataset } from "./datasets.ts";
-import { imageJson, MAX_BATCH } from "./images.ts";
+import { MAX_BATCH } from "./images.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -56,7 +55,7 @@ const Point = z.strictObject({
 }).openapi("Point");
 
 const Shape = z.discriminatedUnion("type", [BBox, Polygon, Point]).openapi("Shape");
-type ShapeT = z.infer<typeof Shape>;
+export type ShapeT = z.infer<typeof Shape>;
 
 const Shapes = z.array(Shape).max(MAX_SHAPES, `at most ${MAX_SHAPES} shapes`);
 const Labels = z.array(Label).max(1000, "at most 1000 labels").openapi({
@@ -118,17 +117,9 @@ const CreatePredictionsResult = z.object({
     .openapi({ description: "The predictions whose image is not in this dataset, as given" }),
 }).openapi("CreatePredictionsResult");
 
-const SourceFilter = z.enum(["human", "machine"]).optional().openapi({
+export const SourceFilter = z.enum(["human", "machine"]).optional().openapi({
   description: "Only annotations of this source",
 });
-
-const FeedPage = z.object({
-  items: z.array(Annotation),
-  next_cursor: z.string().nullable().openapi({
-    description: "Pass as `after` to continue. It stays put when nothing new has arrived; null " +
-      "only when nothing has ever been delivered",
-  }),
-}).openapi("AnnotationFeedPage");
 
 // ---------------------------------------------------------------------------------------------
 // Routes
@@ -181,65 +172,6 @@ const listImageAnnotationsRoute = createRoute({
   request: { params: imageParams, query: z.object({ source: SourceFilter }) },
   responses: {
     200: jsonResponse(z.object({ items: z.array(Annotation) }), "The annotations"),
-    ...errors(400, 401, 403, 404),
-  },
-});
-
-const listDatasetAnnotationsRoute = createRoute({
-  method: "get",
-  path: "/datasets/{datasetId}/annotations",
-  operationId: "listDatasetAnnotations",
-  ...secured("admin", "machine"),
-  tags: ["annotations"],
-  summary: "The dataset's changes feed: annotations after a cursor, in commit-safe order",
-  description: "Poll with `after` set to the previous page's next_cursor. Rows are handed out " +
-    "only once every transaction that could still commit before them has finished, so a " +
-    "poller never misses an annotation, even one whose transaction began earlier and " +
-    "committed later than rows already delivered.",
-  request: {
-    params: datasetParams,
-    query: z.object({
-      source: SourceFilter,
-      after: z.string().max(64).optional().openapi({
-        description: "next_cursor from the previous page; omit to start at the beginning",
-      }),
-      limit: z.coerce.number().int().min(1).max(1000).default(100),
-    }),
-  },
-  responses: {
-    200: jsonResponse(FeedPage, "The next annotations"),
-    ...errors(400, 401, 403, 404),
-  },
-});
-
-const exportDatasetRoute = createRoute({
-  method: "get",
-  path: "/datasets/{datasetId}/export",
-  operationId: "exportDataset",
-  ...secured("admin", "machine"),
-  tags: ["annotations"],
-  summary: "Export every image with its annotations, streamed (COCO or JSON lines)",
-  description: "Streamed from one database snapshot through a cursor: memory stays constant " +
-    "however large the dataset. `jsonl`: one line per image, the image with its annotations. " +
-    "`coco`: COCO detection JSON; categories are the dataset's labels (id = position + 1), " +
-    "image and annotation ids are the server's; each bbox, polygon or point shape is one COCO " +
-    "annotation (point: a one-keypoint annotation). Image-level labels have no COCO form: use " +
-    "jsonl for them.",
-  request: {
-    params: datasetParams,
-    query: z.object({
-      format: z.enum(["jsonl", "coco"]).default("jsonl"),
-      source: z.enum(["human", "machine", "all"]).default("all"),
-    }),
-  },
-  responses: {
-    200: {
-      description: "The export",
-      content: {
-        "application/x-ndjson": { schema: z.string() },
-        "application/json": { schema: z.object({}).passthrough() },
-      },
-    },
     ...errors(400, 401, 403, 404),
   },
 });
@@ -300,7 +232,7 @@ function rejectContent(problems: ErrorDetail[]): void {
 }
 
 /** A request-shape rule that depends on the caller's role: a 400 like any validation failure. */
-function invalid(path: string, message: string): ApiError {
+export function invalid(path: string, message: string): ApiError {
   return new ApiError(400, "validation_failed", `${path}: ${message}`, [{ path, message }]);
 }
 
@@ -339,134 +271,6 @@ export function annotationJson(a: q.Annotation): z.infer<typeof Annotation> {
     created_at: a.created_at.toISOString(),
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// Export formats
-
-const encoder = new TextEncoder();
-
-async function* jsonLines(images: AsyncIterable<q.ExportedImage[]>): AsyncGenerator<Uint8Array> {
-  for await (const batch of images) {
-    const lines = batch.map((i) =>
-      JSON.stringify({ ...imageJson(i), annotations: i.annotations.map(annotationJson) })
-    );
-    yield encoder.encode(lines.join("\n") + "\n");
-  }
-}
-
-/** Twice the polygon's signed area (shoelace), made positive. */
-function polygonArea(points: [number, number][]): number {
-  let twice = 0;
-  for (let i = 0; i < points.length; i++) {
-    const [x1, y1] = points[i];
-    const [x2, y2] = points[(i + 1) % points.length];
-    twice += x1 * y2 - x2 * y1;
-  }
-  return Math.abs(twice) / 2;
-}
-
-/** One COCO annotation per shape; ids run from `nextId`. Ids are bigint text, written bare. */
-function cocoAnnotations(
-  a: q.Annotation,
-  categories: Map<string, number>,
-  nextId: number,
-): string[] {
-  return (a.shapes as ShapeT[]).map((s, i) => {
-    let geometry: Record<string, unknown>;
-    if (s.type === "bbox") {
-      geometry = {
-        bbox: [s.x, s.y, s.width, s.height],
-        area: s.width * s.height,
-        segmentation: [],
-      };
-    } else if (s.type === "polygon") {
-      const xs = s.points.map((p) => p[0]);
-      const ys = s.points.map((p) => p[1]);
-      const [x0, y0] = [Math.min(...xs), Math.min(...ys)];
-      geometry = {
-        bbox: [x0, y0, Math.max(...xs) - x0, Math.max(...ys) - y0],
-        area: polygonArea(s.points),
-        segmentation: [s.points.flat()],
-      };
-    } else {
-      geometry = {
-        bbox: [s.x, s.y, 0, 0],
-        area: 0,
-        segmentation: [],
-        keypoints: [s.x, s.y, 2],
-        num_keypoints: 1,
-      };
-    }
-    const score = s.confidence ?? a.confidence;
-    const rest = JSON.stringify({
-      category_id: categories.get(s.label) ?? null,
-      iscrowd: 0,
-      ...geometry,
-      ...(score === null ? {} : { score }),
-      attributes: {
-        annotation_id: a.id,
-        source: a.source,
-        author_id: a.author_id,
-        model: a.model,
-        created_at: a.created_at.toISOString(),
-      },
-    });
-    return `{"id":${nextId + i},"image_id":${a.image_id},${rest.slice(1)}`;
-  });
-}
-
-/**
- * COCO in two passes over one snapshot: the images array, then the annotations array (COCO keeps
- * them apart, and holding either in memory would not be constant).
- */
-async function* coco(
-  labels: string[],
-  pass: () => AsyncIterable<q.ExportedImage[]>,
-): AsyncGenerator<Uint8Array> {
-  const categories = new Map(labels.map((l, i) => [l, i + 1]));
-  const head = {
-    info: { description: "Exported by the image annotation server", date_created: new Date() },
-    licenses: [],
-    categories: labels.map((name, i) => ({ id: i + 1, name, supercategory: "" })),
-  };
-  yield encoder.encode(`${JSON.stringify(head).slice(0, -1)},"images":[`);
-  let first = true;
-  for await (const batch of pass()) {
-    const items = batch.map((i) =>
-      `{"id":${i.id},${
-        JSON.stringify({
-          file_name: i.uri,
-          coco_url: i.uri,
-          width: i.width,
-          height: i.height,
-          external_id: i.external_id,
-        }).slice(1)
-      }`
-    );
-    if (!items.length) continue;
-    yield encoder.encode((first ? "" : ",") + items.join(","));
-    first = false;
-  }
-  yield encoder.encode(`],"annotations":[`);
-  first = true;
-  let nextId = 1;
-  for await (const batch of pass()) {
-    const items: string[] = [];
-    for (const image of batch) {
-      for (const a of image.annotations) {
-        const shapes = cocoAnnotations(a, categories, nextId);
-        nextId += shapes.length;
-        items.push(...shapes);
-      }
-    }
-    if (!items.length) continue;
-    yield encoder.encode((first ? "" : ",") + items.join(","));
-    first = false;
-  }
-  yield encoder.encode("]}\n");
-}
-
-// ---------------------------------------------------------------------------------------------
 
 export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
   const { db, metrics } = deps;
@@ -576,37 +380,5 @@ export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
       if (!(await getImage(db, imageId))) throw notFound(`image ${imageId}`);
       const items = await q.listImageAnnotations(db, imageId, source ?? null);
       return c.json({ items: items.map(annotationJson) }, 200);
-    })
-    .openapi(listDatasetAnnotationsRoute, async (c) => {
-      const { datasetId } = c.req.valid("param");
-      const { source, after, limit } = c.req.valid("query");
-      const cursor = after === undefined ? null : q.decodeFeedCursor(after);
-      if (after !== undefined && !cursor) {
-        throw invalid("query.after", "not a cursor this server handed out (next_cursor)");
-      }
-      await requireDataset(deps, datasetId);
-      const page = await q.listDatasetAnnotations(db, datasetId, {
-        source: source ?? null,
-        after: cursor,
-        limit,
-      });
-      return c.json({ items: page.items.map(annotationJson), next_cursor: page.next_cursor }, 200);
-    })
-    .openapi(exportDatasetRoute, async (c) => {
-      const { datasetId } = c.req.valid("param");
-      const { format, source } = c.req.valid("query");
-      const dataset = await requireDataset(deps, datasetId);
-      const filter = source === "all" ? null : source;
-      const chunks = readSnapshot(db, (tx) => {
-        const pass = () => q.exportAnnotations(tx, datasetId, filter);
-        return format === "coco" ? coco(dataset.labels, pass) : jsonLines(pass());
-      });
-      const name = `dataset-${datasetId}.${format === "coco" ? "json" : "jsonl"}`;
-      const res = c.body(ReadableStream.from(chunks), 200, {
-        "content-type": format === "coco" ? "application/json" : "application/x-ndjson",
-        "content-disposition": `attachment; filename="${name}"`,
-      });
-      // The spec documents the body as JSON; the typed-response check cannot know a stream is.
-      return res as never;
     });
 }
