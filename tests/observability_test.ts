@@ -86,7 +86,11 @@ Deno.test("request logs, request ids and metrics", async (t) => {
       assert.match(text, /# TYPE claims_issued_total counter/);
       assert.match(text, /# TYPE annotations_created_total counter/);
       assert.match(text, /db_pool_max_connections 10/);
-      assert.match(text, /db_pool_in_use\{kind="query"\} \d+/);
+      // In-flight counts, named for what they count (queued queries included), not "pool in use".
+      assert.match(text, /^# TYPE db_queries_in_flight gauge$/m);
+      assert.match(text, /^db_queries_in_flight \d+$/m);
+      assert.match(text, /^db_transactions_in_flight \d+$/m);
+      assert.doesNotMatch(text, /db_pool_in_use/);
     });
   } finally {
     await h.close();

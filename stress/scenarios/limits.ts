@@ -85,6 +85,9 @@ async function peakRss<T>(server: Server, run: () => Promise<T>): Promise<[T, nu
   }
 }
 
+/** The gauges of queries and transactions started and not finished (lib/app.ts). */
+const IN_FLIGHT = /^db_(queries|transactions)_in_flight /;
+
 /**
  * Waits until the server runs no query (queued ones included); returns how long that took. A
  * request answered 503 for its timeout leaves its query running: after a burst, this is how long
@@ -94,7 +97,7 @@ async function drained(server: Server, limitMs = 60_000): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < limitMs) {
     const res = await call(server.url, null, "GET", "/metrics");
-    const busy = String(res.body).split("\n").filter((l) => l.startsWith("db_pool_in_use"))
+    const busy = String(res.body).split("\n").filter((l) => IN_FLIGHT.test(l))
       .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
     if (busy === 0) return performance.now() - t0;
     await sleep(100);
@@ -104,8 +107,8 @@ async function drained(server: Server, limitMs = 60_000): Promise<number> {
 
 async function poolInUse(server: Server): Promise<string> {
   const res = await call(server.url, null, "GET", "/metrics");
-  const lines = String(res.body).split("\n").filter((l) => l.startsWith("db_pool_in_use"));
-  return lines.map((l) => l.replace("db_pool_in_use", "")).join(" ");
+  const lines = String(res.body).split("\n").filter((l) => IN_FLIGHT.test(l));
+  return lines.map((l) => l.replace(/^db_(\w+)_in_flight /, "$1 ")).join(", ");
 }
 
 export const limitsScenario: Scenario = {
@@ -260,7 +263,7 @@ export const limitsScenario: Scenario = {
           pool = await poolInUse(server);
           await sleep(8000);
         });
-        notes.push(`slow readers: pool in use while they hung on: ${pool}`);
+        notes.push(`slow readers: in flight on the database while they hung on: ${pool}`);
         judgeProbes(
           `slow readers (${slowReaders} stalled exports, 10 s)`,
           probes,
