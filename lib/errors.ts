@@ -170,13 +170,29 @@ export function toErrorResponse(err: unknown): { status: ContentfulStatusCode; b
   return { status: 500, body: errorBody("internal", "internal server error") };
 }
 
+/**
+ * Logs server-side failures. A 503 is an expected condition (a timeout, a busy or unavailable
+ * database): one warn line with its code and message, no stack, so an outage does not flood the
+ * log with traces of the same known path. Anything else at 5xx is a bug: error, with the stack.
+ */
 export function makeOnError(log: Logger) {
   return (err: Error, c: Context) => {
     const { status, body } = toErrorResponse(err);
-    if (status >= 500) {
+    if (status === 503) {
+      if (log.enabled("warn")) {
+        log.warn("request failed", {
+          method: c.req.method,
+          path: c.req.path,
+          status,
+          code: body.error.code,
+          error: String(err?.message ?? err),
+        });
+      }
+    } else if (status >= 500) {
       log.error("request failed", {
         method: c.req.method,
         path: c.req.path,
+        status,
         error: String(err?.stack ?? err),
       });
     }

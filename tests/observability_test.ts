@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../lib/log.ts";
+import { Hono } from "hono";
+import postgres from "postgres";
+import { ApiError, makeOnError } from "../lib/errors.ts";
+import { createLogger, type Level } from "../lib/log.ts";
 import { assertError, createTestApp } from "./harness.ts";
+
+/** The value of one series in Prometheus text, or undefined when it is absent. */
+function metricValue(text: string, name: string, labels = ""): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
 
 Deno.test("request logs, request ids and metrics", async (t) => {
   const lines: string[] = [];
@@ -163,5 +172,153 @@ Deno.test("a timed-out write is cancelled: the 503 never hides a row that lands 
     assert.equal(ok.body.created, 1);
   } finally {
     await h.close();
+  }
+});
+
+Deno.test("claims_issued_total and annotations_created_total count what happened", async () => {
+  const h = await createTestApp();
+  try {
+    const scrape = async () => (await h.anon("GET", "/metrics")).body as string;
+    const values = async () => {
+      const text = await scrape();
+      return {
+        claims: metricValue(text, "claims_issued_total") ?? 0,
+        human: metricValue(text, "annotations_created_total", '{source="human"}') ?? 0,
+        machine: metricValue(text, "annotations_created_total", '{source="machine"}') ?? 0,
+      };
+    };
+    assert.deepEqual(await values(), { claims: 0, human: 0, machine: 0 });
+
+    const ds = await h.req("POST", "/api/v1/datasets", { name: "counted", labels: ["cat"] });
+    const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+      images: [0, 1, 2].map((i) => ({ uri: `s3://b/counted-${i}.jpg`, external_id: `c${i}` })),
+    });
+    assert.equal(reg.status, 200);
+    const annotator = await h.user("annotator");
+    const machine = await h.user("machine");
+
+    const claim = await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`);
+    assert.equal(claim.status, 201);
+    assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
+    // Asking again returns the same live claim (200): not a new one.
+    assert.equal(
+      (await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`)).status,
+      200,
+    );
+    assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
+
+    const submit = await annotator.req(
+      "POST",
+      `/api/v1/images/${claim.body.claim.image_id}/annotations`,
+      { claim_id: claim.body.claim.id, labels: ["cat"] },
+    );
+    assert.equal(submit.status, 201);
+    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 0 });
+
+    const preds = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, {
+      predictions: [
+        { external_id: "c1", model: { name: "m", version: "1" } },
+        { external_id: "c2", model: { name: "m", version: "1" } },
+        { external_id: "missing", model: { name: "m", version: "1" } },
+      ],
+    });
+    assert.equal(preds.status, 200);
+    assert.equal(preds.body.created, 2);
+    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 2 }, "only rows created");
+
+    const one = await machine.req("POST", `/api/v1/images/${reg.body.images[0].id}/annotations`, {
+      model: { name: "m", version: "2" },
+      labels: ["cat"],
+    });
+    assert.equal(one.status, 201);
+    // A refused submit counts nothing.
+    assertError(
+      await annotator.req("POST", `/api/v1/images/${claim.body.claim.image_id}/annotations`, {
+        claim_id: claim.body.claim.id,
+        labels: ["cat"],
+      }),
+      409,
+    );
+    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 3 });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("expected 503s are logged at warn without a stack; unexpected errors at error", async () => {
+  const lines: { level: Level; entry: Record<string, unknown> }[] = [];
+  const log = createLogger(
+    "debug",
+    (line, level) => lines.push({ level, entry: JSON.parse(line) }),
+  );
+  const app = new Hono();
+  const failures: Record<string, () => Error> = {
+    timeout: () => new ApiError(503, "timeout", "the request took longer than 5 ms"),
+    statement: () =>
+      new postgres.PostgresError({
+        code: "57014",
+        message: "canceling statement due to statement timeout",
+      } as never),
+    busy: () => new postgres.PostgresError({ code: "40001", message: "serialize" } as never),
+    shutdown: () => new postgres.PostgresError({ code: "57P01", message: "terminating" } as never),
+    refused: () => Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+    bug: () => new TypeError("undefined is not a function"),
+  };
+  for (const [name, make] of Object.entries(failures)) {
+    app.get(`/${name}`, () => {
+      throw make();
+    });
+  }
+  app.onError(makeOnError(log));
+
+  for (const name of ["timeout", "statement", "busy", "shutdown", "refused"]) {
+    lines.length = 0;
+    const res = await app.request(`/${name}`);
+    assert.equal(res.status, 503, name);
+    await res.body?.cancel();
+    assert.equal(lines.length, 1, `${name}: one line`);
+    const [{ level, entry }] = lines;
+    assert.equal(level, "warn", `${name} is expected: warn`);
+    assert.equal(entry.msg, "request failed");
+    assert.equal(entry.status, 503);
+    assert.equal(typeof entry.code, "string");
+    assert.ok(!String(entry.error).includes("\n    at "), `${name}: no stack: ${entry.error}`);
+  }
+  const statement = await app.request("/statement");
+  await statement.body?.cancel();
+  assert.match(String(lines.at(-1)!.entry.error), /statement timeout/, "the cause is kept");
+  assert.equal(lines.at(-1)!.entry.code, "timeout");
+
+  lines.length = 0;
+  const res = await app.request("/bug");
+  assert.equal(res.status, 500);
+  await res.body?.cancel();
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0].level, "error");
+  assert.match(String(lines[0].entry.error), /TypeError: undefined is not a function\n\s+at /);
+
+  // LOG_LEVEL=error drops the warn lines (and builds none).
+  const quiet: string[] = [];
+  const onlyErrors = new Hono();
+  onlyErrors.get("/t", () => {
+    throw failures.timeout();
+  });
+  onlyErrors.onError(makeOnError(createLogger("error", (l) => quiet.push(l))));
+  await (await onlyErrors.request("/t")).body?.cancel();
+  assert.deepEqual(quiet, []);
+});
+
+Deno.test("LOG_LEVEL: lines below the level are dropped", () => {
+  const order: Level[] = ["debug", "info", "warn", "error"];
+  for (const min of order) {
+    const written: Level[] = [];
+    const log = createLogger(min, (line, level) => {
+      assert.equal(JSON.parse(line).level, level);
+      written.push(level);
+    });
+    for (const level of order) log[level](`a ${level} line`, { n: 1 });
+    const expected = order.slice(order.indexOf(min));
+    assert.deepEqual(written, expected, `LOG_LEVEL=${min}`);
+    assert.deepEqual(order.filter((l) => log.enabled(l)), expected);
   }
 });
