@@ -114,7 +114,41 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses `KEY=value` lines; `#` comments, `export ` prefixes and single or double quotes. */
+/**
+ * The value part of a `.env` line: a double-quoted string (escapes `\n`, `\t`, `\"`, `\\`), a
+ * single-quoted one (taken literally), or bare text; either may be followed by ` # comment`. A
+ * bare value's comment needs whitespace before the `#` (`a#b` is the value `a#b`); a quote that
+ * is never closed is kept as part of a bare value.
+ */
+function dotEnvValue(raw: string): string {
+  const quote = raw[0];
+  if (quote === "'") {
+    const end = raw.indexOf("'", 1);
+    if (end > 0 && /^\s*(#.*)?$/.test(raw.slice(end + 1))) return raw.slice(1, end);
+  } else if (quote === '"') {
+    let value = "";
+    for (let i = 1; i < raw.length; i++) {
+      const ch = raw[i];
+      if (ch === '"') {
+        if (/^\s*(#.*)?$/.test(raw.slice(i + 1))) return value;
+        break;
+      }
+      if (ch === "\\" && i + 1 < raw.length) {
+        const next = raw[++i];
+        value += next === "n" ? "\n" : next === "t" ? "\t" : next === "r" ? "\r" : next;
+      } else {
+        value += ch;
+      }
+    }
+  }
+  return raw.replace(/(^|\s+)#.*$/, "").trim();
+}
+
+/**
+ * Parses `KEY=value` lines: blank lines and `#` comments are skipped, an `export ` prefix is
+ * allowed, and values may be quoted and followed by a comment (see `dotEnvValue`). `KEY=` is the
+ * empty string (which configuration treats as unset). Lines that are not assignments are ignored.
+ */
 export function parseDotEnv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const raw of text.split(/\r?\n/)) {
@@ -122,15 +156,7 @@ export function parseDotEnv(text: string): Record<string, string> {
     if (!line || line.startsWith("#")) continue;
     const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
     if (!m) continue;
-    let value = m[2];
-    const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2) {
-      value = value.slice(1, -1);
-      if (quote === '"') value = value.replaceAll("\\n", "\n");
-    } else {
-      value = value.replace(/\s+#.*$/, "");
-    }
-    out[m[1]] = value;
+    out[m[1]] = dotEnvValue(m[2]);
   }
   return out;
 }
