@@ -49,9 +49,20 @@ export interface DbmateResult {
   stderr: string;
 }
 
-/** Runs `dbmate <args>` against `url` with this project's folders. */
-export async function dbmate(url: string, args: string[]): Promise<DbmateResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/**
+ * The environment variable that hands dbmate its URL (`--env`): never the command line, which
+ * any user on the host can read (`ps`, /proc/<pid>/cmdline); a process's environment is visible
+ * only to its own user. A name of its own, so neither an inherited DATABASE_URL nor one in a
+ * `.env` file (which dbmate reads) can stand in for it.
+ */
+export const DBMATE_URL_VARIABLE = "DBMATE_DATABASE_URL";
+
+/** The `deno` command line and the extra environment that run `dbmate <args>` against `url`. */
+export function dbmateCommand(
+  url: string,
+  args: string[],
+): { args: string[]; env: Record<string, string> } {
+  return {
     args: [
       "run",
       "--allow-all",
@@ -59,8 +70,8 @@ export async function dbmate(url: string, args: string[]): Promise<DbmateResult>
       "--config",
       decodeURIComponent(CONFIG.pathname),
       DBMATE,
-      "--url",
-      dbmateUrl(url),
+      "--env",
+      DBMATE_URL_VARIABLE,
       "--migrations-dir",
       decodeURIComponent(MIGRATIONS_DIR.pathname),
       // The schema dump needs a pg_dump of the server's exact major version; the schema is
@@ -68,6 +79,16 @@ export async function dbmate(url: string, args: string[]): Promise<DbmateResult>
       "--no-dump-schema",
       ...args,
     ],
+    env: { [DBMATE_URL_VARIABLE]: dbmateUrl(url) },
+  };
+}
+
+/** Runs `dbmate <args>` against `url` with this project's folders. */
+export async function dbmate(url: string, args: string[]): Promise<DbmateResult> {
+  const command = dbmateCommand(url, args);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: command.args,
+    env: command.env,
     stdout: "piped",
     stderr: "piped",
   }).output();
