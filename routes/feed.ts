@@ -12,9 +12,10 @@ import { requireDataset } from "./datasets.ts";
 
 const FeedPage = z.object({
   items: z.array(Annotation),
-  next_cursor: z.string().nullable().openapi({
-    description: "Pass as `after` to continue. It stays put when nothing new has arrived; null " +
-      "only when nothing has ever been delivered",
+  next_cursor: z.string().openapi({
+    description: "Pass as `after` to continue: the position of the page's last item. A page " +
+      "with no items still moves it past what the poll looked at (never past a row that can " +
+      "still commit), so polling an idle feed stays cheap.",
   }),
 }).openapi("AnnotationFeedPage");
 
@@ -28,7 +29,8 @@ const listDatasetAnnotationsRoute = createRoute({
   description: "Poll with `after` set to the previous page's next_cursor. Rows are handed out " +
     "only once every transaction that could still commit before them has finished, so a " +
     "poller never misses an annotation, even one whose transaction began earlier and " +
-    "committed later than rows already delivered.",
+    "committed later than rows already delivered. With `source`, only that source's rows " +
+    "are read, however many of the other source there are.",
   request: {
     params: z.object({ datasetId: idParam("datasetId") }),
     query: z.object({

@@ -90,6 +90,9 @@ const CREATE_MACHINE_ANNOTATION = sqlFile("annotations/create_machine_annotation
 const CREATE_PREDICTIONS = sqlFile("annotations/create_predictions");
 const LIST_IMAGE_ANNOTATIONS = sqlFile("annotations/list_image_annotations");
 const LIST_DATASET_ANNOTATIONS = sqlFile("annotations/list_dataset_annotations");
+const LIST_DATASET_ANNOTATIONS_BY_SOURCE = sqlFile(
+  "annotations/list_dataset_annotations_by_source",
+);
 const EXPORT_ANNOTATIONS = sqlFile("annotations/export_annotations");
 
 export interface NewHumanAnnotation {
@@ -221,33 +224,56 @@ export function decodeFeedCursor(s: string): FeedCursor | null {
 
 export interface FeedPage {
   items: Annotation[];
-  /** Pass as `after` to continue; equals `after` when nothing new has arrived. */
-  next_cursor: string | null;
+  /**
+   * Pass as `after` to continue: the last row of a page with rows; on an empty page a point
+   * every row still to come lies after, so the next poll does not read again what this one
+   * passed over (never before `after`).
+   */
+  next_cursor: string;
+}
+
+function compareCursors(a: FeedCursor, b: FeedCursor): number {
+  const [at, bt] = [BigInt(a.txid), BigInt(b.txid)];
+  if (at !== bt) return at < bt ? -1 : 1;
+  const [ai, bi] = [BigInt(a.id), BigInt(b.id)];
+  return ai === bi ? 0 : ai < bi ? -1 : 1;
 }
 
 /**
- * The dataset's annotations after `after` (oldest first), at most `limit`. Polling with the
- * returned next_cursor never misses a row, even one whose transaction commits after rows that
- * were already delivered: see list_dataset_annotations.sql.
+ * The dataset's annotations after `after` (oldest first), at most `limit`; `source` null gives
+ * every source. Polling with the returned next_cursor never misses a row, even one whose
+ * transaction commits after rows that were already delivered: see list_dataset_annotations.sql.
  */
 export async function listDatasetAnnotations(
   db: Handle,
   datasetId: string,
   opts: { source: AnnotationSource | null; after: FeedCursor | null; limit: number },
 ): Promise<FeedPage> {
-  const rows = await many<AnnotationRow & { txid: string }>(db, LIST_DATASET_ANNOTATIONS, [
-    datasetId,
-    opts.source,
-    opts.after?.txid ?? "0",
-    opts.after?.id ?? "0",
-    opts.limit,
-  ]);
-  const last = rows.at(-1);
+  // The annotation columns are null in the one row of a page with nothing due.
+  type Row = AnnotationRow & { txid: string; horizon: string };
+  const txid = opts.after?.txid ?? "0";
+  const id = opts.after?.id ?? "0";
+  const rows = opts.source === null
+    ? await many<Row>(db, LIST_DATASET_ANNOTATIONS, [datasetId, txid, id, opts.limit])
+    : await many<Row>(db, LIST_DATASET_ANNOTATIONS_BY_SOURCE, [
+      datasetId,
+      opts.source,
+      txid,
+      id,
+      opts.limit,
+    ]);
+  const found = rows.filter((r) => r.id !== null);
+  const last = found.at(-1);
+  let next: FeedCursor;
+  if (last) next = { txid: last.txid, id: last.id };
+  else {
+    // Nothing due: every row that can still appear has txid >= horizon; ids start at 1.
+    const horizon = { txid: rows[0].horizon, id: "0" };
+    next = opts.after && compareCursors(opts.after, horizon) > 0 ? opts.after : horizon;
+  }
   return {
-    items: rows.map(({ txid: _, ...row }) => toAnnotation(row)),
-    next_cursor: last
-      ? encodeFeedCursor({ txid: last.txid, id: last.id })
-      : opts.after && encodeFeedCursor(opts.after),
+    items: found.map(({ txid: _, horizon: _h, ...row }) => toAnnotation(row)),
+    next_cursor: encodeFeedCursor(next),
   };
 }
 

@@ -1,0 +1,221 @@
+/**
+ * The changes feed under a bulk prediction load: a `source=human` poll reads only human rows
+ * (an index range scan on (dataset_id, source, txid, id), shown by EXPLAIN), pages stay correct,
+ * and an empty page moves the cursor without ever passing a row that commits later.
+ */
+import assert from "node:assert/strict";
+import { type Db, type Handle, many, sqlFile, transaction } from "../lib/db.ts";
+import {
+  type AnnotationSource,
+  decodeFeedCursor,
+  type FeedCursor,
+  listDatasetAnnotations,
+} from "../sql/annotations/queries.ts";
+import { createDataset } from "../sql/datasets/queries.ts";
+import { registerImages } from "../sql/images/queries.ts";
+import { createTestDb } from "./harness.ts";
+
+const BY_SOURCE = sqlFile("annotations/list_dataset_annotations_by_source");
+const ALL = sqlFile("annotations/list_dataset_annotations");
+const SOURCE_INDEX = "annotations_dataset_source_txid_id_idx";
+
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  "Index Cond"?: string;
+  Filter?: string;
+  "Rows Removed by Filter"?: number;
+  "Actual Rows"?: number;
+  Plans?: PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+/** The plan of `text` with `params` (EXPLAIN ANALYZE), or its generic plan without them. */
+async function explain(db: Db, text: string, params: unknown[] | null): Promise<PlanNode[]> {
+  const rows = params
+    ? await db.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params as never[])
+    : await db.unsafe(`EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${text}`);
+  const plan = rows[0]["QUERY PLAN"] as { Plan: PlanNode }[];
+  return nodes(plan[0].Plan);
+}
+
+/** The scan of annotations in a plan: there must be exactly one. */
+function annotationScan(plan: PlanNode[]): PlanNode {
+  const scans = plan.filter((n) =>
+    n["Node Type"].includes("Scan") && n["Index Name"] !== undefined
+  );
+  assert.equal(scans.length, 1, JSON.stringify(plan));
+  assert.ok(!plan.some((n) => n["Node Type"] === "Seq Scan"), "no sequential scan");
+  return scans[0];
+}
+
+Deno.test("the changes feed under a bulk prediction load", async (t) => {
+  const h = await createTestDb(10);
+  const db = h.db;
+  try {
+    const ds = (await createDataset(db, {
+      name: "feed-bulk",
+      description: null,
+      labels: ["cat"],
+      annotations_per_image: 1,
+      claim_ttl_seconds: 900,
+    }))!;
+    const images = await registerImages(
+      db,
+      ds.id,
+      Array.from({ length: 20 }, (_, i) => ({ uri: `s3://b/feed/${i}.jpg` })),
+    );
+    const image = images[0].id!;
+    const [{ id: machine }] = await many<{ id: string }>(
+      db,
+      `INSERT INTO users (name, role) VALUES ('feed-model', 'machine') RETURNING id::text`,
+      [],
+    );
+    const [{ id: annotator }] = await many<{ id: string }>(
+      db,
+      `INSERT INTO users (name, role) VALUES ('feed-annotator', 'annotator') RETURNING id::text`,
+      [],
+    );
+
+    /** `n` annotations of `source` in one transaction (as a bulk load writes them); their ids. */
+    const write = async (source: AnnotationSource, n: number, on: Handle = db) =>
+      (await many<{ id: string }>(
+        on,
+        `INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name,
+           model_version)
+         SELECT $1::bigint, $2::bigint, $3::text, $4::bigint,
+           CASE WHEN $3::text = 'machine' THEN 'bulk' END,
+           CASE WHEN $3::text = 'machine' THEN '1' END
+         FROM generate_series(1, $5::integer)
+         RETURNING id::text`,
+        [image, ds.id, source, source === "machine" ? machine : annotator, n],
+      )).map((r) => r.id);
+
+    /** Polls until a page comes back empty; every id received, and the last cursor. */
+    const drain = async (source: AnnotationSource | null, after: FeedCursor | null, limit = 3) => {
+      const ids: string[] = [];
+      let cursor = after;
+      for (;;) {
+        const page = await listDatasetAnnotations(db, ds.id, { source, after: cursor, limit });
+        assert.ok(page.items.length <= limit);
+        assert.ok(page.items.every((a) => source === null || a.source === source));
+        ids.push(...page.items.map((a) => a.id));
+        cursor = decodeFeedCursor(page.next_cursor);
+        assert.ok(cursor, page.next_cursor);
+        if (!page.items.length) return { ids, cursor };
+      }
+    };
+
+    const firstHumans = await write("human", 5);
+    const start = await drain("human", null);
+    assert.deepEqual(start.ids, firstHumans);
+    // A bulk prediction load lands after the human poller's cursor.
+    const bulk = [...await write("machine", 20_000), ...await write("machine", 10_000)];
+    await db.unsafe("ANALYZE annotations");
+    const cursor = (await listDatasetAnnotations(db, ds.id, {
+      source: "human",
+      after: null,
+      limit: 5,
+    })).items.at(-1)!;
+    const [{ txid }] = await many<{ txid: string }>(
+      db,
+      "SELECT txid::text FROM annotations WHERE id = $1::bigint",
+      [cursor.id],
+    );
+
+    await t.step("a human poll past 30,000 machine rows is an index range scan", async () => {
+      const plan = await explain(db, BY_SOURCE, [ds.id, "human", txid, cursor.id, 100]);
+      const scan = annotationScan(plan);
+      assert.equal(scan["Index Name"], SOURCE_INDEX, JSON.stringify(scan));
+      assert.match(scan["Index Cond"] ?? "", /source/, "source bounds the range");
+      assert.match(scan["Index Cond"] ?? "", /txid/, "so does the cursor");
+      assert.equal(scan.Filter, undefined, `nothing read is thrown away: ${scan.Filter}`);
+      assert.equal(scan["Rows Removed by Filter"] ?? 0, 0);
+      assert.equal(scan["Actual Rows"], 0, "the machine rows are not read at all");
+      // The same holds for the generic plan a prepared statement may switch to.
+      const generic = annotationScan(await explain(db, BY_SOURCE, null));
+      assert.equal(generic["Index Name"], SOURCE_INDEX, JSON.stringify(generic));
+      assert.match(generic["Index Cond"] ?? "", /source/);
+      assert.equal(generic.Filter, undefined);
+    });
+
+    await t.step("the unfiltered feed reads a page, not the dataset", async () => {
+      const plan = await explain(db, ALL, [ds.id, txid, cursor.id, 100]);
+      const scan = annotationScan(plan);
+      assert.equal(scan["Index Name"], "annotations_dataset_txid_id_idx");
+      assert.equal(scan["Actual Rows"], 100, "it stops at the limit");
+    });
+
+    await t.step("human and machine pages stay correct around the bulk", async () => {
+      const laterHumans: string[] = [];
+      const laterMachines: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        laterHumans.push(...await write("human", 2));
+        laterMachines.push(...await write("machine", 3));
+      }
+      const humans = await drain("human", null, 3);
+      assert.deepEqual(humans.ids, [...firstHumans, ...laterHumans], "each human row once");
+      const resumed = await drain("human", start.cursor, 4);
+      assert.deepEqual(resumed.ids, laterHumans, "resuming from a cursor before the bulk");
+      const machines = await drain("machine", null, 1000);
+      assert.deepEqual(machines.ids, [...bulk, ...laterMachines]);
+      const all = await drain(null, start.cursor, 1000);
+      assert.equal(all.ids.length, bulk.length + laterHumans.length + laterMachines.length);
+      assert.equal(new Set(all.ids).size, all.ids.length);
+    });
+
+    await t.step(
+      "an empty page moves the cursor, never past a row that commits later",
+      async () => {
+        const idle = await drain("human", null, 100);
+        const before = idle.cursor;
+        // An idle poll moves the cursor forward (past the machine rows it had no need to read).
+        await write("machine", 10);
+        const moved = await listDatasetAnnotations(db, ds.id, {
+          source: "human",
+          after: before,
+          limit: 10,
+        });
+        assert.deepEqual(moved.items, []);
+        const next = decodeFeedCursor(moved.next_cursor)!;
+        assert.ok(BigInt(next.txid) > BigInt(before.txid), "the cursor moved on");
+
+        // A transaction writes a human row and stays open while polls come back empty...
+        const inserted = Promise.withResolvers<string>();
+        const finish = Promise.withResolvers<void>();
+        const open = transaction(db, async (tx) => {
+          inserted.resolve((await write("human", 1, tx))[0]);
+          await finish.promise;
+        });
+        const late = await inserted.promise;
+        const later = await write("human", 2);
+        let c: FeedCursor = next;
+        for (const source of ["human", "human", null] as const) {
+          const page = await listDatasetAnnotations(db, ds.id, { source, after: c, limit: 10 });
+          assert.deepEqual(page.items, [], "rows behind a running transaction wait for it");
+          const n = decodeFeedCursor(page.next_cursor)!;
+          assert.ok(BigInt(n.txid) >= BigInt(c.txid), "the cursor never goes back");
+          c = source === null ? c : n;
+        }
+        // ...and forged cursors beyond the horizon are kept, not moved back.
+        const far = { txid: "18446744073709551615", id: "5" };
+        const kept = await listDatasetAnnotations(db, ds.id, {
+          source: "human",
+          after: far,
+          limit: 10,
+        });
+        assert.equal(kept.next_cursor, `${far.txid}.${far.id}`);
+
+        finish.resolve();
+        await open;
+        const rest = await drain("human", c, 10);
+        assert.deepEqual(rest.ids, [late, ...later], "the late row was not skipped");
+      },
+    );
+  } finally {
+    await h.close();
+  }
+});
