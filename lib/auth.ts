@@ -12,6 +12,7 @@
 import type { MiddlewareHandler } from "hono";
 import {
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
   errors as joseErrors,
   type JWTPayload,
@@ -59,6 +60,50 @@ export function newJwtSecret(): string {
 
 const invalidToken = (message = "invalid or expired token") =>
   new ApiError(401, "invalid_token", message);
+
+const idpUnavailable = (reason: string) =>
+  new ApiError(503, "unavailable", `the identity provider's key set (JWKS) ${reason}`);
+
+/** How long the provider's JWKS endpoint may take to answer. */
+const JWKS_TIMEOUT_MS = 5_000;
+
+/**
+ * jose's fetch of the provider's JWKS, made to tell "the provider is unreachable or broken"
+ * (refused connection, DNS failure, timeout, a non-200 answer, a body that is no key set: 503,
+ * the provider's problem, not the caller's) from "this token is bad" (401). Without it a network
+ * error escaped as a 500 and a non-200 answer looked like a bad token.
+ */
+async function fetchJwks(url: string, init: RequestInit): Promise<Response> {
+  const failed = (e: unknown, what: string) =>
+    ["TimeoutError", "AbortError"].includes((e as Error).name)
+      ? idpUnavailable(`did not answer within ${JWKS_TIMEOUT_MS / 1000} s`)
+      // Not the error's own text: it names the URL and the resolver's internals.
+      : idpUnavailable(`could not be ${what} (connection failed)`);
+  let res: Response;
+  let body: string;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw failed(e, "fetched");
+  }
+  try {
+    body = await res.text();
+  } catch (e) {
+    throw failed(e, "read");
+  }
+  if (res.status !== 200) throw idpUnavailable(`answered HTTP ${res.status}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw idpUnavailable("is not JSON");
+  }
+  const keys = (json as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys) || !keys.every((k) => k && typeof k === "object")) {
+    throw idpUnavailable('is not a JSON Web Key Set (no "keys" list)');
+  }
+  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+}
 
 export interface TokenResponse {
   access_token: string;
@@ -123,10 +168,11 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
   const jwks = config.jwks;
   const remoteKeys = jwks
     ? createRemoteJWKSet(new URL(jwks.url), {
-      timeoutDuration: 5_000,
+      timeoutDuration: JWKS_TIMEOUT_MS,
       // Minimum time between refetches: bounds what tokens with made-up `kid`s can cost.
       cooldownDuration: 2_000,
       cacheMaxAge: 10 * 60_000,
+      [customFetch]: fetchJwks,
     })
     : undefined;
 
@@ -232,7 +278,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
         if (e instanceof ApiError) throw e;
         if (e instanceof joseErrors.JWTExpired) throw invalidToken("token expired");
         if (e instanceof joseErrors.JWKSTimeout) {
-          throw new ApiError(503, "unavailable", "the identity provider did not answer");
+          throw idpUnavailable(`did not answer within ${JWKS_TIMEOUT_MS / 1000} s`);
         }
         if (e instanceof joseErrors.JOSEError) throw invalidToken();
         throw e;

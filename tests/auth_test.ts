@@ -281,6 +281,76 @@ Deno.test("auth: an external identity provider's tokens (JWKS)", async (t) => {
       },
     );
 
+    await t.step("the key set is fetched once, then cached (not fetched per request)", async () => {
+      const before = fetches;
+      assert.ok(before >= 1);
+      for (let i = 0; i < 5; i++) {
+        const res = await me(await idpToken({ app_role: "annotator", n: i }));
+        assert.equal(res.status, 200);
+      }
+      assert.equal(fetches, before, "known kids are verified from the cached key set");
+    });
+
+    await t.step("an expired provider token: 401", async () => {
+      const expired = await new SignJWT({ app_role: "admin" })
+        .setProtectedHeader({ alg: "RS256", kid: "k1" })
+        .setSubject("auth0|alice").setIssuer(issuer).setAudience("annotation-api")
+        .setIssuedAt(now() - 3600).setExpirationTime(now() - 60)
+        .sign(rsa.privateKey);
+      const res = await me(expired);
+      assertError(res, 401, "invalid_token");
+      assert.match(res.body.error.message, /expired/);
+      const noExp = await new SignJWT({ app_role: "admin" })
+        .setProtectedHeader({ alg: "RS256", kid: "k1" })
+        .setSubject("auth0|alice").setIssuer(issuer).setAudience("annotation-api")
+        .setIssuedAt().sign(rsa.privateKey);
+      assertError(await me(noExp), 401, "invalid_token");
+    });
+
+    await t.step(
+      "a disabled provider user is refused: at once here, within the cache elsewhere",
+      async () => {
+        // A second app over the same database stands for a second server process.
+        const other = createApp({
+          db: h.db,
+          config: testConfig({
+            AUTH_JWKS_URL: `http://127.0.0.1:${server.addr.port}/jwks.json`,
+            AUTH_ISSUER: issuer,
+            AUTH_AUDIENCE: "annotation-api",
+            AUTH_ROLE_CLAIM: "app_role",
+            AUTH_USER_CACHE_SECONDS: "1",
+          }),
+          log: silentLogger,
+        });
+        const token = await new SignJWT({ app_role: "annotator" })
+          .setProtectedHeader({ alg: "RS256", kid: "k1" })
+          .setSubject("auth0|to-be-disabled").setIssuer(issuer).setAudience("annotation-api")
+          .setIssuedAt().setExpirationTime("10m").sign(rsa.privateKey);
+        const otherMe = async () => {
+          const res = await other.request("/api/v1/me", {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          await res.body?.cancel();
+          return res.status;
+        };
+        const first = await me(token);
+        assert.equal(first.status, 200);
+        assert.equal(await otherMe(), 200);
+        assert.equal((await h.req("DELETE", `/api/v1/users/${first.body.id}`)).status, 204);
+        assertError(await me(token), 401, "invalid_token");
+        await new Promise((r) => setTimeout(r, 1100));
+        assert.equal(await otherMe(), 401);
+        // A new token for the same subject, even with another role, does not revive the user.
+        const again = await new SignJWT({ app_role: "admin" })
+          .setProtectedHeader({ alg: "RS256", kid: "k1" })
+          .setSubject("auth0|to-be-disabled").setIssuer(issuer).setAudience("annotation-api")
+          .setIssuedAt().setExpirationTime("10m").sign(rsa.privateKey);
+        assertError(await me(again), 401, "invalid_token");
+        // The cache can never hold a disabled user for more than 60 s.
+        assert.throws(() => testConfig({ AUTH_USER_CACHE_SECONDS: "61" }), /AUTH_USER_CACHE/);
+      },
+    );
+
     await t.step("no known role, wrong issuer or audience, foreign key: 401", async () => {
       assertError(await me(await idpToken({})), 401, "invalid_token");
       assertError(await me(await idpToken({ app_role: "superuser" })), 401);
@@ -320,5 +390,84 @@ Deno.test("auth: an external identity provider's tokens (JWKS)", async (t) => {
   } finally {
     await h.close();
     await server.shutdown();
+  }
+});
+
+Deno.test("auth: an identity provider whose key set cannot be had is 503, not 500 or 401", async (t) => {
+  const rsa = await generateKeyPair("RS256", { extractable: true });
+  const issuer = "https://idp.example.test/";
+  let mode: "500" | "html" | "not-a-jwks" | "ok" = "500";
+  let fetches = 0;
+  const jwks = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async () => {
+    fetches++;
+    if (mode === "500") return new Response("upstream broke", { status: 500 });
+    if (mode === "html") return new Response("<html>login</html>", { status: 200 });
+    if (mode === "not-a-jwks") return Response.json({ hello: "world" });
+    return Response.json({
+      keys: [{ ...(await exportJWK(rsa.publicKey)), kid: "k1", alg: "RS256", use: "sig" }],
+    });
+  });
+  // A port nothing listens on: bound, then released.
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const h = await createTestApp();
+  const appFor = (url: string) =>
+    createApp({
+      db: h.db,
+      config: testConfig({ AUTH_JWKS_URL: url, AUTH_ISSUER: issuer, AUTH_AUDIENCE: "api" }),
+      log: silentLogger,
+    });
+  const token = await new SignJWT({ role: "annotator" })
+    .setProtectedHeader({ alg: "RS256", kid: "k1" })
+    .setSubject("auth0|bob").setIssuer(issuer).setAudience("api")
+    .setIssuedAt().setExpirationTime("10m").sign(rsa.privateKey);
+  const me = async (app: ReturnType<typeof createApp>) => {
+    const res = await app.request("/api/v1/me", { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.json(), headers: res.headers };
+  };
+  try {
+    await t.step("connection refused", async () => {
+      const res = await me(appFor(`http://127.0.0.1:${closedPort}/jwks.json`));
+      assertError(res, 503, "unavailable");
+      assert.match(res.body.error.message, /identity provider/);
+      assert.doesNotMatch(res.body.error.message, new RegExp(String(closedPort)));
+    });
+
+    await t.step("a name that does not resolve", async () => {
+      const res = await me(appFor("http://idp.invalid/jwks.json"));
+      assertError(res, 503, "unavailable");
+    });
+
+    const app = appFor(`http://127.0.0.1:${jwks.addr.port}/jwks.json`);
+    await t.step("the key endpoint answers 500", async () => {
+      assertError(await me(app), 503, "unavailable");
+      assert.ok(fetches >= 1);
+    });
+
+    await t.step("the key endpoint answers something that is not a key set", async () => {
+      mode = "html";
+      assertError(await me(app), 503, "unavailable");
+      mode = "not-a-jwks";
+      assertError(await me(app), 503, "unavailable");
+    });
+
+    await t.step("once the provider is back, the same token works", async () => {
+      mode = "ok";
+      const res = await me(app);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.name, "idp:auth0|bob");
+    });
+
+    await t.step("our own tokens never depended on it", async () => {
+      const res = await appFor(`http://127.0.0.1:${closedPort}/jwks.json`).request("/api/v1/me", {
+        headers: { authorization: `Bearer ${h.admin.token}` },
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    });
+  } finally {
+    await h.close();
+    await jwks.shutdown();
   }
 });
