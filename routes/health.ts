@@ -28,26 +28,36 @@ const readinessRoute = createRoute({
 
 const READY_TIMEOUT_MS = 2000;
 
-/** Why the service is not ready, or null when it is. */
+/**
+ * Why the service is not ready, or null when it is: a reason fit for anyone who can reach the
+ * probe (it is open), with the detail (the database's own error text, which can name hosts,
+ * users and databases; the pending versions) left to the log.
+ */
 async function notReadyReason(deps: Deps): Promise<string | null> {
   if (deps.shuttingDown?.()) return "shutting down";
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>((resolve) => {
+  const timeout = new Promise<[string, string]>((resolve) => {
     timer = setTimeout(
-      () => resolve(`database did not answer within ${READY_TIMEOUT_MS} ms`),
+      () => resolve(["database unavailable", `did not answer within ${READY_TIMEOUT_MS} ms`]),
       READY_TIMEOUT_MS,
     );
   });
-  const check = (async () => {
+  const check = (async (): Promise<[string, string] | null> => {
     try {
       const pending = await pendingMigrations(deps.db);
-      return pending.length ? `pending migrations: ${pending.join(", ")}` : null;
+      return pending.length
+        ? [`pending migrations: ${pending.length}`, `pending: ${pending.join(", ")}`]
+        : null;
     } catch (e) {
-      return `database unavailable: ${(e as Error).message}`;
+      return ["database unavailable", String((e as Error)?.message ?? e)];
     }
   })();
   try {
-    return await Promise.race([check, timeout]);
+    const outcome = await Promise.race([check, timeout]);
+    if (!outcome) return null;
+    const [reason, detail] = outcome;
+    deps.log.warn("not ready", { reason, detail });
+    return reason;
   } finally {
     clearTimeout(timer);
   }

@@ -29,13 +29,13 @@ Deno.test("migrations", async (t) => {
       assert.deepEqual(await res.json(), { status: "ok" });
     });
 
-    await t.step("readyz is 503 and lists the pending migrations before migrating", async () => {
+    await t.step("readyz is 503 and counts the pending migrations before migrating", async () => {
       assert.deepEqual(await pendingMigrations(a), versions);
       const res = await app.request("/readyz");
       const body = await res.json();
       assertError({ status: res.status, headers: res.headers, body }, 503, "not_ready");
-      assert.match(body.error.message, /pending migrations/);
-      for (const v of versions) assert.ok(body.error.message.includes(v), `${v} not listed`);
+      // A count only: the probe is open (tests/readiness_test.ts); the versions go to the log.
+      assert.equal(body.error.message, `pending migrations: ${versions.length}`);
     });
 
     await t.step(
