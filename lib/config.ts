@@ -59,7 +59,11 @@ export const EnvSchema = z.object({
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_ROLE_CLAIM: z.string().min(1).default("role"),
   ADMIN_API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
-  ADMIN_NAME: z.string().min(1).max(200).default("admin"),
+  // `idp:` names belong to identity-provider users (lib/auth.ts EXTERNAL_NAME_PREFIX).
+  ADMIN_NAME: z.string().min(1).max(200).refine(
+    (name) => !name.startsWith("idp:"),
+    'must not start with "idp:" (reserved for identity-provider users)',
+  ).default("admin"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

@@ -1,6 +1,13 @@
 /** User management (admins), and key rotation (admins, or a user for itself). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { type Auth, hashApiKey, newApiKey, secured } from "../lib/auth.ts";
+import {
+  type Auth,
+  EXTERNAL_NAME_PREFIX,
+  hashApiKey,
+  isReservedUserName,
+  newApiKey,
+  secured,
+} from "../lib/auth.ts";
 import { ApiError, notFound } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
 import { errors, Id, idParam, jsonBody, jsonResponse, Name, Timestamp } from "../lib/schemas.ts";
@@ -22,6 +29,11 @@ const ApiKey = z.string().openapi({
 
 const userParams = z.object({ userId: idParam("userId") });
 
+const NewUserName = Name(200).refine(
+  (name) => !isReservedUserName(name),
+  `must not start with "${EXTERNAL_NAME_PREFIX}": that prefix names identity-provider users`,
+);
+
 const createUserRoute = createRoute({
   method: "post",
   path: "/users",
@@ -30,7 +42,7 @@ const createUserRoute = createRoute({
   summary: "Create a user and its API key",
   ...secured("admin"),
   request: {
-    body: jsonBody(z.strictObject({ name: Name(200), role: RoleSchema }).openapi("CreateUser")),
+    body: jsonBody(z.strictObject({ name: NewUserName, role: RoleSchema }).openapi("CreateUser")),
   },
   responses: {
     201: jsonResponse(z.object({ user: User, api_key: ApiKey }), "The user and its API key"),

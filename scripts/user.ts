@@ -8,7 +8,13 @@
  * shown once: only its hash is stored. Exit codes: 0 created, 1 failed (e.g. the name is taken),
  * 2 wrong arguments.
  */
-import { hashApiKey, newApiKey, ROLES } from "../lib/auth.ts";
+import {
+  EXTERNAL_NAME_PREFIX,
+  hashApiKey,
+  isReservedUserName,
+  newApiKey,
+  ROLES,
+} from "../lib/auth.ts";
 import { loadConfig } from "../lib/config.ts";
 import { connect, isPgError } from "../lib/db.ts";
 import { openDatabaseUrl } from "../lib/dev_database.ts";
@@ -18,7 +24,7 @@ import { createUser, type Role } from "../sql/users/queries.ts";
 
 const USAGE = `usage: deno task user:create <name> <role>
 
-  name   unique user name (at most 200 characters)
+  name   unique user name (at most 200 characters, not starting with "idp:")
   role   ${ROLES.join(" | ")}
 
 Prints the new user's API key on stdout (shown once; only its hash is stored).`;
@@ -40,6 +46,11 @@ function parseArgs(args: string[]): { name: string; role: Role } {
     throw new UsageError(`the name must be at most ${MAX_NAME} characters`);
   }
   if (name.includes("\u0000")) throw new UsageError("the name must not contain NUL characters");
+  if (isReservedUserName(name)) {
+    throw new UsageError(
+      `the name must not start with "${EXTERNAL_NAME_PREFIX}": that prefix names identity-provider users`,
+    );
+  }
   if (!(ROLES as readonly string[]).includes(role)) {
     throw new UsageError(`unknown role "${role}": use one of ${ROLES.join(", ")}`);
   }

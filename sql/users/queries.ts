@@ -62,11 +62,17 @@ export async function ensureAdmin(db: Handle, name: string, hash: Uint8Array): P
   return (await one<User>(db, ENSURE_ADMIN, [name, hash]))!;
 }
 
+/** `preferred` is the new user's name unless another user has it; then `fallback`. */
 export async function upsertExternalUser(
   db: Handle,
-  u: { name: string; role: Role; subject: string },
+  u: { preferred: string; fallback: string; role: Role; subject: string },
 ): Promise<Principal> {
-  return (await one<Principal>(db, UPSERT_EXTERNAL_USER, [u.name, u.role, u.subject]))!;
+  return (await one<Principal>(db, UPSERT_EXTERNAL_USER, [
+    u.preferred,
+    u.role,
+    u.subject,
+    u.fallback,
+  ]))!;
 }
 
 export async function anyUserExists(db: Handle): Promise<boolean> {
