@@ -33,8 +33,11 @@ export function dbEnv(url: string): Record<string, string> {
   };
 }
 
-/** What a child process needs from this one to find deno's caches; nothing else. */
-function baseEnv(): Record<string, string> {
+/**
+ * What a child process needs from this one to find deno's caches; nothing else. Also used by
+ * stress/lib/server.ts, which starts its servers the same way.
+ */
+export function baseEnv(): Record<string, string> {
   const keep = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"];
   const env: Record<string, string> = { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" };
   for (const k of keep) {

@@ -1,10 +1,12 @@
 /**
- * Real server processes: `deno run -A main.ts` in production mode on a fixed port, started,
- * waited for (GET /healthz), killed with any signal and started again on the same port.
+ * Real server processes, started the way production starts them: `main.ts` with the permission
+ * flags of `deno task start` (not --allow-all), an environment made only of what the scenario
+ * passes (no inherited variables beyond what deno needs to find its cache), and an empty
+ * temporary working directory (no developer `.env` is read). In production mode on a fixed
+ * port; waited for (GET /healthz), killed with any signal and started again on the same port.
  */
 import { freePort } from "../../lib/embedded_pg.ts";
-
-const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
+import { baseEnv, ROOT_DIR as ROOT, startTaskFlags } from "../../tests/server_process.ts";
 
 export const ADMIN_API_KEY = "ak_stress_admin_key_0123456789abcdefghijklmnop";
 export const JWT_SECRET = "stress-jwt-secret-0123456789-abcdefghijklmnop";
@@ -22,8 +24,10 @@ export interface Server {
   pid: number;
   /** Lines the process printed (stdout and stderr), the last 2,000. */
   lines: string[];
-  /** Log lines at level error (each a 5xx or a start-up failure). */
+  /** Log lines at level error (an unexpected 5xx, or a start-up failure). */
   errors(): Record<string, unknown>[];
+  /** Log lines at level warn (expected 503s: timeouts, an unavailable database). */
+  warnings(): Record<string, unknown>[];
   exited: Promise<number>;
   kill(signal: Deno.Signal): void;
   /** Resident memory of the process, in MiB (Linux /proc). */
@@ -41,13 +45,32 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Prom
   if (rest) sink.push(rest);
 }
 
+/** The `deno` arguments that run the server as `deno task start` does. */
+export function serverArgs(): string[] {
+  return ["run", `--config=${ROOT}/deno.json`, ...startTaskFlags(), `${ROOT}/main.ts`];
+}
+
+function logged(lines: string[], level: string): Record<string, unknown>[] {
+  return lines.flatMap((l) => {
+    try {
+      const v = JSON.parse(l);
+      return v?.level === level ? [v] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** Starts a server and waits until /healthz answers (at most `timeoutMs`). */
 export async function startServer(opts: ServerOptions, timeoutMs = 30_000): Promise<Server> {
   const port = opts.port ?? freePort();
+  const cwd = await Deno.makeTempDir({ prefix: "annotation-stress-cwd-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `--config=${ROOT}/deno.json`, `${ROOT}/main.ts`],
-    cwd: ROOT,
+    args: serverArgs(),
+    cwd,
+    clearEnv: true,
     env: {
+      ...baseEnv(),
       APP_ENV: "production",
       HOST: "127.0.0.1",
       PORT: String(port),
@@ -67,6 +90,7 @@ export async function startServer(opts: ServerOptions, timeoutMs = 30_000): Prom
   let code: number | undefined;
   const exited = child.status.then(async (s) => {
     await done;
+    await Deno.remove(cwd, { recursive: true }).catch(() => {});
     code = s.code;
     return s.code;
   });
@@ -76,15 +100,8 @@ export async function startServer(opts: ServerOptions, timeoutMs = 30_000): Prom
     port,
     pid: child.pid,
     lines,
-    errors: () =>
-      lines.flatMap((l) => {
-        try {
-          const v = JSON.parse(l);
-          return v?.level === "error" ? [v] : [];
-        } catch {
-          return [];
-        }
-      }),
+    errors: () => logged(lines, "error"),
+    warnings: () => logged(lines, "warn"),
     exited,
     kill(signal) {
       try {

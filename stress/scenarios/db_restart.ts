@@ -161,6 +161,12 @@ export const dbRestartScenario: Scenario = {
         logged.set(key, (logged.get(key) ?? 0) + 1);
       }
       for (const [k, n] of logged) notes.push(`server logged ×${n}: ${k}`);
+      const warned = new Map<string, number>();
+      for (const w of server.warnings()) {
+        const key = `${w.msg}${w.code ? ` (${w.code})` : ""}`;
+        warned.set(key, (warned.get(key) ?? 0) + 1);
+      }
+      for (const [k, n] of warned) notes.push(`server warned ×${n}: ${k}`);
       const byStatus: Record<number, number> = {};
       for (const [, s] of ledger.answers) byStatus[s] = (byStatus[s] ?? 0) + 1;
       notes.push(`writer answers by status: ${JSON.stringify(byStatus)}`);
