@@ -80,6 +80,9 @@ const rotateApiKeyRoute = createRoute({
   operationId: "rotateApiKey",
   tags: ["users"],
   summary: "Replace a user's API key (admins, or the user itself)",
+  description: "A non-admin may rotate only its own key. An identity-provider user cannot mint " +
+    "a key for itself (409 `external_user`): it would outlive revocation at the provider; an " +
+    "admin can give it one.",
   ...secured("admin", "annotator", "machine"),
   request: { params: userParams },
   responses: {
@@ -127,10 +130,20 @@ export function usersRouter(deps: Deps, auth: Auth) {
         throw new ApiError(403, "forbidden", "only admins may rotate another user's key");
       }
       const apiKey = newApiKey();
-      if (!(await q.setApiKey(db, userId, await hashApiKey(apiKey)))) {
+      const byAdmin = caller.role === "admin";
+      if (!(await q.setApiKey(db, userId, await hashApiKey(apiKey), byAdmin))) {
         const user = await q.getUser(db, userId);
         if (!user) throw notFound(`user ${userId}`);
-        throw new ApiError(409, "user_disabled", `user ${userId} is disabled`);
+        if (user.disabled_at) {
+          throw new ApiError(409, "user_disabled", `user ${userId} is disabled`);
+        }
+        // An identity-provider user: a key of its own would survive revocation at the provider.
+        throw new ApiError(
+          409,
+          "external_user",
+          `user ${userId} signs in through the identity provider; only an admin can give it an ` +
+            `API key`,
+        );
       }
       return c.json({ api_key: apiKey }, 200);
     });

@@ -384,6 +384,23 @@ Deno.test("auth: an external identity provider's tokens (JWKS)", async (t) => {
       assert.ok(fetches > before, "the key set was refetched");
     });
 
+    await t.step("a provider user cannot mint itself an API key; an admin can", async () => {
+      const token = await idpToken({ app_role: "machine" });
+      const self = await me(token);
+      assert.equal(self.status, 200);
+      const res = await h.client(token)("POST", `/api/v1/users/${self.body.id}/api-key`);
+      assertError(res, 409, "external_user");
+      assert.match(res.body.error.message, /identity provider/);
+      const [row] = await h.db`SELECT api_key_hash FROM users WHERE id = ${self.body.id}`;
+      assert.equal(row.api_key_hash, null, "no key was set");
+      const byAdmin = await h.req("POST", `/api/v1/users/${self.body.id}/api-key`);
+      assert.equal(byAdmin.status, 200);
+      const exchanged = await h.anon("POST", "/api/v1/auth/token", {
+        api_key: byAdmin.body.api_key,
+      });
+      assert.equal(exchanged.status, 200);
+    });
+
     await t.step("our own HS256 tokens still work alongside", async () => {
       assert.equal((await h.req("GET", "/api/v1/me")).status, 200);
     });

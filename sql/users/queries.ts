@@ -41,8 +41,9 @@ export function findUserByApiKey(db: Handle, hash: Uint8Array): Promise<Principa
   return one<Principal>(db, FIND_USER_BY_API_KEY, [hash]);
 }
 
-export function getUser(db: Handle, id: string): Promise<User | null> {
-  return one<User>(db, GET_USER, [id]);
+/** `external`: an identity-provider user. */
+export function getUser(db: Handle, id: string): Promise<(User & { external: boolean }) | null> {
+  return one<User & { external: boolean }>(db, GET_USER, [id]);
 }
 
 export function listUsers(db: Handle): Promise<User[]> {
@@ -53,9 +54,17 @@ export function disableUser(db: Handle, id: string): Promise<User | null> {
   return one<User>(db, DISABLE_USER, [id]);
 }
 
-/** `false` when the user is missing or disabled. */
-export async function setApiKey(db: Handle, id: string, hash: Uint8Array): Promise<boolean> {
-  return (await one(db, SET_API_KEY, [id, hash])) !== null;
+/**
+ * `false` when the user is missing or disabled, or is an identity-provider user and
+ * `byAdmin` is false.
+ */
+export async function setApiKey(
+  db: Handle,
+  id: string,
+  hash: Uint8Array,
+  byAdmin: boolean,
+): Promise<boolean> {
+  return (await one(db, SET_API_KEY, [id, hash, byAdmin])) !== null;
 }
 
 export async function ensureAdmin(db: Handle, name: string, hash: Uint8Array): Promise<User> {
