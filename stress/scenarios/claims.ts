@@ -24,6 +24,57 @@ import {
 import { killHard, startServer } from "../lib/server.ts";
 import { dedupe } from "./db_restart.ts";
 
+/**
+ * What the run seeds, and the claims it must reach. A completed claim uses one of a dataset's
+ * slots for good (k per image); released and expired ones give theirs back. About 80 % of claims
+ * complete here, so the slots must be well over the target, or the datasets run dry first: with
+ * 8,000 + 3 × 3,000 slots the full run ended near 21,000 claims, barely over 20,000.
+ */
+export const LOAD = {
+  full: { target: 20_000, annotators: 64, single: 14_000, overlap: 4_000 },
+  quick: { target: 2_000, annotators: 16, single: 1_500, overlap: 600 },
+};
+/** Annotations per image of the overlap dataset. */
+export const OVERLAP_K = 3;
+
+/** The slots (annotations the datasets can take) a load seeds. */
+export function claimSlots(load: typeof LOAD.full): number {
+  return load.single + OVERLAP_K * load.overlap;
+}
+
+/**
+ * When to stop asking a dataset: after more than `limit` claims in a row answered 204 in that
+ * dataset. Counted per dataset (one dataset running dry says nothing about the other) and reset
+ * by each claim it grants, so 204s that are transient (every candidate row briefly locked by
+ * other claimers under SKIP LOCKED) cannot add up over a long run and end a dataset early.
+ */
+export class DrainTracker {
+  readonly #empties = new Map<string, number>();
+  readonly drained = new Set<string>();
+  /** Every 204, all datasets, for the notes. */
+  total = 0;
+  constructor(readonly limit: number) {}
+  empty(datasetId: string): void {
+    this.total++;
+    const n = (this.#empties.get(datasetId) ?? 0) + 1;
+    this.#empties.set(datasetId, n);
+    if (n > this.limit) this.drained.add(datasetId);
+  }
+  claimed(datasetId: string): void {
+    this.#empties.set(datasetId, 0);
+  }
+  open(datasetIds: string[]): string[] {
+    return datasetIds.filter((d) => !this.drained.has(d));
+  }
+}
+
+/** A violation when the run granted fewer claims than it promises to test, else null. */
+export function shortfall(target: number, claims: number, drained: number): string | null {
+  if (claims >= target) return null;
+  return `only ${fmt(claims)} claims were granted, below the target of ${fmt(target)} ` +
+    `(${drained} dataset(s) ran dry first): the run did not test what it claims to`;
+}
+
 /** Leases this short are below the API's minimum (30 s): set in the database for this run. */
 const TTL_SECONDS = 2;
 /** Holding intervals use statement start times; a claim's statement may run this long. */
@@ -39,7 +90,6 @@ interface Stats {
   renewals: number;
   edgeRenewAccepted: number;
   edgeRenewRefused: number;
-  empty: number;
   samples: number;
   lockedClaims: number;
 }
@@ -47,8 +97,8 @@ interface Stats {
 export const claimsScenario: Scenario = {
   name: "claims",
   async run(ctx: Ctx): Promise<Result> {
-    const target = ctx.quick ? 2000 : 20_000;
-    const annotators = ctx.quick ? 16 : 64;
+    const load = ctx.quick ? LOAD.quick : LOAD.full;
+    const { target, annotators } = load;
     const url = await ctx.database("claims");
     const servers = await Promise.all([0, 1].map(() => startServer({ databaseUrl: url })));
     const bases = servers.map((s) => s.url);
@@ -64,7 +114,6 @@ export const claimsScenario: Scenario = {
       renewals: 0,
       edgeRenewAccepted: 0,
       edgeRenewRefused: 0,
-      empty: 0,
       samples: 0,
       lockedClaims: 0,
     };
@@ -74,12 +123,12 @@ export const claimsScenario: Scenario = {
       const admin = await adminToken(bases[0]);
       const single = await seedDataset(bases[0], admin, {
         name: "claims-k1",
-        count: ctx.quick ? 1500 : 8000,
+        count: load.single,
       });
       const overlap = await seedDataset(bases[0], admin, {
         name: "claims-k3",
-        k: 3,
-        count: ctx.quick ? 600 : 3000,
+        k: OVERLAP_K,
+        count: load.overlap,
       });
       await sql.unsafe(
         `ALTER TABLE datasets DROP CONSTRAINT IF EXISTS datasets_claim_ttl_seconds_check`,
@@ -94,7 +143,7 @@ export const claimsScenario: Scenario = {
 
       const stop = { now: false };
       const datasets = [single.id, overlap.id];
-      const drained = new Set<string>();
+      const drain = new DrainTracker(annotators * 4);
       const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
       const expect = (what: string, res: Res, ok: number[]) => {
         if (!ok.includes(res.status)) {
@@ -107,7 +156,7 @@ export const claimsScenario: Scenario = {
       const annotate = async (u: User) => {
         const annotated = new Set<string>();
         while (!stop.now) {
-          const open = datasets.filter((d) => !drained.has(d));
+          const open = drain.open(datasets);
           if (!open.length) return;
           const datasetId = pick(open);
           const c = await call(
@@ -118,11 +167,11 @@ export const claimsScenario: Scenario = {
           );
           expect("claimNextImage", c, [200, 201, 204]);
           if (c.status === 204) {
-            stats.empty++;
-            if (stats.empty > annotators * 4) drained.add(datasetId);
+            drain.empty(datasetId);
             continue;
           }
           if (c.status !== 200 && c.status !== 201) continue;
+          drain.claimed(datasetId);
           if (c.status === 201) stats.claims++;
           else stats.held++;
           const claim = c.body.claim;
@@ -235,6 +284,8 @@ export const claimsScenario: Scenario = {
       await locks.end();
       const seconds = (performance.now() - started) / 1000;
 
+      const short = shortfall(target, stats.claims, drain.drained.size);
+      if (short) violations.push(short);
       violations.push(...await auditWrites(sql));
       violations.push(...await snapshotInvariants(sql));
       const sweep = await auditIntervals(sql, renewals);
@@ -268,7 +319,9 @@ export const claimsScenario: Scenario = {
           `claims ${fmt(db.claims)}: ${fmt(db.completed)} completed, ${
             fmt(db.released)
           } released, ` +
-          `${fmt(db.expired)} expired; ${fmt(stats.held)} answered "held" (200)`,
+          `${fmt(db.expired)} expired; ${fmt(stats.held)} answered "held" (200); ` +
+          `${fmt(drain.total)} answered 204; ${fmt(claimSlots(load))} slots seeded for a ` +
+          `target of ${fmt(target)}`,
           `renewals ${fmt(stats.renewals)} (at the edge: ${stats.edgeRenewAccepted} accepted, ` +
           `${stats.edgeRenewRefused} refused); late submits ${stats.lateAccepted} accepted, ` +
           `${stats.lateRefused} refused (claim_expired)`,
