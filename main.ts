@@ -10,7 +10,7 @@
  */
 import { createApp } from "./lib/app.ts";
 import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
-import { type Config, loadConfig } from "./lib/config.ts";
+import { type Config, ConfigError, loadConfig } from "./lib/config.ts";
 import { connect, type Db } from "./lib/db.ts";
 import { type OpenDatabase, openDatabaseUrl } from "./lib/dev_database.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
@@ -118,7 +118,12 @@ async function shutdown(
 }
 
 if (import.meta.main) {
-  const config = await withJwtSecret(loadConfig());
+  const config = await withJwtSecret(loadConfig()).catch((e) => {
+    // A bad DATA_DIR/jwt-secret: the same readable message and exit as a bad variable.
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(e.message);
+    Deno.exit(1);
+  });
   const log = createLogger(config.logLevel);
   const running: Running = {};
   const flags = { stopping: false };

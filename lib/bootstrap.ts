@@ -1,13 +1,19 @@
 /** Start-up steps around authentication: the JWT secret and the first admin. */
 import { hashApiKey, newApiKey, newJwtSecret } from "./auth.ts";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { type Db, isPgError } from "./db.ts";
 import type { Logger } from "./log.ts";
 import * as users from "../sql/users/queries.ts";
 
+/** The least a JWT secret may have, as AUTH_JWT_SECRET requires too. */
+const MIN_SECRET_BYTES = 32;
+
 /**
- * The configured secret, or in development one generated once and kept in DATA_DIR/jwt-secret,
- * so tokens survive restarts. (Config refuses to start production without AUTH_JWT_SECRET.)
+ * The configured secret, or outside production one generated once and kept in
+ * DATA_DIR/jwt-secret, so tokens survive restarts. (Config refuses to start production without
+ * AUTH_JWT_SECRET.) A kept secret that is empty or shorter than 32 bytes (truncated, or written
+ * by hand) stops start-up with a ConfigError naming the file, rather than crashing later or
+ * signing tokens with a weak key.
  */
 export async function withJwtSecret(config: Config): Promise<Config> {
   if (config.auth.jwtSecret) return config;
@@ -17,10 +23,20 @@ export async function withJwtSecret(config: Config): Promise<Config> {
   try {
     secret = (await Deno.readTextFile(path)).trim();
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new ConfigError([`${path}: cannot read the JWT secret: ${(e as Error).message}`]);
+    }
     secret = newJwtSecret();
     await Deno.mkdir(config.dataDir, { recursive: true });
     await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+  }
+  const bytes = new TextEncoder().encode(secret).length;
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new ConfigError([
+      `${path}: the JWT secret kept there is ${bytes ? `only ${bytes} bytes` : "empty"}; it ` +
+      `must be at least ${MIN_SECRET_BYTES}. Delete the file to have a new one generated ` +
+      `(tokens signed with the old one stop working), or set AUTH_JWT_SECRET`,
+    ]);
   }
   return { ...config, auth: { ...config.auth, jwtSecret: secret } };
 }
@@ -32,7 +48,7 @@ export async function withJwtSecret(config: Config): Promise<Config> {
 export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promise<void> {
   if (config.auth.adminApiKey) {
     const hash = await hashApiKey(config.auth.adminApiKey);
-    let admin: users.User;
+    let admin: Awaited<ReturnType<typeof users.ensureAdmin>>;
     for (let attempt = 1;; attempt++) {
       try {
         admin = await users.ensureAdmin(db, config.auth.adminName, hash);
@@ -43,6 +59,13 @@ export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promi
         // winner has committed by then, so the next attempt takes the ON CONFLICT path.
         if (!(isPgError(e) && e.code === "23505") || attempt >= 3) throw e;
       }
+    }
+    if (admin.key_moved_from.length) {
+      // ADMIN_NAME changed while ADMIN_API_KEY stayed: the key now belongs to the new name.
+      log.warn("ADMIN_API_KEY moved to ADMIN_NAME from another user", {
+        name: admin.name,
+        moved_from: admin.key_moved_from,
+      });
     }
     log.info("admin from ADMIN_API_KEY ensured", { user_id: admin.id, name: admin.name });
     return;

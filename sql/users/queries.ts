@@ -67,8 +67,13 @@ export async function setApiKey(
   return (await one(db, SET_API_KEY, [id, hash, byAdmin])) !== null;
 }
 
-export async function ensureAdmin(db: Handle, name: string, hash: Uint8Array): Promise<User> {
-  return (await one<User>(db, ENSURE_ADMIN, [name, hash]))!;
+/** `key_moved_from`: the users that held the key before (it is taken from them). */
+export async function ensureAdmin(
+  db: Handle,
+  name: string,
+  hash: Uint8Array,
+): Promise<User & { key_moved_from: string[] }> {
+  return (await one<User & { key_moved_from: string[] }>(db, ENSURE_ADMIN, [name, hash]))!;
 }
 
 /** `preferred` is the new user's name unless another user has it; then `fallback`. */
