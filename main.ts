@@ -13,6 +13,7 @@ import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
 import { type Config, ConfigError, loadConfig } from "./lib/config.ts";
 import { connect, type Db } from "./lib/db.ts";
 import { type OpenDatabase, openDatabaseUrl } from "./lib/dev_database.ts";
+import { warnAboutLocalDefaults } from "./lib/local_defaults.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { SPEC_PAGE_PATH } from "./routes/spec.ts";
@@ -45,6 +46,7 @@ interface Running {
 }
 
 async function main(config: Config, log: Logger, running: Running, flags: { stopping: boolean }) {
+  warnAboutLocalDefaults(config, log);
   running.database = await openDatabaseUrl(config, log, { handlesSignals: true });
   const databaseUrl = running.database.url;
 
