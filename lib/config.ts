@@ -58,7 +58,9 @@ export const EnvSchema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_ROLE_CLAIM: z.string().min(1).default("role"),
-  ADMIN_API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  // createToken looks up keys of at most 512 characters.
+  ADMIN_API_KEY: z.string().min(32, "must be at least 32 characters")
+    .max(512, "must be at most 512 characters").optional(),
   // `idp:` names belong to identity-provider users (lib/auth.ts EXTERNAL_NAME_PREFIX).
   ADMIN_NAME: z.string().min(1).max(200).refine(
     (name) => !name.startsWith("idp:"),
