@@ -60,7 +60,9 @@ const CreateDataset = z.strictObject({
 const UpdateDataset = z.strictObject({
   description: Text(10_000).nullable().optional(),
   labels: Labels.optional().openapi({
-    description: "The full new label list; it must keep every current label (labels only grow)",
+    description: "The full new label list. Labels are append-only: the current list must " +
+      "be its prefix, in the same order, with new labels after it. A label's position is its " +
+      "COCO category id (position + 1) in exports, so ids never change.",
   }),
   annotations_per_image: AnnotationsPerImage.optional(),
   claim_ttl_seconds: ClaimTtl.optional(),
@@ -117,11 +119,13 @@ const updateDatasetRoute = createRoute({
   operationId: "updateDataset",
   ...secured("admin"),
   tags: ["datasets"],
-  summary: "Change a dataset's description, labels (only growing), TTL or overlap",
+  summary: "Change a dataset's description, labels (append only), TTL or overlap",
+  description: "Labels may only be appended: a list that drops, renames or reorders a current " +
+    "label is refused with 409 `labels_append_only`.",
   request: { params: datasetParams, body: jsonBody(UpdateDataset) },
   responses: {
     200: jsonResponse(Dataset, "The updated dataset"),
-    ...errors(400, 401, 403, 404, 413, 415, 422),
+    ...errors(400, 401, 403, 404, 409, 413, 415),
   },
 });
 
@@ -164,6 +168,35 @@ export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
     claim_ttl_seconds: d.claim_ttl_seconds,
     created_at: d.created_at.toISOString(),
   };
+}
+
+/**
+ * Why `next` is not `current` with labels appended (updateDataset refused it): the labels it
+ * drops, or else the first position where it differs.
+ */
+function labelsNotAppended(current: string[], next: string[]): ApiError {
+  const code = "labels_append_only";
+  const dropped = current.filter((l) => !next.includes(l));
+  if (dropped.length) {
+    return new ApiError(
+      409,
+      code,
+      `labels may only be appended; the new list drops ${dropped.map((l) => `"${l}"`).join(", ")}`,
+      dropped.map((l) => ({ path: "body.labels", message: `missing existing label "${l}"` })),
+    );
+  }
+  const at = current.findIndex((l, i) => next[i] !== l);
+  if (at < 0) {
+    // It is a prefix now: the labels changed between the update and this look.
+    return new ApiError(409, "conflict", "the dataset's labels changed meanwhile; retry");
+  }
+  return new ApiError(
+    409,
+    code,
+    `labels may only be appended, keeping their order (a label's position is its COCO ` +
+      `category id): body.labels.${at} is "${next[at]}" but must be "${current[at]}"`,
+    [{ path: `body.labels.${at}`, message: `must be "${current[at]}", as now` }],
+  );
 }
 
 /** The dataset or a 404. */
@@ -212,12 +245,6 @@ export function datasetsRouter(deps: Deps) {
       const updated = await q.updateDataset(db, datasetId, body);
       if (updated) return c.json(datasetJson(updated), 200);
       const current = await requireDataset(deps, datasetId);
-      const dropped = current.labels.filter((l) => !body.labels?.includes(l));
-      throw new ApiError(
-        422,
-        "labels_removed",
-        `labels may only grow; the new list drops ${dropped.map((l) => `"${l}"`).join(", ")}`,
-        dropped.map((l) => ({ path: "body.labels", message: `missing existing label "${l}"` })),
-      );
+      throw labelsNotAppended(current.labels, body.labels ?? current.labels);
     });
 }

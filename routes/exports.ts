@@ -9,6 +9,7 @@ import { createRouter, type Deps } from "../lib/router.ts";
 import { errors, idParam } from "../lib/schemas.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { annotationJson, type ShapeT } from "./annotations.ts";
+import { getDataset } from "../sql/datasets/queries.ts";
 import { requireDataset } from "./datasets.ts";
 import { imageJson } from "./images.ts";
 
@@ -178,11 +179,17 @@ export function exportsRouter(deps: Deps) {
     .openapi(exportDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const { format, source } = c.req.valid("query");
-      const dataset = await requireDataset(deps, datasetId);
+      await requireDataset(deps, datasetId); // a 404 before the stream starts
       const filter = source === "all" ? null : source;
       const chunks = readSnapshot(db, (tx) => {
         const pass = () => q.exportAnnotations(tx, datasetId, filter);
-        return format === "coco" ? coco(dataset.labels, pass) : jsonLines(pass());
+        if (format === "jsonl") return jsonLines(pass());
+        // The categories are read in the snapshot the annotations come from (its first
+        // statement), so every label an exported annotation uses is among them.
+        return (async function* () {
+          const dataset = await getDataset(tx, datasetId);
+          yield* coco(dataset?.labels ?? [], pass);
+        })();
       });
       const name = `dataset-${datasetId}.${format === "coco" ? "json" : "jsonl"}`;
       const res = c.body(ReadableStream.from(chunks), 200, {

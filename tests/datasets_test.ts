@@ -99,7 +99,7 @@ Deno.test("datasets", async (t) => {
       assert.equal(res.body.description, "dashcam frames", "untouched fields stay");
 
       res = await h.req("PATCH", `/api/v1/datasets/${id}`, { labels: ["car", "truck"] });
-      assertError(res, 422, "labels_removed");
+      assertError(res, 409, "labels_append_only");
       assert.match(res.body.error.message, /"person"/);
 
       res = await h.req("PATCH", `/api/v1/datasets/${id}`, { description: null });

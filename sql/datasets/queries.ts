@@ -59,7 +59,10 @@ export interface DatasetChanges {
   annotations_per_image?: number;
 }
 
-/** `null` when the dataset is missing or `labels` would drop an existing label. */
+/**
+ * `null` when the dataset is missing or `labels` is not its current labels with others appended
+ * (a dropped, renamed or moved label).
+ */
 export function updateDataset(
   db: Handle,
   id: string,
