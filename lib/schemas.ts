@@ -65,20 +65,25 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: "The request body is too large",
   415: "The body must be application/json",
   422: "Valid JSON that cannot be applied to the current state",
-  503: "The database is unavailable",
+  503: "Unavailable, try again: the database (or the identity provider) did not answer, or " +
+    "the request took longer than REQUEST_TIMEOUT_MS",
 };
 
 type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 503;
 
-/** `responses` entries for the given error statuses, all with the one error shape. */
+/**
+ * `responses` entries for the given error statuses, all with the one error shape. 503 is always
+ * among them: any operation can time out or find the database unavailable.
+ */
 export function errors<S extends ErrorStatus>(...statuses: S[]) {
+  const all = [...new Set<ErrorStatus>([...statuses, 503])];
   return Object.fromEntries(
-    statuses.map((s) => [s, {
+    all.map((s) => [s, {
       description: ERROR_DESCRIPTIONS[s],
       content: { "application/json": { schema: ErrorSchema } },
     }]),
   ) as Record<
-    S,
+    S | 503,
     { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }
   >;
 }

@@ -83,6 +83,19 @@ Deno.test("the OpenAPI document", async (t) => {
       }
     });
 
+    await t.step("every /api/v1 operation documents 503 (timeout, database unavailable)", () => {
+      const api = ops.filter((o) => o.path.startsWith("/api/v1/"));
+      for (const { path, method, op } of api) {
+        const r = op.responses["503"];
+        assert.ok(r, `${method.toUpperCase()} ${path}: no 503`);
+        assert.equal(
+          r.content?.["application/json"]?.schema?.$ref,
+          "#/components/schemas/Error",
+          `${method.toUpperCase()} ${path}: 503 without the Error schema`,
+        );
+      }
+    });
+
     await t.step("every request body is required JSON", () => {
       const withBody = ops.filter((o) => o.op.requestBody);
       assert.ok(withBody.length >= 6);
@@ -157,6 +170,20 @@ Deno.test({
           const titles = await page.locator(".opblock-summary-operation-id").allTextContents();
           for (const id of EXPECTED_OPERATIONS) assert.ok(titles.includes(id), `${id} missing`);
           assert.equal(await page.locator(".swagger-ui .info .title").count(), 1);
+          // The Bearer scheme gives the page an Authorize button, whose dialog takes a token.
+          const authorize = page.locator(".swagger-ui .auth-wrapper button.authorize");
+          assert.equal(await authorize.count(), 1, "an Authorize button");
+          assert.ok(await authorize.isVisible(), "the Authorize button is visible");
+          await authorize.click();
+          const dialog = page.locator(".swagger-ui .dialog-ux .modal-ux");
+          await dialog.waitFor({ state: "visible", timeout: 10_000 });
+          assert.match(await dialog.innerText(), /Bearer/);
+          assert.equal(
+            await dialog.locator("input[type=text], input[type=password]").count(),
+            1,
+            "one field for the token",
+          );
+          await dialog.locator("button.close-modal").click();
           // Let late requests (badges, fonts) start before judging.
           await page.waitForLoadState("networkidle");
 
