@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../lib/app.ts";
-import { EnvSchema } from "../lib/config.ts";
+import { EnvSchema, parseConfig } from "../lib/config.ts";
 import { connect } from "../lib/db.ts";
+import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/local_defaults.ts";
 import { silentLogger } from "../lib/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";
 import { testConfig } from "./harness.ts";
@@ -200,10 +201,35 @@ Deno.test("docker-compose.yml matches the code", async (t) => {
     assert.deepEqual(app.ports, [`${port}:${port}`]);
   });
 
-  await t.step("secrets come from the environment, and are required", () => {
-    for (const key of ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]) {
-      assert.match(app.environment[key], new RegExp(`^\\$\\{${key}:\\?.+\\}$`));
+  await t.step("secrets: from the environment, else local-only defaults the server flags", () => {
+    // A plain `docker compose up` works (issue 6), and the server warns about the fallbacks.
+    for (const [key, value] of Object.entries(LOCAL_COMPOSE_DEFAULTS)) {
+      assert.equal(app.environment[key], `\${${key}:-${value}}`);
+      assert.match(value, /local-compose-only/);
+      assert.ok(!(key in migrate.environment), `migrate needs no ${key}`);
     }
+    const config = parseConfig({
+      APP_ENV: "production",
+      DATABASE_URL: "postgres://u@db/app",
+      ...LOCAL_COMPOSE_DEFAULTS,
+    });
+    assert.deepEqual(localDefaultsInUse(config), ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]);
+    assert.ok(read("docker-compose.yml").includes(LOCAL_COMPOSE_DEFAULTS.ADMIN_API_KEY));
+  });
+
+  await t.step("migrate and app reach the same database with the same DB_* values", () => {
+    const dbVars = (env: Record<string, string>) =>
+      Object.fromEntries(
+        Object.entries(env).filter(([k]) => k.startsWith("DB_") && k !== "DB_POOL_MAX"),
+      );
+    assert.deepEqual(dbVars(migrate.environment), dbVars(app.environment));
+    for (const key of ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE"]) {
+      assert.ok(key in app.environment, `app sets ${key}`);
+    }
+    // And the database service is created with the user, password and name they use.
+    assert.equal(app.environment.DB_USER, db.environment.POSTGRES_USER);
+    assert.equal(app.environment.DB_PASSWORD, db.environment.POSTGRES_PASSWORD);
+    assert.equal(app.environment.DB_NAME, db.environment.POSTGRES_DB);
   });
 
   await t.step("the stop grace period outlasts the shutdown timeout", () => {
@@ -251,4 +277,95 @@ Deno.test("docs/production.md lists every variable with its default", () => {
       assert.equal(cell, `\`${expected}\``, `${name}: the default is ${expected}`);
     }
   }
+});
+
+/** The variable names a file lists in markdown table rows: "| `NAME` |". */
+function tableVariables(markdown: string): string[] {
+  return [...markdown.matchAll(/^\| `([A-Z][A-Z0-9_]*)` +\|/gm)].map((m) => m[1]);
+}
+
+Deno.test(".env.example lists exactly the variables lib/config.ts reads", () => {
+  const listed = [...read(".env.example").matchAll(/^# ?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]);
+  assert.equal(new Set(listed).size, listed.length, "each variable once");
+  assert.deepEqual([...listed].sort(), [...ENV_VARS].sort());
+});
+
+Deno.test("the README's Configuration table lists exactly the variables lib/config.ts reads", () => {
+  const readme = read("README.md");
+  const start = readme.indexOf("\n## Configuration\n");
+  assert.ok(start >= 0, "a Configuration section");
+  const end = readme.indexOf("\n## ", start + 1);
+  const listed = tableVariables(readme.slice(start, end < 0 ? undefined : end));
+  assert.equal(new Set(listed).size, listed.length, "each variable once");
+  assert.deepEqual([...listed].sort(), [...ENV_VARS].sort());
+});
+
+Deno.test(".ci/run uses the pinned deno, never a preinstalled one of another version", async (t) => {
+  const ciRun = read(".ci/run");
+  assert.match(ciRun, /^source \.ci\/ensure-deno\.sh$/m);
+  assert.match(ciRun, /^ensure_deno "\$\{DENO_VERSION\}"$/m);
+  const pinned = /^DENO_VERSION=(\S+)$/m.exec(ciRun)![1];
+
+  /** Runs ensure_deno with stand-ins: a deno of version `have`, and npm installing `installs`. */
+  const run = async (have: string | null, installs: string | null) => {
+    const dir = await Deno.makeTempDir({ prefix: "ensure-deno-" });
+    try {
+      const fakeDeno = (version: string) => `#!/bin/sh\necho "deno ${version} (stable, release)"\n`;
+      await Deno.mkdir(`${dir}/bin`);
+      await Deno.mkdir(`${dir}/prefix/bin`, { recursive: true });
+      if (have) await Deno.writeTextFile(`${dir}/bin/deno`, fakeDeno(have), { mode: 0o755 });
+      await Deno.writeTextFile(
+        `${dir}/bin/npm`,
+        `#!/bin/sh
+echo "npm $*" >> "${dir}/npm.log"
+if [ "$1" = "prefix" ]; then echo "${dir}/prefix"; exit 0; fi
+${
+          installs
+            ? `printf '%s' '${
+              fakeDeno(installs)
+            }' > "${dir}/prefix/bin/deno"; chmod +x "${dir}/prefix/bin/deno"`
+            : ""
+        }
+exit 0
+`,
+        { mode: 0o755 },
+      );
+      const out = await new Deno.Command("bash", {
+        args: [
+          "-c",
+          `set -euo pipefail; source "${ROOT_DIR}/.ci/ensure-deno.sh"; ensure_deno "${pinned}"; ` +
+          `echo "now: $(deno --version)"`,
+        ],
+        env: { PATH: `${dir}/bin:/usr/local/bin:/usr/bin:/bin` },
+        clearEnv: true,
+      }).output();
+      const npm = await Deno.readTextFile(`${dir}/npm.log`).catch(() => "");
+      const dec = new TextDecoder();
+      return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr), npm };
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+
+  await t.step("the pinned version already there: used as is", async () => {
+    const r = await run(pinned, null);
+    assert.equal(r.code, 0, r.text);
+    assert.equal(r.npm, "", "npm was not called");
+    assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
+  });
+
+  await t.step("another version there: the pinned one is installed and put first", async () => {
+    const r = await run("2.0.0", pinned);
+    assert.equal(r.code, 0, r.text);
+    assert.match(r.text, /deno 2\.0\.0 at .* is not the pinned/);
+    assert.match(r.npm, new RegExp(`install -g deno@${pinned.replaceAll(".", "\\.")}`));
+    assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
+  });
+
+  await t.step("still another version after installing: fails, saying so", async () => {
+    const r = await run("2.0.0", null);
+    assert.notEqual(r.code, 0, r.text);
+    assert.match(r.text, /ERROR: deno on PATH is 2\.0\.0 .* not the pinned/);
+    assert.doesNotMatch(r.text, /now: /);
+  });
 });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../lib/config.ts";
 import { tlsFromUrl } from "../lib/db.ts";
+import { LOCAL_COMPOSE_DEFAULTS } from "../lib/local_defaults.ts";
 import { createTestDb } from "./harness.ts";
 import {
   adminToken,
@@ -245,6 +246,7 @@ Deno.test("the production server starts from DB_* variables (no DATABASE_URL), T
       const logs = server.logs();
       const listening = logs.find((l) => l.msg === "listening")!;
       assert.match(String(listening.database), /:\d+\/test_\w+ \(sslmode=disable\)$/);
+      assert.ok(!logs.some((l) => /local-only defaults/.test(String(l.msg))), "no false alarm");
       const requests = logs.filter((l) => l.msg === "request");
       assert.ok(requests.some((l) => l.route === "/api/v1/datasets" && l.status === 201));
       assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
@@ -259,5 +261,29 @@ Deno.test("the production server starts from DB_* variables (no DATABASE_URL), T
   } finally {
     await tdb.close();
     await role.drop();
+  }
+});
+
+Deno.test("the server warns at start-up when it runs with docker-compose.yml's public defaults", async () => {
+  const tdb = await createTestDb(2);
+  try {
+    const server = await startServer({
+      ...productionEnv(),
+      ...dbEnv(tdb.url),
+      ...LOCAL_COMPOSE_DEFAULTS,
+    });
+    try {
+      const warning = server.logs().find((l) => /local-only defaults/.test(String(l.msg)));
+      assert.ok(warning, server.output());
+      assert.equal(warning.level, "warn");
+      assert.deepEqual(warning.variables, ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]);
+      // It names the variables, never their values.
+      assert.ok(!server.output().includes(LOCAL_COMPOSE_DEFAULTS.ADMIN_API_KEY));
+    } finally {
+      server.kill("SIGKILL");
+      await server.exited;
+    }
+  } finally {
+    await tdb.close();
   }
 });
