@@ -21,11 +21,20 @@ const exportDatasetRoute = createRoute({
   tags: ["annotations"],
   summary: "Export every image with its annotations, streamed (COCO or JSON lines)",
   description: "Streamed from one database snapshot through a cursor: memory stays constant " +
-    "however large the dataset. `jsonl`: one line per image, the image with its annotations. " +
-    "`coco`: COCO detection JSON; categories are the dataset's labels (id = position + 1), " +
-    "image and annotation ids are the server's; each bbox, polygon or point shape is one COCO " +
-    "annotation (point: a one-keypoint annotation). Image-level labels have no COCO form: use " +
-    "jsonl for them.",
+    "however large the dataset.\n\n" +
+    "`jsonl`: one line per image, the image with all its annotations (every shape type and " +
+    "the image-level labels).\n\n" +
+    "`coco`: COCO object-detection JSON. `categories` are the dataset's labels, id = position " +
+    "+ 1; labels are append-only, so a label's id never changes between exports. Image ids " +
+    "are the server's image ids; `width` and `height` are null for an image registered " +
+    "without a size. Each bbox or polygon shape is one COCO annotation: `bbox` [x, y, width, " +
+    "height], `segmentation` one polygon as a flat [x1, y1, x2, y2, ...] list (a box's four " +
+    "corners for a bbox), `area` (width x height, or the polygon's shoelace area), `iscrowd` " +
+    "0, `score` when there is a confidence. COCO annotation ids are numbered 1, 2, ... within " +
+    "each export (one per shape), so they are not stable between exports: the server's " +
+    "annotation id is `attributes.annotation_id`, with its source, author, model and " +
+    "creation time. Point shapes and image-level labels have no COCO detection form and are " +
+    "left out: use jsonl for them.",
   request: {
     params: z.object({ datasetId: idParam("datasetId") }),
     query: z.object({
@@ -70,19 +79,24 @@ function polygonArea(points: [number, number][]): number {
   return Math.abs(twice) / 2;
 }
 
-/** One COCO annotation per shape; ids run from `nextId`. Ids are bigint text, written bare. */
+/**
+ * The COCO annotations of one annotation: one per bbox or polygon shape (points have no COCO
+ * detection form: left out), ids from `nextId` on. Ids are bigint text, written bare.
+ */
 function cocoAnnotations(
   a: q.Annotation,
   categories: Map<string, number>,
   nextId: number,
 ): string[] {
-  return (a.shapes as ShapeT[]).map((s, i) => {
-    let geometry: Record<string, unknown>;
+  const out: string[] = [];
+  for (const s of a.shapes as ShapeT[]) {
+    let geometry: { bbox: number[]; area: number; segmentation: number[][] };
     if (s.type === "bbox") {
+      const [x1, y1] = [s.x + s.width, s.y + s.height];
       geometry = {
         bbox: [s.x, s.y, s.width, s.height],
         area: s.width * s.height,
-        segmentation: [],
+        segmentation: [[s.x, s.y, x1, s.y, x1, y1, s.x, y1]],
       };
     } else if (s.type === "polygon") {
       const xs = s.points.map((p) => p[0]);
@@ -94,13 +108,7 @@ function cocoAnnotations(
         segmentation: [s.points.flat()],
       };
     } else {
-      geometry = {
-        bbox: [s.x, s.y, 0, 0],
-        area: 0,
-        segmentation: [],
-        keypoints: [s.x, s.y, 2],
-        num_keypoints: 1,
-      };
+      continue;
     }
     const score = s.confidence ?? a.confidence;
     const rest = JSON.stringify({
@@ -116,8 +124,9 @@ function cocoAnnotations(
         created_at: a.created_at.toISOString(),
       },
     });
-    return `{"id":${nextId + i},"image_id":${a.image_id},${rest.slice(1)}`;
-  });
+    out.push(`{"id":${nextId + out.length},"image_id":${a.image_id},${rest.slice(1)}`);
+  }
+  return out;
 }
 
 /**

@@ -113,10 +113,133 @@ Deno.test("COCO export", async (t) => {
       assert.deepEqual(categoryIds(now), { cat: 1, zebra: 2 });
       assert.equal(now.annotations.length, 2);
     });
+
+    await t.step("the output is well-formed COCO, across cursor batches", async () => {
+      const n = 1100; // more than two of the export's cursor batches (500)
+      const ds = await dataset(
+        ["cat", "dog"],
+        Array.from({ length: n }, (_, i) => (i % 3 ? { width: 200, height: 100 } : {})),
+      );
+      const shapes = [
+        box("cat"),
+        { type: "polygon", label: "dog", points: [[10, 10], [50, 10], [50, 40], [10, 40]] },
+        { type: "point", label: "cat", x: 5, y: 5 },
+        { type: "polygon", label: "cat", points: [[0, 0], [6, 0], [3, 5]], confidence: 0.5 },
+      ];
+      const res = await machine.req("POST", `/api/v1/datasets/${ds.id}/predictions`, {
+        predictions: ds.images.map((image_id: string, i: number) => ({
+          image_id,
+          model,
+          confidence: 0.9,
+          shapes: shapes.slice(0, i % 5),
+        })),
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const coco = await exportCoco(ds.id);
+      const expected = ds.images.reduce(
+        (sum: number, _: string, i: number) =>
+          sum + shapes.slice(0, i % 5).filter((s) => s.type !== "point").length,
+        0,
+      );
+      assertCoco(coco);
+      assert.equal(coco.images.length, n);
+      assert.equal(coco.annotations.length, expected, "one per bbox or polygon; no points");
+      const unsized = coco.images.filter((i: { width: unknown }) => i.width === null);
+      assert.equal(unsized.length, Math.ceil(n / 3), "unsized images: width and height null");
+      const byImage = new Map(coco.images.map((i: { id: number }) => [i.id, i]));
+      for (const a of coco.annotations) {
+        assert.ok(byImage.has(a.image_id));
+        assert.ok(a.score === 0.9 || a.score === 0.5, "the prediction's confidence as score");
+      }
+      const square = coco.annotations.find((a: { area: number }) => a.area === 1200);
+      assert.deepEqual(square.bbox, [10, 10, 40, 30]);
+      assert.deepEqual(square.segmentation, [[10, 10, 50, 10, 50, 40, 10, 40]]);
+      const triangle = coco.annotations.find((a: { area: number }) => a.area === 15);
+      assert.equal(triangle.score, 0.5, "a shape's own confidence wins");
+      assert.deepEqual(triangle.bbox, [0, 0, 6, 5]);
+      // The annotation ids are this export's own counter; the server's id is in attributes.
+      const serverIds = new Set(coco.annotations.map((a: AnyObj) => a.attributes.annotation_id));
+      const listed = await machine.req("GET", `/api/v1/images/${ds.images[1]}/annotations`);
+      assert.ok(serverIds.has(listed.body.items[0].id));
+      // ...and the spec says so, instead of calling them the server's ids.
+      const spec = await (await h.app.request("/api/openapi.json")).json();
+      const text = spec.paths["/api/v1/datasets/{datasetId}/export"].get.description as string;
+      assert.match(text, /numbered 1, 2, \.\.\. within each export/);
+      assert.match(text, /attributes\.annotation_id/);
+      assert.doesNotMatch(text, /annotation ids are the server's/);
+      assert.match(text, /Point shapes .* left out/);
+    });
+
+    await t.step("invalid export parameters are 400 with the error shape", async () => {
+      const ds = await dataset(["cat"], [{}]);
+      for (const query of ["source=robot", "source=", "source=HUMAN", "format=coco&source=x"]) {
+        const res = await machine.req("GET", `/api/v1/datasets/${ds.id}/export?${query}`);
+        assertError(res, 400, "validation_failed");
+        assert.ok(
+          res.body.error.details.some((d: { path: string }) => d.path.includes("source")),
+          JSON.stringify(res.body),
+        );
+      }
+    });
   } finally {
     await h.close();
   }
 });
+
+// deno-lint-ignore no-explicit-any
+type AnyObj = Record<string, any>;
+
+const isNum = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+
+/** Asserts the COCO detection format: the parts, ids, references, and each annotation's shape. */
+function assertCoco(coco: AnyObj): void {
+  for (const key of ["info", "licenses", "categories", "images", "annotations"]) {
+    assert.ok(key in coco, `${key} missing`);
+  }
+  const categories = new Set<number>();
+  for (const c of coco.categories) {
+    assert.ok(Number.isInteger(c.id) && c.id > 0 && !categories.has(c.id), `category ${c.id}`);
+    assert.equal(typeof c.name, "string");
+    categories.add(c.id);
+  }
+  const images = new Set<number>();
+  for (const i of coco.images) {
+    assert.ok(Number.isInteger(i.id) && !images.has(i.id), `image ${i.id}`);
+    assert.equal(typeof i.file_name, "string");
+    for (const side of [i.width, i.height]) {
+      assert.ok(side === null || (Number.isInteger(side) && side > 0), `image size ${side}`);
+    }
+    images.add(i.id);
+  }
+  const ids = new Set<number>();
+  for (const a of coco.annotations) {
+    const what = JSON.stringify(a);
+    assert.ok(Number.isInteger(a.id) && a.id > 0 && !ids.has(a.id), `id: ${what}`);
+    ids.add(a.id);
+    assert.ok(images.has(a.image_id), `image_id: ${what}`);
+    assert.ok(categories.has(a.category_id), `category_id: ${what}`);
+    assert.ok(isNum(a.area) && a.area > 0, `area: ${what}`);
+    assert.ok(Array.isArray(a.bbox) && a.bbox.length === 4 && a.bbox.every(isNum), `bbox: ${what}`);
+    assert.ok(a.bbox[2] > 0 && a.bbox[3] > 0, `bbox size: ${what}`);
+    assert.equal(a.iscrowd, 0);
+    assert.ok(Array.isArray(a.segmentation) && a.segmentation.length > 0, `segmentation: ${what}`);
+    for (const polygon of a.segmentation) {
+      assert.ok(
+        polygon.length >= 6 && polygon.length % 2 === 0 && polygon.every(isNum),
+        `polygon: ${what}`,
+      );
+      // The polygon lies in its bbox.
+      const [x, y, w, h] = a.bbox;
+      for (let k = 0; k < polygon.length; k += 2) {
+        assert.ok(polygon[k] >= x && polygon[k] <= x + w, `x in bbox: ${what}`);
+        assert.ok(polygon[k + 1] >= y && polygon[k + 1] <= y + h, `y in bbox: ${what}`);
+      }
+    }
+    assert.ok(!("keypoints" in a), `no keypoints: ${what}`);
+    if ("score" in a) assert.ok(isNum(a.score), `score: ${what}`);
+  }
+  assert.deepEqual([...ids].sort((p, q) => p - q), [...ids].map((_, i) => i + 1), "ids 1..n");
+}
 
 function box(label: string) {
   return { type: "bbox", label, x: 1, y: 2, width: 3, height: 4 };
