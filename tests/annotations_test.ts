@@ -295,6 +295,74 @@ Deno.test("annotations over HTTP", async (t) => {
       assert.equal(ok.body.created, 10_000);
     });
 
+    await t.step("a human submit out of bounds is 422 and keeps the claim", async () => {
+      const ds = await dataset([{ width: 100, height: 50 }]);
+      const c = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      assert.equal(c.status, 201);
+      const claim = c.body.claim;
+      const url = `/api/v1/images/${claim.image_id}/annotations`;
+      for (
+        const shape of [
+          { type: "bbox", label: "cat", x: 90, y: 0, width: 11, height: 10 },
+          { type: "point", label: "cat", x: 10, y: 51 },
+          { type: "polygon", label: "cat", points: [[0, 0], [101, 0], [50, 40]] },
+        ]
+      ) {
+        const res = await ann.req("POST", url, { claim_id: claim.id, shapes: [shape] });
+        assertError(res, 422, "out_of_bounds");
+        assert.equal(res.body.error.details[0].path, "body.shapes.0");
+      }
+      assert.equal(await count(ds.id), 0, "nothing written");
+      const [row] = await h.db.unsafe(
+        "SELECT active, end_reason FROM claims WHERE id = $1::bigint",
+        [claim.id],
+      );
+      assert.deepEqual({ ...row }, { active: true, end_reason: null }, "the claim stays active");
+      const other = await h.user("annotator");
+      const taken = await other.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      assert.equal(taken.status, 204, "the image stays held by the claim");
+      const again = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      assert.equal(again.status, 200, "claiming again returns the same live claim");
+      assert.equal(again.body.claim.id, claim.id);
+      const ok = await ann.req("POST", url, {
+        claim_id: claim.id,
+        shapes: [{ type: "bbox", label: "cat", x: 90, y: 0, width: 10, height: 50 }],
+      });
+      assert.equal(ok.status, 201, "the same claim submits once the shape fits");
+    });
+
+    await t.step("renewing a completed claim is 409 claim_completed", async () => {
+      const ds = await dataset([{}]);
+      const c = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      const claim = c.body.claim;
+      const done = await ann.req("POST", `/api/v1/images/${claim.image_id}/annotations`, {
+        claim_id: claim.id,
+        labels: ["cat"],
+      });
+      assert.equal(done.status, 201);
+      const renew = await ann.req("POST", `/api/v1/claims/${claim.id}/renew`);
+      assertError(renew, 409, "claim_completed");
+      assert.match(renew.body.error.message, new RegExp(`claim ${claim.id}`));
+      const [row] = await h.db.unsafe(
+        "SELECT active, end_reason FROM claims WHERE id = $1::bigint",
+        [claim.id],
+      );
+      assert.deepEqual({ ...row }, { active: false, end_reason: "completed" }, "still completed");
+    });
+
+    await t.step("an invalid source on the feed is 400", async () => {
+      const ds = await dataset([{}]);
+      const feed = `/api/v1/datasets/${ds.id}/annotations`;
+      for (const source of ["robot", "", "HUMAN", "all"]) {
+        const res = await machine.req("GET", `${feed}?source=${source}`);
+        assertError(res, 400, "validation_failed");
+        assert.ok(
+          res.body.error.details.some((d: { path: string }) => d.path.includes("source")),
+          JSON.stringify(res.body),
+        );
+      }
+    });
+
     await t.step("listImageAnnotations filters by source", async () => {
       const ds = await dataset([{}]);
       await machine.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, { model });
