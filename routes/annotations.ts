@@ -206,14 +206,15 @@ function checkContent(
       problems.push({ path: `${at}.label`, message: `"${shape.label}" is not a dataset label` });
     }
     const { width: w, height: h } = size;
-    if (w === null || h === null) return;
-    const outside = (x: number, y: number) => x > w || y > h;
+    if (w === null && h === null) return;
+    // Each known dimension on its own, as the create statements check them.
+    const outside = (x: number, y: number) => (w !== null && x > w) || (h !== null && y > h);
     if (
       (shape.type === "bbox" && outside(shape.x + shape.width, shape.y + shape.height)) ||
       (shape.type === "point" && outside(shape.x, shape.y)) ||
       (shape.type === "polygon" && shape.points.some(([x, y]) => outside(x, y)))
     ) {
-      problems.push({ path: at, message: `lies outside the ${w}x${h} image` });
+      problems.push({ path: at, message: `lies outside the ${w ?? "?"}x${h ?? "?"} image` });
     }
   });
   return problems;

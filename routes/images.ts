@@ -58,7 +58,22 @@ const NewImage = z.strictObject({
   height: Dimension.nullable().optional(),
   priority: Priority.optional(),
   metadata: JsonObject.optional(),
-}).openapi("NewImage");
+}).superRefine((image, ctx) => {
+  // Both or neither: shapes are checked against a known size, and half a size is not one.
+  const hasWidth = image.width != null;
+  const hasHeight = image.height != null;
+  if (hasWidth !== hasHeight) {
+    ctx.addIssue({
+      code: "custom",
+      path: [hasWidth ? "height" : "width"],
+      message: `required with ${
+        hasWidth ? "width" : "height"
+      }: give both width and height, or neither`,
+    });
+  }
+}).openapi("NewImage", {
+  description: "`width` and `height` are given together or not at all",
+});
 
 const RegisterImages = z.strictObject({
   images: z.array(NewImage).min(1, "must contain at least 1 image").max(
@@ -215,6 +230,44 @@ export function imageJson(i: q.Image): z.infer<typeof Image> {
   };
 }
 
+/** Statements per registerImages request at most: the batch, then re-sends of what it missed. */
+const REGISTER_ATTEMPTS = 3;
+
+/**
+ * Registers a batch; every row of the answer has the id of an image that exists (committed)
+ * when the statement that found it ran.
+ *
+ * One statement does the batch. An external_id it leaves without an id was registered by a
+ * concurrent batch that committed while the statement ran (after its snapshot: ON CONFLICT saw
+ * the row, the lookup could not). Those items are registered again, which is idempotent: the
+ * next statement's snapshot sees the row (existing), or, when a concurrent deleteImage removed it
+ * meanwhile, creates it (created). Rows this request already committed are never answered with
+ * a 4xx: only if other requests keep registering and deleting the same external_ids through
+ * every attempt is the answer 503 busy, and a retry of the whole batch is safe.
+ */
+async function registerAll(
+  db: Deps["db"],
+  datasetId: string,
+  images: q.NewImage[],
+): Promise<(q.RegisteredImage & { id: string })[]> {
+  const rows = await q.registerImages(db, datasetId, images);
+  for (let attempt = 2; attempt <= REGISTER_ATTEMPTS; attempt++) {
+    const missing = rows.flatMap((r, i) => r.id === null ? [i] : []);
+    if (!missing.length) break;
+    const again = await q.registerImages(db, datasetId, missing.map((i) => images[i]));
+    again.forEach((r, k) => rows[missing[k]] = r);
+  }
+  if (rows.some((r) => r.id === null)) {
+    throw new ApiError(
+      503,
+      "busy",
+      "concurrent requests kept registering and deleting these external_ids; retry (registering " +
+        "is idempotent)",
+    );
+  }
+  return rows as (q.RegisteredImage & { id: string })[];
+}
+
 export function imagesRouter(deps: Deps) {
   const { db } = deps;
   return createRouter()
@@ -222,25 +275,12 @@ export function imagesRouter(deps: Deps) {
       const { datasetId } = c.req.valid("param");
       const { images } = c.req.valid("json");
       await requireDataset(deps, datasetId);
-      const rows = await q.registerImages(db, datasetId, images);
-      const unresolved = rows.filter((r) => r.id === null).map((r) => r.external_id!);
-      if (unresolved.length) {
-        // A concurrent batch registered these after this statement's snapshot was taken.
-        const found = new Map(
-          (await q.findImagesByExternalId(db, datasetId, unresolved)).map((
-            r,
-          ) => [r.external_id, r.id]),
-        );
-        for (const r of rows) if (r.id === null) r.id = found.get(r.external_id!) ?? null;
-      }
-      if (rows.some((r) => r.id === null)) {
-        throw new ApiError(409, "conflict", "a concurrent request changed these images; retry");
-      }
+      const rows = await registerAll(db, datasetId, images);
       const created = rows.filter((r) => r.created).length;
       return c.json({
         created,
         existing: rows.length - created,
-        images: rows.map((r) => ({ id: r.id!, external_id: r.external_id })),
+        images: rows.map((r) => ({ id: r.id, external_id: r.external_id })),
       }, 200);
     })
     .openapi(listImagesRoute, async (c) => {

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { connect } from "../lib/db.ts";
+import { createApp } from "../lib/app.ts";
+import { connect, type Db } from "../lib/db.ts";
+import { silentLogger } from "../lib/log.ts";
 import { registerImages } from "../sql/images/queries.ts";
-import { assertError, createTestApp, type TestApp } from "./harness.ts";
+import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
 
 /** A registerImages answer: the 200 fields, or `error` on failure. */
 interface Registered {
@@ -683,6 +685,210 @@ Deno.test("images", async (t) => {
       }
     });
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("width and height: both or neither, and bounds checked alike everywhere", async (t) => {
+  const h = await createTestApp();
+  try {
+    const ds = await createDataset(h);
+    const register = (images: unknown[]) =>
+      h.req<Registered>("POST", `/api/v1/datasets/${ds}/images`, { images });
+
+    await t.step("registerImages refuses half a size, saying which half is missing", async () => {
+      const uri = "s3://bucket/half.jpg";
+      const cases: [unknown, string][] = [
+        [{ uri, width: 640 }, "body.images.0.height"],
+        [{ uri, height: 480 }, "body.images.0.width"],
+        [{ uri, width: 640, height: null }, "body.images.0.height"],
+        [{ uri, width: null, height: 480 }, "body.images.0.width"],
+      ];
+      for (const [item, path] of cases) {
+        const res = await register([{ uri: "s3://bucket/ok.jpg" }, item]);
+        assertError(res, 400, "validation_failed");
+        assert.deepEqual(res.body.error.details.map((d) => d.path), [path.replace(".0.", ".1.")]);
+        assert.match(res.body.error.details[0].message, /both width and height, or neither/);
+      }
+      assert.equal(await imageCount(h, ds), 0, "the batch wrote nothing");
+      const ok = await register([
+        { uri, width: 640, height: 480 },
+        { uri },
+        { uri, width: null, height: null },
+      ]);
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    });
+
+    await t.step(
+      "updateImage cannot set a size at all (it changes priority and metadata)",
+      async () => {
+        const [img] = (await register([{ uri: "s3://bucket/u.jpg" }])).body.images;
+        for (const body of [{ width: 10 }, { width: 10, height: 10 }, { priority: 1, height: 3 }]) {
+          const res = await h.req("PATCH", `/api/v1/images/${img.id}`, body);
+          assertError(res, 400, "validation_failed");
+          assert.ok(res.body.error.details.length > 0);
+        }
+        const got = await h.req("GET", `/api/v1/images/${img.id}`);
+        assert.deepEqual([got.body.width, got.body.height, got.body.priority], [null, null, 0]);
+      },
+    );
+
+    // Rows from before both-or-neither was required can still have one dimension: each known
+    // dimension is then checked on its own, by the statements and by the route alike.
+    const legacy = async (externalId: string, width: number | null, height: number | null) => {
+      const [img] =
+        (await register([{ uri: `s3://bucket/${externalId}.jpg`, external_id: externalId }]))
+          .body.images;
+      await h.db`UPDATE images SET width = ${width}, height = ${height} WHERE id = ${img.id}`;
+      return img.id;
+    };
+    const machine = await h.user("machine");
+    const model = { name: "m", version: "1" };
+    const bbox = (x: number, y: number) => ({
+      type: "bbox",
+      label: "cat",
+      x,
+      y,
+      width: 1,
+      height: 1,
+    });
+
+    await t.step("a machine annotation outside the one known dimension: 422, not 409", async () => {
+      const wide = await legacy("width-only", 100, null);
+      let res = await machine.req("POST", `/api/v1/images/${wide}/annotations`, {
+        model,
+        shapes: [bbox(150, 5)],
+      });
+      assertError(res, 422, "out_of_bounds");
+      assert.match(res.body.error.message, /outside the 100x\? image/);
+      res = await machine.req("POST", `/api/v1/images/${wide}/annotations`, {
+        model,
+        shapes: [bbox(50, 100_000)],
+      });
+      assert.equal(res.status, 201, "the unknown height bounds nothing");
+
+      const tall = await legacy("height-only", null, 100);
+      res = await machine.req("POST", `/api/v1/images/${tall}/annotations`, {
+        model,
+        shapes: [bbox(5, 150)],
+      });
+      assertError(res, 422, "out_of_bounds");
+    });
+
+    await t.step("predictions in bulk: the same check, and nothing written", async () => {
+      const before = (await h.db`SELECT count(*)::int AS n FROM annotations`)[0].n;
+      const res = await machine.req("POST", `/api/v1/datasets/${ds}/predictions`, {
+        predictions: [
+          { external_id: "width-only", model, shapes: [bbox(50, 100_000)] },
+          { external_id: "width-only", model, shapes: [bbox(150, 5)] },
+          { external_id: "height-only", model, shapes: [bbox(5, 150)] },
+        ],
+      });
+      assertError(res, 422, "out_of_bounds");
+      assert.deepEqual(
+        res.body.error.details.map((d: { path: string }) => d.path),
+        ["body.predictions.1.shapes.0", "body.predictions.2.shapes.0"],
+      );
+      assert.equal((await h.db`SELECT count(*)::int AS n FROM annotations`)[0].n, before);
+    });
+
+    await t.step(
+      "a human annotation with a claim: 422 out_of_bounds, not a claim error",
+      async () => {
+        const only = await createDataset(h);
+        const [img] = (await h.req<Registered>("POST", `/api/v1/datasets/${only}/images`, {
+          images: [{ uri: "s3://bucket/h.jpg" }],
+        })).body.images;
+        await h.db`UPDATE images SET width = 100, height = NULL WHERE id = ${img.id}`;
+        const annotator = await h.user("annotator");
+        const claim = await annotator.req("POST", `/api/v1/datasets/${only}/claims`);
+        assert.equal(claim.status, 201, JSON.stringify(claim.body));
+        const res = await annotator.req("POST", `/api/v1/images/${img.id}/annotations`, {
+          claim_id: claim.body.claim.id,
+          shapes: [bbox(150, 5)],
+        });
+        assertError(res, 422, "out_of_bounds");
+        const ok = await annotator.req("POST", `/api/v1/images/${img.id}/annotations`, {
+          claim_id: claim.body.claim.id,
+          shapes: [bbox(50, 100_000)],
+        });
+        assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      },
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("registerImages answers what was committed, even when a delete races it", async () => {
+  const h = await createTestApp();
+  const other = connect(h.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 10_000 });
+  try {
+    const ds = await createDataset(h);
+    // The race, staged around the request's first registerImages statement: another batch
+    // registers "x" and commits while the statement waits on that row (so the statement skips
+    // it and cannot see it), then an admin deletes "x" before the request can look it up.
+    let staged = false;
+    const stage = async (run: () => Promise<unknown>) => {
+      await other.unsafe("BEGIN");
+      await other.unsafe(
+        "INSERT INTO images (dataset_id, external_id, uri) VALUES ($1::bigint, 'x', 's3://b/x0.jpg')",
+        [ds],
+      );
+      const statement = run();
+      for (let i = 0;; i++) {
+        const [{ n }] = await h.db`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+        if (n > 0) break;
+        if (i > 500) throw new Error("the statement never waited on the other batch");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await other.unsafe("COMMIT");
+      const rows = await statement;
+      await h.db`DELETE FROM images WHERE dataset_id = ${ds} AND external_id = 'x'`;
+      return rows;
+    };
+    const racing = new Proxy(h.db, {
+      get(target, prop, receiver) {
+        if (prop !== "unsafe") return Reflect.get(target, prop, receiver);
+        return (text: string, ...rest: unknown[]) => {
+          // deno-lint-ignore no-explicit-any
+          const run = () => (target.unsafe as any)(text, ...rest).then((r: unknown) => r);
+          if (staged || !text.includes("-- name: RegisterImages")) return run();
+          staged = true;
+          return Object.assign(stage(run), { cancel: () => {} });
+        };
+      },
+    }) as Db;
+    const app = createApp({ db: racing, config: testConfig(), log: silentLogger });
+    const res = await app.request(`/api/v1/datasets/${ds}/images`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.admin.token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        images: [
+          { uri: "s3://b/y.jpg", external_id: "y" },
+          { uri: "s3://b/x.jpg", external_id: "x" },
+        ],
+      }),
+    });
+    const body = await res.json();
+    assert.ok(staged, "the race was staged");
+    assert.equal(res.status, 200, `the batch's "y" is committed: ${JSON.stringify(body)}`);
+    const rows = await h.db`SELECT id::text, external_id, uri FROM images
+      WHERE dataset_id = ${ds} ORDER BY external_id`;
+    assert.deepEqual(
+      body.images,
+      [
+        { id: rows[1].id, external_id: "y" },
+        { id: rows[0].id, external_id: "x" },
+      ],
+      "every id in the answer is an image that exists",
+    );
+    assert.equal(rows[0].uri, "s3://b/x.jpg", `"x" was registered again, from this batch`);
+    assert.equal(body.created, 2);
+    assert.equal(body.existing, 0);
+  } finally {
+    await other.end({ timeout: 1 });
     await h.close();
   }
 });

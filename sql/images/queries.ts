@@ -32,7 +32,6 @@ export interface RegisteredImage {
 }
 
 const REGISTER_IMAGES = sqlFile("images/register_images");
-const FIND_IMAGES_BY_EXTERNAL_ID = sqlFile("images/find_images_by_external_id");
 const LIST_IMAGES = sqlFile("images/list_images");
 const GET_IMAGE = sqlFile("images/get_image");
 const UPDATE_IMAGE = sqlFile("images/update_image");
@@ -41,7 +40,10 @@ const SET_PRIORITIES = sqlFile("images/set_priorities");
 const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
 const GET_ANNOTATION_TARGET = sqlFile("images/get_annotation_target");
 
-/** One row per input, in order. `id` is null only for an external_id a concurrent batch won. */
+/**
+ * One row per input, in order. `id` is null only for an external_id that a concurrent batch
+ * committed while this statement ran (invisible to its snapshot): register it again.
+ */
 export function registerImages(
   db: Handle,
   datasetId: string,
@@ -56,14 +58,6 @@ export function registerImages(
     images.map((i) => i.priority ?? null),
     images.map((i) => i.metadata ?? null),
   ]);
-}
-
-export function findImagesByExternalId(
-  db: Handle,
-  datasetId: string,
-  externalIds: string[],
-): Promise<{ id: string; external_id: string }[]> {
-  return many(db, FIND_IMAGES_BY_EXTERNAL_ID, [datasetId, externalIds]);
 }
 
 /** Images with id greater than `afterId`, in id order. */
@@ -113,14 +107,15 @@ export function setPriorities(
   ]).then((r) => r!);
 }
 
+/** At least one of width and height is known. */
 export interface ImageSize {
   id: string;
   external_id: string | null;
-  width: number;
-  height: number;
+  width: number | null;
+  height: number | null;
 }
 
-/** Sizes of the named images of the dataset that have one. */
+/** Sizes of the named images of the dataset that have one (or one dimension of one). */
 export function findImageSizes(
   db: Handle,
   datasetId: string,
