@@ -1,11 +1,12 @@
 /**
  * Graceful shutdown of the real server process. A request is held in flight by a table lock
  * this test takes (no test-only route): the server lists datasets, which waits on the lock
- * until the test commits.
+ * until the test commits. The test's own connections carry an application_name of their own,
+ * so the server's (`annotation-server`) can be counted: none may remain once it has exited.
  */
 import assert from "node:assert/strict";
-import type { Db } from "../lib/db.ts";
-import { createTestDb } from "./harness.ts";
+import { connect, type Db } from "../lib/db.ts";
+import { createTestDb, type TestDb } from "./harness.ts";
 import {
   adminToken,
   dbEnv,
@@ -14,6 +15,36 @@ import {
   type ServerProcess,
   startServer,
 } from "./server_process.ts";
+
+/** A pool for the test itself, not named like the server's. */
+function testPool(tdb: TestDb): Db {
+  return connect(tdb.url, {
+    max: 3,
+    connectTimeoutSeconds: 5,
+    statementTimeoutMs: 0,
+    applicationName: "shutdown-test",
+  });
+}
+
+/** The server's connections to this database (its pool's application_name). */
+async function serverConnections(db: Db): Promise<number> {
+  const [row] = await db`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name = 'annotation-server'`;
+  return row.n;
+}
+
+/** After the exit: every connection of the server's pool is gone (it closed its pool). */
+async function assertPoolClosed(db: Db): Promise<void> {
+  // A backend takes a moment to leave pg_stat_activity after its client says goodbye.
+  const deadline = Date.now() + 3000;
+  let n = await serverConnections(db);
+  while (n > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    n = await serverConnections(db);
+  }
+  assert.equal(n, 0, "connections of the server's pool remain after it exited");
+}
 
 /** Holds an exclusive lock on `datasets` until `release()`. */
 async function lockDatasets(db: Db): Promise<{ release(): Promise<void> }> {
@@ -76,6 +107,7 @@ function listDatasets(server: ServerProcess, token: string): Promise<Response> {
 
 Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", async () => {
   const tdb = await createTestDb(3);
+  const db = testPool(tdb);
   let server: ServerProcess | undefined;
   try {
     server = await startServer({
@@ -87,9 +119,10 @@ Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", 
     const token = await adminToken(server);
     assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
 
-    const lock = await lockDatasets(tdb.db);
+    const lock = await lockDatasets(db);
     const inFlight = listDatasets(server, token);
-    await waitForBlockedQuery(tdb.db);
+    await waitForBlockedQuery(db);
+    assert.ok(await serverConnections(db) > 0, "the server's pool is connected");
 
     const signalled = performance.now();
     server.kill("SIGTERM");
@@ -123,15 +156,56 @@ Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", 
     assert.ok(
       logs.some((l) => l.msg === "request" && l.route === "/api/v1/datasets" && l.status === 200),
     );
+    await assertPoolClosed(db);
   } finally {
     server?.kill("SIGKILL");
     await server?.exited;
+    await db.end({ timeout: 1 });
+    await tdb.close();
+  }
+});
+
+Deno.test("SIGINT: the in-flight request finishes, the pool closes, exit 0", async () => {
+  const tdb = await createTestDb(3);
+  const db = testPool(tdb);
+  let server: ServerProcess | undefined;
+  try {
+    server = await startServer({
+      ...productionEnv(),
+      ...dbEnv(tdb.url),
+      SHUTDOWN_TIMEOUT_SECONDS: "10",
+    });
+    const token = await adminToken(server);
+    const lock = await lockDatasets(db);
+    const inFlight = listDatasets(server, token);
+    await waitForBlockedQuery(db);
+
+    server.kill("SIGINT");
+    // The listener closes at once (no delay): new connections are refused, the request waits.
+    await pollUntil("connections refused", () => refused(server!.port), 3000);
+    const early = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 300))]);
+    assert.equal(early, undefined, "the process exited with a request in flight");
+
+    await lock.release();
+    const res = await inFlight;
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.ok(Array.isArray((await res.json()).items));
+    assert.equal(await exitWithin(server, 10_000), 0, server.output());
+    const logs = server.logs();
+    assert.ok(logs.some((l) => l.msg === "shutdown started" && l.signal === "SIGINT"));
+    assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
+    await assertPoolClosed(db);
+  } finally {
+    server?.kill("SIGKILL");
+    await server?.exited;
+    await db.end({ timeout: 1 });
     await tdb.close();
   }
 });
 
 Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, exit 1", async () => {
   const tdb = await createTestDb(3);
+  const db = testPool(tdb);
   let server: ServerProcess | undefined;
   try {
     server = await startServer({
@@ -140,10 +214,10 @@ Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, ex
       SHUTDOWN_TIMEOUT_SECONDS: "1",
     });
     const token = await adminToken(server);
-    const lock = await lockDatasets(tdb.db);
+    const lock = await lockDatasets(db);
     try {
       const inFlight = listDatasets(server, token).then((r) => r.status, (e) => e as Error);
-      await waitForBlockedQuery(tdb.db);
+      await waitForBlockedQuery(db);
       const signalled = performance.now();
       server.kill("SIGTERM");
       assert.equal(await exitWithin(server, 5000), 1, server.output());
@@ -157,9 +231,11 @@ Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, ex
     } finally {
       await lock.release();
     }
+    await assertPoolClosed(db);
   } finally {
     server?.kill("SIGKILL");
     await server?.exited;
+    await db.end({ timeout: 1 });
     await tdb.close();
   }
 });
