@@ -194,9 +194,11 @@ const deleteImageRoute = createRoute({
   method: "delete",
   path: "/images/{imageId}",
   operationId: "deleteImage",
-  ...secured("admin", "machine"),
+  // Admins only: deleting an image deletes its human annotations, which a machine client (an
+  // ML model's credentials) must never be able to destroy.
+  ...secured("admin"),
   tags: ["images"],
-  summary: "Delete an image and its annotations",
+  summary: "Delete an image and all its annotations (admins only)",
   request: { params: imageParams },
   responses: { 204: { description: "Deleted" }, ...errors(400, 401, 403, 404) },
 });
