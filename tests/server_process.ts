@@ -11,10 +11,14 @@ export const ROOT_DIR = decodeURIComponent(ROOT.pathname).replace(/\/$/, "");
 export const SERVER_ADMIN_KEY = "ak_server_process_admin_key_0123456789abcdef";
 export const SERVER_JWT_SECRET = "server-process-jwt-secret-0123456789-abcdef";
 
-/** `deno task start` without `deno run` and the entry point: its permission flags. */
+/**
+ * `deno task start` without its `APP_ENV=production` prefix, `deno run` and the entry point: its
+ * permission flags. (Spawned servers get APP_ENV from the test's own environment.)
+ */
 export function startTaskFlags(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT_DIR}/deno.json`));
   const words = String(config.tasks.start).split(/\s+/);
+  if (words[0] === "APP_ENV=production") words.shift();
   if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
     throw new Error(`unexpected start task: ${config.tasks.start}`);
   }
