@@ -1,25 +1,28 @@
 /**
- * Attacks not already tested elsewhere, as one battery that runs in-process (tests/attacks_test.ts)
- * and against a real server (stress/scenarios/auth.ts). Already covered, and not repeated here:
+ * Issue 7's auth attacks as one battery that runs in-process (tests/attacks_test.ts) and against a
+ * real server (stress/scenarios/auth.ts), so the stress summary covers every kind it names:
  *
- * - alg none, a foreign secret, a tampered payload, expired / not-yet-valid tokens, wrong iss /
- *   aud, unknown users, expiry of remembered tokens: tests/auth_test.ts "forged and broken tokens"
- * - HS256 signed with the identity provider's public key (HS/RS confusion), foreign IdP keys,
- *   IdP tokens with no known role: tests/auth_test.ts "external identity provider"
- * - disabled users' keys and tokens (also from another process): tests/auth_test.ts
- * - every role × every operation (annotator → admin operations, machine → claims):
- *   tests/authz_matrix_test.ts
- * - machine → human annotations, the body choosing source or author: tests/annotations_test.ts
- * - renewing, releasing or submitting with another annotator's claim, a claim for another image:
- *   tests/claims_test.ts
+ * - tokens: alg none, a foreign secret, a tampered payload, expired and not-yet-valid tokens,
+ *   wrong iss / aud, other algorithms with the right secret (HS384/HS512), asymmetric tokens with
+ *   no identity provider configured, embedded `jwk` / `jku` / odd `kid` headers, tokens missing
+ *   required claims, huge and malformed Authorization headers, a role claim in our own token that
+ *   is not the user's role (the role comes from the database);
+ * - with an identity provider (`AttackSetup.idp`, as the stress run configures one): HS256 signed
+ *   with its public key (HS/RS confusion), a foreign key under its `kid`, wrong iss / aud, expiry,
+ *   a role it does not know; a valid token of it is the control;
+ * - a disabled user's token and API key;
+ * - role escalation: an annotator calling admin and machine operations, a machine claiming,
+ *   renewing, releasing or making human annotations;
+ * - another annotator's claim in the same dataset (submit, renew, release), and ids of other
+ *   datasets everywhere an id is taken;
+ * - SQL injection strings in every path parameter, query parameter and body string of the spec
+ *   (`injectEverywhere`), with the database checked unchanged.
  *
- * Here: other algorithms with the right secret (HS384/HS512), asymmetric tokens with no identity
- * provider configured, embedded `jwk` / `jku` / odd `kid` headers, tokens missing required claims,
- * huge and malformed Authorization headers, a role claim in our own token that is not the user's
- * role, ids of other datasets everywhere an id is taken, and SQL injection strings in every path
- * parameter, query parameter and body string of the spec, with the database checked unchanged.
+ * Finer in-process tests of the same live in tests/auth_test.ts (remembered tokens expiring, a
+ * disabled user seen by another process), tests/authz_matrix_test.ts (every role × every
+ * operation), tests/annotations_test.ts and tests/claims_test.ts.
  */
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { DIGEST_SQL, type Send, type Spec, type WireResponse } from "./fuzz.ts";
 
 export { DIGEST_SQL };
@@ -32,6 +35,20 @@ export interface AttackSetup {
   audience: string;
   adminToken: string;
   digest(): Promise<string>;
+  /** An identity provider the server trusts (AUTH_JWKS_URL and friends), when it has one. */
+  idp?: IdpSetup;
+}
+
+export interface IdpSetup {
+  issuer: string;
+  audience: string;
+  /** AUTH_ROLE_CLAIM. */
+  roleClaim: string;
+  /** The key id and private key of a key in the provider's JWKS (RS256). */
+  kid: string;
+  privateKey: CryptoKey;
+  /** The public JWK as the JWKS serves it (kid, alg, use included). */
+  publicJwk: Record<string, unknown>;
 }
 
 export interface Outcome {
@@ -219,6 +236,241 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     if (res.status !== 0) {
       expect(`Authorization: ${JSON.stringify(header.slice(0, 20))}`, res, [401]);
     }
+  }
+
+  // Classic forgeries of our own tokens, each with a valid control beside it.
+  const own = (opts: { exp?: number; nbf?: number; iss?: string; aud?: string } = {}) => {
+    const jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(annA.id)
+      .setIssuer(opts.iss ?? setup.issuer).setAudience(opts.aud ?? setup.audience)
+      .setIssuedAt(now).setExpirationTime(opts.exp ?? now + 600);
+    if (opts.nbf) jwt.setNotBefore(opts.nbf);
+    return jwt;
+  };
+  const control = await me(await own().sign(secret));
+  out.push({
+    attack: "control: a valid token of ours is accepted (so the refusals below mean something)",
+    ok: control.status === 200 && control.body.id === annA.id,
+    detail: `${control.status} ${control.text.slice(0, 120)}`,
+  });
+  const none = new UnsecuredJWT({ role: "admin" }).setSubject(annA.id).setIssuer(setup.issuer)
+    .setAudience(setup.audience).setIssuedAt(now).setExpirationTime(now + 600).encode();
+  expect("alg none (an unsigned token)", await me(none), [401]);
+  expect(
+    "a token signed with another secret",
+    await me(await own().sign(new TextEncoder().encode("another-secret-".repeat(4)))),
+    [401],
+  );
+  const [ch, , cs] = (await own().sign(secret)).split(".");
+  const tampered = b64(JSON.stringify({
+    sub: annA.id,
+    role: "admin",
+    iss: setup.issuer,
+    aud: setup.audience,
+    iat: now,
+    exp: now + 99_999,
+  }));
+  expect("a tampered payload under a valid signature", await me(`${ch}.${tampered}.${cs}`), [401]);
+  expect("an expired token", await me(await own({ exp: now - 10 }).sign(secret)), [401]);
+  expect(
+    "a token not valid yet (nbf in an hour)",
+    await me(await own({ nbf: now + 3600 }).sign(secret)),
+    [401],
+  );
+  expect("a token of another issuer", await me(await own({ iss: "evil" }).sign(secret)), [401]);
+  expect(
+    "a token for another audience",
+    await me(await own({ aud: "another-api" }).sign(secret)),
+    [401],
+  );
+
+  // The identity provider's tokens, when the server trusts one.
+  if (setup.idp) {
+    const idp = setup.idp;
+    const idpToken = (
+      claims: Record<string, unknown>,
+      opts: { key?: CryptoKey; iss?: string; aud?: string; exp?: number } = {},
+    ) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: idp.kid })
+        .setSubject(`atk-${tag}`).setIssuer(opts.iss ?? idp.issuer)
+        .setAudience(opts.aud ?? idp.audience).setIssuedAt(now)
+        .setExpirationTime(opts.exp ?? now + 600).sign(opts.key ?? idp.privateKey);
+    const valid = await me(await idpToken({ [idp.roleClaim]: "annotator" }));
+    out.push({
+      attack: "control: a valid token of the identity provider is accepted",
+      ok: valid.status === 200 && valid.body.role === "annotator",
+      detail: `${valid.status} ${valid.text.slice(0, 120)}`,
+    });
+    const { kid: _kid, alg: _alg, use: _use, ...bareJwk } = idp.publicJwk;
+    for (
+      const [what, material] of [
+        ["its JWK as served", JSON.stringify(idp.publicJwk)],
+        ["its bare public JWK", JSON.stringify(bareJwk)],
+        ["its modulus", String(idp.publicJwk.n)],
+      ]
+    ) {
+      const forged = await new SignJWT({ [idp.roleClaim]: "admin" })
+        .setProtectedHeader({ alg: "HS256", kid: idp.kid }).setSubject(`atk-${tag}-mallory`)
+        .setIssuer(idp.issuer).setAudience(idp.audience).setIssuedAt(now)
+        .setExpirationTime(now + 600).sign(new TextEncoder().encode(material));
+      expect(
+        `HS/RS confusion: HS256 signed with the provider's public key (${what})`,
+        await me(forged),
+        [401],
+      );
+    }
+    const foreign = await generateKeyPair("RS256", { extractable: true });
+    expect(
+      "an RS256 token under the provider's kid, signed with another key",
+      await me(await idpToken({ [idp.roleClaim]: "admin" }, { key: foreign.privateKey })),
+      [401],
+    );
+    expect(
+      "a provider token with another issuer",
+      await me(await idpToken({ [idp.roleClaim]: "admin" }, { iss: "https://evil.example/" })),
+      [401],
+    );
+    expect(
+      "a provider token for another audience",
+      await me(await idpToken({ [idp.roleClaim]: "admin" }, { aud: "another-api" })),
+      [401],
+    );
+    expect(
+      "an expired provider token",
+      await me(await idpToken({ [idp.roleClaim]: "admin" }, { exp: now - 10 })),
+      [401],
+    );
+    expect(
+      "a provider token naming a role that does not exist",
+      await me(await idpToken({ [idp.roleClaim]: "superuser" })),
+      [401],
+    );
+    const idpNone = new UnsecuredJWT({ [idp.roleClaim]: "admin" }).setSubject(`atk-${tag}`)
+      .setIssuer(idp.issuer).setAudience(idp.audience).setIssuedAt(now)
+      .setExpirationTime(now + 600).encode();
+    expect("alg none with the provider's issuer", await me(idpNone), [401]);
+  }
+
+  // A disabled user: its token and its key stop working at once (this server disabled it).
+  {
+    const u = await json(admin, "POST", "/api/v1/users", {
+      name: `atk-${tag}-disabled`,
+      role: "annotator",
+    });
+    const t = await json(null, "POST", "/api/v1/auth/token", { api_key: u.body.api_key });
+    const before = await me(t.body.access_token);
+    out.push({
+      attack: "control: the user's token works before it is disabled",
+      ok: before.status === 200,
+      detail: `${before.status}`,
+    });
+    expect(
+      "  (the admin disables the user)",
+      await json(admin, "DELETE", `/api/v1/users/${u.body.user.id}`),
+      [204],
+    );
+    expect("a disabled user's token", await me(t.body.access_token), [401]);
+    expect(
+      "a disabled user's API key",
+      await json(null, "POST", "/api/v1/auth/token", { api_key: u.body.api_key }),
+      [401],
+    );
+    expect(
+      "a disabled user's token on its claims",
+      await json(t.body.access_token, "POST", `/api/v1/datasets/${A.id}/claims`),
+      [401],
+    );
+  }
+
+  // Role escalation and other annotators' claims: each refused, and nothing written.
+  const claimB2 = (await json(annB.token, "POST", `/api/v1/datasets/${A.id}/claims`)).body.claim;
+  const escalation = await setup.digest();
+  const annotatorTries: [string, string, string, unknown?][] = [
+    ["createUser", "POST", "/api/v1/users", { name: `atk-${tag}-root`, role: "admin" }],
+    ["listUsers", "GET", "/api/v1/users"],
+    ["disableUser", "DELETE", `/api/v1/users/${annB.id}`],
+    ["rotateApiKey of another user", "POST", `/api/v1/users/${annB.id}/api-key`],
+    ["createDataset", "POST", "/api/v1/datasets", { name: `atk-${tag}-x`, labels: ["a"] }],
+    ["updateDataset", "PATCH", `/api/v1/datasets/${A.id}`, { description: "pwned" }],
+    ["registerImages", "POST", `/api/v1/datasets/${A.id}/images`, {
+      images: [{ uri: "s3://atk/x.jpg" }],
+    }],
+    ["setPriorities", "PUT", `/api/v1/datasets/${A.id}/priorities`, {
+      priorities: [{ image_id: A.images[0], priority: 9 }],
+    }],
+    ["createPredictions", "POST", `/api/v1/datasets/${A.id}/predictions`, {
+      predictions: [{ image_id: A.images[0], model: { name: "atk", version: "1" } }],
+    }],
+    ["deleteImage", "DELETE", `/api/v1/images/${A.images[2]}`],
+  ];
+  for (const [op, method, url, payload] of annotatorTries) {
+    expect(`annotator → ${op}`, await json(annA.token, method, url, payload), [403]);
+  }
+  const machineTries: [string, string, string, unknown?, number[]?][] = [
+    ["claimNextImage", "POST", `/api/v1/datasets/${A.id}/claims`],
+    ["renewClaim (an annotator's)", "POST", `/api/v1/claims/${claimA.id}/renew`],
+    ["releaseClaim (an annotator's)", "DELETE", `/api/v1/claims/${claimA.id}`],
+    ["createUser", "POST", "/api/v1/users", { name: `atk-${tag}-root2`, role: "admin" }],
+    ["createDataset", "POST", "/api/v1/datasets", { name: `atk-${tag}-y`, labels: ["a"] }],
+    [
+      "a human annotation with an annotator's claim",
+      "POST",
+      `/api/v1/images/${claimA.image_id}/annotations`,
+      { claim_id: claimA.id, labels: ["cat"] },
+      [400],
+    ],
+    [
+      "an annotation whose body says source human",
+      "POST",
+      `/api/v1/images/${A.images[0]}/annotations`,
+      { source: "human", model: { name: "atk", version: "1" }, labels: ["cat"] },
+      [400],
+    ],
+  ];
+  for (const [op, method, url, payload, statuses] of machineTries) {
+    expect(`machine → ${op}`, await json(machine.token, method, url, payload), statuses ?? [403]);
+  }
+  const theirs: [string, string, string, unknown?][] = [
+    ["submits with", "POST", `/api/v1/images/${claimA.image_id}/annotations`, {
+      claim_id: claimA.id,
+      labels: ["cat"],
+    }],
+    ["renews", "POST", `/api/v1/claims/${claimA.id}/renew`],
+    ["releases", "DELETE", `/api/v1/claims/${claimA.id}`],
+  ];
+  for (const [verb, method, url, payload] of theirs) {
+    const res = await json(annB.token, method, url, payload);
+    const ok = expect(`annotator B ${verb} annotator A's claim in the same dataset`, res, [403]);
+    if (ok && res.body?.error?.code !== "claim_not_yours") {
+      out[out.length - 1] = { ...out[out.length - 1], ok: false };
+    }
+  }
+  const untouched = (await setup.digest()) === escalation;
+  out.push({
+    attack: "  … none of the escalations or claim thefts wrote anything",
+    ok: untouched,
+    detail: untouched ? "digest unchanged" : "the database changed",
+  });
+  const stillA = await json(annA.token, "POST", `/api/v1/claims/${claimA.id}/renew`);
+  out.push({
+    attack: "  … and annotator A's claim is still A's (A renews it)",
+    ok: stillA.status === 200 && stillA.body.user_id === annA.id,
+    detail: `${stillA.status} ${stillA.text.slice(0, 120)}`,
+  });
+  const made = await json(machine.token, "POST", `/api/v1/images/${A.images[1]}/annotations`, {
+    model: { name: "atk", version: "1" },
+    labels: ["cat"],
+  });
+  out.push({
+    attack: "a machine's annotation is a machine one, whatever it tries",
+    ok: made.status === 201 && made.body.source === "machine" && made.body.author_id === machine.id,
+    detail: `${made.status} ${made.text.slice(0, 120)}`,
+  });
+  if (claimB2) {
+    expect(
+      "  (annotator B releases its own claim: allowed)",
+      await json(annB.token, "DELETE", `/api/v1/claims/${claimB2.id}`),
+      [204],
+    );
   }
 
   // --- Ids of other datasets ----------------------------------------------------------------

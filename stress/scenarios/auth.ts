@@ -1,11 +1,20 @@
 /**
- * Auth attacks against a real server in production mode: the battery of stress/lib/attacks.ts
- * (token tricks, ids of other datasets) and SQL injection strings in every parameter of the spec.
- * The attacks already tested in tests/ (alg none, forged signatures, expiry, iss/aud, HS/RS
- * confusion, disabled users, the role matrix, claims of others) are listed in that file.
+ * Auth attacks against a real server in production mode that also trusts an identity provider
+ * (a JWKS served from this process): the whole battery of stress/lib/attacks.ts (alg none,
+ * forged and tampered tokens, expiry and nbf, wrong iss/aud, HS/RS confusion against the
+ * provider's key, disabled users, role escalation, other annotators' claims, ids of other
+ * datasets) and SQL injection strings in every parameter of the spec.
  */
+import { exportJWK, generateKeyPair } from "jose";
+import { freePort } from "../../lib/embedded_pg.ts";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../lib/auth.ts";
-import { type AttackSetup, DIGEST_SQL, injectEverywhere, runAttacks } from "../lib/attacks.ts";
+import {
+  type AttackSetup,
+  DIGEST_SQL,
+  type IdpSetup,
+  injectEverywhere,
+  runAttacks,
+} from "../lib/attacks.ts";
 import type { Send, Spec } from "../lib/fuzz.ts";
 import { adminToken, call } from "../lib/http.ts";
 import { type Ctx, fmt, type Result, type Scenario, seedDataset, sqlFor } from "../lib/scenario.ts";
@@ -15,7 +24,31 @@ export const authScenario: Scenario = {
   name: "auth",
   async run(ctx: Ctx): Promise<Result> {
     const url = await ctx.database("auth");
-    const server = await startServer({ databaseUrl: url });
+    // The identity provider: one RS256 key, its JWKS served here.
+    const rsa = await generateKeyPair("RS256", { extractable: true });
+    const publicJwk = { ...(await exportJWK(rsa.publicKey)), kid: "stress-k1", alg: "RS256" };
+    const jwksPort = freePort();
+    const jwks = Deno.serve(
+      { hostname: "127.0.0.1", port: jwksPort, onListen: () => {} },
+      () => Response.json({ keys: [{ ...publicJwk, use: "sig" }] }),
+    );
+    const idp: IdpSetup = {
+      issuer: "https://idp.stress.test/",
+      audience: "annotation-stress",
+      roleClaim: "role",
+      kid: "stress-k1",
+      privateKey: rsa.privateKey,
+      publicJwk: { ...publicJwk, use: "sig" },
+    };
+    const server = await startServer({
+      databaseUrl: url,
+      env: {
+        AUTH_JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`,
+        AUTH_ISSUER: idp.issuer,
+        AUTH_AUDIENCE: idp.audience,
+        AUTH_ROLE_CLAIM: idp.roleClaim,
+      },
+    });
     const sql = sqlFor(url);
     try {
       const send: Send = async (req) => {
@@ -39,6 +72,7 @@ export const authScenario: Scenario = {
         audience: TOKEN_AUDIENCE,
         adminToken: admin,
         digest: async () => (await sql.unsafe(DIGEST_SQL))[0].digest,
+        idp,
       };
       const outcomes = await runAttacks(setup);
       const spec = (await call(server.url, null, "GET", "/api/openapi.json")).body as Spec;
@@ -56,9 +90,11 @@ export const authScenario: Scenario = {
       }
       return {
         test: "5. auth attacks",
-        load: `${outcomes.length} token, header and cross-dataset attacks; ` +
+        load:
+          `${outcomes.length} token, identity-provider, role, claim and cross-dataset attacks; ` +
           `${fmt(injection.requests)} SQL injection requests`,
-        faults: "forged/odd tokens, foreign ids, SQLi in every parameter",
+        faults: "forged, expired, foreign and confused tokens, disabled users, escalation, " +
+          "others' claims and ids, SQLi in every parameter",
         violations,
         notes: [
           `refused as expected: ${outcomes.filter((o) => o.ok).length} of ${outcomes.length}`,
@@ -67,6 +103,7 @@ export const authScenario: Scenario = {
     } finally {
       await sql.end();
       await killHard(server);
+      await jwks.shutdown();
     }
   },
 };

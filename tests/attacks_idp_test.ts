@@ -1,0 +1,83 @@
+/**
+ * The attack battery (stress/lib/attacks.ts) with an identity provider configured, as the stress
+ * run configures one: its HS/RS-confusion, foreign-key, iss/aud, expiry and unknown-role attacks
+ * run in-process too (tests/attacks_test.ts runs the battery without a provider).
+ */
+import assert from "node:assert/strict";
+import { exportJWK, generateKeyPair } from "jose";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
+import { type AttackSetup, DIGEST_SQL, type IdpSetup, runAttacks } from "../stress/lib/attacks.ts";
+import type { Send } from "../stress/lib/fuzz.ts";
+import { createTestApp, TEST_JWT_SECRET } from "./harness.ts";
+
+Deno.test("attacks with an identity provider trusted", async () => {
+  const rsa = await generateKeyPair("RS256", { extractable: true });
+  const publicJwk = {
+    ...(await exportJWK(rsa.publicKey)),
+    kid: "idp-k1",
+    alg: "RS256",
+    use: "sig",
+  };
+  const jwks = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ keys: [publicJwk] }),
+  );
+  const idp: IdpSetup = {
+    issuer: "https://idp.attacks.test/",
+    audience: "annotation-attacks",
+    roleClaim: "role",
+    kid: "idp-k1",
+    privateKey: rsa.privateKey,
+    publicJwk,
+  };
+  const h = await createTestApp({
+    config: {
+      AUTH_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks.json`,
+      AUTH_ISSUER: idp.issuer,
+      AUTH_AUDIENCE: idp.audience,
+      AUTH_ROLE_CLAIM: idp.roleClaim,
+    },
+  });
+  try {
+    const send: Send = async (req) => {
+      const res = await h.app.request(req.url, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body as BodyInit | undefined,
+      });
+      return { status: res.status, headers: res.headers, text: await res.text() };
+    };
+    const setup: AttackSetup = {
+      send,
+      jwtSecret: TEST_JWT_SECRET,
+      issuer: TOKEN_ISSUER,
+      audience: TOKEN_AUDIENCE,
+      adminToken: h.admin.token,
+      digest: async () => (await h.db.unsafe(DIGEST_SQL))[0].digest,
+      idp,
+    };
+    const outcomes = await runAttacks(setup);
+    assert.deepEqual(outcomes.filter((o) => !o.ok).map((o) => `${o.attack}: ${o.detail}`), []);
+    const names = outcomes.map((o) => o.attack).join("\n");
+    for (
+      const kind of [
+        /alg none/,
+        /HS\/RS confusion/,
+        /expired token/,
+        /not valid yet/,
+        /another issuer/,
+        /another audience/,
+        /disabled user's token/,
+        /annotator → createUser/,
+        /machine → a human annotation/,
+        /annotator B releases annotator A's claim in the same dataset/,
+        /control: a valid token of the identity provider/,
+      ]
+    ) {
+      assert.match(names, kind);
+    }
+  } finally {
+    await h.close();
+    await jwks.shutdown();
+  }
+});
