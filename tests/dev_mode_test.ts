@@ -1,0 +1,418 @@
+/**
+ * Development mode and the `deno task db:*` commands, as a developer runs them:
+ *
+ * - `main.ts` with APP_ENV=development and no database configured, in an empty working
+ *   directory, so its `.data/` is that directory's own: it starts an embedded PostgreSQL, applies
+ *   the migrations, prints the spec URL and (on the first start only) a dev-admin API key; a
+ *   second start reuses `.data` (the same JWT secret, no new key).
+ * - `deno task db:status | db:migrate | db:rollback` against a database of the test server, and
+ *   `deno task db:new` in a copy of the project, so no file lands in db/migrations/.
+ */
+import assert from "node:assert/strict";
+import { freePort } from "../lib/embedded_pg.ts";
+import { createEmptyDb } from "./harness.ts";
+import { baseEnv, ROOT_DIR } from "./server_process.ts";
+
+const decoder = new TextDecoder();
+
+/** `deno task dev` without `deno run` and the entry point: its flags. */
+function devTaskFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT_DIR}/deno.json`));
+  const words = String(config.tasks.dev).split(/\s+/);
+  assert.deepEqual([words[0], words[1], words.at(-1)], ["deno", "run", "main.ts"]);
+  return words.slice(2, -1);
+}
+
+interface Dev {
+  lines: string[];
+  child: Deno.ChildProcess;
+  exited: Promise<number>;
+}
+
+/** Reads a stream line by line into `sink` until it ends. */
+async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<void> {
+  let rest = "";
+  for await (const chunk of stream) {
+    const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = parts.pop()!;
+    sink.push(...parts);
+  }
+  if (rest) sink.push(rest);
+}
+
+/** The server as `deno task dev` runs it, in `cwd`, with only `env` (no DATABASE_URL). */
+function startDev(cwd: string, env: Record<string, string>): Dev {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", `--config=${ROOT_DIR}/deno.json`, ...devTaskFlags(), `${ROOT_DIR}/main.ts`],
+    cwd,
+    clearEnv: true,
+    env: { ...baseEnv(), ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const done = Promise.all([collect(child.stdout, lines), collect(child.stderr, lines)]);
+  const exited = child.status.then(async (s) => {
+    await done;
+    return s.code;
+  });
+  return { lines, child, exited };
+}
+
+function logLine(dev: Dev, msg: string): Record<string, unknown> | undefined {
+  for (const line of dev.lines) {
+    try {
+      const v = JSON.parse(line);
+      if (v?.msg === msg) return v;
+    } catch {
+      // Not a log line (the dev-admin banner).
+    }
+  }
+  return undefined;
+}
+
+async function waitForListening(dev: Dev, timeoutMs: number): Promise<Record<string, unknown>> {
+  let exitCode: number | undefined;
+  dev.exited.then((c) => exitCode = c);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const listening = logLine(dev, "listening");
+    if (listening) return listening;
+    if (exitCode !== undefined) {
+      throw new Error(`the dev server exited with ${exitCode}:\n${dev.lines.join("\n")}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`the dev server did not listen in ${timeoutMs} ms:\n${dev.lines.join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM, and the exit code (the server stops the embedded PostgreSQL it started). */
+async function stop(dev: Dev): Promise<number> {
+  try {
+    dev.child.kill("SIGTERM");
+  } catch {
+    // Already exited.
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      dev.exited,
+      new Promise<number>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the dev server did not stop in 20 s")), 20_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The postmaster this test's server started, if it outlived the server (a failed test). */
+async function stopOrphanedPostgres(dataDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await Deno.readTextFile(`${dataDir}/postmaster.pid`)).split("\n")[0]);
+  } catch {
+    return; // Not running.
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    Deno.kill(pid, "SIGINT"); // PostgreSQL's fast shutdown.
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      await Deno.stat(`${dataDir}/postmaster.pid`);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const KEY_BANNER = /Created development admin "dev-admin"\. Its API key \(shown once\):\s+(ak_\S+)/;
+
+Deno.test({
+  name: "deno task dev with no database: embedded PostgreSQL under ./.data, reused next time",
+  // The embedded server's own processes end with the test, not necessarily before its last tick.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const cwd = await Deno.makeTempDir({ prefix: "annotation-dev-" });
+    // PostgreSQL runs as its own user when the tests run as root: it must reach .data/ in here.
+    await Deno.chmod(cwd, 0o755);
+    const env = {
+      APP_ENV: "development",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      EMBEDDED_DB_PORT: String(freePort()),
+      LOG_LEVEL: "info",
+    };
+    let dev: Dev | undefined;
+    try {
+      let apiKey = "";
+      let firstToken = "";
+      let secret = "";
+
+      await t.step(
+        "first start: initialises, migrates, prints the spec URL and a key",
+        async () => {
+          const started = performance.now();
+          dev = startDev(cwd, env);
+          const listening = await waitForListening(dev, 60_000);
+          const output = dev.lines.join("\n");
+          assert.ok(logLine(dev, "embedded PostgreSQL started"), output);
+          assert.ok(logLine(dev, "migrations up to date"), output);
+          const url = String(listening.url).replace("localhost", "127.0.0.1");
+          assert.equal(listening.spec, `${listening.url}/api/spec.html`);
+          assert.match(
+            String(listening.database),
+            new RegExp(`127\\.0\\.0\\.1:${env.EMBEDDED_DB_PORT}`),
+          );
+
+          const banner = KEY_BANNER.exec(output);
+          assert.ok(banner, `the dev-admin key is printed:\n${output}`);
+          apiKey = banner[1];
+          assert.equal(
+            output.split(apiKey).length - 1,
+            2,
+            "the key, and the curl line that uses it",
+          );
+
+          const spec = await fetch(`${url}/api/spec.html`);
+          assert.equal(spec.status, 200);
+          await spec.body?.cancel();
+          const ready = await fetch(`${url}/readyz`);
+          assert.equal(ready.status, 200, "no migration pending");
+          await ready.body?.cancel();
+          const token = await fetch(`${url}/api/v1/auth/token`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ api_key: apiKey }),
+          });
+          assert.equal(token.status, 200);
+          firstToken = (await token.json()).access_token;
+          const me = await fetch(`${url}/api/v1/me`, {
+            headers: { authorization: `Bearer ${firstToken}` },
+          });
+          assert.deepEqual((await me.json()).name, "dev-admin");
+
+          // Everything under this working directory's .data/.
+          assert.ok((await Deno.stat(`${cwd}/.data/postgres/PG_VERSION`)).isFile);
+          secret = await Deno.readTextFile(`${cwd}/.data/jwt-secret`);
+          assert.ok(secret.trim().length >= 32);
+
+          assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+          assert.ok(performance.now() - started < 30_000, "under 30 s");
+        },
+      );
+
+      await t.step("second start: the same data, the same secret, no new key", async () => {
+        const started = performance.now();
+        dev = startDev(cwd, env);
+        const listening = await waitForListening(dev, 30_000);
+        const output = dev.lines.join("\n");
+        const url = String(listening.url).replace("localhost", "127.0.0.1");
+        assert.doesNotMatch(output, /Created development admin/);
+        assert.doesNotMatch(output, /ak_[A-Za-z0-9_-]{43}/, "no key printed");
+        assert.equal(logLine(dev, "migrations up to date")?.applied, 0, "nothing left to apply");
+        assert.equal(await Deno.readTextFile(`${cwd}/.data/jwt-secret`), secret);
+
+        // A token of the first run is still good (same secret), and so is the key (same data).
+        const me = await fetch(`${url}/api/v1/me`, {
+          headers: { authorization: `Bearer ${firstToken}` },
+        });
+        assert.equal(me.status, 200);
+        await me.body?.cancel();
+        const token = await fetch(`${url}/api/v1/auth/token`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ api_key: apiKey }),
+        });
+        assert.equal(token.status, 200);
+        await token.body?.cancel();
+
+        assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+        assert.ok(performance.now() - started < 30_000, "under 30 s");
+      });
+    } finally {
+      if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
+      await stopOrphanedPostgres(`${cwd}/.data/postgres`);
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
+});
+
+/** `deno task <args>` with the project's deno.json (or `config`), `env` only, in `cwd`. */
+async function task(
+  args: string[],
+  env: Record<string, string>,
+  opts: { config?: string; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", `--config=${opts.config ?? `${ROOT_DIR}/deno.json`}`, ...args],
+    cwd: opts.cwd ?? ROOT_DIR,
+    clearEnv: true,
+    env: { ...baseEnv(), ...env },
+    stdin: "null",
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+function migrationFiles(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /^\d+_.*\.sql$/.test(n))
+    .sort();
+}
+
+Deno.test("deno task db:status, db:migrate, db:rollback", async (t) => {
+  const db = await createEmptyDb();
+  // APP_ENV=test: with no database configured the scripts would use the embedded one instead.
+  const env = { DATABASE_URL: db.url, APP_ENV: "test" };
+  const files = migrationFiles(`${ROOT_DIR}/db/migrations`);
+  const status = async () => {
+    const res = await task(["db:status"], env);
+    assert.equal(res.code, 0, res.stderr);
+    const applied = Number(/^Applied: (\d+)$/m.exec(res.stdout)?.[1]);
+    const pending = Number(/^Pending: (\d+)$/m.exec(res.stdout)?.[1]);
+    return { applied, pending, stdout: res.stdout };
+  };
+  try {
+    await t.step("status on an empty database: everything pending", async () => {
+      const s = await status();
+      assert.deepEqual([s.applied, s.pending], [0, files.length]);
+      for (const f of files) assert.ok(s.stdout.includes(`[ ] ${f}`), s.stdout);
+    });
+
+    await t.step("migrate applies everything; again, nothing", async () => {
+      const res = await task(["db:migrate"], env);
+      assert.equal(res.code, 0, res.stderr);
+      for (const f of files) assert.ok(res.stdout.includes(f), res.stdout);
+      const s = await status();
+      assert.deepEqual([s.applied, s.pending], [files.length, 0]);
+      for (const f of files) assert.ok(s.stdout.includes(`[X] ${f}`), s.stdout);
+      const again = await task(["db:migrate"], env);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(await status().then((x) => [x.applied, x.pending]), [files.length, 0]);
+    });
+
+    await t.step("rollback undoes the newest migration only; migrate redoes it", async () => {
+      const res = await task(["db:rollback"], env);
+      assert.equal(res.code, 0, res.stderr);
+      assert.ok(res.stdout.includes(files.at(-1)!), res.stdout);
+      const s = await status();
+      assert.deepEqual([s.applied, s.pending], [files.length - 1, 1]);
+      assert.ok(s.stdout.includes(`[ ] ${files.at(-1)}`), s.stdout);
+      assert.equal((await task(["db:migrate"], env)).code, 0);
+      assert.deepEqual(await status().then((x) => [x.applied, x.pending]), [files.length, 0]);
+    });
+
+    await t.step("wrong arguments: exit 2 with the usage", async () => {
+      const res = await task(["db:status", "extra"], env);
+      assert.equal(res.code, 2);
+      assert.match(res.stderr, /db:status takes no arguments/);
+      assert.match(res.stderr, /usage: deno task db:migrate/);
+    });
+
+    await t.step("an unreachable database: exit 1 with a message", async () => {
+      const res = await task(["db:status"], {
+        DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/none",
+        APP_ENV: "test",
+      });
+      assert.equal(res.code, 1, res.stdout);
+      assert.ok(res.stderr.length > 0);
+    });
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("deno task db:new writes a timestamped migration (in a copy of the project)", async (t) => {
+  // A copy of what the task needs, so the new file never lands in the real db/migrations/ (where
+  // it would be a pending migration for every other test running meanwhile).
+  const copy = await Deno.makeTempDir({ prefix: "annotation-dbnew-" });
+  try {
+    for (const f of ["deno.json", "deno.lock"]) {
+      await Deno.copyFile(`${ROOT_DIR}/${f}`, `${copy}/${f}`);
+    }
+    for (const dir of ["lib", "sql", "scripts", "db"]) {
+      const res = await new Deno.Command("cp", { args: ["-R", `${ROOT_DIR}/${dir}`, copy] })
+        .output();
+      assert.equal(res.code, 0, decoder.decode(res.stderr));
+    }
+    await Deno.symlink(`${ROOT_DIR}/node_modules`, `${copy}/node_modules`);
+    const config = `${copy}/deno.json`;
+    // db:new refuses to run while the newest migration is dated after the clock; the project's
+    // newest may be (written minutes ago on a clock ahead): keep the copy's to the past.
+    const now = () => new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+    for (const f of migrationFiles(`${copy}/db/migrations`)) {
+      if (f.slice(0, 14) >= now()) await Deno.remove(`${copy}/db/migrations/${f}`);
+    }
+    const before = migrationFiles(`${copy}/db/migrations`);
+    assert.ok(before.length > 0);
+    const real = migrationFiles(`${ROOT_DIR}/db/migrations`);
+
+    await t.step("a snake_case name: one new file with up and down sections", async () => {
+      const started = now();
+      const res = await task(["db:new", "add_image_tags"], {}, { config, cwd: copy });
+      assert.equal(res.code, 0, res.stderr + res.stdout);
+      const after = migrationFiles(`${copy}/db/migrations`);
+      const added = after.filter((f) => !before.includes(f));
+      assert.equal(added.length, 1, `one new file: ${added}`);
+      const m = /^(\d{14})_add_image_tags\.sql$/.exec(added[0]);
+      assert.ok(m, added[0]);
+      assert.ok(m[1] >= started, `UTC timestamp ${m[1]} not before ${started}`);
+      assert.ok(m[1] > before.at(-1)!.slice(0, 14), "sorts after every existing migration");
+      const text = await Deno.readTextFile(`${copy}/db/migrations/${added[0]}`);
+      assert.match(text, /-- migrate:up/);
+      assert.match(text, /-- migrate:down/);
+    });
+
+    await t.step("a name that is not snake_case: exit 2, no file", async () => {
+      const count = migrationFiles(`${copy}/db/migrations`).length;
+      for (const args of [["AddTags"], ["add-tags"], ["add__tags"], [], ["a", "b"]]) {
+        const res = await task(["db:new", ...args], {}, { config, cwd: copy });
+        assert.equal(res.code, 2, `${args}: ${res.stderr}`);
+        assert.match(res.stderr, /usage: deno task db:migrate/);
+      }
+      assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
+    });
+
+    await t.step("a clock behind the newest migration: exit 1, no file", async () => {
+      const future = `${copy}/db/migrations/99991231235959_from_the_future.sql`;
+      await Deno.writeTextFile(future, "-- migrate:up\n-- migrate:down\n");
+      const count = migrationFiles(`${copy}/db/migrations`).length;
+      const res = await task(["db:new", "too_early"], {}, { config, cwd: copy });
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(res.stderr, /is not after the newest migration \(99991231235959\)/);
+      assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
+      await Deno.remove(future);
+    });
+
+    await t.step("the project's own db/migrations/ is untouched", () => {
+      assert.deepEqual(migrationFiles(`${ROOT_DIR}/db/migrations`), real);
+    });
+  } finally {
+    await Deno.remove(copy, { recursive: true });
+  }
+});
+
+Deno.test("deno task start runs in production whatever APP_ENV says", async () => {
+  for (const appEnv of [undefined, "development"]) {
+    const cwd = await Deno.makeTempDir({ prefix: "annotation-start-" });
+    try {
+      const res = await task(["start"], appEnv ? { APP_ENV: appEnv } : {}, { cwd });
+      const output = res.stdout + res.stderr;
+      assert.equal(res.code, 1, output);
+      // Production's configuration check, not a permission error from development mode.
+      assert.match(output, /DATABASE_URL: required in production/);
+      assert.match(output, /AUTH_JWT_SECRET: required in production/);
+      assert.doesNotMatch(output, /NotCapable|PermissionDenied|Requires \w+ access/);
+      assert.deepEqual([...Deno.readDirSync(cwd)], [], "nothing written");
+    } finally {
+      await Deno.remove(cwd, { recursive: true });
+    }
+  }
+});
