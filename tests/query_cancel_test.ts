@@ -1,0 +1,50 @@
+/**
+ * Cancelling a request's queries (lib/app.ts's deadline, lib/db.ts QueryScope) while other
+ * queries wait behind them on the same connection: every query must settle, and each with its own
+ * result. postgres.js pipelines queries on a busy connection; cancelling two in a row there lost
+ * track of the first (it never settled, and the next query's result could be read as its own).
+ */
+import assert from "node:assert/strict";
+import { connect, many, one, withQueryScope } from "../lib/db.ts";
+import { createTestDb } from "./harness.ts";
+
+const settle = <T>(p: Promise<T>, ms: number) =>
+  Promise.race([
+    p.then((v) => ({ value: v }), (e) => ({ error: e as Error })),
+    new Promise<{ hung: true }>((r) => setTimeout(() => r({ hung: true }), ms)),
+  ]);
+
+Deno.test("cancelled queries queued behind a busy connection all settle, with their own results", async () => {
+  const tdb = await createTestDb(1);
+  const db = connect(tdb.url, { max: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000 });
+  try {
+    await one(db, "SELECT 1", []);
+    const slow = many(db, "SELECT pg_sleep(0.3)", []);
+    const doomed = new AbortController();
+    const scope = { signal: doomed.signal, inFlight: 0 };
+    const cancelled = withQueryScope(scope, () =>
+      Promise.all([
+        one<{ v: number }>(db, "SELECT 2 AS v", []),
+        one<{ v: number }>(db, "SELECT 3 AS v", []),
+      ]));
+    const after = [4, 5, 6].map((n) => one<{ v: number }>(db, `SELECT ${n} AS v`, []));
+    await new Promise((r) => setTimeout(r, 50));
+    doomed.abort(new Error("deadline"));
+    const outcomes = await Promise.all([
+      settle(slow, 3000),
+      settle(cancelled, 3000),
+      ...after.map((p) => settle(p, 3000)),
+    ]);
+    assert.ok(
+      !outcomes.some((o) => "hung" in o),
+      `a query never settled: ${JSON.stringify(outcomes)}`,
+    );
+    for (const [i, o] of outcomes.slice(2).entries()) {
+      assert.ok("value" in o, `query ${i + 4}: ${JSON.stringify(o)}`);
+      assert.equal((o.value as { v: number }).v, i + 4, "each query gets its own result");
+    }
+  } finally {
+    await db.end({ timeout: 1 });
+    await tdb.close();
+  }
+});
