@@ -88,8 +88,13 @@ export function claimJson(c: q.NewClaim): z.infer<typeof Claim> {
   };
 }
 
-/** A claim that loses to a concurrent claim by the same user is retried: the retry answers held. */
-const CLAIM_ATTEMPTS = 3;
+/**
+ * How often a claim is tried before the answer is 503 busy, and the pause before each retry.
+ * A retry follows a lost race with the same user's concurrent first claim ('conflict': the next
+ * try answers held), or an empty answer while claimable images exist but were all locked at
+ * that instant by other statements (claims and submits in flight, a setPriorities batch).
+ */
+const CLAIM_RETRY_MS = [0, 2, 10, 25, 50, 100];
 
 export function claimsRouter(deps: Deps & { metrics: Metrics }) {
   const { db, metrics } = deps;
@@ -97,10 +102,13 @@ export function claimsRouter(deps: Deps & { metrics: Metrics }) {
     .openapi(claimNextImageRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const user = c.get("principal");
-      for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt++) {
+      for (const pause of CLAIM_RETRY_MS) {
+        if (pause) await new Promise((resolve) => setTimeout(resolve, pause));
         const outcome = await q.claimNextImage(db, datasetId, user.id);
         if (!outcome) {
-          // Nothing claimable, or no such dataset: only the rare empty answer pays for telling.
+          // Nothing claimable, all of it locked, or no such dataset: only the rare empty
+          // answer pays for telling which.
+          if (await q.findClaimableImage(db, datasetId, user.id)) continue;
           await requireDataset(deps, datasetId);
           return c.body(null, 204);
         }
@@ -112,7 +120,12 @@ export function claimsRouter(deps: Deps & { metrics: Metrics }) {
           predictions: outcome.predictions.map(annotationJson),
         }, outcome.state === "new" ? 201 : 200);
       }
-      throw new ApiError(503, "busy", "concurrent claims by this user kept conflicting; retry");
+      throw new ApiError(
+        503,
+        "busy",
+        "the claimable images stayed locked by other requests (or concurrent claims by this " +
+          "user kept conflicting); retry",
+      );
     })
     .openapi(renewClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
@@ -124,11 +137,12 @@ export function claimsRouter(deps: Deps & { metrics: Metrics }) {
     .openapi(releaseClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
       const user = c.get("principal");
-      const released = await q.releaseClaim(db, claimId, user.role === "admin" ? null : user.id);
+      // An admin may release anyone's claim: released as its holder, found first.
+      const holder = user.role === "admin"
+        ? (await q.getClaim(db, claimId))?.user_id ?? user.id
+        : user.id;
+      const released = await q.releaseClaim(db, claimId, holder);
       if (released) return c.body(null, 204);
-      const claim = await q.getClaim(db, claimId);
-      // An admin may release anyone's claim: judge it as if the admin were its holder.
-      const as = user.role === "admin" && claim ? claim.user_id : user.id;
-      throw claimProblem(claim, claimId, as);
+      throw claimProblem(await q.getClaim(db, claimId), claimId, holder);
     });
 }

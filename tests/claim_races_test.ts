@@ -59,7 +59,10 @@ async function heldUpAcrossExpiry<T>(
   const locker = await h.db.reserve();
   try {
     await locker.unsafe("BEGIN");
-    await locker.unsafe("SELECT 1 FROM claims WHERE id = $1::bigint FOR UPDATE", [claimId]);
+    await locker.unsafe(
+      "SELECT 1 FROM current_claims WHERE claim_id = $1::bigint FOR UPDATE",
+      [claimId],
+    );
     const pending = action();
     await untilBlocked(h);
     await new Promise((r) => setTimeout(r, 600)); // the lease has expired now

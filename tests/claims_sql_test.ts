@@ -178,7 +178,7 @@ Deno.test("claims: the claim query", async (t) => {
         assert.equal(await status(db, ds.images[0]), "pending");
         const cb = await claim(db, ds.id, b);
         assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
-        assert.equal((await releaseClaim(db, cb.claim.id, null))?.end_reason, "released");
+        assert.equal((await releaseClaim(db, cb.claim.id, b))?.end_reason, "released");
         // The releaser may claim again too, and gets the same image back.
         assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[0]);
         assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "a released claim");
@@ -191,7 +191,8 @@ Deno.test("claims: the claim query", async (t) => {
       const c = await claim(db, ds.id, a);
       await exec(
         db,
-        `UPDATE claims SET expires_at = expires_at - interval '30 seconds' WHERE id = $1::bigint`,
+        `UPDATE current_claims SET expires_at = expires_at - interval '30 seconds'
+         WHERE claim_id = $1::bigint`,
         [c!.claim.id],
       );
       assert.equal(await renewClaim(db, c!.claim.id, b), null, "not b's claim");
@@ -272,6 +273,44 @@ Deno.test("claims: the claim query", async (t) => {
       await setClaimExpiry(db, c2.claim.id, -1000);
       assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
       assert.equal(await renewClaim(db, c2.claim.id, a), null);
+    });
+
+    await t.step(
+      "an expired claim whose slot is still free comes back renewed ('held'), not replaced",
+      async () => {
+        const ds = await newDataset(db, { ttl: 60, priorities: [9, 1] });
+        const [a] = await newUsers(db, 1);
+        const ca = await claim(db, ds.id, a);
+        await setClaimExpiry(db, ca!.claim.id, -1000);
+        assert.equal(await status(db, ds.images[0]), "pending");
+        const again = await claim(db, ds.id, a);
+        assert.equal(again?.state, "held", "the work in progress is kept");
+        assert.equal(again.claim.id, ca!.claim.id);
+        assert.equal(again.image.id, ds.images[0]);
+        assert.equal(again.image.status, "in_progress");
+        assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
+        assert.equal((await getClaim(db, ca!.claim.id))?.live, true);
+        assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
+        assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+      },
+    );
+
+    await t.step("a live claim's submit is accepted after an admin filled the image", async () => {
+      const ds = await newDataset(db, { k: 1, priorities: [1] });
+      const [admin] = await newUsers(db, 1, "admin");
+      const [a] = await newUsers(db, 1);
+      const ca = await claim(db, ds.id, a);
+      assert.ok(await annotate(db, null, ds.images[0], admin), "the admin's correction");
+      assert.equal(await status(db, ds.images[0]), "done");
+      const made = await annotate(db, ca!.claim.id, ds.images[0], a);
+      assert.ok(made, "the holder's work is not thrown away");
+      assert.equal((await getClaim(db, ca!.claim.id))?.end_reason, "completed");
+      const [row] = await many<{ n: number }>(
+        db,
+        "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",
+        [ds.images[0]],
+      );
+      assert.equal(row.n, 2);
     });
 
     await t.step("a claim is for its own user and image", async () => {

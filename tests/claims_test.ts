@@ -127,6 +127,40 @@ Deno.test("claims over HTTP", async (t) => {
       assert.equal((await claim(ann1, ds.id)).body.image.id, ds.images[0]);
     });
 
+    await t.step(
+      "claimable images locked by other work: the claim waits them out, never a false 204",
+      async () => {
+        const ds = await dataset([2, 1]);
+        // Another statement holds every image row (as a setPriorities batch would) for 40 ms.
+        const locker = await h.db.reserve();
+        try {
+          await locker.unsafe("BEGIN");
+          await locker.unsafe("SELECT id FROM images WHERE dataset_id = $1::bigint FOR UPDATE", [
+            ds.id,
+          ]);
+          const pending = claim(ann3, ds.id);
+          await new Promise((r) => setTimeout(r, 40));
+          await locker.unsafe("COMMIT");
+          const res = await pending;
+          assert.equal(res.status, 201, JSON.stringify(res.body));
+          assert.equal(res.body.image.id, ds.images[0]);
+          // Locked for longer than the retries last: 503 busy, not "nothing left".
+          await submit(ann3, ds.images[0], res.body.claim.id, { labels: ["cat"] });
+          await locker.unsafe("BEGIN");
+          await locker.unsafe("SELECT id FROM images WHERE dataset_id = $1::bigint FOR UPDATE", [
+            ds.id,
+          ]);
+          const busy = await claim(ann3, ds.id);
+          await locker.unsafe("COMMIT");
+          assert.equal(busy.status, 503);
+          assert.equal(busy.body.error.code, "busy");
+          assert.equal((await claim(ann3, ds.id)).status, 201, "served once the lock is gone");
+        } finally {
+          locker.release();
+        }
+      },
+    );
+
     await t.step("unknown dataset 404, bad id 400, machines may not claim", async () => {
       assertError(await claim(ann1, "999999999"), 404, "not_found");
       assertError(await claim(ann1, "abc"), 400, "validation_failed");

@@ -198,17 +198,23 @@ export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise
   return exec(
     db,
     `WITH c AS (
-       UPDATE claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
-       WHERE id = $1::bigint
-       RETURNING id, image_id, expires_at
+       UPDATE current_claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
+       WHERE claim_id = $1::bigint AND active
+       RETURNING claim_id, image_id, expires_at
      )
      UPDATE images i
-     SET leases = ARRAY(
-       SELECT CASE WHEN (l).claim_id = c.id THEN ROW(c.id, (l).user_id, c.expires_at)::lease
-         ELSE l END
-       FROM unnest(i.leases) l
-     )
-     FROM c WHERE i.id = c.image_id`,
+     SET leases = x.leases,
+       full_until = lease_full_until(cardinality(i.annotators), live_leases(x.leases, NULL),
+         d.annotations_per_image)
+     FROM c, datasets d,
+       LATERAL (
+         SELECT ARRAY(
+           SELECT CASE WHEN (l).claim_id = c.claim_id
+             THEN ROW(c.claim_id, (l).user_id, c.expires_at)::lease ELSE l END
+           FROM images j, unnest(j.leases) l WHERE j.id = c.image_id
+         ) AS leases
+       ) x
+     WHERE i.id = c.image_id AND d.id = i.dataset_id`,
     [claimId, ms],
   );
 }

@@ -1,64 +1,69 @@
 -- name: ClaimNextImage :one
--- Leases the next image of dataset $1 to annotator $2, or hands back the lease $2 already holds.
+-- Leases the next image of dataset $1 to annotator $2, or hands back the claim $2 holds there.
 --
--- Returns one row, or none when nothing is claimable for this caller:
---   state 'held'     the caller's live (unexpired) claim in this dataset, unchanged. Retries and
---                    double clicks therefore never hoard images.
+-- Returns one row, or none when nothing is claimable for this caller right now:
+--   state 'held'     the caller's live claim in this dataset, unchanged; or the caller's expired
+--                    claim, renewed, when nobody has taken its slot meanwhile (the work in
+--                    progress is not thrown away). Retries and double clicks never hoard images.
 --   state 'new'      a new claim on the first claimable image.
---   state 'conflict' an image was picked but the INSERT lost to a concurrent claim by the same
---                    caller (claims_one_active_per_user); claim and image columns are null. Run
---                    the statement again: it answers 'held' with the winner's claim.
+--   state 'conflict' an image was picked but a concurrent claim by the same caller seated first
+--                    (their first claim in the dataset, both inserting the caller's row); claim
+--                    and image columns are null. Run the statement again: it answers 'held'.
+-- No row also when every claimable image is locked by another statement at this instant (SKIP
+-- LOCKED): the caller (routes/claims.ts) tells that apart from an empty queue with
+-- find_claimable_image.sql and tries again.
 --
--- Claimable: not done, not already annotated by the caller, and
---   cardinality(annotators) + (leases still unexpired) < the dataset's annotations_per_image (k),
--- taken highest priority first, then oldest (lowest id).
+-- Claimable: not done, not annotated by the caller, and not full: full_until (the earliest
+-- expiry of the leases when they take every remaining slot, else null) is null or past. Taken
+-- highest priority first, then oldest (lowest id).
 --
 -- WHY the claim state lives on the image row. Two annotators claiming at once must never both
--- take the last slot of an image. The scan locks image rows with FOR NO KEY UPDATE SKIP LOCKED,
--- under READ COMMITTED: a row locked by another claimer is skipped; a row that another
--- transaction changed and committed after this statement's snapshot is locked in its newest
--- version and the WHERE clause is evaluated again against that version (EvalPlanQual). That
--- re-check only sees columns of the locked row itself: a subquery over a separate claims table
--- would still run against the statement's old snapshot, so a claim committed a moment ago would
--- be invisible and two annotators could both take the image. So every fact the test needs is on
--- the image row: `done`, `annotators` (who has annotated) and `leases` (who holds a claim, until
--- when). An expired lease is simply not counted (expires_at > now()), so it stops counting at
--- once with no background job; expired entries are pruned whenever the row is written. The claims
--- table is the durable record; its unique index is what stops one user holding two claims.
+-- take the last slot of an image. The scan locks image rows FOR NO KEY UPDATE SKIP LOCKED under
+-- READ COMMITTED: a row another claimer holds is skipped; a row another transaction changed and
+-- committed after this statement's snapshot is locked in its newest version and the WHERE clause
+-- is evaluated again against that version (EvalPlanQual). That re-check sees only the locked
+-- row's own columns (a subquery over another table would still read the old snapshot, and a
+-- claim committed a moment ago would be invisible), so every fact the test needs is on the image
+-- row: done, annotators, leases and full_until. An expired lease stops counting when its expiry
+-- passes, with no background job; expired entries are pruned whenever the row is written.
+-- current_claims holds the caller's claim, one row per (caller, dataset); locking that row
+-- first serialises one caller's claims, and every statement that touches a claim locks its
+-- current_claims row before its image row (no deadlocks).
 --
 -- Shape (one statement, evaluated in this order):
---   ds       k and ttl, read from datasets inside the statement.
---   mine     the caller's active claim in the dataset, if any (at most one, by the unique index).
---   expired  when that claim has expired, end it ('expired') so the unique index admits a new one.
---   picked   MATERIALIZED, so LIMIT 1 is honoured: walks images_claim_queue_idx (dataset_id,
---            priority DESC, id) WHERE NOT done, which is exactly the ORDER BY, so no Sort node
---            and the scan stops at the first claimable row. The filter sits inside the locked
---            subquery, so a row failing it is never locked and a row skipped because it is
---            locked is never returned. Its gate (one-time filters, evaluated before the scan)
---            skips the scan when the caller holds a live claim, and runs `expired` first: the
---            caller's claim row is then locked before any image row, the order every other
---            claim statement uses (no deadlocks), and the slot in the unique index is free before
---            the INSERT below. FOR NO KEY UPDATE rather than FOR UPDATE: the claims and
---            annotations inserts take FOR KEY SHARE on the image through their foreign keys and
---            must not conflict with it.
---   inserted the claim; ON CONFLICT DO NOTHING against a concurrent claim by the same caller,
---            which waits for that one to commit, then yields no row ('conflict').
---   leased   appends the lease to the picked (and locked) image, pruning expired entries.
---   claimed  'held' or 'new', with the image as it is now; status is done / in_progress (every
---            remaining slot under a live lease) / pending; and the image's latest prediction per
---            model, so a claim is one round trip.
--- The final FULL JOIN ON true yields 'conflict' when an image was picked but nothing claimed.
+--   lease_commit  this statement's transaction commits without waiting for the WAL flush (is_local:
+--                 the setting ends with it). A lease lost in a database crash only returns its
+--                 image to the queue (the holder's submit is then refused as for an expired
+--                 claim), and the submit that completes a claim commits synchronously.
+--   ds            k and ttl.
+--   desk          the caller's current_claims row, locked.
+--   revived       the caller's claim has expired but is still active: renew it when its slot is
+--                 free (not done, and the annotations plus other live leases leave room).
+--   picked        MATERIALIZED, so LIMIT 1 is honoured: walks images_claim_queue_idx
+--                 (dataset_id, priority DESC, id) WHERE NOT done, exactly the ORDER BY, so no Sort
+--                 node, and the scan stops at the first claimable row it can lock. It runs only
+--                 when the caller holds no live claim and none was revived (one-time filters,
+--                 evaluated before the scan). The filter sits inside the locked subquery, so a row
+--                 failing it is never locked and a row skipped because it is locked is never
+--                 returned. FOR NO KEY UPDATE, not FOR UPDATE: the annotation insert of a submit
+--                 takes FOR KEY SHARE on the image through its foreign key. It steps over images
+--                 whose every slot is leased (at most one per annotator at the head of the queue)
+--                 by reading full_until, without unnesting their leases.
+--   fresh         the new claim's id and expiry.
+--   reseated /    the caller's row takes the new claim: rewritten in place (a HOT update) or, on
+--   seated        a first claim in the dataset, inserted; ON CONFLICT DO NOTHING against a
+--                 concurrent first claim by the same caller ('conflict').
+--   lapsed        the caller's replaced expired claim enters ended_claims as 'expired'.
+--   leased        appends the lease to the picked (and locked) image, pruning expired ones, and
+--                 sets full_until. No indexed column changes: on a page with room (fillfactor
+--                 85) this is a HOT update.
+--   claimed       'held' or 'new' with the image as it is now, its status, and its latest
+--                 machine annotation per model, so a claim is one round trip.
 --
--- Measured (tests/claims_sql_test.ts, embedded PostgreSQL 18 on 2 CPUs): at 100,000 images the
--- plan is Limit -> LockRows -> Result (the gate) -> Index Scan using images_claim_queue_idx, no
--- Sort, custom and generic plan alike, about 3 ms; 32 annotators on two pools drain 2,000 images
--- (k=1, claim + submit each) in 4-7 s. The scan walks past images whose slots are all leased, so
--- its cost grows with the number of live claims at the head of the queue, not with the dataset.
+-- Measured (bench/experiments/sql_concurrent.ts: 32 annotators, pool of 10, 100,000 images,
+-- embedded PostgreSQL 18 on 2 CPUs): PostgreSQL CPU per claim + submit cycle 2.3 ms with the
+-- claims table this replaced, 1.8 ms now (the naive cycle of bench/naive_cycle.sql: 1.3 ms).
 WITH lease_commit AS MATERIALIZED (
-  -- This statement's transaction commits without waiting for the WAL flush: a lease lost in a
-  -- database crash only returns its image to the queue (the holder's submit is then refused),
-  -- and the submit that completes a claim commits synchronously, flushing the claim with it.
-  -- is_local: the setting ends with this statement's own transaction.
   SELECT set_config('synchronous_commit', 'off', true) AS value
 ),
 ds AS MATERIALIZED (
@@ -66,77 +71,125 @@ ds AS MATERIALIZED (
   FROM datasets
   WHERE id = $1::bigint AND (SELECT value FROM lease_commit) IS NOT NULL
 ),
-mine AS MATERIALIZED (
-  SELECT id, image_id, dataset_id, user_id, created_at, expires_at
-  FROM claims
-  WHERE dataset_id = $1::bigint AND user_id = $2::bigint AND active
+desk AS MATERIALIZED (
+  SELECT claim_id, image_id, claimed_at, expires_at, active, active AND expires_at > now() AS live
+  FROM current_claims
+  WHERE user_id = $2::bigint AND dataset_id = $1::bigint AND EXISTS (SELECT FROM ds)
+  FOR NO KEY UPDATE
 ),
-expired AS (
-  -- ended_at is when the claim stopped holding its slot: its expiry, not this moment.
-  UPDATE claims
-  SET active = false, ended_at = expires_at, end_reason = 'expired'
-  WHERE id = (SELECT id FROM mine WHERE expires_at <= now())
-    -- Re-checked on the newest row version: a concurrent renew wins, and the INSERT below then
-    -- conflicts ('conflict'; the retry answers 'held').
-    AND active AND expires_at <= now()
-  RETURNING id
-),
-picked AS MATERIALIZED (
-  SELECT i.id
-  FROM images i
-  WHERE NOT EXISTS (SELECT FROM mine WHERE expires_at > now())
-    AND (SELECT count(*) FROM expired) >= 0
-    AND i.dataset_id = $1::bigint
+revived AS (
+  UPDATE images i
+  SET leases = live_leases(i.leases, d.claim_id)
+      || ROW(d.claim_id, $2::bigint, now() + make_interval(secs => ds.ttl))::lease,
+    full_until = lease_full_until(
+      cardinality(i.annotators),
+      live_leases(i.leases, d.claim_id)
+        || ROW(d.claim_id, $2::bigint, now() + make_interval(secs => ds.ttl))::lease,
+      ds.k
+    )
+  FROM desk d CROSS JOIN ds
+  WHERE d.active AND NOT d.live
+    AND i.id = d.image_id
     AND NOT i.done
     AND NOT ($2::bigint = ANY (i.annotators))
-    AND cardinality(i.annotators)
-      + (SELECT count(*) FROM unnest(i.leases) l WHERE l.expires_at > now())
-      < (SELECT k FROM ds)
+    AND cardinality(i.annotators) + cardinality(live_leases(i.leases, d.claim_id)) < ds.k
+  RETURNING i.id, i.full_until, now() + make_interval(secs => ds.ttl) AS expires_at
+),
+rearmed AS (
+  UPDATE current_claims c
+  SET expires_at = r.expires_at
+  FROM revived r
+  WHERE c.user_id = $2::bigint AND c.dataset_id = $1::bigint
+  RETURNING c.claim_id
+),
+picked AS MATERIALIZED (
+  SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live
+  FROM images i
+  WHERE NOT EXISTS (SELECT FROM desk WHERE live)
+    AND NOT EXISTS (SELECT FROM rearmed)
+    AND EXISTS (SELECT FROM ds)
+    AND i.dataset_id = $1::bigint
+    AND NOT i.done
+    AND (i.full_until IS NULL OR i.full_until <= now())
+    AND NOT ($2::bigint = ANY (i.annotators))
   ORDER BY i.priority DESC, i.id
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED
 ),
-inserted AS (
-  INSERT INTO claims (dataset_id, image_id, user_id, expires_at)
-  SELECT $1::bigint, picked.id, $2::bigint, now() + make_interval(secs => ds.ttl)
-  FROM picked CROSS JOIN ds
-  ON CONFLICT (dataset_id, user_id) WHERE active DO NOTHING
-  RETURNING id, image_id, dataset_id, user_id, created_at, expires_at
+fresh AS MATERIALIZED (
+  SELECT p.id AS image_id, nextval('claim_ids') AS claim_id, now() AS claimed_at,
+    now() + make_interval(secs => ds.ttl) AS expires_at
+  FROM picked p CROSS JOIN ds
+),
+reseated AS (
+  UPDATE current_claims c
+  SET claim_id = f.claim_id, image_id = f.image_id, claimed_at = f.claimed_at,
+    expires_at = f.expires_at, active = true
+  FROM fresh f
+  WHERE c.user_id = $2::bigint AND c.dataset_id = $1::bigint
+  RETURNING c.claim_id
+),
+seated AS (
+  INSERT INTO current_claims (user_id, dataset_id, claim_id, image_id, claimed_at, expires_at,
+    active)
+  SELECT $2::bigint, $1::bigint, f.claim_id, f.image_id, f.claimed_at, f.expires_at, true
+  FROM fresh f
+  WHERE NOT EXISTS (SELECT FROM desk)
+  ON CONFLICT (user_id, dataset_id) DO NOTHING
+  RETURNING claim_id
+),
+lapsed AS (
+  -- ended_at: when the claim stopped holding its slot, its expiry, not this moment.
+  INSERT INTO ended_claims (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
+    ended_at, end_reason)
+  SELECT d.claim_id, $1::bigint, d.image_id, $2::bigint, d.claimed_at, d.expires_at,
+    d.expires_at, 'expired'
+  FROM desk d
+  WHERE d.active AND EXISTS (SELECT FROM reseated)
+),
+taken AS MATERIALIZED (
+  SELECT f.image_id, f.claim_id, f.claimed_at, f.expires_at
+  FROM fresh f
+  WHERE EXISTS (SELECT FROM reseated) OR EXISTS (SELECT FROM seated)
 ),
 leased AS (
   UPDATE images i
-  SET leases = ARRAY(SELECT l FROM unnest(i.leases) l WHERE l.expires_at > now())
-    || (SELECT ROW(c.id, c.user_id, c.expires_at)::lease FROM inserted c)
-  WHERE i.id = (SELECT image_id FROM inserted)
-  RETURNING i.id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata, i.created_at,
-    i.done, i.annotators, i.leases
+  SET leases = p.live || ROW(t.claim_id, $2::bigint, t.expires_at)::lease,
+    full_until = lease_full_until(
+      p.annotated, p.live || ROW(t.claim_id, $2::bigint, t.expires_at)::lease, ds.k
+    )
+  FROM taken t CROSS JOIN picked p CROSS JOIN ds
+  WHERE i.id = t.image_id
+  RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata,
+    i.created_at, i.done, i.full_until
 ),
 claimed AS (
-  SELECT 'held' AS state, m.id AS claim_id, m.user_id, m.created_at AS claim_created_at,
-    m.expires_at, i.id AS image_id, i.dataset_id, i.external_id, i.uri, i.width, i.height,
-    i.priority, i.metadata, i.created_at, i.done, i.annotators, i.leases
-  FROM mine m
-  JOIN images i ON i.id = m.image_id
-  -- The scalar subquery makes this a lookup by primary key (a merge join would walk images_pkey
-  -- from the start: the planner knows nothing of a CTE's rows). mine has at most one row.
-  WHERE m.expires_at > now() AND i.id = (SELECT image_id FROM mine)
+  SELECT 'held' AS state, d.claim_id, d.claimed_at,
+    coalesce((SELECT expires_at FROM revived), d.expires_at) AS expires_at,
+    i.id AS image_id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority,
+    i.metadata, i.created_at, i.done,
+    -- i is the image as this statement's snapshot saw it: not with the revived lease.
+    CASE WHEN EXISTS (SELECT FROM revived) THEN (SELECT full_until FROM revived)
+      ELSE i.full_until END AS full_until
+  FROM desk d
+  JOIN images i ON i.id = d.image_id
+  -- The scalar subquery makes this a lookup by primary key: desk has at most one row.
+  WHERE (d.live OR EXISTS (SELECT FROM rearmed)) AND i.id = (SELECT image_id FROM desk)
   UNION ALL
-  -- At most one row each, and leased is the image of inserted: no join condition needed.
-  SELECT 'new', c.id, c.user_id, c.created_at, c.expires_at, l.id, c.dataset_id, l.external_id,
-    l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done, l.annotators, l.leases
-  FROM inserted c
+  SELECT 'new', t.claim_id, t.claimed_at, t.expires_at, l.id, l.dataset_id, l.external_id,
+    l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done, l.full_until
+  FROM taken t
   CROSS JOIN leased l
 )
 SELECT coalesce(c.state, 'conflict') AS state,
-  c.claim_id::text, c.user_id::text, c.claim_created_at, c.expires_at,
+  c.claim_id::text, $2::bigint::text AS user_id, c.claimed_at AS claim_created_at, c.expires_at,
   c.image_id::text AS id, c.dataset_id::text, c.external_id, c.uri, c.width, c.height,
   c.priority, c.metadata,
   CASE
     WHEN c.state IS NULL THEN NULL
     WHEN c.done THEN 'done'
-    WHEN cardinality(c.annotators)
-      + (SELECT count(*) FROM unnest(c.leases) l WHERE l.expires_at > now())
-      >= (SELECT k FROM ds) THEN 'in_progress'
+    -- Every remaining slot under a live lease (the caller's included).
+    WHEN c.full_until > now() THEN 'in_progress'
     ELSE 'pending'
   END AS status,
   c.created_at,

@@ -47,6 +47,7 @@ const CLAIM_NEXT_IMAGE = sqlFile("claims/claim_next_image");
 const GET_CLAIM = sqlFile("claims/get_claim");
 const RENEW_CLAIM = sqlFile("claims/renew_claim");
 const RELEASE_CLAIM = sqlFile("claims/release_claim");
+const FIND_CLAIMABLE_IMAGE = sqlFile("claims/find_claimable_image");
 
 interface ClaimNextImageRow extends Image {
   state: "held" | "new" | "conflict";
@@ -58,8 +59,9 @@ interface ClaimNextImageRow extends Image {
 }
 
 /**
- * Leases the next image of the dataset to `userId`, or returns the live claim the user already
- * holds there. `null`: nothing is claimable for this user (or no such dataset).
+ * Leases the next image of the dataset to `userId`, or returns the claim the user already holds
+ * there (renewed if it had expired with its slot still free). `null`: nothing claimable for this
+ * user at this instant (all of it may be locked: see findClaimableImage), or no such dataset.
  */
 export async function claimNextImage(
   db: Handle,
@@ -98,13 +100,22 @@ export function renewClaim(db: Handle, claimId: string, userId: string): Promise
 }
 
 /**
- * Ends an active claim and frees its image at once. `userId`: the claim must be theirs; `null`
- * releases anyone's (an admin). `null` result: no such active claim (of that user).
+ * Ends the user's active claim and frees its image at once. `null`: no such active claim of
+ * that user (an admin releasing another user's claim passes the holder, from getClaim).
  */
-export function releaseClaim(
-  db: Handle,
-  claimId: string,
-  userId: string | null,
-): Promise<Claim | null> {
+export function releaseClaim(db: Handle, claimId: string, userId: string): Promise<Claim | null> {
   return one<Claim>(db, RELEASE_CLAIM, [claimId, userId]);
+}
+
+/**
+ * Whether the dataset has an image the user could claim, ignoring row locks: after
+ * claimNextImage found nothing, tells an empty queue from one whose rows were all locked.
+ */
+export async function findClaimableImage(
+  db: Handle,
+  datasetId: string,
+  userId: string,
+): Promise<boolean> {
+  const row = await one<{ claimable: boolean }>(db, FIND_CLAIMABLE_IMAGE, [datasetId, userId]);
+  return row?.claimable ?? false;
 }

@@ -1,23 +1,36 @@
 -- name: ReleaseClaim :one
--- Ends active claim $1 ('released') and removes its lease from the image, so the image is
--- claimable again at once. $2: the claim must be this user's; null (an admin) releases anyone's.
--- No row: no such active claim (already completed, released or expired), or not the user's.
--- The claim row is written first (the main query reads `ended`), then the image row: the order
--- every claim statement uses.
-WITH ended AS (
-  UPDATE claims
-  SET active = false, ended_at = now(), end_reason = 'released'
-  WHERE id = $1::bigint AND active AND ($2::bigint IS NULL OR user_id = $2::bigint)
-  RETURNING id, dataset_id, image_id, user_id, created_at, expires_at, active, end_reason
+-- Ends user $2's active claim $1 ('released') and frees its slot at once: its lease leaves the
+-- image row (expired ones are pruned too) and full_until follows. Locks the user's
+-- current_claims row (found by the key's first column) before the image row, like every claim
+-- statement. No row: no such active claim of this user. (An admin releasing another user's
+-- claim finds its holder first, with get_claim.sql.)
+WITH c AS MATERIALIZED (
+  SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at
+  FROM current_claims c
+  WHERE c.user_id = $2::bigint AND c.claim_id = $1::bigint AND c.active
+  FOR NO KEY UPDATE
 ),
 unleased AS (
   UPDATE images i
-  SET leases = ARRAY(
-    SELECT l FROM unnest(i.leases) l
-    WHERE l.expires_at > now() AND l.claim_id <> (SELECT id FROM ended)
-  )
-  WHERE i.id = (SELECT image_id FROM ended)
+  SET leases = live_leases(i.leases, c.claim_id),
+    full_until = lease_full_until(
+      cardinality(i.annotators), live_leases(i.leases, c.claim_id), d.annotations_per_image
+    )
+  FROM c
+  JOIN datasets d ON d.id = c.dataset_id
+  WHERE i.id = c.image_id
+),
+ended AS (
+  INSERT INTO ended_claims (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
+    ended_at, end_reason)
+  SELECT c.claim_id, c.dataset_id, c.image_id, $2::bigint, c.claimed_at, c.expires_at,
+    least(now(), c.expires_at), 'released'
+  FROM c
 )
-SELECT id::text, dataset_id::text, image_id::text, user_id::text, created_at, expires_at, active,
-  end_reason, false AS live
-FROM ended;
+UPDATE current_claims cc
+SET active = false
+FROM c
+WHERE cc.user_id = $2::bigint AND cc.dataset_id = c.dataset_id
+RETURNING cc.claim_id::text AS id, cc.dataset_id::text, cc.image_id::text, cc.user_id::text,
+  cc.claimed_at AS created_at, cc.expires_at, false AS active, 'released' AS end_reason,
+  false AS live;

@@ -1,0 +1,198 @@
+/**
+ * `deno run -A bench/experiments/sql_concurrent.ts [--images N] [--cycles N] [--rounds N]
+ *   [--concurrency N] [--pool N] [--setup FILE]... [--claim FILE] [--submit FILE] [--pg-stats]`
+ *
+ * PostgreSQL's share of the annotator cycle under concurrency, without HTTP: `--concurrency`
+ * annotators (default 32) share a pool of `--pool` connections (default 10, the server's
+ * DB_POOL_MAX) and loop claim -> submit through the server's statements (or the variants given
+ * with --claim / --submit, which take the same parameters and return `state`, `claim_id` and
+ * `id`); the naive cycle (bench/naive_cycle.sql) runs at the same concurrency, one connection per
+ * client as pgbench does. Rounds alternate; each prints cycles/s and the cluster's CPU
+ * milliseconds per cycle (all backends and auxiliary processes, from /proc), the figure that
+ * decides throughput on a machine whose cores are all busy.
+ */
+import postgres from "postgres";
+import type { Db } from "../../lib/db.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
+import { migrate } from "../../lib/migrate.ts";
+import { parseScript } from "../workers/naive_driver.ts";
+import { clusterCpuSeconds } from "../lib/server.ts";
+import { round } from "../lib/stats.ts";
+
+const args = Deno.args;
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const setups = args.flatMap((a, i) => a === "--setup" ? [args[i + 1]] : []);
+const images = flag("--images", 100_000);
+const cycles = flag("--cycles", 3_000);
+const rounds = flag("--rounds", 3);
+const concurrency = flag("--concurrency", 32);
+const poolMax = flag("--pool", 10);
+const pgStats = args.includes("--pg-stats");
+const here = (p: string) => new URL(p, import.meta.url);
+const claimText = await Deno.readTextFile(
+  option("--claim") ?? here("../../sql/claims/claim_next_image.sql"),
+);
+const submitText = await Deno.readTextFile(
+  option("--submit") ?? here("../../sql/annotations/create_human_annotation.sql"),
+);
+
+const pg = await startEmbeddedPostgres({
+  dir: `.data/bench-sql-concurrent-${Deno.pid}`,
+  port: freePort(),
+  database: "cycle",
+  persistent: false,
+  settings: pgStats
+    ? { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "all" }
+    : {},
+});
+const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
+const ours = postgres(pg.url, { max: poolMax, onnotice: () => {} });
+const naive = postgres(pg.url, { max: concurrency, onnotice: () => {} });
+try {
+  await migrate(admin as unknown as Db, pg.url);
+  for (const file of setups) await admin.unsafe(await Deno.readTextFile(file));
+  await admin.unsafe(await Deno.readTextFile(here("../sql/naive_schema.sql")));
+  const [{ id: datasetId }] = await admin`
+    INSERT INTO datasets (name, labels) VALUES ('cycle', '{car}') RETURNING id::text`;
+  const users = (await admin`
+    INSERT INTO users (name, role)
+    SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${concurrency}) g
+    RETURNING id::text`).map((r) => r.id as string);
+  const seed = await Deno.readTextFile(here("../sql/seed_images.sql"));
+  await admin.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
+  await admin.unsafe(seed.replace("%TABLE%", "naive_images"), ["1", "s", 1, images]);
+  await admin`VACUUM (ANALYZE)`;
+  if (pgStats) await admin`CREATE EXTENSION pg_stat_statements`;
+  const [{ pid }] = await admin`SELECT pg_backend_pid() AS pid`;
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const postmaster = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+
+  const shapes = [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }];
+  let budget = 0;
+  let empty = 0;
+  const oursLoop = async (user: string) => {
+    while (budget-- > 0) {
+      let row;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        [row] = await ours.unsafe(claimText, [datasetId, user], { prepare: true });
+        if (!row || row.state !== "conflict") break;
+      }
+      if (!row) {
+        empty++;
+        continue;
+      }
+      const [made] = await ours.unsafe(submitText, [
+        row.claim_id,
+        row.id,
+        user,
+        ["car"],
+        shapes,
+        ["car"],
+        110,
+        70,
+      ], { prepare: true });
+      if (!made) throw new Error(`submit refused: ${JSON.stringify(row)}`);
+    }
+  };
+  const commands = parseScript(await Deno.readTextFile(here("../naive_cycle.sql")));
+  const naiveLoop = async (client: number) => {
+    const vars: Record<string, string> = { client_id: String(client), dataset_id: "1" };
+    const conn = await naive.reserve();
+    try {
+      while (budget-- > 0) {
+        for (const c of commands) {
+          const rows = await conn.unsafe(c.text, c.params.map((p) => vars[p]), { prepare: true });
+          if (c.gset) vars.image_id = String(rows[0].image_id);
+        }
+      }
+    } finally {
+      conn.release();
+    }
+  };
+  const run = async (which: "ours" | "naive", n: number) => {
+    budget = n;
+    empty = 0;
+    const cpu0 = clusterCpuSeconds(postmaster);
+    const t0 = performance.now();
+    await Promise.all(
+      which === "ours" ? users.map(oursLoop) : users.map((_, i) => naiveLoop(i + 1)),
+    );
+    const s = (performance.now() - t0) / 1000;
+    const cpu = clusterCpuSeconds(postmaster) - cpu0;
+    return { rate: n / s, cpuMs: (1000 * cpu) / n };
+  };
+  await run("ours", 1_000);
+  await run("naive", 1_000);
+  await admin`ANALYZE`;
+  console.log(
+    `${images} images, ${concurrency} annotators (pool ${poolMax}), ${cycles} cycles a round` +
+      (setups.length ? `; setup: ${setups.join(", ")}` : "") +
+      (option("--claim") ? `; claim: ${option("--claim")}` : "") +
+      (option("--submit") ? `; submit: ${option("--submit")}` : ""),
+  );
+  const total = { ours: { n: 0, s: 0, cpu: 0 }, naive: { n: 0, s: 0, cpu: 0 } };
+  for (let r = 1; r <= rounds; r++) {
+    const order: ("ours" | "naive")[] = r % 2 ? ["ours", "naive"] : ["naive", "ours"];
+    for (const which of order) {
+      await admin`CHECKPOINT`;
+      if (pgStats) await admin`SELECT pg_stat_statements_reset()`;
+      const res = await run(which, cycles);
+      total[which].n += cycles;
+      total[which].s += cycles / res.rate;
+      total[which].cpu += res.cpuMs * cycles;
+      console.log(
+        `round ${r} ${which.padEnd(5)} ${String(Math.round(res.rate)).padStart(6)} cycles/s  ` +
+          `PostgreSQL CPU ${round(res.cpuMs, 3)} ms/cycle` +
+          (which === "ours" && empty ? `  (${empty} empty claims)` : ""),
+      );
+      if (pgStats && which === "ours") {
+        const stats = await admin`
+          SELECT calls, round(mean_exec_time::numeric, 3) AS ms,
+            round(shared_blks_hit::numeric / calls, 1) AS blks,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query
+          FROM pg_stat_statements WHERE calls >= ${cycles / 2}
+          ORDER BY total_exec_time DESC LIMIT 8`;
+        for (const s of stats) {
+          console.log(`    ${s.calls} x ${s.ms} ms, ${s.blks} blks: ${s.query}`);
+        }
+      }
+    }
+  }
+  if (args.includes("--explain")) {
+    // The claim's plan while the other annotators keep cycling: what one claim reads when the
+    // head of the queue is busy (in a transaction rolled back, so nothing changes).
+    budget = 1_000_000;
+    const load = Promise.all(users.slice(1).map(oursLoop));
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (let i = 0; i < 2; i++) {
+      await ours.begin(async (tx) => {
+        await tx.unsafe(`PREPARE explain_claim AS ${claimText}`);
+        const plan = await tx.unsafe(
+          `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE explain_claim(${datasetId}, ${users[0]})`,
+        );
+        console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
+        throw new Error("rollback");
+      }).catch((e) => {
+        if (e.message !== "rollback") throw e;
+      });
+    }
+    budget = 0;
+    await load;
+  }
+  const o = total.ours, n = total.naive;
+  console.log(
+    `total: ours ${Math.round(o.n / o.s)} cycles/s, ${round(o.cpu / o.n, 3)} ms/cycle; ` +
+      `naive ${Math.round(n.n / n.s)} cycles/s, ${round(n.cpu / n.n, 3)} ms/cycle; ` +
+      `ratio ${round((o.n / o.s) / (n.n / n.s), 2)}`,
+  );
+} finally {
+  await Promise.all([ours.end(), naive.end(), admin.end()]);
+  await pg.stop();
+}
