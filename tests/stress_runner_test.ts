@@ -13,8 +13,7 @@ Deno.test("the stress run's exit code: violations and the time bound", () => {
   assert.equal(late.code, 1, "a full run over 600 s fails");
   assert.match(late.lines.at(-1)!, /^FAILED: the full run took 601 s, over its 600 s bound$/);
   assert.equal(verdict(clean, TIME_LIMIT_S.quick + 1, true).code, 1, "the quick bound too");
-  assert.equal(verdict(clean, 400, true).code, 1);
-  assert.equal(verdict(clean, 200, true).code, 0);
+  assert.equal(verdict(clean, TIME_LIMIT_S.quick - 1, true).code, 0);
   const broken = verdict([{ violations: ["x"] }, { violations: ["y", "z"] }], 10, false);
   assert.equal(broken.code, 1);
   assert.equal(broken.lines[0], "3 violation(s) — 10 s in all");
