@@ -142,6 +142,12 @@ async function run<R>(db: Handle, text: string, params: Params) {
   }
   try {
     return await query;
+  } catch (e) {
+    // Cancelled by the request's deadline: fail with the deadline's reason (503 timeout). A
+    // query still waiting for a connection is rejected by postgres.js itself with a plain
+    // Error (code 57014, no PostgresError), which would otherwise surface as a 500.
+    if (scope?.signal.aborted) throw scope.signal.reason;
+    throw e;
   } finally {
     activity.queries--;
     if (scope) {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, many, one, withQueryScope } from "../lib/db.ts";
-import { createTestDb } from "./harness.ts";
+import { assertError, createTestApp, createTestDb } from "./harness.ts";
 
 const settle = <T>(p: Promise<T>, ms: number) =>
   Promise.race([
@@ -46,5 +46,46 @@ Deno.test("cancelled queries queued behind a busy connection all settle, with th
   } finally {
     await db.end({ timeout: 1 });
     await tdb.close();
+  }
+});
+
+Deno.test("a request whose deadline passes while its query waits for a connection: 503", async () => {
+  // One connection, held by another request's query that waits on a lock.
+  const h = await createTestApp({ poolMax: 1, config: { REQUEST_TIMEOUT_MS: "300" } });
+  const blocker = connect(h.url, {
+    max: 1,
+    connectTimeoutSeconds: 5,
+    statementTimeoutMs: 0,
+    applicationName: "query-cancel-test",
+  });
+  try {
+    const ds = await h.req("POST", "/api/v1/datasets", { name: "queued", labels: ["a"] });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const tx = blocker.begin(async (tx) => {
+      await tx`LOCK TABLE datasets IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    let answers;
+    try {
+      // The first takes the pool's only connection and waits on the lock; the second waits in
+      // the pool's queue. Both pass their deadline there.
+      answers = await Promise.all([
+        h.req("GET", `/api/v1/datasets/${ds.body.id}`),
+        h.req("GET", `/api/v1/datasets/${ds.body.id}/stats`),
+      ]);
+    } finally {
+      release();
+      await tx;
+    }
+    for (const res of answers) assertError(res, 503, "timeout");
+    assert.equal((await h.req("GET", `/api/v1/datasets/${ds.body.id}`)).status, 200);
+  } finally {
+    await blocker.end({ timeout: 1 });
+    await h.close();
   }
 });
