@@ -1,10 +1,11 @@
 /**
- * The server under test as its own process, started as production starts it (`main.ts`,
- * APP_ENV=production, migrations already applied), so its memory can be read from /proc and
- * the load generators never share its thread.
+ * The server under test as its own process, started as production starts it (`main.ts` with
+ * the start task's flags, APP_ENV=production, migrations already applied), so its memory can be
+ * read from /proc and the load generators never share its thread.
  */
 import { freePort } from "../../lib/embedded_pg.ts";
 import { sleep } from "./stats.ts";
+import { startTaskFlags } from "../../tests/server_process.ts";
 
 export const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname)
   .replace(/\/$/, "");
@@ -101,7 +102,14 @@ export async function startServer(
   // An empty working directory: no developer's .env is read.
   const cwd = await Deno.makeTempDir({ prefix: "annotation-bench-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", ...extraFlags, `--config=${ROOT}/deno.json`, `${ROOT}/main.ts`],
+    // The permissions and V8 flags of `deno task start`, as production runs it.
+    args: [
+      "run",
+      ...startTaskFlags(),
+      ...extraFlags,
+      `--config=${ROOT}/deno.json`,
+      `${ROOT}/main.ts`,
+    ],
     cwd,
     clearEnv: true,
     env: {
