@@ -14,6 +14,8 @@ import {
   Timestamp,
 } from "../lib/schemas.ts";
 import * as q from "../sql/datasets/queries.ts";
+import { setAnnotationsPerImage } from "../sql/images/queries.ts";
+import { transaction } from "../lib/db.ts";
 
 const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
   1000,
@@ -242,7 +244,16 @@ export function datasetsRouter(deps: Deps) {
     .openapi(updateDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const body = c.req.valid("json");
-      const updated = await q.updateDataset(db, datasetId, body);
+      const k = body.annotations_per_image;
+      // A new k reaches every image of the dataset in the same transaction (claims and submits
+      // decide on the k of the image row they lock).
+      const updated = k === undefined
+        ? await q.updateDataset(db, datasetId, body)
+        : await transaction(db, async (tx) => {
+          const d = await q.updateDataset(tx, datasetId, body);
+          if (d) await setAnnotationsPerImage(tx, datasetId, k);
+          return d;
+        });
       if (updated) return c.json(datasetJson(updated), 200);
       const current = await requireDataset(deps, datasetId);
       throw labelsNotAppended(current.labels, body.labels ?? current.labels);

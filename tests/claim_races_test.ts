@@ -31,14 +31,14 @@ async function liveHolders(h: TestApp, imageId: string): Promise<string[]> {
   return rows.map((r) => r.user_id);
 }
 
-/** Waits until some backend is waiting on a lock (the held-up statement has started). */
-async function untilBlocked(h: TestApp): Promise<void> {
+/** Waits until `n` backends wait on a lock (the held-up statements have started). */
+async function untilBlocked(h: TestApp, n = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const [row] = await h.db.unsafe(
       `SELECT count(*)::int AS n FROM pg_stat_activity
        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
     );
-    if (row.n > 0) return;
+    if (row.n >= n) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error("the statement never blocked");
@@ -119,6 +119,43 @@ Deno.test("lease expiry races", async (t) => {
         assert.equal(submit.status, 409, `submit answered ${JSON.stringify(submit.body)}`);
         assert.equal(submit.body.error.code, "claim_expired");
         assert.deepEqual(await liveHolders(h, ds.image), [b.id]);
+      },
+    );
+
+    await t.step(
+      "a submit held up behind a change of annotations_per_image judges by the new value",
+      async () => {
+        const ds = await oneImageDataset(h);
+        const a = await h.user("annotator");
+        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+        const locker = await h.db.reserve();
+        try {
+          await locker.unsafe("BEGIN");
+          await locker.unsafe("SELECT 1 FROM images WHERE id = $1::bigint FOR UPDATE", [ds.image]);
+          // k 1 -> 2 queues for the image row first, then the submit (whose snapshot still
+          // says k = 1) queues behind it.
+          const raised = h.req("PATCH", `/api/v1/datasets/${ds.id}`, { annotations_per_image: 2 });
+          await untilBlocked(h);
+          const submit = a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
+            claim_id: claim.id,
+            labels: ["cat"],
+          });
+          await untilBlocked(h, 2);
+          await locker.unsafe("ROLLBACK");
+          assert.equal((await raised).status, 200);
+          assert.equal((await submit).status, 201);
+        } finally {
+          locker.release();
+        }
+        const [row] = await h.db.unsafe(
+          "SELECT done, annotations_per_image AS k FROM images WHERE id = $1::bigint",
+          [ds.image],
+        );
+        assert.deepEqual(row, { done: false, k: 2 }, "one annotation of two: not done");
+        const b = await h.user("annotator");
+        const next = await b.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+        assert.equal(next.status, 201, "the image still wants a second annotator");
+        assert.equal(next.body.image.id, ds.image);
       },
     );
   } finally {

@@ -18,6 +18,7 @@ import {
   type ImageStatus,
   listImages,
   registerImages,
+  setAnnotationsPerImage,
   updateImage,
 } from "../sql/images/queries.ts";
 import { createTestDb, setClaimExpiry } from "./harness.ts";
@@ -422,7 +423,14 @@ Deno.test("claims: the claim query", async (t) => {
           [ds.id],
         );
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      const updated = await updateDataset(db, ds.id, { annotations_per_image: 2 });
+      // As routes/datasets.ts does: the dataset row, then its images, in one transaction.
+      const setK = (k: number) =>
+        transaction(db as Db, async (tx) => {
+          const d = await updateDataset(tx, ds.id, { annotations_per_image: k });
+          await setAnnotationsPerImage(tx, ds.id, k);
+          return d;
+        });
+      const updated = await setK(2);
       assert.equal(updated?.annotations_per_image, 2);
       assert.deepEqual((await done()).map((r) => r.id), []);
       assert.equal(await status(db, ds.images[0]), "pending");
@@ -430,7 +438,7 @@ Deno.test("claims: the claim query", async (t) => {
       assert.equal(rb?.image.id, ds.images[0], "back in the queue");
       assert.ok(await annotate(db, rb.claim.id, rb.image.id, b));
       assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
-      await updateDataset(db, ds.id, { annotations_per_image: 1 });
+      await setK(1);
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
       await updateDataset(db, ds.id, { description: "untouched k" });
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));

@@ -34,11 +34,11 @@ annotated AS (
       ELSE i.annotators || $3::bigint END,
     leases = live_leases(i.leases, $1::bigint),
     done = cardinality(i.annotators) + CASE WHEN $3::bigint = ANY (i.annotators) THEN 0 ELSE 1 END
-      >= d.annotations_per_image,
+      >= i.annotations_per_image,
     full_until = lease_full_until(
       cardinality(i.annotators) + CASE WHEN $3::bigint = ANY (i.annotators) THEN 0 ELSE 1 END,
       live_leases(i.leases, $1::bigint),
-      d.annotations_per_image
+      i.annotations_per_image
     )
   FROM datasets d
   WHERE i.id = $2::bigint
@@ -57,7 +57,7 @@ annotated AS (
             WHERE l.claim_id = $1::bigint AND l.expires_at > now()
           )
           OR cardinality(i.annotators) + cardinality(live_leases(i.leases, $1::bigint))
-            < d.annotations_per_image
+            < i.annotations_per_image
         )
       )
     )

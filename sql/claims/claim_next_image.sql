@@ -35,7 +35,8 @@
 --                 the setting ends with it). A lease lost in a database crash only returns its
 --                 image to the queue (the holder's submit is then refused as for an expired
 --                 claim), and the submit that completes a claim commits synchronously.
---   ds            k and ttl.
+--   ds            the dataset's claim TTL. k (annotations_per_image) is read from the image row,
+--                 where it is current (db/migrations/20261202022000_images_annotations_per_image).
 --   desk          the caller's current_claims row, locked.
 --   revived       the caller's claim has expired but is still active: renew it when its slot is
 --                 free (not done, and the annotations plus other live leases leave room).
@@ -67,7 +68,7 @@ WITH lease_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true) AS value
 ),
 ds AS MATERIALIZED (
-  SELECT annotations_per_image AS k, claim_ttl_seconds AS ttl
+  SELECT claim_ttl_seconds AS ttl
   FROM datasets
   WHERE id = $1::bigint AND (SELECT value FROM lease_commit) IS NOT NULL
 ),
@@ -85,14 +86,15 @@ revived AS (
       cardinality(i.annotators),
       live_leases(i.leases, d.claim_id)
         || ROW(d.claim_id, $2::bigint, now() + make_interval(secs => ds.ttl))::lease,
-      ds.k
+      i.annotations_per_image
     )
   FROM desk d CROSS JOIN ds
   WHERE d.active AND NOT d.live
     AND i.id = d.image_id
     AND NOT i.done
     AND NOT ($2::bigint = ANY (i.annotators))
-    AND cardinality(i.annotators) + cardinality(live_leases(i.leases, d.claim_id)) < ds.k
+    AND cardinality(i.annotators) + cardinality(live_leases(i.leases, d.claim_id))
+      < i.annotations_per_image
   RETURNING i.id, i.full_until, now() + make_interval(secs => ds.ttl) AS expires_at
 ),
 rearmed AS (
@@ -103,7 +105,8 @@ rearmed AS (
   RETURNING c.claim_id
 ),
 picked AS MATERIALIZED (
-  SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live
+  SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
+    i.annotations_per_image AS k
   FROM images i
   WHERE NOT EXISTS (SELECT FROM desk WHERE live)
     AND NOT EXISTS (SELECT FROM rearmed)
@@ -156,9 +159,9 @@ leased AS (
   UPDATE images i
   SET leases = p.live || ROW(t.claim_id, $2::bigint, t.expires_at)::lease,
     full_until = lease_full_until(
-      p.annotated, p.live || ROW(t.claim_id, $2::bigint, t.expires_at)::lease, ds.k
+      p.annotated, p.live || ROW(t.claim_id, $2::bigint, t.expires_at)::lease, p.k
     )
-  FROM taken t CROSS JOIN picked p CROSS JOIN ds
+  FROM taken t CROSS JOIN picked p
   WHERE i.id = t.image_id
   RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata,
     i.created_at, i.done, i.full_until

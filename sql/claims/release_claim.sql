@@ -14,10 +14,9 @@ unleased AS (
   UPDATE images i
   SET leases = live_leases(i.leases, c.claim_id),
     full_until = lease_full_until(
-      cardinality(i.annotators), live_leases(i.leases, c.claim_id), d.annotations_per_image
+      cardinality(i.annotators), live_leases(i.leases, c.claim_id), i.annotations_per_image
     )
   FROM c
-  JOIN datasets d ON d.id = c.dataset_id
   WHERE i.id = c.image_id
 ),
 ended AS (

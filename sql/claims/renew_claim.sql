@@ -11,8 +11,7 @@
 -- active claim of this user, or it expired and its slot has been taken.
 WITH c AS MATERIALIZED (
   SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at,
-    now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at,
-    d.annotations_per_image AS k
+    now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at
   FROM current_claims c
   JOIN datasets d ON d.id = c.dataset_id
   WHERE c.user_id = $2::bigint AND c.claim_id = $1::bigint AND c.active
@@ -25,7 +24,7 @@ leased AS (
     full_until = lease_full_until(
       cardinality(i.annotators),
       live_leases(i.leases, c.claim_id) || ROW(c.claim_id, $2::bigint, c.new_expires_at)::lease,
-      c.k
+      i.annotations_per_image
     )
   FROM c
   WHERE i.id = c.image_id
@@ -37,7 +36,8 @@ leased AS (
       OR (
         NOT i.done
         AND NOT ($2::bigint = ANY (i.annotators))
-        AND cardinality(i.annotators) + cardinality(live_leases(i.leases, c.claim_id)) < c.k
+        AND cardinality(i.annotators) + cardinality(live_leases(i.leases, c.claim_id))
+          < i.annotations_per_image
       )
     )
   RETURNING i.id

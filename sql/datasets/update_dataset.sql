@@ -6,9 +6,10 @@
 -- drop or move one. No row back means: no such dataset, or the new labels are not the current
 -- ones with others appended.
 --
--- A new annotations_per_image ($6) recomputes `done` (cardinality(annotators) >= k) for the
--- dataset's images in the same statement, writing only the rows whose value changes: raising k
--- puts done images back in the claim queue, lowering it takes images out.
+-- A new annotations_per_image ($6) must reach every image of the dataset in the same
+-- transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
+-- (sql/datasets/queries.ts). This statement's row lock on the dataset makes a concurrent
+-- registerImages (which reads k FOR SHARE) wait until the images have it.
 WITH updated AS (
   UPDATE datasets
   SET description = CASE WHEN $2::boolean THEN $3::text ELSE description END,
@@ -18,14 +19,6 @@ WITH updated AS (
   WHERE id = $1::bigint
     AND ($4::text[] IS NULL OR labels = ($4::text[])[1:cardinality(labels)])
   RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
-),
-recomputed AS (
-  UPDATE images i
-  SET done = cardinality(i.annotators) >= u.annotations_per_image
-  FROM updated u
-  WHERE $6::smallint IS NOT NULL
-    AND i.dataset_id = u.id
-    AND i.done <> (cardinality(i.annotators) >= u.annotations_per_image)
 )
 SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
 FROM updated;

@@ -36,6 +36,7 @@ const LIST_IMAGES = sqlFile("images/list_images");
 const GET_IMAGE = sqlFile("images/get_image");
 const UPDATE_IMAGE = sqlFile("images/update_image");
 const DELETE_IMAGE = sqlFile("images/delete_image");
+const SET_ANNOTATIONS_PER_IMAGE = sqlFile("images/set_annotations_per_image");
 const SET_PRIORITIES = sqlFile("images/set_priorities");
 const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
 const GET_ANNOTATION_TARGET = sqlFile("images/get_annotation_target");
@@ -85,6 +86,14 @@ export function updateImage(
 /** Rows deleted: 0 or 1. */
 export function deleteImage(db: Handle, id: string): Promise<number> {
   return exec(db, DELETE_IMAGE, [id]);
+}
+
+/**
+ * The dataset's new annotations_per_image on each of its images, with done and full_until
+ * recomputed; run in the same transaction as updateDataset. Returns the images rewritten.
+ */
+export function setAnnotationsPerImage(db: Handle, datasetId: string, k: number): Promise<number> {
+  return exec(db, SET_ANNOTATIONS_PER_IMAGE, [datasetId, k]);
 }
 
 export interface PriorityUpdate {

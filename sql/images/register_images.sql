@@ -12,18 +12,26 @@
 -- statistics rarely know how big the dataset has grown), so every batch read and sorted every
 -- image of the dataset and each batch cost more than the last (bench/experiments/register_sql.ts).
 -- The sequence is named once (an InitPlan), not per row.
-WITH input AS MATERIALIZED (
+-- Each image takes the dataset's annotations_per_image, read with the dataset row locked FOR
+-- SHARE: an updateDataset changing it (which rewrites it on every image) waits for this batch,
+-- or this batch waits for it and reads the new value.
+WITH ds AS MATERIALIZED (
+  SELECT annotations_per_image AS k FROM datasets WHERE id = $1::bigint FOR SHARE
+),
+input AS MATERIALIZED (
   SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))) AS new_id,
     t.external_id, t.uri, t.width, t.height, t.priority, t.metadata
   FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::float8[], $7::jsonb[])
     WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
 ),
 inserted AS (
-  INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata)
+  INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,
+    annotations_per_image)
   OVERRIDING SYSTEM VALUE
   SELECT new_id, $1::bigint, external_id, uri, width, height, coalesce(priority, 0),
-    coalesce(metadata, '{}'::jsonb)
+    coalesce(metadata, '{}'::jsonb), ds.k
   FROM input
+  CROSS JOIN ds
   ORDER BY ord
   ON CONFLICT (dataset_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
   RETURNING id, external_id
