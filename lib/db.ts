@@ -109,15 +109,26 @@ type Params = readonly unknown[];
 export const activity = { queries: 0, transactions: 0 };
 
 /**
- * A request's hold on its queries: when `signal` aborts (the request's deadline passed), the
- * queries it has running are cancelled (PostgreSQL rolls each back) and any it starts afterwards
- * fail at once with `signal.reason`. `inFlight` counts its running queries. Set by lib/app.ts
- * around each API request, found by `run` through async context, so query functions need no
- * extra argument.
+ * A request's hold on its queries: once `expired` is set (the request's deadline passed, by
+ * expireQueries), the queries it has running are cancelled (PostgreSQL rolls each back) and any
+ * it starts afterwards fail at once with that error. `inFlight` counts its running queries. Set
+ * by lib/app.ts around each API request, found by `run` through async context, so query
+ * functions need no extra argument. Plain fields, no AbortController: this is on every request.
  */
 export interface QueryScope {
-  signal: AbortSignal;
+  expired: Error | null;
   inFlight: number;
+  running: Set<{ cancel(): void }>;
+}
+
+export function newQueryScope(): QueryScope {
+  return { expired: null, inFlight: 0, running: new Set() };
+}
+
+/** The deadline passed: cancel what `scope` runs, refuse what it starts, with `reason`. */
+export function expireQueries(scope: QueryScope, reason: Error): void {
+  scope.expired = reason;
+  for (const query of scope.running) query.cancel();
 }
 
 const queryScope = new AsyncLocalStorage<QueryScope>();
@@ -129,16 +140,15 @@ export function withQueryScope<T>(scope: QueryScope, fn: () => Promise<T>): Prom
 
 async function run<R>(db: Handle, text: string, params: Params) {
   const scope = queryScope.getStore();
-  scope?.signal.throwIfAborted();
+  if (scope?.expired) throw scope.expired;
   activity.queries++;
   // postgres.js names and caches the prepared statement per connection.
   const query = db.unsafe<R[]>(text, params as postgres.ParameterOrJSON<never>[], {
     prepare: true,
   });
-  const cancel = () => query.cancel();
   if (scope) {
     scope.inFlight++;
-    scope.signal.addEventListener("abort", cancel, { once: true });
+    scope.running.add(query);
   }
   try {
     return await query;
@@ -146,13 +156,13 @@ async function run<R>(db: Handle, text: string, params: Params) {
     // Cancelled by the request's deadline: fail with the deadline's reason (503 timeout). A
     // query still waiting for a connection is rejected by postgres.js itself with a plain
     // Error (code 57014, no PostgresError), which would otherwise surface as a 500.
-    if (scope?.signal.aborted) throw scope.signal.reason;
+    if (scope?.expired) throw scope.expired;
     throw e;
   } finally {
     activity.queries--;
     if (scope) {
       scope.inFlight--;
-      scope.signal.removeEventListener("abort", cancel);
+      scope.running.delete(query);
     }
   }
 }

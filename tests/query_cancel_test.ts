@@ -5,7 +5,7 @@
  * track of the first (it never settled, and the next query's result could be read as its own).
  */
 import assert from "node:assert/strict";
-import { connect, many, one, withQueryScope } from "../lib/db.ts";
+import { connect, expireQueries, many, newQueryScope, one, withQueryScope } from "../lib/db.ts";
 import { assertError, createTestApp, createTestDb } from "./harness.ts";
 
 const settle = <T>(p: Promise<T>, ms: number) =>
@@ -20,8 +20,7 @@ Deno.test("cancelled queries queued behind a busy connection all settle, with th
   try {
     await one(db, "SELECT 1", []);
     const slow = many(db, "SELECT pg_sleep(0.3)", []);
-    const doomed = new AbortController();
-    const scope = { signal: doomed.signal, inFlight: 0 };
+    const scope = newQueryScope();
     const cancelled = withQueryScope(scope, () =>
       Promise.all([
         one<{ v: number }>(db, "SELECT 2 AS v", []),
@@ -29,7 +28,7 @@ Deno.test("cancelled queries queued behind a busy connection all settle, with th
       ]));
     const after = [4, 5, 6].map((n) => one<{ v: number }>(db, `SELECT ${n} AS v`, []));
     await new Promise((r) => setTimeout(r, 50));
-    doomed.abort(new Error("deadline"));
+    expireQueries(scope, new Error("deadline"));
     const outcomes = await Promise.all([
       settle(slow, 3000),
       settle(cancelled, 3000),
