@@ -4,6 +4,7 @@ import { routePath } from "hono/route";
 import { authenticate, createAuth } from "./auth.ts";
 import { ApiError, errorBody, makeOnError } from "./errors.ts";
 import { activity, expireQueries, newQueryScope, withQueryScope } from "./db.ts";
+import { ByteBudget, collectLater, Deadlines, LARGE_BODY_BYTES } from "./limits.ts";
 import { Metrics } from "./metrics.ts";
 import { createRouter, type Deps } from "./router.ts";
 import { annotationsRouter } from "../routes/annotations.ts";
@@ -22,46 +23,6 @@ export const API_VERSION = "0.1.0";
 
 /** How long a timed-out request waits for its cancelled queries to end before answering. */
 const CANCEL_GRACE_MS = 5_000;
-
-/** How often request deadlines are checked: a timeout answers up to this much late. */
-const DEADLINE_TICK_MS = 20;
-
-/**
- * The deadlines of the requests in flight, checked by one interval timer instead of a timer per
- * request (a timer and an AbortController per request cost ~0.05 ms of CPU per request in the
- * annotator cycle, bench/experiments/profile_server.ts). The timer runs only while requests are
- * in flight and never keeps the process alive.
- */
-class Deadlines {
-  #entries = new Set<{ at: number; fire: () => void }>();
-  #timer: ReturnType<typeof setInterval> | undefined;
-
-  /** Calls `fire` once `ms` have passed, unless the returned function is called first. */
-  add(ms: number, fire: () => void): () => void {
-    const entry = { at: performance.now() + ms, fire };
-    this.#entries.add(entry);
-    if (this.#timer === undefined) {
-      const timer = setInterval(() => this.#tick(), DEADLINE_TICK_MS);
-      Deno.unrefTimer(timer);
-      this.#timer = timer;
-    }
-    return () => this.#entries.delete(entry);
-  }
-
-  #tick(): void {
-    const now = performance.now();
-    for (const entry of this.#entries) {
-      if (entry.at <= now) {
-        this.#entries.delete(entry);
-        entry.fire();
-      }
-    }
-    if (!this.#entries.size) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-}
 
 /** Probes and scrapes are logged at debug level, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -179,6 +140,36 @@ export function createApp(deps: Deps) {
   const requireToken = authenticate(auth);
   app.use("/api/v1/*", (c, next) => {
     return c.req.path === `/api/v1${TOKEN_PATH}` ? next() : requireToken(c, next);
+  });
+
+  // Large bodies take their size from a shared budget while they are read, parsed and handled:
+  // a body needs several times its size in memory while parsed (a 30 MiB batch about 85 MiB),
+  // so twelve near-limit bodies at once took the server past 1 GiB (deno task stress). Bodies
+  // of 1 MiB or less (every call but bulk batches) are not counted; the rest wait their turn,
+  // within the request's deadline. The budget is one body of the largest size accepted. After
+  // authentication, so an anonymous caller cannot hold it.
+  const budget = new ByteBudget(deps.config.bodyLimitBytes);
+  app.use("/api/v1/*", async (c, next) => {
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD" || method === "DELETE") return await next();
+    const length = c.req.header("content-length");
+    const size = length !== undefined
+      ? Math.min(Number(length) || 0, deps.config.bodyLimitBytes)
+      // Chunked: as large as it may grow. Neither header: no body.
+      : c.req.header("transfer-encoding")
+      ? deps.config.bodyLimitBytes
+      : 0;
+    if (size <= LARGE_BODY_BYTES) return await next();
+    const release = await budget.take(size, limitMs);
+    if (!release) {
+      throw new ApiError(503, "busy", "too many large request bodies in flight; retry");
+    }
+    try {
+      await next();
+    } finally {
+      release();
+      collectLater();
+    }
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
     type: "http",

@@ -15,6 +15,7 @@ import { openBenchDatabase } from "../lib/database.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
 import { freePort } from "../../lib/embedded_pg.ts";
+import { registerBody } from "../lib/rows.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {
@@ -22,10 +23,14 @@ const flag = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
 const out = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
+/** --server-flag F (repeatable): an extra `deno run` flag for the server, e.g. --v8-flags=... */
+const serverFlags = args.flatMap((a, i) => a === "--server-flag" ? [args[i + 1]] : []);
 const images = flag("--images", 100_000);
 const cycles = flag("--cycles", 6_000);
 const concurrency = flag("--concurrency", 32);
 const top = flag("--top", 40);
+/** --ingest: registerImages batches of 10,000 (one client) instead of the annotator cycle. */
+const ingest = args.includes("--ingest");
 /** --no-profile: only the CPU figure, without the sampling profiler's own cost. */
 const profiling = !args.includes("--no-profile");
 
@@ -101,7 +106,10 @@ const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 const inspectPort = freePort();
 const server = await (async () => {
   await migrate(sql as unknown as Db, db.url);
-  return await startServer(db.url, {}, profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : []);
+  return await startServer(db.url, {}, [
+    ...serverFlags,
+    ...(profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+  ]);
 })();
 try {
   const { access_token: admin } = await api<{ access_token: string }>(
@@ -133,7 +141,19 @@ try {
     labels: ["car"],
     shapes: [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }],
   });
-  const run = async (n: number) => {
+  let batchNo = 0;
+  const registerBatches = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(`${server.url}/api/v1/datasets/${ds.id}/images`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: registerBody("p", 1_000_000 + 10_000 * batchNo++, 10_000),
+      });
+      if (res.status !== 200) throw new Error(`register ${res.status} ${await res.text()}`);
+      await res.body?.cancel();
+    }
+  };
+  const cycleRun = async (n: number) => {
     budget = n;
     await Promise.all(tokens.map(async (token) => {
       const client = Http1Client.fromUrl(server.url);
@@ -154,7 +174,9 @@ try {
       client.close();
     }));
   };
-  await run(1_000); // warm-up: JIT, prepared statements, plans
+  // --ingest: `cycles` counts batches.
+  const run = ingest ? registerBatches : cycleRun;
+  await run(ingest ? 2 : 1_000); // warm-up: JIT, prepared statements, plans
   await sql`ANALYZE`;
   if (!profiling) {
     for (let round = 0; round < 3; round++) {
@@ -163,8 +185,10 @@ try {
       await run(cycles);
       const wall = (performance.now() - t0) / 1000;
       console.log(
-        `${cycles} cycles, ${concurrency} annotators, ${(cycles / wall).toFixed(0)} cycles/s; ` +
-          `server CPU ${(1000 * (server.cpuSeconds() - cpu0) / cycles).toFixed(3)} ms per cycle`,
+        `${cycles} ${ingest ? "batches" : `cycles, ${concurrency} annotators`}, ` +
+          `${(cycles / wall).toFixed(ingest ? 2 : 0)}/s; server CPU ` +
+          `${(1000 * (server.cpuSeconds() - cpu0) / cycles).toFixed(3)} ms each; ` +
+          `RSS ${server.rssMiB().toFixed(0)} MiB, peak ${server.peakRssMiB().toFixed(0)} MiB`,
       );
     }
   } else {
