@@ -19,7 +19,7 @@ const current = await Deno.readTextFile(
   new URL("../../sql/images/register_images.sql", import.meta.url),
 );
 const proposed = await Deno.readTextFile(
-  new URL("./register_images_lookup.sql", import.meta.url),
+  Deno.env.get("PROPOSED") ?? new URL("./register_images_lookup.sql", import.meta.url),
 );
 const copy = await Deno.readTextFile(new URL("../sql/copy_images.sql", import.meta.url));
 
@@ -41,15 +41,8 @@ try {
   await sql`ANALYZE`;
   const params = (datasetId: string, first: number) => {
     const rows = Array.from({ length: BATCH }, (_, k) => imageRow("r", first + k));
-    return [
-      datasetId,
-      rows.map((r) => r.external_id),
-      rows.map((r) => r.uri),
-      rows.map((r) => r.width),
-      rows.map((r) => r.height),
-      rows.map((r) => r.priority),
-      rows.map((r) => r.metadata),
-    ] as postgres.ParameterOrJSON<never>[];
+    // register_images.sql's shape: the rows as one JSON parameter.
+    return [datasetId, rows] as unknown as postgres.ParameterOrJSON<never>[];
   };
   const timed = async (fn: () => Promise<unknown>) => {
     const t = performance.now();

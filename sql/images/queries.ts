@@ -50,15 +50,8 @@ export function registerImages(
   datasetId: string,
   images: NewImage[],
 ): Promise<RegisteredImage[]> {
-  return many<RegisteredImage>(db, REGISTER_IMAGES, [
-    datasetId,
-    images.map((i) => i.external_id ?? null),
-    images.map((i) => i.uri),
-    images.map((i) => i.width ?? null),
-    images.map((i) => i.height ?? null),
-    images.map((i) => i.priority ?? null),
-    images.map((i) => i.metadata ?? null),
-  ]);
+  // One JSON parameter (register_images.sql); keys left out read as null.
+  return many<RegisteredImage>(db, REGISTER_IMAGES, [datasetId, images]);
 }
 
 /** Images with id greater than `afterId`, in id order. */

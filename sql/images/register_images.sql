@@ -1,6 +1,9 @@
 -- name: RegisterImages :many
--- One statement for the whole batch (up to 10,000 rows): unnest over typed arrays, so the
--- parameter count is fixed however many rows there are.
+-- One statement for the whole batch (up to 10,000 rows), the rows in one parameter: $2 is a JSON
+-- array of {external_id, uri, width, height, priority, metadata}, read by json_to_recordset
+-- into typed columns (json, not jsonb: it is read once, so it is not converted first). Typed arrays (unnest over seven of them) said the same, but building
+-- seven array literals, every jsonb element escaped again inside one, cost the server ~40 ms
+-- per 10,000 images, JSON.stringify of the batch a fraction of that.
 --
 -- Ids are drawn from the identity sequence up front so every input row knows the id it would
 -- get, and rows come back in request order. A row whose external_id is already in the dataset is
@@ -21,8 +24,10 @@ WITH ds AS MATERIALIZED (
 input AS MATERIALIZED (
   SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))) AS new_id,
     t.external_id, t.uri, t.width, t.height, t.priority, t.metadata
-  FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::float8[], $7::jsonb[])
-    WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
+  FROM ROWS FROM (
+      json_to_recordset($2::json) AS (external_id text, uri text, width integer, height integer,
+        priority float8, metadata jsonb)
+    ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
 ),
 inserted AS (
   INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,
