@@ -299,6 +299,20 @@ export function parseConfig(
   }
   const env = parsed.data;
   const problems: string[] = [];
+  // Settings that only mean something beside others: alone they would be silently ignored.
+  const dbParts = ["DB_USER", "DB_HOST", "DB_NAME"].filter((k) => cleaned[k]);
+  for (const k of ["DB_PASSWORD", "DB_PORT"]) {
+    if (cleaned[k] && !dbParts.length && !env.DATABASE_URL) {
+      problems.push(`${k}: set without DB_USER, DB_HOST and DB_NAME, so it would be ignored`);
+    }
+  }
+  if (!env.AUTH_JWKS_URL) {
+    for (const k of ["AUTH_ISSUER", "AUTH_AUDIENCE"]) {
+      if (cleaned[k]) {
+        problems.push(`${k}: applies to an identity provider; set AUTH_JWKS_URL too, or unset it`);
+      }
+    }
+  }
   const url = databaseUrlFrom(env, problems);
   const tls = url
     ? applyTls(url, env, problems)

@@ -1,6 +1,6 @@
 /** The `.env` reader: parseDotEnv's syntax, and readEnv's layering under the environment. */
 import assert from "node:assert/strict";
-import { parseConfig, parseDotEnv, readEnv } from "../lib/config.ts";
+import { ConfigError, parseConfig, parseDotEnv, readEnv } from "../lib/config.ts";
 
 Deno.test("parseDotEnv", async (t) => {
   await t.step("quoted values lose their quotes, also before a comment", () => {
@@ -120,4 +120,28 @@ Deno.test("readEnv: .env under the environment", async (t) => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseConfig: settings that would be ignored alone stop start-up", async (t) => {
+  const problems = (vars: Record<string, string>) => {
+    try {
+      parseConfig(vars);
+      return [];
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, String(e));
+      return e.problems;
+    }
+  };
+  await t.step("DB_PASSWORD or DB_PORT without the other DB_* variables", () => {
+    assert.match(problems({ DB_PASSWORD: "x" }).join("\n"), /^DB_PASSWORD: set without DB_USER/m);
+    assert.match(problems({ DB_PORT: "5433" }).join("\n"), /^DB_PORT: set without DB_USER/m);
+    assert.deepEqual(
+      problems({ DB_USER: "u", DB_HOST: "h", DB_NAME: "n", DB_PASSWORD: "p", DB_PORT: "5433" }),
+      [],
+    );
+  });
+  await t.step("AUTH_ISSUER or AUTH_AUDIENCE without AUTH_JWKS_URL", () => {
+    assert.match(problems({ AUTH_ISSUER: "https://idp" }).join("\n"), /^AUTH_ISSUER: applies to/m);
+    assert.match(problems({ AUTH_AUDIENCE: "api" }).join("\n"), /^AUTH_AUDIENCE: applies to/m);
+  });
 });
