@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { transaction } from "../lib/db.ts";
 import { createMachineAnnotation } from "../sql/annotations/queries.ts";
-import { assertError, createTestApp, type TestUser } from "./harness.ts";
+import { assertError, createTestApp, createTestDb, type TestUser } from "./harness.ts";
 
 let seq = 0;
 
@@ -460,6 +460,39 @@ Deno.test("annotations over HTTP", async (t) => {
       await poll(cursor);
       assert.equal(seen.length, 4, "none delivered twice");
     });
+
+    await t.step(
+      "a transaction running in another database does not hold the feed back",
+      async () => {
+        const ds = await dataset([{}]);
+        const feed = `/api/v1/datasets/${ds.id}/annotations`;
+        const other = await createTestDb(1);
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let started!: () => void;
+        const startedP = new Promise<void>((r) => (started = r));
+        // Another application's long transaction on the same server, with an xid of its own.
+        const long = transaction(other.db, async (tx) => {
+          await tx.unsafe("SELECT pg_current_xact_id()");
+          started();
+          await held;
+        });
+        try {
+          await startedP;
+          const res = await machine.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, {
+            model,
+            labels: ["dog"],
+          });
+          assert.equal(res.status, 201);
+          const page = await machine.req("GET", feed);
+          assert.deepEqual(page.body.items.map((a: { id: string }) => a.id), [res.body.id]);
+        } finally {
+          release();
+          await long;
+          await other.close();
+        }
+      },
+    );
 
     await t.step("stats count images, annotations and claims", async () => {
       const ds = await dataset([{}, {}, {}]);

@@ -22,6 +22,7 @@ const SOURCE_INDEX = "annotations_dataset_source_txid_id_idx";
 interface PlanNode {
   "Node Type": string;
   "Index Name"?: string;
+  "Relation Name"?: string;
   "Index Cond"?: string;
   Filter?: string;
   "Rows Removed by Filter"?: number;
@@ -48,7 +49,12 @@ function annotationScan(plan: PlanNode[]): PlanNode {
     n["Node Type"].includes("Scan") && n["Index Name"] !== undefined
   );
   assert.equal(scans.length, 1, JSON.stringify(plan));
-  assert.ok(!plan.some((n) => n["Node Type"] === "Seq Scan"), "no sequential scan");
+  // The catalogs behind pg_stat_activity (the horizon, see list_dataset_annotations.sql) may be
+  // scanned whole; annotations never.
+  assert.ok(
+    !plan.some((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "annotations"),
+    "no sequential scan of annotations",
+  );
   return scans[0];
 }
 

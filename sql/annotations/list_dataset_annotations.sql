@@ -8,26 +8,45 @@
 -- inserted, not when it commits, so a transaction that inserted id 10 and commits after id 11 was
 -- already delivered lands behind the client's cursor. Instead every row carries the id of the
 -- transaction that wrote it (txid, assigned when the transaction first writes), the feed is
--- ordered by (txid, id), and a page only holds rows whose txid is below `horizon`, the xmin of
--- this statement's snapshot: every transaction with an xid below xmin has finished (committed,
--- and so visible to this snapshot, or aborted), so no row can appear later at or below a cursor
--- handed out from such a page. Rows of transactions still running, or younger than the oldest
--- running one, wait for a later poll. The price: a long-running writing transaction anywhere on
--- the server holds back (never loses) rows written after it began, until it ends.
+-- ordered by (txid, id), and a page only holds rows whose txid is below `horizon`: the oldest
+-- transaction this statement's snapshot saw running (its xip list), or its xmax when none was,
+-- so every transaction with an xid below it had finished (committed, and so visible to this
+-- snapshot, or aborted) and no row can appear later at or below a cursor handed out from such a
+-- page. Rows of transactions still running, or younger than the oldest running one, wait for a
+-- later poll. Transactions pg_stat_activity shows still running in another database are left out
+-- of that minimum: they cannot write this database's annotations, and a long one (another
+-- application's, on a shared server; another test file's) would otherwise hold the feed back. A
+-- transaction that ended before pg_stat_activity is read is not left out: unproven, it counts.
+-- The price: a long-running writing transaction in this database holds back (never loses) rows
+-- written after it began, until it ends.
 --
 -- `horizon` also lets an empty page move the cursor (listDatasetAnnotations in queries.ts): nothing after
 -- the cursor and below horizon matched, and every row that can still commit has a txid >= horizon
--- (its transaction is running, so its xid is >= xmin, or has no xid yet and will get a newer
--- one), so (horizon, 0) skips nothing (ids start at 1). Without that, an empty poll would read
+-- (its transaction was running in this database, so its xid is >= horizon, or has no xid yet and
+-- will get one >= xmax), so (horizon, 0) skips nothing (ids start at 1). Without that, an empty poll would read
 -- the same non-matching rows again next time. It must come from this statement's own snapshot:
--- a later snapshot's xmin could pass rows this one did not see.
+-- a later snapshot's horizon could pass rows this one did not see.
 --
 -- Keyset over annotations_dataset_txid_id_idx (dataset_id, txid, id): the row comparison and the
 -- horizon bound are index conditions, so a page costs its own size whatever the cursor. The
 -- horizon is computed once (MATERIALIZED) and passed into the LATERAL scan. The outer sort is of
 -- at most $4 rows. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
-WITH horizon AS MATERIALIZED (
-  SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+WITH snapshot AS MATERIALIZED (
+  SELECT pg_current_snapshot() AS s
+),
+horizon AS MATERIALIZED (
+  SELECT coalesce(
+    (
+      SELECT min(x)
+      FROM pg_snapshot_xip((SELECT s FROM snapshot)) x
+      WHERE NOT EXISTS (
+        SELECT FROM pg_stat_activity p
+        WHERE p.datname <> current_database()
+          AND p.backend_xid::text::bigint = x::text::bigint % 4294967296
+      )
+    ),
+    pg_snapshot_xmax((SELECT s FROM snapshot))
+  ) AS xmin
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,

@@ -9,8 +9,22 @@
 -- (dataset_id, source, txid, id): equality on the first two columns leaves (txid, id) in index
 -- order, so a `?source=human` poll reads only human rows, however many machine rows a bulk
 -- prediction load put after its cursor.
-WITH horizon AS MATERIALIZED (
-  SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin
+WITH snapshot AS MATERIALIZED (
+  SELECT pg_current_snapshot() AS s
+),
+horizon AS MATERIALIZED (
+  SELECT coalesce(
+    (
+      SELECT min(x)
+      FROM pg_snapshot_xip((SELECT s FROM snapshot)) x
+      WHERE NOT EXISTS (
+        SELECT FROM pg_stat_activity p
+        WHERE p.datname <> current_database()
+          AND p.backend_xid::text::bigint = x::text::bigint % 4294967296
+      )
+    ),
+    pg_snapshot_xmax((SELECT s FROM snapshot))
+  ) AS xmin
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,
