@@ -145,7 +145,7 @@ export function createApp(deps: Deps) {
   // Large bodies take their size from a shared budget while they are read, parsed and handled:
   // a body needs several times its size in memory while parsed (a 30 MiB batch about 85 MiB),
   // so twelve near-limit bodies at once took the server past 1 GiB (deno task stress). Bodies
-  // of 1 MiB or less (every call but bulk batches) are not counted; the rest wait their turn,
+  // of 256 KiB or less (every call but bulk batches) are not counted; the rest wait their turn,
   // within the request's deadline. The budget is one body of the largest size accepted. After
   // authentication, so an anonymous caller cannot hold it.
   const budget = new ByteBudget(deps.config.bodyLimitBytes);

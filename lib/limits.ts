@@ -41,7 +41,7 @@ export class Deadlines {
 }
 
 /** Bodies up to this size skip the large-body budget. */
-export const LARGE_BODY_BYTES = 1024 * 1024;
+export const LARGE_BODY_BYTES = 256 * 1024;
 
 /** A budget of bytes taken and given back in FIFO order. */
 export class ByteBudget {
