@@ -49,7 +49,12 @@ const pg = await startEmbeddedPostgres({
   database: "cycle",
   persistent: false,
   settings: pgStats
-    ? { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "all" }
+    ? {
+      shared_preload_libraries: "pg_stat_statements",
+      "pg_stat_statements.track": "all",
+      // plans = calls means the statement is planned at every call (a custom plan each time).
+      "pg_stat_statements.track_planning": "on",
+    }
     : {},
 });
 const admin = postgres(pg.url, { max: 1, onnotice: () => {} });
@@ -154,13 +159,15 @@ try {
       );
       if (pgStats && which === "ours") {
         const stats = await admin`
-          SELECT calls, round(mean_exec_time::numeric, 3) AS ms,
+          SELECT calls, plans, round(mean_exec_time::numeric, 3) AS ms,
             round(shared_blks_hit::numeric / calls, 1) AS blks,
             left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query
           FROM pg_stat_statements WHERE calls >= ${cycles / 2}
           ORDER BY total_exec_time DESC LIMIT 8`;
         for (const s of stats) {
-          console.log(`    ${s.calls} x ${s.ms} ms, ${s.blks} blks: ${s.query}`);
+          console.log(
+            `    ${s.calls} x ${s.ms} ms (${s.plans} planned), ${s.blks} blks: ${s.query}`,
+          );
         }
       }
     }
