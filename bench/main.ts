@@ -28,6 +28,7 @@ import {
   topStatements,
 } from "./lib/database.ts";
 import { findPgbench, type NaiveRun, runNaiveDriver, runPgbench } from "./lib/pgbench.ts";
+import { api } from "./lib/api.ts";
 import { copyText } from "./lib/rows.ts";
 import {
   ADMIN_API_KEY,
@@ -209,26 +210,6 @@ const fmt = (n: number, digits = 0) =>
 
 const sqlFile = (name: string) =>
   Deno.readTextFileSync(new URL(`./sql/${name}.sql`, import.meta.url));
-
-async function api<T>(
-  base: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  token?: string,
-): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
 
 /** Flushes dirty pages before a measured run, so no run pays for an earlier one's checkpoint. */
 async function checkpoint(sql: postgres.Sql): Promise<void> {

@@ -105,84 +105,84 @@ function listDatasets(server: ServerProcess, token: string): Promise<Response> {
   });
 }
 
-Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", async () => {
+/**
+ * A server process on a fresh database with `env` on top of production's, and a pool of the
+ * test's own on that database; both torn down after `fn`, whatever it does.
+ */
+async function withServer(
+  env: Record<string, string>,
+  fn: (server: ServerProcess, db: Db, token: string) => Promise<void>,
+): Promise<void> {
   const tdb = await createTestDb(3);
   const db = testPool(tdb);
   let server: ServerProcess | undefined;
   try {
-    server = await startServer({
-      ...productionEnv(),
-      ...dbEnv(tdb.url),
-      SHUTDOWN_DELAY_SECONDS: "1",
-      SHUTDOWN_TIMEOUT_SECONDS: "10",
-    });
-    const token = await adminToken(server);
-    assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
-
-    const lock = await lockDatasets(db);
-    const inFlight = listDatasets(server, token);
-    await waitForBlockedQuery(db);
-    assert.ok(await serverConnections(db) > 0, "the server's pool is connected");
-
-    const signalled = performance.now();
-    server.kill("SIGTERM");
-
-    // During SHUTDOWN_DELAY_SECONDS the server still answers, but is not ready.
-    await pollUntil("readyz 503", async () => {
-      const res = await fetch(`${server!.url}/readyz`, { headers: { connection: "close" } });
-      const body = await res.json();
-      return res.status === 503 && body.error.message === "shutting down";
-    }, 900);
-    assert.equal(
-      (await fetch(`${server.url}/healthz`, { headers: { connection: "close" } })).status,
-      200,
-    );
-
-    // Then the listener closes: new connections are refused, the process keeps running.
-    await pollUntil("connections refused", () => refused(server!.port), 3000);
-    assert.ok(performance.now() - signalled >= 900, "closed before SHUTDOWN_DELAY_SECONDS");
-    const early = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 300))]);
-    assert.equal(early, undefined, "the process exited with a request in flight");
-
-    await lock.release();
-    const res = await inFlight;
-    assert.equal(res.status, 200, await res.clone().text());
-    assert.ok(Array.isArray((await res.json()).items));
-
-    assert.equal(await exitWithin(server, 10_000), 0, server.output());
-    const logs = server.logs();
-    assert.ok(logs.some((l) => l.msg === "shutdown started" && l.signal === "SIGTERM"));
-    assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
-    assert.ok(
-      logs.some((l) => l.msg === "request" && l.route === "/api/v1/datasets" && l.status === 200),
-    );
-    await assertPoolClosed(db);
+    server = await startServer({ ...productionEnv(), ...dbEnv(tdb.url), ...env });
+    await fn(server, db, await adminToken(server));
   } finally {
     server?.kill("SIGKILL");
     await server?.exited;
     await db.end({ timeout: 1 });
     await tdb.close();
   }
-});
+}
 
-Deno.test("SIGINT: the in-flight request finishes, the pool closes, exit 0", async () => {
-  const tdb = await createTestDb(3);
-  const db = testPool(tdb);
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({
-      ...productionEnv(),
-      ...dbEnv(tdb.url),
-      SHUTDOWN_TIMEOUT_SECONDS: "10",
-    });
-    const token = await adminToken(server);
+Deno.test("SIGTERM: readiness 503 at once, in-flight request finishes, exit 0", () =>
+  withServer(
+    { SHUTDOWN_DELAY_SECONDS: "1", SHUTDOWN_TIMEOUT_SECONDS: "10" },
+    async (server, db, token) => {
+      assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+
+      const lock = await lockDatasets(db);
+      const inFlight = listDatasets(server, token);
+      await waitForBlockedQuery(db);
+      assert.ok(await serverConnections(db) > 0, "the server's pool is connected");
+
+      const signalled = performance.now();
+      server.kill("SIGTERM");
+
+      // During SHUTDOWN_DELAY_SECONDS the server still answers, but is not ready.
+      await pollUntil("readyz 503", async () => {
+        const res = await fetch(`${server.url}/readyz`, { headers: { connection: "close" } });
+        const body = await res.json();
+        return res.status === 503 && body.error.message === "shutting down";
+      }, 900);
+      assert.equal(
+        (await fetch(`${server.url}/healthz`, { headers: { connection: "close" } })).status,
+        200,
+      );
+
+      // Then the listener closes: new connections are refused, the process keeps running.
+      await pollUntil("connections refused", () => refused(server.port), 3000);
+      assert.ok(performance.now() - signalled >= 900, "closed before SHUTDOWN_DELAY_SECONDS");
+      const early = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 300))]);
+      assert.equal(early, undefined, "the process exited with a request in flight");
+
+      await lock.release();
+      const res = await inFlight;
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.ok(Array.isArray((await res.json()).items));
+
+      assert.equal(await exitWithin(server, 10_000), 0, server.output());
+      const logs = server.logs();
+      assert.ok(logs.some((l) => l.msg === "shutdown started" && l.signal === "SIGTERM"));
+      assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
+      assert.ok(
+        logs.some((l) => l.msg === "request" && l.route === "/api/v1/datasets" && l.status === 200),
+      );
+      await assertPoolClosed(db);
+    },
+  ));
+
+Deno.test("SIGINT: the in-flight request finishes, the pool closes, exit 0", () =>
+  withServer({ SHUTDOWN_TIMEOUT_SECONDS: "10" }, async (server, db, token) => {
     const lock = await lockDatasets(db);
     const inFlight = listDatasets(server, token);
     await waitForBlockedQuery(db);
 
     server.kill("SIGINT");
     // The listener closes at once (no delay): new connections are refused, the request waits.
-    await pollUntil("connections refused", () => refused(server!.port), 3000);
+    await pollUntil("connections refused", () => refused(server.port), 3000);
     const early = await Promise.race([server.exited, new Promise((r) => setTimeout(r, 300))]);
     assert.equal(early, undefined, "the process exited with a request in flight");
 
@@ -195,25 +195,10 @@ Deno.test("SIGINT: the in-flight request finishes, the pool closes, exit 0", asy
     assert.ok(logs.some((l) => l.msg === "shutdown started" && l.signal === "SIGINT"));
     assert.ok(logs.some((l) => l.msg === "shutdown complete" && l.drained === true));
     await assertPoolClosed(db);
-  } finally {
-    server?.kill("SIGKILL");
-    await server?.exited;
-    await db.end({ timeout: 1 });
-    await tdb.close();
-  }
-});
+  }));
 
-Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, exit 1", async () => {
-  const tdb = await createTestDb(3);
-  const db = testPool(tdb);
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer({
-      ...productionEnv(),
-      ...dbEnv(tdb.url),
-      SHUTDOWN_TIMEOUT_SECONDS: "1",
-    });
-    const token = await adminToken(server);
+Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, exit 1", () =>
+  withServer({ SHUTDOWN_TIMEOUT_SECONDS: "1" }, async (server, db, token) => {
     const lock = await lockDatasets(db);
     try {
       const inFlight = listDatasets(server, token).then((r) => r.status, (e) => e as Error);
@@ -232,10 +217,4 @@ Deno.test("SIGTERM: a request outlasting SHUTDOWN_TIMEOUT_SECONDS is cut off, ex
       await lock.release();
     }
     await assertPoolClosed(db);
-  } finally {
-    server?.kill("SIGKILL");
-    await server?.exited;
-    await db.end({ timeout: 1 });
-    await tdb.close();
-  }
-});
+  }));

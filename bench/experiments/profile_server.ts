@@ -12,6 +12,7 @@ import postgres from "postgres";
 import { migrate } from "../../lib/migrate.ts";
 import type { Db } from "../../lib/db.ts";
 import { openBenchDatabase } from "../lib/database.ts";
+import { api } from "../lib/api.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
 import { freePort } from "../../lib/embedded_pg.ts";
@@ -33,20 +34,6 @@ const top = flag("--top", 40);
 const ingest = args.includes("--ingest");
 /** --no-profile: only the CPU figure, without the sampling profiler's own cost. */
 const profiling = !args.includes("--no-profile");
-
-async function api<T>(base: string, method: string, path: string, body?: unknown, token?: string) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
 
 /** A minimal Chrome DevTools protocol client over the inspector's WebSocket. */
 async function inspector(port: number) {
