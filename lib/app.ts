@@ -24,6 +24,9 @@ export const API_VERSION = "0.1.0";
 /** How long a timed-out request waits for its cancelled queries to end before answering. */
 const CANCEL_GRACE_MS = 5_000;
 
+/** The largest createToken body. */
+const TOKEN_BODY_BYTES = 64 * 1024;
+
 /** Probes and scrapes are logged at debug level, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -136,6 +139,22 @@ export function createApp(deps: Deps) {
     }),
   );
 
+  // The one anonymous operation takes an API key: 64 KiB is more than any real request, and
+  // keeps anonymous callers away from the large-body budget below.
+  app.use(
+    `/api/v1${TOKEN_PATH}`,
+    bodyLimit({
+      maxSize: TOKEN_BODY_BYTES,
+      onError: () => {
+        throw new ApiError(
+          413,
+          "payload_too_large",
+          `the request body exceeds ${TOKEN_BODY_BYTES} bytes`,
+        );
+      },
+    }),
+  );
+
   const auth = createAuth(deps.db, deps.config.auth);
   const requireToken = authenticate(auth);
   app.use("/api/v1/*", (c, next) => {
@@ -147,19 +166,20 @@ export function createApp(deps: Deps) {
   // so twelve near-limit bodies at once took the server past 1 GiB (deno task stress). Bodies
   // of 256 KiB or less (every call but bulk batches) are not counted; the rest wait their turn,
   // within the request's deadline. The budget is one body of the largest size accepted. After
-  // authentication, so an anonymous caller cannot hold it.
+  // authentication, so an anonymous caller cannot hold it (createToken, the one operation without
+  // a token, takes 64 KiB at most).
   const budget = new ByteBudget(deps.config.bodyLimitBytes);
   app.use("/api/v1/*", async (c, next) => {
     const method = c.req.method;
     if (method === "GET" || method === "HEAD" || method === "DELETE") return await next();
     const length = c.req.header("content-length");
-    const size = length !== undefined
+    const size = !c.req.raw.body
+      ? 0
+      : length !== undefined
       ? Math.min(Number(length) || 0, deps.config.bodyLimitBytes)
-      // Chunked: as large as it may grow. Neither header: no body.
-      : c.req.header("transfer-encoding")
-      ? deps.config.bodyLimitBytes
-      : 0;
-    if (size <= LARGE_BODY_BYTES) return await next();
+      // No declared length (chunked, or HTTP/2): as large as it may grow.
+      : deps.config.bodyLimitBytes;
+    if (size <= LARGE_BODY_BYTES || c.req.path === `/api/v1${TOKEN_PATH}`) return await next();
     const release = await budget.take(size, limitMs);
     if (!release) {
       throw new ApiError(503, "busy", "too many large request bodies in flight; retry");

@@ -121,8 +121,11 @@ export async function createTestApp(
     const h: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     const init: RequestInit = { method, headers: h };
     if (body !== undefined) {
-      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      const text = typeof body === "string" ? body : JSON.stringify(body);
+      init.body = text;
       h["content-type"] = "application/json";
+      // As an HTTP/1.1 client sends it (app.request has no wire to compute it on).
+      h["content-length"] = String(new TextEncoder().encode(text).length);
     }
     Object.assign(h, headers);
     if (h.authorization === "") delete h.authorization;
