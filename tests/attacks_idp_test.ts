@@ -5,10 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair } from "jose";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
-import { type AttackSetup, DIGEST_SQL, type IdpSetup, runAttacks } from "../stress/lib/attacks.ts";
-import type { Send } from "../stress/lib/fuzz.ts";
-import { createTestApp, TEST_JWT_SECRET } from "./harness.ts";
+import { type IdpSetup, runAttacks } from "../stress/lib/attacks.ts";
+import { attackSetup, createTestApp } from "./harness.ts";
 
 Deno.test("attacks with an identity provider trusted", async () => {
   const rsa = await generateKeyPair("RS256", { extractable: true });
@@ -39,24 +37,7 @@ Deno.test("attacks with an identity provider trusted", async () => {
     },
   });
   try {
-    const send: Send = async (req) => {
-      const res = await h.app.request(req.url, {
-        method: req.method,
-        headers: req.headers,
-        body: req.body as BodyInit | undefined,
-      });
-      return { status: res.status, headers: res.headers, text: await res.text() };
-    };
-    const setup: AttackSetup = {
-      send,
-      jwtSecret: TEST_JWT_SECRET,
-      issuer: TOKEN_ISSUER,
-      audience: TOKEN_AUDIENCE,
-      adminToken: h.admin.token,
-      digest: async () => (await h.db.unsafe(DIGEST_SQL))[0].digest,
-      idp,
-    };
-    const outcomes = await runAttacks(setup);
+    const outcomes = await runAttacks(attackSetup(h, idp));
     assert.deepEqual(outcomes.filter((o) => !o.ok).map((o) => `${o.attack}: ${o.detail}`), []);
     const names = outcomes.map((o) => o.attack).join("\n");
     for (

@@ -4,34 +4,13 @@
  * `deno task stress` runs the same battery against a real server process.
  */
 import assert from "node:assert/strict";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
-import {
-  type AttackSetup,
-  DIGEST_SQL,
-  injectEverywhere,
-  runAttacks,
-} from "../stress/lib/attacks.ts";
-import type { Send, Spec } from "../stress/lib/fuzz.ts";
-import { createTestApp, TEST_JWT_SECRET } from "./harness.ts";
+import { injectEverywhere, runAttacks } from "../stress/lib/attacks.ts";
+import type { Spec } from "../stress/lib/fuzz.ts";
+import { attackSetup, createTestApp } from "./harness.ts";
 
 Deno.test("attacks", async (t) => {
   const h = await createTestApp();
-  const send: Send = async (req) => {
-    const res = await h.app.request(req.url, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body as BodyInit | undefined,
-    });
-    return { status: res.status, headers: res.headers, text: await res.text() };
-  };
-  const setup: AttackSetup = {
-    send,
-    jwtSecret: TEST_JWT_SECRET,
-    issuer: TOKEN_ISSUER,
-    audience: TOKEN_AUDIENCE,
-    adminToken: h.admin.token,
-    digest: async () => (await h.db.unsafe(DIGEST_SQL))[0].digest,
-  };
+  const setup = attackSetup(h);
   try {
     await t.step("tokens, headers and ids of other datasets", async () => {
       const outcomes = await runAttacks(setup);

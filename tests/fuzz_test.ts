@@ -5,15 +5,8 @@
  * `deno task stress` runs the same generator against a real server with many more requests.
  */
 import assert from "node:assert/strict";
-import {
-  buildWorld,
-  DIGEST_SQL,
-  fuzz,
-  operations,
-  type Send,
-  type Spec,
-} from "../stress/lib/fuzz.ts";
-import { createTestApp } from "./harness.ts";
+import { buildWorld, DIGEST_SQL, fuzz, operations, type Spec } from "../stress/lib/fuzz.ts";
+import { createTestApp, inProcessSend } from "./harness.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1200);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261125);
@@ -21,14 +14,7 @@ const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261125);
 Deno.test("fuzzing every operation of the spec with bad input", async () => {
   const h = await createTestApp({ config: { BODY_LIMIT_BYTES: String(4 * 1024 * 1024) } });
   try {
-    const send: Send = async (req) => {
-      const res = await h.app.request(req.url, {
-        method: req.method,
-        headers: req.headers,
-        body: req.body as BodyInit | undefined,
-      });
-      return { status: res.status, headers: res.headers, text: await res.text() };
-    };
+    const send = inProcessSend(h);
     const spec = (await h.anon("GET", "/api/openapi.json")).body as Spec;
     const world = await buildWorld(send, h.admin.token, "fuzz");
     const report = await fuzz({

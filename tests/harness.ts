@@ -3,11 +3,13 @@
  * `deno task test` prepares, and the app built on it (no server, no mocks).
  */
 import postgres from "postgres";
+import type { Send } from "../stress/lib/fuzz.ts";
+import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../stress/lib/attacks.ts";
 import { createApp } from "../lib/app.ts";
 import { type Config, parseConfig } from "../lib/config.ts";
 import { connect, type Db, exec, type Handle } from "../lib/db.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
-import { hashApiKey, newApiKey, type Role } from "../lib/auth.ts";
+import { hashApiKey, newApiKey, type Role, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
 import { createUser } from "../sql/users/queries.ts";
 
 export interface TestDb {
@@ -220,4 +222,32 @@ export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise
      WHERE i.id = c.image_id AND d.id = i.dataset_id`,
     [claimId, ms],
   );
+}
+
+/**
+ * The stress suite's wire (stress/lib/fuzz.ts Send) to this in-process app, so its fuzzer and
+ * attacks run inside `deno task test` too.
+ */
+export function inProcessSend(h: TestApp): Send {
+  return async (req) => {
+    const res = await h.app.request(req.url, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body as BodyInit | undefined,
+    });
+    return { status: res.status, headers: res.headers, text: await res.text() };
+  };
+}
+
+/** What stress/lib/attacks.ts needs to attack this in-process app (its own tokens). */
+export function attackSetup(h: TestApp, idp?: IdpSetup): AttackSetup {
+  return {
+    send: inProcessSend(h),
+    jwtSecret: TEST_JWT_SECRET,
+    issuer: TOKEN_ISSUER,
+    audience: TOKEN_AUDIENCE,
+    adminToken: h.admin.token,
+    digest: async () => (await h.db.unsafe(DIGEST_SQL))[0].digest,
+    ...(idp ? { idp } : {}),
+  };
 }
