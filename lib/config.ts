@@ -34,6 +34,8 @@ export const EnvSchema = z.object({
   DB_POOL_MAX: intFrom(1, 1000).default(10),
   DB_CONNECT_TIMEOUT_SECONDS: intFrom(1, 600).default(10),
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+  /** Claims (of one dataset) and submits gathered into one statement at most (lib/batcher.ts). */
+  DB_BATCH_MAX: intFrom(0, 1000).default(64),
   DB_SSLMODE: z.enum(SSL_MODES).optional(),
   DB_SSLROOTCERT: z.string().min(1).optional(),
 
@@ -85,6 +87,8 @@ export interface Config {
     poolMax: number;
     connectTimeoutSeconds: number;
     statementTimeoutMs: number;
+    /** Most claims or submits sent as one statement; 0: each alone. */
+    batchMax: number;
     sslMode: SslMode;
     /** Absolute path of the CA bundle; set exactly when sslMode is `verify-full`. */
     sslRootCert: string | undefined;
@@ -353,6 +357,7 @@ export function parseConfig(
       poolMax: env.DB_POOL_MAX,
       connectTimeoutSeconds: env.DB_CONNECT_TIMEOUT_SECONDS,
       statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+      batchMax: env.DB_BATCH_MAX,
       sslMode: tls.mode,
       sslRootCert: tls.rootCert,
     },

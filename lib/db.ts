@@ -133,6 +133,11 @@ export function expireQueries(scope: QueryScope, reason: Error): void {
 
 const queryScope = new AsyncLocalStorage<QueryScope>();
 
+/** The scope governing queries started here, if any (lib/batcher.ts). */
+export function currentQueryScope(): QueryScope | undefined {
+  return queryScope.getStore();
+}
+
 /** Runs `fn` with `scope` governing every query it runs (see QueryScope). */
 export function withQueryScope<T>(scope: QueryScope, fn: () => Promise<T>): Promise<T> {
   return queryScope.run(scope, fn);

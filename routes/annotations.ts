@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { secured } from "../lib/auth.ts";
+import { Batcher } from "../lib/batcher.ts";
 import { ApiError, type ErrorDetail, notFound } from "../lib/errors.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
@@ -275,6 +276,24 @@ export function annotationJson(a: q.Annotation): z.infer<typeof Annotation> {
 
 export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
   const { db, metrics } = deps;
+  // Annotators' submits arriving while one runs go together as the next statement (never two
+  // of one user or one image). What the batch refuses runs createHumanAnnotation below, which
+  // refuses it again or, if things changed meanwhile, accepts it; either way as if alone.
+  const batchMax = deps.config.db.batchMax;
+  const submits = new Batcher({
+    key: () => "",
+    exclusive: (a: q.ClaimedHumanAnnotation) => [`user ${a.user_id}`, `image ${a.image_id}`],
+    run: (_key, batch) => q.createHumanAnnotations(db, batch),
+    maxSize: batchMax,
+    maxInFlight: 1,
+  });
+  const createHuman = async (a: q.NewHumanAnnotation) => {
+    const { claim_id } = a;
+    const batched = claim_id !== null && batchMax
+      ? await submits.submit({ ...a, claim_id })
+      : undefined;
+    return batched ?? await q.createHumanAnnotation(db, a);
+  };
   return createRouter()
     .openapi(createAnnotationRoute, async (c) => {
       const { imageId } = c.req.valid("param");
@@ -306,7 +325,7 @@ export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
           confidence: body.confidence ?? null,
           ...content,
         })
-        : await q.createHumanAnnotation(db, {
+        : await createHuman({
           claim_id: body.claim_id ?? null,
           image_id: imageId,
           user_id: user.id,

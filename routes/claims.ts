@@ -1,6 +1,7 @@
 /** Claims: leases on images that keep two annotators off the same image. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { secured } from "../lib/auth.ts";
+import { Batcher } from "../lib/batcher.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
@@ -98,13 +99,26 @@ const CLAIM_RETRY_MS = [0, 2, 10, 25, 50, 100];
 
 export function claimsRouter(deps: Deps & { metrics: Metrics }) {
   const { db, metrics } = deps;
+  // Claims of one dataset arriving while one runs go together as the next statement (one per
+  // user: a user's second concurrent claim waits for the next). What the batch leaves
+  // undecided runs claimNextImage below.
+  const batchMax = deps.config.db.batchMax;
+  const claims = new Batcher({
+    key: (claim: { datasetId: string; userId: string }) => claim.datasetId,
+    exclusive: (claim) => [claim.userId],
+    run: (datasetId, batch) => q.claimNextImages(db, datasetId, batch.map((b) => b.userId)),
+    maxSize: batchMax,
+    maxInFlight: 1,
+  });
   return createRouter()
     .openapi(claimNextImageRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const user = c.get("principal");
       for (const pause of CLAIM_RETRY_MS) {
         if (pause) await new Promise((resolve) => setTimeout(resolve, pause));
-        const outcome = await q.claimNextImage(db, datasetId, user.id);
+        const outcome =
+          (!pause && batchMax ? await claims.submit({ datasetId, userId: user.id }) : undefined) ??
+            await q.claimNextImage(db, datasetId, user.id);
         if (!outcome) {
           // Nothing claimable, all of it locked, or no such dataset: only the rare empty
           // answer pays for telling which.

@@ -4,9 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Db, exec, type Handle, many, one, sqlFile, transaction } from "../lib/db.ts";
-import { createHumanAnnotation } from "../sql/annotations/queries.ts";
+import { Batcher } from "../lib/batcher.ts";
+import {
+  type Annotation,
+  type ClaimedHumanAnnotation,
+  createHumanAnnotation,
+  createHumanAnnotations,
+} from "../sql/annotations/queries.ts";
 import {
   claimNextImage,
+  claimNextImages,
   type ClaimOutcome,
   getClaim,
   releaseClaim,
@@ -448,16 +455,83 @@ Deno.test("claims: the claim query", async (t) => {
   }
 });
 
+/** Claims and submits as one server process sends them: through its Batchers (routes/). */
+function batchedProcess(db: Db, datasetId: string) {
+  const claims = new Batcher({
+    key: () => datasetId,
+    exclusive: (user: string) => [user],
+    run: (_key, users: string[]) => claimNextImages(db, datasetId, users),
+    maxSize: 64,
+    maxInFlight: 1,
+  });
+  const submits = new Batcher({
+    key: () => "",
+    exclusive: (a: ClaimedHumanAnnotation) => [`user ${a.user_id}`, `image ${a.image_id}`],
+    run: (_key, items: ClaimedHumanAnnotation[]) => createHumanAnnotations(db, items),
+    maxSize: 64,
+    maxInFlight: 1,
+  });
+  const alone = { claims: 0, submits: 0 };
+  return {
+    claims,
+    submits,
+    alone,
+    claim: async (user: string) => {
+      const batched = await claims.submit(user);
+      if (batched) return batched;
+      alone.claims++;
+      return await claimNextImage(db, datasetId, user);
+    },
+    annotate: async (
+      claimId: string,
+      imageId: string,
+      user: string,
+    ): Promise<Annotation | null> => {
+      const a = {
+        claim_id: claimId,
+        image_id: imageId,
+        user_id: user,
+        labels: ["cat"],
+        shapes: [{ type: "point" as const, label: "cat", x: 1, y: 2 }],
+      };
+      const batched = await submits.submit(a);
+      if (batched) return batched;
+      alone.submits++;
+      return await createHumanAnnotation(db, a);
+    },
+  };
+}
+
+type Process = ReturnType<typeof batchedProcess>;
+
+/** How the batches went: items per batch, and how many were left to their own statement. */
+function batchReport(processes: Process[]) {
+  const sum = (f: (p: Process) => number) => processes.reduce((n, p) => n + f(p), 0);
+  return {
+    claimsPerBatch: sum((p) => p.claims.stats.items) / sum((p) => p.claims.stats.batches),
+    submitsPerBatch: sum((p) => p.submits.stats.items) / sum((p) => p.submits.stats.batches),
+    claimsAlone: sum((p) => p.alone.claims),
+    submitsAlone: sum((p) => p.alone.submits),
+  };
+}
+
 /**
  * `workers` annotators, half on each of two pools (two server processes), loop claim → annotate
- * until nothing is left for them. Returns the milliseconds it took.
+ * until nothing is left for them, each statement on its own or (`batched`) gathered as the
+ * server gathers them. Returns the milliseconds it took.
  */
 async function drain(
   pools: [Db, Db],
   datasetId: string,
   users: string[],
+  batched?: Process[],
 ): Promise<number> {
   const started = performance.now();
+  const processes = batched ?? pools.map((db) => ({
+    claim: (user: string) => claimNextImage(db, datasetId, user),
+    annotate: (claimId: string, imageId: string, user: string) =>
+      annotate(db, claimId, imageId, user),
+  }));
   const remaining = (db: Db, user: string) =>
     one<{ n: number }>(
       db,
@@ -467,8 +541,9 @@ async function drain(
     );
   await Promise.all(users.map(async (user, i) => {
     const db = pools[i % 2];
+    const process = processes[i % 2];
     for (;;) {
-      const r = await claimNextImage(db, datasetId, user);
+      const r = await process.claim(user);
       if (r === null) {
         // Nothing claimable now: finished, or the rest is leased or locked by others for the
         // moment (SKIP LOCKED), so look again shortly.
@@ -477,7 +552,7 @@ async function drain(
         continue;
       }
       assert.equal(r.state, "new", "each worker completes its claim before the next");
-      const a = await annotate(db, r.claim.id, r.image.id, user);
+      const a = await process.annotate(r.claim.id, r.image.id, user);
       assert.ok(a, `submit of claim ${r.claim.id} refused`);
     }
   }));
@@ -594,6 +669,42 @@ Deno.test("claims: 32 annotators on two pools drain a dataset", async (t) => {
       const ms = await drain(pools, ds.id, users);
       console.log(`    drained 600 images (k=2) with 32 annotators in ${Math.round(ms)} ms`);
       await auditDrain(h.db, ds.id, 2, 600);
+    });
+
+    await t.step("batched, k=1, 2,000 images: the same, claims and submits gathered", async () => {
+      const ds = await newDataset(h.db, {
+        priorities: Array.from({ length: 2000 }, (_, i) => i % 7),
+      });
+      const users = await newUsers(h.db, 32);
+      const processes = pools.map((db) => batchedProcess(db, ds.id));
+      const ms = await drain(pools, ds.id, users, processes);
+      const report = batchReport(processes);
+      console.log(
+        `    drained 2,000 images (k=1, batched) in ${Math.round(ms)} ms`,
+        JSON.stringify(report),
+      );
+      await auditDrain(h.db, ds.id, 1, 2000);
+      // The batches did the work: several items each, few left to their own statement (a claim
+      // is, when the other process's batch holds the rows it would take).
+      assert.ok(report.claimsPerBatch > 2 && report.submitsPerBatch > 2, JSON.stringify(report));
+      assert.ok(report.claimsAlone < 200 && report.submitsAlone === 0, JSON.stringify(report));
+    });
+
+    await t.step("batched, k=3, 400 images: three different annotators each", async () => {
+      const ds = await newDataset(h.db, {
+        k: 3,
+        priorities: Array.from({ length: 400 }, (_, i) => i % 3),
+      });
+      const users = await newUsers(h.db, 32);
+      const processes = pools.map((db) => batchedProcess(db, ds.id));
+      const ms = await drain(pools, ds.id, users, processes);
+      const report = batchReport(processes);
+      console.log(
+        `    drained 400 images (k=3, batched) in ${Math.round(ms)} ms`,
+        JSON.stringify(report),
+      );
+      assert.ok(report.claimsPerBatch > 2 && report.submitsPerBatch > 2, JSON.stringify(report));
+      await auditDrain(h.db, ds.id, 3, 400);
     });
   } finally {
     await second.end({ timeout: 5 });

@@ -278,9 +278,15 @@ Deno.test("claims over HTTP", async (t) => {
 
 Deno.test("32 annotators on two app instances drain a dataset over HTTP", async (t) => {
   const h = await createTestApp({ poolMax: 8 });
-  // A second app on its own pool: two servers on one database.
+  // A second app on its own pool: two servers on one database. The first gathers claims and
+  // submits into batches (the default), the second sends each alone (DB_BATCH_MAX=0), so both
+  // kinds of statement meet on the same rows (two batching pools: tests/claims_sql_test.ts).
   const db2: Db = connect(h.url, { max: 8, connectTimeoutSeconds: 10, statementTimeoutMs: 60_000 });
-  const app2 = createApp({ db: db2, config: testConfig(), log: silentLogger });
+  const app2 = createApp({
+    db: db2,
+    config: testConfig({ DB_BATCH_MAX: "0" }),
+    log: silentLogger,
+  });
   try {
     const annotators = await Promise.all(
       Array.from({ length: 32 }, () => h.user("annotator")),

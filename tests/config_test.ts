@@ -145,3 +145,15 @@ Deno.test("parseConfig: settings that would be ignored alone stop start-up", asy
     assert.match(problems({ AUTH_AUDIENCE: "api" }).join("\n"), /^AUTH_AUDIENCE: applies to/m);
   });
 });
+
+Deno.test("parseConfig: DB_BATCH_MAX", () => {
+  assert.equal(parseConfig({}).db.batchMax, 64);
+  assert.equal(parseConfig({ DB_BATCH_MAX: "0" }).db.batchMax, 0);
+  for (const bad of ["-1", "1001", "2.5", "many"]) {
+    assert.throws(
+      () => parseConfig({ DB_BATCH_MAX: bad }),
+      (e) => e instanceof ConfigError && e.problems.some((p) => p.startsWith("DB_BATCH_MAX:")),
+      bad,
+    );
+  }
+});

@@ -12,12 +12,19 @@
  * decides throughput on a machine whose cores are all busy.
  */
 import postgres from "postgres";
+import { Batcher } from "../../lib/batcher.ts";
 import type { Db } from "../../lib/db.ts";
 import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { parseScript } from "../workers/naive_driver.ts";
 import { clusterCpuSeconds } from "../lib/server.ts";
 import { round } from "../lib/stats.ts";
+import {
+  type ClaimedHumanAnnotation,
+  createHumanAnnotation,
+  createHumanAnnotations,
+} from "../../sql/annotations/queries.ts";
+import { claimNextImage, claimNextImages } from "../../sql/claims/queries.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {
@@ -35,6 +42,10 @@ const rounds = flag("--rounds", 3);
 const concurrency = flag("--concurrency", 32);
 const poolMax = flag("--pool", 10);
 const pgStats = args.includes("--pg-stats");
+// --batch N: claims and submits go through lib/batcher.ts (N batches of each in flight), as the
+// server sends them; --batch-size caps a batch.
+const batchInFlight = flag("--batch", 0);
+const batchSize = flag("--batch-size", 64);
 const here = (p: string) => new URL(p, import.meta.url);
 const claimText = await Deno.readTextFile(
   option("--claim") ?? here("../../sql/claims/claim_next_image.sql"),
@@ -82,7 +93,44 @@ try {
   const shapes = [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }];
   let budget = 0;
   let empty = 0;
-  const oursLoop = async (user: string) => {
+  const db = ours as unknown as Db;
+  const claims = new Batcher({
+    key: () => datasetId,
+    exclusive: (u: string) => [u],
+    run: (_key, users: string[]) => claimNextImages(db, datasetId, users),
+    maxSize: batchSize,
+    maxInFlight: batchInFlight,
+  });
+  const submits = new Batcher({
+    key: () => "",
+    exclusive: (a: ClaimedHumanAnnotation) => [`u${a.user_id}`, `i${a.image_id}`],
+    run: (_key, items: ClaimedHumanAnnotation[]) => createHumanAnnotations(db, items),
+    maxSize: batchSize,
+    maxInFlight: batchInFlight,
+  });
+  const batchedLoop = async (user: string) => {
+    while (budget-- > 0) {
+      let outcome = await claims.submit(user);
+      for (let attempt = 0; !outcome && attempt < 3; attempt++) {
+        const single = await claimNextImage(db, datasetId, user);
+        if (single?.state !== "conflict") outcome = single ?? undefined;
+      }
+      if (!outcome || outcome.state === "conflict") {
+        empty++;
+        continue;
+      }
+      const a = {
+        claim_id: outcome.claim.id,
+        image_id: outcome.image.id,
+        user_id: user,
+        labels: ["car"],
+        shapes: shapes as ClaimedHumanAnnotation["shapes"],
+      };
+      const made = await submits.submit(a) ?? await createHumanAnnotation(db, a);
+      if (!made) throw new Error(`submit refused: ${JSON.stringify(outcome)}`);
+    }
+  };
+  const oursLoop = batchInFlight ? batchedLoop : async (user: string) => {
     while (budget-- > 0) {
       let row;
       for (let attempt = 0; attempt < 3; attempt++) {
@@ -131,6 +179,17 @@ try {
     );
     const s = (performance.now() - t0) / 1000;
     const cpu = clusterCpuSeconds(postmaster) - cpu0;
+    if (which === "ours" && batchInFlight) {
+      console.log(
+        `    claims: ${claims.stats.items} in ${claims.stats.batches} batches; submits: ` +
+          `${submits.stats.items} in ${submits.stats.batches}`,
+      );
+      claims.stats.batches =
+        claims.stats.items =
+        submits.stats.batches =
+        submits.stats.items =
+          0;
+    }
     return { rate: n / s, cpuMs: (1000 * cpu) / n };
   };
   await run("ours", 1_000);

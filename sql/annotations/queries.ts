@@ -86,6 +86,7 @@ export function contentBounds(labels: string[], shapes: Shape[]): ContentBounds 
 }
 
 const CREATE_HUMAN_ANNOTATION = sqlFile("annotations/create_human_annotation");
+const CREATE_HUMAN_ANNOTATIONS = sqlFile("annotations/create_human_annotations");
 const CREATE_MACHINE_ANNOTATION = sqlFile("annotations/create_machine_annotation");
 const CREATE_PREDICTIONS = sqlFile("annotations/create_predictions");
 const LIST_IMAGE_ANNOTATIONS = sqlFile("annotations/list_image_annotations");
@@ -123,6 +124,40 @@ export async function createHumanAnnotation(
     ...boundsParams(a),
   ]);
   return row && toAnnotation(row);
+}
+
+/** A human annotation made with a claim, as createHumanAnnotations takes it. */
+export type ClaimedHumanAnnotation = NewHumanAnnotation & { claim_id: string };
+
+/**
+ * createHumanAnnotation for several submits in one statement (lib/batcher.ts gathers them): no
+ * two may have the same user or the same image. Per submit, in order: its annotation, or
+ * `undefined` where createHumanAnnotation would answer `null` (run it alone to learn why).
+ */
+export async function createHumanAnnotations(
+  db: Handle,
+  items: readonly ClaimedHumanAnnotation[],
+): Promise<(Annotation | undefined)[]> {
+  const rows = await many<AnnotationRow>(db, CREATE_HUMAN_ANNOTATIONS, [
+    items.map((a) => {
+      const b = contentBounds(a.labels, a.shapes);
+      return {
+        claim_id: a.claim_id,
+        image_id: a.image_id,
+        user_id: a.user_id,
+        labels: a.labels,
+        shapes: a.shapes,
+        used: b.labels,
+        max_x: b.maxX,
+        max_y: b.maxY,
+      };
+    }),
+  ]);
+  const byImage = new Map(rows.map((r) => [r.image_id, r]));
+  return items.map((a) => {
+    const row = byImage.get(a.image_id);
+    return row && toAnnotation(row);
+  });
 }
 
 function boundsParams(a: { labels: string[]; shapes: Shape[] }): [string[], number, number] {

@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, one, sqlFile } from "../../lib/db.ts";
+import { type Handle, many, one, sqlFile } from "../../lib/db.ts";
 import {
   type Annotation,
   annotationFromJson,
@@ -44,6 +44,7 @@ export type ClaimOutcome =
   | { state: "conflict" };
 
 const CLAIM_NEXT_IMAGE = sqlFile("claims/claim_next_image");
+const CLAIM_NEXT_IMAGES = sqlFile("claims/claim_next_images");
 const GET_CLAIM = sqlFile("claims/get_claim");
 const RENEW_CLAIM = sqlFile("claims/renew_claim");
 const RELEASE_CLAIM = sqlFile("claims/release_claim");
@@ -58,6 +59,10 @@ interface ClaimNextImageRow extends Image {
   predictions: AnnotationJsonRow[];
 }
 
+type ClaimedRow = Omit<ClaimNextImageRow, "state"> & { state: string };
+/** 'single': claim_next_images.sql left this user to claim_next_image.sql. */
+type ClaimNextImagesRow = Omit<ClaimNextImageRow, "state"> & { state: "held" | "new" | "single" };
+
 /**
  * Leases the next image of the dataset to `userId`, or returns the claim the user already holds
  * there (renewed if it had expired with its slot still free). `null`: nothing claimable for this
@@ -71,7 +76,31 @@ export async function claimNextImage(
   const row = await one<ClaimNextImageRow>(db, CLAIM_NEXT_IMAGE, [datasetId, userId]);
   if (!row) return null;
   if (row.state === "conflict") return { state: "conflict" };
-  const { state, claim_id, user_id, claim_created_at, expires_at, predictions, ...image } = row;
+  return claimOutcome(row, row.state);
+}
+
+/**
+ * claimNextImage for several users of one dataset in one statement (lib/batcher.ts gathers
+ * them; the ids distinct). Per user, in order: `held` or `new` as claimNextImage would answer,
+ * or `undefined`: run claimNextImage for that user (claim_next_images.sql says when).
+ */
+export async function claimNextImages(
+  db: Handle,
+  datasetId: string,
+  userIds: readonly string[],
+): Promise<(ClaimOutcome | undefined)[]> {
+  const rows = await many<ClaimNextImagesRow>(db, CLAIM_NEXT_IMAGES, [datasetId, userIds]);
+  const byUser = new Map(rows.map((r) => [r.user_id, r]));
+  return userIds.map((id) => {
+    const row = byUser.get(id);
+    return row && (row.state === "held" || row.state === "new")
+      ? claimOutcome(row, row.state)
+      : undefined;
+  });
+}
+
+function claimOutcome(row: ClaimedRow, state: "held" | "new"): ClaimOutcome {
+  const { state: _, claim_id, user_id, claim_created_at, expires_at, predictions, ...image } = row;
   return {
     state,
     claim: {

@@ -1,0 +1,137 @@
+/**
+ * Gathers requests that arrive while earlier ones run and sends them as one statement: at 32
+ * annotators, one claim statement for eight callers costs PostgreSQL much less than eight, and
+ * one commit (one WAL flush) covers eight submits (bench/README.md has the numbers).
+ *
+ * A batch is only ever an optimisation. Each item's answer is either its outcome, exactly what
+ * its own statement would have answered, or `undefined`: "not decided here, run your own
+ * statement" (the batch statement left it to the single one, the batch failed, or it was
+ * cancelled). Callers keep their single-statement path and take it on `undefined`, so every
+ * refusal, retry and diagnosis stays where it was.
+ *
+ * No batch waits for company: an item is sent at once when fewer than `maxInFlight` batches of
+ * its key are running, else it joins the next batch, sent when one finishes. Items that may not
+ * share a statement (`exclusive`: the same user, the same image) wait for a later batch.
+ *
+ * Deadlines (lib/app.ts, lib/db.ts QueryScope): an item still queued when its request expires
+ * leaves the queue and is answered `undefined` (its own path then fails with the deadline's
+ * reason, having written nothing). A sent batch is registered with each of its requests'
+ * scopes: the first to expire cancels it (PostgreSQL rolls all of it back), and the others run
+ * their own statements within their own deadlines.
+ */
+import {
+  currentQueryScope,
+  expireQueries,
+  newQueryScope,
+  type QueryScope,
+  withQueryScope,
+} from "./db.ts";
+
+export interface BatcherOptions<I, O> {
+  /** Items of one key may share a batch (a dataset's claims). */
+  key(item: I): string;
+  /** Values no two items of one batch may share (a user, an image). */
+  exclusive(item: I): readonly string[];
+  /** Runs one batch: an answer per item, in order (`undefined`: run it alone). */
+  run(key: string, items: I[]): Promise<(O | undefined)[]>;
+  maxSize: number;
+  maxInFlight: number;
+}
+
+interface Pending<I, O> {
+  item: I;
+  scope: QueryScope | undefined;
+  resolve(answer: O | undefined): void;
+}
+
+interface Lane<I, O> {
+  queue: Pending<I, O>[];
+  inFlight: number;
+}
+
+const cancelled = new Error("the batch was cancelled by a request's deadline");
+
+export class Batcher<I, O> {
+  readonly #opts: BatcherOptions<I, O>;
+  readonly #lanes = new Map<string, Lane<I, O>>();
+  /** Batches sent and items in them, for tests and the bench. */
+  readonly stats = { batches: 0, items: 0 };
+
+  constructor(opts: BatcherOptions<I, O>) {
+    this.#opts = opts;
+  }
+
+  /** The item's outcome, or `undefined`: run its own statement. */
+  submit(item: I): Promise<O | undefined> {
+    const key = this.#opts.key(item);
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { queue: [], inFlight: 0 };
+      this.#lanes.set(key, lane);
+    }
+    const scope = currentQueryScope();
+    if (scope?.expired) return Promise.resolve(undefined);
+    const answer = new Promise<O | undefined>((resolve) => {
+      lane.queue.push({ item, scope, resolve });
+    });
+    this.#flush(key, lane);
+    return answer;
+  }
+
+  #flush(key: string, lane: Lane<I, O>): void {
+    while (lane.inFlight < this.#opts.maxInFlight && lane.queue.length) {
+      const batch: Pending<I, O>[] = [];
+      const rest: Pending<I, O>[] = [];
+      const taken = new Set<string>();
+      for (const p of lane.queue) {
+        if (p.scope?.expired) {
+          p.resolve(undefined);
+          continue;
+        }
+        const values = this.#opts.exclusive(p.item);
+        if (batch.length >= this.#opts.maxSize || values.some((v) => taken.has(v))) {
+          rest.push(p);
+          continue;
+        }
+        for (const v of values) taken.add(v);
+        batch.push(p);
+      }
+      lane.queue = rest;
+      if (!batch.length) break;
+      lane.inFlight++;
+      this.#send(key, batch).finally(() => {
+        lane.inFlight--;
+        if (lane.queue.length) this.#flush(key, lane);
+        else if (!lane.inFlight) this.#lanes.delete(key);
+      });
+    }
+  }
+
+  async #send(key: string, batch: Pending<I, O>[]): Promise<void> {
+    this.stats.batches++;
+    this.stats.items += batch.length;
+    // The batch's own scope: no one request's context governs it (this may run inside any of
+    // them), but any of them expiring cancels it.
+    const own = newQueryScope();
+    const handle = { cancel: () => expireQueries(own, cancelled) };
+    for (const p of batch) {
+      if (!p.scope) continue;
+      p.scope.inFlight++;
+      p.scope.running.add(handle);
+    }
+    let answers: (O | undefined)[] = [];
+    try {
+      answers = await withQueryScope(own, () => this.#opts.run(key, batch.map((p) => p.item)));
+    } catch {
+      // Failed or cancelled: nothing of it was written; every item runs on its own.
+      answers = [];
+    } finally {
+      for (const p of batch) {
+        if (!p.scope) continue;
+        p.scope.inFlight--;
+        p.scope.running.delete(handle);
+      }
+    }
+    batch.forEach((p, i) => p.resolve(answers[i]));
+  }
+}

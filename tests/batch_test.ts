@@ -1,0 +1,360 @@
+/**
+ * Claims and submits gathered into one statement: lib/batcher.ts on its own, then
+ * sql/claims/claim_next_images.sql and sql/annotations/create_human_annotations.sql against a
+ * real database (tests/claims_sql_test.ts drains datasets through both from two pools).
+ */
+import assert from "node:assert/strict";
+import { Batcher } from "../lib/batcher.ts";
+import {
+  currentQueryScope,
+  expireQueries,
+  type Handle,
+  many,
+  newQueryScope,
+  withQueryScope,
+} from "../lib/db.ts";
+import {
+  type ClaimedHumanAnnotation,
+  createHumanAnnotations,
+  createMachineAnnotation,
+  listImageAnnotations,
+} from "../sql/annotations/queries.ts";
+import { claimNextImage, claimNextImages, getClaim } from "../sql/claims/queries.ts";
+import { createDataset } from "../sql/datasets/queries.ts";
+import { registerImages } from "../sql/images/queries.ts";
+import { createTestDb, setClaimExpiry } from "./harness.ts";
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => open = resolve);
+  return { open, opened };
+}
+
+Deno.test("Batcher: what it gathers, and what it leaves to the single path", async (t) => {
+  await t.step("the first item goes at once; those that arrive meanwhile go together", async () => {
+    const sent: string[][] = [];
+    const release = gate();
+    const b = new Batcher<string, string>({
+      key: () => "k",
+      exclusive: (item) => [item.split(":")[0]],
+      run: async (_key, items) => {
+        sent.push(items);
+        if (sent.length === 1) await release.opened;
+        return items.map((i) => `done ${i}`);
+      },
+      maxSize: 3,
+      maxInFlight: 1,
+    });
+    const first = b.submit("a:1");
+    assert.deepEqual(sent, [["a:1"]], "sent before submit returned");
+    // While it runs: a second item of user a waits for a later batch, and at most 3 go together.
+    const rest = ["a:2", "b:1", "c:1", "d:1", "e:1"].map((i) => b.submit(i));
+    assert.equal(sent.length, 1);
+    release.open();
+    assert.deepEqual(await Promise.all([first, ...rest]), [
+      "done a:1",
+      "done a:2",
+      "done b:1",
+      "done c:1",
+      "done d:1",
+      "done e:1",
+    ]);
+    assert.deepEqual(sent, [["a:1"], ["a:2", "b:1", "c:1"], ["d:1", "e:1"]]);
+    assert.deepEqual(b.stats, { batches: 3, items: 6 });
+  });
+
+  await t.step("keys are separate lanes, each with its own batches in flight", async () => {
+    const sent: string[] = [];
+    const release = gate();
+    const b = new Batcher<string, string>({
+      key: (item) => item[0],
+      exclusive: () => [],
+      run: async (key, items) => {
+        sent.push(`${key}:${items.join(",")}`);
+        await release.opened;
+        return items;
+      },
+      maxSize: 10,
+      maxInFlight: 1,
+    });
+    const answers = Promise.all(["x1", "y1", "x2", "y2"].map((i) => b.submit(i)));
+    assert.deepEqual(sent, ["x:x1", "y:y1"]);
+    release.open();
+    assert.deepEqual(await answers, ["x1", "y1", "x2", "y2"]);
+    assert.deepEqual(sent, ["x:x1", "y:y1", "x:x2", "y:y2"]);
+  });
+
+  await t.step("a failed batch answers undefined to every item", async () => {
+    const b = new Batcher<string, string>({
+      key: () => "",
+      exclusive: () => [],
+      run: () => Promise.reject(new Error("connection lost")),
+      maxSize: 10,
+      maxInFlight: 1,
+    });
+    assert.deepEqual(await Promise.all([b.submit("a"), b.submit("b")]), [undefined, undefined]);
+  });
+
+  await t.step("a queued item whose request expired is never sent", async () => {
+    const sent: string[][] = [];
+    const release = gate();
+    const b = new Batcher<string, string>({
+      key: () => "",
+      exclusive: () => [],
+      run: async (_key, items) => {
+        sent.push(items);
+        await release.opened;
+        return items;
+      },
+      maxSize: 10,
+      maxInFlight: 1,
+    });
+    const first = b.submit("first");
+    const late = newQueryScope();
+    const dropped = withQueryScope(late, () => b.submit("expires while queued"));
+    const kept = b.submit("kept");
+    expireQueries(late, new Error("deadline"));
+    release.open();
+    assert.deepEqual(await Promise.all([first, dropped, kept]), ["first", undefined, "kept"]);
+    assert.deepEqual(sent, [["first"], ["kept"]]);
+    const already = newQueryScope();
+    expireQueries(already, new Error("deadline"));
+    assert.equal(await withQueryScope(already, () => b.submit("too late")), undefined);
+    assert.equal(sent.length, 2);
+  });
+
+  await t.step("a request expiring cancels its batch, for all in it", async () => {
+    let cancelled = 0;
+    const release = gate();
+    const sent: string[][] = [];
+    const scopes: ReturnType<typeof currentQueryScope>[] = [];
+    const b = new Batcher<string, string>({
+      key: () => "",
+      exclusive: () => [],
+      run: (_key, items) => {
+        sent.push(items);
+        const scope = currentQueryScope()!;
+        scopes.push(scope);
+        if (sent.length === 1) return release.opened.then(() => items);
+        // Stands for a query that runs until cancelled, as lib/db.ts `run` registers one.
+        return new Promise((_resolve, reject) => {
+          scope.running.add({
+            cancel() {
+              cancelled++;
+              reject(new Error("canceling statement due to user request"));
+            },
+          });
+        });
+      },
+      maxSize: 10,
+      maxInFlight: 1,
+    });
+    const [a, y] = [newQueryScope(), newQueryScope()];
+    const first = b.submit("first");
+    const answers = Promise.all([
+      withQueryScope(a, () => b.submit("a")),
+      withQueryScope(y, () => b.submit("y")),
+    ]);
+    assert.equal(a.inFlight, 0, "a queued item has nothing in flight");
+    release.open();
+    assert.equal(await first, "first");
+    await new Promise((r) => setTimeout(r, 0)); // the next batch goes when the first has ended
+    assert.deepEqual(sent, [["first"], ["a", "y"]]);
+    assert.equal(a.inFlight, 1, "the batch counts as a query in flight of each request in it");
+    assert.equal(y.inFlight, 1);
+    expireQueries(a, new Error("deadline"));
+    assert.equal(cancelled, 1);
+    assert.ok(scopes[1]!.expired, "the batch's own scope refuses further queries");
+    assert.deepEqual(await answers, [undefined, undefined], "both run their own statements");
+    assert.equal(y.expired, null, "y's request is not expired: its own statement may run");
+    assert.deepEqual([a.inFlight, a.running.size, y.inFlight, y.running.size], [0, 0, 0, 0]);
+  });
+});
+
+let seq = 0;
+
+async function dataset(db: Handle, opts: { k?: number; priorities: number[]; size?: number }) {
+  const ds = (await createDataset(db, {
+    name: `batch-${++seq}`,
+    description: null,
+    labels: ["cat", 'we"ird, {label}\\'],
+    annotations_per_image: opts.k ?? 1,
+    claim_ttl_seconds: 900,
+  }))!;
+  const images = await registerImages(
+    db,
+    ds.id,
+    opts.priorities.map((priority, i) => ({
+      uri: `s3://b/${seq}/${i}.jpg`,
+      priority,
+      width: opts.size ?? null,
+      height: opts.size ?? null,
+    })),
+  );
+  return { id: ds.id, images: images.map((r) => r.id!) };
+}
+
+async function users(db: Handle, n: number): Promise<string[]> {
+  const rows = await many<{ id: string }>(
+    db,
+    `INSERT INTO users (name, role)
+     SELECT 'batch-user-' || $1::integer || '-' || g, 'annotator'
+     FROM generate_series(1, $2::integer) g
+     RETURNING id::text`,
+    [++seq, n],
+  );
+  return rows.map((r) => r.id);
+}
+
+Deno.test("claim_next_images: several callers in one statement", async (t) => {
+  const h = await createTestDb(4);
+  const db = h.db;
+  try {
+    await t.step("new claims on distinct images, highest priority first", async () => {
+      const ds = await dataset(db, { priorities: [1, 9, 5, 7, 3] });
+      const us = await users(db, 3);
+      const got = await claimNextImages(db, ds.id, us);
+      assert.ok(got.every((o) => o?.state === "new"));
+      const images = got.map((o) => o?.state === "new" ? o.image.id : "");
+      assert.deepEqual(new Set(images), new Set([ds.images[1], ds.images[3], ds.images[2]]));
+      for (const [i, o] of got.entries()) {
+        assert.ok(o?.state === "new");
+        assert.equal(o.claim.user_id, us[i]);
+        assert.equal(o.image.status, "in_progress");
+        const claim = await getClaim(db, o.claim.id);
+        assert.equal(claim?.image_id, o.image.id);
+        assert.equal(claim?.active, true);
+      }
+    });
+
+    await t.step("held, expired and new callers in one batch", async () => {
+      const ds = await dataset(db, { priorities: [5, 4, 3, 2] });
+      const [holder, lapsed, fresh] = await users(db, 3);
+      const held = await claimNextImage(db, ds.id, holder);
+      const old = await claimNextImage(db, ds.id, lapsed);
+      assert.ok(held?.state === "new" && old?.state === "new");
+      await setClaimExpiry(db, old.claim.id, -1000);
+      const [a, b] = await claimNextImages(db, ds.id, [holder, lapsed]);
+      assert.ok(a?.state === "held");
+      assert.deepEqual(a.claim, held.claim);
+      assert.equal(b, undefined, "an expired active claim is left to claim_next_image.sql");
+      // ... which revives it, its slot being free.
+      const revived = await claimNextImage(db, ds.id, lapsed);
+      assert.ok(revived?.state === "held");
+      assert.equal(revived.claim.id, old.claim.id);
+      // An expired lease frees its slot for anyone: the batch's new caller may take it.
+      await setClaimExpiry(db, old.claim.id, -1000);
+      const [c] = await claimNextImages(db, ds.id, [fresh]);
+      assert.ok(c?.state === "new");
+      assert.equal(c.image.id, old.image.id);
+      const ousted = await claimNextImage(db, ds.id, lapsed);
+      assert.ok(ousted?.state === "new");
+      assert.equal(ousted.image.id, ds.images[2]);
+      assert.equal((await getClaim(db, old.claim.id))?.end_reason, "expired");
+    });
+
+    await t.step("more callers than images: the rest are left to the single path", async () => {
+      const ds = await dataset(db, { priorities: [1, 2] });
+      const us = await users(db, 4);
+      const got = await claimNextImages(db, ds.id, us);
+      assert.equal(got.filter((o) => o?.state === "new").length, 2);
+      assert.equal(got.filter((o) => o === undefined).length, 2);
+      assert.deepEqual(await claimNextImages(db, "999999", us.slice(0, 1)), [undefined]);
+    });
+
+    await t.step("k=2: an image a caller annotated is not taken for the batch", async () => {
+      const ds = await dataset(db, { k: 2, priorities: [9, 1] });
+      const [u1, u2] = await users(db, 2);
+      const first = await claimNextImage(db, ds.id, u1);
+      assert.ok(first?.state === "new");
+      assert.equal(first.image.id, ds.images[0]);
+      const [made] = await createHumanAnnotations(db, [{
+        claim_id: first.claim.id,
+        image_id: first.image.id,
+        user_id: u1,
+        labels: ["cat"],
+        shapes: [],
+      }]);
+      assert.ok(made);
+      // u1 annotated image 0, so the batch takes image 1 for either of them.
+      const got = await claimNextImages(db, ds.id, [u1, u2]);
+      const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
+      assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
+      for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
+    });
+
+    await t.step("the claim carries the latest prediction per model", async () => {
+      const ds = await dataset(db, { priorities: [1] });
+      const [machine] = await many<{ id: string }>(
+        db,
+        `INSERT INTO users (name, role) VALUES ('batch-model-' || $1::integer, 'machine')
+         RETURNING id::text`,
+        [++seq],
+      );
+      for (const version of ["1", "2"]) {
+        await createMachineAnnotation(db, {
+          image_id: ds.images[0],
+          author_id: machine.id,
+          model: { name: "m", version },
+          confidence: 0.5,
+          labels: ["cat"],
+          shapes: [],
+        });
+      }
+      const [u] = await users(db, 1);
+      const [o] = await claimNextImages(db, ds.id, [u]);
+      assert.ok(o?.state === "new");
+      assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("create_human_annotations: each submit accepted or refused as if alone", async () => {
+  const h = await createTestDb(4);
+  const db = h.db;
+  try {
+    const ds = await dataset(db, { priorities: [6, 5, 4, 3, 2, 1], size: 100 });
+    const us = await users(db, 6);
+    const claims = await claimNextImages(db, ds.id, us);
+    const c = claims.map((o) => {
+      assert.ok(o?.state === "new");
+      return o;
+    });
+    const item = (i: number, extra: Partial<ClaimedHumanAnnotation> = {}) => ({
+      claim_id: c[i].claim.id,
+      image_id: c[i].image.id,
+      user_id: us[i],
+      labels: ["cat"],
+      shapes: [{ type: "bbox" as const, label: "cat", x: 10, y: 10, width: 20, height: 20 }],
+      ...extra,
+    });
+    const odd = 'we"ird, {label}\\';
+    const batch: ClaimedHumanAnnotation[] = [
+      item(0, { labels: [odd, "cat"] }),
+      item(1, { labels: ["dog"] }), // not a dataset label
+      item(2, { shapes: [{ type: "point", label: "cat", x: 101, y: 5 }] }), // outside 100x100
+      item(3, { user_id: us[4] }), // someone else's claim (us[4] holds c[4])
+      item(5),
+    ];
+    const got = await createHumanAnnotations(db, batch);
+    assert.deepEqual(got.map((a) => a !== undefined), [true, false, false, false, true]);
+    assert.deepEqual(got[0]!.labels, [odd, "cat"], "labels round-trip through the JSON");
+    assert.equal(got[0]!.source, "human");
+    assert.equal(got[0]!.author_id, us[0]);
+    assert.equal(got[4]!.image_id, c[5].image.id);
+    for (const i of [1, 2, 3, 4]) {
+      assert.deepEqual(await listImageAnnotations(db, c[i].image.id, null), [], "nothing written");
+      assert.equal((await getClaim(db, c[i].claim.id))?.active, true, "the claim still holds");
+    }
+    for (const i of [0, 5]) {
+      const claim = await getClaim(db, c[i].claim.id);
+      assert.equal(claim?.end_reason, "completed");
+    }
+    // A completed claim submitted again is refused.
+    assert.deepEqual(await createHumanAnnotations(db, [item(0)]), [undefined]);
+  } finally {
+    await h.close();
+  }
+});
