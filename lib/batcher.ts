@@ -9,9 +9,12 @@
  * cancelled). Callers keep their single-statement path and take it on `undefined`, so every
  * refusal, retry and diagnosis stays where it was.
  *
- * No batch waits for company: an item is sent at once when fewer than `maxInFlight` batches of
- * its key are running, else it joins the next batch, sent when one finishes. Items that may not
- * share a statement (`exclusive`: the same user, the same image) wait for a later batch.
+ * No batch waits for company on a timer: when fewer than `maxInFlight` batches of its key are
+ * running, an item goes out as soon as the requests already read from the network have been
+ * handled (setImmediate: the answers of one batch go out together, so the next requests arrive
+ * together, and without it the first of them went alone); otherwise it joins the next batch,
+ * sent when one finishes. Items that may not share a statement (`exclusive`: the same user, the
+ * same image) wait for a later batch.
  *
  * Deadlines (lib/app.ts, lib/db.ts QueryScope): an item still queued when its request expires
  * leaves the queue and is answered `undefined` (its own path then fails with the deadline's
@@ -19,6 +22,7 @@
  * scopes: the first to expire cancels it (PostgreSQL rolls all of it back), and the others run
  * their own statements within their own deadlines.
  */
+import { setImmediate } from "node:timers";
 import {
   currentQueryScope,
   expireQueries,
@@ -47,6 +51,8 @@ interface Pending<I, O> {
 interface Lane<I, O> {
   queue: Pending<I, O>[];
   inFlight: number;
+  /** A flush is scheduled for after the requests that have already arrived. */
+  soon: boolean;
 }
 
 const cancelled = new Error("the batch was cancelled by a request's deadline");
@@ -66,7 +72,7 @@ export class Batcher<I, O> {
     const key = this.#opts.key(item);
     let lane = this.#lanes.get(key);
     if (!lane) {
-      lane = { queue: [], inFlight: 0 };
+      lane = { queue: [], inFlight: 0, soon: false };
       this.#lanes.set(key, lane);
     }
     const scope = currentQueryScope();
@@ -74,7 +80,15 @@ export class Batcher<I, O> {
     const answer = new Promise<O | undefined>((resolve) => {
       lane.queue.push({ item, scope, resolve });
     });
-    this.#flush(key, lane);
+    // Not at once: after the requests already read from the network (setImmediate runs after
+    // the I/O callbacks), which arrive together when a batch's answers went out together.
+    if (!lane.soon && lane.inFlight < this.#opts.maxInFlight) {
+      lane.soon = true;
+      setImmediate(() => {
+        lane.soon = false;
+        this.#flush(key, lane);
+      });
+    }
     return answer;
   }
 
@@ -102,7 +116,7 @@ export class Batcher<I, O> {
       this.#send(key, batch).finally(() => {
         lane.inFlight--;
         if (lane.queue.length) this.#flush(key, lane);
-        else if (!lane.inFlight) this.#lanes.delete(key);
+        else if (!lane.inFlight && !lane.soon) this.#lanes.delete(key);
       });
     }
   }

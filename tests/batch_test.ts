@@ -24,6 +24,9 @@ import { createDataset } from "../sql/datasets/queries.ts";
 import { registerImages } from "../sql/images/queries.ts";
 import { createTestDb, setClaimExpiry } from "./harness.ts";
 
+/** After the batcher's deferred flush (setImmediate) has run. */
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 function gate() {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => open = resolve);
@@ -31,7 +34,7 @@ function gate() {
 }
 
 Deno.test("Batcher: what it gathers, and what it leaves to the single path", async (t) => {
-  await t.step("the first item goes at once; those that arrive meanwhile go together", async () => {
+  await t.step("items that arrive together go together; the rest wait for the batch", async () => {
     const sent: string[][] = [];
     const release = gate();
     const b = new Batcher<string, string>({
@@ -46,21 +49,26 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       maxInFlight: 1,
     });
     const first = b.submit("a:1");
-    assert.deepEqual(sent, [["a:1"]], "sent before submit returned");
+    const second = b.submit("z:1");
+    assert.deepEqual(sent, [], "not sent before the requests already arrived are in");
+    await tick();
+    assert.deepEqual(sent, [["a:1", "z:1"]]);
     // While it runs: a second item of user a waits for a later batch, and at most 3 go together.
     const rest = ["a:2", "b:1", "c:1", "d:1", "e:1"].map((i) => b.submit(i));
-    assert.equal(sent.length, 1);
+    await tick();
+    assert.equal(sent.length, 1, "nothing more is sent while a batch runs");
     release.open();
-    assert.deepEqual(await Promise.all([first, ...rest]), [
+    assert.deepEqual(await Promise.all([first, second, ...rest]), [
       "done a:1",
+      "done z:1",
       "done a:2",
       "done b:1",
       "done c:1",
       "done d:1",
       "done e:1",
     ]);
-    assert.deepEqual(sent, [["a:1"], ["a:2", "b:1", "c:1"], ["d:1", "e:1"]]);
-    assert.deepEqual(b.stats, { batches: 3, items: 6 });
+    assert.deepEqual(sent, [["a:1", "z:1"], ["a:2", "b:1", "c:1"], ["d:1", "e:1"]]);
+    assert.deepEqual(b.stats, { batches: 3, items: 7 });
   });
 
   await t.step("keys are separate lanes, each with its own batches in flight", async () => {
@@ -77,10 +85,14 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       maxSize: 10,
       maxInFlight: 1,
     });
-    const answers = Promise.all(["x1", "y1", "x2", "y2"].map((i) => b.submit(i)));
+    const answers = Promise.all(["x1", "y1"].map((i) => b.submit(i)));
+    await tick();
+    const later = Promise.all(["x2", "y2"].map((i) => b.submit(i)));
+    await tick();
     assert.deepEqual(sent, ["x:x1", "y:y1"]);
     release.open();
-    assert.deepEqual(await answers, ["x1", "y1", "x2", "y2"]);
+    assert.deepEqual(await answers, ["x1", "y1"]);
+    assert.deepEqual(await later, ["x2", "y2"]);
     assert.deepEqual(sent, ["x:x1", "y:y1", "x:x2", "y:y2"]);
   });
 
@@ -110,6 +122,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       maxInFlight: 1,
     });
     const first = b.submit("first");
+    await tick();
     const late = newQueryScope();
     const dropped = withQueryScope(late, () => b.submit("expires while queued"));
     const kept = b.submit("kept");
@@ -151,6 +164,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     });
     const [a, y] = [newQueryScope(), newQueryScope()];
     const first = b.submit("first");
+    await tick();
     const answers = Promise.all([
       withQueryScope(a, () => b.submit("a")),
       withQueryScope(y, () => b.submit("y")),
@@ -158,7 +172,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     assert.equal(a.inFlight, 0, "a queued item has nothing in flight");
     release.open();
     assert.equal(await first, "first");
-    await new Promise((r) => setTimeout(r, 0)); // the next batch goes when the first has ended
+    await tick(); // the next batch goes when the first has ended
     assert.deepEqual(sent, [["first"], ["a", "y"]]);
     assert.equal(a.inFlight, 1, "the batch counts as a query in flight of each request in it");
     assert.equal(y.inFlight, 1);

@@ -1,13 +1,15 @@
 /**
  * `deno run -A bench/experiments/sql_concurrent.ts [--images N] [--cycles N] [--rounds N]
- *   [--concurrency N] [--pool N] [--setup FILE]... [--claim FILE] [--submit FILE] [--pg-stats]`
+ *   [--concurrency N] [--pool N] [--setup FILE]... [--claim FILE] [--submit FILE] [--pg-stats]
+ *   [--batch N [--batch-submits N] [--batch-size N]]`
  *
  * PostgreSQL's share of the annotator cycle under concurrency, without HTTP: `--concurrency`
  * annotators (default 32) share a pool of `--pool` connections (default 10, the server's
  * DB_POOL_MAX) and loop claim -> submit through the server's statements (or the variants given
  * with --claim / --submit, which take the same parameters and return `state`, `claim_id` and
  * `id`); the naive cycle (bench/naive_cycle.sql) runs at the same concurrency, one connection per
- * client as pgbench does. Rounds alternate; each prints cycles/s and the cluster's CPU
+ * client as pgbench does. With --batch, claims and submits go through lib/batcher.ts as the
+ * server sends them (N batches of each in flight). Rounds alternate; each prints cycles/s and the cluster's CPU
  * milliseconds per cycle (all backends and auxiliary processes, from /proc), the figure that
  * decides throughput on a machine whose cores are all busy.
  */
@@ -43,8 +45,9 @@ const concurrency = flag("--concurrency", 32);
 const poolMax = flag("--pool", 10);
 const pgStats = args.includes("--pg-stats");
 // --batch N: claims and submits go through lib/batcher.ts (N batches of each in flight), as the
-// server sends them; --batch-size caps a batch.
+// server sends them; --batch-submits N sets the submits' apart; --batch-size caps a batch.
 const batchInFlight = flag("--batch", 0);
+const submitsInFlight = flag("--batch-submits", batchInFlight);
 const batchSize = flag("--batch-size", 64);
 const here = (p: string) => new URL(p, import.meta.url);
 const claimText = await Deno.readTextFile(
@@ -106,7 +109,7 @@ try {
     exclusive: (a: ClaimedHumanAnnotation) => [`u${a.user_id}`, `i${a.image_id}`],
     run: (_key, items: ClaimedHumanAnnotation[]) => createHumanAnnotations(db, items),
     maxSize: batchSize,
-    maxInFlight: batchInFlight,
+    maxInFlight: submitsInFlight,
   });
   const batchedLoop = async (user: string) => {
     while (budget-- > 0) {
