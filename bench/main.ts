@@ -732,6 +732,16 @@ async function main(opts: Options): Promise<number> {
     };
     const explainClaim = await explain(claimText, [bigId, explainUserId]);
     const explainClaimGeneric = await explain(claimText, [bigId, explainUserId], true);
+    // The batched claim (the statement most claims take: lib/batcher.ts) for 16 annotators.
+    const batchText = Deno.readTextFileSync(
+      new URL("../sql/claims/claim_next_images.sql", import.meta.url),
+    );
+    const batchUsers = (await sql<{ id: string }[]>`
+      SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%' ORDER BY id LIMIT 16`)
+      .map((r) => r.id);
+    const usersParam = `'{${batchUsers.join(",")}}'`;
+    const explainBatch = await explain(batchText, [bigId, `{${batchUsers.join(",")}}`]);
+    const explainBatchGeneric = await explain(batchText, [bigId, usersParam], true);
     const naiveClaim = Deno.readTextFileSync(new URL("./naive_cycle.sql", import.meta.url))
       .split("\n").filter((l) => !l.startsWith("--")).join("\n").split("\\gset")[0]
       .replaceAll(":client_id", "0").replaceAll(":dataset_id", "1");
@@ -1024,6 +1034,8 @@ async function main(opts: Options): Promise<number> {
         explain: {
           claim_next_image: explainClaim,
           claim_next_image_generic: explainClaimGeneric,
+          claim_next_images_16: explainBatch,
+          claim_next_images_16_generic: explainBatchGeneric,
           naive_claim: explainNaive,
         },
         pgbench: pgbench?.version ?? null,

@@ -1,7 +1,7 @@
 /**
- * `deno run -A bench/experiments/register_sql.ts [--batches N]`: registerImages' statement
- * (sql/images/register_images.sql) against a proposed one (register_images_lookup.sql beside
- * this file) and COPY, without HTTP: batches of 10,000 new images into one dataset, the three
+ * `[PROPOSED=file.sql] deno run -A bench/experiments/register_sql.ts [--batches N]`:
+ * registerImages' statement (sql/images/register_images.sql) against a proposed one (PROPOSED,
+ * taking the same parameters; the current statement again when unset) and COPY, without HTTP: batches of 10,000 new images into one dataset, the three
  * interleaved batch by batch into three datasets of the same table, and a re-sent batch (all
  * rows existing) at the end. Prints ms per batch as the datasets grow, and checks both
  * statements give the same answer to the re-sent batch.
@@ -19,7 +19,7 @@ const current = await Deno.readTextFile(
   new URL("../../sql/images/register_images.sql", import.meta.url),
 );
 const proposed = await Deno.readTextFile(
-  Deno.env.get("PROPOSED") ?? new URL("./register_images_lookup.sql", import.meta.url),
+  Deno.env.get("PROPOSED") ?? new URL("../../sql/images/register_images.sql", import.meta.url),
 );
 const copy = await Deno.readTextFile(new URL("../sql/copy_images.sql", import.meta.url));
 
