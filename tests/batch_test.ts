@@ -4,6 +4,7 @@
  * real database (tests/claims_sql_test.ts drains datasets through both from two pools).
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { Batcher } from "../lib/batcher.ts";
 import {
   currentQueryScope,
@@ -96,15 +97,65 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     assert.deepEqual(sent, ["x:x1", "y:y1", "x:x2", "y:y2"]);
   });
 
-  await t.step("a failed batch answers undefined to every item", async () => {
+  await t.step("a batch refused for its data: every item runs on its own", async () => {
+    const refused = Object.assign(new postgres.PostgresError("deadlock detected"), {
+      code: "40P01",
+    });
     const b = new Batcher<string, string>({
       key: () => "",
       exclusive: () => [],
-      run: () => Promise.reject(new Error("connection lost")),
+      run: () => Promise.reject(refused),
       maxSize: 10,
       maxInFlight: 1,
     });
     assert.deepEqual(await Promise.all([b.submit("a"), b.submit("b")]), [undefined, undefined]);
+  });
+
+  await t.step("a batch failing otherwise fails every item with its error", async () => {
+    const lost = new Error("write CONNECTION_CLOSED");
+    const b = new Batcher<string, string>({
+      key: () => "",
+      exclusive: () => [],
+      run: () => Promise.reject(lost),
+      maxSize: 10,
+      maxInFlight: 1,
+    });
+    const answers = await Promise.allSettled([b.submit("a"), b.submit("b")]);
+    assert.deepEqual(answers, [
+      { status: "rejected", reason: lost },
+      { status: "rejected", reason: lost },
+    ]);
+  });
+
+  await t.step("a stuck batch does not hold up the items behind it", async () => {
+    const release = gate();
+    const sent: string[][] = [];
+    const b = new Batcher<string, string>({
+      key: () => "",
+      exclusive: () => [],
+      run: async (_key, items) => {
+        sent.push(items);
+        await release.opened;
+        return items;
+      },
+      maxSize: 10,
+      maxInFlight: 1,
+      stallMs: 50,
+    });
+    const stuck = b.submit("stuck");
+    await tick();
+    const queued = b.submit("queued");
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(await queued, undefined, "released to run on its own after stallMs");
+    assert.equal(await b.submit("later"), undefined, "and so is what arrives meanwhile");
+    release.open();
+    assert.equal(await stuck, "stuck");
+    assert.deepEqual(sent, [["stuck"]]);
+    await tick();
+    const next = b.submit("after");
+    await tick();
+    assert.deepEqual(sent, [["stuck"], ["after"]], "the lane batches again once it is free");
+    assert.equal(await next, "after");
   });
 
   await t.step("a queued item whose request expired is never sent", async () => {

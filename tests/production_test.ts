@@ -55,7 +55,7 @@ Deno.test("database and shutdown settings", async (t) => {
       assert.equal(c.databaseUrl, "postgres://u@db:5432/n?sslmode=disable");
       assert.deepEqual(c.shutdown, { delaySeconds: 0, timeoutSeconds: 10 });
       assert.equal(c.db.poolMax, 10);
-      assert.equal(c.db.connectTimeoutSeconds, 10);
+      assert.equal(c.db.connectTimeoutSeconds, 5);
       assert.equal(c.db.statementTimeoutMs, 30_000);
     });
 
