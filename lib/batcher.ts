@@ -45,8 +45,8 @@ export interface BatcherOptions<I, O> {
   maxInFlight: number;
   /**
    * A batch running longer than this holds its lane up: the items queued behind it, and those
-   * that arrive until it ends, run on their own (default 1,000 ms). Without it, during a
-   * database outage every submit waited for the stuck batch ahead of it and then for its own.
+   * that arrive until it ends, run on their own (default 1,000 ms): while the database is
+   * failing, a request does not wait for a stuck batch ahead of it and then for its own.
    */
   stallMs?: number;
 }
