@@ -1,6 +1,7 @@
 /** Images: registration in bulk, listing, priorities. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { secured } from "../lib/auth.ts";
+import { isPgError } from "../lib/db.ts";
 import { ApiError, notFound } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
 import {
@@ -239,19 +240,24 @@ const REGISTER_ATTEMPTS = 3;
  * Registers a batch; every row of the answer has the id of an image that exists (committed)
  * when the statement that found it ran.
  *
- * One statement does the batch. An external_id it leaves without an id was registered by a
- * concurrent batch that committed while the statement ran (after its snapshot: ON CONFLICT saw
- * the row, the lookup could not). Those items are registered again, which is idempotent: the
- * next statement's snapshot sees the row (existing), or, when a concurrent deleteImage removed it
- * meanwhile, creates it (created). Rows this request already committed are never answered with
- * a 4xx: only if other requests keep registering and deleting the same external_ids through
- * every attempt is the answer 503 busy, and a retry of the whole batch is safe.
+ * A batch of new external_ids (the bulk import) takes one plain INSERT (registerNew). When one
+ * of them is already registered, that INSERT writes nothing and the batch goes through
+ * registerImages' statement, which skips what exists and answers its id. An external_id that
+ * statement leaves without an id was registered by a concurrent batch that committed while the
+ * statement ran (after its snapshot: ON CONFLICT saw the row, the lookup could not). Those items
+ * are registered again, which is idempotent: the next statement's snapshot sees the row
+ * (existing), or, when a concurrent deleteImage removed it meanwhile, creates it (created). Rows
+ * this request already committed are never answered with a 4xx: only if other requests keep
+ * registering and deleting the same external_ids through every attempt is the answer 503 busy,
+ * and a retry of the whole batch is safe.
  */
 async function registerAll(
   db: Deps["db"],
   datasetId: string,
   images: q.NewImage[],
 ): Promise<(q.RegisteredImage & { id: string })[]> {
+  const fresh = await registerNew(db, datasetId, images);
+  if (fresh) return fresh;
   const rows = await q.registerImages(db, datasetId, images);
   for (let attempt = 2; attempt <= REGISTER_ATTEMPTS; attempt++) {
     const missing = rows.flatMap((r, i) => r.id === null ? [i] : []);
@@ -268,6 +274,52 @@ async function registerAll(
     );
   }
   return rows as (q.RegisteredImage & { id: string })[];
+}
+
+/**
+ * The batch as new images, in one statement, when none of its external_ids is registered yet;
+ * null (nothing written) when one is. An external_id repeated inside the batch is inserted once,
+ * from its first occurrence, and the repeats answer its id as existing, as registerImages'
+ * statement does.
+ */
+async function registerNew(
+  db: Deps["db"],
+  datasetId: string,
+  images: q.NewImage[],
+): Promise<(q.RegisteredImage & { id: string })[] | null> {
+  const unique: q.NewImage[] = [];
+  /** For each item, the index in `unique` of the image that answers it. */
+  const slot = new Array<number>(images.length);
+  const firstOf = new Map<string, number>();
+  for (let i = 0; i < images.length; i++) {
+    const externalId = images[i].external_id;
+    if (externalId != null) {
+      const k = firstOf.get(externalId);
+      if (k !== undefined) {
+        slot[i] = k;
+        continue;
+      }
+      firstOf.set(externalId, unique.length);
+    }
+    slot[i] = unique.length;
+    unique.push(images[i]);
+  }
+  let ids: string[];
+  try {
+    ids = await q.insertNewImages(db, datasetId, unique);
+  } catch (e) {
+    if (isPgError(e) && e.code === "23505" && e.constraint_name === q.IMAGES_EXTERNAL_ID_KEY) {
+      return null;
+    }
+    throw e;
+  }
+  if (ids.length !== unique.length) throw notFound("dataset");
+  return images.map((image, i) => ({
+    id: ids[slot[i]],
+    external_id: image.external_id ?? null,
+    // The first occurrence is the one inserted: it is unique[slot[i]] itself.
+    created: unique[slot[i]] === image,
+  }));
 }
 
 export function imagesRouter(deps: Deps) {

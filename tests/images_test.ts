@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createApp } from "../lib/app.ts";
-import { connect, type Db } from "../lib/db.ts";
+import { connect, type Db, isPgError } from "../lib/db.ts";
 import { silentLogger } from "../lib/log.ts";
-import { registerImages } from "../sql/images/queries.ts";
+import { IMAGES_EXTERNAL_ID_KEY, insertNewImages, registerImages } from "../sql/images/queries.ts";
 import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
 
 /** A registerImages answer: the 200 fields, or `error` on failure. */
@@ -825,6 +825,10 @@ Deno.test("registerImages answers what was committed, even when a delete races i
   const other = connect(h.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 10_000 });
   try {
     const ds = await createDataset(h);
+    // "y" is registered already, so the request's one-INSERT fast path fails (writes nothing)
+    // and the batch goes through registerImages' statement, around which the race is staged.
+    await h
+      .db`INSERT INTO images (dataset_id, external_id, uri) VALUES (${ds}, 'y', 's3://b/y0.jpg')`;
     // The race, staged around the request's first registerImages statement: another batch
     // registers "x" and commits while the statement waits on that row (so the statement skips
     // it and cannot see it), then an admin deletes "x" before the request can look it up.
@@ -885,10 +889,57 @@ Deno.test("registerImages answers what was committed, even when a delete races i
       "every id in the answer is an image that exists",
     );
     assert.equal(rows[0].uri, "s3://b/x.jpg", `"x" was registered again, from this batch`);
-    assert.equal(body.created, 2);
-    assert.equal(body.existing, 0);
+    assert.equal(rows[1].uri, "s3://b/y0.jpg", `"y" kept its fields`);
+    assert.equal(body.created, 1);
+    assert.equal(body.existing, 1);
   } finally {
     await other.end({ timeout: 1 });
+    await h.close();
+  }
+});
+
+Deno.test("insertNewImages: new ids in order, or nothing written when one is registered", async (t) => {
+  const h = await createTestApp();
+  try {
+    const ds = await createDataset(h);
+    const count = async () => {
+      const [{ n }] = await h.db`SELECT count(*)::int AS n FROM images WHERE dataset_id = ${ds}`;
+      return n as number;
+    };
+
+    await t.step("answers one id per image, ascending in input order", async () => {
+      const images = [...batch(3, "n"), { uri: "s3://b/anon.jpg" }];
+      const ids = await insertNewImages(h.db, ds, images);
+      assert.equal(ids.length, 4);
+      assertAscending(ids);
+      const rows = await h.db`SELECT id::text, external_id, priority, metadata, width
+        FROM images WHERE dataset_id = ${ds} ORDER BY id`;
+      assert.deepEqual(rows.map((r) => r.id), ids);
+      assert.deepEqual(rows.map((r) => r.external_id), ["n-0", "n-1", "n-2", null]);
+      assert.deepEqual(rows[3].metadata, {}, "metadata defaults to {}");
+      assert.equal(rows[3].priority, 0, "priority defaults to 0");
+      assert.equal(rows[3].width, null);
+    });
+
+    await t.step(
+      "one registered external_id, even the last of 1,000: 23505, none written",
+      async () => {
+        const before = await count();
+        const images = [...batch(999, "m"), { uri: "s3://b/again.jpg", external_id: "n-1" }];
+        await assert.rejects(
+          () => insertNewImages(h.db, ds, images),
+          (e) => isPgError(e) && e.code === "23505" && e.constraint_name === IMAGES_EXTERNAL_ID_KEY,
+        );
+        assert.equal(await count(), before);
+      },
+    );
+
+    await t.step("a dataset that does not exist: no ids, nothing written", async () => {
+      assert.deepEqual(await insertNewImages(h.db, "999999", batch(2, "gone")), []);
+      const [{ n }] = await h.db`SELECT count(*)::int AS n FROM images WHERE dataset_id = 999999`;
+      assert.equal(n, 0);
+    });
+  } finally {
     await h.close();
   }
 });

@@ -32,6 +32,7 @@ export interface RegisteredImage {
 }
 
 const REGISTER_IMAGES = sqlFile("images/register_images");
+const INSERT_NEW_IMAGES = sqlFile("images/insert_new_images");
 const LIST_IMAGES = sqlFile("images/list_images");
 const GET_IMAGE = sqlFile("images/get_image");
 const UPDATE_IMAGE = sqlFile("images/update_image");
@@ -40,6 +41,28 @@ const SET_ANNOTATIONS_PER_IMAGE = sqlFile("images/set_annotations_per_image");
 const SET_PRIORITIES = sqlFile("images/set_priorities");
 const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
 const GET_ANNOTATION_TARGET = sqlFile("images/get_annotation_target");
+
+/** register_images.sql's and insert_new_images.sql's parameters: one JSON array per column. */
+export function imageColumns(datasetId: string, images: NewImage[]): unknown[] {
+  // A key left out is null, metadata {}.
+  const n = images.length;
+  const externalIds = new Array<string | null>(n);
+  const uris = new Array<string>(n);
+  const widths = new Array<number | null>(n);
+  const heights = new Array<number | null>(n);
+  const priorities = new Array<number | null>(n);
+  const metadata = new Array<Record<string, unknown>>(n);
+  for (let i = 0; i < n; i++) {
+    const image = images[i];
+    externalIds[i] = image.external_id ?? null;
+    uris[i] = image.uri;
+    widths[i] = image.width ?? null;
+    heights[i] = image.height ?? null;
+    priorities[i] = image.priority ?? null;
+    metadata[i] = image.metadata ?? {};
+  }
+  return [datasetId, externalIds, uris, widths, heights, priorities, metadata];
+}
 
 /**
  * One row per input, in order. `id` is null only for an external_id that a concurrent batch
@@ -50,9 +73,25 @@ export function registerImages(
   datasetId: string,
   images: NewImage[],
 ): Promise<RegisteredImage[]> {
-  // One JSON parameter (register_images.sql); keys left out read as null.
-  return many<RegisteredImage>(db, REGISTER_IMAGES, [datasetId, images]);
+  return many<RegisteredImage>(db, REGISTER_IMAGES, imageColumns(datasetId, images));
 }
+
+/**
+ * Inserts images whose external_ids are new to the dataset and distinct, answering their ids in
+ * order (none when the dataset is gone). Throws a unique violation on
+ * `IMAGES_EXTERNAL_ID_KEY`, having written nothing, when an external_id is already registered.
+ */
+export async function insertNewImages(
+  db: Handle,
+  datasetId: string,
+  images: NewImage[],
+): Promise<string[]> {
+  const rows = await many<{ id: string }>(db, INSERT_NEW_IMAGES, imageColumns(datasetId, images));
+  return rows.map((r) => r.id);
+}
+
+/** The unique index on (dataset_id, external_id) that insertNewImages can trip over. */
+export const IMAGES_EXTERNAL_ID_KEY = "images_dataset_external_id_key";
 
 /** Images with id greater than `afterId`, in id order. */
 export function listImages(
