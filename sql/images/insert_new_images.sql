@@ -8,7 +8,8 @@
 -- first) the whole statement fails on images_dataset_external_id_key (23505) and writes nothing,
 -- and the caller sends the batch through register_images.sql instead.
 --
--- Parameters as in register_images.sql: $1 the dataset, $2..$7 one JSON array per column.
+-- Parameters as in register_images.sql: $1 the dataset, $2..$7 one JSON array per column, read
+-- by the same `ds` and `input` CTEs (a change to one is made in both).
 -- Answers the new ids in input order, drawn from the identity sequence up front (ids follow
 -- input order); no rows at all when the dataset is gone. The dataset row is locked FOR SHARE
 -- for the same reason as there: each image takes its annotations_per_image.

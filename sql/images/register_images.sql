@@ -7,6 +7,8 @@
 -- jsonb); typed arrays (unnest over text[], integer[], ...) cost it as little, but postgres.js
 -- building their literals, every element escaped, cost the server 35 ms more than
 -- JSON.stringify does for these arrays.
+-- insert_new_images.sql (the fast path for new external_ids) reads its input with the same `ds`
+-- and `input` CTEs: a change to how the batch is read is made in both.
 --
 -- Ids are drawn from the identity sequence up front so every input row knows the id it would
 -- get, and rows come back in request order. A row whose external_id is already in the dataset is
