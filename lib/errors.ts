@@ -44,13 +44,28 @@ const LOCATION: Record<string, string> = {
   header: "header",
 };
 
+/** Issues reported per failed validation at most (the first ones, in the input's order). */
+export const MAX_ISSUES = 50;
+
 /** Zod issues as `{path, message}`, prefixed with where in the request they are. */
 export function issuesToDetails(error: z.ZodError, target: string): ErrorDetail[] {
   const where = LOCATION[target] ?? target;
-  return error.issues.slice(0, 50).map((issue) => ({
+  return error.issues.slice(0, MAX_ISSUES).map((issue) => ({
     path: [where, ...issue.path.map(String)].join("."),
     message: issue.message,
   }));
+}
+
+/** The one 400 for a failed validation of `target` (json, query, param, header). */
+export function validationFailed(error: z.ZodError, target: string): ApiError {
+  const details = issuesToDetails(error, target);
+  const first = details[0];
+  return new ApiError(
+    400,
+    "validation_failed",
+    first ? `${first.path}: ${first.message}` : "the request is invalid",
+    details,
+  );
 }
 
 /** The router's `defaultHook`: every validation failure gets the same 400. */
@@ -59,16 +74,8 @@ export function validationHook(
   c: Context,
 ) {
   if (!result.success && result.error) {
-    const details = issuesToDetails(result.error, result.target);
-    const first = details[0];
-    return c.json(
-      errorBody(
-        "validation_failed",
-        first ? `${first.path}: ${first.message}` : "the request is invalid",
-        details,
-      ),
-      400,
-    );
+    const e = validationFailed(result.error, result.target);
+    return c.json(errorBody(e.code, e.message, e.details), 400);
   }
 }
 

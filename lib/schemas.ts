@@ -1,5 +1,7 @@
 /** Schemas shared by several routes, and the error responses every operation documents. */
 import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 
 /** Ids are decimal strings (PostgreSQL bigint), at most 18 digits so they always fit. */
 export const Id = z.string().regex(/^[1-9][0-9]{0,17}$/, "must be a decimal id").openapi({
@@ -98,6 +100,52 @@ export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
     description,
     content: { "application/json": { schema } },
   } as const;
+}
+
+/**
+ * A required JSON request body that the handler reads and validates itself (readJsonBody), for
+ * a route that validates while it works (registerImages inserts one part of a batch while it
+ * validates the next). zod-openapi validates a body declared as a zod schema before the handler
+ * runs, so this one is declared by reference to the component `name`, which the router
+ * registers from the zod schema the handler validates with: the spec shows the same schema.
+ */
+export function jsonBodyRef(name: string, description?: string) {
+  return {
+    required: true,
+    description,
+    content: { "application/json": { schema: { $ref: `#/components/schemas/${name}` } } },
+  } as const;
+}
+
+/** The JSON media types zod-openapi accepts for a JSON body (its jsonRequestRegex). */
+const JSON_MEDIA_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
+
+/**
+ * The parsed body of a route declared with jsonBodyRef, refused as zod-openapi refuses a body it
+ * validates: 415 for another content type, 400 for malformed JSON. A request without a body and
+ * without a content type reads as `{}` (which then fails validation), as there.
+ */
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const type = c.req.header("content-type");
+  if (!type) {
+    if (c.req.raw.body && (await c.req.arrayBuffer()).byteLength > 0) {
+      throw new HTTPException(415, { message: "Unsupported Media Type" });
+    }
+    return {};
+  }
+  if (!JSON_MEDIA_TYPE.test(type)) {
+    throw new HTTPException(415, { message: "Unsupported Media Type" });
+  }
+  try {
+    return await c.req.json();
+  } catch (e) {
+    // Only a parse failure is the body's fault; a refusal while reading (413 from the body
+    // limit) keeps its own answer.
+    if (e instanceof SyntaxError) {
+      throw new HTTPException(400, { message: "Malformed JSON in request body" });
+    }
+    throw e;
+  }
 }
 
 /** A JSON response. */

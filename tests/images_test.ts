@@ -3,6 +3,7 @@ import { createApp } from "../lib/app.ts";
 import { connect, type Db, isPgError } from "../lib/db.ts";
 import { silentLogger } from "../lib/log.ts";
 import { IMAGES_EXTERNAL_ID_KEY, insertNewImages, registerImages } from "../sql/images/queries.ts";
+import { REGISTER_CHUNK } from "../routes/images.ts";
 import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
 
 /** A registerImages answer: the 200 fields, or `error` on failure. */
@@ -251,6 +252,25 @@ Deno.test("images", async (t) => {
       assert.equal(await imageCount(h, ds), count, "nothing was written by rejected requests");
     });
 
+    await t.step("a body that is not JSON: the answers of every other route", async () => {
+      // registerImages reads its own body (lib/schemas.ts readJsonBody); createDataset's is read
+      // by zod-openapi's validator. The same bodies get the same status and error code.
+      const cases: [string, string, Record<string, string>][] = [
+        ["malformed", "{not json", {}],
+        ["text/plain", `{"images":[{"uri":"s3://b/t.jpg"}]}`, { "content-type": "text/plain" }],
+        ["no content type", `{"images":[{"uri":"s3://b/t.jpg"}]}`, { "content-type": "" }],
+        ["JSON with parameters", "{}", { "content-type": "application/json; charset=utf-8" }],
+        ["a +json type", "{}", { "content-type": "application/vnd.api+json" }],
+      ];
+      for (const [what, body, headers] of cases) {
+        const ours = await h.req("POST", `/api/v1/datasets/${ds}/images`, body, headers);
+        const theirs = await h.req("POST", "/api/v1/datasets", body, headers);
+        assert.equal(ours.status, theirs.status, `${what}: ${JSON.stringify(ours.body)}`);
+        assert.equal(ours.body.error?.code, theirs.body.error?.code, what);
+        assert.ok(ours.status === 400 || ours.status === 415, `${what}: ${ours.status}`);
+      }
+    });
+
     await t.step("a non-finite priority is rejected", async () => {
       for (const p of ["1e999", "-1e999"]) {
         const res = await register(ds, `{"images":[{"uri":"s3://b/inf.jpg","priority":${p}}]}`);
@@ -329,7 +349,76 @@ Deno.test("images", async (t) => {
       const body = { images: [{ uri: "s3://b/x.jpg" }] };
       assertError(await register("999999", body), 404, "not_found");
       assertError(await register("abc", body), 400, "validation_failed");
+      // Over several chunks: validation still comes first, then the 404.
+      const many = batch(REGISTER_CHUNK * 2 + 5, "nods");
+      assertError(await register("999999", { images: many }), 404, "not_found");
+      many[REGISTER_CHUNK + 1] = { ...many[0], width: 0 };
+      const bad = await register("999999", { images: many });
+      assertError(bad, 400, "validation_failed");
+      assert.equal(bad.body.error.details[0].path, `body.images.${REGISTER_CHUNK + 1}.width`);
     });
+
+    // registerImages validates and inserts a batch REGISTER_CHUNK items at a time, in one
+    // transaction: what one chunk holds must decide for the whole batch.
+    await t.step(
+      "a batch of several chunks is all or nothing, whichever chunk decides",
+      async () => {
+        const chunked = await createDataset(h, "chunked");
+        const n = REGISTER_CHUNK * 2 + 500;
+        const last = n - 3;
+
+        // An invalid item in the last chunk, after two chunks were inserted: nothing is written.
+        const invalid: unknown[] = batch(n, "ck");
+        invalid[last] = { uri: "ftp://nope/x.jpg", external_id: "ck-bad" };
+        const refused = await register(chunked, { images: invalid });
+        assertError(refused, 400, "validation_failed");
+        assert.deepEqual(refused.body.error.details.map((d) => d.path), [
+          `body.images.${last}.uri`,
+        ]);
+        assert.equal(await imageCount(h, chunked), 0);
+
+        // Invalid items in every chunk: the first 50 issues, in batch order.
+        const everywhere: unknown[] = batch(n, "ck");
+        const badAt = Array.from({ length: 60 }, (_, k) => k * Math.floor(n / 60));
+        for (const i of badAt) everywhere[i] = { uri: "s3://b/x.jpg", width: -1, height: 1 };
+        const many = await register(chunked, { images: everywhere });
+        assertError(many, 400, "validation_failed");
+        assert.deepEqual(
+          many.body.error.details.map((d) => d.path),
+          badAt.slice(0, 50).map((i) => `body.images.${i}.width`),
+        );
+        assert.equal(await imageCount(h, chunked), 0);
+
+        // One external_id already registered, in the last chunk: the batch goes through the
+        // statement that skips it, and the chunks inserted before are not there twice.
+        const images = batch(n, "ck");
+        const early = await register(chunked, { images: [images[last]] });
+        assert.equal(early.body.created, 1);
+        // A repeat of the first item in the second chunk: one image, answered twice.
+        images[REGISTER_CHUNK + 7] = { ...images[0], uri: "s3://bucket/ck/repeat.jpg" };
+        const res = await register(chunked, { images });
+        assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+        assert.equal(res.body.created, n - 2);
+        assert.equal(res.body.existing, 2);
+        assert.equal(res.body.images[last].id, early.body.images[0].id);
+        assert.equal(res.body.images[REGISTER_CHUNK + 7].id, res.body.images[0].id);
+        assert.equal(await imageCount(h, chunked), n - 1);
+        const repeat = await h.req("GET", `/api/v1/images/${res.body.images[0].id}`);
+        assert.equal(repeat.body.uri, images[0].uri, "the first occurrence wins");
+
+        // The same, all new (the pipelined inserts themselves): ids in order, the repeat once.
+        const fresh = batch(n, "ck2");
+        fresh[REGISTER_CHUNK * 2 + 1] = { ...fresh[1] };
+        const all = await register(chunked, { images: fresh });
+        assert.equal(all.status, 200, JSON.stringify(all.body).slice(0, 500));
+        assert.equal(all.body.created, n - 1);
+        assert.equal(all.body.existing, 1);
+        const ids = all.body.images.map((i) => i.id);
+        assert.equal(ids[REGISTER_CHUNK * 2 + 1], ids[1]);
+        assertAscending(ids.filter((_, i) => i !== REGISTER_CHUNK * 2 + 1));
+        assert.equal(await imageCount(h, chunked), 2 * n - 2);
+      },
+    );
 
     await t.step("getImage returns every field", async () => {
       const res = await register(ds, {

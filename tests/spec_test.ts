@@ -96,6 +96,30 @@ Deno.test("the OpenAPI document", async (t) => {
       }
     });
 
+    await t.step("every $ref in a request body names a component the spec defines", () => {
+      const components = (spec as unknown as { components: { schemas: Record<string, unknown> } })
+        .components.schemas;
+      const refs = ops.flatMap(({ op }) =>
+        Object.values(op.requestBody?.content ?? {}).flatMap((m) => {
+          const ref = (m as { schema?: { $ref?: string } }).schema?.$ref;
+          return ref ? [ref] : [];
+        })
+      );
+      // registerImages validates its own body, declared by reference (lib/schemas.ts jsonBodyRef).
+      assert.ok(refs.includes("#/components/schemas/RegisterImages"), JSON.stringify(refs));
+      for (const ref of refs) {
+        assert.ok(components[ref.replace("#/components/schemas/", "")], `${ref} is not defined`);
+      }
+      const register = components.RegisterImages as {
+        required: string[];
+        properties: { images: { items: { $ref: string }; maxItems: number } };
+      };
+      assert.deepEqual(register.required, ["images"]);
+      assert.equal(register.properties.images.items.$ref, "#/components/schemas/NewImage");
+      assert.equal(register.properties.images.maxItems, 10_000);
+      assert.ok(components.NewImage, "NewImage is defined");
+    });
+
     await t.step("every request body is required JSON", () => {
       const withBody = ops.filter((o) => o.op.requestBody);
       assert.ok(withBody.length >= 6);
