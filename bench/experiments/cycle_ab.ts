@@ -1,0 +1,130 @@
+/**
+ * `deno run -A bench/experiments/cycle_ab.ts [--images N] [--cycles N] [--rounds N]
+ *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...`:
+ * the HTTP annotator cycle of two server configurations, paired.
+ *
+ * Starts two servers on one database (production settings, each its own process, with its own
+ * extra environment `--a`/`--b` and `deno run` flags `--a-flag`/`--b-flag`), one dataset of
+ * `--images` each, and runs `--rounds` rounds of `--cycles` cycles on each at `--concurrency`
+ * annotators (claim -> submit one bbox, the bench's load generator), in the order A B B A A B ...
+ * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
+ * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
+ */
+import postgres from "postgres";
+import { migrate } from "../../lib/migrate.ts";
+import type { Db } from "../../lib/db.ts";
+import { openBenchDatabase } from "../lib/database.ts";
+import { api } from "../lib/api.ts";
+import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
+import { budget, runWorkers, split } from "../lib/workers.ts";
+import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
+
+const args = Deno.args;
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const all = (name: string) => args.flatMap((a, i) => a === name ? [args[i + 1]] : []);
+const envOf = (name: string) => Object.fromEntries(all(name).map((kv) => kv.split(/=(.*)/s)));
+const images = flag("--images", 100_000);
+const cycles = flag("--cycles", 3_000);
+const rounds = flag("--rounds", 6);
+const concurrency = flag("--concurrency", 32);
+const configs = [
+  { name: "A", env: envOf("--a"), flags: all("--a-flag") },
+  { name: "B", env: envOf("--b"), flags: all("--b-flag") },
+];
+
+const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
+const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+try {
+  await migrate(sql as unknown as Db, db.url);
+  const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
+  const sides: (typeof configs[number] & {
+    server: Awaited<ReturnType<typeof startServer>>;
+    datasetId: string;
+    tokens: string[];
+    rates: number[];
+    cpuMs: number;
+    n: number;
+  })[] = [];
+  for (const c of configs) {
+    const server = await startServer(db.url, c.env, c.flags);
+    const { access_token: admin } = await api<{ access_token: string }>(
+      server.url,
+      "POST",
+      "/api/v1/auth/token",
+      { api_key: ADMIN_API_KEY },
+    );
+    const ds = await api<{ id: string }>(server.url, "POST", "/api/v1/datasets", {
+      name: `cycle-ab-${c.name}`,
+      labels: ["car", "person"],
+    }, admin);
+    await sql.unsafe(seed.replace("%TABLE%", "images"), [ds.id, c.name, 1, images]);
+    const tokens: string[] = [];
+    for (let i = 0; i < concurrency; i++) {
+      const { api_key } = await api<{ api_key: string }>(server.url, "POST", "/api/v1/users", {
+        name: `cycle-ab-${c.name}-${i}`,
+        role: "annotator",
+      }, admin);
+      tokens.push(
+        (await api<{ access_token: string }>(server.url, "POST", "/api/v1/auth/token", {
+          api_key,
+        })).access_token,
+      );
+    }
+    sides.push({ ...c, server, datasetId: ds.id, tokens, rates: [] as number[], cpuMs: 0, n: 0 });
+  }
+  await sql`VACUUM (ANALYZE)`;
+  const run = async (side: typeof sides[number], n: number) => {
+    const cpu0 = side.server.cpuSeconds();
+    const shared = budget(n);
+    const { wallS, results } = await runWorkers<CycleJob, CycleResult>(
+      new URL("../workers/http_cycle.ts", import.meta.url),
+      split(side.tokens, 2).map((tokens) => ({
+        base: side.server.url,
+        datasetId: side.datasetId,
+        tokens,
+        budget: shared,
+        client: "http1" as const,
+      })),
+    );
+    const done = results.reduce((a, r) => a + r.cycles, 0);
+    if (done !== n) throw new Error(`${side.name}: ${done} of ${n} cycles`);
+    return { rate: n / wallS, cpuS: side.server.cpuSeconds() - cpu0 };
+  };
+  // Warm-up, then ANALYZE, as the bench does.
+  for (const side of sides) await run(side, 1_000);
+  await sql`ANALYZE`;
+  for (let r = 0; r < rounds; r++) {
+    const order = [0, 1, 1, 0][r % 4] === 0 ? [sides[0], sides[1]] : [sides[1], sides[0]];
+    for (const side of order) {
+      await sql`CHECKPOINT`;
+      const { rate, cpuS } = await run(side, cycles);
+      side.rates.push(rate);
+      side.cpuMs += 1000 * cpuS;
+      side.n += cycles;
+      console.log(
+        `round ${r + 1} ${side.name}: ${rate.toFixed(0)} cycles/s, server ` +
+          `${(1000 * cpuS / cycles).toFixed(3)} ms/cycle`,
+      );
+    }
+  }
+  const [a, b] = sides;
+  const ratios = a.rates.map((x, i) => b.rates[i] / x).sort((p, q) => p - q);
+  const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
+  for (const s of sides) {
+    console.log(
+      `${s.name} ${JSON.stringify(s.env)} ${s.flags.join(" ")}: mean ${mean(s.rates).toFixed(0)} ` +
+        `cycles/s, server ${(s.cpuMs / s.n).toFixed(3)} ms/cycle`,
+    );
+  }
+  console.log(
+    `B/A per round: ${ratios.map((x) => x.toFixed(3)).join(" ")}; median ` +
+      `${ratios[Math.floor(ratios.length / 2)].toFixed(3)}`,
+  );
+  for (const s of sides) await s.server.stop();
+} finally {
+  await sql.end();
+  await db.stop();
+}
