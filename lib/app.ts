@@ -1,4 +1,5 @@
 /** Builds the application without listening, so tests drive it with `app.request(...)`. */
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
 import { authenticate, createAuth } from "./auth.ts";
@@ -125,35 +126,10 @@ export function createApp(deps: Deps) {
     }
   });
 
-  app.use(
-    "/api/v1/*",
-    bodyLimit({
-      maxSize: deps.config.bodyLimitBytes,
-      onError: () => {
-        throw new ApiError(
-          413,
-          "payload_too_large",
-          `the request body exceeds ${deps.config.bodyLimitBytes} bytes`,
-        );
-      },
-    }),
-  );
-
+  app.use("/api/v1/*", limitBody(deps.config.bodyLimitBytes));
   // The one anonymous operation takes an API key: 64 KiB is more than any real request, and
   // keeps anonymous callers away from the large-body budget below.
-  app.use(
-    `/api/v1${TOKEN_PATH}`,
-    bodyLimit({
-      maxSize: TOKEN_BODY_BYTES,
-      onError: () => {
-        throw new ApiError(
-          413,
-          "payload_too_large",
-          `the request body exceeds ${TOKEN_BODY_BYTES} bytes`,
-        );
-      },
-    }),
-  );
+  app.use(`/api/v1${TOKEN_PATH}`, limitBody(TOKEN_BODY_BYTES));
 
   const auth = createAuth(deps.db, deps.config.auth);
   const requireToken = authenticate(auth);
@@ -232,3 +208,29 @@ export function createApp(deps: Deps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/**
+ * hono's bodyLimit, answering 413 in the one error shape. A body sent without a length is read
+ * whole here, and when it cannot be read (the client hung up while sending it: Deno's
+ * BadResource) the answer is a 400, not a 500; errors from later handlers pass through.
+ */
+function limitBody(maxSize: number): MiddlewareHandler {
+  const limit = bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new ApiError(413, "payload_too_large", `the request body exceeds ${maxSize} bytes`);
+    },
+  });
+  return async (c, next) => {
+    let passed = false;
+    try {
+      return await limit(c, () => {
+        passed = true;
+        return next();
+      });
+    } catch (e) {
+      if (passed || e instanceof ApiError) throw e;
+      throw new ApiError(400, "bad_request", "the request body could not be read");
+    }
+  };
+}

@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { ApiError } from "./errors.ts";
 
 /** Ids are decimal strings (PostgreSQL bigint), at most 18 digits so they always fit. */
 export const Id = z.string().regex(/^[1-9][0-9]{0,17}$/, "must be a decimal id").openapi({
@@ -139,12 +140,11 @@ export async function readJsonBody(c: Context): Promise<unknown> {
   try {
     return await c.req.json();
   } catch (e) {
-    // Only a parse failure is the body's fault; a refusal while reading (413 from the body
-    // limit) keeps its own answer.
-    if (e instanceof SyntaxError) {
-      throw new HTTPException(400, { message: "Malformed JSON in request body" });
-    }
-    throw e;
+    // A refusal while reading (413 from the body limit) keeps its own answer. Anything else is
+    // the body's fault, as there: not JSON, or cut off (the client hung up while sending it,
+    // which Deno reports as BadResource: it was a 500 in deno task stress's limits scenario).
+    if (e instanceof ApiError || e instanceof HTTPException) throw e;
+    throw new HTTPException(400, { message: "Malformed JSON in request body" });
   }
 }
 

@@ -1,7 +1,7 @@
 /** Images: registration in bulk, listing, priorities. */
+import { setImmediate } from "node:timers";
 import { createRoute, z } from "@hono/zod-openapi";
 import { secured } from "../lib/auth.ts";
-import { setImmediate } from "node:timers";
 import { isPgError, transaction } from "../lib/db.ts";
 import { ApiError, MAX_ISSUES, notFound, validationFailed } from "../lib/errors.ts";
 import { createRouter, type Deps } from "../lib/router.ts";
@@ -79,7 +79,7 @@ const NewImage = z.strictObject({
   description: "`width` and `height` are given together or not at all",
 });
 
-/** The batch as documented (the spec's RegisterImages), and what readBatch checks. */
+/** A registerImages body of `item`s: NewImage for the spec, unknown for the handler's first look. */
 const batchOf = <T extends z.ZodType>(item: T) =>
   z.strictObject({
     images: z.array(item).min(1, "must contain at least 1 image").max(
@@ -88,7 +88,7 @@ const batchOf = <T extends z.ZodType>(item: T) =>
     ),
   });
 const RegisterImages = batchOf(NewImage).openapi("RegisterImages");
-/** The batch with its items not yet checked: registerPipelined checks them a chunk at a time. */
+/** The body with its items not yet checked: registerPipelined checks them a chunk at a time. */
 const RegisterEnvelope = batchOf(z.unknown());
 const ImageChunk = z.array(NewImage);
 
