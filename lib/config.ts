@@ -38,6 +38,8 @@ export const EnvSchema = z.object({
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
   /** Claims (of one dataset) and submits gathered into one statement at most (lib/batcher.ts). */
   DB_BATCH_MAX: intFrom(0, 1000).default(64),
+  /** How long an idle lane waits for company once batches have had company (lib/batcher.ts). */
+  DB_BATCH_LINGER_MS: intFrom(0, 50).default(1),
   DB_SSLMODE: z.enum(SSL_MODES).optional(),
   DB_SSLROOTCERT: z.string().min(1).optional(),
 
@@ -91,6 +93,8 @@ export interface Config {
     statementTimeoutMs: number;
     /** Most claims or submits sent as one statement; 0: each alone. */
     batchMax: number;
+    /** Milliseconds an idle lane waits for more items, while batches have had company; 0: none. */
+    batchLingerMs: number;
     sslMode: SslMode;
     /** Absolute path of the CA bundle; set exactly when sslMode is `verify-full`. */
     sslRootCert: string | undefined;
@@ -360,6 +364,7 @@ export function parseConfig(
       connectTimeoutSeconds: env.DB_CONNECT_TIMEOUT_SECONDS,
       statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
       batchMax: env.DB_BATCH_MAX,
+      batchLingerMs: env.DB_BATCH_LINGER_MS,
       sslMode: tls.mode,
       sslRootCert: tls.rootCert,
     },

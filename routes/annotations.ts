@@ -286,6 +286,7 @@ export function annotationsRouter(deps: Deps & { metrics: Metrics }) {
     run: (_key, batch) => q.createHumanAnnotations(db, batch),
     maxSize: batchMax,
     maxInFlight: 1,
+    lingerMs: deps.config.db.batchLingerMs,
   });
   const createHuman = async (a: q.NewHumanAnnotation) => {
     const { claim_id } = a;

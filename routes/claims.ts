@@ -109,6 +109,7 @@ export function claimsRouter(deps: Deps & { metrics: Metrics }) {
     run: (datasetId, batch) => q.claimNextImages(db, datasetId, batch.map((b) => b.userId)),
     maxSize: batchMax,
     maxInFlight: 1,
+    lingerMs: deps.config.db.batchLingerMs,
   });
   return createRouter()
     .openapi(claimNextImageRoute, async (c) => {

@@ -234,6 +234,50 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     assert.equal(y.expired, null, "y's request is not expired: its own statement may run");
     assert.deepEqual([a.inFlight, a.running.size, y.inFlight, y.running.size], [0, 0, 0, 0]);
   });
+
+  await t.step(
+    "lingerMs: an idle lane waits for company only once batches have had it",
+    async () => {
+      const sent: string[][] = [];
+      const make = (lingerMs: number) =>
+        new Batcher<string, string>({
+          key: () => "k",
+          exclusive: () => [],
+          run: (_key, items) => {
+            sent.push(items);
+            return Promise.resolve(items);
+          },
+          maxSize: 10,
+          maxInFlight: 1,
+          lingerMs,
+        });
+      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      /** Two items 5 ms apart, then the batches they went in. */
+      const apart = async (b: Batcher<string, string>, names: [string, string]) => {
+        sent.length = 0;
+        const first = b.submit(names[0]);
+        await pause(5);
+        const second = b.submit(names[1]);
+        assert.deepEqual(await Promise.all([first, second]), names);
+        return [...sent];
+      };
+      const b = make(200);
+      // A lone caller's batches have no company: it never waits.
+      const t0 = performance.now();
+      assert.deepEqual(await b.submit("alone"), "alone");
+      assert.ok(performance.now() - t0 < 100, "a lone item is sent at once");
+      assert.deepEqual(await apart(b, ["a", "b"]), [["a"], ["b"]]);
+      // Once a batch had company, the next item at an idle lane waits for more.
+      sent.length = 0;
+      await Promise.all([b.submit("x"), b.submit("y")]);
+      assert.deepEqual(sent, [["x", "y"]]);
+      assert.deepEqual(await apart(b, ["c", "d"]), [["c", "d"]]);
+      // Without lingerMs the same arrivals go alone.
+      const none = make(0);
+      await Promise.all([none.submit("x"), none.submit("y")]);
+      assert.deepEqual(await apart(none, ["e", "f"]), [["e"], ["f"]]);
+    },
+  );
 });
 
 let seq = 0;

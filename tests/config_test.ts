@@ -146,6 +146,20 @@ Deno.test("parseConfig: settings that would be ignored alone stop start-up", asy
   });
 });
 
+Deno.test("parseConfig: DB_BATCH_LINGER_MS", () => {
+  assert.equal(parseConfig({}).db.batchLingerMs, 1);
+  assert.equal(parseConfig({ DB_BATCH_LINGER_MS: "0" }).db.batchLingerMs, 0);
+  assert.equal(parseConfig({ DB_BATCH_LINGER_MS: "50" }).db.batchLingerMs, 50);
+  for (const bad of ["-1", "51", "0.5", "soon"]) {
+    assert.throws(
+      () => parseConfig({ DB_BATCH_LINGER_MS: bad }),
+      (e) =>
+        e instanceof ConfigError && e.problems.some((p) => p.startsWith("DB_BATCH_LINGER_MS:")),
+      bad,
+    );
+  }
+});
+
 Deno.test("parseConfig: DB_BATCH_MAX", () => {
   assert.equal(parseConfig({}).db.batchMax, 64);
   assert.equal(parseConfig({ DB_BATCH_MAX: "0" }).db.batchMax, 0);

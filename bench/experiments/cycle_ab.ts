@@ -1,12 +1,15 @@
 /**
  * `deno run -A bench/experiments/cycle_ab.ts [--images N] [--cycles N] [--rounds N]
- *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...`:
+ *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...
+ *   [--a-servers N] [--b-servers N]`:
  * the HTTP annotator cycle of two server configurations, paired.
  *
  * Starts two servers on one database (production settings, each its own process, with its own
  * extra environment `--a`/`--b` and `deno run` flags `--a-flag`/`--b-flag`), one dataset of
  * `--images` each, and runs `--rounds` rounds of `--cycles` cycles on each at `--concurrency`
  * annotators (claim -> submit one bbox, the bench's load generator), in the order A B B A A B ...
+ * `--b-servers 2` runs side B on two server processes (the load generator's two Workers each
+ * on one of them, same dataset): whether more processes beat one.
  * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
  * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
  */
@@ -31,8 +34,8 @@ const cycles = flag("--cycles", 3_000);
 const rounds = flag("--rounds", 6);
 const concurrency = flag("--concurrency", 32);
 const configs = [
-  { name: "A", env: envOf("--a"), flags: all("--a-flag") },
-  { name: "B", env: envOf("--b"), flags: all("--b-flag") },
+  { name: "A", env: envOf("--a"), flags: all("--a-flag"), servers: flag("--a-servers", 1) },
+  { name: "B", env: envOf("--b"), flags: all("--b-flag"), servers: flag("--b-servers", 1) },
 ];
 
 const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
@@ -42,6 +45,7 @@ try {
   const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
   const sides: (typeof configs[number] & {
     server: Awaited<ReturnType<typeof startServer>>;
+    extra: Awaited<ReturnType<typeof startServer>>[];
     datasetId: string;
     tokens: string[];
     rates: number[];
@@ -73,16 +77,29 @@ try {
         })).access_token,
       );
     }
-    sides.push({ ...c, server, datasetId: ds.id, tokens, rates: [] as number[], cpuMs: 0, n: 0 });
+    const extra = [];
+    for (let i = 1; i < c.servers; i++) extra.push(await startServer(db.url, c.env, c.flags));
+    sides.push({
+      ...c,
+      server,
+      extra,
+      datasetId: ds.id,
+      tokens,
+      rates: [] as number[],
+      cpuMs: 0,
+      n: 0,
+    });
   }
   await sql`VACUUM (ANALYZE)`;
   const run = async (side: typeof sides[number], n: number) => {
-    const cpu0 = side.server.cpuSeconds();
+    const all = [side.server, ...side.extra];
+    const cpuOf = () => all.reduce((t, s) => t + s.cpuSeconds(), 0);
+    const cpu0 = cpuOf();
     const shared = budget(n);
     const { wallS, results } = await runWorkers<CycleJob, CycleResult>(
       new URL("../workers/http_cycle.ts", import.meta.url),
-      split(side.tokens, 2).map((tokens) => ({
-        base: side.server.url,
+      split(side.tokens, 2).map((tokens, i) => ({
+        base: all[i % all.length].url,
         datasetId: side.datasetId,
         tokens,
         budget: shared,
@@ -91,7 +108,7 @@ try {
     );
     const done = results.reduce((a, r) => a + r.cycles, 0);
     if (done !== n) throw new Error(`${side.name}: ${done} of ${n} cycles`);
-    return { rate: n / wallS, cpuS: side.server.cpuSeconds() - cpu0 };
+    return { rate: n / wallS, cpuS: cpuOf() - cpu0 };
   };
   // Warm-up, then ANALYZE, as the bench does.
   for (const side of sides) await run(side, 1_000);
@@ -123,7 +140,7 @@ try {
     `B/A per round: ${ratios.map((x) => x.toFixed(3)).join(" ")}; median ` +
       `${ratios[Math.floor(ratios.length / 2)].toFixed(3)}`,
   );
-  for (const s of sides) await s.server.stop();
+  for (const s of sides) for (const server of [s.server, ...s.extra]) await server.stop();
 } finally {
   await sql.end();
   await db.stop();
