@@ -38,6 +38,31 @@ const configs = [
   { name: "B", env: envOf("--b"), flags: all("--b-flag"), servers: flag("--b-servers", 1) },
 ];
 
+/**
+ * The server's own latency sums (ms) and counts for the claim and the submit, from /metrics:
+ * from the first middleware to the handler's answer, so the rest of a client's wait is the
+ * HTTP server's queue, the network and the client.
+ */
+async function serverMs(base: string) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const of = (route: string, what: "sum" | "count") => {
+    let total = 0;
+    for (const line of text.split("\n")) {
+      if (
+        line.startsWith(`http_request_duration_seconds_${what}{`) &&
+        line.includes(`route="${route}"`) && line.includes('method="POST"')
+      ) total += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return what === "sum" ? 1000 * total : total;
+  };
+  const claim = "/api/v1/datasets/:datasetId/claims";
+  const submit = "/api/v1/images/:imageId/annotations";
+  return {
+    claim: { sum: of(claim, "sum"), count: of(claim, "count") },
+    submit: { sum: of(submit, "sum"), count: of(submit, "count") },
+  };
+}
+
 const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 try {
@@ -108,7 +133,12 @@ try {
     );
     const done = results.reduce((a, r) => a + r.cycles, 0);
     if (done !== n) throw new Error(`${side.name}: ${done} of ${n} cycles`);
-    return { rate: n / wallS, cpuS: cpuOf() - cpu0 };
+    const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / Math.max(1, xs.length);
+    const client = {
+      claim: mean(results.flatMap((r) => r.claimMs)),
+      submit: mean(results.flatMap((r) => r.submitMs)),
+    };
+    return { rate: n / wallS, cpuS: cpuOf() - cpu0, client };
   };
   // Warm-up, then ANALYZE, as the bench does.
   for (const side of sides) await run(side, 1_000);
@@ -117,13 +147,21 @@ try {
     const order = [0, 1, 1, 0][r % 4] === 0 ? [sides[0], sides[1]] : [sides[1], sides[0]];
     for (const side of order) {
       await sql`CHECKPOINT`;
-      const { rate, cpuS } = await run(side, cycles);
+      const before = await serverMs(side.server.url);
+      const { rate, cpuS, client } = await run(side, cycles);
+      const after = await serverMs(side.server.url);
+      const inServer = (k: "claim" | "submit") =>
+        (after[k].sum - before[k].sum) / Math.max(1, after[k].count - before[k].count);
       side.rates.push(rate);
       side.cpuMs += 1000 * cpuS;
       side.n += cycles;
       console.log(
         `round ${r + 1} ${side.name}: ${rate.toFixed(0)} cycles/s, server ` +
-          `${(1000 * cpuS / cycles).toFixed(3)} ms/cycle`,
+          `${(1000 * cpuS / cycles).toFixed(3)} ms/cycle; mean ms claim ${
+            client.claim.toFixed(2)
+          } (in the handlers ${inServer("claim").toFixed(2)}), submit ${
+            client.submit.toFixed(2)
+          } (${inServer("submit").toFixed(2)})`,
       );
     }
   }
