@@ -20,6 +20,7 @@ import { openBenchDatabase } from "../lib/database.ts";
 import { api } from "../lib/api.ts";
 import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
+import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
 
 const args = Deno.args;
@@ -136,6 +137,7 @@ try {
     const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / Math.max(1, xs.length);
     const client = {
       claim: mean(results.flatMap((r) => r.claimMs)),
+      claimP99: percentile(results.flatMap((r) => r.claimMs).sort((p, q) => p - q), 99),
       submit: mean(results.flatMap((r) => r.submitMs)),
     };
     return { rate: n / wallS, cpuS: cpuOf() - cpu0, client };
@@ -159,9 +161,9 @@ try {
         `round ${r + 1} ${side.name}: ${rate.toFixed(0)} cycles/s, server ` +
           `${(1000 * cpuS / cycles).toFixed(3)} ms/cycle; mean ms claim ${
             client.claim.toFixed(2)
-          } (in the handlers ${inServer("claim").toFixed(2)}), submit ${
-            client.submit.toFixed(2)
-          } (${inServer("submit").toFixed(2)})`,
+          } (in the handlers ${inServer("claim").toFixed(2)}, p99 ${
+            client.claimP99.toFixed(1)
+          }), submit ${client.submit.toFixed(2)} (${inServer("submit").toFixed(2)})`,
       );
     }
   }
