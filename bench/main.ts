@@ -28,10 +28,9 @@ import {
   topStatements,
 } from "./lib/database.ts";
 import { findPgbench, type NaiveRun, runNaiveDriver, runPgbench } from "./lib/pgbench.ts";
-import { api } from "./lib/api.ts";
+import { adminToken as adminTokenOf, createAnnotators, createDataset } from "./lib/api.ts";
 import { copyText } from "./lib/rows.ts";
 import {
-  ADMIN_API_KEY,
   childrenCpuSeconds,
   clusterCpuSeconds,
   cpuSeconds,
@@ -404,24 +403,6 @@ async function postmasterPid(sql: postgres.Sql): Promise<number | undefined> {
   }
 }
 
-async function createAnnotators(base: string, adminToken: string, n: number): Promise<string[]> {
-  const tokens: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const { api_key } = await api<{ api_key: string }>(base, "POST", "/api/v1/users", {
-      name: `bench-annotator-${i + 1}`,
-      role: "annotator",
-    }, adminToken);
-    const { access_token } = await api<{ access_token: string }>(
-      base,
-      "POST",
-      "/api/v1/auth/token",
-      { api_key },
-    );
-    tokens.push(access_token);
-  }
-  return tokens;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Results
 
@@ -511,21 +492,12 @@ async function main(opts: Options): Promise<number> {
         peak_mib: round(server!.peakRssMiB(), 1),
       });
     const base = server.url;
-    const { access_token: adminToken } = await api<{ access_token: string }>(
-      base,
-      "POST",
-      "/api/v1/auth/token",
-      { api_key: ADMIN_API_KEY },
-    );
+    const adminToken = await adminTokenOf(base);
     const tokens = await createAnnotators(base, adminToken, opts.concurrency + 1);
     const [{ id: explainUserId }] = await sql<{ id: string }[]>`
       SELECT id::text FROM users WHERE name = ${`bench-annotator-${opts.concurrency + 1}`}`;
     tokens.pop();
-    const dataset = async (name: string) =>
-      (await api<{ id: string }>(base, "POST", "/api/v1/datasets", {
-        name,
-        labels: ["car", "person"],
-      }, adminToken)).id;
+    const dataset = (name: string) => createDataset(base, adminToken, name);
 
     // Setup, not measured.
     let t = performance.now();

@@ -17,8 +17,8 @@ import postgres from "postgres";
 import { migrate } from "../../lib/migrate.ts";
 import type { Db } from "../../lib/db.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { api } from "../lib/api.ts";
-import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
+import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
+import { startServer } from "../lib/server.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
 import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
@@ -80,36 +80,17 @@ try {
   })[] = [];
   for (const c of configs) {
     const server = await startServer(db.url, c.env, c.flags);
-    const { access_token: admin } = await api<{ access_token: string }>(
-      server.url,
-      "POST",
-      "/api/v1/auth/token",
-      { api_key: ADMIN_API_KEY },
-    );
-    const ds = await api<{ id: string }>(server.url, "POST", "/api/v1/datasets", {
-      name: `cycle-ab-${c.name}`,
-      labels: ["car", "person"],
-    }, admin);
-    await sql.unsafe(seed.replace("%TABLE%", "images"), [ds.id, c.name, 1, images]);
-    const tokens: string[] = [];
-    for (let i = 0; i < concurrency; i++) {
-      const { api_key } = await api<{ api_key: string }>(server.url, "POST", "/api/v1/users", {
-        name: `cycle-ab-${c.name}-${i}`,
-        role: "annotator",
-      }, admin);
-      tokens.push(
-        (await api<{ access_token: string }>(server.url, "POST", "/api/v1/auth/token", {
-          api_key,
-        })).access_token,
-      );
-    }
+    const admin = await adminToken(server.url);
+    const datasetId = await createDataset(server.url, admin, `cycle-ab-${c.name}`);
+    await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, c.name, 1, images]);
+    const tokens = await createAnnotators(server.url, admin, concurrency, `cycle-ab-${c.name}`);
     const extra = [];
     for (let i = 1; i < c.servers; i++) extra.push(await startServer(db.url, c.env, c.flags));
     sides.push({
       ...c,
       server,
       extra,
-      datasetId: ds.id,
+      datasetId,
       tokens,
       rates: [] as number[],
       cpuMs: 0,

@@ -12,9 +12,9 @@ import postgres from "postgres";
 import { migrate } from "../../lib/migrate.ts";
 import type { Db } from "../../lib/db.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { api } from "../lib/api.ts";
+import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
 import { Http1Client } from "../lib/http1.ts";
-import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
+import { startServer } from "../lib/server.ts";
 import { freePort } from "../../lib/embedded_pg.ts";
 import { registerBody } from "../lib/rows.ts";
 
@@ -99,30 +99,12 @@ const server = await (async () => {
   ]);
 })();
 try {
-  const { access_token: admin } = await api<{ access_token: string }>(
-    server.url,
-    "POST",
-    "/api/v1/auth/token",
-    { api_key: ADMIN_API_KEY },
-  );
-  const ds = await api<{ id: string }>(server.url, "POST", "/api/v1/datasets", {
-    name: "profile",
-    labels: ["car", "person"],
-  }, admin);
+  const admin = await adminToken(server.url);
+  const ds = { id: await createDataset(server.url, admin, "profile") };
   const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
   await sql.unsafe(seed.replace("%TABLE%", "images"), [ds.id, "p", 1, images]);
   await sql`VACUUM (ANALYZE)`;
-  const tokens: string[] = [];
-  for (let i = 0; i < concurrency; i++) {
-    const { api_key } = await api<{ api_key: string }>(server.url, "POST", "/api/v1/users", {
-      name: `profile-annotator-${i}`,
-      role: "annotator",
-    }, admin);
-    tokens.push(
-      (await api<{ access_token: string }>(server.url, "POST", "/api/v1/auth/token", { api_key }))
-        .access_token,
-    );
-  }
+  const tokens = await createAnnotators(server.url, admin, concurrency, "profile-annotator");
   let budget = 0;
   const body = JSON.stringify({
     labels: ["car"],

@@ -12,8 +12,8 @@ import postgres from "postgres";
 import { migrate } from "../../lib/migrate.ts";
 import type { Db } from "../../lib/db.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { api } from "../lib/api.ts";
-import { ADMIN_API_KEY, startServer } from "../lib/server.ts";
+import { adminToken, createDataset } from "../lib/api.ts";
+import { startServer } from "../lib/server.ts";
 import { registerBody } from "../lib/rows.ts";
 
 const args = Deno.args;
@@ -31,17 +31,9 @@ try {
   const servers = [];
   for (const c of configs) {
     const server = await startServer(db.url, c.env);
-    const { access_token: token } = await api<{ access_token: string }>(
-      server.url,
-      "POST",
-      "/api/v1/auth/token",
-      { api_key: ADMIN_API_KEY },
-    );
-    const ds = await api<{ id: string }>(server.url, "POST", "/api/v1/datasets", {
-      name: `ab-${c.name}`,
-      labels: ["car"],
-    }, token);
-    servers.push({ ...c, server, token, datasetId: ds.id, ms: [] as number[], cpuS: 0 });
+    const token = await adminToken(server.url);
+    const datasetId = await createDataset(server.url, token, `ab-${c.name}`, ["car"]);
+    servers.push({ ...c, server, token, datasetId, ms: [] as number[], cpuS: 0 });
   }
   for (let b = 0; b < 2 * batches; b++) {
     const s = servers[b % 2];
