@@ -64,6 +64,15 @@ async function serverMs(base: string) {
   };
 }
 
+async function serversMs(bases: string[]) {
+  const all = await Promise.all(bases.map(serverMs));
+  const add = (k: "claim" | "submit") => ({
+    sum: all.reduce((t, m) => t + m[k].sum, 0),
+    count: all.reduce((t, m) => t + m[k].count, 0),
+  });
+  return { claim: add("claim"), submit: add("submit") };
+}
+
 const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 try {
@@ -130,9 +139,11 @@ try {
     const order = [0, 1, 1, 0][r % 4] === 0 ? [sides[0], sides[1]] : [sides[1], sides[0]];
     for (const side of order) {
       await sql`CHECKPOINT`;
-      const before = await serverMs(side.server.url);
+      // Every server of the side (--b-servers): the latency sums and counts add up.
+      const servers = [side.server, ...side.extra];
+      const before = await serversMs(servers.map((s) => s.url));
       const { rate, cpuS, client } = await run(side, cycles);
-      const after = await serverMs(side.server.url);
+      const after = await serversMs(servers.map((s) => s.url));
       const inServer = (k: "claim" | "submit") =>
         (after[k].sum - before[k].sum) / Math.max(1, after[k].count - before[k].count);
       side.rates.push(rate);
