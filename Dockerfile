@@ -18,7 +18,7 @@ ENV DENO_NO_UPDATE_CHECK=1
 # `deno install` fills node_modules/ from the lock file, including dbmate's native binary for
 # this platform, which `deno task db:migrate` runs. It installs every import of deno.json, so
 # the development-only packages (embedded-postgres, playwright-core) come too: the server never
-# loads them (lib/dev_database.ts imports embedded-postgres only when no database is configured,
+# loads them (lib/runtime/dev_database.ts imports embedded-postgres only when no database is configured,
 # which production refuses).
 COPY --chown=deno:deno deno.json deno.lock ./
 RUN deno install --frozen

@@ -8,14 +8,14 @@
  * SHUTDOWN_TIMEOUT_SECONDS (default 10) to finish; then the pool closes, the embedded database
  * (if this process started it) stops, and the process exits 0 — or 1 if requests were cut off.
  */
-import { createApp } from "./lib/app.ts";
-import { bootstrapUsers, withJwtSecret } from "./lib/bootstrap.ts";
-import { type Config, ConfigError, loadConfig } from "./lib/config.ts";
-import { connect, type Db } from "./lib/db.ts";
-import { type OpenDatabase, openDatabaseUrl } from "./lib/dev_database.ts";
-import { warnAboutLocalDefaults } from "./lib/local_defaults.ts";
-import { createLogger, type Logger } from "./lib/log.ts";
-import { migrate } from "./lib/migrate.ts";
+import { createApp } from "./lib/http/app.ts";
+import { bootstrapUsers, withJwtSecret } from "./lib/runtime/bootstrap.ts";
+import { type Config, ConfigError, loadConfig } from "./lib/runtime/config.ts";
+import { connect, type Db } from "./lib/db/query.ts";
+import { type OpenDatabase, openDatabaseUrl } from "./lib/runtime/dev_database.ts";
+import { warnAboutLocalDefaults } from "./lib/runtime/local_defaults.ts";
+import { createLogger, type Logger } from "./lib/runtime/log.ts";
+import { migrate } from "./lib/db/migrate.ts";
 import { SPEC_PAGE_PATH } from "./routes/spec.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

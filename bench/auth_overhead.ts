@@ -5,10 +5,10 @@
  * auth, no database), then `getMe` with a createToken-issued token (HS256 verification plus the
  * cached user lookup). The difference in time per request is the authentication cost.
  */
-import { newApiKey, newJwtSecret } from "../lib/auth.ts";
-import { connect } from "../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../lib/embedded_pg.ts";
-import { migrate } from "../lib/migrate.ts";
+import { newApiKey, newJwtSecret } from "../lib/auth/tokens.ts";
+import { connect } from "../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
+import { migrate } from "../lib/db/migrate.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);

@@ -19,8 +19,8 @@
 import postgres from "postgres";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { Db } from "../lib/db.ts";
-import { migrate } from "../lib/migrate.ts";
+import type { Db } from "../lib/db/query.ts";
+import { migrate } from "../lib/db/migrate.ts";
 import {
   type BenchDatabase,
   durabilitySettings,
@@ -704,7 +704,7 @@ async function main(opts: Options): Promise<number> {
     };
     const explainClaim = await explain(claimText, [bigId, explainUserId]);
     const explainClaimGeneric = await explain(claimText, [bigId, explainUserId], true);
-    // The batched claim (the statement most claims take: lib/batcher.ts) for 16 annotators.
+    // The batched claim (the statement most claims take: lib/db/batcher.ts) for 16 annotators.
     const batchText = Deno.readTextFileSync(
       new URL("../sql/claims/claim_next_images.sql", import.meta.url),
     );

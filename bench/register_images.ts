@@ -7,14 +7,14 @@
  * runs in its own Worker, so building bodies and reading answers never competes with the server
  * for its thread. Reports images/s (images / wall time) and per-batch latency.
  */
-import { createApp } from "../lib/app.ts";
-import { newApiKey, newJwtSecret } from "../lib/auth.ts";
-import { bootstrapUsers } from "../lib/bootstrap.ts";
-import { parseConfig } from "../lib/config.ts";
-import { connect } from "../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../lib/embedded_pg.ts";
-import { silentLogger } from "../lib/log.ts";
-import { migrate } from "../lib/migrate.ts";
+import { createApp } from "../lib/http/app.ts";
+import { newApiKey, newJwtSecret } from "../lib/auth/tokens.ts";
+import { bootstrapUsers } from "../lib/runtime/bootstrap.ts";
+import { parseConfig } from "../lib/runtime/config.ts";
+import { connect } from "../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
+import { migrate } from "../lib/db/migrate.ts";
 
 const BATCH = 10_000;
 

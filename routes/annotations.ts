@@ -4,12 +4,20 @@
  * the request body. The changes feed is in feed.ts, the export in exports.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { Batcher } from "../lib/batcher.ts";
-import { ApiError, type ErrorDetail, notFound } from "../lib/errors.ts";
-import type { Metrics } from "../lib/metrics.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, Id, idParam, jsonBody, jsonResponse, Name, Timestamp } from "../lib/schemas.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { Batcher } from "../lib/db/batcher.ts";
+import { ApiError, type ErrorDetail, notFound } from "../lib/http/errors.ts";
+import type { Metrics } from "../lib/runtime/metrics.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import {
+  errors,
+  Id,
+  idParam,
+  jsonBody,
+  jsonResponse,
+  Name,
+  Timestamp,
+} from "../lib/http/openapi.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { type Claim, getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";

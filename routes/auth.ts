@@ -1,10 +1,10 @@
 /** Exchanging an API key for a token, and "who am I". */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import type { Auth } from "../lib/auth.ts";
-import { ApiError } from "../lib/errors.ts";
-import { createRouter } from "../lib/router.ts";
-import { errors, Id, jsonBody, jsonResponse } from "../lib/schemas.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import type { Auth } from "../lib/auth/tokens.ts";
+import { ApiError } from "../lib/http/errors.ts";
+import { createRouter } from "../lib/http/router.ts";
+import { errors, Id, jsonBody, jsonResponse } from "../lib/http/openapi.ts";
 
 export const TOKEN_PATH = "/auth/token";
 

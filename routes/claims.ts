@@ -1,11 +1,11 @@
 /** Claims: leases on images that keep two annotators off the same image. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { Batcher } from "../lib/batcher.ts";
-import { ApiError } from "../lib/errors.ts";
-import type { Metrics } from "../lib/metrics.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, Id, idParam, jsonResponse, Timestamp } from "../lib/schemas.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { Batcher } from "../lib/db/batcher.ts";
+import { ApiError } from "../lib/http/errors.ts";
+import type { Metrics } from "../lib/runtime/metrics.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import { errors, Id, idParam, jsonResponse, Timestamp } from "../lib/http/openapi.ts";
 import * as q from "../sql/claims/queries.ts";
 import { requireDataset } from "./datasets.ts";
 import { Annotation, annotationJson, claimProblem } from "./annotations.ts";

@@ -1,8 +1,8 @@
 /** Datasets: a named set of images, its label vocabulary and its annotation rules. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { ApiError, notFound } from "../lib/errors.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { ApiError, notFound } from "../lib/http/errors.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
 import {
   errors,
   Id,
@@ -12,10 +12,10 @@ import {
   Name,
   Text,
   Timestamp,
-} from "../lib/schemas.ts";
+} from "../lib/http/openapi.ts";
 import * as q from "../sql/datasets/queries.ts";
 import { setAnnotationsPerImage } from "../sql/images/queries.ts";
-import { transaction } from "../lib/db.ts";
+import { transaction } from "../lib/db/query.ts";
 
 const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
   1000,

@@ -3,10 +3,10 @@
  * constant memory.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { readSnapshot } from "../lib/db.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, idParam } from "../lib/schemas.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { readSnapshot } from "../lib/db/query.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import { errors, idParam } from "../lib/http/openapi.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { annotationJson, type ShapeT } from "./annotations.ts";
 import { getDataset } from "../sql/datasets/queries.ts";

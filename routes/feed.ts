@@ -3,9 +3,9 @@
  * miss an annotation, whatever order the writing transactions commit in.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, idParam, jsonResponse } from "../lib/schemas.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import { errors, idParam, jsonResponse } from "../lib/http/openapi.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { Annotation, annotationJson, invalid, SourceFilter } from "./annotations.ts";
 import { requireDataset } from "./datasets.ts";

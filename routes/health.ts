@@ -1,9 +1,9 @@
 /** Liveness and readiness probes (open: no credentials). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { errorBody } from "../lib/errors.ts";
-import { pendingMigrations } from "../lib/migrate.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, jsonResponse } from "../lib/schemas.ts";
+import { errorBody } from "../lib/http/errors.ts";
+import { pendingMigrations } from "../lib/db/migrate.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import { errors, jsonResponse } from "../lib/http/openapi.ts";
 
 const healthRoute = createRoute({
   method: "get",

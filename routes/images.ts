@@ -1,10 +1,10 @@
 /** Images: registration in bulk, listing, priorities. */
 import { setImmediate } from "node:timers";
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth.ts";
-import { isPgError, transaction } from "../lib/db.ts";
-import { ApiError, MAX_ISSUES, notFound, validationFailed } from "../lib/errors.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
+import { secured } from "../lib/auth/tokens.ts";
+import { isPgError, transaction } from "../lib/db/query.ts";
+import { ApiError, MAX_ISSUES, notFound, validationFailed } from "../lib/http/errors.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
 import {
   errors,
   Finite,
@@ -17,7 +17,7 @@ import {
   Name,
   readJsonBody,
   Timestamp,
-} from "../lib/schemas.ts";
+} from "../lib/http/openapi.ts";
 import * as q from "../sql/images/queries.ts";
 import { requireDataset } from "./datasets.ts";
 

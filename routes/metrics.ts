@@ -1,10 +1,10 @@
 /** `GET /metrics`: Prometheus text format; guarded by METRICS_TOKEN when that is set. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { timingSafeEqual } from "node:crypto";
-import { ApiError } from "../lib/errors.ts";
-import type { Metrics } from "../lib/metrics.ts";
-import { createRouter } from "../lib/router.ts";
-import { errors } from "../lib/schemas.ts";
+import { ApiError } from "../lib/http/errors.ts";
+import type { Metrics } from "../lib/runtime/metrics.ts";
+import { createRouter } from "../lib/http/router.ts";
+import { errors } from "../lib/http/openapi.ts";
 
 const metricsRoute = createRoute({
   method: "get",

@@ -3,7 +3,7 @@
  * package swagger-ui-dist and are served by this server, so it renders without internet access.
  */
 import getAbsoluteFSPath from "swagger-ui-dist/absolute-path.js";
-import type { Router } from "../lib/router.ts";
+import type { Router } from "../lib/http/router.ts";
 
 export const SPEC_JSON_PATH = "/api/openapi.json";
 export const SPEC_PAGE_PATH = "/api/spec.html";

@@ -7,10 +7,18 @@ import {
   isReservedUserName,
   newApiKey,
   secured,
-} from "../lib/auth.ts";
-import { ApiError, notFound } from "../lib/errors.ts";
-import { createRouter, type Deps } from "../lib/router.ts";
-import { errors, Id, idParam, jsonBody, jsonResponse, Name, Timestamp } from "../lib/schemas.ts";
+} from "../lib/auth/tokens.ts";
+import { ApiError, notFound } from "../lib/http/errors.ts";
+import { createRouter, type Deps } from "../lib/http/router.ts";
+import {
+  errors,
+  Id,
+  idParam,
+  jsonBody,
+  jsonResponse,
+  Name,
+  Timestamp,
+} from "../lib/http/openapi.ts";
 import * as q from "../sql/users/queries.ts";
 import { RoleSchema } from "./auth.ts";
 

@@ -5,11 +5,11 @@
  *
  * dbmate's own output goes to stdout; progress and errors go to stderr. Exits non-zero on failure.
  */
-import { loadConfig } from "../lib/config.ts";
-import { connect } from "../lib/db.ts";
-import { openDatabaseUrl } from "../lib/dev_database.ts";
-import { cliLogger as cliLog } from "../lib/log.ts";
-import { dbmate, type DbmateResult, migrate, migrationVersions } from "../lib/migrate.ts";
+import { loadConfig } from "../lib/runtime/config.ts";
+import { connect } from "../lib/db/query.ts";
+import { openDatabaseUrl } from "../lib/runtime/dev_database.ts";
+import { cliLogger as cliLog } from "../lib/runtime/log.ts";
+import { dbmate, type DbmateResult, migrate, migrationVersions } from "../lib/db/migrate.ts";
 import { lockMigrations, unlockMigrations } from "../sql/schema/queries.ts";
 
 const USAGE = `usage: deno task db:migrate          apply pending migrations

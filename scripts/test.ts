@@ -7,8 +7,8 @@
  * from it (tests/harness.ts), so files run in parallel and never share state.
  */
 import postgres from "postgres";
-import { freePort, startEmbeddedPostgres } from "../lib/embedded_pg.ts";
-import { dbmate } from "../lib/migrate.ts";
+import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
+import { dbmate } from "../lib/db/migrate.ts";
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url);

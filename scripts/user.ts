@@ -14,12 +14,12 @@ import {
   isReservedUserName,
   newApiKey,
   ROLES,
-} from "../lib/auth.ts";
-import { loadConfig } from "../lib/config.ts";
-import { connect, isPgError } from "../lib/db.ts";
-import { openDatabaseUrl } from "../lib/dev_database.ts";
-import { cliLogger as cliLog } from "../lib/log.ts";
-import { pendingMigrations } from "../lib/migrate.ts";
+} from "../lib/auth/tokens.ts";
+import { loadConfig } from "../lib/runtime/config.ts";
+import { connect, isPgError } from "../lib/db/query.ts";
+import { openDatabaseUrl } from "../lib/runtime/dev_database.ts";
+import { cliLogger as cliLog } from "../lib/runtime/log.ts";
+import { pendingMigrations } from "../lib/db/migrate.ts";
 import { createUser, type Role } from "../sql/users/queries.ts";
 
 const USAGE = `usage: deno task user:create <name> <role>

@@ -15,7 +15,7 @@
  * faults, 1,000 fuzzed requests, the whole auth battery, the 1,000-connection burst and every kind
  * of slow client. `FUZZ_SEED=<n>` replays a fuzz run.
  */
-import { freePort } from "../lib/embedded_pg.ts";
+import { freePort } from "../lib/runtime/embedded_pg.ts";
 import { startCluster } from "./lib/pg.ts";
 import type { Ctx, Result, Scenario } from "./lib/scenario.ts";
 import { authScenario } from "./scenarios/auth.ts";

@@ -3,7 +3,7 @@
  * late), bulk predictions, latest predictions, stats and the streamed export.
  */
 import assert from "node:assert/strict";
-import { type Db, type Handle, many, transaction } from "../lib/db.ts";
+import { type Db, type Handle, many, transaction } from "../lib/db/query.ts";
 import {
   type Annotation,
   type AnnotationSource,

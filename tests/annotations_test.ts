@@ -4,7 +4,7 @@
  * streamed exports and stats. Query-level behaviour is in tests/annotations_sql_test.ts.
  */
 import assert from "node:assert/strict";
-import { transaction } from "../lib/db.ts";
+import { transaction } from "../lib/db/query.ts";
 import { createMachineAnnotation } from "../sql/annotations/queries.ts";
 import { assertError, createTestApp, createTestDb, type TestUser } from "./harness.ts";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
-import { createApp } from "../lib/app.ts";
-import { silentLogger } from "../lib/log.ts";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
+import { createApp } from "../lib/http/app.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { assertError, createTestApp, TEST_JWT_SECRET, testConfig } from "./harness.ts";
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);

@@ -1,11 +1,11 @@
 /**
- * Claims and submits gathered into one statement: lib/batcher.ts on its own, then
+ * Claims and submits gathered into one statement: lib/db/batcher.ts on its own, then
  * sql/claims/claim_next_images.sql and sql/annotations/create_human_annotations.sql against a
  * real database (tests/claims_sql_test.ts drains datasets through both from two pools).
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { Batcher } from "../lib/batcher.ts";
+import { Batcher } from "../lib/db/batcher.ts";
 import {
   currentQueryScope,
   expireQueries,
@@ -13,7 +13,7 @@ import {
   many,
   newQueryScope,
   withQueryScope,
-} from "../lib/db.ts";
+} from "../lib/db/query.ts";
 import {
   type ClaimedHumanAnnotation,
   createHumanAnnotations,
@@ -200,7 +200,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
         const scope = currentQueryScope()!;
         scopes.push(scope);
         if (sent.length === 1) return release.opened.then(() => items);
-        // Stands for a query that runs until cancelled, as lib/db.ts `run` registers one.
+        // Stands for a query that runs until cancelled, as lib/db/query.ts `run` registers one.
         return new Promise((_resolve, reject) => {
           scope.running.add({
             cancel() {

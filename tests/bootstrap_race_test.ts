@@ -5,9 +5,9 @@
  * users_api_key_hash_key" (ON CONFLICT (name) does not cover the race on the key's own index).
  */
 import assert from "node:assert/strict";
-import { bootstrapUsers } from "../lib/bootstrap.ts";
-import { connect } from "../lib/db.ts";
-import { silentLogger } from "../lib/log.ts";
+import { bootstrapUsers } from "../lib/runtime/bootstrap.ts";
+import { connect } from "../lib/db/query.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { createTestDb, testConfig } from "./harness.ts";
 
 Deno.test("replicas starting together all ensure the same admin", async () => {

@@ -1,8 +1,8 @@
 /** Start-up steps around authentication: ADMIN_API_KEY's admin, and the kept JWT secret. */
 import assert from "node:assert/strict";
-import { bootstrapUsers, withJwtSecret } from "../lib/bootstrap.ts";
-import { ConfigError } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { bootstrapUsers, withJwtSecret } from "../lib/runtime/bootstrap.ts";
+import { ConfigError } from "../lib/runtime/config.ts";
+import { createLogger } from "../lib/runtime/log.ts";
 import { createTestApp, testConfig } from "./harness.ts";
 import { expectStartFailure } from "./server_process.ts";
 

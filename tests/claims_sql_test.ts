@@ -3,8 +3,17 @@
  * database, with real concurrent connections (and two pools standing in for two server processes).
  */
 import assert from "node:assert/strict";
-import { connect, type Db, exec, type Handle, many, one, sqlFile, transaction } from "../lib/db.ts";
-import { Batcher } from "../lib/batcher.ts";
+import {
+  connect,
+  type Db,
+  exec,
+  type Handle,
+  many,
+  one,
+  sqlFile,
+  transaction,
+} from "../lib/db/query.ts";
+import { Batcher } from "../lib/db/batcher.ts";
 import {
   type Annotation,
   type ClaimedHumanAnnotation,

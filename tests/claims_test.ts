@@ -4,9 +4,9 @@
  * one database. The query-level rules are in tests/claims_sql_test.ts.
  */
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { connect, type Db } from "../lib/db.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createApp } from "../lib/http/app.ts";
+import { connect, type Db } from "../lib/db/query.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import {
   assertError,
   createTestApp,

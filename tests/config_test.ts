@@ -1,6 +1,6 @@
 /** The `.env` reader: parseDotEnv's syntax, and readEnv's layering under the environment. */
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig, parseDotEnv, readEnv } from "../lib/config.ts";
+import { ConfigError, parseConfig, parseDotEnv, readEnv } from "../lib/runtime/config.ts";
 
 Deno.test("parseDotEnv", async (t) => {
   await t.step("quoted values lose their quotes, also before a comment", () => {

@@ -6,10 +6,10 @@
  * by stopping and crashing a real PostgreSQL under load.
  */
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { connect } from "../lib/db.ts";
-import { toErrorResponse } from "../lib/errors.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createApp } from "../lib/http/app.ts";
+import { connect } from "../lib/db/query.ts";
+import { toErrorResponse } from "../lib/http/errors.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { assertError, createTestApp, testConfig } from "./harness.ts";
 
 /** A TCP proxy to `target` that can be cut and restored on the same port. */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createEmptyDb } from "./harness.ts";
-import { dbmate, DBMATE_URL_VARIABLE, dbmateCommand } from "../lib/migrate.ts";
+import { dbmate, DBMATE_URL_VARIABLE, dbmateCommand } from "../lib/db/migrate.ts";
 
 const PASSWORD = "s3cr3t-p@ss:w/rd";
 

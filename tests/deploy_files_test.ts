@@ -4,11 +4,11 @@
  * every environment variable name (and documented default).
  */
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { EnvSchema, parseConfig } from "../lib/config.ts";
-import { connect } from "../lib/db.ts";
-import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/local_defaults.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createApp } from "../lib/http/app.ts";
+import { EnvSchema, parseConfig } from "../lib/runtime/config.ts";
+import { connect } from "../lib/db/query.ts";
+import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/runtime/local_defaults.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";
 import { testConfig } from "./harness.ts";
 import { ROOT_DIR } from "./server_process.ts";
@@ -171,15 +171,21 @@ Deno.test("docker-compose.yml matches the code", async (t) => {
     assert.ok(volume in compose.volumes, `${volume} is a named volume`);
   });
 
-  await t.step("every variable the app and migrate services set is one lib/config.ts reads", () => {
-    for (const [name, service] of [["app", app], ["migrate", migrate]]) {
-      for (const key of Object.keys(service.environment)) {
-        assert.ok(ENV_VARS.includes(key), `${name} sets ${key}, which lib/config.ts does not read`);
+  await t.step(
+    "every variable the app and migrate services set is one lib/runtime/config.ts reads",
+    () => {
+      for (const [name, service] of [["app", app], ["migrate", migrate]]) {
+        for (const key of Object.keys(service.environment)) {
+          assert.ok(
+            ENV_VARS.includes(key),
+            `${name} sets ${key}, which lib/runtime/config.ts does not read`,
+          );
+        }
+        assert.equal(service.environment.APP_ENV, "production");
+        assert.equal(service.environment.DB_HOST, "db");
       }
-      assert.equal(service.environment.APP_ENV, "production");
-      assert.equal(service.environment.DB_HOST, "db");
-    }
-  });
+    },
+  );
 
   await t.step("migrate runs the db:migrate task once, after the database is healthy", () => {
     assert.deepEqual(migrate.command, ["task", "db:migrate"]);
@@ -249,7 +255,7 @@ Deno.test("deno task compile embeds what the server reads at run time", () => {
   assert.equal(args.at(-1), "main.ts");
   assert.equal(args[args.indexOf("--output") + 1], OUTPUT);
   const includes = args.flatMap((a, i) => args[i - 1] === "--include" ? [a] : []);
-  // lib/db.ts reads sql/ and lib/migrate.ts reads db/migrations/ (readiness) at run time.
+  // lib/db/query.ts reads sql/ and lib/db/migrate.ts reads db/migrations/ (readiness) at run time.
   assert.deepEqual(includes, ["sql", "db/migrations"]);
   const start = denoJson.tasks.start.split(" ").filter((w: string) => w.startsWith("--allow-"));
   assert.deepEqual(args.filter((a) => a.startsWith("--allow-")), start);
@@ -286,13 +292,13 @@ function tableVariables(markdown: string): string[] {
   return [...markdown.matchAll(/^\| `([A-Z][A-Z0-9_]*)` +\|/gm)].map((m) => m[1]);
 }
 
-Deno.test(".env.example lists exactly the variables lib/config.ts reads", () => {
+Deno.test(".env.example lists exactly the variables lib/runtime/config.ts reads", () => {
   const listed = [...read(".env.example").matchAll(/^# ?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]);
   assert.equal(new Set(listed).size, listed.length, "each variable once");
   assert.deepEqual([...listed].sort(), [...ENV_VARS].sort());
 });
 
-Deno.test("the README's Configuration table lists exactly the variables lib/config.ts reads", () => {
+Deno.test("the README's Configuration table lists exactly the variables lib/runtime/config.ts reads", () => {
   const readme = read("README.md");
   const start = readme.indexOf("\n## Configuration\n");
   assert.ok(start >= 0, "a Configuration section");

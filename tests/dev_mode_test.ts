@@ -9,7 +9,7 @@
  *   `deno task db:new` in a copy of the project, so no file lands in db/migrations/.
  */
 import assert from "node:assert/strict";
-import { freePort } from "../lib/embedded_pg.ts";
+import { freePort } from "../lib/runtime/embedded_pg.ts";
 import { createEmptyDb } from "./harness.ts";
 import { baseEnv, ROOT_DIR } from "./server_process.ts";
 

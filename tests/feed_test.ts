@@ -4,7 +4,7 @@
  * and an empty page moves the cursor without ever passing a row that commits later.
  */
 import assert from "node:assert/strict";
-import { type Db, type Handle, many, sqlFile, transaction } from "../lib/db.ts";
+import { type Db, type Handle, many, sqlFile, transaction } from "../lib/db/query.ts";
 import {
   type AnnotationSource,
   decodeFeedCursor,

@@ -5,11 +5,17 @@
 import postgres from "postgres";
 import type { Send } from "../stress/lib/fuzz.ts";
 import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../stress/lib/attacks.ts";
-import { createApp } from "../lib/app.ts";
-import { type Config, parseConfig } from "../lib/config.ts";
-import { connect, type Db, exec, type Handle } from "../lib/db.ts";
-import { type Logger, silentLogger } from "../lib/log.ts";
-import { hashApiKey, newApiKey, type Role, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth.ts";
+import { createApp } from "../lib/http/app.ts";
+import { type Config, parseConfig } from "../lib/runtime/config.ts";
+import { connect, type Db, exec, type Handle } from "../lib/db/query.ts";
+import { type Logger, silentLogger } from "../lib/runtime/log.ts";
+import {
+  hashApiKey,
+  newApiKey,
+  type Role,
+  TOKEN_AUDIENCE,
+  TOKEN_ISSUER,
+} from "../lib/auth/tokens.ts";
 import { createUser } from "../sql/users/queries.ts";
 
 export interface TestDb {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { connect, type Db, isPgError } from "../lib/db.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createApp } from "../lib/http/app.ts";
+import { connect, type Db, isPgError } from "../lib/db/query.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { IMAGES_EXTERNAL_ID_KEY, insertNewImages, registerImages } from "../sql/images/queries.ts";
 import { REGISTER_CHUNK } from "../routes/images.ts";
 import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
@@ -253,7 +253,7 @@ Deno.test("images", async (t) => {
     });
 
     await t.step("a body that is not JSON: the answers of every other route", async () => {
-      // registerImages reads its own body (lib/schemas.ts readJsonBody); createDataset's is read
+      // registerImages reads its own body (lib/http/openapi.ts readJsonBody); createDataset's is read
       // by zod-openapi's validator. The same bodies get the same status and error code.
       const cases: [string, string, Record<string, string>][] = [
         ["malformed", "{not json", {}],

@@ -1,6 +1,6 @@
-/** lib/limits.ts: the request deadlines' timer and the large-body budget. */
+/** lib/http/limits.ts: the request deadlines' timer and the large-body budget. */
 import assert from "node:assert/strict";
-import { ByteBudget, DEADLINE_TICK_MS, Deadlines } from "../lib/limits.ts";
+import { ByteBudget, DEADLINE_TICK_MS, Deadlines } from "../lib/http/limits.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { connect } from "../lib/db.ts";
-import { silentLogger } from "../lib/log.ts";
-import { migrate, migrationVersions, pendingMigrations } from "../lib/migrate.ts";
+import { createApp } from "../lib/http/app.ts";
+import { connect } from "../lib/db/query.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
+import { migrate, migrationVersions, pendingMigrations } from "../lib/db/migrate.ts";
 import { listAppliedMigrations } from "../sql/schema/queries.ts";
 import { assertError, createEmptyDb, testConfig } from "./harness.ts";
 

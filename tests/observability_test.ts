@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import postgres from "postgres";
-import { ApiError, makeOnError } from "../lib/errors.ts";
-import { createLogger, type Level } from "../lib/log.ts";
+import { ApiError, makeOnError } from "../lib/http/errors.ts";
+import { createLogger, type Level } from "../lib/runtime/log.ts";
 import { assertError, createTestApp } from "./harness.ts";
 
 /** The value of one series in Prometheus text, or undefined when it is absent. */

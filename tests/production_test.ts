@@ -3,9 +3,9 @@
  * parsed, and the real server process started the production way with the `DB_*` variables.
  */
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../lib/config.ts";
-import { tlsFromUrl } from "../lib/db.ts";
-import { LOCAL_COMPOSE_DEFAULTS } from "../lib/local_defaults.ts";
+import { ConfigError, parseConfig } from "../lib/runtime/config.ts";
+import { tlsFromUrl } from "../lib/db/query.ts";
+import { LOCAL_COMPOSE_DEFAULTS } from "../lib/runtime/local_defaults.ts";
 import { createTestDb } from "./harness.ts";
 import {
   adminToken,

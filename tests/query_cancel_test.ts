@@ -1,11 +1,18 @@
 /**
- * Cancelling a request's queries (lib/app.ts's deadline, lib/db.ts QueryScope) while other
+ * Cancelling a request's queries (lib/http/app.ts's deadline, lib/db/query.ts QueryScope) while other
  * queries wait behind them on the same connection: every query must settle, and each with its own
  * result. postgres.js pipelines queries on a busy connection; cancelling two in a row there lost
  * track of the first (it never settled, and the next query's result could be read as its own).
  */
 import assert from "node:assert/strict";
-import { connect, expireQueries, many, newQueryScope, one, withQueryScope } from "../lib/db.ts";
+import {
+  connect,
+  expireQueries,
+  many,
+  newQueryScope,
+  one,
+  withQueryScope,
+} from "../lib/db/query.ts";
 import { assertError, createTestApp, createTestDb } from "./harness.ts";
 
 const settle = <T>(p: Promise<T>, ms: number) =>

@@ -3,10 +3,10 @@
  * unavailable", "pending migrations: N"); the database's own error text goes to the log.
  */
 import assert from "node:assert/strict";
-import { createApp } from "../lib/app.ts";
-import { connect } from "../lib/db.ts";
-import { createLogger } from "../lib/log.ts";
-import { migrationVersions } from "../lib/migrate.ts";
+import { createApp } from "../lib/http/app.ts";
+import { connect } from "../lib/db/query.ts";
+import { createLogger } from "../lib/runtime/log.ts";
+import { migrationVersions } from "../lib/db/migrate.ts";
 import { createEmptyDb, testConfig } from "./harness.ts";
 
 function appOn(url: string) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { createApp } from "../lib/app.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createApp } from "../lib/http/app.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
 import { createTestApp, createTestDb, testConfig } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -105,7 +105,7 @@ Deno.test("the OpenAPI document", async (t) => {
           return ref ? [ref] : [];
         })
       );
-      // registerImages validates its own body, declared by reference (lib/schemas.ts jsonBodyRef).
+      // registerImages validates its own body, declared by reference (lib/http/openapi.ts jsonBodyRef).
       assert.ok(refs.includes("#/components/schemas/RegisterImages"), JSON.stringify(refs));
       for (const ref of refs) {
         assert.ok(components[ref.replace("#/components/schemas/", "")], `${ref} is not defined`);

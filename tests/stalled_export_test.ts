@@ -1,11 +1,11 @@
 /**
  * Clients that start an export and stop reading must not take the database pool from everyone
- * else (lib/db.ts readSnapshot: a share of the pool for streams, and an idle cut-off). Found by
+ * else (lib/db/query.ts readSnapshot: a share of the pool for streams, and an idle cut-off). Found by
  * `deno task stress` (scenario "limits"): 16 stalled exports held all 10 connections of a
  * server and every other request timed out.
  */
 import assert from "node:assert/strict";
-import { activity, snapshotLimits } from "../lib/db.ts";
+import { activity, snapshotLimits } from "../lib/db/query.ts";
 import { createTestApp, type TestApp } from "./harness.ts";
 
 async function bigDataset(h: TestApp): Promise<string> {

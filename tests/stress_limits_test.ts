@@ -7,7 +7,7 @@ Deno.test("memory over the bound, or a dead server, is a violation", () => {
   assert.match(judgeMemory(MEMORY_LIMIT_MIB + 1, undefined).join(), /RSS peaked at \d+ MiB, over/);
   assert.match(judgeMemory(120, 137).join(), /died during the scenario \(exit code 137\)/);
   assert.equal(judgeMemory(MEMORY_LIMIT_MIB + 1, 1).length, 2);
-  // Accepted bodies sent at once: the same bound holds through them (lib/app.ts's budget).
+  // Accepted bodies sent at once: the same bound holds through them (lib/http/app.ts's budget).
   const phase = (peakMiB: number) => ({ beforeMiB: 130, peakMiB, sentMiB: 360 });
   assert.deepEqual(judgeMemory(200, undefined, phase(MEMORY_LIMIT_MIB)), []);
   assert.match(

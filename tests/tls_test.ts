@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { freePort, startEmbeddedPostgres } from "../lib/embedded_pg.ts";
+import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
 import {
   adminToken,
   exitWithin,
@@ -104,7 +104,7 @@ async function makeCertificates(dir: string): Promise<void> {
   );
 }
 
-/** As root, PostgreSQL runs as `postgres` and must own its key (lib/embedded_pg.ts). */
+/** As root, PostgreSQL runs as `postgres` and must own its key (lib/runtime/embedded_pg.ts). */
 async function giveToPostgres(paths: string[]): Promise<void> {
   if (Deno.uid() !== 0) return;
   const id = async (flag: string) => {
@@ -141,7 +141,7 @@ Deno.test({
       await makeCertificates(dir);
       await Deno.chmod(`${dir}/server.key`, 0o600);
       // The role the application uses may only come in over TLS; the embedded server's own
-      // superuser connection (lib/embedded_pg.ts) stays plain.
+      // superuser connection (lib/runtime/embedded_pg.ts) stays plain.
       await Deno.writeTextFile(
         `${dir}/pg_hba.conf`,
         `host    all postgres 127.0.0.1/32 password

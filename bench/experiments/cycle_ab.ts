@@ -14,8 +14,8 @@
  * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
  */
 import postgres from "postgres";
-import { migrate } from "../../lib/migrate.ts";
-import type { Db } from "../../lib/db.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
 import { startServer } from "../lib/server.ts";

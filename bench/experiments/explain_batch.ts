@@ -6,9 +6,9 @@
  * in a rolled-back transaction.
  */
 import postgres from "postgres";
-import type { Db } from "../../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
-import { migrate } from "../../lib/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { migrate } from "../../lib/db/migrate.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {

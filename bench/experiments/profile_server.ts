@@ -9,13 +9,13 @@
  * `--out` keeps the .cpuprofile (Chrome DevTools opens it).
  */
 import postgres from "postgres";
-import { migrate } from "../../lib/migrate.ts";
-import type { Db } from "../../lib/db.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { startServer } from "../lib/server.ts";
-import { freePort } from "../../lib/embedded_pg.ts";
+import { freePort } from "../../lib/runtime/embedded_pg.ts";
 import { registerBody } from "../lib/rows.ts";
 
 const args = Deno.args;

@@ -9,8 +9,8 @@
  * than two bench runs do. Prints each server's request p50 and mean, and its CPU per batch.
  */
 import postgres from "postgres";
-import { migrate } from "../../lib/migrate.ts";
-import type { Db } from "../../lib/db.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { adminToken, createDataset } from "../lib/api.ts";
 import { startServer } from "../lib/server.ts";

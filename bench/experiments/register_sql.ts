@@ -10,9 +10,9 @@
  * - insert_new_images.sql: the fast path for a batch of new external_ids (a plain INSERT).
  */
 import postgres from "postgres";
-import type { Db } from "../../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
-import { migrate } from "../../lib/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { migrate } from "../../lib/db/migrate.ts";
 import { imageColumns } from "../../sql/images/queries.ts";
 import { copyText, imageRow } from "../lib/rows.ts";
 

@@ -8,16 +8,16 @@
  * DB_POOL_MAX) and loop claim -> submit through the server's statements (or the variants given
  * with --claim / --submit, which take the same parameters and return `state`, `claim_id` and
  * `id`); the naive cycle (bench/naive_cycle.sql) runs at the same concurrency, one connection per
- * client as pgbench does. With --batch, claims and submits go through lib/batcher.ts as the
+ * client as pgbench does. With --batch, claims and submits go through lib/db/batcher.ts as the
  * server sends them (N batches of each in flight). Rounds alternate; each prints cycles/s and the cluster's CPU
  * milliseconds per cycle (all backends and auxiliary processes, from /proc), the figure that
  * decides throughput on a machine whose cores are all busy.
  */
 import postgres from "postgres";
-import { Batcher } from "../../lib/batcher.ts";
-import type { Db } from "../../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
-import { migrate } from "../../lib/migrate.ts";
+import { Batcher } from "../../lib/db/batcher.ts";
+import type { Db } from "../../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { migrate } from "../../lib/db/migrate.ts";
 import { parseScript } from "../workers/naive_driver.ts";
 import { clusterCpuSeconds } from "../lib/server.ts";
 import { round } from "../lib/stats.ts";
@@ -44,7 +44,7 @@ const rounds = flag("--rounds", 3);
 const concurrency = flag("--concurrency", 32);
 const poolMax = flag("--pool", 10);
 const pgStats = args.includes("--pg-stats");
-// --batch N: claims and submits go through lib/batcher.ts (N batches of each in flight), as the
+// --batch N: claims and submits go through lib/db/batcher.ts (N batches of each in flight), as the
 // server sends them; --batch-submits N sets the submits' apart; --batch-size caps a batch.
 const batchInFlight = flag("--batch", 0);
 const submitsInFlight = flag("--batch-submits", batchInFlight);

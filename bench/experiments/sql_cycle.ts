@@ -12,9 +12,9 @@
  * --db-setup` does.
  */
 import postgres from "postgres";
-import type { Db } from "../../lib/db.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
-import { migrate } from "../../lib/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { migrate } from "../../lib/db/migrate.ts";
 import { createHumanAnnotation } from "../../sql/annotations/queries.ts";
 import { claimNextImage } from "../../sql/claims/queries.ts";
 import { parseScript } from "../workers/naive_driver.ts";

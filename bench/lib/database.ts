@@ -4,7 +4,7 @@
  * dropped afterwards. Both the service and the raw-SQL ceiling run on it, with the same settings.
  */
 import postgres from "postgres";
-import { freePort, startEmbeddedPostgres } from "../../lib/embedded_pg.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
 
 export interface BenchDatabase {
   url: string;

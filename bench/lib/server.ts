@@ -3,7 +3,7 @@
  * the start task's flags, APP_ENV=production, migrations already applied), so its memory can be
  * read from /proc and the load generators never share its thread.
  */
-import { freePort } from "../../lib/embedded_pg.ts";
+import { freePort } from "../../lib/runtime/embedded_pg.ts";
 import { sleep } from "./stats.ts";
 import { startTaskFlags } from "../../tests/server_process.ts";
 

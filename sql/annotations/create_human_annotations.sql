@@ -1,6 +1,6 @@
 -- name: CreateHumanAnnotations :many
 -- create_human_annotation.sql for several submits at once, in one statement and one commit: the
--- server gathers the submits that arrive while earlier ones run (lib/batcher.ts). $1 is a JSON
+-- server gathers the submits that arrive while earlier ones run (lib/db/batcher.ts). $1 is a JSON
 -- array of {claim_id, image_id, user_id, labels, shapes, used, max_x, max_y} (used: every label
 -- the annotation uses; max_x, max_y: its right- and bottom-most coordinates), each with a claim, no
 -- two with the same user or the same image (the server keeps them apart). Each is accepted or

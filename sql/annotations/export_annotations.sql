@@ -1,7 +1,7 @@
 -- name: ExportAnnotations :many
 -- Every image of dataset $1 in id order, each with its annotations (id order) as a JSON array;
 -- $2 'human' or 'machine' filters them by source, null gives all. Meant to be read through a
--- cursor (lib/db.ts `stream`): an index scan on images_dataset_id_id_idx with one correlated
+-- cursor (lib/db/query.ts `stream`): an index scan on images_dataset_id_id_idx with one correlated
 -- lookup per image on annotations_image_id_id_idx and no sort or hash, so the server produces
 -- rows as they are fetched and memory stays constant however big the dataset. Images without
 -- (matching) annotations are included, with an empty array.

@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile, stream } from "../../lib/db.ts";
+import { type Handle, many, one, sqlFile, stream } from "../../lib/db/query.ts";
 import type { Image } from "../images/queries.ts";
 
 export type AnnotationSource = "human" | "machine";
@@ -130,7 +130,7 @@ export async function createHumanAnnotation(
 export type ClaimedHumanAnnotation = NewHumanAnnotation & { claim_id: string };
 
 /**
- * createHumanAnnotation for several submits in one statement (lib/batcher.ts gathers them): no
+ * createHumanAnnotation for several submits in one statement (lib/db/batcher.ts gathers them): no
  * two may have the same user or the same image. Per submit, in order: its annotation, or
  * `undefined` where createHumanAnnotation would answer `null` (run it alone to learn why).
  */

@@ -1,7 +1,7 @@
 -- name: ClaimNextImages :many
 -- claim_next_image.sql for several callers of dataset $1 at once ($2: their user ids, distinct),
 -- in one statement and one commit: the server gathers the claims that arrive while earlier ones
--- run (lib/batcher.ts). It covers the common cases and hands the others back, one row per
+-- run (lib/db/batcher.ts). It covers the common cases and hands the others back, one row per
 -- caller, in state:
 --   'held'   the caller's live claim in this dataset, unchanged.
 --   'new'    a new claim on a claimable image.

@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile } from "../../lib/db.ts";
+import { type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
 import {
   type Annotation,
   annotationFromJson,
@@ -80,7 +80,7 @@ export async function claimNextImage(
 }
 
 /**
- * claimNextImage for several users of one dataset in one statement (lib/batcher.ts gathers
+ * claimNextImage for several users of one dataset in one statement (lib/db/batcher.ts gathers
  * them; the ids distinct). Per user, in order: `held` or `new` as claimNextImage would answer,
  * or `undefined`: run claimNextImage for that user (claim_next_images.sql says when).
  */

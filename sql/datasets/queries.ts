@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile } from "../../lib/db.ts";
+import { type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
 
 export interface Dataset {
   id: string;

@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { exec, type Handle, many, one, sqlFile } from "../../lib/db.ts";
+import { exec, type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
 
 export type ImageStatus = "pending" | "in_progress" | "done";
 

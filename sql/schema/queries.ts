@@ -1,5 +1,5 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { exec, type Handle, many, one, sqlFile } from "../../lib/db.ts";
+import { exec, type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
 
 const SCHEMA_MIGRATIONS_EXISTS = sqlFile("schema/schema_migrations_exists");
 const LIST_APPLIED_MIGRATIONS = sqlFile("schema/list_applied_migrations");

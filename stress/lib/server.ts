@@ -5,7 +5,7 @@
  * temporary working directory (no developer `.env` is read). In production mode on a fixed
  * port; waited for (GET /healthz), killed with any signal and started again on the same port.
  */
-import { freePort } from "../../lib/embedded_pg.ts";
+import { freePort } from "../../lib/runtime/embedded_pg.ts";
 import { baseEnv, ROOT_DIR as ROOT, startTaskFlags } from "../../tests/server_process.ts";
 
 export const ADMIN_API_KEY = "ak_stress_admin_key_0123456789abcdefghijklmnop";

@@ -6,8 +6,8 @@
  * datasets) and SQL injection strings in every parameter of the spec.
  */
 import { exportJWK, generateKeyPair } from "jose";
-import { freePort } from "../../lib/embedded_pg.ts";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../lib/auth.ts";
+import { freePort } from "../../lib/runtime/embedded_pg.ts";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../lib/auth/tokens.ts";
 import {
   type AttackSetup,
   DIGEST_SQL,

@@ -12,7 +12,7 @@
  *   once leave the server alive;
  * - memory: the server's resident memory stays under MEMORY_LIMIT_MIB through the burst, the
  *   slow clients, the refused bodies and many bodies just under the limit sent at once (which
- *   lib/app.ts admits within a budget); and the process never dies.
+ *   lib/http/app.ts admits within a budget); and the process never dies.
  *
  * `--quick` keeps the 1,000-connection burst and every kind of slow client, with fewer slow
  * clients for less time.
@@ -31,7 +31,7 @@ const PROMPT_MS = 2000;
 export const MEMORY_LIMIT_MIB = 400;
 /**
  * Bodies accepted (just under BODY_LIMIT_BYTES) are held whole while parsed: bytes, text and
- * parsed value, about 2.8 times their size each. lib/app.ts lets large bodies in only within a
+ * parsed value, about 2.8 times their size each. lib/http/app.ts lets large bodies in only within a
  * budget of twice BODY_LIMIT_BYTES at once (the rest wait their turn), so however many are sent
  * together the server must stay under MEMORY_LIMIT_MIB through them too. (Before the budget,
  * twelve 30 MiB bodies at once took it to 1,058 MiB.)
@@ -62,7 +62,7 @@ export function judgeMemory(
 
 /**
  * The error-level lines that are not expected: a request past REQUEST_TIMEOUT_MS is answered
- * 503 on purpose here (logged at warn since lib/errors.ts says so; matched here as well should
+ * 503 on purpose here (logged at warn since lib/http/errors.ts says so; matched here as well should
  * one still come at error). Filtered before any are picked, so timeouts cannot hide the rest.
  */
 export function unexpectedErrors(errors: Record<string, unknown>[]): Record<string, unknown>[] {
@@ -139,12 +139,12 @@ async function peakRss<T>(server: Server, run: () => Promise<T>): Promise<[T, nu
 /** How long the queries of an answered burst may take to drain. */
 const DRAIN_LIMIT_MS = 20_000;
 
-/** The gauges of queries and transactions started and not finished (lib/app.ts). */
+/** The gauges of queries and transactions started and not finished (lib/http/app.ts). */
 const IN_FLIGHT = /^db_(queries|transactions)_in_flight /;
 
 /**
  * Waits until the server runs no query (queued ones included); returns how long that took. A
- * request past its deadline has its queries cancelled (lib/app.ts, since 839220a), so after a
+ * request past its deadline has its queries cancelled (lib/http/app.ts, since 839220a), so after a
  * burst this is how long the queued work took to drain, not queries left running for clients
  * already told "timeout".
  */

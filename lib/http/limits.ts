@@ -1,4 +1,4 @@
-/** In-process bounds the request pipeline (lib/app.ts) applies: deadlines and a body budget. */
+/** In-process bounds the request pipeline (lib/http/app.ts) applies: deadlines and a body budget. */
 
 /** How often request deadlines are checked: a timeout answers up to this much late. */
 export const DEADLINE_TICK_MS = 20;

@@ -2,17 +2,21 @@
  * Migrations are dbmate plain-SQL files in `db/migrations/`. This module runs dbmate (the npm
  * package, under Deno) and answers "is anything pending?" for readiness without spawning it.
  */
-import { listAppliedMigrations, lockMigrations, unlockMigrations } from "../sql/schema/queries.ts";
-import type { Db } from "./db.ts";
+import {
+  listAppliedMigrations,
+  lockMigrations,
+  unlockMigrations,
+} from "../../sql/schema/queries.ts";
+import type { Db } from "./query.ts";
 
-export const MIGRATIONS_DIR = new URL("../db/migrations/", import.meta.url);
+export const MIGRATIONS_DIR = new URL("../../db/migrations/", import.meta.url);
 const DBMATE = "npm:dbmate@2.24.0";
 /**
  * dbmate runs with this project's deno.json, so its lock file and node_modules (`deno install`)
  * resolve it wherever the caller's working directory is: without them, deno asks the registry
  * about every platform package dbmate lists, which fails offline.
  */
-const CONFIG = new URL("../deno.json", import.meta.url);
+const CONFIG = new URL("../../deno.json", import.meta.url);
 
 /** dbmate speaks lib/pq, which wants an explicit sslmode; postgres.js defaults to no TLS. */
 export function dbmateUrl(url: string): string {

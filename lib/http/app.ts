@@ -2,23 +2,23 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { routePath } from "hono/route";
-import { authenticate, createAuth } from "./auth.ts";
+import { authenticate, createAuth } from "../auth/tokens.ts";
 import { ApiError, errorBody, makeOnError } from "./errors.ts";
-import { activity, expireQueries, newQueryScope, withQueryScope } from "./db.ts";
+import { activity, expireQueries, newQueryScope, withQueryScope } from "../db/query.ts";
 import { ByteBudget, collectLater, Deadlines, LARGE_BODY_BYTES } from "./limits.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics } from "../runtime/metrics.ts";
 import { createRouter, type Deps } from "./router.ts";
-import { annotationsRouter } from "../routes/annotations.ts";
-import { authRouter, TOKEN_PATH } from "../routes/auth.ts";
-import { claimsRouter } from "../routes/claims.ts";
-import { datasetsRouter } from "../routes/datasets.ts";
-import { exportsRouter } from "../routes/exports.ts";
-import { feedRouter } from "../routes/feed.ts";
-import { healthRouter } from "../routes/health.ts";
-import { imagesRouter } from "../routes/images.ts";
-import { metricsRouter } from "../routes/metrics.ts";
-import { mountSpecPage, SPEC_JSON_PATH } from "../routes/spec.ts";
-import { usersRouter } from "../routes/users.ts";
+import { annotationsRouter } from "../../routes/annotations.ts";
+import { authRouter, TOKEN_PATH } from "../../routes/auth.ts";
+import { claimsRouter } from "../../routes/claims.ts";
+import { datasetsRouter } from "../../routes/datasets.ts";
+import { exportsRouter } from "../../routes/exports.ts";
+import { feedRouter } from "../../routes/feed.ts";
+import { healthRouter } from "../../routes/health.ts";
+import { imagesRouter } from "../../routes/images.ts";
+import { metricsRouter } from "../../routes/metrics.ts";
+import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
+import { usersRouter } from "../../routes/users.ts";
 
 export const API_VERSION = "0.1.0";
 
@@ -94,7 +94,7 @@ export function createApp(deps: Deps) {
   });
 
   // A bound on each API request. At the deadline the request's queries are cancelled and no new
-  // one may start (lib/db.ts QueryScope), so a timeout answer never hides a write that lands
+  // one may start (lib/db/query.ts QueryScope), so a timeout answer never hides a write that lands
   // later: if a query was running, the answer waits for the handler to settle (cancelled
   // queries end within milliseconds) and reports what really happened, which is a write only if
   // it committed before the cancel arrived. The database has its own bound on each statement

@@ -36,9 +36,9 @@ export const EnvSchema = z.object({
   // answered, and a request waited the whole timeout for it (deno task stress, db scenario).
   DB_CONNECT_TIMEOUT_SECONDS: intFrom(1, 600).default(5),
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
-  /** Claims (of one dataset) and submits gathered into one statement at most (lib/batcher.ts). */
+  /** Claims (of one dataset) and submits gathered into one statement at most (lib/db/batcher.ts). */
   DB_BATCH_MAX: intFrom(0, 1000).default(64),
-  /** How long an idle lane waits for company once batches have had company (lib/batcher.ts). */
+  /** How long an idle lane waits for company once batches have had company (lib/db/batcher.ts). */
   DB_BATCH_LINGER_MS: intFrom(0, 50).default(1),
   DB_SSLMODE: z.enum(SSL_MODES).optional(),
   DB_SSLROOTCERT: z.string().min(1).optional(),
@@ -67,7 +67,7 @@ export const EnvSchema = z.object({
   // createToken looks up keys of at most 512 characters.
   ADMIN_API_KEY: z.string().min(32, "must be at least 32 characters")
     .max(512, "must be at most 512 characters").optional(),
-  // `idp:` names belong to identity-provider users (lib/auth.ts EXTERNAL_NAME_PREFIX).
+  // `idp:` names belong to identity-provider users (lib/auth/tokens.ts EXTERNAL_NAME_PREFIX).
   ADMIN_NAME: z.string().min(1).max(200).refine(
     (name) => !name.startsWith("idp:"),
     'must not start with "idp:" (reserved for identity-provider users)',
@@ -84,7 +84,7 @@ export interface Config {
   /**
    * `undefined` means "no database configured": development starts an embedded one. Otherwise a
    * libpq-style URL carrying `sslmode` (and `sslrootcert` for verify-full), which both
-   * postgres.js (through lib/db.ts `connect`) and dbmate understand.
+   * postgres.js (through lib/db/query.ts `connect`) and dbmate understand.
    */
   databaseUrl: string | undefined;
   db: {

@@ -21,7 +21,7 @@
  * the next batch, sent when one finishes. Items that may not share a statement (`exclusive`: the
  * same user, the same image) wait for a later batch.
  *
- * Deadlines (lib/app.ts, lib/db.ts QueryScope): an item still queued when its request expires
+ * Deadlines (lib/http/app.ts, lib/db/query.ts QueryScope): an item still queued when its request expires
  * leaves the queue and is answered `undefined` (its own path then fails with the deadline's
  * reason, having written nothing). A sent batch is registered with each of its requests'
  * scopes: the first to expire cancels it (PostgreSQL rolls all of it back), and the others run
@@ -35,7 +35,7 @@ import {
   newQueryScope,
   type QueryScope,
   withQueryScope,
-} from "./db.ts";
+} from "./query.ts";
 
 export interface BatcherOptions<I, O> {
   /** Items of one key may share a batch (a dataset's claims). */

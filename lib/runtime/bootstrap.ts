@@ -1,9 +1,9 @@
 /** Start-up steps around authentication: the JWT secret and the first admin. */
-import { hashApiKey, newApiKey, newJwtSecret } from "./auth.ts";
+import { hashApiKey, newApiKey, newJwtSecret } from "../auth/tokens.ts";
 import { type Config, ConfigError } from "./config.ts";
-import { type Db, isPgError } from "./db.ts";
+import { type Db, isPgError } from "../db/query.ts";
 import type { Logger } from "./log.ts";
-import * as users from "../sql/users/queries.ts";
+import * as users from "../../sql/users/queries.ts";
 
 /** The least a JWT secret may have, as AUTH_JWT_SECRET requires too. */
 const MIN_SECRET_BYTES = 32;

@@ -19,11 +19,11 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import type { Config } from "./config.ts";
-import type { Db } from "./db.ts";
-import { ApiError } from "./errors.ts";
-import type { AppEnv } from "./router.ts";
-import * as users from "../sql/users/queries.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Db } from "../db/query.ts";
+import { ApiError } from "../http/errors.ts";
+import type { AppEnv } from "../http/router.ts";
+import * as users from "../../sql/users/queries.ts";
 
 export type Role = users.Role;
 export type Principal = users.Principal;

@@ -24,7 +24,7 @@ export interface PoolOptions {
 /**
  * A pool on a libpq-style URL. `sslmode` (disable | require | verify-full) and `sslrootcert` (a
  * CA bundle, read here) are taken out of the URL and become postgres.js's `ssl` option;
- * lib/config.ts has already checked them, so a bad value here is a programming error.
+ * lib/runtime/config.ts has already checked them, so a bad value here is a programming error.
  */
 export function connect(url: string, opts: PoolOptions): Db {
   const { url: plain, ssl } = tlsFromUrl(url);
@@ -96,7 +96,7 @@ export function tlsFromUrl(url: string): { url: string; ssl: Ssl } {
   }
 }
 
-const SQL_ROOT = new URL("../sql/", import.meta.url);
+const SQL_ROOT = new URL("../../sql/", import.meta.url);
 
 /** Reads `sql/<name>.sql` once. Called at module top level, so a missing file fails at start-up. */
 export function sqlFile(name: string): string {
@@ -112,7 +112,7 @@ export const activity = { queries: 0, transactions: 0 };
  * A request's hold on its queries: once `expired` is set (the request's deadline passed, by
  * expireQueries), the queries it has running are cancelled (PostgreSQL rolls each back) and any
  * it starts afterwards fail at once with that error. `inFlight` counts its running queries. Set
- * by lib/app.ts around each API request, found by `run` through async context, so query
+ * by lib/http/app.ts around each API request, found by `run` through async context, so query
  * functions need no extra argument. Plain fields, no AbortController: this is on every request.
  */
 export interface QueryScope {
@@ -133,7 +133,7 @@ export function expireQueries(scope: QueryScope, reason: Error): void {
 
 const queryScope = new AsyncLocalStorage<QueryScope>();
 
-/** The scope governing queries started here, if any (lib/batcher.ts). */
+/** The scope governing queries started here, if any (lib/db/batcher.ts). */
 export function currentQueryScope(): QueryScope | undefined {
   return queryScope.getStore();
 }

@@ -7,8 +7,8 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { isPgError } from "./db.ts";
-import type { Logger } from "./log.ts";
+import { isPgError } from "../db/query.ts";
+import type { Logger } from "../runtime/log.ts";
 
 export interface ErrorDetail {
   path: string;

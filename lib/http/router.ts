@@ -1,11 +1,11 @@
 /** The one router factory: every router shares the app's bindings and validation hook. */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Principal } from "../sql/users/queries.ts";
-import type { Config } from "./config.ts";
-import type { Db } from "./db.ts";
+import type { Principal } from "../../sql/users/queries.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Db } from "../db/query.ts";
 import { validationHook } from "./errors.ts";
-import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { Metrics } from "../runtime/metrics.ts";
 
 /** What the app needs from the outside world; tests pass their own. */
 export interface Deps {
