@@ -11,7 +11,7 @@
 import { createApp } from "./lib/http/app.ts";
 import { bootstrapUsers, withJwtSecret } from "./lib/runtime/bootstrap.ts";
 import { type Config, ConfigError, loadConfig } from "./lib/runtime/config.ts";
-import { connect, type Db } from "./lib/db/query.ts";
+import { connect, type Db } from "./lib/db/pool.ts";
 import { type OpenDatabase, openDatabaseUrl } from "./lib/runtime/dev_database.ts";
 import { warnAboutLocalDefaults } from "./lib/runtime/local_defaults.ts";
 import { createLogger, type Logger } from "./lib/runtime/log.ts";

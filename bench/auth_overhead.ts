@@ -5,8 +5,8 @@
  * auth, no database), then `getMe` with a createToken-issued token (HS256 verification plus the
  * cached user lookup). The difference in time per request is the authentication cost.
  */
-import { newApiKey, newJwtSecret } from "../lib/auth/tokens.ts";
-import { connect } from "../lib/db/query.ts";
+import { newApiKey, newJwtSecret } from "../lib/auth/keys.ts";
+import { connect } from "../lib/db/pool.ts";
 import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
 import { migrate } from "../lib/db/migrate.ts";
 

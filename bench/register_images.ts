@@ -8,10 +8,10 @@
  * for its thread. Reports images/s (images / wall time) and per-batch latency.
  */
 import { createApp } from "../lib/http/app.ts";
-import { newApiKey, newJwtSecret } from "../lib/auth/tokens.ts";
+import { newApiKey, newJwtSecret } from "../lib/auth/keys.ts";
 import { bootstrapUsers } from "../lib/runtime/bootstrap.ts";
 import { parseConfig } from "../lib/runtime/config.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { migrate } from "../lib/db/migrate.ts";

@@ -3,21 +3,13 @@
  * miss an annotation, whatever order the writing transactions commit in.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { secured } from "../lib/auth/tokens.ts";
-import { createRouter, type Deps } from "../lib/http/router.ts";
-import { errors, idParam, jsonResponse } from "../lib/http/openapi.ts";
-import * as q from "../sql/annotations/queries.ts";
-import { Annotation, annotationJson, invalid, SourceFilter } from "./annotations.ts";
-import { requireDataset } from "./datasets.ts";
-
-const FeedPage = z.object({
-  items: z.array(Annotation),
-  next_cursor: z.string().openapi({
-    description: "Pass as `after` to continue: the position of the page's last item. A page " +
-      "with no items still moves it past what the poll looked at (never past a row that can " +
-      "still commit), so polling an idle feed stays cheap.",
-  }),
-}).openapi("AnnotationFeedPage");
+import { errors, jsonResponse } from "../lib/http/openapi.ts";
+import { createRouter } from "../lib/http/router.ts";
+import { secured } from "../lib/http/security.ts";
+import type { Deps } from "../lib/runtime/deps.ts";
+import { readFeed } from "../operations/feed.ts";
+import { annotationJson, FeedPage, SourceFilter } from "../schemas/annotations.ts";
+import { idParam } from "../schemas/common.ts";
 
 const listDatasetAnnotationsRoute = createRoute({
   method: "get",
@@ -48,21 +40,11 @@ const listDatasetAnnotationsRoute = createRoute({
 });
 
 export function feedRouter(deps: Deps) {
-  const { db } = deps;
   return createRouter()
     .openapi(listDatasetAnnotationsRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const { source, after, limit } = c.req.valid("query");
-      const cursor = after === undefined ? null : q.decodeFeedCursor(after);
-      if (after !== undefined && !cursor) {
-        throw invalid("query.after", "not a cursor this server handed out (next_cursor)");
-      }
-      await requireDataset(deps, datasetId);
-      const page = await q.listDatasetAnnotations(db, datasetId, {
-        source: source ?? null,
-        after: cursor,
-        limit,
-      });
+      const page = await readFeed(deps.db, datasetId, { source: source ?? null, after, limit });
       return c.json({ items: page.items.map(annotationJson), next_cursor: page.next_cursor }, 200);
     });
 }

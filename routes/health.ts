@@ -2,13 +2,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { errorBody } from "../lib/http/errors.ts";
 import { pendingMigrations } from "../lib/db/migrate.ts";
-import { createRouter, type Deps } from "../lib/http/router.ts";
+import { createRouter } from "../lib/http/router.ts";
+import { open } from "../lib/http/security.ts";
+import type { Deps } from "../lib/runtime/deps.ts";
 import { errors, jsonResponse } from "../lib/http/openapi.ts";
 
 const healthRoute = createRoute({
   method: "get",
   path: "/healthz",
   operationId: "getHealth",
+  ...open(),
   tags: ["health"],
   summary: "Liveness: 200 while the process is up",
   responses: { 200: jsonResponse(z.object({ status: z.literal("ok") }), "The process is up") },
@@ -18,6 +21,7 @@ const readinessRoute = createRoute({
   method: "get",
   path: "/readyz",
   operationId: "getReadiness",
+  ...open(),
   tags: ["health"],
   summary: "Readiness: 200 when the database answers and no migration is pending",
   responses: {

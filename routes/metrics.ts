@@ -12,6 +12,8 @@ const metricsRoute = createRoute({
   operationId: "getMetrics",
   tags: ["health"],
   summary: "Prometheus metrics (Bearer METRICS_TOKEN when the server sets one)",
+  // Open, or a bearer METRICS_TOKEN when the server sets one.
+  security: [{}, { MetricsToken: [] }],
   responses: {
     200: {
       description: "Metrics in the Prometheus text exposition format",

@@ -6,7 +6,7 @@
  * dbmate's own output goes to stdout; progress and errors go to stderr. Exits non-zero on failure.
  */
 import { loadConfig } from "../lib/runtime/config.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { openDatabaseUrl } from "../lib/runtime/dev_database.ts";
 import { cliLogger as cliLog } from "../lib/runtime/log.ts";
 import { dbmate, type DbmateResult, migrate, migrationVersions } from "../lib/db/migrate.ts";

@@ -13,14 +13,13 @@ import {
   hashApiKey,
   isReservedUserName,
   newApiKey,
-  ROLES,
-} from "../lib/auth/tokens.ts";
+} from "../lib/auth/keys.ts";
 import { loadConfig } from "../lib/runtime/config.ts";
-import { connect, isPgError } from "../lib/db/query.ts";
+import { connect, isPgError } from "../lib/db/pool.ts";
 import { openDatabaseUrl } from "../lib/runtime/dev_database.ts";
 import { cliLogger as cliLog } from "../lib/runtime/log.ts";
 import { pendingMigrations } from "../lib/db/migrate.ts";
-import { createUser, type Role } from "../sql/users/queries.ts";
+import { createUser, type Role, ROLES } from "../sql/users/queries.ts";
 
 const USAGE = `usage: deno task user:create <name> <role>
 
@@ -75,7 +74,7 @@ async function run(args: string[]): Promise<void> {
     const apiKey = newApiKey();
     let user;
     try {
-      user = await createUser(db, { name, role, apiKeyHash: await hashApiKey(apiKey) });
+      user = await createUser(db, { name, role, api_key_hash: await hashApiKey(apiKey) });
     } catch (e) {
       // 42P01 undefined_table: the schema is not there yet.
       if (isPgError(e) && e.code === "42P01") {

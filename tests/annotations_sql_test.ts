@@ -3,7 +3,8 @@
  * late), bulk predictions, latest predictions, stats and the streamed export.
  */
 import assert from "node:assert/strict";
-import { type Db, type Handle, many, transaction } from "../lib/db/query.ts";
+import { type Db, type Handle } from "../lib/db/pool.ts";
+import { transaction } from "../lib/db/query.ts";
 import {
   type Annotation,
   type AnnotationSource,
@@ -21,8 +22,8 @@ import {
 } from "../sql/annotations/queries.ts";
 import { claimNextImage } from "../sql/claims/queries.ts";
 import { createDataset, getDatasetStats } from "../sql/datasets/queries.ts";
-import { registerImages } from "../sql/images/queries.ts";
-import { createTestDb, setClaimExpiry } from "./harness.ts";
+import { imageBatch, registerImages } from "../sql/images/queries.ts";
+import { createTestDb, rawMany, setClaimExpiry } from "./harness.ts";
 
 let seq = 0;
 
@@ -42,11 +43,13 @@ async function newDataset(
   for (let i = 0; i < n; i += 10_000) {
     const rows = await registerImages(
       db,
-      ds!.id,
-      Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({
-        uri: `s3://bucket/${seq}/${i + j}.jpg`,
-        external_id: opts.externalIds ? `ext-${i + j}` : null,
-      })),
+      imageBatch(
+        ds!.id,
+        Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({
+          uri: `s3://bucket/${seq}/${i + j}.jpg`,
+          external_id: opts.externalIds ? `ext-${i + j}` : null,
+        })),
+      ),
     );
     images.push(...rows.map((r) => r.id!));
   }
@@ -54,7 +57,7 @@ async function newDataset(
 }
 
 async function newUser(db: Handle, role: string): Promise<string> {
-  const rows = await many<{ id: string }>(
+  const rows = await rawMany<{ id: string }>(
     db,
     "INSERT INTO users (name, role) VALUES ($1::text, $2::text) RETURNING id::text",
     [`${role}-${++seq}`, role],
@@ -75,7 +78,7 @@ function predict(db: Handle, imageId: string, author: string, model = "detector"
 
 /** Claims the next image for `user` and annotates it. */
 async function claimAndAnnotate(db: Handle, datasetId: string, user: string) {
-  const r = await claimNextImage(db, datasetId, user);
+  const r = await claimNextImage(db, { dataset_id: datasetId, user_id: user });
   assert.ok(r && r.state !== "conflict");
   const a = await createHumanAnnotation(db, {
     claim_id: r.claim.id,
@@ -249,7 +252,7 @@ Deno.test("annotations: the changes feed", async (t) => {
         const user = await newUser(db, "annotator");
         for (let i = 0; i < 10; i++) human.push((await claimAndAnnotate(db, ds.id, user)).id);
       }
-      const everything = await many<{ id: string; source: string }>(
+      const everything = await rawMany<{ id: string; source: string }>(
         db,
         `SELECT id::text, source FROM annotations WHERE dataset_id = $1::bigint
          ORDER BY txid, id`,
@@ -319,7 +322,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       assert.deepEqual(res, { created: 9996, not_found: [10, 101, 4243, 10000] });
       assert.ok(ms < 10_000, `${ms} ms`);
 
-      const first = await listImageAnnotations(db, ds.images[0], null);
+      const first = await listImageAnnotations(db, { image_id: ds.images[0], source: null });
       // Rows 0 and 5000 (both by id); annotations are inserted in input order.
       assert.deepEqual(first.map((a) => a.labels), [
         ["dog", "cat", "extra-0"],
@@ -332,7 +335,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       assert.equal(first[0].source, "machine");
       assert.equal(first[0].author_id, machine);
       assert.equal(first[0].dataset_id, ds.id);
-      const n = await many<{ n: number }>(
+      const n = await rawMany<{ n: number }>(
         db,
         "SELECT count(*)::integer AS n FROM annotations WHERE dataset_id = $1::bigint",
         [ds.id],
@@ -354,7 +357,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       const yolo2 = await predict(db, img, machine, "yolo", "2");
       const yolo1b = await predict(db, img, machine, "yolo", "1");
       await predict(db, other, machine, "clip", "9");
-      const claimed = await claimNextImage(db, ds.id, annotator);
+      const claimed = await claimNextImage(db, { dataset_id: ds.id, user_id: annotator });
       assert.ok(claimed && claimed.state === "new");
       assert.equal(claimed.image.id, img);
       const human = await claimAndAnnotate(db, ds.id, annotator); // the held claim
@@ -367,15 +370,18 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       ]);
       assert.ok(yolo2);
       assert.deepEqual(
-        (await listImageAnnotations(db, img, "human")).map((a) => a.id),
+        (await listImageAnnotations(db, { image_id: img, source: "human" })).map((a) => a.id),
         [human.id],
       );
-      assert.equal((await listImageAnnotations(db, img, "machine")).length, 4);
-      const all = await listImageAnnotations(db, img, null);
+      assert.equal(
+        (await listImageAnnotations(db, { image_id: img, source: "machine" })).length,
+        4,
+      );
+      const all = await listImageAnnotations(db, { image_id: img, source: null });
       assert.deepEqual(all.map((a) => a.id), [...all.map((a) => a.id)].sort((a, b) => +a - +b));
       assert.equal(all.length, 5);
       assert.equal(await predict(db, "999999", machine), null, "no such image");
-      const next = await claimNextImage(db, ds.id, annotator);
+      const next = await claimNextImage(db, { dataset_id: ds.id, user_id: annotator });
       assert.ok(next && next.state === "new");
       assert.deepEqual(next.predictions.map((a) => a.model?.name), ["clip"]);
       assert.ok(next.predictions[0].created_at instanceof Date);
@@ -390,7 +396,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         await newUser(db, "annotator"),
         await newUser(db, "annotator"),
       ];
-      const empty = await getDatasetStats(db, ds.id);
+      const empty = await getDatasetStats(db, { id: ds.id });
       assert.deepEqual(empty, {
         images: 7,
         pending: 7,
@@ -405,16 +411,16 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       await claimAndAnnotate(db, ds.id, a); // image 1
       await claimAndAnnotate(db, ds.id, b); // image 1, done
       await claimAndAnnotate(db, ds.id, a); // image 2
-      assert.equal((await claimNextImage(db, ds.id, c))?.state, "new"); // image 2: in progress
+      assert.equal((await claimNextImage(db, { dataset_id: ds.id, user_id: c }))?.state, "new"); // image 2: in progress
       // Image 3: b and d hold claims: in progress, until d's claim expires.
-      assert.equal((await claimNextImage(db, ds.id, b))?.state, "new"); // image 3
-      const dClaim = await claimNextImage(db, ds.id, d); // image 3: in progress
+      assert.equal((await claimNextImage(db, { dataset_id: ds.id, user_id: b }))?.state, "new"); // image 3
+      const dClaim = await claimNextImage(db, { dataset_id: ds.id, user_id: d }); // image 3: in progress
       assert.ok(dClaim?.state === "new");
       await setClaimExpiry(db, dClaim.claim.id, -1000); // image 3: pending again (one live lease, b's)
       await predict(db, ds.images[0], machine);
       await predict(db, ds.images[5], machine);
       await predict(db, ds.images[6], machine);
-      const stats = await getDatasetStats(db, ds.id);
+      const stats = await getDatasetStats(db, { id: ds.id });
       assert.deepEqual(stats, {
         images: 7,
         pending: 5,
@@ -425,7 +431,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         active_claims: 2,
         annotators: [{ user_id: a, annotations: 2 }, { user_id: b, annotations: 1 }],
       });
-      assert.equal(await getDatasetStats(db, "999999"), null);
+      assert.equal(await getDatasetStats(db, { id: "999999" }), null);
     });
 
     await t.step("export streams every image once, in id order, in batches", async () => {
@@ -456,7 +462,9 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       for (const source of [null, "human", "machine"] as const) {
         const seen: ExportedImage[] = [];
         let batches = 0;
-        for await (const batch of exportAnnotations(db, ds.id, source, 100)) {
+        for await (
+          const batch of exportAnnotations(db, { dataset_id: ds.id, source: source }, 100)
+        ) {
           assert.ok(batch.length <= 100);
           batches++;
           seen.push(...batch);
@@ -481,12 +489,12 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       }
 
       // Stopping early closes the cursor and ends its implicit transaction.
-      for await (const batch of exportAnnotations(db, ds.id, null, 10)) {
+      for await (const batch of exportAnnotations(db, { dataset_id: ds.id, source: null }, 10)) {
         assert.equal(batch.length, 10);
         break;
       }
       const openTransactions = async () =>
-        (await many<{ n: number }>(
+        (await rawMany<{ n: number }>(
           db,
           `SELECT count(*)::integer AS n FROM pg_stat_activity
            WHERE datname = current_database() AND pid <> pg_backend_pid()

@@ -6,14 +6,10 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { Batcher } from "../lib/db/batcher.ts";
-import {
-  currentQueryScope,
-  expireQueries,
-  type Handle,
-  many,
-  newQueryScope,
-  withQueryScope,
-} from "../lib/db/query.ts";
+import { isInputError } from "../lib/db/pool.ts";
+import { type Handle } from "../lib/db/pool.ts";
+
+import { QueryScope } from "../lib/db/scope.ts";
 import {
   type ClaimedHumanAnnotation,
   createHumanAnnotations,
@@ -22,8 +18,8 @@ import {
 } from "../sql/annotations/queries.ts";
 import { claimNextImage, claimNextImages, getClaim } from "../sql/claims/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
-import { registerImages } from "../sql/images/queries.ts";
-import { createTestDb, setClaimExpiry } from "./harness.ts";
+import { imageBatch, registerImages } from "../sql/images/queries.ts";
+import { createTestDb, rawMany, setClaimExpiry } from "./harness.ts";
 
 /** After the batcher's deferred flush (setImmediate) has run. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -107,6 +103,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       run: () => Promise.reject(refused),
       maxSize: 10,
       maxInFlight: 1,
+      runAlone: isInputError,
     });
     assert.deepEqual(await Promise.all([b.submit("a"), b.submit("b")]), [undefined, undefined]);
   });
@@ -119,6 +116,7 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       run: () => Promise.reject(lost),
       maxSize: 10,
       maxInFlight: 1,
+      runAlone: isInputError,
     });
     const answers = await Promise.allSettled([b.submit("a"), b.submit("b")]);
     assert.deepEqual(answers, [
@@ -174,16 +172,16 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     });
     const first = b.submit("first");
     await tick();
-    const late = newQueryScope();
-    const dropped = withQueryScope(late, () => b.submit("expires while queued"));
+    const late = new QueryScope();
+    const dropped = late.run(() => b.submit("expires while queued"));
     const kept = b.submit("kept");
-    expireQueries(late, new Error("deadline"));
+    late.expire(new Error("deadline"));
     release.open();
     assert.deepEqual(await Promise.all([first, dropped, kept]), ["first", undefined, "kept"]);
     assert.deepEqual(sent, [["first"], ["kept"]]);
-    const already = newQueryScope();
-    expireQueries(already, new Error("deadline"));
-    assert.equal(await withQueryScope(already, () => b.submit("too late")), undefined);
+    const already = new QueryScope();
+    already.expire(new Error("deadline"));
+    assert.equal(await already.run(() => b.submit("too late")), undefined);
     assert.equal(sent.length, 2);
   });
 
@@ -191,18 +189,18 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     let cancelled = 0;
     const release = gate();
     const sent: string[][] = [];
-    const scopes: ReturnType<typeof currentQueryScope>[] = [];
+    const scopes: (QueryScope | undefined)[] = [];
     const b = new Batcher<string, string>({
       key: () => "",
       exclusive: () => [],
       run: (_key, items) => {
         sent.push(items);
-        const scope = currentQueryScope()!;
+        const scope = QueryScope.current()!;
         scopes.push(scope);
         if (sent.length === 1) return release.opened.then(() => items);
         // Stands for a query that runs until cancelled, as lib/db/query.ts `run` registers one.
         return new Promise((_resolve, reject) => {
-          scope.running.add({
+          scope.hold({
             cancel() {
               cancelled++;
               reject(new Error("canceling statement due to user request"));
@@ -213,12 +211,12 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
       maxSize: 10,
       maxInFlight: 1,
     });
-    const [a, y] = [newQueryScope(), newQueryScope()];
+    const [a, y] = [new QueryScope(), new QueryScope()];
     const first = b.submit("first");
     await tick();
     const answers = Promise.all([
-      withQueryScope(a, () => b.submit("a")),
-      withQueryScope(y, () => b.submit("y")),
+      a.run(() => b.submit("a")),
+      y.run(() => b.submit("y")),
     ]);
     assert.equal(a.inFlight, 0, "a queued item has nothing in flight");
     release.open();
@@ -227,12 +225,12 @@ Deno.test("Batcher: what it gathers, and what it leaves to the single path", asy
     assert.deepEqual(sent, [["first"], ["a", "y"]]);
     assert.equal(a.inFlight, 1, "the batch counts as a query in flight of each request in it");
     assert.equal(y.inFlight, 1);
-    expireQueries(a, new Error("deadline"));
+    a.expire(new Error("deadline"));
     assert.equal(cancelled, 1);
     assert.ok(scopes[1]!.expired, "the batch's own scope refuses further queries");
     assert.deepEqual(await answers, [undefined, undefined], "both run their own statements");
     assert.equal(y.expired, null, "y's request is not expired: its own statement may run");
-    assert.deepEqual([a.inFlight, a.running.size, y.inFlight, y.running.size], [0, 0, 0, 0]);
+    assert.deepEqual([a.inFlight, y.inFlight], [0, 0]);
   });
 
   await t.step(
@@ -292,19 +290,21 @@ async function dataset(db: Handle, opts: { k?: number; priorities: number[]; siz
   }))!;
   const images = await registerImages(
     db,
-    ds.id,
-    opts.priorities.map((priority, i) => ({
-      uri: `s3://b/${seq}/${i}.jpg`,
-      priority,
-      width: opts.size ?? null,
-      height: opts.size ?? null,
-    })),
+    imageBatch(
+      ds.id,
+      opts.priorities.map((priority, i) => ({
+        uri: `s3://b/${seq}/${i}.jpg`,
+        priority,
+        width: opts.size ?? null,
+        height: opts.size ?? null,
+      })),
+    ),
   );
   return { id: ds.id, images: images.map((r) => r.id!) };
 }
 
 async function users(db: Handle, n: number): Promise<string[]> {
-  const rows = await many<{ id: string }>(
+  const rows = await rawMany<{ id: string }>(
     db,
     `INSERT INTO users (name, role)
      SELECT 'batch-user-' || $1::integer || '-' || g, 'annotator'
@@ -322,7 +322,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
     await t.step("new claims on distinct images, highest priority first", async () => {
       const ds = await dataset(db, { priorities: [1, 9, 5, 7, 3] });
       const us = await users(db, 3);
-      const got = await claimNextImages(db, ds.id, us);
+      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
       assert.ok(got.every((o) => o?.state === "new"));
       const images = got.map((o) => o?.state === "new" ? o.image.id : "");
       assert.deepEqual(new Set(images), new Set([ds.images[1], ds.images[3], ds.images[2]]));
@@ -330,7 +330,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
         assert.ok(o?.state === "new");
         assert.equal(o.claim.user_id, us[i]);
         assert.equal(o.image.status, "in_progress");
-        const claim = await getClaim(db, o.claim.id);
+        const claim = await getClaim(db, { id: o.claim.id });
         assert.equal(claim?.image_id, o.image.id);
         assert.equal(claim?.active, true);
       }
@@ -339,42 +339,45 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
     await t.step("held, expired and new callers in one batch", async () => {
       const ds = await dataset(db, { priorities: [5, 4, 3, 2] });
       const [holder, lapsed, fresh] = await users(db, 3);
-      const held = await claimNextImage(db, ds.id, holder);
-      const old = await claimNextImage(db, ds.id, lapsed);
+      const held = await claimNextImage(db, { dataset_id: ds.id, user_id: holder });
+      const old = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
       assert.ok(held?.state === "new" && old?.state === "new");
       await setClaimExpiry(db, old.claim.id, -1000);
-      const [a, b] = await claimNextImages(db, ds.id, [holder, lapsed]);
+      const [a, b] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [holder, lapsed] });
       assert.ok(a?.state === "held");
       assert.deepEqual(a.claim, held.claim);
       assert.equal(b, undefined, "an expired active claim is left to claim_next_image.sql");
       // ... which revives it, its slot being free.
-      const revived = await claimNextImage(db, ds.id, lapsed);
+      const revived = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
       assert.ok(revived?.state === "held");
       assert.equal(revived.claim.id, old.claim.id);
       // An expired lease frees its slot for anyone: the batch's new caller may take it.
       await setClaimExpiry(db, old.claim.id, -1000);
-      const [c] = await claimNextImages(db, ds.id, [fresh]);
+      const [c] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [fresh] });
       assert.ok(c?.state === "new");
       assert.equal(c.image.id, old.image.id);
-      const ousted = await claimNextImage(db, ds.id, lapsed);
+      const ousted = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
       assert.ok(ousted?.state === "new");
       assert.equal(ousted.image.id, ds.images[2]);
-      assert.equal((await getClaim(db, old.claim.id))?.end_reason, "expired");
+      assert.equal((await getClaim(db, { id: old.claim.id }))?.end_reason, "expired");
     });
 
     await t.step("more callers than images: the rest are left to the single path", async () => {
       const ds = await dataset(db, { priorities: [1, 2] });
       const us = await users(db, 4);
-      const got = await claimNextImages(db, ds.id, us);
+      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
       assert.equal(got.filter((o) => o?.state === "new").length, 2);
       assert.equal(got.filter((o) => o === undefined).length, 2);
-      assert.deepEqual(await claimNextImages(db, "999999", us.slice(0, 1)), [undefined]);
+      assert.deepEqual(
+        await claimNextImages(db, { dataset_id: "999999", user_ids: us.slice(0, 1) }),
+        [undefined],
+      );
     });
 
     await t.step("k=2: an image a caller annotated is not taken for the batch", async () => {
       const ds = await dataset(db, { k: 2, priorities: [9, 1] });
       const [u1, u2] = await users(db, 2);
-      const first = await claimNextImage(db, ds.id, u1);
+      const first = await claimNextImage(db, { dataset_id: ds.id, user_id: u1 });
       assert.ok(first?.state === "new");
       assert.equal(first.image.id, ds.images[0]);
       const [made] = await createHumanAnnotations(db, [{
@@ -386,7 +389,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
       }]);
       assert.ok(made);
       // u1 annotated image 0, so the batch takes image 1 for either of them.
-      const got = await claimNextImages(db, ds.id, [u1, u2]);
+      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: [u1, u2] });
       const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
       assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
       for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
@@ -394,7 +397,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
 
     await t.step("the claim carries the latest prediction per model", async () => {
       const ds = await dataset(db, { priorities: [1] });
-      const [machine] = await many<{ id: string }>(
+      const [machine] = await rawMany<{ id: string }>(
         db,
         `INSERT INTO users (name, role) VALUES ('batch-model-' || $1::integer, 'machine')
          RETURNING id::text`,
@@ -411,7 +414,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
         });
       }
       const [u] = await users(db, 1);
-      const [o] = await claimNextImages(db, ds.id, [u]);
+      const [o] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [u] });
       assert.ok(o?.state === "new");
       assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
     });
@@ -426,7 +429,7 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
   try {
     const ds = await dataset(db, { priorities: [6, 5, 4, 3, 2, 1], size: 100 });
     const us = await users(db, 6);
-    const claims = await claimNextImages(db, ds.id, us);
+    const claims = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
     const c = claims.map((o) => {
       assert.ok(o?.state === "new");
       return o;
@@ -454,11 +457,19 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
     assert.equal(got[0]!.author_id, us[0]);
     assert.equal(got[4]!.image_id, c[5].image.id);
     for (const i of [1, 2, 3, 4]) {
-      assert.deepEqual(await listImageAnnotations(db, c[i].image.id, null), [], "nothing written");
-      assert.equal((await getClaim(db, c[i].claim.id))?.active, true, "the claim still holds");
+      assert.deepEqual(
+        await listImageAnnotations(db, { image_id: c[i].image.id, source: null }),
+        [],
+        "nothing written",
+      );
+      assert.equal(
+        (await getClaim(db, { id: c[i].claim.id }))?.active,
+        true,
+        "the claim still holds",
+      );
     }
     for (const i of [0, 5]) {
-      const claim = await getClaim(db, c[i].claim.id);
+      const claim = await getClaim(db, { id: c[i].claim.id });
       assert.equal(claim?.end_reason, "completed");
     }
     // A completed claim submitted again is refused.

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { bootstrapUsers } from "../lib/runtime/bootstrap.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { createTestDb, testConfig } from "./harness.ts";
 

@@ -3,16 +3,9 @@
  * database, with real concurrent connections (and two pools standing in for two server processes).
  */
 import assert from "node:assert/strict";
-import {
-  connect,
-  type Db,
-  exec,
-  type Handle,
-  many,
-  one,
-  sqlFile,
-  transaction,
-} from "../lib/db/query.ts";
+import { connect, type Db, type Handle } from "../lib/db/pool.ts";
+import { transaction } from "../lib/db/query.ts";
+import { statement } from "../lib/db/statement.ts";
 import { Batcher } from "../lib/db/batcher.ts";
 import {
   type Annotation,
@@ -31,13 +24,14 @@ import {
 import { createDataset, updateDataset } from "../sql/datasets/queries.ts";
 import {
   getImage,
+  imageBatch,
   type ImageStatus,
   listImages,
   registerImages,
   setAnnotationsPerImage,
   updateImage,
 } from "../sql/images/queries.ts";
-import { createTestDb, setClaimExpiry } from "./harness.ts";
+import { createTestDb, rawExec, rawMany, rawOne, setClaimExpiry } from "./harness.ts";
 
 let seq = 0;
 
@@ -57,8 +51,10 @@ async function newDataset(
     const batch = opts.priorities.slice(i, i + 10_000);
     const rows = await registerImages(
       db,
-      ds!.id,
-      batch.map((priority, j) => ({ uri: `s3://bucket/${seq}/${i + j}.jpg`, priority })),
+      imageBatch(
+        ds!.id,
+        batch.map((priority, j) => ({ uri: `s3://bucket/${seq}/${i + j}.jpg`, priority })),
+      ),
     );
     images.push(...rows.map((r) => r.id!));
   }
@@ -66,7 +62,7 @@ async function newDataset(
 }
 
 async function newUsers(db: Handle, n: number, role = "annotator"): Promise<string[]> {
-  const rows = await many<{ id: string }>(
+  const rows = await rawMany<{ id: string }>(
     db,
     `INSERT INTO users (name, role)
      SELECT 'user-' || $1::integer || '-' || g, $2::text FROM generate_series(1, $3::integer) g
@@ -83,7 +79,7 @@ async function claim(
   userId: string,
 ): Promise<Exclude<ClaimOutcome, { state: "conflict" }> | null> {
   for (;;) {
-    const r = await claimNextImage(db, datasetId, userId);
+    const r = await claimNextImage(db, { dataset_id: datasetId, user_id: userId });
     if (r?.state !== "conflict") return r;
   }
 }
@@ -99,11 +95,11 @@ function annotate(db: Handle, claimId: string | null, imageId: string, userId: s
 }
 
 async function status(db: Handle, imageId: string): Promise<ImageStatus> {
-  return (await getImage(db, imageId))!.status;
+  return (await getImage(db, { id: imageId }))!.status;
 }
 
 function activeClaims(db: Handle, datasetId: string) {
-  return many<{ id: string; image_id: string; user_id: string }>(
+  return rawMany<{ id: string; image_id: string; user_id: string }>(
     db,
     `SELECT id::text, image_id::text, user_id::text FROM claims
      WHERE dataset_id = $1::bigint AND active ORDER BY id`,
@@ -135,8 +131,12 @@ Deno.test("claims: the claim query", async (t) => {
       }
       const [p0, p5a, p5b, p1, pm2] = ds.images;
       assert.deepEqual(got, [p5a, p5b, p1, p0, pm2]);
-      assert.equal(await claimNextImage(db, ds.id, users[5]), null);
-      assert.equal(await claimNextImage(db, "999999", users[5]), null, "unknown dataset");
+      assert.equal(await claimNextImage(db, { dataset_id: ds.id, user_id: users[5] }), null);
+      assert.equal(
+        await claimNextImage(db, { dataset_id: "999999", user_id: users[5] }),
+        null,
+        "unknown dataset",
+      );
     });
 
     await t.step("a held claim comes back unchanged ('held')", async () => {
@@ -158,7 +158,7 @@ Deno.test("claims: the claim query", async (t) => {
         const ds = await newDataset(db, { priorities: Array(20).fill(0) });
         const [u] = await newUsers(db, 1);
         const raw = await Promise.all(
-          Array.from({ length: 5 }, () => claimNextImage(db, ds.id, u)),
+          Array.from({ length: 5 }, () => claimNextImage(db, { dataset_id: ds.id, user_id: u })),
         );
         assert.ok(raw.every((r) => r !== null));
         assert.equal(raw.filter((r) => r?.state === "new").length, 1, JSON.stringify(raw));
@@ -169,7 +169,7 @@ Deno.test("claims: the claim query", async (t) => {
         const active = await activeClaims(db, ds.id);
         assert.equal(active.length, 1);
         assert.equal(active[0].id, [...ids][0]);
-        const leased = await many<{ id: string }>(
+        const leased = await rawMany<{ id: string }>(
           db,
           `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND leases <> '{}'`,
           [ds.id],
@@ -185,17 +185,28 @@ Deno.test("claims: the claim query", async (t) => {
         const [a, b] = await newUsers(db, 2);
         const ca = await claim(db, ds.id, a);
         assert.equal(ca?.image.id, ds.images[0]);
-        assert.equal(await releaseClaim(db, ca.claim.id, b), null, "not b's claim");
-        const released = await releaseClaim(db, ca.claim.id, a);
+        assert.equal(
+          await releaseClaim(db, { claim_id: ca.claim.id, user_id: b }),
+          null,
+          "not b's claim",
+        );
+        const released = await releaseClaim(db, { claim_id: ca.claim.id, user_id: a });
         assert.equal(released?.id, ca.claim.id);
         assert.equal(released.active, false);
         assert.equal(released.end_reason, "released");
         assert.equal(released.live, false);
-        assert.equal(await releaseClaim(db, ca.claim.id, a), null, "already released");
+        assert.equal(
+          await releaseClaim(db, { claim_id: ca.claim.id, user_id: a }),
+          null,
+          "already released",
+        );
         assert.equal(await status(db, ds.images[0]), "pending");
         const cb = await claim(db, ds.id, b);
         assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
-        assert.equal((await releaseClaim(db, cb.claim.id, b))?.end_reason, "released");
+        assert.equal(
+          (await releaseClaim(db, { claim_id: cb.claim.id, user_id: b }))?.end_reason,
+          "released",
+        );
         // The releaser may claim again too, and gets the same image back.
         assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[0]);
         assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "a released claim");
@@ -206,19 +217,23 @@ Deno.test("claims: the claim query", async (t) => {
       const ds = await newDataset(db, { ttl: 60, priorities: [1] });
       const [a, b] = await newUsers(db, 2);
       const c = await claim(db, ds.id, a);
-      await exec(
+      await rawExec(
         db,
         `UPDATE current_claims SET expires_at = expires_at - interval '30 seconds'
          WHERE claim_id = $1::bigint`,
         [c!.claim.id],
       );
-      assert.equal(await renewClaim(db, c!.claim.id, b), null, "not b's claim");
-      const renewed = await renewClaim(db, c!.claim.id, a);
+      assert.equal(
+        await renewClaim(db, { claim_id: c!.claim.id, user_id: b }),
+        null,
+        "not b's claim",
+      );
+      const renewed = await renewClaim(db, { claim_id: c!.claim.id, user_id: a });
       assert.ok(renewed);
       assert.equal(renewed.live, true);
       assert.ok(renewed.expires_at > new Date(c!.claim.expires_at.getTime() - 30_000));
       assert.ok(renewed.expires_at >= c!.claim.expires_at);
-      const lease = await one<{ expires_at: Date; n: number }>(
+      const lease = await rawOne<{ expires_at: Date; n: number }>(
         db,
         `SELECT max(l.expires_at) AS expires_at, count(*)::integer AS n
          FROM images i, unnest(i.leases) l WHERE i.id = $1::bigint`,
@@ -226,9 +241,9 @@ Deno.test("claims: the claim query", async (t) => {
       );
       assert.equal(lease?.n, 1);
       assert.equal(lease.expires_at.getTime(), renewed.expires_at.getTime());
-      assert.deepEqual(await getClaim(db, c!.claim.id), renewed);
-      await releaseClaim(db, c!.claim.id, a);
-      assert.equal(await renewClaim(db, c!.claim.id, a), null, "not active");
+      assert.deepEqual(await getClaim(db, { id: c!.claim.id }), renewed);
+      await releaseClaim(db, { claim_id: c!.claim.id, user_id: a });
+      assert.equal(await renewClaim(db, { claim_id: c!.claim.id, user_id: a }), null, "not active");
     });
 
     await t.step(
@@ -239,7 +254,7 @@ Deno.test("claims: the claim query", async (t) => {
         const ca = await claim(db, ds.id, a);
         assert.equal(ca?.image.id, ds.images[0]);
         assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
-        const expired = await getClaim(db, ca.claim.id);
+        const expired = await getClaim(db, { id: ca.claim.id });
         assert.equal(expired?.active, true);
         assert.equal(expired.live, false);
         assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
@@ -247,7 +262,11 @@ Deno.test("claims: the claim query", async (t) => {
         const cb = await claim(db, ds.id, b);
         assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
         assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
-        assert.equal(await renewClaim(db, ca.claim.id, a), null, "slot taken");
+        assert.equal(
+          await renewClaim(db, { claim_id: ca.claim.id, user_id: a }),
+          null,
+          "slot taken",
+        );
         assert.ok(await annotate(db, cb.claim.id, ds.images[0], b));
         assert.equal(await status(db, ds.images[0]), "done");
 
@@ -255,7 +274,7 @@ Deno.test("claims: the claim query", async (t) => {
         const next = await claim(db, ds.id, a);
         assert.equal(next?.state, "new");
         assert.equal(next.image.id, ds.images[1]);
-        const old = await getClaim(db, ca.claim.id);
+        const old = await getClaim(db, { id: ca.claim.id });
         assert.equal(old?.active, false);
         assert.equal(old.end_reason, "expired");
       },
@@ -269,13 +288,13 @@ Deno.test("claims: the claim query", async (t) => {
       // Someone else takes the image meanwhile but lets it go again: the slot is free.
       const cb = await claim(db, ds.id, b);
       assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
-      await releaseClaim(db, cb.claim.id, b);
+      await releaseClaim(db, { claim_id: cb.claim.id, user_id: b });
       const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
       assert.ok(ann);
       assert.equal(ann.source, "human");
       assert.equal(ann.author_id, a);
       assert.equal(ann.model, null);
-      const done = await getClaim(db, ca!.claim.id);
+      const done = await getClaim(db, { id: ca!.claim.id });
       assert.equal(done?.end_reason, "completed");
       assert.equal(await status(db, ds.images[0]), "done");
       assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
@@ -284,12 +303,12 @@ Deno.test("claims: the claim query", async (t) => {
       const c2 = await claim(db, ds.id, a);
       assert.equal(c2?.image.id, ds.images[1]);
       await setClaimExpiry(db, c2.claim.id, -1000);
-      const renewed = await renewClaim(db, c2.claim.id, a);
+      const renewed = await renewClaim(db, { claim_id: c2.claim.id, user_id: a });
       assert.equal(renewed?.live, true);
       assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
       await setClaimExpiry(db, c2.claim.id, -1000);
       assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
-      assert.equal(await renewClaim(db, c2.claim.id, a), null);
+      assert.equal(await renewClaim(db, { claim_id: c2.claim.id, user_id: a }), null);
     });
 
     await t.step(
@@ -306,7 +325,7 @@ Deno.test("claims: the claim query", async (t) => {
         assert.equal(again.image.id, ds.images[0]);
         assert.equal(again.image.status, "in_progress");
         assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
-        assert.equal((await getClaim(db, ca!.claim.id))?.live, true);
+        assert.equal((await getClaim(db, { id: ca!.claim.id }))?.live, true);
         assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
         assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
       },
@@ -321,8 +340,8 @@ Deno.test("claims: the claim query", async (t) => {
       assert.equal(await status(db, ds.images[0]), "done");
       const made = await annotate(db, ca!.claim.id, ds.images[0], a);
       assert.ok(made, "the holder's work is not thrown away");
-      assert.equal((await getClaim(db, ca!.claim.id))?.end_reason, "completed");
-      const [row] = await many<{ n: number }>(
+      assert.equal((await getClaim(db, { id: ca!.claim.id }))?.end_reason, "completed");
+      const [row] = await rawMany<{ n: number }>(
         db,
         "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",
         [ds.images[0]],
@@ -362,7 +381,7 @@ Deno.test("claims: the claim query", async (t) => {
           assert.ok(await annotate(db, r.claim.id, r.image.id, u), `${u} on ${r.image.id}`);
         }
       }
-      const per = await many<{ id: string; n: number; authors: number; done: boolean }>(
+      const per = await rawMany<{ id: string; n: number; authors: number; done: boolean }>(
         db,
         `SELECT i.id::text, count(a.id)::integer AS n,
            count(DISTINCT a.author_id)::integer AS authors, i.done
@@ -374,7 +393,10 @@ Deno.test("claims: the claim query", async (t) => {
         [...per],
         ds.images.map((id) => ({ id, n: 3, authors: 3, done: true })),
       );
-      assert.equal(await claimNextImage(db, ds.id, (await newUsers(db, 1))[0]), null);
+      assert.equal(
+        await claimNextImage(db, { dataset_id: ds.id, user_id: (await newUsers(db, 1))[0] }),
+        null,
+      );
     });
 
     await t.step("statuses: pending, in_progress, done", async () => {
@@ -382,9 +404,10 @@ Deno.test("claims: the claim query", async (t) => {
       const [a, b, c] = await newUsers(db, 3);
       const [img, other] = ds.images;
       const statuses = async () => {
-        const list = await listImages(db, ds.id, "0", 10);
+        const list = await listImages(db, { dataset_id: ds.id, after_id: "0", limit: 10 });
         const single = await status(db, img);
-        const updated = (await updateImage(db, img, {}))!.status;
+        const updated =
+          (await updateImage(db, { id: img, priority: null, metadata: null, ...{} }))!.status;
         assert.equal(list[0].status, single);
         assert.equal(updated, single);
         assert.equal(list[1].status, "pending");
@@ -418,7 +441,11 @@ Deno.test("claims: the claim query", async (t) => {
       assert.ok(await annotate(db, null, ds.images[0], admin));
       assert.ok(await annotate(db, null, ds.images[0], admin));
       assert.equal(await status(db, ds.images[0]), "pending");
-      assert.equal(await claimNextImage(db, ds.id, admin), null, "already annotated it");
+      assert.equal(
+        await claimNextImage(db, { dataset_id: ds.id, user_id: admin }),
+        null,
+        "already annotated it",
+      );
       const ca = await claim(db, ds.id, a);
       assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
       assert.equal(await status(db, ds.images[0]), "done");
@@ -433,17 +460,17 @@ Deno.test("claims: the claim query", async (t) => {
         assert.ok(await annotate(db, r!.claim.id, r!.image.id, a));
       }
       const done = () =>
-        many<{ id: string }>(
+        rawMany<{ id: string }>(
           db,
           `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND done ORDER BY id`,
           [ds.id],
         );
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      // As routes/datasets.ts does: the dataset row, then its images, in one transaction.
+      // As operations/datasets.ts does: the dataset row, then its images, in one transaction.
       const setK = (k: number) =>
         transaction(db as Db, async (tx) => {
-          const d = await updateDataset(tx, ds.id, { annotations_per_image: k });
-          await setAnnotationsPerImage(tx, ds.id, k);
+          const d = await updateDataset(tx, { id: ds.id, ...{ annotations_per_image: k } });
+          await setAnnotationsPerImage(tx, { dataset_id: ds.id, annotations_per_image: k });
           return d;
         });
       const updated = await setK(2);
@@ -456,7 +483,7 @@ Deno.test("claims: the claim query", async (t) => {
       assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
       await setK(1);
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      await updateDataset(db, ds.id, { description: "untouched k" });
+      await updateDataset(db, { id: ds.id, ...{ description: "untouched k" } });
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
     });
   } finally {
@@ -469,7 +496,7 @@ function batchedProcess(db: Db, datasetId: string) {
   const claims = new Batcher({
     key: () => datasetId,
     exclusive: (user: string) => [user],
-    run: (_key, users: string[]) => claimNextImages(db, datasetId, users),
+    run: (_key, users: string[]) => claimNextImages(db, { dataset_id: datasetId, user_ids: users }),
     maxSize: 64,
     maxInFlight: 1,
   });
@@ -489,7 +516,7 @@ function batchedProcess(db: Db, datasetId: string) {
       const batched = await claims.submit(user);
       if (batched) return batched;
       alone.claims++;
-      return await claimNextImage(db, datasetId, user);
+      return await claimNextImage(db, { dataset_id: datasetId, user_id: user });
     },
     annotate: async (
       claimId: string,
@@ -537,12 +564,12 @@ async function drain(
 ): Promise<number> {
   const started = performance.now();
   const processes = batched ?? pools.map((db) => ({
-    claim: (user: string) => claimNextImage(db, datasetId, user),
+    claim: (user: string) => claimNextImage(db, { dataset_id: datasetId, user_id: user }),
     annotate: (claimId: string, imageId: string, user: string) =>
       annotate(db, claimId, imageId, user),
   }));
   const remaining = (db: Db, user: string) =>
-    one<{ n: number }>(
+    rawOne<{ n: number }>(
       db,
       `SELECT count(*)::integer AS n FROM images
        WHERE dataset_id = $1::bigint AND NOT done AND NOT ($2::bigint = ANY (annotators))`,
@@ -569,7 +596,7 @@ async function drain(
 }
 
 async function auditDrain(db: Db, datasetId: string, k: number, images: number) {
-  const perImage = await one<{ images: number; exact: number; done: number }>(
+  const perImage = await rawOne<{ images: number; exact: number; done: number }>(
     db,
     `SELECT count(*)::integer AS images,
        count(*) FILTER (WHERE n = $2::integer AND authors = $2::integer
@@ -587,7 +614,7 @@ async function auditDrain(db: Db, datasetId: string, k: number, images: number) 
   );
   assert.deepEqual(perImage, { images, exact: images, done: images });
 
-  const claims = await one<{ n: number; completed: number; per_image_ok: boolean }>(
+  const claims = await rawOne<{ n: number; completed: number; per_image_ok: boolean }>(
     db,
     `SELECT count(*)::integer AS n,
        count(*) FILTER (WHERE end_reason = 'completed')::integer AS completed,
@@ -602,7 +629,7 @@ async function auditDrain(db: Db, datasetId: string, k: number, images: number) 
 
   // Never more than k claims on one image at once: count, for every claim, the claims on the
   // same image whose active periods overlap its own.
-  const overlap = await one<{ worst: number }>(
+  const overlap = await rawOne<{ worst: number }>(
     db,
     `SELECT coalesce(max(n), 0)::integer AS worst FROM (
        SELECT count(*) AS n
@@ -625,20 +652,20 @@ Deno.test("claims: a claim commits asynchronously, and only the claim", async ()
     const ds = await newDataset(h.db, { priorities: [1] });
     const [user] = await newUsers(h.db, 1);
     const show = async () =>
-      (await many<{ synchronous_commit: string }>(h.db, "SHOW synchronous_commit", []))[0]
+      (await rawMany<{ synchronous_commit: string }>(h.db, "SHOW synchronous_commit", []))[0]
         .synchronous_commit;
     // The test server runs with it off; the session's own setting stands for production's.
-    await many(h.db, "SET synchronous_commit = on", []);
+    await rawMany(h.db, "SET synchronous_commit = on", []);
     assert.equal(await show(), "on");
-    const r = await claimNextImage(h.db, ds.id, user);
+    const r = await claimNextImage(h.db, { dataset_id: ds.id, user_id: user });
     assert.equal(r?.state, "new");
     assert.equal(await show(), "on", "the setting ended with the claim's transaction");
     // Inside a caller's transaction it would last to that transaction's end: claims never run in
     // one, and a submit in the same transaction would then be asynchronous too.
     await transaction(h.db, async (tx) => {
-      await claimNextImage(tx, ds.id, user);
+      await claimNextImage(tx, { dataset_id: ds.id, user_id: user });
       assert.equal(
-        (await many<{ synchronous_commit: string }>(tx, "SHOW synchronous_commit", []))[0]
+        (await rawMany<{ synchronous_commit: string }>(tx, "SHOW synchronous_commit", []))[0]
           .synchronous_commit,
         "off",
       );
@@ -730,10 +757,10 @@ function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
 Deno.test("claims: the claim query stays an index scan at 100,000 images", async () => {
   const h = await createTestDb(5);
   const db = h.db;
-  const CLAIM = sqlFile("claims/claim_next_image");
+  const CLAIM = statement("claims/claim_next_image").text;
   try {
     const ds = await newDataset(db, { priorities: [] });
-    await exec(
+    await rawExec(
       db,
       `INSERT INTO images (dataset_id, uri, priority)
        SELECT $1::bigint, 's3://big/' || g || '.jpg', (g * 7919) % 100
@@ -747,7 +774,7 @@ Deno.test("claims: the claim query stays an index scan at 100,000 images", async
       await annotate(db, r!.claim.id, r!.image.id, users[0]);
     }
     await claim(db, ds.id, users[1]);
-    await exec(db, "ANALYZE images", []);
+    await rawExec(db, "ANALYZE images", []);
 
     const check = (plan: Record<string, unknown>, what: string) => {
       const nodes = planNodes(plan);
@@ -768,7 +795,7 @@ Deno.test("claims: the claim query stays an index scan at 100,000 images", async
       );
     };
 
-    const custom = await one<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+    const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
       db,
       `EXPLAIN (FORMAT JSON) ${CLAIM}`,
       [ds.id, users[2]],
@@ -777,15 +804,15 @@ Deno.test("claims: the claim query stays an index scan at 100,000 images", async
 
     // The plan a prepared statement may settle on after a few runs: the generic one.
     await transaction(db, async (tx) => {
-      await exec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-      await exec(tx, `PREPARE claim_generic (bigint, bigint) AS ${CLAIM}`, []);
-      const generic = await one<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+      await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
+      await rawExec(tx, `PREPARE claim_generic (bigint, bigint) AS ${CLAIM}`, []);
+      const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
         tx,
         `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${Number(ds.id)}, ${Number(users[2])})`,
         [],
       );
       check(generic!["QUERY PLAN"][0].Plan, "generic plan");
-      await exec(tx, "DEALLOCATE claim_generic", []);
+      await rawExec(tx, "DEALLOCATE claim_generic", []);
     });
 
     const started = performance.now();

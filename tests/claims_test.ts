@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
-import { connect, type Db } from "../lib/db/query.ts";
+import { connect, type Db } from "../lib/db/pool.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import {
   assertError,

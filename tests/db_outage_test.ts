@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { assertError, createTestApp, testConfig } from "./harness.ts";

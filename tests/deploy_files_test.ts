@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
 import { EnvSchema, parseConfig } from "../lib/runtime/config.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/runtime/local_defaults.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";

@@ -4,7 +4,9 @@
  * and an empty page moves the cursor without ever passing a row that commits later.
  */
 import assert from "node:assert/strict";
-import { type Db, type Handle, many, sqlFile, transaction } from "../lib/db/query.ts";
+import { type Db, type Handle } from "../lib/db/pool.ts";
+import { transaction } from "../lib/db/query.ts";
+import { statement } from "../lib/db/statement.ts";
 import {
   type AnnotationSource,
   decodeFeedCursor,
@@ -12,11 +14,11 @@ import {
   listDatasetAnnotations,
 } from "../sql/annotations/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
-import { registerImages } from "../sql/images/queries.ts";
-import { createTestDb } from "./harness.ts";
+import { imageBatch, registerImages } from "../sql/images/queries.ts";
+import { createTestDb, rawMany } from "./harness.ts";
 
-const BY_SOURCE = sqlFile("annotations/list_dataset_annotations_by_source");
-const ALL = sqlFile("annotations/list_dataset_annotations");
+const BY_SOURCE = statement("annotations/list_dataset_annotations_by_source").text;
+const ALL = statement("annotations/list_dataset_annotations").text;
 const SOURCE_INDEX = "annotations_dataset_source_txid_id_idx";
 
 interface PlanNode {
@@ -71,16 +73,15 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
     }))!;
     const images = await registerImages(
       db,
-      ds.id,
-      Array.from({ length: 20 }, (_, i) => ({ uri: `s3://b/feed/${i}.jpg` })),
+      imageBatch(ds.id, Array.from({ length: 20 }, (_, i) => ({ uri: `s3://b/feed/${i}.jpg` }))),
     );
     const image = images[0].id!;
-    const [{ id: machine }] = await many<{ id: string }>(
+    const [{ id: machine }] = await rawMany<{ id: string }>(
       db,
       `INSERT INTO users (name, role) VALUES ('feed-model', 'machine') RETURNING id::text`,
       [],
     );
-    const [{ id: annotator }] = await many<{ id: string }>(
+    const [{ id: annotator }] = await rawMany<{ id: string }>(
       db,
       `INSERT INTO users (name, role) VALUES ('feed-annotator', 'annotator') RETURNING id::text`,
       [],
@@ -88,7 +89,7 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
 
     /** `n` annotations of `source` in one transaction (as a bulk load writes them); their ids. */
     const write = async (source: AnnotationSource, n: number, on: Handle = db) =>
-      (await many<{ id: string }>(
+      (await rawMany<{ id: string }>(
         on,
         `INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name,
            model_version)
@@ -126,7 +127,7 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
       after: null,
       limit: 5,
     })).items.at(-1)!;
-    const [{ txid }] = await many<{ txid: string }>(
+    const [{ txid }] = await rawMany<{ txid: string }>(
       db,
       "SELECT txid::text FROM annotations WHERE id = $1::bigint",
       [cursor.id],

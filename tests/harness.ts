@@ -7,16 +7,11 @@ import type { Send } from "../stress/lib/fuzz.ts";
 import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../stress/lib/attacks.ts";
 import { createApp } from "../lib/http/app.ts";
 import { type Config, parseConfig } from "../lib/runtime/config.ts";
-import { connect, type Db, exec, type Handle } from "../lib/db/query.ts";
+import { connect, type Db, type Handle } from "../lib/db/pool.ts";
 import { type Logger, silentLogger } from "../lib/runtime/log.ts";
-import {
-  hashApiKey,
-  newApiKey,
-  type Role,
-  TOKEN_AUDIENCE,
-  TOKEN_ISSUER,
-} from "../lib/auth/tokens.ts";
-import { createUser } from "../sql/users/queries.ts";
+import { hashApiKey, newApiKey } from "../lib/auth/keys.ts";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
+import { createUser, type Role } from "../sql/users/queries.ts";
 
 export interface TestDb {
   db: Db;
@@ -150,7 +145,7 @@ export async function createTestApp(
   /** Users are made directly in the database, then get a token the normal way. */
   const user = async (role: Role, name = `${role}-${++userSeq}`): Promise<TestUser> => {
     const apiKey = newApiKey();
-    const u = await createUser(tdb.db, { name, role, apiKeyHash: await hashApiKey(apiKey) });
+    const u = await createUser(tdb.db, { name, role, api_key_hash: await hashApiKey(apiKey) });
     if (!u) throw new Error(`test user ${name} exists`);
     const res = await client(null)("POST", "/api/v1/auth/token", { api_key: apiKey });
     if (res.status !== 200) throw new Error(`token for ${name}: ${JSON.stringify(res.body)}`);
@@ -202,11 +197,32 @@ export async function createEmptyDb(): Promise<{ url: string; close(): Promise<v
 }
 
 /**
+ * Ad-hoc SQL in tests (setting up states the API cannot reach, reading what it does not show):
+ * positional `$n` parameters, run as given. Product code runs statements from sql/ only.
+ */
+export async function rawMany<R>(db: Handle, text: string, params: unknown[] = []): Promise<R[]> {
+  return await db.unsafe<R[]>(text, params as never[]);
+}
+
+export async function rawOne<R>(
+  db: Handle,
+  text: string,
+  params: unknown[] = [],
+): Promise<R | null> {
+  return (await rawMany<R>(db, text, params))[0] ?? null;
+}
+
+/** The rows the statement changed. */
+export async function rawExec(db: Handle, text: string, params: unknown[] = []): Promise<number> {
+  return (await db.unsafe(text, params as never[])).count;
+}
+
+/**
  * Sets a claim's expiry, and its lease's copy on the image row, to `ms` from now (negative: in
  * the past), instead of sleeping through a TTL. Returns the image rows changed (0: no claim).
  */
 export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise<number> {
-  return exec(
+  return rawExec(
     db,
     `WITH c AS (
        UPDATE current_claims SET expires_at = now() + make_interval(secs => $2::float8 / 1000)
@@ -216,8 +232,8 @@ export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise
      UPDATE images i
      SET leases = x.leases,
        full_until = lease_full_until(cardinality(i.annotators), live_leases(x.leases, NULL),
-         d.annotations_per_image)
-     FROM c, datasets d,
+         i.annotations_per_image)
+     FROM c,
        LATERAL (
          SELECT ARRAY(
            SELECT CASE WHEN (l).claim_id = c.claim_id
@@ -225,7 +241,7 @@ export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise
            FROM images j, unnest(j.leases) l WHERE j.id = c.image_id
          ) AS leases
        ) x
-     WHERE i.id = c.image_id AND d.id = i.dataset_id`,
+     WHERE i.id = c.image_id`,
     [claimId, ms],
   );
 }

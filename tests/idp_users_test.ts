@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { externalUserNames } from "../lib/auth/tokens.ts";
+import { externalUserNames } from "../lib/auth/keys.ts";
 import { assertError, createTestApp, testConfig } from "./harness.ts";
 import { runScript } from "./server_process.ts";
 

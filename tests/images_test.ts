@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
-import { connect, type Db, isPgError } from "../lib/db/query.ts";
+import { connect, type Db, isPgError } from "../lib/db/pool.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
-import { IMAGES_EXTERNAL_ID_KEY, insertNewImages, registerImages } from "../sql/images/queries.ts";
-import { REGISTER_CHUNK } from "../routes/images.ts";
+import {
+  imageBatch,
+  IMAGES_EXTERNAL_ID_KEY,
+  insertNewImages,
+  registerImages,
+} from "../sql/images/queries.ts";
+import { REGISTER_CHUNK } from "../operations/images.ts";
 import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
 
 /** A registerImages answer: the 200 fields, or `error` on failure. */
@@ -653,7 +658,10 @@ Deno.test("images", async (t) => {
         try {
           // Bounded, so the reader always reaches the end even if the writer is faster.
           while (!stop && batches < 20) {
-            const rows = await registerImages(writerDb, live, batch(150, "during", written));
+            const rows = await registerImages(
+              writerDb,
+              imageBatch(live, batch(150, "during", written)),
+            );
             assert.equal(rows.length, 150);
             written += 150;
             batches++;
@@ -1022,7 +1030,7 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
 
     await t.step("answers one id per image, ascending in input order", async () => {
       const images = [...batch(3, "n"), { uri: "s3://b/anon.jpg" }];
-      const ids = await insertNewImages(h.db, ds, images);
+      const ids = await insertNewImages(h.db, imageBatch(ds, images));
       assert.equal(ids.length, 4);
       assertAscending(ids);
       const rows = await h.db`SELECT id::text, external_id, priority, metadata, width
@@ -1040,7 +1048,7 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
         const before = await count();
         const images = [...batch(999, "m"), { uri: "s3://b/again.jpg", external_id: "n-1" }];
         await assert.rejects(
-          () => insertNewImages(h.db, ds, images),
+          () => insertNewImages(h.db, imageBatch(ds, images)),
           (e) => isPgError(e) && e.code === "23505" && e.constraint_name === IMAGES_EXTERNAL_ID_KEY,
         );
         assert.equal(await count(), before);
@@ -1048,7 +1056,7 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
     );
 
     await t.step("a dataset that does not exist: no ids, nothing written", async () => {
-      assert.deepEqual(await insertNewImages(h.db, "999999", batch(2, "gone")), []);
+      assert.deepEqual(await insertNewImages(h.db, imageBatch("999999", batch(2, "gone"))), []);
       const [{ n }] = await h.db`SELECT count(*)::int AS n FROM images WHERE dataset_id = 999999`;
       assert.equal(n, 0);
     });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { migrate, migrationVersions, pendingMigrations } from "../lib/db/migrate.ts";
 import { listAppliedMigrations } from "../sql/schema/queries.ts";

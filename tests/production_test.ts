@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../lib/runtime/config.ts";
-import { tlsFromUrl } from "../lib/db/query.ts";
+import { tlsFromUrl } from "../lib/db/pool.ts";
 import { LOCAL_COMPOSE_DEFAULTS } from "../lib/runtime/local_defaults.ts";
 import { createTestDb } from "./harness.ts";
 import {

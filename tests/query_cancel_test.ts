@@ -5,14 +5,10 @@
  * track of the first (it never settled, and the next query's result could be read as its own).
  */
 import assert from "node:assert/strict";
-import {
-  connect,
-  expireQueries,
-  many,
-  newQueryScope,
-  one,
-  withQueryScope,
-} from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
+import { many, one } from "../lib/db/query.ts";
+import { QueryScope } from "../lib/db/scope.ts";
+import { inlineStatement } from "../lib/db/statement.ts";
 import { assertError, createTestApp, createTestDb } from "./harness.ts";
 
 const settle = <T>(p: Promise<T>, ms: number) =>
@@ -25,17 +21,20 @@ Deno.test("cancelled queries queued behind a busy connection all settle, with th
   const tdb = await createTestDb(1);
   const db = connect(tdb.url, { max: 1, connectTimeoutSeconds: 5, statementTimeoutMs: 10_000 });
   try {
-    await one(db, "SELECT 1", []);
-    const slow = many(db, "SELECT pg_sleep(0.3)", []);
-    const scope = newQueryScope();
-    const cancelled = withQueryScope(scope, () =>
+    await one(db, inlineStatement("SELECT 1"), {});
+    const slow = many(db, inlineStatement("SELECT pg_sleep(0.3)"), {});
+    const scope = new QueryScope();
+    const cancelled = scope.run(() =>
       Promise.all([
-        one<{ v: number }>(db, "SELECT 2 AS v", []),
-        one<{ v: number }>(db, "SELECT 3 AS v", []),
-      ]));
-    const after = [4, 5, 6].map((n) => one<{ v: number }>(db, `SELECT ${n} AS v`, []));
+        one(db, inlineStatement<Record<never, never>, { v: number }>("SELECT 2 AS v"), {}),
+        one(db, inlineStatement<Record<never, never>, { v: number }>("SELECT 3 AS v"), {}),
+      ])
+    );
+    const after = [4, 5, 6].map((n) =>
+      one(db, inlineStatement<Record<never, never>, { v: number }>(`SELECT ${n} AS v`), {})
+    );
     await new Promise((r) => setTimeout(r, 50));
-    expireQueries(scope, new Error("deadline"));
+    scope.expire(new Error("deadline"));
     const outcomes = await Promise.all([
       settle(slow, 3000),
       settle(cancelled, 3000),

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { createLogger } from "../lib/runtime/log.ts";
 import { migrationVersions } from "../lib/db/migrate.ts";
 import { createEmptyDb, testConfig } from "./harness.ts";

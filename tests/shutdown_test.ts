@@ -5,7 +5,7 @@
  * so the server's (`annotation-server`) can be counted: none may remain once it has exited.
  */
 import assert from "node:assert/strict";
-import { connect, type Db } from "../lib/db/query.ts";
+import { connect, type Db } from "../lib/db/pool.ts";
 import { createTestDb, type TestDb } from "./harness.ts";
 import {
   adminToken,

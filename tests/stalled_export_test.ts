@@ -5,7 +5,8 @@
  * server and every other request timed out.
  */
 import assert from "node:assert/strict";
-import { activity, snapshotLimits } from "../lib/db/query.ts";
+import { activity } from "../lib/db/query.ts";
+import { snapshotLimits } from "../lib/db/snapshot.ts";
 import { createTestApp, type TestApp } from "./harness.ts";
 
 async function bigDataset(h: TestApp): Promise<string> {

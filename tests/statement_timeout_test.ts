@@ -4,7 +4,7 @@
  * well before REQUEST_TIMEOUT_MS, and the request answers 503 with the error shape.
  */
 import assert from "node:assert/strict";
-import { connect } from "../lib/db/query.ts";
+import { connect } from "../lib/db/pool.ts";
 import { createTestDb } from "./harness.ts";
 import { adminToken, dbEnv, productionEnv, startServer } from "./server_process.ts";
 

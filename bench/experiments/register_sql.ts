@@ -13,7 +13,7 @@ import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
 import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
 import { migrate } from "../../lib/db/migrate.ts";
-import { imageColumns } from "../../sql/images/queries.ts";
+import { imageBatch } from "../../sql/images/queries.ts";
 import { copyText, imageRow } from "../lib/rows.ts";
 
 const i = Deno.args.indexOf("--batches");
@@ -46,10 +46,10 @@ try {
   }
   await sql`ANALYZE`;
   const params = (datasetId: string, first: number) =>
-    imageColumns(
+    Object.values(imageBatch(
       datasetId,
       Array.from({ length: BATCH }, (_, k) => imageRow("r", first + k)),
-    ) as postgres.ParameterOrJSON<never>[];
+    )) as postgres.ParameterOrJSON<never>[];
   const timed = async (fn: () => Promise<unknown>) => {
     const t = performance.now();
     await fn();

@@ -100,7 +100,7 @@ try {
   const claims = new Batcher({
     key: () => datasetId,
     exclusive: (u: string) => [u],
-    run: (_key, users: string[]) => claimNextImages(db, datasetId, users),
+    run: (_key, users: string[]) => claimNextImages(db, { dataset_id: datasetId, user_ids: users }),
     maxSize: batchSize,
     maxInFlight: batchInFlight,
   });
@@ -115,7 +115,7 @@ try {
     while (budget-- > 0) {
       let outcome = await claims.submit(user);
       for (let attempt = 0; !outcome && attempt < 3; attempt++) {
-        const single = await claimNextImage(db, datasetId, user);
+        const single = await claimNextImage(db, { dataset_id: datasetId, user_id: user });
         if (single?.state !== "conflict") outcome = single ?? undefined;
       }
       if (!outcome || outcome.state === "conflict") {

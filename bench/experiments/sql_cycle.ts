@@ -76,7 +76,10 @@ try {
   const shapes = [{ type: "bbox" as const, label: "car", x: 10, y: 20, width: 100, height: 50 }];
 
   const oursCycle = async () => {
-    const claimed = await claimNextImage(ours as unknown as Db, datasetId, userId);
+    const claimed = await claimNextImage(ours as unknown as Db, {
+      dataset_id: datasetId,
+      user_id: userId,
+    });
     if (!claimed || claimed.state !== "new") throw new Error("no new claim");
     const made = await createHumanAnnotation(ours as unknown as Db, {
       claim_id: claimed.claim.id,

@@ -1,15 +1,12 @@
 /**
- * Who is calling, and may they do this?
+ * Tokens: API keys are exchanged at `createToken` for a short-lived HS256 JWT issued with jose;
+ * optionally, tokens of an external identity provider are accepted too, verified against its JWKS
+ * (cached by jose, refetched on an unknown `kid`), their `sub` the principal.
  *
- * - API keys are 256-bit random secrets (`ak_…`), stored only as SHA-256, exchanged at
- *   `createToken` for a short-lived HS256 JWT issued with jose.
- * - Optionally, tokens of an external identity provider are accepted too, verified against its
- *   JWKS (cached by jose, refetched on an unknown `kid`); their `sub` is the principal.
- * - Verification pins algorithms per key type, so `alg: none` and HS/RS confusion fail, and
- *   checks `iss`, `aud`, `exp`. The user's role and disabled flag come from the database, cached
- *   for at most AUTH_USER_CACHE_SECONDS (≤ 60 s), so disabling a user takes effect within that.
+ * Verification pins algorithms per key type, so `alg: none` and HS/RS confusion fail, and checks
+ * `iss`, `aud`, `exp`. The user's role and disabled flag come from the database, cached for at most
+ * AUTH_USER_CACHE_SECONDS (≤ 60 s), so disabling a user takes effect within that.
  */
-import type { MiddlewareHandler } from "hono";
 import {
   createRemoteJWKSet,
   customFetch,
@@ -22,12 +19,11 @@ import {
 import type { Config } from "../runtime/config.ts";
 import type { Db } from "../db/query.ts";
 import { ApiError } from "../http/errors.ts";
-import type { AppEnv } from "../http/router.ts";
 import * as users from "../../sql/users/queries.ts";
+import { externalUserNames, hashApiKey } from "./keys.ts";
 
-export type Role = users.Role;
-export type Principal = users.Principal;
-export const ROLES: readonly Role[] = ["admin", "annotator", "machine"];
+type Role = users.Role;
+type Principal = users.Principal;
 
 /** Issuer and audience of the tokens this server issues. */
 export const TOKEN_ISSUER = "annotation-server";
@@ -37,63 +33,6 @@ export const TOKEN_AUDIENCE = "annotation-server-api";
 const IDP_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
 
 const encoder = new TextEncoder();
-
-function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-/** A new API key: 32 random bytes. Shown once; only its hash is stored. */
-export function newApiKey(): string {
-  return `ak_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
-}
-
-export async function hashApiKey(key: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
-}
-
-/**
- * Users of an external identity provider are named `idp:<sub>`; the prefix is theirs alone, so
- * createUser, user:create and ADMIN_NAME refuse it and a local user can never take the name a
- * provider user will need.
- */
-export const EXTERNAL_NAME_PREFIX = "idp:";
-
-export function isReservedUserName(name: string): boolean {
-  return name.startsWith(EXTERNAL_NAME_PREFIX);
-}
-
-/** User names are at most this many characters (code points). */
-const MAX_NAME = 200;
-
-/**
- * The names a provider user with subject `sub` may get. `preferred` is `idp:<sub>` when that
- * fits in 199 code points; a longer subject gets its first 152 code points, `#` and the
- * SHA-256 of the whole subject (base64url), exactly 200 code points, so two long subjects with
- * a common start never share a name, nor does a long subject with a short one (the lengths
- * differ). `fallback` (always hashed) is for the rare name already taken by a user created
- * before `idp:` was reserved.
- */
-export async function externalUserNames(
-  sub: string,
-): Promise<{ preferred: string; fallback: string }> {
-  const chars = Array.from(sub);
-  const digest = base64url(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(sub))),
-  );
-  const keep = MAX_NAME - EXTERNAL_NAME_PREFIX.length - 1 - digest.length;
-  const fallback = `${EXTERNAL_NAME_PREFIX}${chars.slice(0, keep).join("")}#${digest}`;
-  const preferred = chars.length + EXTERNAL_NAME_PREFIX.length < MAX_NAME
-    ? `${EXTERNAL_NAME_PREFIX}${sub}`
-    : fallback;
-  return { preferred, fallback };
-}
-
-/** A new random JWT secret for development (kept under DATA_DIR by the caller). */
-export function newJwtSecret(): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(48)));
-}
 
 const invalidToken = (message = "invalid or expired token") =>
   new ApiError(401, "invalid_token", message);
@@ -217,7 +156,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
     const cached = byId.get(id);
     if (cached) return cached;
     if (!/^[1-9][0-9]{0,17}$/.test(id)) return null;
-    const user = await users.getUser(db, id);
+    const user = await users.getUser(db, { id });
     if (!user) return null;
     const p: Principal = {
       id: user.id,
@@ -233,7 +172,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
     const value = payload[claim];
     const values = Array.isArray(value) ? value : [value];
     // Highest privilege first when a token carries several roles.
-    for (const role of ["admin", "annotator", "machine"] as const) {
+    for (const role of users.ROLES) {
       if (values.includes(role)) return role;
     }
     return null;
@@ -244,7 +183,12 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
     const cached = bySubject.get(key);
     if (cached) return cached;
     const names = await externalUserNames(subject);
-    const p = await users.upsertExternalUser(db, { ...names, role, subject });
+    const p = await users.upsertExternalUser(db, {
+      name: names.preferred,
+      fallback_name: names.fallback,
+      role,
+      subject,
+    });
     bySubject.set(key, p);
     return p;
   }
@@ -287,7 +231,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
 
   return {
     async userForApiKey(key) {
-      const user = await users.findUserByApiKey(db, await hashApiKey(key));
+      const user = await users.findUserByApiKey(db, { api_key_hash: await hashApiKey(key) });
       return user && !user.disabled_at ? user : null;
     },
 
@@ -326,51 +270,5 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
       byId.delete(userId);
       bySubject.clear();
     },
-  };
-}
-
-/** Requires `Authorization: Bearer <token>` and sets the `principal` variable. */
-export function authenticate(auth: Auth): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const header = c.req.header("authorization");
-    const m = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-    if (!m) {
-      c.header("www-authenticate", 'Bearer realm="annotation-server"');
-      throw new ApiError(
-        401,
-        "unauthorized",
-        header ? "the Authorization header must be `Bearer <token>`" : "a bearer token is required",
-      );
-    }
-    c.set("principal", await auth.verify(m[1]));
-    await next();
-  };
-}
-
-/** Route middleware: only these roles may call the operation (403 for the others). */
-export function allow(...roles: Role[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const p = c.get("principal");
-    if (!p) throw new ApiError(401, "unauthorized", "a bearer token is required");
-    if (!roles.includes(p.role)) {
-      throw new ApiError(
-        403,
-        "forbidden",
-        `the ${p.role} role may not do this (allowed: ${roles.join(", ")})`,
-      );
-    }
-    await next();
-  };
-}
-
-/**
- * Spread into `createRoute({...})`: declares the Bearer scheme in the spec, the roles in the
- * description (`x-roles` too), and enforces them.
- */
-export function secured<const R extends Role[]>(...roles: R) {
-  return {
-    security: [{ Bearer: [] }],
-    middleware: allow(...roles),
-    "x-roles": roles,
   };
 }

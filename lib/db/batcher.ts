@@ -1,41 +1,28 @@
 /**
  * Gathers requests that arrive while earlier ones run and sends them as one statement: at 32
- * annotators, one claim statement for eight callers costs PostgreSQL much less than eight, and
- * one commit (one WAL flush) covers eight submits (bench/README.md has the numbers).
+ * annotators one claim statement for eight callers costs PostgreSQL much less than eight, and one
+ * commit (one WAL flush) covers eight submits (docs/decisions).
  *
- * A batch is only ever an optimisation. Each item's answer is either its outcome, exactly what
- * its own statement would have answered, or `undefined`: "not decided here, run your own
- * statement" (the batch statement left it to the single one, the batch was refused for what an
- * item holds, or it was cancelled by a deadline). A batch that fails for any other reason (the
- * database unreachable, a statement timeout) fails every item with that error, as their own
- * statements would. Callers keep their single-statement path and take it on `undefined`, so every
- * refusal, retry and diagnosis stays where it was.
+ * A batch is only an optimisation. Each item's answer is its outcome, exactly what its own
+ * statement would have answered, or `undefined`: "not decided here, run your own statement" (the
+ * batch statement left it undecided, the batch failed for what an item holds, or a deadline
+ * cancelled it). Callers keep their single-statement path and take it on `undefined`, so every
+ * refusal, retry and diagnosis stays there.
  *
- * When fewer than `maxInFlight` batches of its key are running, an item goes out as soon as the
- * requests already read from the network have been handled (setImmediate: the answers of one
- * batch go out together, so the next requests arrive together, and without it the first of them
- * went alone), or, when the latest batch sent had company, after `lingerMs`: under load the
- * answers of one batch come back as requests spread over about a millisecond, and waiting that
- * long for them makes batches larger and fewer (at 32 annotators 11 % more cycles/s, bench/
- * README.md). A lone caller never waits: its batches have no company. Otherwise an item joins
- * the next batch, sent when one finishes. Items that may not share a statement (`exclusive`: the
- * same user, the same image) wait for a later batch.
+ * When a lane (a key) has fewer than `maxInFlight` batches running, its queued items go out after
+ * the requests already read from the network (setImmediate), or after `lingerMs` when the latest
+ * batch had company: under load a batch's answers bring the next requests back spread over about a
+ * millisecond (at 32 annotators 11 % more cycles/s). A lone caller never waits. Otherwise items join
+ * the next batch, sent when one finishes. Items that may not share a statement (`exclusive`) wait
+ * for a later one.
  *
- * Deadlines (lib/http/app.ts, lib/db/query.ts QueryScope): an item still queued when its request expires
- * leaves the queue and is answered `undefined` (its own path then fails with the deadline's
- * reason, having written nothing). A sent batch is registered with each of its requests'
- * scopes: the first to expire cancels it (PostgreSQL rolls all of it back), and the others run
- * their own statements within their own deadlines.
+ * Deadlines (lib/db/scope.ts): an item whose request expires while queued leaves the queue with
+ * `undefined` (its own path then fails with the deadline's reason, having written nothing). A sent
+ * batch is held by each of its requests' scopes: the first to expire cancels it (PostgreSQL rolls
+ * all of it back), and the others run their own statements within their own deadlines.
  */
 import { setImmediate } from "node:timers";
-import {
-  currentQueryScope,
-  expireQueries,
-  isPgError,
-  newQueryScope,
-  type QueryScope,
-  withQueryScope,
-} from "./query.ts";
+import { QueryScope } from "./scope.ts";
 
 export interface BatcherOptions<I, O> {
   /** Items of one key may share a batch (a dataset's claims). */
@@ -53,10 +40,18 @@ export interface BatcherOptions<I, O> {
   lingerMs?: number;
   /**
    * A batch running longer than this holds its lane up: the items queued behind it, and those
-   * that arrive until it ends, run on their own (default 1,000 ms): while the database is
-   * failing, a request does not wait for a stuck batch ahead of it and then for its own.
+   * that arrive until it ends, run on their own (default 1,000 ms), so while the database is
+   * failing a request does not wait for a stuck batch and then for its own statement.
    */
   stallMs?: number;
+  /**
+   * Whether a failed batch's items each run on their own (answer `undefined`) rather than all
+   * fail with its error: true when the error came from what one item holds (a data or integrity
+   * error, a deadlock), which another statement without that item would not meet. An error that
+   * would fail each item's own statement too (the database unreachable, a timeout) is every
+   * item's answer. Default: never.
+   */
+  runAlone?: (error: unknown) => boolean;
 }
 
 interface Pending<I, O> {
@@ -99,7 +94,7 @@ export class Batcher<I, O> {
       lane = { queue: [], inFlight: 0, soon: false, sentAt: 0, watch: undefined };
       this.#lanes.set(key, lane);
     }
-    const scope = currentQueryScope();
+    const scope = QueryScope.current();
     if (scope?.expired) return Promise.resolve(undefined);
     const stallMs = this.#opts.stallMs ?? 1_000;
     const full = lane.inFlight >= this.#opts.maxInFlight;
@@ -172,32 +167,20 @@ export class Batcher<I, O> {
     this.#lastSize = batch.length;
     // The batch's own scope: no one request's context governs it (this may run inside any of
     // them), but any of them expiring cancels it.
-    const own = newQueryScope();
-    const handle = { cancel: () => expireQueries(own, cancelled) };
-    for (const p of batch) {
-      if (!p.scope) continue;
-      p.scope.inFlight++;
-      p.scope.running.add(handle);
-    }
+    const own = new QueryScope();
+    const handle = { cancel: () => own.expire(cancelled) };
+    const releases = batch.map((p) => p.scope?.hold(handle));
     let answers: (O | undefined)[] = [];
     let failure: unknown = null;
     try {
-      answers = await withQueryScope(own, () => this.#opts.run(key, batch.map((p) => p.item)));
+      answers = await own.run(() => this.#opts.run(key, batch.map((p) => p.item)));
     } catch (e) {
-      // Nothing of it was written. Cancelled by a request's deadline, or refused for what one of
-      // its items holds (a data or integrity error, a deadlock, a serialization failure): every
-      // item runs on its own and gets its own answer. Anything else (the database unreachable,
-      // a statement timeout, a shutdown) would fail each item's own statement the same way, and
-      // retrying them one by one only doubled the wait: during an outage a submit answered 503
-      // after 10 s instead of 5 (deno task stress, db scenario). They all get the error.
-      if (!own.expired && !(isPgError(e) && /^(22|23|40)/.test(e.code))) failure = e ?? null;
+      // Nothing of it was written.
+      const alone = own.expired || (this.#opts.runAlone?.(e) ?? false);
+      if (!alone) failure = e ?? null;
       answers = [];
     } finally {
-      for (const p of batch) {
-        if (!p.scope) continue;
-        p.scope.inFlight--;
-        p.scope.running.delete(handle);
-      }
+      for (const release of releases) release?.();
     }
     if (failure !== null) batch.forEach((p) => p.reject(failure));
     else batch.forEach((p, i) => p.resolve(answers[i]));

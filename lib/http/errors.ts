@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { isPgError } from "../db/query.ts";
+import { isPgError } from "../db/pool.ts";
 import type { Logger } from "../runtime/log.ts";
 
 export interface ErrorDetail {
@@ -32,6 +32,14 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError(404, "not_found", `${what} not found`);
+
+/**
+ * A request rule JSON Schema cannot state (it depends on the caller's role, or on what the
+ * server issued): a 400 like any validation failure.
+ */
+export function invalidField(path: string, message: string): ApiError {
+  return new ApiError(400, "validation_failed", `${path}: ${message}`, [{ path, message }]);
+}
 
 export function errorBody(code: string, message: string, details?: ErrorDetail[]): ErrorBody {
   return { error: details?.length ? { code, message, details } : { code, message } };

@@ -1,7 +1,7 @@
 /** Start-up steps around authentication: the JWT secret and the first admin. */
-import { hashApiKey, newApiKey, newJwtSecret } from "../auth/tokens.ts";
+import { hashApiKey, newApiKey, newJwtSecret } from "../auth/keys.ts";
 import { type Config, ConfigError } from "./config.ts";
-import { type Db, isPgError } from "../db/query.ts";
+import { type Db, isPgError } from "../db/pool.ts";
 import type { Logger } from "./log.ts";
 import * as users from "../../sql/users/queries.ts";
 
@@ -51,7 +51,7 @@ export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promi
     let admin: Awaited<ReturnType<typeof users.ensureAdmin>>;
     for (let attempt = 1;; attempt++) {
       try {
-        admin = await users.ensureAdmin(db, config.auth.adminName, hash);
+        admin = await users.ensureAdmin(db, { name: config.auth.adminName, api_key_hash: hash });
         break;
       } catch (e) {
         // Replicas starting together insert the same admin at once: ON CONFLICT (name) settles
@@ -75,7 +75,7 @@ export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promi
     const admin = await users.createUser(db, {
       name: "dev-admin",
       role: "admin",
-      apiKeyHash: await hashApiKey(apiKey),
+      api_key_hash: await hashApiKey(apiKey),
     });
     if (admin) {
       // Printed once, on purpose, outside the structured log: it is the only copy of the key.

@@ -1,17 +1,19 @@
 -- name: CreatePredictions :one
--- Many predictions for dataset $1 by machine user $2 in one statement (up to 10,000 rows): unnest
--- over typed arrays, so the parameter count is fixed however many rows there are. Each row names
--- its image by id ($3) or by external_id ($4); rows that match no image of the dataset are
--- skipped and reported by position (1-based) in not_found. Labels come per row as a JSON array
--- ($8): PostgreSQL arrays cannot be ragged, so text[][] could not hold lists of different lengths.
--- Labels and shapes arrive as JSON text cast to jsonb here: postgres.js would serialize a
--- jsonb[] parameter whose elements are JS arrays as a multidimensional array.
--- Annotations are inserted in input order. Predictions do not touch the image rows.
+-- Many predictions for dataset :dataset_id by machine user :author_id in one statement (up to
+-- 10,000 rows): unnest over typed arrays, so the parameter count is fixed however many rows there
+-- are. Each row names its image by id (:image_ids) or by external_id (:external_ids); rows that
+-- match no image of the dataset are skipped and reported by position (1-based) in not_found. Labels
+-- come per row as a JSON array (:labels): PostgreSQL arrays cannot be ragged, so text[][] could not
+-- hold lists of different lengths. Labels and shapes arrive as JSON text cast to jsonb here:
+-- postgres.js would serialize a jsonb[] parameter whose elements are JS arrays as a
+-- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
+-- image rows.
 WITH input AS (
   SELECT t.ord, t.image_id, t.external_id, t.model_name, t.model_version, t.confidence,
     t.labels::jsonb AS labels, t.shapes::jsonb AS shapes
-  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[],
-      $9::text[])
+  FROM unnest(:image_ids::bigint[], :external_ids::text[], :model_names::text[],
+      :model_versions::text[], :confidences::float8[], :labels::text[],
+      :shapes::text[])
     WITH ORDINALITY AS t (image_id, external_id, model_name, model_version, confidence, labels,
       shapes, ord)
 ),
@@ -20,14 +22,15 @@ resolved AS MATERIALIZED (
     input.confidence, input.labels, input.shapes
   FROM input
   LEFT JOIN images by_id ON input.image_id IS NOT NULL
-    AND by_id.id = input.image_id AND by_id.dataset_id = $1::bigint
+    AND by_id.id = input.image_id AND by_id.dataset_id = :dataset_id::bigint
   LEFT JOIN images by_ext ON input.external_id IS NOT NULL
-    AND by_ext.dataset_id = $1::bigint AND by_ext.external_id = input.external_id
+    AND by_ext.dataset_id = :dataset_id::bigint AND by_ext.external_id = input.external_id
 ),
 inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
     confidence, labels, shapes)
-  SELECT r.id, $1::bigint, 'machine', $2::bigint, r.model_name, r.model_version, r.confidence,
+  SELECT r.id, :dataset_id::bigint, 'machine', :author_id::bigint, r.model_name, r.model_version,
+    r.confidence,
     ARRAY(SELECT jsonb_array_elements_text(r.labels)), coalesce(r.shapes, '[]'::jsonb)
   FROM resolved r
   WHERE r.id IS NOT NULL

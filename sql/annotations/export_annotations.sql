@@ -1,20 +1,12 @@
 -- name: ExportAnnotations :many
--- Every image of dataset $1 in id order, each with its annotations (id order) as a JSON array;
--- $2 'human' or 'machine' filters them by source, null gives all. Meant to be read through a
--- cursor (lib/db/query.ts `stream`): an index scan on images_dataset_id_id_idx with one correlated
--- lookup per image on annotations_image_id_id_idx and no sort or hash, so the server produces
--- rows as they are fetched and memory stays constant however big the dataset. Images without
--- (matching) annotations are included, with an empty array.
+-- Every image of dataset :dataset_id in id order, each with its annotations (id order) as a JSON
+-- array; :source 'human' or 'machine' filters them by source, null gives all. Meant to be read
+-- through a cursor (lib/db/query.ts `stream`): an index scan on images_dataset_id_id_idx with one
+-- correlated lookup per image on annotations_image_id_id_idx and no sort or hash, so the server
+-- produces rows as they are fetched and memory stays constant however big the dataset. Images
+-- without (matching) annotations are included, with an empty array.
 SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
-  i.metadata,
-  CASE
-    WHEN i.done THEN 'done'
-    WHEN cardinality(i.annotators)
-      + (SELECT count(*) FROM unnest(i.leases) l WHERE l.expires_at > now())
-      >= d.annotations_per_image THEN 'in_progress'
-    ELSE 'pending'
-  END AS status,
-  i.created_at,
+  i.metadata, image_status(i.done, i.full_until) AS status, i.created_at,
   coalesce((
     SELECT jsonb_agg(jsonb_build_object(
       'id', a.id::text, 'image_id', a.image_id::text, 'dataset_id', a.dataset_id::text,
@@ -24,9 +16,8 @@ SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, 
       'created_at', a.created_at
     ) ORDER BY a.id)
     FROM annotations a
-    WHERE a.image_id = i.id AND ($2::text IS NULL OR a.source = $2::text)
+    WHERE a.image_id = i.id AND (:source::text IS NULL OR a.source = :source::text)
   ), '[]'::jsonb) AS annotations
 FROM images i
-JOIN datasets d ON d.id = i.dataset_id
-WHERE i.dataset_id = $1::bigint
+WHERE i.dataset_id = :dataset_id::bigint
 ORDER BY i.id;

@@ -1,7 +1,7 @@
 -- name: ListDatasetAnnotations :many
--- The changes feed of dataset $1, every source: annotations after the cursor ($2 txid, $3 id),
--- oldest first, at most $4. Each row also carries `horizon` (below); when no annotation is due,
--- one row comes back with only `horizon` set (the annotation columns null).
+-- The changes feed of dataset :dataset_id, every source: annotations after the cursor (:after_txid
+-- txid, :after_id id), oldest first, at most :limit. Each row also carries `horizon` (below); when
+-- no annotation is due, one row comes back with only `horizon` set (the annotation columns null).
 -- list_dataset_annotations_by_source.sql is the same feed for one source.
 --
 -- A polling client must never miss a row. Ordering by id alone would: ids are drawn when a row is
@@ -20,33 +20,19 @@
 -- The price: a long-running writing transaction in this database holds back (never loses) rows
 -- written after it began, until it ends.
 --
--- `horizon` also lets an empty page move the cursor (listDatasetAnnotations in queries.ts): nothing after
--- the cursor and below horizon matched, and every row that can still commit has a txid >= horizon
--- (its transaction was running in this database, so its xid is >= horizon, or has no xid yet and
--- will get one >= xmax), so (horizon, 0) skips nothing (ids start at 1). Without that, an empty poll would read
--- the same non-matching rows again next time. It must come from this statement's own snapshot:
--- a later snapshot's horizon could pass rows this one did not see.
+-- `horizon` also lets an empty page move the cursor (listDatasetAnnotations in queries.ts): nothing
+-- after the cursor and below horizon matched, and every row that can still commit has a txid >=
+-- horizon (its transaction was running in this database, so its xid is >= horizon, or has no xid
+-- yet and will get one >= xmax), so (horizon, 0) skips nothing (ids start at 1). Without that, an
+-- empty poll would read the same non-matching rows again next time. It must come from this
+-- statement's own snapshot: a later snapshot's horizon could pass rows this one did not see.
 --
 -- Keyset over annotations_dataset_txid_id_idx (dataset_id, txid, id): the row comparison and the
 -- horizon bound are index conditions, so a page costs its own size whatever the cursor. The
 -- horizon is computed once (MATERIALIZED) and passed into the LATERAL scan. The outer sort is of
--- at most $4 rows. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
-WITH snapshot AS MATERIALIZED (
-  SELECT pg_current_snapshot() AS s
-),
-horizon AS MATERIALIZED (
-  SELECT coalesce(
-    (
-      SELECT min(x)
-      FROM pg_snapshot_xip((SELECT s FROM snapshot)) x
-      WHERE NOT EXISTS (
-        SELECT FROM pg_stat_activity p
-        WHERE p.datname <> current_database()
-          AND p.backend_xid::text::bigint = x::text::bigint % 4294967296
-      )
-    ),
-    pg_snapshot_xmax((SELECT s FROM snapshot))
-  ) AS xmin
+-- at most :limit rows. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
+WITH horizon AS MATERIALIZED (
+  SELECT feed_horizon() AS xmin
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,
@@ -56,10 +42,10 @@ LEFT JOIN LATERAL (
   SELECT a.id, a.image_id, a.dataset_id, a.source, a.author_id, a.model_name, a.model_version,
     a.confidence, a.labels, a.shapes, a.created_at, a.txid
   FROM annotations a
-  WHERE a.dataset_id = $1::bigint
-    AND (a.txid, a.id) > ($2::xid8, $3::bigint)
+  WHERE a.dataset_id = :dataset_id::bigint
+    AND (a.txid, a.id) > (:after_txid::xid8, :after_id::bigint)
     AND a.txid < h.xmin
   ORDER BY a.txid, a.id
-  LIMIT $4::integer
+  LIMIT :limit::integer
 ) a ON true
 ORDER BY a.txid, a.id;

@@ -1,14 +1,24 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile, stream } from "../../lib/db/query.ts";
+import { many, one, stream } from "../../lib/db/query.ts";
+import type { Handle } from "../../lib/db/pool.ts";
+import { statement } from "../../lib/db/statement.ts";
 import type { Image } from "../images/queries.ts";
 
 export type AnnotationSource = "human" | "machine";
 
-/** A shape as stored (jsonb). Shapes are validated by the route layer, not here. */
+/** A shape as stored (jsonb). Shapes are validated by schemas/annotations.ts, not here. */
 export type Shape =
-  | { type: "bbox"; label: string; x: number; y: number; width: number; height: number }
-  | { type: "polygon"; label: string; points: [number, number][] }
-  | { type: "point"; label: string; x: number; y: number };
+  | {
+    type: "bbox";
+    label: string;
+    x: number;
+    y: number;
+    width: number;
+    height: number;
+    confidence?: number;
+  }
+  | { type: "polygon"; label: string; points: [number, number][]; confidence?: number }
+  | { type: "point"; label: string; x: number; y: number; confidence?: number };
 
 export interface Model {
   name: string;
@@ -30,7 +40,7 @@ export interface Annotation {
 }
 
 /** An annotation as the statements return it: the model in two columns. */
-interface AnnotationRow extends Omit<Annotation, "model"> {
+export interface AnnotationRow extends Omit<Annotation, "model"> {
   model_name: string | null;
   model_version: string | null;
 }
@@ -85,16 +95,17 @@ export function contentBounds(labels: string[], shapes: Shape[]): ContentBounds 
   return { labels: [...used], maxX, maxY };
 }
 
-const CREATE_HUMAN_ANNOTATION = sqlFile("annotations/create_human_annotation");
-const CREATE_HUMAN_ANNOTATIONS = sqlFile("annotations/create_human_annotations");
-const CREATE_MACHINE_ANNOTATION = sqlFile("annotations/create_machine_annotation");
-const CREATE_PREDICTIONS = sqlFile("annotations/create_predictions");
-const LIST_IMAGE_ANNOTATIONS = sqlFile("annotations/list_image_annotations");
-const LIST_DATASET_ANNOTATIONS = sqlFile("annotations/list_dataset_annotations");
-const LIST_DATASET_ANNOTATIONS_BY_SOURCE = sqlFile(
-  "annotations/list_dataset_annotations_by_source",
-);
-const EXPORT_ANNOTATIONS = sqlFile("annotations/export_annotations");
+/** The content a create statement checks: every label used, and the extent of the shapes. */
+interface ContentParams {
+  used_labels: string[];
+  max_x: number;
+  max_y: number;
+}
+
+function contentParams(labels: string[], shapes: Shape[]): ContentParams {
+  const b = contentBounds(labels, shapes);
+  return { used_labels: b.labels, max_x: b.maxX, max_y: b.maxY };
+}
 
 export interface NewHumanAnnotation {
   /** The annotator's claim on the image; null only for an admin's correction. */
@@ -104,6 +115,11 @@ export interface NewHumanAnnotation {
   labels: string[];
   shapes: Shape[];
 }
+
+export type CreateHumanAnnotationParams = NewHumanAnnotation & ContentParams;
+const CREATE_HUMAN_ANNOTATION = statement<CreateHumanAnnotationParams, AnnotationRow>(
+  "annotations/create_human_annotation",
+);
 
 /**
  * Records a human annotation and completes its claim. `null`: the content does not fit the
@@ -115,19 +131,23 @@ export async function createHumanAnnotation(
   db: Handle,
   a: NewHumanAnnotation,
 ): Promise<Annotation | null> {
-  const row = await one<AnnotationRow>(db, CREATE_HUMAN_ANNOTATION, [
-    a.claim_id,
-    a.image_id,
-    a.user_id,
-    a.labels,
-    a.shapes,
-    ...boundsParams(a),
-  ]);
+  const row = await one(db, CREATE_HUMAN_ANNOTATION, {
+    ...a,
+    ...contentParams(a.labels, a.shapes),
+  });
   return row && toAnnotation(row);
 }
 
 /** A human annotation made with a claim, as createHumanAnnotations takes it. */
 export type ClaimedHumanAnnotation = NewHumanAnnotation & { claim_id: string };
+
+export interface CreateHumanAnnotationsParams {
+  /** One object per submit: the annotation with its content bounds (`used`, max_x, max_y). */
+  submits: (ClaimedHumanAnnotation & { used: string[]; max_x: number; max_y: number })[];
+}
+const CREATE_HUMAN_ANNOTATIONS = statement<CreateHumanAnnotationsParams, AnnotationRow>(
+  "annotations/create_human_annotations",
+);
 
 /**
  * createHumanAnnotation for several submits in one statement (lib/db/batcher.ts gathers them): no
@@ -138,31 +158,17 @@ export async function createHumanAnnotations(
   db: Handle,
   items: readonly ClaimedHumanAnnotation[],
 ): Promise<(Annotation | undefined)[]> {
-  const rows = await many<AnnotationRow>(db, CREATE_HUMAN_ANNOTATIONS, [
-    items.map((a) => {
-      const b = contentBounds(a.labels, a.shapes);
-      return {
-        claim_id: a.claim_id,
-        image_id: a.image_id,
-        user_id: a.user_id,
-        labels: a.labels,
-        shapes: a.shapes,
-        used: b.labels,
-        max_x: b.maxX,
-        max_y: b.maxY,
-      };
+  const rows = await many(db, CREATE_HUMAN_ANNOTATIONS, {
+    submits: items.map((a) => {
+      const c = contentParams(a.labels, a.shapes);
+      return { ...a, used: c.used_labels, max_x: c.max_x, max_y: c.max_y };
     }),
-  ]);
+  });
   const byImage = new Map(rows.map((r) => [r.image_id, r]));
   return items.map((a) => {
     const row = byImage.get(a.image_id);
     return row && toAnnotation(row);
   });
-}
-
-function boundsParams(a: { labels: string[]; shapes: Shape[] }): [string[], number, number] {
-  const b = contentBounds(a.labels, a.shapes);
-  return [b.labels, b.maxX, b.maxY];
 }
 
 export interface NewMachineAnnotation {
@@ -174,21 +180,34 @@ export interface NewMachineAnnotation {
   shapes: Shape[];
 }
 
+export interface CreateMachineAnnotationParams extends ContentParams {
+  image_id: string;
+  author_id: string;
+  model_name: string;
+  model_version: string;
+  confidence: number | null;
+  labels: string[];
+  shapes: Shape[];
+}
+const CREATE_MACHINE_ANNOTATION = statement<CreateMachineAnnotationParams, AnnotationRow>(
+  "annotations/create_machine_annotation",
+);
+
 /** `null` when the image is missing or the content does not fit it (see ContentBounds). */
 export async function createMachineAnnotation(
   db: Handle,
   a: NewMachineAnnotation,
 ): Promise<Annotation | null> {
-  const row = await one<AnnotationRow>(db, CREATE_MACHINE_ANNOTATION, [
-    a.image_id,
-    a.author_id,
-    a.model.name,
-    a.model.version,
-    a.confidence,
-    a.labels,
-    a.shapes,
-    ...boundsParams(a),
-  ]);
+  const row = await one(db, CREATE_MACHINE_ANNOTATION, {
+    image_id: a.image_id,
+    author_id: a.author_id,
+    model_name: a.model.name,
+    model_version: a.model.version,
+    confidence: a.confidence,
+    labels: a.labels,
+    shapes: a.shapes,
+    ...contentParams(a.labels, a.shapes),
+  });
   return row && toAnnotation(row);
 }
 
@@ -202,34 +221,63 @@ export interface NewPrediction {
   shapes: Shape[];
 }
 
-/** Up to 10,000 predictions in one statement. `not_found` holds 1-based positions. */
-export function createPredictions(
+export interface CreatePredictionsParams {
+  dataset_id: string;
+  author_id: string;
+  image_ids: (string | null)[];
+  external_ids: (string | null)[];
+  model_names: string[];
+  model_versions: string[];
+  confidences: (number | null)[];
+  /** Per prediction, its labels as JSON text (PostgreSQL arrays cannot be ragged). */
+  labels: string[];
+  /** Per prediction, its shapes as JSON text. */
+  shapes: string[];
+}
+export interface CreatePredictionsRow {
+  created: number;
+  /** 1-based positions of the predictions whose image is not in the dataset. */
+  not_found: number[];
+}
+const CREATE_PREDICTIONS = statement<CreatePredictionsParams, CreatePredictionsRow>(
+  "annotations/create_predictions",
+);
+
+/** Up to 10,000 predictions in one statement. */
+export async function createPredictions(
   db: Handle,
   datasetId: string,
   authorId: string,
   predictions: NewPrediction[],
-): Promise<{ created: number; not_found: number[] }> {
-  return one<{ created: number; not_found: number[] }>(db, CREATE_PREDICTIONS, [
-    datasetId,
-    authorId,
-    predictions.map((p) => p.image_id ?? null),
-    predictions.map((p) => p.external_id ?? null),
-    predictions.map((p) => p.model.name),
-    predictions.map((p) => p.model.version),
-    predictions.map((p) => p.confidence ?? null),
-    predictions.map((p) => JSON.stringify(p.labels)),
-    predictions.map((p) => JSON.stringify(p.shapes)),
-  ]).then((r) => r!);
+): Promise<CreatePredictionsRow> {
+  return (await one(db, CREATE_PREDICTIONS, {
+    dataset_id: datasetId,
+    author_id: authorId,
+    image_ids: predictions.map((p) => p.image_id ?? null),
+    external_ids: predictions.map((p) => p.external_id ?? null),
+    model_names: predictions.map((p) => p.model.name),
+    model_versions: predictions.map((p) => p.model.version),
+    confidences: predictions.map((p) => p.confidence ?? null),
+    labels: predictions.map((p) => JSON.stringify(p.labels)),
+    shapes: predictions.map((p) => JSON.stringify(p.shapes)),
+  }))!;
 }
+
+export interface ListImageAnnotationsParams {
+  image_id: string;
+  /** Null: every source. */
+  source: AnnotationSource | null;
+}
+const LIST_IMAGE_ANNOTATIONS = statement<ListImageAnnotationsParams, AnnotationRow>(
+  "annotations/list_image_annotations",
+);
 
 /** The image's annotations in id order, optionally only one source. */
 export async function listImageAnnotations(
   db: Handle,
-  imageId: string,
-  source: AnnotationSource | null,
+  p: ListImageAnnotationsParams,
 ): Promise<Annotation[]> {
-  const rows = await many<AnnotationRow>(db, LIST_IMAGE_ANNOTATIONS, [imageId, source]);
-  return rows.map(toAnnotation);
+  return (await many(db, LIST_IMAGE_ANNOTATIONS, p)).map(toAnnotation);
 }
 
 /** A position in a dataset's changes feed: the last row delivered. */
@@ -274,6 +322,26 @@ function compareCursors(a: FeedCursor, b: FeedCursor): number {
   return ai === bi ? 0 : ai < bi ? -1 : 1;
 }
 
+export interface ListDatasetAnnotationsParams {
+  dataset_id: string;
+  /** The cursor: the last row delivered ("0", "0" at the start). */
+  after_txid: string;
+  after_id: string;
+  limit: number;
+}
+export type ListDatasetAnnotationsBySourceParams = ListDatasetAnnotationsParams & {
+  source: AnnotationSource;
+};
+/** A feed row; the annotation columns are null in the one row of a page with nothing due. */
+export type FeedRow = AnnotationRow & { txid: string; horizon: string };
+const LIST_DATASET_ANNOTATIONS = statement<ListDatasetAnnotationsParams, FeedRow>(
+  "annotations/list_dataset_annotations",
+);
+const LIST_DATASET_ANNOTATIONS_BY_SOURCE = statement<
+  ListDatasetAnnotationsBySourceParams,
+  FeedRow
+>("annotations/list_dataset_annotations_by_source");
+
 /**
  * The dataset's annotations after `after` (oldest first), at most `limit`; `source` null gives
  * every source. Polling with the returned next_cursor never misses a row, even one whose
@@ -284,19 +352,15 @@ export async function listDatasetAnnotations(
   datasetId: string,
   opts: { source: AnnotationSource | null; after: FeedCursor | null; limit: number },
 ): Promise<FeedPage> {
-  // The annotation columns are null in the one row of a page with nothing due.
-  type Row = AnnotationRow & { txid: string; horizon: string };
-  const txid = opts.after?.txid ?? "0";
-  const id = opts.after?.id ?? "0";
+  const p = {
+    dataset_id: datasetId,
+    after_txid: opts.after?.txid ?? "0",
+    after_id: opts.after?.id ?? "0",
+    limit: opts.limit,
+  };
   const rows = opts.source === null
-    ? await many<Row>(db, LIST_DATASET_ANNOTATIONS, [datasetId, txid, id, opts.limit])
-    : await many<Row>(db, LIST_DATASET_ANNOTATIONS_BY_SOURCE, [
-      datasetId,
-      opts.source,
-      txid,
-      id,
-      opts.limit,
-    ]);
+    ? await many(db, LIST_DATASET_ANNOTATIONS, p)
+    : await many(db, LIST_DATASET_ANNOTATIONS_BY_SOURCE, { ...p, source: opts.source });
   const found = rows.filter((r) => r.id !== null);
   const last = found.at(-1);
   let next: FeedCursor;
@@ -316,21 +380,28 @@ export interface ExportedImage extends Image {
   annotations: Annotation[];
 }
 
+export interface ExportAnnotationsParams {
+  dataset_id: string;
+  /** Null: every source. */
+  source: AnnotationSource | null;
+}
+type ExportAnnotationsRow = Omit<ExportedImage, "annotations"> & {
+  annotations: AnnotationJsonRow[];
+};
+const EXPORT_ANNOTATIONS = statement<ExportAnnotationsParams, ExportAnnotationsRow>(
+  "annotations/export_annotations",
+);
+
 /**
  * Every image of the dataset in id order with its annotations (`source` null: all), in batches
  * of `batchSize` read through a server-side cursor: constant memory however big the dataset.
  */
 export async function* exportAnnotations(
   db: Handle,
-  datasetId: string,
-  source: AnnotationSource | null,
+  p: ExportAnnotationsParams,
   batchSize = 500,
 ): AsyncGenerator<ExportedImage[]> {
-  type Row = Omit<ExportedImage, "annotations"> & { annotations: AnnotationJsonRow[] };
-  for await (const rows of stream<Row>(db, EXPORT_ANNOTATIONS, [datasetId, source], batchSize)) {
-    yield rows.map((r) => ({
-      ...r,
-      annotations: r.annotations.map(annotationFromJson),
-    }));
+  for await (const rows of stream(db, EXPORT_ANNOTATIONS, p, batchSize)) {
+    yield rows.map((r) => ({ ...r, annotations: r.annotations.map(annotationFromJson) }));
   }
 }

@@ -1,13 +1,13 @@
 -- name: FindClaimableImage :one
--- Whether dataset $1 has an image user $2 could claim, locks ignored: the claim statement's
--- filter on images_claim_queue_idx, without FOR UPDATE SKIP LOCKED. claim_next_image.sql skips
--- rows other statements hold locked at that instant (claims and submits in flight, a
--- setPriorities batch); when it finds nothing, this tells a queue that is really empty (204)
--- from one that is only busy (claim again).
+-- Whether dataset :dataset_id has an image user :user_id could claim, locks ignored: the claim
+-- statement's filter on images_claim_queue_idx, without FOR UPDATE SKIP LOCKED.
+-- claim_next_image.sql skips rows other statements hold locked at that instant (claims and submits
+-- in flight, a setPriorities batch); when it finds nothing, this tells a queue that is really empty
+-- (204) from one that is only busy (claim again).
 SELECT EXISTS (
   SELECT FROM images i
-  WHERE i.dataset_id = $1::bigint
+  WHERE i.dataset_id = :dataset_id::bigint
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
-    AND NOT ($2::bigint = ANY (i.annotators))
+    AND NOT (:user_id::bigint = ANY (i.annotators))
 ) AS claimable;

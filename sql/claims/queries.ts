@@ -1,5 +1,7 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
+import { many, one } from "../../lib/db/query.ts";
+import type { Handle } from "../../lib/db/pool.ts";
+import { statement } from "../../lib/db/statement.ts";
 import {
   type Annotation,
   annotationFromJson,
@@ -7,6 +9,7 @@ import {
 } from "../annotations/queries.ts";
 import type { Image } from "../images/queries.ts";
 
+/** A claim as it stands, live or ended. */
 export interface Claim {
   id: string;
   dataset_id: string;
@@ -31,6 +34,9 @@ export interface NewClaim {
   expires_at: Date;
 }
 
+/** A machine annotation that pre-fills the editor: the latest of its model on the image. */
+export type Prediction = Annotation;
+
 export type ClaimOutcome =
   /** `held`: the caller's existing live claim, unchanged; `new`: just claimed. */
   | {
@@ -38,20 +44,13 @@ export type ClaimOutcome =
     claim: NewClaim;
     image: Image;
     /** The image's latest machine annotation per model, by model name. */
-    predictions: Annotation[];
+    predictions: Prediction[];
   }
   /** Lost to a concurrent claim by the same caller: call again, which answers `held`. */
   | { state: "conflict" };
 
-const CLAIM_NEXT_IMAGE = sqlFile("claims/claim_next_image");
-const CLAIM_NEXT_IMAGES = sqlFile("claims/claim_next_images");
-const GET_CLAIM = sqlFile("claims/get_claim");
-const RENEW_CLAIM = sqlFile("claims/renew_claim");
-const RELEASE_CLAIM = sqlFile("claims/release_claim");
-const FIND_CLAIMABLE_IMAGE = sqlFile("claims/find_claimable_image");
-
-interface ClaimNextImageRow extends Image {
-  state: "held" | "new" | "conflict";
+/** The columns both claim statements answer per caller (claim, image, predictions). */
+interface ClaimedRow extends Image {
   claim_id: string;
   user_id: string;
   claim_created_at: Date;
@@ -59,39 +58,57 @@ interface ClaimNextImageRow extends Image {
   predictions: AnnotationJsonRow[];
 }
 
-type ClaimedRow = Omit<ClaimNextImageRow, "state"> & { state: string };
-/** 'single': claim_next_images.sql left this user to claim_next_image.sql. */
-type ClaimNextImagesRow = Omit<ClaimNextImageRow, "state"> & { state: "held" | "new" | "single" };
+export interface ClaimNextImageParams {
+  dataset_id: string;
+  user_id: string;
+}
+export interface ClaimNextImageRow extends ClaimedRow {
+  state: "held" | "new" | "conflict";
+}
+const CLAIM_NEXT_IMAGE = statement<ClaimNextImageParams, ClaimNextImageRow>(
+  "claims/claim_next_image",
+);
 
 /**
- * Leases the next image of the dataset to `userId`, or returns the claim the user already holds
+ * Leases the next image of the dataset to the user, or returns the claim the user already holds
  * there (renewed if it had expired with its slot still free). `null`: nothing claimable for this
  * user at this instant (all of it may be locked: see findClaimableImage), or no such dataset.
  */
 export async function claimNextImage(
   db: Handle,
-  datasetId: string,
-  userId: string,
+  p: ClaimNextImageParams,
 ): Promise<ClaimOutcome | null> {
-  const row = await one<ClaimNextImageRow>(db, CLAIM_NEXT_IMAGE, [datasetId, userId]);
+  const row = await one(db, CLAIM_NEXT_IMAGE, p);
   if (!row) return null;
   if (row.state === "conflict") return { state: "conflict" };
   return claimOutcome(row, row.state);
 }
 
+export interface ClaimNextImagesParams {
+  dataset_id: string;
+  /** Distinct. */
+  user_ids: readonly string[];
+}
+export interface ClaimNextImagesRow extends ClaimedRow {
+  /** 'single': left to claim_next_image.sql for this user. */
+  state: "held" | "new" | "single";
+}
+const CLAIM_NEXT_IMAGES = statement<ClaimNextImagesParams, ClaimNextImagesRow>(
+  "claims/claim_next_images",
+);
+
 /**
  * claimNextImage for several users of one dataset in one statement (lib/db/batcher.ts gathers
- * them; the ids distinct). Per user, in order: `held` or `new` as claimNextImage would answer,
- * or `undefined`: run claimNextImage for that user (claim_next_images.sql says when).
+ * them). Per user, in order: `held` or `new` as claimNextImage would answer, or `undefined`: run
+ * claimNextImage for that user (claim_next_images.sql says when).
  */
 export async function claimNextImages(
   db: Handle,
-  datasetId: string,
-  userIds: readonly string[],
+  p: ClaimNextImagesParams,
 ): Promise<(ClaimOutcome | undefined)[]> {
-  const rows = await many<ClaimNextImagesRow>(db, CLAIM_NEXT_IMAGES, [datasetId, userIds]);
+  const rows = await many(db, CLAIM_NEXT_IMAGES, p);
   const byUser = new Map(rows.map((r) => [r.user_id, r]));
-  return userIds.map((id) => {
+  return p.user_ids.map((id) => {
     const row = byUser.get(id);
     return row && (row.state === "held" || row.state === "new")
       ? claimOutcome(row, row.state)
@@ -99,7 +116,7 @@ export async function claimNextImages(
   });
 }
 
-function claimOutcome(row: ClaimedRow, state: "held" | "new"): ClaimOutcome {
+function claimOutcome(row: ClaimedRow & { state: string }, state: "held" | "new"): ClaimOutcome {
   const { state: _, claim_id, user_id, claim_created_at, expires_at, predictions, ...image } = row;
   return {
     state,
@@ -116,35 +133,48 @@ function claimOutcome(row: ClaimedRow, state: "held" | "new"): ClaimOutcome {
   };
 }
 
-export function getClaim(db: Handle, id: string): Promise<Claim | null> {
-  return one<Claim>(db, GET_CLAIM, [id]);
+export interface ClaimIdParams {
+  id: string;
 }
+const GET_CLAIM = statement<ClaimIdParams, Claim>("claims/get_claim");
+
+export function getClaim(db: Handle, p: ClaimIdParams): Promise<Claim | null> {
+  return one(db, GET_CLAIM, p);
+}
+
+export interface HeldClaimParams {
+  claim_id: string;
+  /** The holder. */
+  user_id: string;
+}
+const RENEW_CLAIM = statement<HeldClaimParams, Claim>("claims/renew_claim");
 
 /**
  * Extends the user's active claim by the dataset's claim_ttl_seconds from now. `null`: no such
  * active claim of this user, or it expired and someone else has taken its slot.
  */
-export function renewClaim(db: Handle, claimId: string, userId: string): Promise<Claim | null> {
-  return one<Claim>(db, RENEW_CLAIM, [claimId, userId]);
+export function renewClaim(db: Handle, p: HeldClaimParams): Promise<Claim | null> {
+  return one(db, RENEW_CLAIM, p);
 }
+
+const RELEASE_CLAIM = statement<HeldClaimParams, Claim>("claims/release_claim");
 
 /**
  * Ends the user's active claim and frees its image at once. `null`: no such active claim of
  * that user (an admin releasing another user's claim passes the holder, from getClaim).
  */
-export function releaseClaim(db: Handle, claimId: string, userId: string): Promise<Claim | null> {
-  return one<Claim>(db, RELEASE_CLAIM, [claimId, userId]);
+export function releaseClaim(db: Handle, p: HeldClaimParams): Promise<Claim | null> {
+  return one(db, RELEASE_CLAIM, p);
 }
+
+const FIND_CLAIMABLE_IMAGE = statement<ClaimNextImageParams, { claimable: boolean }>(
+  "claims/find_claimable_image",
+);
 
 /**
  * Whether the dataset has an image the user could claim, ignoring row locks: after
  * claimNextImage found nothing, tells an empty queue from one whose rows were all locked.
  */
-export async function findClaimableImage(
-  db: Handle,
-  datasetId: string,
-  userId: string,
-): Promise<boolean> {
-  const row = await one<{ claimable: boolean }>(db, FIND_CLAIMABLE_IMAGE, [datasetId, userId]);
-  return row?.claimable ?? false;
+export async function findClaimableImage(db: Handle, p: ClaimNextImageParams): Promise<boolean> {
+  return (await one(db, FIND_CLAIMABLE_IMAGE, p))?.claimable ?? false;
 }

@@ -1,4 +1,4 @@
 -- name: GetDataset :one
 SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
 FROM datasets
-WHERE id = $1::bigint;
+WHERE id = :id::bigint;

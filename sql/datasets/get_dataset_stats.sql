@@ -1,6 +1,6 @@
 -- name: GetDatasetStats :one
--- Counts for dataset $1; no row when it does not exist. Image statuses as in
--- sql/images/get_image.sql (pending = images - in_progress - done). active_claims: claims still
+-- Counts for dataset :id; no row when it does not exist. Image statuses are image_status's
+-- (pending = images - in_progress - done). active_claims: claims still
 -- holding their slot (active and unexpired), counted over claims_one_active_per_user.
 -- annotators: human annotations per user, most first. One pass over the dataset's images and one
 -- over its annotations: meant for a dashboard, not a hot path.
@@ -10,7 +10,7 @@ SELECT img.images,
   img.done,
   ann.human AS human_annotations,
   ann.machine AS machine_annotations,
-  (SELECT count(*) FROM claims c
+  (SELECT count(*) FROM current_claims c
     WHERE c.dataset_id = d.id AND c.active AND c.expires_at > now())::integer AS active_claims,
   coalesce((
     SELECT jsonb_agg(jsonb_build_object('user_id', per_user.author_id::text,
@@ -26,12 +26,8 @@ FROM datasets d
 CROSS JOIN LATERAL (
   SELECT count(*)::integer AS images,
     count(*) FILTER (WHERE i.done)::integer AS done,
-    count(*) FILTER (
-      WHERE NOT i.done
-        AND cardinality(i.annotators)
-          + (SELECT count(*) FROM unnest(i.leases) l WHERE l.expires_at > now())
-          >= d.annotations_per_image
-    )::integer AS in_progress
+    count(*) FILTER (WHERE image_status(i.done, i.full_until) = 'in_progress')::integer
+      AS in_progress
   FROM images i
   WHERE i.dataset_id = d.id
 ) img
@@ -41,4 +37,4 @@ CROSS JOIN LATERAL (
   FROM annotations a
   WHERE a.dataset_id = d.id
 ) ann
-WHERE d.id = $1::bigint;
+WHERE d.id = :id::bigint;

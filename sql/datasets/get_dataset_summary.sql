@@ -5,4 +5,4 @@ SELECT d.id::text, d.name, d.description, d.labels, d.annotations_per_image, d.c
   d.created_at,
   (SELECT count(*) FROM images i WHERE i.dataset_id = d.id)::integer AS image_count
 FROM datasets d
-WHERE d.id = $1::bigint;
+WHERE d.id = :id::bigint;

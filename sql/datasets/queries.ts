@@ -1,5 +1,7 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
+import { many, one } from "../../lib/db/query.ts";
+import type { Handle } from "../../lib/db/pool.ts";
+import { statement } from "../../lib/db/statement.ts";
 
 export interface Dataset {
   id: string;
@@ -11,47 +13,50 @@ export interface Dataset {
   created_at: Date;
 }
 
-export interface DatasetSummary extends Dataset {
-  image_count: number;
-}
-
-const CREATE_DATASET = sqlFile("datasets/create_dataset");
-const GET_DATASET = sqlFile("datasets/get_dataset");
-const GET_DATASET_SUMMARY = sqlFile("datasets/get_dataset_summary");
-const LIST_DATASETS = sqlFile("datasets/list_datasets");
-const UPDATE_DATASET = sqlFile("datasets/update_dataset");
-
-export interface NewDataset {
+export interface CreateDatasetParams {
   name: string;
   description: string | null;
   labels: string[];
   annotations_per_image: number;
   claim_ttl_seconds: number;
 }
+const CREATE_DATASET = statement<CreateDatasetParams, Dataset>("datasets/create_dataset");
 
 /** `null` when the name is taken. */
-export function createDataset(db: Handle, d: NewDataset): Promise<Dataset | null> {
-  return one<Dataset>(db, CREATE_DATASET, [
-    d.name,
-    d.description,
-    d.labels,
-    d.annotations_per_image,
-    d.claim_ttl_seconds,
-  ]);
+export function createDataset(db: Handle, p: CreateDatasetParams): Promise<Dataset | null> {
+  return one(db, CREATE_DATASET, p);
 }
 
-export function getDataset(db: Handle, id: string): Promise<Dataset | null> {
-  return one<Dataset>(db, GET_DATASET, [id]);
+export interface DatasetIdParams {
+  id: string;
+}
+const GET_DATASET = statement<DatasetIdParams, Dataset>("datasets/get_dataset");
+
+export function getDataset(db: Handle, p: DatasetIdParams): Promise<Dataset | null> {
+  return one(db, GET_DATASET, p);
 }
 
-export function getDatasetSummary(db: Handle, id: string): Promise<DatasetSummary | null> {
-  return one<DatasetSummary>(db, GET_DATASET_SUMMARY, [id]);
+export interface DatasetSummaryRow extends Dataset {
+  image_count: number;
 }
+const GET_DATASET_SUMMARY = statement<DatasetIdParams, DatasetSummaryRow>(
+  "datasets/get_dataset_summary",
+);
+
+export function getDatasetSummary(
+  db: Handle,
+  p: DatasetIdParams,
+): Promise<DatasetSummaryRow | null> {
+  return one(db, GET_DATASET_SUMMARY, p);
+}
+
+const LIST_DATASETS = statement<Record<never, never>, Dataset>("datasets/list_datasets");
 
 export function listDatasets(db: Handle): Promise<Dataset[]> {
-  return many<Dataset>(db, LIST_DATASETS, []);
+  return many(db, LIST_DATASETS, {});
 }
 
+/** The fields updateDataset changes; the others stay as they are. */
 export interface DatasetChanges {
   description?: string | null;
   labels?: string[];
@@ -59,26 +64,34 @@ export interface DatasetChanges {
   annotations_per_image?: number;
 }
 
+export interface UpdateDatasetParams {
+  id: string;
+  /** Whether `description` was given: it may be set to null. */
+  description_given: boolean;
+  description: string | null;
+  labels: string[] | null;
+  claim_ttl_seconds: number | null;
+  annotations_per_image: number | null;
+}
+const UPDATE_DATASET = statement<UpdateDatasetParams, Dataset>("datasets/update_dataset");
+
 /**
  * `null` when the dataset is missing or `labels` is not its current labels with others appended
  * (a dropped, renamed or moved label).
  */
 export function updateDataset(
   db: Handle,
-  id: string,
-  ch: DatasetChanges,
+  p: { id: string } & DatasetChanges,
 ): Promise<Dataset | null> {
-  return one<Dataset>(db, UPDATE_DATASET, [
-    id,
-    ch.description !== undefined,
-    ch.description ?? null,
-    ch.labels ?? null,
-    ch.claim_ttl_seconds ?? null,
-    ch.annotations_per_image ?? null,
-  ]);
+  return one(db, UPDATE_DATASET, {
+    id: p.id,
+    description_given: p.description !== undefined,
+    description: p.description ?? null,
+    labels: p.labels ?? null,
+    claim_ttl_seconds: p.claim_ttl_seconds ?? null,
+    annotations_per_image: p.annotations_per_image ?? null,
+  });
 }
-
-const GET_DATASET_STATS = sqlFile("datasets/get_dataset_stats");
 
 export interface DatasetStats {
   images: number;
@@ -92,8 +105,9 @@ export interface DatasetStats {
   /** Human annotations per user, most first. */
   annotators: { user_id: string; annotations: number }[];
 }
+const GET_DATASET_STATS = statement<DatasetIdParams, DatasetStats>("datasets/get_dataset_stats");
 
 /** `null` when the dataset is missing. */
-export function getDatasetStats(db: Handle, id: string): Promise<DatasetStats | null> {
-  return one<DatasetStats>(db, GET_DATASET_STATS, [id]);
+export function getDatasetStats(db: Handle, p: DatasetIdParams): Promise<DatasetStats | null> {
+  return one(db, GET_DATASET_STATS, p);
 }

@@ -1,23 +1,24 @@
 -- name: UpdateDataset :one
--- Only the fields passed (non-null) change; $2 says whether description was given, so it can be
--- cleared to null. Labels are append-only: the current list must be a prefix of the new one
--- (same labels, same order), because a label's position is its COCO category id in exports
--- (routes/exports.ts). Checked here against the row as locked, so two concurrent updates cannot
--- drop or move one. No row back means: no such dataset, or the new labels are not the current
--- ones with others appended.
+-- Only the fields passed (non-null) change; :description_given says whether description was given,
+-- so it can be cleared to null. Labels are append-only: the current list must be a prefix of the
+-- new one (same labels, same order), because a label's position is its COCO category id in exports
+-- (operations/exports.ts). Checked here against the row as locked, so two concurrent updates cannot
+-- drop or move one. No row back means: no such dataset, or the new labels are not the current ones
+-- with others appended.
 --
--- A new annotations_per_image ($6) must reach every image of the dataset in the same
--- transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
+-- A new annotations_per_image (:annotations_per_image) must reach every image of the dataset in the
+-- same transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
 -- (sql/datasets/queries.ts). This statement's row lock on the dataset makes a concurrent
 -- registerImages (which reads k FOR SHARE) wait until the images have it.
 WITH updated AS (
   UPDATE datasets
-  SET description = CASE WHEN $2::boolean THEN $3::text ELSE description END,
-    labels = coalesce($4::text[], labels),
-    claim_ttl_seconds = coalesce($5::integer, claim_ttl_seconds),
-    annotations_per_image = coalesce($6::smallint, annotations_per_image)
-  WHERE id = $1::bigint
-    AND ($4::text[] IS NULL OR labels = ($4::text[])[1:cardinality(labels)])
+  SET description = CASE WHEN :description_given::boolean THEN :description::text
+      ELSE description END,
+    labels = coalesce(:labels::text[], labels),
+    claim_ttl_seconds = coalesce(:claim_ttl_seconds::integer, claim_ttl_seconds),
+    annotations_per_image = coalesce(:annotations_per_image::smallint, annotations_per_image)
+  WHERE id = :id::bigint
+    AND (:labels::text[] IS NULL OR labels = (:labels::text[])[1:cardinality(labels)])
   RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
 )
 SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at

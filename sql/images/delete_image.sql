@@ -1,9 +1,9 @@
 -- name: DeleteImage :execrows
--- Deletes image $1; its annotations go with it (foreign key cascade). A claim active on it ends
+-- Deletes image :id; its annotations go with it (foreign key cascade). A claim active on it ends
 -- as 'released' (current_claims and ended_claims reference images without a foreign key: see
 -- db/migrations/20261202021000_current_claims.sql). Ended claims stay as history.
 WITH deleted AS (
-  DELETE FROM images WHERE id = $1::bigint
+  DELETE FROM images WHERE id = :id::bigint
   RETURNING id, dataset_id
 ),
 freed AS (

@@ -5,6 +5,6 @@
 -- dimension is checked on its own, as create_machine_annotation.sql does.
 SELECT i.id::text, i.external_id, i.width, i.height
 FROM images i
-WHERE i.dataset_id = $1::bigint
-  AND (i.id = ANY ($2::bigint[]) OR i.external_id = ANY ($3::text[]))
+WHERE i.dataset_id = :dataset_id::bigint
+  AND (i.id = ANY (:ids::bigint[]) OR i.external_id = ANY (:external_ids::text[]))
   AND (i.width IS NOT NULL OR i.height IS NOT NULL);

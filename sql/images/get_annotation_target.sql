@@ -1,7 +1,7 @@
 -- name: GetAnnotationTarget :one
--- What an annotation of image $1 is checked against before it is written: the image's size (when
--- known) and its dataset's label vocabulary. One primary-key lookup on each table.
+-- What an annotation of image :image_id is checked against before it is written: the image's size
+-- (when known) and its dataset's label vocabulary. One primary-key lookup on each table.
 SELECT i.id::text, i.dataset_id::text, i.width, i.height, d.labels
 FROM images i
 JOIN datasets d ON d.id = i.dataset_id
-WHERE i.id = $1::bigint;
+WHERE i.id = :image_id::bigint;

@@ -1,17 +1,9 @@
 -- name: ListImages :many
 -- Keyset pagination on (dataset_id, id): stable while images are added, since new images get
--- larger ids. $2 is the last id of the previous page (0 for the first page).
--- status: as in get_image.sql.
-SELECT id::text, dataset_id::text, external_id, uri, width, height, priority, metadata,
-  CASE
-    WHEN done THEN 'done'
-    WHEN cardinality(annotators)
-      + (SELECT count(*) FROM unnest(leases) l WHERE l.expires_at > now())
-      >= (SELECT annotations_per_image FROM datasets WHERE id = $1::bigint) THEN 'in_progress'
-    ELSE 'pending'
-  END AS status,
-  created_at
-FROM images
-WHERE dataset_id = $1::bigint AND id > $2::bigint
-ORDER BY images.id
-LIMIT $3::integer;
+-- larger ids. :after_id is the last id of the previous page (0 for the first page).
+SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
+  i.metadata, image_status(i.done, i.full_until) AS status, i.created_at
+FROM images i
+WHERE i.dataset_id = :dataset_id::bigint AND i.id > :after_id::bigint
+ORDER BY i.id
+LIMIT :limit::integer;

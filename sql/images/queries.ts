@@ -1,8 +1,11 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { exec, type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
+import { exec, many, one } from "../../lib/db/query.ts";
+import type { Handle } from "../../lib/db/pool.ts";
+import { statement } from "../../lib/db/statement.ts";
 
 export type ImageStatus = "pending" | "in_progress" | "done";
 
+/** An image as the API shows it (image_status gives its status). */
 export interface Image {
   id: string;
   dataset_id: string;
@@ -16,6 +19,7 @@ export interface Image {
   created_at: Date;
 }
 
+/** An image to register; a key left out is null, metadata {}. */
 export interface NewImage {
   uri: string;
   external_id?: string | null;
@@ -25,129 +29,155 @@ export interface NewImage {
   metadata?: Record<string, unknown> | null;
 }
 
-export interface RegisteredImage {
+/** A registerImages batch: one JSON array per column (image_batch in the schema says why). */
+export interface ImageBatchParams {
+  dataset_id: string;
+  external_ids: (string | null)[];
+  uris: string[];
+  widths: (number | null)[];
+  heights: (number | null)[];
+  priorities: (number | null)[];
+  metadata: Record<string, unknown>[];
+}
+
+/** The batch in image_batch's form. */
+export function imageBatch(datasetId: string, images: readonly NewImage[]): ImageBatchParams {
+  const n = images.length;
+  const p: ImageBatchParams = {
+    dataset_id: datasetId,
+    external_ids: new Array(n),
+    uris: new Array(n),
+    widths: new Array(n),
+    heights: new Array(n),
+    priorities: new Array(n),
+    metadata: new Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const image = images[i];
+    p.external_ids[i] = image.external_id ?? null;
+    p.uris[i] = image.uri;
+    p.widths[i] = image.width ?? null;
+    p.heights[i] = image.height ?? null;
+    p.priorities[i] = image.priority ?? null;
+    p.metadata[i] = image.metadata ?? {};
+  }
+  return p;
+}
+
+export interface RegisterImagesRow {
+  /** Null only for an external_id a concurrent batch committed while the statement ran. */
   id: string | null;
   external_id: string | null;
   created: boolean;
 }
-
-const REGISTER_IMAGES = sqlFile("images/register_images");
-const INSERT_NEW_IMAGES = sqlFile("images/insert_new_images");
-const LIST_IMAGES = sqlFile("images/list_images");
-const GET_IMAGE = sqlFile("images/get_image");
-const UPDATE_IMAGE = sqlFile("images/update_image");
-const DELETE_IMAGE = sqlFile("images/delete_image");
-const SET_ANNOTATIONS_PER_IMAGE = sqlFile("images/set_annotations_per_image");
-const SET_PRIORITIES = sqlFile("images/set_priorities");
-const FIND_IMAGE_SIZES = sqlFile("images/find_image_sizes");
-const GET_ANNOTATION_TARGET = sqlFile("images/get_annotation_target");
-
-/** register_images.sql's and insert_new_images.sql's parameters: one JSON array per column. */
-export function imageColumns(datasetId: string, images: NewImage[]): unknown[] {
-  // A key left out is null, metadata {}.
-  const n = images.length;
-  const externalIds = new Array<string | null>(n);
-  const uris = new Array<string>(n);
-  const widths = new Array<number | null>(n);
-  const heights = new Array<number | null>(n);
-  const priorities = new Array<number | null>(n);
-  const metadata = new Array<Record<string, unknown>>(n);
-  for (let i = 0; i < n; i++) {
-    const image = images[i];
-    externalIds[i] = image.external_id ?? null;
-    uris[i] = image.uri;
-    widths[i] = image.width ?? null;
-    heights[i] = image.height ?? null;
-    priorities[i] = image.priority ?? null;
-    metadata[i] = image.metadata ?? {};
-  }
-  return [datasetId, externalIds, uris, widths, heights, priorities, metadata];
-}
+const REGISTER_IMAGES = statement<ImageBatchParams, RegisterImagesRow>("images/register_images");
 
 /**
  * One row per input, in order. `id` is null only for an external_id that a concurrent batch
  * committed while this statement ran (invisible to its snapshot): register it again.
  */
-export function registerImages(
-  db: Handle,
-  datasetId: string,
-  images: NewImage[],
-): Promise<RegisteredImage[]> {
-  return many<RegisteredImage>(db, REGISTER_IMAGES, imageColumns(datasetId, images));
+export function registerImages(db: Handle, p: ImageBatchParams): Promise<RegisterImagesRow[]> {
+  return many(db, REGISTER_IMAGES, p);
 }
+
+const INSERT_NEW_IMAGES = statement<ImageBatchParams, { id: string }>("images/insert_new_images");
 
 /**
  * Inserts images whose external_ids are new to the dataset and distinct, answering their ids in
  * order (none when the dataset is gone). Throws a unique violation on
  * `IMAGES_EXTERNAL_ID_KEY`, having written nothing, when an external_id is already registered.
  */
-export async function insertNewImages(
-  db: Handle,
-  datasetId: string,
-  images: NewImage[],
-): Promise<string[]> {
-  const rows = await many<{ id: string }>(db, INSERT_NEW_IMAGES, imageColumns(datasetId, images));
+export async function insertNewImages(db: Handle, p: ImageBatchParams): Promise<string[]> {
+  const rows = await many(db, INSERT_NEW_IMAGES, p);
   return rows.map((r) => r.id);
 }
 
 /** The unique index on (dataset_id, external_id) that insertNewImages can trip over. */
 export const IMAGES_EXTERNAL_ID_KEY = "images_dataset_external_id_key";
 
-/** Images with id greater than `afterId`, in id order. */
-export function listImages(
-  db: Handle,
-  datasetId: string,
-  afterId: string,
-  limit: number,
-): Promise<Image[]> {
-  return many<Image>(db, LIST_IMAGES, [datasetId, afterId, limit]);
+export interface ListImagesParams {
+  dataset_id: string;
+  /** The last id of the previous page; "0" for the first. */
+  after_id: string;
+  limit: number;
+}
+const LIST_IMAGES = statement<ListImagesParams, Image>("images/list_images");
+
+/** Images with id greater than `after_id`, in id order. */
+export function listImages(db: Handle, p: ListImagesParams): Promise<Image[]> {
+  return many(db, LIST_IMAGES, p);
 }
 
-export function getImage(db: Handle, id: string): Promise<Image | null> {
-  return one<Image>(db, GET_IMAGE, [id]);
+export interface ImageIdParams {
+  id: string;
+}
+const GET_IMAGE = statement<ImageIdParams, Image>("images/get_image");
+
+export function getImage(db: Handle, p: ImageIdParams): Promise<Image | null> {
+  return one(db, GET_IMAGE, p);
 }
 
-export function updateImage(
-  db: Handle,
-  id: string,
-  ch: { priority?: number; metadata?: Record<string, unknown> },
-): Promise<Image | null> {
-  return one<Image>(db, UPDATE_IMAGE, [id, ch.priority ?? null, ch.metadata ?? null]);
+export interface UpdateImageParams {
+  id: string;
+  /** Null: unchanged. */
+  priority: number | null;
+  metadata: Record<string, unknown> | null;
 }
+const UPDATE_IMAGE = statement<UpdateImageParams, Image>("images/update_image");
+
+export function updateImage(db: Handle, p: UpdateImageParams): Promise<Image | null> {
+  return one(db, UPDATE_IMAGE, p);
+}
+
+const DELETE_IMAGE = statement<ImageIdParams, { id: string }>("images/delete_image");
 
 /** Rows deleted: 0 or 1. */
-export function deleteImage(db: Handle, id: string): Promise<number> {
-  return exec(db, DELETE_IMAGE, [id]);
+export function deleteImage(db: Handle, p: ImageIdParams): Promise<number> {
+  return exec(db, DELETE_IMAGE, p);
 }
+
+export interface SetAnnotationsPerImageParams {
+  dataset_id: string;
+  annotations_per_image: number;
+}
+const SET_ANNOTATIONS_PER_IMAGE = statement<SetAnnotationsPerImageParams, never>(
+  "images/set_annotations_per_image",
+);
 
 /**
  * The dataset's new annotations_per_image on each of its images, with done and full_until
  * recomputed; run in the same transaction as updateDataset. Returns the images rewritten.
  */
-export function setAnnotationsPerImage(db: Handle, datasetId: string, k: number): Promise<number> {
-  return exec(db, SET_ANNOTATIONS_PER_IMAGE, [datasetId, k]);
-}
-
-export interface PriorityUpdate {
-  image_id?: string;
-  external_id?: string;
-  priority: number;
-}
-
-/** `not_found` holds 1-based positions in `updates`. */
-export function setPriorities(
+export function setAnnotationsPerImage(
   db: Handle,
-  datasetId: string,
-  updates: PriorityUpdate[],
-): Promise<{ updated: number; not_found: number[] }> {
-  return one<{ updated: number; not_found: number[] }>(db, SET_PRIORITIES, [
-    datasetId,
-    updates.map((u) => u.image_id ?? null),
-    updates.map((u) => u.external_id ?? null),
-    updates.map((u) => u.priority),
-  ]).then((r) => r!);
+  p: SetAnnotationsPerImageParams,
+): Promise<number> {
+  return exec(db, SET_ANNOTATIONS_PER_IMAGE, p);
 }
 
+export interface SetPrioritiesParams {
+  dataset_id: string;
+  /** Per item, its image by id or (null there) by external_id. */
+  image_ids: (string | null)[];
+  external_ids: (string | null)[];
+  priorities: number[];
+}
+export interface SetPrioritiesRow {
+  updated: number;
+  /** 1-based positions of the items that matched no image. */
+  not_found: number[];
+}
+const SET_PRIORITIES = statement<SetPrioritiesParams, SetPrioritiesRow>("images/set_priorities");
+
+export async function setPriorities(db: Handle, p: SetPrioritiesParams): Promise<SetPrioritiesRow> {
+  return (await one(db, SET_PRIORITIES, p))!;
+}
+
+export interface FindImageSizesParams {
+  dataset_id: string;
+  ids: string[];
+  external_ids: string[];
+}
 /** At least one of width and height is known. */
 export interface ImageSize {
   id: string;
@@ -155,15 +185,11 @@ export interface ImageSize {
   width: number | null;
   height: number | null;
 }
+const FIND_IMAGE_SIZES = statement<FindImageSizesParams, ImageSize>("images/find_image_sizes");
 
 /** Sizes of the named images of the dataset that have one (or one dimension of one). */
-export function findImageSizes(
-  db: Handle,
-  datasetId: string,
-  ids: string[],
-  externalIds: string[],
-): Promise<ImageSize[]> {
-  return many<ImageSize>(db, FIND_IMAGE_SIZES, [datasetId, ids, externalIds]);
+export function findImageSizes(db: Handle, p: FindImageSizesParams): Promise<ImageSize[]> {
+  return many(db, FIND_IMAGE_SIZES, p);
 }
 
 /** What an annotation of an image is checked against. */
@@ -175,8 +201,14 @@ export interface AnnotationTarget {
   /** The dataset's label vocabulary. */
   labels: string[];
 }
+const GET_ANNOTATION_TARGET = statement<{ image_id: string }, AnnotationTarget>(
+  "images/get_annotation_target",
+);
 
 /** `null` when the image is missing. */
-export function getAnnotationTarget(db: Handle, imageId: string): Promise<AnnotationTarget | null> {
-  return one<AnnotationTarget>(db, GET_ANNOTATION_TARGET, [imageId]);
+export function getAnnotationTarget(
+  db: Handle,
+  p: { image_id: string },
+): Promise<AnnotationTarget | null> {
+  return one(db, GET_ANNOTATION_TARGET, p);
 }

@@ -1,17 +1,8 @@
 -- name: UpdateImage :one
--- Null means "leave as is" for both fields. status: as in get_image.sql.
+-- Null means "leave as is" for both fields.
 UPDATE images i
-SET priority = coalesce($2::float8, i.priority),
-  metadata = coalesce($3::jsonb, i.metadata)
-FROM datasets d
-WHERE i.id = $1::bigint AND d.id = i.dataset_id
+SET priority = coalesce(:priority::float8, i.priority),
+  metadata = coalesce(:metadata::jsonb, i.metadata)
+WHERE i.id = :id::bigint
 RETURNING i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
-  i.metadata,
-  CASE
-    WHEN i.done THEN 'done'
-    WHEN cardinality(i.annotators)
-      + (SELECT count(*) FROM unnest(i.leases) l WHERE l.expires_at > now())
-      >= d.annotations_per_image THEN 'in_progress'
-    ELSE 'pending'
-  END AS status,
-  i.created_at;
+  i.metadata, image_status(i.done, i.full_until) AS status, i.created_at;

@@ -2,5 +2,5 @@
 -- Idempotent: disabling twice keeps the first disabled_at.
 UPDATE users
 SET disabled_at = coalesce(disabled_at, now())
-WHERE id = $1::bigint
+WHERE id = :id::bigint
 RETURNING id::text, name, role, created_at, disabled_at;

@@ -3,4 +3,4 @@
 -- (users_api_key_hash_key), so they cannot be told apart by timing.
 SELECT id::text, name, role, disabled_at
 FROM users
-WHERE api_key_hash = $1::bytea;
+WHERE api_key_hash = :api_key_hash::bytea;

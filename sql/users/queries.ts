@@ -1,7 +1,11 @@
 /** Typed functions for the statements in this folder: one per file. */
-import { type Handle, many, one, sqlFile } from "../../lib/db/query.ts";
+import { many, one } from "../../lib/db/query.ts";
+import type { Handle } from "../../lib/db/pool.ts";
+import { statement } from "../../lib/db/statement.ts";
 
-export type Role = "admin" | "annotator" | "machine";
+/** The roles, highest privilege first; the users table's CHECK lists the same. */
+export const ROLES = ["admin", "annotator", "machine"] as const;
+export type Role = typeof ROLES[number];
 
 export interface User {
   id: string;
@@ -19,76 +23,102 @@ export interface Principal {
   disabled_at: Date | null;
 }
 
-const CREATE_USER = sqlFile("users/create_user");
-const FIND_USER_BY_API_KEY = sqlFile("users/find_user_by_api_key");
-const GET_USER = sqlFile("users/get_user");
-const LIST_USERS = sqlFile("users/list_users");
-const DISABLE_USER = sqlFile("users/disable_user");
-const SET_API_KEY = sqlFile("users/set_api_key");
-const ENSURE_ADMIN = sqlFile("users/ensure_admin");
-const UPSERT_EXTERNAL_USER = sqlFile("users/upsert_external_user");
-const ANY_USER_EXISTS = sqlFile("users/any_user_exists");
+type None = Record<never, never>;
+
+export interface CreateUserParams {
+  name: string;
+  role: Role;
+  api_key_hash: Uint8Array;
+}
+const CREATE_USER = statement<CreateUserParams, User>("users/create_user");
 
 /** `null` when the name is taken. */
-export function createUser(
+export function createUser(db: Handle, p: CreateUserParams): Promise<User | null> {
+  return one(db, CREATE_USER, p);
+}
+
+const FIND_USER_BY_API_KEY = statement<{ api_key_hash: Uint8Array }, Principal>(
+  "users/find_user_by_api_key",
+);
+
+export function findUserByApiKey(
   db: Handle,
-  u: { name: string; role: Role; apiKeyHash: Uint8Array },
-): Promise<User | null> {
-  return one<User>(db, CREATE_USER, [u.name, u.role, u.apiKeyHash]);
+  p: { api_key_hash: Uint8Array },
+): Promise<Principal | null> {
+  return one(db, FIND_USER_BY_API_KEY, p);
 }
 
-export function findUserByApiKey(db: Handle, hash: Uint8Array): Promise<Principal | null> {
-  return one<Principal>(db, FIND_USER_BY_API_KEY, [hash]);
+export interface UserIdParams {
+  id: string;
 }
-
 /** `external`: an identity-provider user. */
-export function getUser(db: Handle, id: string): Promise<(User & { external: boolean }) | null> {
-  return one<User & { external: boolean }>(db, GET_USER, [id]);
+export type GetUserRow = User & { external: boolean };
+const GET_USER = statement<UserIdParams, GetUserRow>("users/get_user");
+
+export function getUser(db: Handle, p: UserIdParams): Promise<GetUserRow | null> {
+  return one(db, GET_USER, p);
 }
+
+const LIST_USERS = statement<None, User>("users/list_users");
 
 export function listUsers(db: Handle): Promise<User[]> {
-  return many<User>(db, LIST_USERS, []);
+  return many(db, LIST_USERS, {});
 }
 
-export function disableUser(db: Handle, id: string): Promise<User | null> {
-  return one<User>(db, DISABLE_USER, [id]);
+const DISABLE_USER = statement<UserIdParams, User>("users/disable_user");
+
+export function disableUser(db: Handle, p: UserIdParams): Promise<User | null> {
+  return one(db, DISABLE_USER, p);
 }
+
+export interface SetApiKeyParams {
+  id: string;
+  api_key_hash: Uint8Array;
+  /** The caller is an admin (only then may an identity-provider user get a key). */
+  by_admin: boolean;
+}
+const SET_API_KEY = statement<SetApiKeyParams, { id: string }>("users/set_api_key");
 
 /**
- * `false` when the user is missing or disabled, or is an identity-provider user and
- * `byAdmin` is false.
+ * `false` when the user is missing or disabled, or is an identity-provider user and the caller
+ * is not an admin.
  */
-export async function setApiKey(
-  db: Handle,
-  id: string,
-  hash: Uint8Array,
-  byAdmin: boolean,
-): Promise<boolean> {
-  return (await one(db, SET_API_KEY, [id, hash, byAdmin])) !== null;
+export async function setApiKey(db: Handle, p: SetApiKeyParams): Promise<boolean> {
+  return (await one(db, SET_API_KEY, p)) !== null;
 }
 
+export interface EnsureAdminParams {
+  name: string;
+  api_key_hash: Uint8Array;
+}
 /** `key_moved_from`: the users that held the key before (it is taken from them). */
-export async function ensureAdmin(
-  db: Handle,
-  name: string,
-  hash: Uint8Array,
-): Promise<User & { key_moved_from: string[] }> {
-  return (await one<User & { key_moved_from: string[] }>(db, ENSURE_ADMIN, [name, hash]))!;
+export type EnsureAdminRow = User & { key_moved_from: string[] };
+const ENSURE_ADMIN = statement<EnsureAdminParams, EnsureAdminRow>("users/ensure_admin");
+
+export async function ensureAdmin(db: Handle, p: EnsureAdminParams): Promise<EnsureAdminRow> {
+  return (await one(db, ENSURE_ADMIN, p))!;
 }
 
-/** `preferred` is the new user's name unless another user has it; then `fallback`. */
+export interface UpsertExternalUserParams {
+  /** The new user's name unless another user has it; then `fallback_name`. */
+  name: string;
+  fallback_name: string;
+  role: Role;
+  subject: string;
+}
+const UPSERT_EXTERNAL_USER = statement<UpsertExternalUserParams, Principal>(
+  "users/upsert_external_user",
+);
+
 export async function upsertExternalUser(
   db: Handle,
-  u: { preferred: string; fallback: string; role: Role; subject: string },
+  p: UpsertExternalUserParams,
 ): Promise<Principal> {
-  return (await one<Principal>(db, UPSERT_EXTERNAL_USER, [
-    u.preferred,
-    u.role,
-    u.subject,
-    u.fallback,
-  ]))!;
+  return (await one(db, UPSERT_EXTERNAL_USER, p))!;
 }
 
+const ANY_USER_EXISTS = statement<None, { exists: boolean }>("users/any_user_exists");
+
 export async function anyUserExists(db: Handle): Promise<boolean> {
-  return (await one<{ exists: boolean }>(db, ANY_USER_EXISTS, []))!.exists;
+  return (await one(db, ANY_USER_EXISTS, {}))!.exists;
 }

@@ -1,0 +1,215 @@
+/**
+ * Annotations: a human one (with a claim, batched with other submits) or a machine one, chosen by
+ * the caller's role and never by the body; predictions in bulk; one image's list. Content the
+ * statements refuse (labels outside the dataset's, shapes outside the image) is diagnosed here.
+ */
+import { Batcher } from "../lib/db/batcher.ts";
+import { isInputError } from "../lib/db/pool.ts";
+import { ApiError, type ErrorDetail, invalidField, notFound } from "../lib/http/errors.ts";
+import type { Deps } from "../lib/runtime/deps.ts";
+import * as q from "../sql/annotations/queries.ts";
+import { getClaim } from "../sql/claims/queries.ts";
+import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
+import type { Principal } from "../sql/users/queries.ts";
+import { claimProblem } from "./claims.ts";
+import { requireDataset } from "./datasets.ts";
+import { type ImageRef, refsAt } from "./images.ts";
+
+/** A createAnnotation body, validated. */
+export interface AnnotationInput {
+  claim_id?: string;
+  labels?: string[];
+  shapes?: q.Shape[];
+  model?: q.Model;
+  confidence?: number;
+}
+
+interface Size {
+  width: number | null;
+  height: number | null;
+}
+
+/** Problems with labels and shapes, as details with `prefix` paths (empty when there are none). */
+function checkContent(
+  body: { labels?: string[]; shapes?: q.Shape[] },
+  vocabulary: ReadonlySet<string>,
+  size: Size,
+  prefix: string,
+): ErrorDetail[] {
+  const problems: ErrorDetail[] = [];
+  body.labels?.forEach((label, i) => {
+    if (!vocabulary.has(label)) {
+      problems.push({
+        path: `${prefix}.labels.${i}`,
+        message: `"${label}" is not a dataset label`,
+      });
+    }
+  });
+  body.shapes?.forEach((shape, i) => {
+    const at = `${prefix}.shapes.${i}`;
+    if (!vocabulary.has(shape.label)) {
+      problems.push({ path: `${at}.label`, message: `"${shape.label}" is not a dataset label` });
+    }
+    const { width: w, height: h } = size;
+    if (w === null && h === null) return;
+    // Each known dimension on its own, as the create statements check them.
+    const outside = (x: number, y: number) => (w !== null && x > w) || (h !== null && y > h);
+    if (
+      (shape.type === "bbox" && outside(shape.x + shape.width, shape.y + shape.height)) ||
+      (shape.type === "point" && outside(shape.x, shape.y)) ||
+      (shape.type === "polygon" && shape.points.some(([x, y]) => outside(x, y)))
+    ) {
+      problems.push({ path: at, message: `lies outside the ${w ?? "?"}x${h ?? "?"} image` });
+    }
+  });
+  return problems;
+}
+
+/** A 422 for the first problems found, if any. */
+function rejectContent(problems: ErrorDetail[]): void {
+  if (!problems.length) return;
+  const outside = problems.some((p) => p.message.startsWith("lies outside"));
+  const labels = problems.some((p) => p.message.endsWith("is not a dataset label"));
+  throw new ApiError(
+    422,
+    labels ? "unknown_label" : outside ? "out_of_bounds" : "invalid_annotation",
+    `${problems[0].path}: ${problems[0].message}`,
+    problems.slice(0, 50),
+  );
+}
+
+/** The body rules that depend on the caller's role. */
+function checkRole(body: AnnotationInput, caller: Principal): void {
+  if (caller.role === "machine") {
+    if (!body.model) throw invalidField("body.model", "required for a machine annotation");
+    if (body.claim_id !== undefined) {
+      throw invalidField("body.claim_id", "machines annotate without claims");
+    }
+    return;
+  }
+  if (body.model) throw invalidField("body.model", "only machines name a model");
+  if (body.confidence !== undefined) {
+    throw invalidField("body.confidence", "only machine annotations carry a confidence");
+  }
+  if (caller.role === "annotator" && body.claim_id === undefined) {
+    throw invalidField("body.claim_id", "required: claim the image first (claimNextImage)");
+  }
+}
+
+export interface AnnotationOperations {
+  /** A human annotation for annotators and admins, a machine one for machines. */
+  create(imageId: string, body: AnnotationInput, caller: Principal): Promise<q.Annotation>;
+  /** Up to 10,000 machine annotations, validated as a whole: one bad item writes nothing. */
+  createPredictions(
+    datasetId: string,
+    predictions: q.NewPrediction[],
+    caller: Principal,
+  ): Promise<{ created: number; not_found: ImageRef[] }>;
+  /** The image's annotations (404 for an unknown image). */
+  listForImage(imageId: string, source: q.AnnotationSource | null): Promise<q.Annotation[]>;
+}
+
+export function annotationOperations(deps: Deps): AnnotationOperations {
+  const { db, metrics } = deps;
+  const batchMax = deps.config.db.batchMax;
+  // Annotators' submits arriving while one runs go together as the next statement (never two of
+  // one user or one image). What the batch refuses runs the single statement, which refuses it
+  // again or, if things changed meanwhile, accepts it; either way as if alone.
+  const submits = new Batcher({
+    key: () => "",
+    exclusive: (a: q.ClaimedHumanAnnotation) => [`user ${a.user_id}`, `image ${a.image_id}`],
+    run: (_key, items) => q.createHumanAnnotations(db, items),
+    maxSize: batchMax,
+    maxInFlight: 1,
+    lingerMs: deps.config.db.batchLingerMs,
+    runAlone: isInputError,
+  });
+  const createHuman = async (a: q.NewHumanAnnotation) => {
+    const { claim_id } = a;
+    const batched = claim_id !== null && batchMax
+      ? await submits.submit({ ...a, claim_id })
+      : undefined;
+    return batched ?? await q.createHumanAnnotation(db, a);
+  };
+
+  /** Why a valid-looking annotation was refused: 404, 422, or the claim's problem. */
+  async function diagnose(
+    imageId: string,
+    body: AnnotationInput,
+    caller: Principal,
+  ): Promise<never> {
+    const target = await getAnnotationTarget(db, { image_id: imageId });
+    if (!target) throw notFound(`image ${imageId}`);
+    rejectContent(checkContent(body, new Set(target.labels), target, "body"));
+    if (body.claim_id === undefined) {
+      // Content and image fine, yet refused: the image went away or changed meanwhile.
+      throw new ApiError(409, "conflict", `image ${imageId} changed meanwhile; retry`);
+    }
+    const claimId = body.claim_id;
+    const claim = await getClaim(db, { id: claimId });
+    if (claim && claim.user_id === caller.id && claim.image_id !== imageId) {
+      throw new ApiError(
+        409,
+        "claim_mismatch",
+        `claim ${claimId} is for image ${claim.image_id}, not image ${imageId}`,
+      );
+    }
+    throw claimProblem(claim, claimId, caller.id);
+  }
+
+  return {
+    async create(imageId, body, caller) {
+      checkRole(body, caller);
+      const content = { labels: body.labels ?? [], shapes: body.shapes ?? [] };
+      // One round trip when all is well: the statements check labels and bounds themselves, and
+      // only a refusal pays for finding out why.
+      const created = caller.role === "machine"
+        ? await q.createMachineAnnotation(db, {
+          image_id: imageId,
+          author_id: caller.id,
+          model: body.model!,
+          confidence: body.confidence ?? null,
+          ...content,
+        })
+        : await createHuman({
+          claim_id: body.claim_id ?? null,
+          image_id: imageId,
+          user_id: caller.id,
+          ...content,
+        });
+      if (!created) return await diagnose(imageId, body, caller);
+      metrics.annotations.inc({ source: created.source });
+      return created;
+    },
+
+    async createPredictions(datasetId, predictions, caller) {
+      const dataset = await requireDataset(db, datasetId);
+      const vocabulary = new Set(dataset.labels);
+      const withShapes = predictions.filter((p) => p.shapes.length);
+      const sizes = withShapes.length
+        ? await findImageSizes(db, {
+          dataset_id: datasetId,
+          ids: withShapes.flatMap((p) => p.image_id ?? []),
+          external_ids: withShapes.flatMap((p) => p.external_id ?? []),
+        })
+        : [];
+      const byId = new Map(sizes.map((s) => [s.id, s]));
+      const byExternal = new Map(sizes.map((s) => [s.external_id, s]));
+      const unknown: Size = { width: null, height: null };
+      rejectContent(predictions.flatMap((p, i) => {
+        const size = (p.image_id !== undefined
+          ? byId.get(p.image_id)
+          : byExternal.get(p.external_id ?? null)) ?? unknown;
+        return checkContent(p, vocabulary, size, `body.predictions.${i}`);
+      }));
+      const result = await q.createPredictions(db, datasetId, caller.id, predictions);
+      metrics.annotations.inc({ source: "machine" }, result.created);
+      return { created: result.created, not_found: refsAt(predictions, result.not_found) };
+    },
+
+    async listForImage(imageId, source) {
+      if (!(await getImage(db, { id: imageId }))) throw notFound(`image ${imageId}`);
+      return await q.listImageAnnotations(db, { image_id: imageId, source });
+    },
+  };
+}

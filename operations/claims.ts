@@ -1,0 +1,119 @@
+/**
+ * Claims: leasing the next image (batched, retried, diagnosed), renewing and releasing a lease,
+ * and the one error for a claim its caller cannot use.
+ */
+import { Batcher } from "../lib/db/batcher.ts";
+import { isInputError } from "../lib/db/pool.ts";
+import { ApiError, notFound } from "../lib/http/errors.ts";
+import type { Deps } from "../lib/runtime/deps.ts";
+import * as q from "../sql/claims/queries.ts";
+import type { Principal } from "../sql/users/queries.ts";
+import { requireDataset } from "./datasets.ts";
+
+/**
+ * How often a claim is tried before the answer is 503 busy, and the pause before each try. A
+ * retry follows a lost race with the same user's concurrent first claim ('conflict': the next try
+ * answers held), or an empty answer while claimable images exist but were all locked at that
+ * instant by other statements (claims and submits in flight, a setPriorities batch).
+ */
+const CLAIM_RETRY_MS = [0, 2, 10, 25, 50, 100];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A claim that is being handed out: new, or the one the caller already holds. */
+export type Claimed = Exclude<q.ClaimOutcome, { state: "conflict" }>;
+
+/**
+ * The error for a claim that `userId` could not use (renew, release or submit with): missing,
+ * someone else's, ended, or expired with its slot taken by another annotator since.
+ */
+export function claimProblem(claim: q.Claim | null, claimId: string, userId: string): ApiError {
+  if (!claim) return notFound(`claim ${claimId}`);
+  if (claim.user_id !== userId) {
+    return new ApiError(403, "claim_not_yours", `claim ${claimId} is held by another user`);
+  }
+  if (!claim.active) {
+    const reason = claim.end_reason ?? "ended";
+    return new ApiError(409, `claim_${reason}`, `claim ${claimId} has already been ${reason}`);
+  }
+  // Active but refused: it expired and another annotator has taken its slot since.
+  return new ApiError(
+    409,
+    "claim_expired",
+    `claim ${claimId} expired and its image has been claimed by someone else`,
+  );
+}
+
+export interface ClaimOperations {
+  /**
+   * The caller's next image in the dataset (state `new`), or the live claim it already holds
+   * there (`held`); `null` when nothing is left for it. 404 for an unknown dataset, 503 when the
+   * claimable images stayed locked through every try.
+   */
+  claimNext(datasetId: string, userId: string): Promise<Claimed | null>;
+  /** The claim with its new expiry, or the claimProblem. */
+  renew(claimId: string, caller: Principal): Promise<q.Claim>;
+  /** Ends the claim (its holder, or an admin for anyone's), or the claimProblem. */
+  release(claimId: string, caller: Principal): Promise<void>;
+}
+
+export function claimOperations(deps: Deps): ClaimOperations {
+  const { db, metrics } = deps;
+  const batchMax = deps.config.db.batchMax;
+  // Claims of one dataset arriving while one runs go together as the next statement (one per
+  // user: a user's second concurrent claim waits for the next). What the batch leaves undecided
+  // runs the single statement.
+  const batch = new Batcher({
+    key: (claim: { datasetId: string; userId: string }) => claim.datasetId,
+    exclusive: (claim) => [claim.userId],
+    run: (datasetId, items) =>
+      q.claimNextImages(db, { dataset_id: datasetId, user_ids: items.map((i) => i.userId) }),
+    maxSize: batchMax,
+    maxInFlight: 1,
+    lingerMs: deps.config.db.batchLingerMs,
+    runAlone: isInputError,
+  });
+
+  return {
+    async claimNext(datasetId, userId) {
+      const p = { dataset_id: datasetId, user_id: userId };
+      for (const pause of CLAIM_RETRY_MS) {
+        if (pause) await sleep(pause);
+        const outcome =
+          (!pause && batchMax ? await batch.submit({ datasetId, userId }) : undefined) ??
+            await q.claimNextImage(db, p);
+        if (!outcome) {
+          // Nothing claimable, all of it locked, or no such dataset: only the rare empty answer
+          // pays for telling which.
+          if (await q.findClaimableImage(db, p)) continue;
+          await requireDataset(db, datasetId);
+          return null;
+        }
+        if (outcome.state === "conflict") continue;
+        if (outcome.state === "new") metrics.claims.inc();
+        return outcome;
+      }
+      throw new ApiError(
+        503,
+        "busy",
+        "the claimable images stayed locked by other requests (or concurrent claims by this " +
+          "user kept conflicting); retry",
+      );
+    },
+
+    async renew(claimId, caller) {
+      const renewed = await q.renewClaim(db, { claim_id: claimId, user_id: caller.id });
+      if (renewed) return renewed;
+      throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, caller.id);
+    },
+
+    async release(claimId, caller) {
+      // An admin may release anyone's claim: released as its holder, found first.
+      const holder = caller.role === "admin"
+        ? (await q.getClaim(db, { id: claimId }))?.user_id ?? caller.id
+        : caller.id;
+      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder })) return;
+      throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, holder);
+    },
+  };
+}

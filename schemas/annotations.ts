@@ -1,0 +1,131 @@
+/** Annotations: human and machine, their shapes, predictions in bulk, and the changes feed. */
+import { z } from "@hono/zod-openapi";
+import type * as q from "../sql/annotations/queries.ts";
+import { Id, MAX_BATCH, Name, Timestamp } from "./common.ts";
+
+/** A pixel coordinate or length: finite and non-negative (bounds are checked against the image). */
+const Coord = z.number().min(0, "must not be negative");
+export const Label = Name(200).openapi({ example: "cat" });
+export const Confidence = z.number().min(0).max(1).openapi({ example: 0.92 });
+
+const MAX_SHAPES = 1000;
+const MAX_POLYGON_POINTS = 10_000;
+
+const BBox = z.strictObject({
+  type: z.literal("bbox"),
+  label: Label,
+  x: Coord,
+  y: Coord,
+  width: Coord.gt(0, "must be greater than 0"),
+  height: Coord.gt(0, "must be greater than 0"),
+  confidence: Confidence.optional(),
+}).openapi("BBox", { description: "An axis-aligned box; x, y is its top-left corner" });
+
+const Polygon = z.strictObject({
+  type: z.literal("polygon"),
+  label: Label,
+  points: z.array(z.tuple([Coord, Coord])).min(3, "a polygon needs at least 3 points").max(
+    MAX_POLYGON_POINTS,
+    `a polygon has at most ${MAX_POLYGON_POINTS} points`,
+  ),
+  confidence: Confidence.optional(),
+}).openapi("Polygon", { description: "A closed polygon as [x, y] points" });
+
+const Point = z.strictObject({
+  type: z.literal("point"),
+  label: Label,
+  x: Coord,
+  y: Coord,
+  confidence: Confidence.optional(),
+}).openapi("Point");
+
+export const Shape = z.discriminatedUnion("type", [BBox, Polygon, Point]).openapi("Shape");
+export type ShapeT = z.infer<typeof Shape>;
+
+export const Shapes = z.array(Shape).max(MAX_SHAPES, `at most ${MAX_SHAPES} shapes`);
+export const Labels = z.array(Label).max(1000, "at most 1000 labels").openapi({
+  description: "Image-level labels (classification); each must be one of the dataset's labels",
+});
+
+export const Model = z.strictObject({
+  name: Name(200).openapi({ example: "yolo-v9" }),
+  version: Name(200).openapi({ example: "2026-11-01" }),
+}).openapi("Model");
+
+export const Annotation = z.object({
+  id: Id,
+  image_id: Id,
+  dataset_id: Id,
+  source: z.enum(["human", "machine"]).openapi({
+    description: "human for annotators and admins, machine for ML clients: from the caller's role",
+  }),
+  author_id: Id,
+  model: z.object({ name: z.string(), version: z.string() }).nullable(),
+  confidence: z.number().nullable(),
+  labels: z.array(z.string()),
+  shapes: z.array(Shape),
+  created_at: Timestamp,
+}).openapi("Annotation");
+
+export const CreateAnnotation = z.strictObject({
+  claim_id: Id.optional().openapi({
+    description: "The caller's claim on the image: required for annotators, optional for " +
+      "admins (corrections), not allowed for machines. Submitting completes the claim.",
+  }),
+  labels: Labels.optional(),
+  shapes: Shapes.optional(),
+  model: Model.optional().openapi({ description: "Required for machines; not allowed otherwise" }),
+  confidence: Confidence.optional().openapi({ description: "Machines only" }),
+}).openapi("CreateAnnotation");
+
+export const Prediction = z.strictObject({
+  image_id: Id.optional(),
+  external_id: Name(256).optional(),
+  model: Model,
+  confidence: Confidence.optional(),
+  labels: Labels.optional(),
+  shapes: Shapes.optional(),
+}).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
+  message: "give exactly one of image_id and external_id",
+}).openapi("Prediction");
+
+export const CreatePredictions = z.strictObject({
+  predictions: z.array(Prediction).min(1, "must contain at least 1 prediction").max(
+    MAX_BATCH,
+    `must contain at most ${MAX_BATCH} predictions`,
+  ),
+}).openapi("CreatePredictions");
+
+export const CreatePredictionsResult = z.object({
+  created: z.number().int(),
+  not_found: z.array(z.object({ image_id: Id.optional(), external_id: z.string().optional() }))
+    .openapi({ description: "The predictions whose image is not in this dataset, as given" }),
+}).openapi("CreatePredictionsResult");
+
+export const SourceFilter = z.enum(["human", "machine"]).optional().openapi({
+  description: "Only annotations of this source",
+});
+
+export const FeedPage = z.object({
+  items: z.array(Annotation),
+  next_cursor: z.string().openapi({
+    description: "Pass as `after` to continue: the position of the page's last item. A page " +
+      "with no items still moves it past what the poll looked at (never past a row that can " +
+      "still commit), so polling an idle feed stays cheap.",
+  }),
+}).openapi("AnnotationFeedPage");
+
+export function annotationJson(a: q.Annotation): z.infer<typeof Annotation> {
+  return {
+    id: a.id,
+    image_id: a.image_id,
+    dataset_id: a.dataset_id,
+    source: a.source,
+    author_id: a.author_id,
+    model: a.model,
+    confidence: a.confidence,
+    labels: a.labels,
+    shapes: a.shapes as ShapeT[],
+    created_at: a.created_at.toISOString(),
+  };
+}

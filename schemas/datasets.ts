@@ -1,0 +1,87 @@
+/** Datasets: a named set of images, its label vocabulary and its annotation rules. */
+import { z } from "@hono/zod-openapi";
+import type * as q from "../sql/datasets/queries.ts";
+import { Id, Name, Text, Timestamp } from "./common.ts";
+
+/** A dataset's label list: distinct, non-blank, 1 to 1,000 of them. */
+const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
+  1000,
+  "must contain at most 1000 labels",
+).superRefine((labels, ctx) => {
+  const seen = new Set<string>();
+  labels.forEach((label, i) => {
+    if (seen.has(label)) {
+      ctx.addIssue({ code: "custom", path: [i], message: `duplicate label "${label}"` });
+    }
+    seen.add(label);
+  });
+}).openapi({ example: ["cat", "dog"] });
+
+const AnnotationsPerImage = z.number().int().min(1).max(10).openapi({
+  description: "How many different annotators label each image",
+});
+const ClaimTtl = z.number().int().min(30).max(86400).openapi({
+  description: "Lease length, in seconds, of a claim on an image",
+});
+
+export const Dataset = z.object({
+  id: Id,
+  name: z.string(),
+  description: z.string().nullable(),
+  labels: z.array(z.string()),
+  annotations_per_image: z.number().int(),
+  claim_ttl_seconds: z.number().int(),
+  created_at: Timestamp,
+}).openapi("Dataset");
+
+export const DatasetSummary = Dataset.extend({ image_count: z.number().int() }).openapi(
+  "DatasetSummary",
+);
+
+export const CreateDataset = z.strictObject({
+  name: Name(200),
+  description: Text(10_000).nullable().optional(),
+  labels: Labels,
+  annotations_per_image: AnnotationsPerImage.default(1),
+  claim_ttl_seconds: ClaimTtl.default(900),
+}).openapi("CreateDataset");
+
+export const UpdateDataset = z.strictObject({
+  description: Text(10_000).nullable().optional(),
+  labels: Labels.optional().openapi({
+    description: "The full new label list. Labels are append-only: the current list must " +
+      "be its prefix, in the same order, with new labels after it. A label's position is its " +
+      "COCO category id (position + 1) in exports, so ids never change.",
+  }),
+  annotations_per_image: AnnotationsPerImage.optional(),
+  claim_ttl_seconds: ClaimTtl.optional(),
+}).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
+  "UpdateDataset",
+);
+
+export const DatasetStats = z.object({
+  images: z.number().int(),
+  pending: z.number().int(),
+  in_progress: z.number().int().openapi({
+    description: "Images whose remaining slots are all under live claims",
+  }),
+  done: z.number().int().openapi({ description: "Images with annotations_per_image human ones" }),
+  human_annotations: z.number().int(),
+  machine_annotations: z.number().int(),
+  active_claims: z.number().int().openapi({ description: "Live (unexpired) claims" }),
+  annotators: z.array(z.object({ user_id: Id, annotations: z.number().int() })).openapi({
+    description: "Human annotations per user, most first",
+  }),
+}).openapi("DatasetStats");
+
+export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
+  return {
+    id: d.id,
+    name: d.name,
+    description: d.description,
+    labels: d.labels,
+    annotations_per_image: d.annotations_per_image,
+    claim_ttl_seconds: d.claim_ttl_seconds,
+    created_at: d.created_at.toISOString(),
+  };
+}

@@ -1,0 +1,131 @@
+/** Images: registration in bulk, pages, priorities. */
+import { z } from "@hono/zod-openapi";
+import type * as q from "../sql/images/queries.ts";
+import { Finite, Id, JsonObject, MAX_BATCH, Name, Timestamp } from "./common.ts";
+
+export const Uri = Name(2048).refine(
+  (s) => /^(s3|gs|https?|file):\/\/\S+$/.test(s),
+  "must be an s3://, gs://, https://, http:// or file:// URI without spaces",
+).openapi({ example: "s3://bucket/images/0001.jpg" });
+
+export const ExternalId = Name(256).openapi({
+  description: "The client's own id for the image, unique in the dataset",
+  example: "frame-0001",
+});
+
+const Dimension = z.number().int().min(1).max(1_000_000);
+
+const Priority = Finite.openapi({
+  description: "Higher means annotate sooner",
+  example: 0.87,
+});
+
+export const ImageStatus = z.enum(["pending", "in_progress", "done"]);
+
+export const Image = z.object({
+  id: Id,
+  dataset_id: Id,
+  external_id: z.string().nullable(),
+  uri: z.string(),
+  width: z.number().int().nullable(),
+  height: z.number().int().nullable(),
+  priority: z.number(),
+  metadata: z.record(z.string(), z.unknown()),
+  status: ImageStatus,
+  created_at: Timestamp,
+}).openapi("Image");
+
+export const NewImage = z.strictObject({
+  uri: Uri,
+  external_id: ExternalId.nullable().optional(),
+  width: Dimension.nullable().optional(),
+  height: Dimension.nullable().optional(),
+  priority: Priority.optional(),
+  metadata: JsonObject.optional(),
+}).superRefine((image, ctx) => {
+  // Both or neither: shapes are checked against a known size, and half a size is not one.
+  const hasWidth = image.width != null;
+  const hasHeight = image.height != null;
+  if (hasWidth !== hasHeight) {
+    ctx.addIssue({
+      code: "custom",
+      path: [hasWidth ? "height" : "width"],
+      message: `required with ${
+        hasWidth ? "width" : "height"
+      }: give both width and height, or neither`,
+    });
+  }
+}).openapi("NewImage", {
+  description: "`width` and `height` are given together or not at all",
+});
+
+/** A registerImages body of `item`s: NewImage for the spec, unknown for the handler's first look. */
+const batchOf = <T extends z.ZodType>(item: T) =>
+  z.strictObject({
+    images: z.array(item).min(1, "must contain at least 1 image").max(
+      MAX_BATCH,
+      `must contain at most ${MAX_BATCH} images`,
+    ),
+  });
+export const RegisterImages = batchOf(NewImage).openapi("RegisterImages");
+/** The body with its items not yet checked: registerPipelined checks them a chunk at a time. */
+export const RegisterEnvelope = batchOf(z.unknown());
+export const ImageChunk = z.array(NewImage);
+
+export const RegisterResult = z.object({
+  created: z.number().int(),
+  existing: z.number().int(),
+  images: z.array(z.object({ id: Id, external_id: z.string().nullable() })).openapi({
+    description: "One entry per request item, in request order",
+  }),
+}).openapi("RegisterImagesResult");
+
+export const ImagePage = z.object({
+  items: z.array(Image),
+  next_cursor: z.string().nullable().openapi({
+    description: "Pass as `cursor` for the next page; null on the last page",
+  }),
+}).openapi("ImagePage");
+
+export const UpdateImage = z.strictObject({
+  priority: Priority.optional(),
+  metadata: JsonObject.optional(),
+}).refine((b) => b.priority !== undefined || b.metadata !== undefined, {
+  message: "give priority and/or metadata",
+}).openapi("UpdateImage");
+
+export const PriorityItem = z.strictObject({
+  image_id: Id.optional(),
+  external_id: ExternalId.optional(),
+  priority: Priority,
+}).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
+  message: "give exactly one of image_id and external_id",
+}).openapi("PriorityItem");
+
+export const SetPriorities = z.strictObject({
+  priorities: z.array(PriorityItem).min(1, "must contain at least 1 item").max(
+    MAX_BATCH,
+    `must contain at most ${MAX_BATCH} items`,
+  ),
+}).openapi("SetPriorities");
+
+export const SetPrioritiesResult = z.object({
+  updated: z.number().int().openapi({ description: "Images whose priority was set" }),
+  not_found: z.array(z.object({ image_id: Id.optional(), external_id: z.string().optional() }))
+    .openapi({ description: "The items that matched no image in this dataset, as given" }),
+}).openapi("SetPrioritiesResult");
+
+export function imageJson(i: q.Image): z.infer<typeof Image> {
+  return {
+    id: i.id,
+    dataset_id: i.dataset_id,
+    external_id: i.external_id,
+    uri: i.uri,
+    width: i.width,
+    height: i.height,
+    priority: i.priority,
+    metadata: i.metadata,
+    status: i.status,
+    created_at: i.created_at.toISOString(),
+  };
+}
