@@ -78,8 +78,8 @@ export function dbmateCommand(
       DBMATE_URL_VARIABLE,
       "--migrations-dir",
       decodeURIComponent(MIGRATIONS_DIR.pathname),
-      // The schema dump needs a pg_dump of the server's exact major version; the schema is
-      // reviewed through the migrations themselves instead.
+      // A dump needs pg_dump of at least the server's major version, which a deploy may not
+      // have: db/schema.sql is written on purpose, by deno task db:dump.
       "--no-dump-schema",
       ...args,
     ],
@@ -87,12 +87,16 @@ export function dbmateCommand(
   };
 }
 
-/** Runs `dbmate <args>` against `url` with this project's folders. */
-export async function dbmate(url: string, args: string[]): Promise<DbmateResult> {
+/** Runs `dbmate <args>` against `url` with this project's folders (and `env` added to its own). */
+export async function dbmate(
+  url: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<DbmateResult> {
   const command = dbmateCommand(url, args);
   const out = await new Deno.Command(Deno.execPath(), {
     args: command.args,
-    env: command.env,
+    env: { ...env, ...command.env },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -1,0 +1,521 @@
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: lease; Type: TYPE; Schema: public; Owner: -
+--
+
+CREATE TYPE public.lease AS (
+	claim_id bigint,
+	user_id bigint,
+	expires_at timestamp with time zone
+);
+
+--
+-- Name: feed_horizon(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.feed_horizon() RETURNS xid8
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce(
+    (
+      SELECT min(x)
+      FROM pg_snapshot_xip(pg_current_snapshot()) x
+      WHERE NOT EXISTS (
+        SELECT FROM pg_stat_activity p
+        WHERE p.datname <> current_database()
+          AND p.backend_xid::text::bigint = x::text::bigint % 4294967296
+      )
+    ),
+    pg_snapshot_xmax(pg_current_snapshot())
+  )
+$$;
+
+--
+-- Name: has_free_slot(bigint[], public.lease[], smallint, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.has_free_slot(annotators bigint[], leases public.lease[], k smallint, except_claim bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT cardinality(annotators) + cardinality(live_leases(leases, except_claim)) < k
+$$;
+
+--
+-- Name: holds_live_lease(public.lease[], bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.holds_live_lease(leases public.lease[], claim_id bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT EXISTS (
+    SELECT FROM unnest(leases) l WHERE l.claim_id = holds_live_lease.claim_id
+      AND l.expires_at > now()
+  )
+$$;
+
+--
+-- Name: image_batch(json, json, json, json, json, json); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.image_batch(external_ids json, uris json, widths json, heights json, priorities json, metadata json) RETURNS TABLE(ord bigint, external_id text, uri text, width integer, height integer, priority double precision, metadata jsonb)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT t.ord, t.external_id, t.uri, t.width::integer, t.height::integer, t.priority::float8,
+    t.metadata::jsonb
+  FROM ROWS FROM (
+      json_array_elements_text(external_ids), json_array_elements_text(uris),
+      json_array_elements_text(widths), json_array_elements_text(heights),
+      json_array_elements_text(priorities), json_array_elements(metadata)
+    ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
+$$;
+
+--
+-- Name: image_status(boolean, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.image_status(done boolean, full_until timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT CASE WHEN done THEN 'done' WHEN full_until > now() THEN 'in_progress' ELSE 'pending' END
+$$;
+
+--
+-- Name: latest_predictions(bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.latest_predictions(image_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.model_name), '[]'::jsonb)
+  FROM (
+    SELECT DISTINCT ON (a.model_name)
+      a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
+      a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at
+    FROM annotations a
+    WHERE a.image_id = latest_predictions.image_id AND a.source = 'machine'
+    ORDER BY a.model_name, a.id DESC
+  ) p
+$$;
+
+--
+-- Name: lease_full_until(integer, public.lease[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.lease_full_until(annotated integer, live public.lease[], k integer) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT CASE
+    WHEN annotated < k AND annotated + cardinality(live) >= k
+    THEN (
+      SELECT l.expires_at FROM unnest(live) l
+      ORDER BY l.expires_at
+      OFFSET cardinality(live) - (k - annotated)
+      LIMIT 1
+    )
+  END
+$$;
+
+--
+-- Name: live_leases(public.lease[], bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.live_leases(leases public.lease[], except_claim bigint) RETURNS public.lease[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT coalesce(array_agg(l), '{}')
+  FROM unnest(leases) l
+  WHERE l.expires_at > now() AND l.claim_id IS DISTINCT FROM except_claim
+$$;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: annotations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.annotations (
+    id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    source text NOT NULL,
+    author_id bigint NOT NULL,
+    claim_id bigint,
+    model_name text,
+    model_version text,
+    confidence double precision,
+    labels text[] DEFAULT '{}'::text[] NOT NULL,
+    shapes jsonb DEFAULT '[]'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    CONSTRAINT annotations_claim_human_only CHECK (((source = 'human'::text) OR (claim_id IS NULL))),
+    CONSTRAINT annotations_confidence_check CHECK (((confidence >= (0)::double precision) AND (confidence <= (1)::double precision))),
+    CONSTRAINT annotations_confidence_machine_only CHECK (((source = 'machine'::text) OR (confidence IS NULL))),
+    CONSTRAINT annotations_model_complete CHECK (((model_name IS NULL) = (model_version IS NULL))),
+    CONSTRAINT annotations_model_iff_machine CHECK (((source = 'machine'::text) = (model_name IS NOT NULL))),
+    CONSTRAINT annotations_source_check CHECK ((source = ANY (ARRAY['human'::text, 'machine'::text])))
+);
+
+--
+-- Name: annotations_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.annotations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.annotations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: claim_ids; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.claim_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: current_claims; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.current_claims (
+    user_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    claim_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    active boolean NOT NULL
+)
+WITH (fillfactor='50');
+
+--
+-- Name: ended_claims; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ended_claims (
+    claim_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone NOT NULL,
+    end_reason text NOT NULL,
+    CONSTRAINT ended_claims_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text])))
+);
+
+--
+-- Name: claims; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.claims AS
+ SELECT current_claims.claim_id AS id,
+    current_claims.dataset_id,
+    current_claims.image_id,
+    current_claims.user_id,
+    current_claims.claimed_at AS created_at,
+    current_claims.expires_at,
+    true AS active,
+    NULL::timestamp with time zone AS ended_at,
+    NULL::text AS end_reason
+   FROM public.current_claims
+  WHERE current_claims.active
+UNION ALL
+ SELECT ended_claims.claim_id AS id,
+    ended_claims.dataset_id,
+    ended_claims.image_id,
+    ended_claims.user_id,
+    ended_claims.claimed_at AS created_at,
+    ended_claims.expires_at,
+    false AS active,
+    ended_claims.ended_at,
+    ended_claims.end_reason
+   FROM public.ended_claims;
+
+--
+-- Name: datasets; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.datasets (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    description text,
+    labels text[] NOT NULL,
+    annotations_per_image smallint DEFAULT 1 NOT NULL,
+    claim_ttl_seconds integer DEFAULT 900 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT datasets_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
+    CONSTRAINT datasets_claim_ttl_seconds_check CHECK (((claim_ttl_seconds >= 30) AND (claim_ttl_seconds <= 86400))),
+    CONSTRAINT datasets_labels_not_empty CHECK (((cardinality(labels) >= 1) AND (cardinality(labels) <= 1000)))
+);
+
+--
+-- Name: datasets_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.datasets ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.datasets_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: images; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.images (
+    id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    external_id text,
+    uri text NOT NULL,
+    width integer,
+    height integer,
+    priority double precision DEFAULT 0 NOT NULL,
+    metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    done boolean DEFAULT false NOT NULL,
+    leases public.lease[] DEFAULT '{}'::public.lease[] NOT NULL,
+    annotators bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    full_until timestamp with time zone,
+    annotations_per_image smallint DEFAULT 1 NOT NULL,
+    CONSTRAINT images_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
+    CONSTRAINT images_height_check CHECK ((height > 0)),
+    CONSTRAINT images_priority_check CHECK (((priority <> 'NaN'::double precision) AND (priority <> 'Infinity'::double precision) AND (priority <> '-Infinity'::double precision))),
+    CONSTRAINT images_width_check CHECK ((width > 0))
+)
+WITH (fillfactor='85');
+
+--
+-- Name: images_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.images ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.images_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version character varying(128) NOT NULL
+);
+
+--
+-- Name: users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.users (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    api_key_hash bytea,
+    external_subject text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'annotator'::text, 'machine'::text])))
+);
+
+--
+-- Name: users_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.users_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: annotations annotations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.annotations
+    ADD CONSTRAINT annotations_pkey PRIMARY KEY (id);
+
+--
+-- Name: current_claims current_claims_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_claims
+    ADD CONSTRAINT current_claims_pkey PRIMARY KEY (user_id, dataset_id);
+
+--
+-- Name: datasets datasets_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.datasets
+    ADD CONSTRAINT datasets_name_key UNIQUE (name);
+
+--
+-- Name: datasets datasets_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.datasets
+    ADD CONSTRAINT datasets_pkey PRIMARY KEY (id);
+
+--
+-- Name: ended_claims ended_claims_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ended_claims
+    ADD CONSTRAINT ended_claims_pkey PRIMARY KEY (claim_id);
+
+--
+-- Name: images images_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.images
+    ADD CONSTRAINT images_pkey PRIMARY KEY (id);
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: users users_api_key_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_api_key_hash_key UNIQUE (api_key_hash);
+
+--
+-- Name: users users_external_subject_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_external_subject_key UNIQUE (external_subject);
+
+--
+-- Name: users users_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_name_key UNIQUE (name);
+
+--
+-- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+--
+-- Name: annotations_dataset_source_txid_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX annotations_dataset_source_txid_id_idx ON public.annotations USING btree (dataset_id, source, txid, id);
+
+--
+-- Name: annotations_dataset_txid_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX annotations_dataset_txid_id_idx ON public.annotations USING btree (dataset_id, txid, id);
+
+--
+-- Name: annotations_image_id_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX annotations_image_id_id_idx ON public.annotations USING btree (image_id, id);
+
+--
+-- Name: images_claim_queue_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX images_claim_queue_idx ON public.images USING btree (dataset_id, priority DESC, id) WHERE (NOT done);
+
+--
+-- Name: images_dataset_external_id_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX images_dataset_external_id_key ON public.images USING btree (dataset_id, external_id) WHERE (external_id IS NOT NULL);
+
+--
+-- Name: images_dataset_id_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX images_dataset_id_id_idx ON public.images USING btree (dataset_id, id);
+
+--
+-- Name: annotations annotations_author_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.annotations
+    ADD CONSTRAINT annotations_author_id_fkey FOREIGN KEY (author_id) REFERENCES public.users(id);
+
+--
+-- Name: annotations annotations_image_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.annotations
+    ADD CONSTRAINT annotations_image_id_fkey FOREIGN KEY (image_id) REFERENCES public.images(id) ON DELETE CASCADE;
+
+--
+-- Name: current_claims current_claims_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_claims
+    ADD CONSTRAINT current_claims_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
+
+--
+-- Name: current_claims current_claims_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_claims
+    ADD CONSTRAINT current_claims_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+--
+-- Name: images images_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.images
+    ADD CONSTRAINT images_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
+
+--
+-- PostgreSQL database dump complete
+--
+
+--
+-- Dbmate schema migrations
+--
+
+INSERT INTO public.schema_migrations (version) VALUES
+    ('20261125090000'),
+    ('20261125091000'),
+    ('20261125092000'),
+    ('20261202020000'),
+    ('20261202021000'),
+    ('20261202022000'),
+    ('20261206020000');
