@@ -64,22 +64,6 @@ CREATE FUNCTION public.holds_live_lease(leases public.lease[], claim_id bigint) 
 $$;
 
 --
--- Name: image_batch(json, json, json, json, json, json); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.image_batch(external_ids json, uris json, widths json, heights json, priorities json, metadata json) RETURNS TABLE(ord bigint, external_id text, uri text, width integer, height integer, priority double precision, metadata jsonb)
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-  SELECT t.ord, t.external_id, t.uri, t.width::integer, t.height::integer, t.priority::float8,
-    t.metadata::jsonb
-  FROM ROWS FROM (
-      json_array_elements_text(external_ids), json_array_elements_text(uris),
-      json_array_elements_text(widths), json_array_elements_text(heights),
-      json_array_elements_text(priorities), json_array_elements(metadata)
-    ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
-$$;
-
---
 -- Name: image_status(boolean, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -135,6 +119,44 @@ CREATE FUNCTION public.live_leases(leases public.lease[], except_claim bigint) R
   SELECT coalesce(array_agg(l), '{}')
   FROM unnest(leases) l
   WHERE l.expires_at > now() AND l.claim_id IS DISTINCT FROM except_claim
+$$;
+
+--
+-- Name: named_images(bigint, bigint[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.named_images(dataset_id bigint, image_ids bigint[], external_ids text[]) RETURNS TABLE(ord bigint, id bigint)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT t.ord, coalesce(by_id.id, by_ext.id)
+  FROM unnest(image_ids, external_ids) WITH ORDINALITY AS t (image_id, external_id, ord)
+  LEFT JOIN images by_id ON t.image_id IS NOT NULL
+    AND by_id.id = t.image_id AND by_id.dataset_id = named_images.dataset_id
+  LEFT JOIN images by_ext ON t.external_id IS NOT NULL
+    AND by_ext.dataset_id = named_images.dataset_id AND by_ext.external_id = t.external_id
+$$;
+
+--
+-- Name: new_image_rows(bigint, json, json, json, json, json, json); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.new_image_rows(dataset_id bigint, external_ids json, uris json, widths json, heights json, priorities json, metadata_objects json) RETURNS TABLE(ord bigint, id bigint, external_id text, uri text, width integer, height integer, priority double precision, metadata jsonb, annotations_per_image smallint)
+    LANGUAGE sql
+    AS $$
+  WITH dataset AS MATERIALIZED (
+    SELECT d.annotations_per_image FROM datasets d WHERE d.id = new_image_rows.dataset_id
+    FOR SHARE
+  )
+  SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))), t.external_id, t.uri,
+    t.width::integer, t.height::integer, t.priority::float8, t.metadata::jsonb,
+    d.annotations_per_image
+  FROM dataset d
+  CROSS JOIN ROWS FROM (
+      json_array_elements_text(external_ids), json_array_elements_text(uris),
+      json_array_elements_text(widths), json_array_elements_text(heights),
+      json_array_elements_text(priorities), json_array_elements(metadata_objects)
+    ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
+  ORDER BY t.ord
 $$;
 
 SET default_tablespace = '';
@@ -439,12 +461,6 @@ ALTER TABLE ONLY public.users
 CREATE INDEX annotations_dataset_source_txid_id_idx ON public.annotations USING btree (dataset_id, source, txid, id);
 
 --
--- Name: annotations_dataset_txid_id_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX annotations_dataset_txid_id_idx ON public.annotations USING btree (dataset_id, txid, id);
-
---
 -- Name: annotations_image_id_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -518,4 +534,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261202020000'),
     ('20261202021000'),
     ('20261202022000'),
-    ('20261206020000');
+    ('20261206020000'),
+    ('20261206021000');

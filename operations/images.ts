@@ -67,7 +67,7 @@ export async function registerImages(
  * The batch as new images, validated and inserted REGISTER_CHUNK items at a time in one
  * transaction: each chunk's INSERT (insert_new_images.sql) runs in PostgreSQL while the server
  * validates the next chunk, so the database starts on a 10,000-image batch once 2,000 are
- * checked instead of once all are (bench/README.md has the numbers).
+ * checked instead of once all are (docs/decisions).
  *
  * - An invalid item anywhere rolls it all back: the 400 that validating the whole batch at once
  *   gives (its first MAX_ISSUES issues, in order, with paths into the whole batch).

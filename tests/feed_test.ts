@@ -6,19 +6,19 @@
 import assert from "node:assert/strict";
 import { type Db, type Handle } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
-import { statement } from "../lib/db/statement.ts";
+import { bind, statement } from "../lib/db/statement.ts";
 import {
   type AnnotationSource,
   decodeFeedCursor,
   type FeedCursor,
   listDatasetAnnotations,
+  type ListDatasetAnnotationsParams,
 } from "../sql/annotations/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
 import { createTestDb, rawMany } from "./harness.ts";
 
-const BY_SOURCE = statement("annotations/list_dataset_annotations_by_source").text;
-const ALL = statement("annotations/list_dataset_annotations").text;
+const FEED = statement<ListDatasetAnnotationsParams>("annotations/list_dataset_annotations");
 const SOURCE_INDEX = "annotations_dataset_source_txid_id_idx";
 
 interface PlanNode {
@@ -29,6 +29,7 @@ interface PlanNode {
   Filter?: string;
   "Rows Removed by Filter"?: number;
   "Actual Rows"?: number;
+  "Actual Loops"?: number;
   Plans?: PlanNode[];
 }
 
@@ -36,11 +37,14 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-/** The plan of `text` with `params` (EXPLAIN ANALYZE), or its generic plan without them. */
-async function explain(db: Db, text: string, params: unknown[] | null): Promise<PlanNode[]> {
+/** The feed's plan with `params` (EXPLAIN ANALYZE), or its generic plan without them. */
+async function explain(
+  db: Db,
+  params: ListDatasetAnnotationsParams | null,
+): Promise<PlanNode[]> {
   const rows = params
-    ? await db.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params as never[])
-    : await db.unsafe(`EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${text}`);
+    ? await db.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${FEED.text}`, bind(FEED, params) as never[])
+    : await db.unsafe(`EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${FEED.text}`);
   const plan = rows[0]["QUERY PLAN"] as { Plan: PlanNode }[];
   return nodes(plan[0].Plan);
 }
@@ -134,7 +138,8 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
     );
 
     await t.step("a human poll past 30,000 machine rows is an index range scan", async () => {
-      const plan = await explain(db, BY_SOURCE, [ds.id, "human", txid, cursor.id, 100]);
+      const page = { dataset_id: ds.id, after_txid: txid, after_id: cursor.id, limit: 100 };
+      const plan = await explain(db, { ...page, sources: ["human"] });
       const scan = annotationScan(plan);
       assert.equal(scan["Index Name"], SOURCE_INDEX, JSON.stringify(scan));
       assert.match(scan["Index Cond"] ?? "", /source/, "source bounds the range");
@@ -143,17 +148,25 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
       assert.equal(scan["Rows Removed by Filter"] ?? 0, 0);
       assert.equal(scan["Actual Rows"], 0, "the machine rows are not read at all");
       // The same holds for the generic plan a prepared statement may switch to.
-      const generic = annotationScan(await explain(db, BY_SOURCE, null));
+      const generic = annotationScan(await explain(db, null));
       assert.equal(generic["Index Name"], SOURCE_INDEX, JSON.stringify(generic));
       assert.match(generic["Index Cond"] ?? "", /source/);
       assert.equal(generic.Filter, undefined);
     });
 
-    await t.step("the unfiltered feed reads a page, not the dataset", async () => {
-      const plan = await explain(db, ALL, [ds.id, txid, cursor.id, 100]);
+    await t.step("the unfiltered feed reads a page per source, not the dataset", async () => {
+      const plan = await explain(db, {
+        dataset_id: ds.id,
+        sources: ["human", "machine"],
+        after_txid: txid,
+        after_id: cursor.id,
+        limit: 100,
+      });
       const scan = annotationScan(plan);
-      assert.equal(scan["Index Name"], "annotations_dataset_txid_id_idx");
-      assert.equal(scan["Actual Rows"], 100, "it stops at the limit");
+      assert.equal(scan["Index Name"], SOURCE_INDEX);
+      assert.equal(scan["Actual Loops"], 2, "one scan per source");
+      // Actual Rows is per loop: 100 machine rows, and no human row after the cursor.
+      assert.equal(scan["Actual Rows"]! * scan["Actual Loops"]!, 100, "each stops at the limit");
     });
 
     await t.step("human and machine pages stay correct around the bulk", async () => {

@@ -8,9 +8,9 @@
 
 -- Exactly when an image with `annotated` human annotations and the live leases `live` stops
 -- having every remaining slot leased, or null while a slot is free: the expiry at which the
--- leases left fall below the k - annotated slots. Before this it was the earliest expiry, which
--- is the same whenever the leases fill exactly the slots left, and too early when there are more
--- of them (k lowered while they were held).
+-- leases left fall below the k - annotated slots: the earliest expiry when the leases fill
+-- exactly the slots left, a later one when there are more of them (k lowered while they were
+-- held).
 CREATE OR REPLACE FUNCTION lease_full_until(annotated integer, live lease[], k integer)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -94,27 +94,54 @@ AS $$
   )
 $$;
 
--- A registerImages batch as rows: element i of each JSON array is row i (metadata holds
--- objects), cast to the columns' types. One JSON array per column: postgres.js serialises it
--- faster than typed arrays, and PostgreSQL reads it faster than an array of row objects
--- (docs/decisions). Read by register_images.sql and insert_new_images.sql.
-CREATE FUNCTION image_batch(external_ids json, uris json, widths json, heights json,
-  priorities json, metadata json)
-RETURNS TABLE (ord bigint, external_id text, uri text, width integer, height integer,
-  priority float8, metadata jsonb)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- A registerImages batch as the rows to insert, in input order: element i of each JSON array is
+-- row i (metadata holds objects), cast to the columns' types, with the id each row would get
+-- (drawn from the identity sequence up front, in input order) and the dataset's
+-- annotations_per_image, read with the dataset row locked FOR SHARE: an updateDataset changing k
+-- (which rewrites it on every image) waits for the batch, or the batch waits for it and reads the
+-- new value. No rows when the dataset does not exist. One JSON array per column: postgres.js
+-- serialises it faster than typed arrays, and PostgreSQL reads it faster than an array of row
+-- objects (docs/decisions). Read by register_images.sql and insert_new_images.sql.
+CREATE FUNCTION new_image_rows(dataset_id bigint, external_ids json, uris json, widths json,
+  heights json, priorities json, metadata_objects json)
+RETURNS TABLE (ord bigint, id bigint, external_id text, uri text, width integer,
+  height integer, priority float8, metadata jsonb, annotations_per_image smallint)
+LANGUAGE sql VOLATILE
 AS $$
-  SELECT t.ord, t.external_id, t.uri, t.width::integer, t.height::integer, t.priority::float8,
-    t.metadata::jsonb
-  FROM ROWS FROM (
+  WITH dataset AS MATERIALIZED (
+    SELECT d.annotations_per_image FROM datasets d WHERE d.id = new_image_rows.dataset_id
+    FOR SHARE
+  )
+  SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))), t.external_id, t.uri,
+    t.width::integer, t.height::integer, t.priority::float8, t.metadata::jsonb,
+    d.annotations_per_image
+  FROM dataset d
+  CROSS JOIN ROWS FROM (
       json_array_elements_text(external_ids), json_array_elements_text(uris),
       json_array_elements_text(widths), json_array_elements_text(heights),
-      json_array_elements_text(priorities), json_array_elements(metadata)
+      json_array_elements_text(priorities), json_array_elements(metadata_objects)
     ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
+  ORDER BY t.ord
+$$;
+
+-- The images of dataset `dataset_id` that a bulk request's items name, each by id or by
+-- external_id: one row per item, by position (1-based), with the image's id or null when the
+-- item names nothing in the dataset. Read by set_priorities.sql and create_predictions.sql.
+CREATE FUNCTION named_images(dataset_id bigint, image_ids bigint[], external_ids text[])
+RETURNS TABLE (ord bigint, id bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT t.ord, coalesce(by_id.id, by_ext.id)
+  FROM unnest(image_ids, external_ids) WITH ORDINALITY AS t (image_id, external_id, ord)
+  LEFT JOIN images by_id ON t.image_id IS NOT NULL
+    AND by_id.id = t.image_id AND by_id.dataset_id = named_images.dataset_id
+  LEFT JOIN images by_ext ON t.external_id IS NOT NULL
+    AND by_ext.dataset_id = named_images.dataset_id AND by_ext.external_id = t.external_id
 $$;
 
 -- migrate:down
-DROP FUNCTION image_batch(json, json, json, json, json, json);
+DROP FUNCTION named_images(bigint, bigint[], text[]);
+DROP FUNCTION new_image_rows(bigint, json, json, json, json, json, json);
 DROP FUNCTION feed_horizon();
 DROP FUNCTION latest_predictions(bigint);
 DROP FUNCTION holds_live_lease(lease[], bigint);

@@ -29,12 +29,10 @@ export function connect(url: string, opts: PoolOptions): Db {
     max: opts.max,
     connect_timeout: opts.connectTimeoutSeconds,
     idle_timeout: 60,
-    // postgres.js waits before reconnecting, up to 20 s after repeated failures (its default
-    // backoff grows 3^n over failures shared by the whole pool). A query arriving after an
-    // outage then waits out that delay: requests hung for up to 20 s while the database was
-    // down and for as long after it was back (stress/scenarios/db_restart.ts). A short, capped
-    // delay makes each request fail fast (503) while the database is down and the pool recover
-    // within a quarter of a second of it coming back.
+    // postgres.js's default backoff grows 3^n over failures shared by the whole pool, up to 20 s,
+    // and a query arriving after an outage waits it out. A short, capped delay makes a request
+    // fail fast (503) while the database is down and the pool recover within a quarter of a
+    // second of it coming back (deno task stress, db scenario).
     backoff: reconnectDelaySeconds,
     // At most one query queued behind the running one on a connection (postgres.js pipelines up
     // to 100). When a request's deadline cancels two or more queries queued in a row there,

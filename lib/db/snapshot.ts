@@ -10,9 +10,8 @@ import { activity } from "./query.ts";
  * Bounds on snapshot streams (readSnapshot), so clients that stop reading cannot take the pool:
  * at most `share` of the pool's connections stream at once (the others wait for a turn without
  * holding a connection), and a stream whose consumer has not asked for more for `idleMs` is
- * ended, giving its connection back (the response is cut short). Before these, 16 stalled export
- * downloads held all 10 connections and every other request timed out
- * (stress/scenarios/limits.ts). Mutable for tests.
+ * ended, giving its connection back (the response is cut short): without these, 16 stalled export
+ * downloads hold all 10 connections and every other request times out. Mutable for tests.
  */
 export const snapshotLimits = { share: 0.5, idleMs: 30_000 };
 

@@ -142,8 +142,7 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
   "ECONNREFUSED",
-  // A database that stops or crashes resets open sockets: before this was listed, requests in
-  // flight during a restart answered 500 (stress/scenarios/db_restart.ts).
+  // A database that stops or crashes resets open sockets under requests in flight.
   "ECONNRESET",
   "ECONNABORTED",
   "EPIPE",

@@ -6,7 +6,7 @@ export const DEADLINE_TICK_MS = 20;
 /**
  * The deadlines of the requests in flight, checked by one interval timer instead of a timer per
  * request (a timer and an AbortController per request cost ~0.05 ms of CPU per request in the
- * annotator cycle, bench/experiments/profile_server.ts). The timer runs only while requests are
+ * annotator cycle). The timer runs only while requests are
  * in flight and never keeps the process alive.
  */
 export class Deadlines {
@@ -87,11 +87,11 @@ export class ByteBudget {
 
 /**
  * After a large body, a full garbage collection on the next turn of the event loop (at most one
- * pending), when V8 runs with --expose-gc (deno task start does). A parsed body's copies (bytes, text, value: about
- * three times its size) live in V8's old generation, which grows by a factor before it collects
- * again: twelve 30 MiB bodies one after another took the server from 114 to 613 MiB although
- * only one was parsed at a time. Collecting right after costs a few tens of milliseconds per
- * large body and nothing on any other request.
+ * pending), when V8 runs with --expose-gc (deno task start does). A parsed body's copies (bytes,
+ * text, value: about three times its size) live in V8's old generation, which grows by a factor
+ * before it collects again: twelve 30 MiB bodies one after another take the server from 114 to
+ * 613 MiB without this, although only one is parsed at a time. Collecting right after costs a few
+ * tens of milliseconds per large body and nothing on any other request.
  */
 export function collectLater(): void {
   const gc = (globalThis as { gc?: () => void }).gc;

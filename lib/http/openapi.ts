@@ -95,7 +95,7 @@ export async function readJsonBody(c: Context): Promise<unknown> {
   } catch (e) {
     // A refusal while reading (413 from the body limit) keeps its own answer. Anything else is
     // the body's fault, as there: not JSON, or cut off (the client hung up while sending it,
-    // which Deno reports as BadResource: it was a 500 in deno task stress's limits scenario).
+    // which Deno reports as BadResource).
     if (e instanceof ApiError || e instanceof HTTPException) throw e;
     throw new HTTPException(400, { message: "Malformed JSON in request body" });
   }

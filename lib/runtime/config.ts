@@ -32,8 +32,8 @@ export const EnvSchema = z.object({
   DB_PORT: intFrom(1, 65535).default(5432),
   DB_NAME: z.string().optional(),
   DB_POOL_MAX: intFrom(1, 1000).default(10),
-  // 5 s, not 10: while PostgreSQL restarts, a connection attempt can be accepted and then never
-  // answered, and a request waited the whole timeout for it (deno task stress, db scenario).
+  // While PostgreSQL restarts, a connection attempt can be accepted and never answered: a request
+  // waits this long for it before its 503.
   DB_CONNECT_TIMEOUT_SECONDS: intFrom(1, 600).default(5),
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
   /** Claims (of one dataset) and submits gathered into one statement at most (lib/db/batcher.ts). */

@@ -9,22 +9,17 @@
 -- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
 -- image rows.
 WITH input AS (
-  SELECT t.ord, t.image_id, t.external_id, t.model_name, t.model_version, t.confidence,
-    t.labels::jsonb AS labels, t.shapes::jsonb AS shapes
-  FROM unnest(:image_ids::bigint[], :external_ids::text[], :model_names::text[],
-      :model_versions::text[], :confidences::float8[], :labels::text[],
-      :shapes::text[])
-    WITH ORDINALITY AS t (image_id, external_id, model_name, model_version, confidence, labels,
-      shapes, ord)
+  SELECT t.ord, t.model_name, t.model_version, t.confidence, t.labels::jsonb AS labels,
+    t.shapes::jsonb AS shapes
+  FROM unnest(:model_names::text[], :model_versions::text[], :confidences::float8[],
+      :labels::text[], :shapes::text[])
+    WITH ORDINALITY AS t (model_name, model_version, confidence, labels, shapes, ord)
 ),
 resolved AS MATERIALIZED (
-  SELECT input.ord, coalesce(by_id.id, by_ext.id) AS id, input.model_name, input.model_version,
-    input.confidence, input.labels, input.shapes
-  FROM input
-  LEFT JOIN images by_id ON input.image_id IS NOT NULL
-    AND by_id.id = input.image_id AND by_id.dataset_id = :dataset_id::bigint
-  LEFT JOIN images by_ext ON input.external_id IS NOT NULL
-    AND by_ext.dataset_id = :dataset_id::bigint AND by_ext.external_id = input.external_id
+  SELECT n.ord, n.id, input.model_name, input.model_version, input.confidence, input.labels,
+    input.shapes
+  FROM named_images(:dataset_id::bigint, :image_ids::bigint[], :external_ids::text[]) n
+  JOIN input ON input.ord = n.ord
 ),
 inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,

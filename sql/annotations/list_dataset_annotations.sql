@@ -1,8 +1,8 @@
 -- name: ListDatasetAnnotations :many
--- The changes feed of dataset :dataset_id, every source: annotations after the cursor (:after_txid
--- txid, :after_id id), oldest first, at most :limit. Each row also carries `horizon` (below); when
--- no annotation is due, one row comes back with only `horizon` set (the annotation columns null).
--- list_dataset_annotations_by_source.sql is the same feed for one source.
+-- The changes feed of dataset :dataset_id, for the sources in :sources: annotations after the
+-- cursor (:after_txid txid, :after_id id), oldest first, at most :limit. Each row also carries
+-- `horizon` (below); when no annotation is due, one row comes back with only `horizon` set (the
+-- annotation columns null).
 --
 -- A polling client must never miss a row. Ordering by id alone would: ids are drawn when a row is
 -- inserted, not when it commits, so a transaction that inserted id 10 and commits after id 11 was
@@ -27,10 +27,15 @@
 -- empty poll would read the same non-matching rows again next time. It must come from this
 -- statement's own snapshot: a later snapshot's horizon could pass rows this one did not see.
 --
--- Keyset over annotations_dataset_txid_id_idx (dataset_id, txid, id): the row comparison and the
--- horizon bound are index conditions, so a page costs its own size whatever the cursor. The
--- horizon is computed once (MATERIALIZED) and passed into the LATERAL scan. The outer sort is of
--- at most :limit rows. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
+-- Keyset over annotations_dataset_source_txid_id_idx (dataset_id, source, txid, id), one scan per
+-- source in :sources ('human', 'machine', or both): equality on the first two columns leaves
+-- (txid, id) in index order, the row comparison and the horizon bound are index conditions, and
+-- each scan stops after :limit rows, so a page costs its own size whatever the cursor, and a
+-- `?source=human` poll reads no machine row however many a bulk prediction load put after its
+-- cursor. Both sources read at most twice :limit rows and keep the first :limit. (One index for
+-- both: an index on (dataset_id, txid, id) for all-source polls cost every annotation insert
+-- one more index entry.) The horizon is computed once (MATERIALIZED) and passed into the
+-- LATERAL scans. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
 WITH horizon AS MATERIALIZED (
   SELECT feed_horizon() AS xmin
 )
@@ -39,13 +44,23 @@ SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text
   a.created_at, a.txid::text
 FROM horizon h
 LEFT JOIN LATERAL (
-  SELECT a.id, a.image_id, a.dataset_id, a.source, a.author_id, a.model_name, a.model_version,
-    a.confidence, a.labels, a.shapes, a.created_at, a.txid
-  FROM annotations a
-  WHERE a.dataset_id = :dataset_id::bigint
-    AND (a.txid, a.id) > (:after_txid::xid8, :after_id::bigint)
-    AND a.txid < h.xmin
-  ORDER BY a.txid, a.id
+  SELECT per_source.id, per_source.image_id, per_source.dataset_id, per_source.source,
+    per_source.author_id, per_source.model_name, per_source.model_version,
+    per_source.confidence, per_source.labels, per_source.shapes, per_source.created_at,
+    per_source.txid
+  FROM unnest(:sources::text[]) AS s (source)
+  CROSS JOIN LATERAL (
+    SELECT a.id, a.image_id, a.dataset_id, a.source, a.author_id, a.model_name,
+      a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.txid
+    FROM annotations a
+    WHERE a.dataset_id = :dataset_id::bigint
+      AND a.source = s.source
+      AND (a.txid, a.id) > (:after_txid::xid8, :after_id::bigint)
+      AND a.txid < h.xmin
+    ORDER BY a.txid, a.id
+    LIMIT :limit::integer
+  ) per_source
+  ORDER BY per_source.txid, per_source.id
   LIMIT :limit::integer
 ) a ON true
 ORDER BY a.txid, a.id;

@@ -324,23 +324,18 @@ function compareCursors(a: FeedCursor, b: FeedCursor): number {
 
 export interface ListDatasetAnnotationsParams {
   dataset_id: string;
+  /** The sources to read: one, or both. */
+  sources: AnnotationSource[];
   /** The cursor: the last row delivered ("0", "0" at the start). */
   after_txid: string;
   after_id: string;
   limit: number;
 }
-export type ListDatasetAnnotationsBySourceParams = ListDatasetAnnotationsParams & {
-  source: AnnotationSource;
-};
 /** A feed row; the annotation columns are null in the one row of a page with nothing due. */
 export type FeedRow = AnnotationRow & { txid: string; horizon: string };
 const LIST_DATASET_ANNOTATIONS = statement<ListDatasetAnnotationsParams, FeedRow>(
   "annotations/list_dataset_annotations",
 );
-const LIST_DATASET_ANNOTATIONS_BY_SOURCE = statement<
-  ListDatasetAnnotationsBySourceParams,
-  FeedRow
->("annotations/list_dataset_annotations_by_source");
 
 /**
  * The dataset's annotations after `after` (oldest first), at most `limit`; `source` null gives
@@ -352,15 +347,13 @@ export async function listDatasetAnnotations(
   datasetId: string,
   opts: { source: AnnotationSource | null; after: FeedCursor | null; limit: number },
 ): Promise<FeedPage> {
-  const p = {
+  const rows = await many(db, LIST_DATASET_ANNOTATIONS, {
     dataset_id: datasetId,
+    sources: opts.source === null ? ["human", "machine"] : [opts.source],
     after_txid: opts.after?.txid ?? "0",
     after_id: opts.after?.id ?? "0",
     limit: opts.limit,
-  };
-  const rows = opts.source === null
-    ? await many(db, LIST_DATASET_ANNOTATIONS, p)
-    : await many(db, LIST_DATASET_ANNOTATIONS_BY_SOURCE, { ...p, source: opts.source });
+  });
   const found = rows.filter((r) => r.id !== null);
   const last = found.at(-1);
   let next: FeedCursor;

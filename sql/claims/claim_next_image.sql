@@ -55,9 +55,9 @@
 --   answer         'held' or 'new' with the image as it is now and its latest prediction per
 --                  model (latest_predictions), so a claim is one round trip.
 --
--- Cost (bench/experiments/sql_concurrent.ts at the time: 32 annotators, pool of 10, 100,000
--- images, PostgreSQL 18 on 2 CPUs): 1.8 ms of PostgreSQL CPU per claim + submit cycle, against
--- 1.3 ms for the naive cycle of bench/naive_cycle.sql.
+-- Cost: 1.8 ms of PostgreSQL CPU per claim + submit cycle, one at a time (32 annotators, pool
+-- of 10, 100,000 images, PostgreSQL 18 on 2 CPUs), against 1.3 ms for the naive cycle of
+-- bench/naive_cycle.sql; batched (claim_next_images.sql) much less (docs/decisions).
 WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true) AS value
 ),

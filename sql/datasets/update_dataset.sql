@@ -8,7 +8,7 @@
 --
 -- A new annotations_per_image (:annotations_per_image) must reach every image of the dataset in the
 -- same transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
--- (sql/datasets/queries.ts). This statement's row lock on the dataset makes a concurrent
+-- (operations/datasets.ts). This statement's row lock on the dataset makes a concurrent
 -- registerImages (which reads k FOR SHARE) wait until the images have it.
 WITH updated AS (
   UPDATE datasets

@@ -8,28 +8,22 @@
 -- statement fails on images_dataset_external_id_key (23505) and writes nothing, and the caller
 -- sends the batch through register_images.sql instead.
 --
--- Answers the new ids in input order, drawn from the identity sequence up front (ids follow input
--- order); no rows at all when the dataset is gone. The dataset row is locked FOR SHARE for the
--- same reason as in register_images.sql: each image takes its annotations_per_image.
-WITH dataset AS MATERIALIZED (
-  SELECT annotations_per_image AS k FROM datasets WHERE id = :dataset_id::bigint FOR SHARE
-),
-input AS MATERIALIZED (
-  SELECT b.ord, b.external_id, b.uri, b.width, b.height, b.priority, b.metadata,
-    nextval((SELECT pg_get_serial_sequence('images', 'id'))) AS new_id
-  FROM image_batch(:external_ids::json, :uris::json, :widths::json, :heights::json,
-    :priorities::json, :metadata::json) b
+-- Answers the new ids in input order (new_image_rows draws them in that order); no rows at all
+-- when the dataset is gone.
+WITH input AS MATERIALIZED (
+  SELECT r.ord, r.id, r.external_id, r.uri, r.width, r.height, r.priority, r.metadata,
+    r.annotations_per_image
+  FROM new_image_rows(:dataset_id::bigint, :external_ids::json, :uris::json, :widths::json,
+    :heights::json, :priorities::json, :metadata::json) r
 ),
 inserted AS (
   INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,
     annotations_per_image)
   OVERRIDING SYSTEM VALUE
-  SELECT new_id, :dataset_id::bigint, external_id, uri, width, height, coalesce(priority, 0),
-    metadata, dataset.k
+  SELECT id, :dataset_id::bigint, external_id, uri, width, height, coalesce(priority, 0),
+    metadata, annotations_per_image
   FROM input
-  CROSS JOIN dataset
 )
-SELECT input.new_id::text AS id
+SELECT input.id::text AS id
 FROM input
-CROSS JOIN dataset
 ORDER BY input.ord;
