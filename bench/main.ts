@@ -28,16 +28,18 @@ import {
   topStatements,
 } from "./lib/database.ts";
 import { findPgbench, type NaiveRun, runNaiveDriver, runPgbench } from "./lib/pgbench.ts";
-import { adminToken as adminTokenOf, createAnnotators, createDataset } from "./lib/api.ts";
+import { adminToken as adminTokenOf, createAnnotators, createDataset } from "../testkit/api.ts";
 import { copyText } from "./lib/rows.ts";
 import {
   childrenCpuSeconds,
   clusterCpuSeconds,
   cpuSeconds,
-  type Server,
-  startServer,
-} from "./lib/server.ts";
-import { latency, loadAverage, round, sleep } from "./lib/stats.ts";
+  loadAverage,
+  postmasterOf,
+} from "../testkit/proc.ts";
+import { type ServerProcess, startLoadServer } from "../testkit/process.ts";
+import { sleep } from "../testkit/time.ts";
+import { latency, round } from "./lib/stats.ts";
 import { budget, runWorkers, split } from "./lib/workers.ts";
 import type { CycleJob, CycleResult } from "./workers/http_cycle.ts";
 import type { IngestJob, IngestResult } from "./workers/http_ingest.ts";
@@ -246,7 +248,7 @@ interface Ctx {
   opts: Options;
   sql: postgres.Sql;
   url: string;
-  server: Server;
+  server: ServerProcess;
   /** The cluster's postmaster, when it runs on this machine (for its CPU time). */
   postmaster?: number;
   adminToken: string;
@@ -394,13 +396,7 @@ async function seedPgBoss(url: string, queue: string, n: number): Promise<void> 
 /** The cluster's postmaster, if it is a process on this machine: the parent of a backend. */
 async function postmasterPid(sql: postgres.Sql): Promise<number | undefined> {
   const [{ pid }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    if (!stat.includes("(postgres)")) return undefined;
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return undefined;
-  }
+  return postmasterOf(pid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +454,7 @@ async function main(opts: Options): Promise<number> {
   const pgbench = await findPgbench();
   let database: BenchDatabase | undefined;
   let sql: postgres.Sql | undefined;
-  let server: Server | undefined;
+  let server: ServerProcess | undefined;
   try {
     database = await openBenchDatabase(Deno.env.get("DATABASE_URL") || undefined, opts.pgStats);
     const url = database.url;
@@ -481,7 +477,7 @@ async function main(opts: Options): Promise<number> {
     log(`machine: ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore.join(" ")}`);
     log(`ceiling: ${pgbench && !opts.driver ? pgbench.version : "the driver (no pgbench)"}`);
 
-    server = await startServer(url, opts.serverEnv);
+    server = await startLoadServer({ databaseUrl: url, env: opts.serverEnv, timeoutMs: 60_000 });
     const rssAtStart = server.rssMiB();
     // The server's resident memory after each measured run: does it level off or keep growing?
     const rssAfter: { run: string; rss_mib: number; peak_mib: number }[] = [];
@@ -493,7 +489,12 @@ async function main(opts: Options): Promise<number> {
       });
     const base = server.url;
     const adminToken = await adminTokenOf(base);
-    const tokens = await createAnnotators(base, adminToken, opts.concurrency + 1);
+    const tokens = await createAnnotators(
+      base,
+      adminToken,
+      opts.concurrency + 1,
+      "bench-annotator",
+    );
     const [{ id: explainUserId }] = await sql<{ id: string }[]>`
       SELECT id::text FROM users WHERE name = ${`bench-annotator-${opts.concurrency + 1}`}`;
     tokens.pop();

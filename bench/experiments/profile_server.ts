@@ -12,9 +12,9 @@ import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
+import { adminToken, createAnnotators, createDataset } from "../../testkit/api.ts";
 import { Http1Client } from "../lib/http1.ts";
-import { startServer } from "../lib/server.ts";
+import { startLoadServer } from "../../testkit/process.ts";
 import { freePort } from "../../lib/runtime/embedded_pg.ts";
 import { registerBody } from "../lib/rows.ts";
 
@@ -93,10 +93,10 @@ const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 const inspectPort = freePort();
 const server = await (async () => {
   await migrate(sql as unknown as Db, db.url);
-  return await startServer(db.url, {}, [
-    ...serverFlags,
-    ...(profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
-  ]);
+  return await startLoadServer({
+    databaseUrl: db.url,
+    flags: [...serverFlags, ...(profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : [])],
+  });
 })();
 try {
   const admin = await adminToken(server.url);

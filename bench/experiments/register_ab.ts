@@ -12,8 +12,8 @@ import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { adminToken, createDataset } from "../lib/api.ts";
-import { startServer } from "../lib/server.ts";
+import { adminToken, createDataset } from "../../testkit/api.ts";
+import { startLoadServer } from "../../testkit/process.ts";
 import { registerBody } from "../lib/rows.ts";
 
 const args = Deno.args;
@@ -30,7 +30,7 @@ try {
   await migrate(sql as unknown as Db, db.url);
   const servers = [];
   for (const c of configs) {
-    const server = await startServer(db.url, c.env);
+    const server = await startLoadServer({ databaseUrl: db.url, env: c.env });
     const token = await adminToken(server.url);
     const datasetId = await createDataset(server.url, token, `ab-${c.name}`, ["car"]);
     servers.push({ ...c, server, token, datasetId, ms: [] as number[], cpuS: 0 });
