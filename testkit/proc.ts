@@ -24,7 +24,7 @@ export function peakRssMiB(pid: number): number {
   return statusKiB(pid, "VmHWM") / 1024;
 }
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and brackets). */
 function statFields(pid: number | "self"): string[] | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
