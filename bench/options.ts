@@ -28,7 +28,7 @@ export interface Options {
   pgStats: boolean;
   /** Skip the ANALYZE after the warm-up (to measure plans cached on empty tables). */
   staleStats: boolean;
-  /** SQL files run after the migrations (experiments: bench/experiments/). */
+  /** SQL files run after the migrations: a schema variant to measure, not the shipped schema. */
   dbSetup: string[];
 }
 
@@ -44,7 +44,7 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --skip LIST           comma-separated: ${SECTIONS.join(", ")}
   --driver              run the naive cycle through the driver even when pgbench exists
   --stale-stats         no ANALYZE after the warm-up (plans cached on empty tables)
-  --db-setup FILE       run this SQL after the migrations (repeatable; bench/experiments/)
+  --db-setup FILE       run this SQL after the migrations (repeatable): a schema variant
   --pg-stats            load pg_stat_statements; print the heaviest statements of the rounds
   --fetch               annotators use fetch instead of the lean HTTP/1.1 client
   --load-workers N      workers the annotators are spread over (default 2)

@@ -138,7 +138,7 @@ export async function setUp(
   // Statistics that know claims and annotations are no longer empty, as autovacuum's first
   // ANALYZE leaves them within a minute on a live system. Without it, the plans the server's
   // connections cached while those tables were empty scan them sequentially, and the cycle's
-  // cost grows with every row (docs/decisions/0010-bench-method.md).
+  // cost grows with every row (docs/decisions/0011-bench-method.md).
   if (!opts.staleStats) await sql`ANALYZE`;
   return { ctx, datasets: { big: bigId, small: smallId, scaleBig: scaleBigId }, explainUserId };
 }
