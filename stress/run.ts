@@ -16,7 +16,7 @@
  * of slow client. `FUZZ_SEED=<n>` replays a fuzz run.
  */
 import { freePort } from "../lib/runtime/embedded_pg.ts";
-import { startCluster } from "./lib/pg.ts";
+import { startCluster } from "../testkit/postgres.ts";
 import type { Ctx, Result, Scenario } from "./lib/scenario.ts";
 import { authScenario } from "./scenarios/auth.ts";
 import { claimsScenario } from "./scenarios/claims.ts";

@@ -1,11 +1,11 @@
 /**
- * The attack battery (stress/lib/attacks.ts) with an identity provider configured, as the stress
+ * The attack battery (testkit/attacks.ts) with an identity provider configured, as the stress
  * run configures one: its HS/RS-confusion, foreign-key, iss/aud, expiry and unknown-role attacks
  * run in-process too (tests/attacks_test.ts runs the battery without a provider).
  */
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair } from "jose";
-import { type IdpSetup, runAttacks } from "../stress/lib/attacks.ts";
+import { type IdpSetup, runAttacks } from "../testkit/attacks.ts";
 import { attackSetup, createTestApp } from "./harness.ts";
 
 Deno.test("attacks with an identity provider trusted", async () => {

@@ -1,11 +1,11 @@
 /**
- * Attacks not covered by the other test files (stress/lib/attacks.ts lists what is covered where):
+ * Attacks not covered by the other test files (testkit/attacks.ts lists what is covered where):
  * token tricks, ids of other datasets, and SQL injection strings in every parameter of the spec.
  * `deno task stress` runs the same battery against a real server process.
  */
 import assert from "node:assert/strict";
-import { injectEverywhere, runAttacks } from "../stress/lib/attacks.ts";
-import type { Spec } from "../stress/lib/fuzz.ts";
+import { injectEverywhere, runAttacks } from "../testkit/attacks.ts";
+import type { Spec } from "../testkit/fuzz.ts";
 import { attackSetup, createTestApp } from "./harness.ts";
 
 Deno.test("attacks", async (t) => {

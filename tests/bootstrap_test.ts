@@ -4,7 +4,7 @@ import { bootstrapUsers, withJwtSecret } from "../lib/runtime/bootstrap.ts";
 import { ConfigError } from "../lib/runtime/config.ts";
 import { createLogger } from "../lib/runtime/log.ts";
 import { createTestApp, testConfig } from "./harness.ts";
-import { expectStartFailure } from "./server_process.ts";
+import { expectStartFailure } from "../testkit/process.ts";
 
 const KEY = "ak_bootstrap_test_admin_key_0123456789abcdef";
 

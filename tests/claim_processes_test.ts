@@ -1,5 +1,5 @@
 /**
- * Two real server processes on one database (tests/server_process.ts), 16 annotators draining a
+ * Two real server processes on one database (testkit/process.ts), 16 annotators draining a
  * small dataset with annotations_per_image = 2 through both: each request goes to either
  * server, re-claims and releases included. Afterwards every image has exactly two human
  * annotations by two different annotators, and the claims table shows no image ever held by
@@ -7,13 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { createTestDb } from "./harness.ts";
-import {
-  adminToken,
-  dbEnv,
-  productionEnv,
-  type ServerProcess,
-  startServer,
-} from "./server_process.ts";
+import { adminToken } from "../testkit/api.ts";
+import { dbEnv, productionEnv, type ServerProcess, startServer } from "../testkit/process.ts";
 
 const ANNOTATORS = 16;
 const IMAGES = 60;

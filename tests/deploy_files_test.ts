@@ -12,7 +12,7 @@ import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/runtime/local
 import { silentLogger } from "../lib/runtime/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";
 import { testConfig } from "./harness.ts";
-import { ROOT_DIR } from "./server_process.ts";
+import { ROOT_DIR } from "../testkit/process.ts";
 import { compileArgs, OUTPUT } from "../scripts/compile.ts";
 
 const read = (path: string) => Deno.readTextFileSync(`${ROOT_DIR}/${path}`);

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../lib/runtime/embedded_pg.ts";
 import { createEmptyDb } from "./harness.ts";
-import { baseEnv, ROOT_DIR } from "./server_process.ts";
+import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
 
 const decoder = new TextDecoder();
 

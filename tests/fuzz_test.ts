@@ -1,11 +1,11 @@
 /**
- * The fast part of the spec-driven fuzzer (stress/lib/fuzz.ts): requests generated from
+ * The fast part of the spec-driven fuzzer (testkit/fuzz.ts): requests generated from
  * /api/openapi.json for every operation, broken on purpose, sent through the app. No 5xx, the
  * error shape on every 4xx, and no change to the database from any rejected request.
  * `deno task stress` runs the same generator against a real server with many more requests.
  */
 import assert from "node:assert/strict";
-import { buildWorld, DIGEST_SQL, fuzz, operations, type Spec } from "../stress/lib/fuzz.ts";
+import { buildWorld, DIGEST_SQL, fuzz, operations, type Spec } from "../testkit/fuzz.ts";
 import { createTestApp, inProcessSend } from "./harness.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1200);

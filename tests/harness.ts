@@ -3,8 +3,8 @@
  * `deno task test` prepares, and the app built on it (no server, no mocks).
  */
 import postgres from "postgres";
-import type { Send } from "../stress/lib/fuzz.ts";
-import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../stress/lib/attacks.ts";
+import type { Send } from "../testkit/fuzz.ts";
+import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../testkit/attacks.ts";
 import { createApp } from "../lib/http/app.ts";
 import { type Config, parseConfig } from "../lib/runtime/config.ts";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
@@ -247,7 +247,7 @@ export function setClaimExpiry(db: Handle, claimId: string, ms: number): Promise
 }
 
 /**
- * The stress suite's wire (stress/lib/fuzz.ts Send) to this in-process app, so its fuzzer and
+ * The stress suite's wire (testkit/fuzz.ts Send) to this in-process app, so its fuzzer and
  * attacks run inside `deno task test` too.
  */
 export function inProcessSend(h: TestApp): Send {
@@ -261,7 +261,7 @@ export function inProcessSend(h: TestApp): Send {
   };
 }
 
-/** What stress/lib/attacks.ts needs to attack this in-process app (its own tokens). */
+/** What testkit/attacks.ts needs to attack this in-process app (its own tokens). */
 export function attackSetup(h: TestApp, idp?: IdpSetup): AttackSetup {
   return {
     send: inProcessSend(h),

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { externalUserNames } from "../lib/auth/keys.ts";
 import { assertError, createTestApp, testConfig } from "./harness.ts";
-import { runScript } from "./server_process.ts";
+import { runScript } from "../testkit/process.ts";
 
 const ISSUER = "https://idp.example.test/";
 const AUDIENCE = "annotation-api";

@@ -7,16 +7,16 @@ import { ConfigError, parseConfig } from "../lib/runtime/config.ts";
 import { tlsFromUrl } from "../lib/db/pool.ts";
 import { LOCAL_COMPOSE_DEFAULTS } from "../lib/runtime/local_defaults.ts";
 import { createTestDb } from "./harness.ts";
+import { adminToken } from "../testkit/api.ts";
+import { createLoginRole } from "../testkit/postgres.ts";
 import {
-  adminToken,
-  createLoginRole,
   dbEnv,
   exitWithin,
   productionEnv,
   SERVER_ADMIN_KEY,
   SERVER_JWT_SECRET,
   startServer,
-} from "./server_process.ts";
+} from "../testkit/process.ts";
 
 const SECRET = "x".repeat(32);
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
 import { createEmptyDb } from "./harness.ts";
-import { baseEnv, ROOT_DIR, spawnProcess } from "./server_process.ts";
+import { baseEnv, ROOT_DIR, spawnProcess } from "../testkit/process.ts";
 
 const README = Deno.readTextFileSync(`${ROOT_DIR}/README.md`);
 
@@ -73,30 +73,19 @@ interface DevServer {
 /** A development server on an empty database, as `deno task dev` starts on a fresh clone. */
 async function startDevServer(env: Record<string, string> = {}): Promise<DevServer> {
   const database = await createEmptyDb();
-  const { child, lines, exited } = spawnProcess({
+  const server = spawnProcess({
     APP_ENV: "development",
     DATABASE_URL: database.url,
     HOST: "127.0.0.1",
     PORT: "0",
     ...env,
   }, { permissions: devTaskFlags() });
+  const { lines } = server;
   let exitCode: number | undefined;
-  exited.then((c) => exitCode = c);
-  const logs = () =>
-    lines.flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, unknown>];
-      } catch {
-        return []; // The dev-admin banner.
-      }
-    });
+  server.exited.then((c) => exitCode = c);
+  const logs = () => server.logs();
   const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already exited.
-    }
-    await exited;
+    await server.stop();
     await database.close();
   };
   const deadline = Date.now() + 60_000;

@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { connect, type Db } from "../lib/db/pool.ts";
 import { createTestDb, type TestDb } from "./harness.ts";
+import { adminToken } from "../testkit/api.ts";
 import {
-  adminToken,
   dbEnv,
   exitWithin,
   productionEnv,
   type ServerProcess,
   startServer,
-} from "./server_process.ts";
+} from "../testkit/process.ts";
 
 /** A pool for the test itself, not named like the server's. */
 function testPool(tdb: TestDb): Db {

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { connect } from "../lib/db/pool.ts";
 import { createTestDb } from "./harness.ts";
-import { adminToken, dbEnv, productionEnv, startServer } from "./server_process.ts";
+import { adminToken } from "../testkit/api.ts";
+import { dbEnv, productionEnv, startServer } from "../testkit/process.ts";
 
 Deno.test("DB_STATEMENT_TIMEOUT_MS=100: a statement held up longer is cancelled, 503", async () => {
   const tdb = await createTestDb(1);

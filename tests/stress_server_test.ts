@@ -1,12 +1,17 @@
 /**
- * The stress suite's servers run as production runs them (stress/lib/server.ts): the start
- * task's permissions, none of this process's environment, and an empty working directory, so a
- * developer's `.env` or exported variables cannot change what the suite measures.
+ * The stress suite's servers run as production runs them (testkit/process.ts startLoadServer):
+ * the start task's permissions, none of this process's environment, and an empty working
+ * directory, so a developer's `.env` or exported variables cannot change what the suite measures.
  */
 import assert from "node:assert/strict";
-import { killHard, serverArgs, startServer } from "../stress/lib/server.ts";
+import {
+  killHard,
+  ROOT_DIR,
+  serverArgs,
+  startLoadServer as startServer,
+  startTaskFlags,
+} from "../testkit/process.ts";
 import { createTestDb } from "./harness.ts";
-import { ROOT_DIR, startTaskFlags } from "./server_process.ts";
 
 Deno.test("stress servers: start-task flags, a clear environment, a temporary cwd", async () => {
   const args = serverArgs();

@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
+import { adminToken } from "../testkit/api.ts";
 import {
-  adminToken,
   exitWithin,
   expectStartFailure,
   productionEnv,
   runScript,
   startServer,
-} from "./server_process.ts";
+} from "../testkit/process.ts";
 
 function hasOpenssl(): boolean {
   try {

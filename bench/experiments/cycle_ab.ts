@@ -17,8 +17,8 @@ import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { adminToken, createAnnotators, createDataset } from "../lib/api.ts";
-import { startServer } from "../lib/server.ts";
+import { adminToken, createAnnotators, createDataset } from "../../testkit/api.ts";
+import { type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
 import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
@@ -79,8 +79,8 @@ try {
   await migrate(sql as unknown as Db, db.url);
   const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
   const sides: (typeof configs[number] & {
-    server: Awaited<ReturnType<typeof startServer>>;
-    extra: Awaited<ReturnType<typeof startServer>>[];
+    server: ServerProcess;
+    extra: ServerProcess[];
     datasetId: string;
     tokens: string[];
     rates: number[];
@@ -88,13 +88,15 @@ try {
     n: number;
   })[] = [];
   for (const c of configs) {
-    const server = await startServer(db.url, c.env, c.flags);
+    const server = await startLoadServer({ databaseUrl: db.url, env: c.env, flags: c.flags });
     const admin = await adminToken(server.url);
     const datasetId = await createDataset(server.url, admin, `cycle-ab-${c.name}`);
     await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, c.name, 1, images]);
     const tokens = await createAnnotators(server.url, admin, concurrency, `cycle-ab-${c.name}`);
     const extra = [];
-    for (let i = 1; i < c.servers; i++) extra.push(await startServer(db.url, c.env, c.flags));
+    for (let i = 1; i < c.servers; i++) {
+      extra.push(await startLoadServer({ databaseUrl: db.url, env: c.env, flags: c.flags }));
+    }
     sides.push({
       ...c,
       server,

@@ -19,7 +19,7 @@ import type { Db } from "../../lib/db/query.ts";
 import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
 import { migrate } from "../../lib/db/migrate.ts";
 import { parseScript } from "../workers/naive_driver.ts";
-import { clusterCpuSeconds } from "../lib/server.ts";
+import { clusterCpuSeconds } from "../../testkit/proc.ts";
 import { round } from "../lib/stats.ts";
 import {
   type ClaimedHumanAnnotation,

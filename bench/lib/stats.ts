@@ -28,14 +28,3 @@ export function round(x: number, digits = 0): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** The 1-, 5- and 15-minute load averages of the machine (Linux), for the record. */
-export function loadAverage(): number[] {
-  try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).map(Number);
-  } catch {
-    return [];
-  }
-}

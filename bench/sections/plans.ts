@@ -1,0 +1,62 @@
+/**
+ * The claim statements' plans at full size, after the runs: `EXPLAIN (ANALYZE, BUFFERS)` of
+ * sql/claims/claim_next_image.sql and of the batched claim for 16 annotators, each with its custom
+ * and its generic plan, and of the naive claim. Written to --json only.
+ */
+import type { Ctx } from "../lib/context.ts";
+
+class RolledBack extends Error {}
+
+const read = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+
+export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: string) {
+  const { sql } = ctx;
+  // Run for real, so inside a transaction that is rolled back; twice, the second one reported
+  // (warm caches). `generic`: as a prepared statement with the generic plan, the one the
+  // server's named statements may settle on after five executions.
+  const explain = async (text: string, params: string[], generic = false) => {
+    let plan = "";
+    for (let i = 0; i < 2; i++) {
+      await sql.begin(async (tx) => {
+        let rows;
+        if (generic) {
+          await tx`SET LOCAL plan_cache_mode = force_generic_plan`;
+          await tx.unsafe(`PREPARE bench_plan AS ${text}`);
+          rows = await tx.unsafe(
+            `EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_plan(${params.join(", ")})`,
+          );
+          await tx.unsafe("DEALLOCATE bench_plan");
+        } else {
+          rows = await tx.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+        }
+        plan = rows.map((row) => row["QUERY PLAN"]).join("\n");
+        throw new RolledBack();
+      }).catch((e) => {
+        if (!(e instanceof RolledBack)) throw e;
+      });
+    }
+    return plan;
+  };
+  const claimText = read("../../sql/claims/claim_next_image.sql");
+  const explainClaim = await explain(claimText, [datasetId, explainUserId]);
+  const explainClaimGeneric = await explain(claimText, [datasetId, explainUserId], true);
+  // The batched claim (the statement most claims take: lib/db/batcher.ts) for 16 annotators.
+  const batchText = read("../../sql/claims/claim_next_images.sql");
+  const batchUsers = (await sql<{ id: string }[]>`
+    SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%' ORDER BY id LIMIT 16`)
+    .map((r) => r.id);
+  const usersParam = `'{${batchUsers.join(",")}}'`;
+  const explainBatch = await explain(batchText, [datasetId, `{${batchUsers.join(",")}}`]);
+  const explainBatchGeneric = await explain(batchText, [datasetId, usersParam], true);
+  const naiveClaim = read("../naive_cycle.sql")
+    .split("\n").filter((l) => !l.startsWith("--")).join("\n").split("\\gset")[0]
+    .replaceAll(":client_id", "0").replaceAll(":dataset_id", "1");
+  const explainNaive = ctx.opts.skip.has("ceiling") ? null : await explain(naiveClaim, []);
+  return {
+    claim_next_image: explainClaim,
+    claim_next_image_generic: explainClaimGeneric,
+    claim_next_images_16: explainBatch,
+    claim_next_images_16_generic: explainBatchGeneric,
+    naive_claim: explainNaive,
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * Before anything is measured: the database migrated (and changed by --db-setup), the run's
+ * settings printed; then the annotators, the datasets seeded (ours, the naive table, pg-boss's
+ * queue), VACUUM (ANALYZE), and a warm-up of all three followed by ANALYZE. None of it is timed
+ * into a figure.
+ */
+import type postgres from "postgres";
+import { migrate } from "../../lib/db/migrate.ts";
+import type { Db } from "../../lib/db/query.ts";
+import { adminToken as adminTokenOf, createAnnotators, createDataset } from "../../testkit/api.ts";
+import { postmasterOf } from "../../testkit/proc.ts";
+import { type Ctx, fmt, log, sqlFile } from "../lib/context.ts";
+import { type BenchDatabase, durabilitySettings } from "../lib/database.ts";
+import { bossFor } from "../lib/pgboss.ts";
+import type { Options } from "../options.ts";
+import { httpCycle, naiveCycle, peerCycle } from "./cycle.ts";
+
+/** Migrates, applies --db-setup, prints the run's settings; its version and settings. */
+export async function prepareDatabase(
+  opts: Options,
+  sql: postgres.Sql,
+  database: BenchDatabase,
+  pgbench: Ctx["pgbench"],
+  loadBefore: number[],
+) {
+  await migrate(sql as unknown as Db, database.url);
+  for (const file of opts.dbSetup) {
+    await sql.unsafe(await Deno.readTextFile(file));
+    log(`database changed by ${file} (an experiment: not the shipped schema)`);
+  }
+  const [{ version }] = await sql<{ version: string }[]>`SELECT version()`;
+  const settings = await durabilitySettings(sql);
+  log(
+    `bench: ${opts.quick ? "quick" : "full"} run, ${fmt(opts.images)} images, ` +
+      `${opts.concurrency} annotators`,
+  );
+  log(
+    `PostgreSQL ${version.split(" ")[1]} (${database.kind}); fsync=${settings.fsync}, ` +
+      `synchronous_commit=${settings.synchronous_commit}, shared_buffers=${settings.shared_buffers}`,
+  );
+  log(`machine: ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore.join(" ")}`);
+  log(`ceiling: ${pgbench && !opts.driver ? pgbench.version : "the driver (no pgbench)"}`);
+  return { version, settings };
+}
+
+async function seedImages(sql: postgres.Sql, table: string, datasetId: string, n: number) {
+  const text = sqlFile("seed_images").replace("%TABLE%", table);
+  // In slices, so one statement's WAL and memory stay modest.
+  for (let at = 0; at < n; at += 250_000) {
+    await sql.unsafe(text, [datasetId, `seed${datasetId}`, at + 1, Math.min(n, at + 250_000)]);
+  }
+}
+
+async function seedPgBoss(url: string, queue: string, n: number): Promise<void> {
+  const boss = bossFor(url, 4, true);
+  boss.on("error", (e) => console.error(`pg-boss: ${e.message}`));
+  await boss.start();
+  try {
+    await boss.createQueue(queue);
+    const batch = 10_000;
+    for (let at = 0; at < n; at += batch) {
+      const jobs = Array.from({ length: Math.min(batch, n - at) }, (_, i) => ({
+        data: { image: at + i + 1 },
+        // pg-boss priorities are integers.
+        priority: Math.floor(Math.random() * 1_000_000),
+      }));
+      await boss.insert(queue, jobs);
+    }
+  } finally {
+    await boss.stop({ graceful: false, close: true });
+  }
+}
+
+/** The datasets of the HTTP runs. */
+export interface Datasets {
+  big: string;
+  small: string;
+  /** The scale section's big dataset; undefined when it is skipped. */
+  scaleBig?: string;
+}
+
+/**
+ * Everything the sections need, seeded and warmed up. `explainUserId`: an annotator that never
+ * claims, for the claim's plan.
+ */
+export async function setUp(
+  opts: Options,
+  run: Pick<Ctx, "sql" | "url" | "server" | "pgbench" | "noteRss">,
+): Promise<{ ctx: Ctx; datasets: Datasets; explainUserId: string }> {
+  const { sql, url, server } = run;
+  const base = server.url;
+  const adminToken = await adminTokenOf(base);
+  const tokens = await createAnnotators(base, adminToken, opts.concurrency + 1, "bench-annotator");
+  const [{ id: explainUserId }] = await sql<{ id: string }[]>`
+    SELECT id::text FROM users WHERE name = ${`bench-annotator-${opts.concurrency + 1}`}`;
+  tokens.pop();
+  const dataset = (name: string) => createDataset(base, adminToken, name);
+
+  let t = performance.now();
+  const warmupId = await dataset("bench-warmup");
+  const smallId = await dataset("bench-scale-small");
+  const bigId = await dataset("bench-big");
+  // The scale runs get a big dataset of their own: both of them start on an untouched queue.
+  const scaleBigId = opts.skip.has("scale") ? undefined : await dataset("bench-scale-big");
+  await seedImages(sql, "images", warmupId, 2_000);
+  await seedImages(sql, "images", smallId, opts.smallImages);
+  await seedImages(sql, "images", bigId, opts.images);
+  if (scaleBigId) await seedImages(sql, "images", scaleBigId, opts.images);
+  log(
+    `\nsetup: ${scaleBigId ? "2 x " : ""}${fmt(opts.images)} + ${fmt(opts.smallImages)} ` +
+      `images seeded ` +
+      `in ${fmt((performance.now() - t) / 1000, 1)} s`,
+  );
+  const queue = "bench-annotate";
+  if (!opts.skip.has("ceiling")) {
+    t = performance.now();
+    await sql.unsafe(sqlFile("naive_schema"));
+    await seedImages(sql, "naive_images", "1", opts.images);
+    log(`setup: ${fmt(opts.images)} naive_images in ${fmt((performance.now() - t) / 1000, 1)} s`);
+  }
+  if (!opts.skip.has("peer")) {
+    t = performance.now();
+    await seedPgBoss(url, queue, opts.images);
+    log(`setup: ${fmt(opts.images)} pg-boss jobs in ${fmt((performance.now() - t) / 1000, 1)} s`);
+  }
+  t = performance.now();
+  await sql`VACUUM (ANALYZE)`;
+  log(`setup: VACUUM (ANALYZE) in ${fmt((performance.now() - t) / 1000, 1)} s`);
+
+  const [{ pid }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+  const ctx: Ctx = { ...run, opts, postmaster: postmasterOf(pid), adminToken, tokens, queue };
+  const C = opts.concurrency;
+
+  // Warm-up, not measured: JIT, prepared statements, connections, caches, for all three.
+  await httpCycle(ctx, warmupId, C, 1_000);
+  if (!opts.skip.has("ceiling")) await naiveCycle(ctx, C, C * 20);
+  if (!opts.skip.has("peer")) await peerCycle(ctx, C, 1_000);
+  // Statistics that know claims and annotations are no longer empty, as autovacuum's first
+  // ANALYZE leaves them within a minute on a live system. Without it, the plans the server's
+  // connections cached while those tables were empty scan them sequentially, and the cycle's
+  // cost grows with every row (docs/decisions/0011-bench-method.md).
+  if (!opts.staleStats) await sql`ANALYZE`;
+  return { ctx, datasets: { big: bigId, small: smallId, scaleBig: scaleBigId }, explainUserId };
+}
