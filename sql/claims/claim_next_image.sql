@@ -43,7 +43,7 @@
 --                  UPDATE, not FOR UPDATE: a submit's annotation insert takes FOR KEY SHARE on the
 --                  image through its foreign key. full_until lets it step over fully leased images
 --                  without unnesting their leases.
---   new_claim      the new claim's id and expiry.
+--   new_claim      the new claim's id, start and expiry.
 --   claim_row_updated / claim_row_inserted
 --                  the caller's current_claims row takes the new claim: rewritten in place (a HOT
 --                  update) or, on a first claim in the dataset, inserted; ON CONFLICT DO NOTHING
@@ -114,9 +114,18 @@ next_image AS MATERIALIZED (
   FOR NO KEY UPDATE SKIP LOCKED
 ),
 new_claim AS MATERIALIZED (
-  SELECT n.id AS image_id, nextval('claim_ids') AS claim_id, now() AS claimed_at,
-    now() + make_interval(secs => d.ttl) AS expires_at
-  FROM next_image n CROSS JOIN dataset d
+  -- Dated when granted: the clock as the locked image row comes out of next_image, not now()
+  -- (this transaction's start). The statement may have waited for the caller's current_claims
+  -- row (their submit or release on another server), and a claim dated before it held its slot
+  -- would overlap, in the claims' history, the one whose slot it took. Computed per row of
+  -- next_image (`granted_at`), so no join order can evaluate it before the lock.
+  SELECT g.image_id, g.claim_id, g.at AS claimed_at, g.at + make_interval(secs => d.ttl)
+    AS expires_at
+  FROM (
+    SELECT n.id AS image_id, nextval('claim_ids') AS claim_id, clock_timestamp() AS at
+    FROM next_image n
+  ) g
+  CROSS JOIN dataset d
 ),
 claim_row_updated AS (
   UPDATE current_claims c

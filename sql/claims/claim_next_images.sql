@@ -56,17 +56,18 @@ next_image AS MATERIALIZED (
   FOR NO KEY UPDATE SKIP LOCKED
 ),
 new_claim AS MATERIALIZED (
-  -- The n-th image picked goes to the n-th caller wanting one. Dated when granted: the clock
-  -- now, after the locks, not now() (this transaction's start). The statement may have waited
-  -- for a caller's current_claims row (their submit or renew on another server), and a claim
-  -- dated before it held its slot would overlap the one whose slot it took.
+  -- The n-th image picked goes to the n-th caller wanting one, dated when granted: the clock as
+  -- its locked row comes out of next_image, as in claim_next_image.sql (which says why).
   SELECT w.user_id, n.id AS image_id, n.annotated, n.live, n.k,
-    nextval('claim_ids') AS claim_id, g.at AS claimed_at,
-    g.at + make_interval(secs => d.ttl) AS expires_at
-  FROM (SELECT next_image.*, row_number() OVER () AS n FROM next_image) n
+    nextval('claim_ids') AS claim_id, n.at AS claimed_at,
+    n.at + make_interval(secs => d.ttl) AS expires_at
+  FROM (
+    SELECT next_image.id, next_image.annotated, next_image.live, next_image.k,
+      row_number() OVER () AS n, clock_timestamp() AS at
+    FROM next_image
+  ) n
   JOIN wanting w ON w.n = n.n
   CROSS JOIN dataset d
-  CROSS JOIN (SELECT clock_timestamp() AS at) g
 ),
 claim_row_updated AS (
   UPDATE current_claims c
