@@ -125,6 +125,20 @@ export async function createUser(
   return { id: res.body.user.id, name, role, apiKey, token: await tokenFor(base, apiKey) };
 }
 
+/** `n` new users of `role`, named `${prefix}${i}` (i from 0), created concurrently, in order. */
+export function createUsers(
+  base: string | ((i: number) => string),
+  admin: string,
+  prefix: string,
+  role: "admin" | "annotator" | "machine",
+  n: number,
+): Promise<User[]> {
+  const at = typeof base === "string" ? () => base : base;
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => createUser(at(i), admin, `${prefix}${i}`, role)),
+  );
+}
+
 /** `n` new annotators, named `${prefix}-1` … `${prefix}-n`: their access tokens, in order. */
 export async function createAnnotators(
   base: string,

@@ -10,7 +10,7 @@
  * - afterwards, every claim's holding intervals (from the claims table and the acknowledged
  *   renewals) swept per image: never more than k holders-or-annotators at any moment.
  */
-import { adminToken, call, createUser, type Res, type User } from "../../testkit/api.ts";
+import { adminToken, call, createUsers, type Res, type User } from "../../testkit/api.ts";
 import { sleep } from "../../testkit/time.ts";
 import {
   auditWrites,
@@ -135,11 +135,12 @@ export const claimsScenario: Scenario = {
         `ALTER TABLE datasets DROP CONSTRAINT IF EXISTS datasets_claim_ttl_seconds_check`,
       );
       await sql.unsafe(`UPDATE datasets SET claim_ttl_seconds = ${TTL_SECONDS}`);
-      const users = await Promise.all(
-        Array.from(
-          { length: annotators },
-          (_, i) => createUser(bases[i % 2], admin, `claims-a${i}`, "annotator"),
-        ),
+      const users = await createUsers(
+        (i) => bases[i % 2],
+        admin,
+        "claims-a",
+        "annotator",
+        annotators,
       );
 
       const stop = { now: false };

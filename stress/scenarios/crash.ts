@@ -5,7 +5,7 @@
  * its rows, nothing refused was written, and nothing is half-written (a submit either completed its
  * claim and annotated the image, or did neither; a batch has all its rows or none).
  */
-import { adminToken, createUser } from "../../testkit/api.ts";
+import { adminToken, createUsers } from "../../testkit/api.ts";
 import { sleep } from "../../testkit/time.ts";
 import { annotatorLoop, auditLedger, machineLoop, newLedger } from "../lib/load.ts";
 import {
@@ -34,15 +34,8 @@ export const crashScenario: Scenario = {
     try {
       const admin = await adminToken(server.url);
       const ds = await seedDataset(server.url, admin, { name: "crash", count: 30_000 });
-      const users = await Promise.all(
-        Array.from(
-          { length: annotators },
-          (_, i) => createUser(server.url, admin, `crash-a${i}`, "annotator"),
-        ),
-      );
-      const machines = await Promise.all(
-        [0, 1, 2, 3].map((i) => createUser(server.url, admin, `crash-m${i}`, "machine")),
-      );
+      const users = await createUsers(server.url, admin, "crash-a", "annotator", annotators);
+      const machines = await createUsers(server.url, admin, "crash-m", "machine", 4);
       const ledger = newLedger();
       const stop = { now: false };
       const opts = { bases: [server.url], stop, ledger, timeoutMs: 20_000 };

@@ -4,7 +4,7 @@
  * database is down (not hang, not 500, not die), answer again within 5 s of it being back without
  * a restart of its own, and every acknowledged write must survive.
  */
-import { adminToken, call, createUser } from "../../testkit/api.ts";
+import { adminToken, call, createUsers } from "../../testkit/api.ts";
 import { sleep } from "../../testkit/time.ts";
 import { annotatorLoop, auditLedger, machineLoop, newLedger } from "../lib/load.ts";
 import {
@@ -41,15 +41,8 @@ export const dbRestartScenario: Scenario = {
     try {
       const admin = await adminToken(server.url);
       const ds = await seedDataset(server.url, admin, { name: "db", count: 20_000 });
-      const users = await Promise.all(
-        Array.from(
-          { length: annotators },
-          (_, i) => createUser(server.url, admin, `db-a${i}`, "annotator"),
-        ),
-      );
-      const machines = await Promise.all(
-        [0, 1].map((i) => createUser(server.url, admin, `db-m${i}`, "machine")),
-      );
+      const users = await createUsers(server.url, admin, "db-a", "annotator", annotators);
+      const machines = await createUsers(server.url, admin, "db-m", "machine", 2);
       const ledger = newLedger();
       const stop = { now: false };
       const opts = { bases: [server.url], stop, ledger, timeoutMs: HANG_MS + 5000 };
