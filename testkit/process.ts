@@ -19,8 +19,8 @@ export const SERVER_JWT_SECRET = "server-process-jwt-secret-0123456789-abcdef";
  * `deno task start` without its `APP_ENV=production` prefix, `deno run` and the entry point: its
  * permission and V8 flags. (Spawned servers get APP_ENV from the caller's environment.)
  */
-export function startTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT_DIR}/deno.json`));
+export function startTaskFlags(root = ROOT_DIR): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${root}/deno.json`));
   const words = String(config.tasks.start).split(/\s+/);
   if (words[0] === "APP_ENV=production") words.shift();
   if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
@@ -38,17 +38,23 @@ export interface RunOptions {
   flags?: string[];
   /** Keep only the last this many lines of output (long load runs); default all of them. */
   keepLines?: number;
+  /**
+   * The checkout to run (its deno.json, node_modules and script); default this one. Another
+   * commit's worktree, for comparing two versions (bench/experiments/cycle_ab.ts --a-root).
+   */
+  root?: string;
 }
 
 /** The `deno` arguments that run a script under the project root as `deno task start` does. */
 export function serverArgs(opts: RunOptions = {}): string[] {
   const [script, ...rest] = opts.args ?? ["main.ts"];
+  const root = opts.root ?? ROOT_DIR;
   return [
     "run",
-    `--config=${ROOT_DIR}/deno.json`,
-    ...(opts.permissions ?? startTaskFlags()),
+    `--config=${root}/deno.json`,
+    ...(opts.permissions ?? startTaskFlags(root)),
     ...(opts.flags ?? []),
-    `${ROOT_DIR}/${script}`,
+    `${root}/${script}`,
     ...rest,
   ];
 }
@@ -272,6 +278,7 @@ export function startLoadServer(
       flags: opts.flags,
       keepLines: opts.keepLines ?? 2_000,
       timeoutMs: opts.timeoutMs,
+      root: opts.root,
     },
   );
 }

@@ -1,7 +1,7 @@
 /**
  * `deno run -A bench/experiments/cycle_ab.ts [--images N] [--cycles N] [--rounds N]
  *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...
- *   [--a-servers N] [--b-servers N]`:
+ *   [--a-servers N] [--b-servers N] [--a-root DIR] [--b-root DIR]`:
  * the HTTP annotator cycle of two server configurations, paired.
  *
  * Starts two servers on one database (production settings, each its own process, with its own
@@ -9,7 +9,9 @@
  * `--images` each, and runs `--rounds` rounds of `--cycles` cycles on each at `--concurrency`
  * annotators (claim -> submit one bbox, the bench's load generator), in the order A B B A A B ...
  * `--b-servers 2` runs side B on two server processes (the load generator's two Workers each
- * on one of them, same dataset): whether more processes beat one.
+ * on one of them, same dataset): whether more processes beat one. `--a-root DIR` runs side A
+ * from another checkout (a worktree of another commit, with `deno install` run in it): two
+ * versions of the code on one database, migrated by this checkout.
  * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
  * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
  */
@@ -35,8 +37,20 @@ const cycles = flag("--cycles", 3_000);
 const rounds = flag("--rounds", 6);
 const concurrency = flag("--concurrency", 32);
 const configs = [
-  { name: "A", env: envOf("--a"), flags: all("--a-flag"), servers: flag("--a-servers", 1) },
-  { name: "B", env: envOf("--b"), flags: all("--b-flag"), servers: flag("--b-servers", 1) },
+  {
+    name: "A",
+    env: envOf("--a"),
+    flags: all("--a-flag"),
+    servers: flag("--a-servers", 1),
+    root: all("--a-root")[0],
+  },
+  {
+    name: "B",
+    env: envOf("--b"),
+    flags: all("--b-flag"),
+    servers: flag("--b-servers", 1),
+    root: all("--b-root")[0],
+  },
 ];
 
 /**
@@ -88,14 +102,21 @@ try {
     n: number;
   })[] = [];
   for (const c of configs) {
-    const server = await startLoadServer({ databaseUrl: db.url, env: c.env, flags: c.flags });
+    const server = await startLoadServer({
+      databaseUrl: db.url,
+      env: c.env,
+      flags: c.flags,
+      root: c.root,
+    });
     const admin = await adminToken(server.url);
     const datasetId = await createDataset(server.url, admin, `cycle-ab-${c.name}`);
     await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, c.name, 1, images]);
     const tokens = await createAnnotators(server.url, admin, concurrency, `cycle-ab-${c.name}`);
     const extra = [];
     for (let i = 1; i < c.servers; i++) {
-      extra.push(await startLoadServer({ databaseUrl: db.url, env: c.env, flags: c.flags }));
+      extra.push(
+        await startLoadServer({ databaseUrl: db.url, env: c.env, flags: c.flags, root: c.root }),
+      );
     }
     sides.push({
       ...c,

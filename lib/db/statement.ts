@@ -50,7 +50,9 @@ export function bind<P extends object>(s: Statement<P, unknown>, params: P): unk
  */
 export function compile(source: string, file = "(inline)"): { text: string; params: string[] } {
   const params: string[] = [];
-  let out = "";
+  // Pieces joined once at the end: appending them one by one would leave a deep rope
+  // (ConsString) that V8 walks again each time postgres.js hashes the text.
+  const out: string[] = [];
   let i = 0;
   const n = source.length;
   while (i < n) {
@@ -94,12 +96,12 @@ export function compile(source: string, file = "(inline)"): { text: string; para
       const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(source.slice(i + 1))![0];
       let k = params.indexOf(name);
       if (k < 0) k = params.push(name) - 1;
-      out += `$${k + 1}`;
+      out.push(`$${k + 1}`);
       i += 1 + name.length;
       continue;
     }
-    out += source.slice(i, end);
+    out.push(source.slice(i, end));
     i = end;
   }
-  return { text: out, params };
+  return { text: out.join(""), params };
 }
