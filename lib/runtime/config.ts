@@ -45,7 +45,8 @@ export const EnvSchema = z.object({
 
   /** Where the embedded development database (and other local state) lives. */
   DATA_DIR: z.string().min(1).default(".data"),
-  EMBEDDED_DB_PORT: intFrom(1, 65535).default(54329),
+  /** Unset: chosen per data directory and remembered (lib/runtime/embedded_pg.ts). */
+  EMBEDDED_DB_PORT: intFrom(1, 65535).optional(),
 
   BODY_LIMIT_BYTES: intFrom(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   REQUEST_TIMEOUT_MS: intFrom(100, 3_600_000).default(30_000),
@@ -100,7 +101,8 @@ export interface Config {
     sslRootCert: string | undefined;
   };
   dataDir: string;
-  embeddedDbPort: number;
+  /** Undefined: the port DATA_DIR/postgres.port remembers, or the first free one from 54329. */
+  embeddedDbPort: number | undefined;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
