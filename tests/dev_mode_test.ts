@@ -246,6 +246,64 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "two clones at once: each its own embedded PostgreSQL, port and dev-admin",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const clones = await Promise.all(
+      [0, 1].map(() => Deno.makeTempDir({ prefix: "annotation-clone-" })),
+    );
+    const devs: Dev[] = [];
+    try {
+      for (const cwd of clones) await Deno.chmod(cwd, 0o755);
+      // No EMBEDDED_DB_PORT: each picks a free port for its own .data and remembers it.
+      const env = { APP_ENV: "development", HOST: "127.0.0.1", PORT: "0", LOG_LEVEL: "info" };
+      devs.push(...clones.map((cwd) => startDev(cwd, env)));
+      const listening = await Promise.all(devs.map((dev) => waitForListening(dev, 90_000)));
+      const started = devs.map((dev) => logLine(dev, "embedded PostgreSQL started"));
+      assert.ok(started.every(Boolean), devs.map((d) => d.lines.join("\n")).join("\n----\n"));
+      const [a, b] = started.map((line) => line!);
+      assert.notEqual(a.port, b.port);
+      assert.notEqual(a.data_dir, b.data_dir);
+      for (const [i, cwd] of clones.entries()) {
+        assert.equal(
+          await Deno.readTextFile(`${cwd}/.data/postgres.port`),
+          `${started[i]!.port}\n`,
+        );
+      }
+      // Each printed a key of its own, good on its own server only.
+      const keys = devs.map((dev) => KEY_BANNER.exec(dev.lines.join("\n"))?.[1]);
+      assert.ok(keys.every(Boolean), "both printed a dev-admin key");
+      const urls = listening.map((l) => String(l.url).replace("localhost", "127.0.0.1"));
+      const token = async (url: string, key: string) => {
+        const res = await fetch(`${url}/api/v1/auth/token`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ api_key: key }),
+        });
+        await res.body?.cancel();
+        return res.status;
+      };
+      assert.deepEqual(
+        [
+          await token(urls[0], keys[0]!),
+          await token(urls[1], keys[1]!),
+          await token(urls[1], keys[0]!),
+        ],
+        [200, 200, 401],
+      );
+      for (const dev of devs) assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+    } finally {
+      for (const dev of devs) await stop(dev).catch(() => dev.child.kill("SIGKILL"));
+      for (const cwd of clones) {
+        await stopOrphanedPostgres(`${cwd}/.data/postgres`);
+        await Deno.remove(cwd, { recursive: true });
+      }
+    }
+  },
+});
+
 /** `deno task <args>` with the project's deno.json (or `config`), `env` only, in `cwd`. */
 async function task(
   args: string[],

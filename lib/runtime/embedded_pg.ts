@@ -315,7 +315,12 @@ export function causeFromLog(lines: string[]): string {
 const decoder = new TextDecoder();
 
 /** Runs initdb (as `who`, when set) for an empty `dataDir`. */
-async function initdb(bin: string, dataDir: string, who: RunAs | undefined): Promise<void> {
+async function initdb(
+  bin: string,
+  dataDir: string,
+  who: RunAs | undefined,
+  throwaway: boolean,
+): Promise<void> {
   // Readable by `who`, next to the data (its parent is enterable: checked or owned); the
   // password is no secret (see USER/PASSWORD), the file only feeds initdb.
   const pwfile = `${dirname(dataDir)}/.pg-password-${crypto.randomUUID().slice(0, 8)}`;
@@ -334,6 +339,8 @@ async function initdb(bin: string, dataDir: string, who: RunAs | undefined): Pro
         "--locale-provider=builtin",
         "--builtin-locale=C.UTF-8",
         "--locale=C",
+        // A throwaway cluster need not wait for its files to reach the disk.
+        ...(throwaway ? ["--no-sync"] : []),
       ],
       ...who,
       // The child changes to its working directory after taking `who`'s uid: "/" is open to it.
@@ -361,6 +368,8 @@ export interface ClusterOptions {
   port: number;
   /** Extra `postgres -c` settings, e.g. `{ fsync: "off" }` for throwaway clusters. */
   settings?: Record<string, string>;
+  /** Deleted after use: initdb skips its final sync. */
+  throwaway?: boolean;
 }
 
 /** How long a start may take: crash recovery after `crash()` replays the WAL first. */
@@ -402,7 +411,9 @@ export class Cluster {
       await Deno.mkdir(dir, { recursive: true });
       place = { dataDir: await Deno.realPath(dir) };
     }
-    if (!(await exists(`${place.dataDir}/PG_VERSION`))) await initdb(bin, place.dataDir, who);
+    if (!(await exists(`${place.dataDir}/PG_VERSION`))) {
+      await initdb(bin, place.dataDir, who, opts.throwaway ?? false);
+    }
     return new Cluster(
       dir,
       place.dataDir,
@@ -662,28 +673,25 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const persistent = opts.persistent ?? true;
   await Deno.mkdir(dirname(dir), { recursive: true });
   const lock = await Deno.open(`${dir}.lock`, { create: true, write: true });
-  let server: EmbeddedServer;
   try {
     await lock.lock(true);
-    server = await startLocked(dir, persistent, opts);
+    const server = await startLocked(dir, persistent, opts);
+    // Under the lock too: two processes creating it at once would collide (23505).
+    const admin = postgres(server.urlFor("postgres"), { max: 1, onnotice: () => {} });
+    try {
+      const [found] = await admin`SELECT 1 FROM pg_database WHERE datname = ${opts.database}`;
+      if (!found) await admin.unsafe(`CREATE DATABASE "${opts.database.replaceAll('"', '""')}"`);
+    } catch (e) {
+      await server.stop();
+      throw e;
+    } finally {
+      await admin.end();
+    }
+    return server;
   } finally {
     lock.close();
     if (!persistent) await Deno.remove(`${dir}.lock`).catch(() => {});
   }
-  const admin = postgres(server.urlFor("postgres"), { max: 1, onnotice: () => {} });
-  try {
-    const [found] = await admin`SELECT 1 FROM pg_database WHERE datname = ${opts.database}`;
-    if (!found) await admin.unsafe(`CREATE DATABASE "${opts.database.replaceAll('"', '""')}"`);
-  } catch (e) {
-    // 42P04 duplicate_database: another process created it meanwhile.
-    if ((e as { code?: string }).code !== "42P04") {
-      await server.stop();
-      throw e;
-    }
-  } finally {
-    await admin.end();
-  }
-  return server;
 }
 
 async function startLocked(
@@ -729,7 +737,8 @@ async function startLocked(
       });
     }
   }
-  let cluster = await Cluster.prepare({ dir, port, settings: opts.settings });
+  const throwaway = !persistent;
+  let cluster = await Cluster.prepare({ dir, port, settings: opts.settings, throwaway });
   for (let attempt = 1;; attempt++) {
     try {
       await cluster.start();
@@ -742,6 +751,7 @@ async function startLocked(
           dir,
           port: firstFreePort(cluster.port + 1),
           settings: opts.settings,
+          throwaway,
         });
         continue;
       }

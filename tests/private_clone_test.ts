@@ -1,0 +1,147 @@
+/**
+ * Root in a clone under /root (mode 700), as in containers and CI shells: the embedded
+ * PostgreSQL runs as user `postgres`, which cannot enter it, so lib/runtime/embedded_pg.ts keeps
+ * the binaries and the data in ROOT_STATE_DIR. Every command a newcomer runs first must work
+ * there: `deno task dev`, `db:status`, `user:create` and `deno task test`.
+ */
+import assert from "node:assert/strict";
+import { ROOT_STATE_DIR } from "../lib/runtime/embedded_pg.ts";
+import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
+
+const decoder = new TextDecoder();
+
+/** This checkout's files, node_modules included (hard links where possible), into `to`. */
+async function copyCheckout(to: string): Promise<void> {
+  for await (const entry of Deno.readDir(ROOT_DIR)) {
+    if ([".git", ".data", "dist"].includes(entry.name)) continue;
+    const from = `${ROOT_DIR}/${entry.name}`;
+    let out = await new Deno.Command("cp", { args: ["-al", from, to], stderr: "piped" }).output();
+    if (!out.success) {
+      // Another file system: copy.
+      await Deno.remove(`${to}/${entry.name}`, { recursive: true }).catch(() => {});
+      out = await new Deno.Command("cp", { args: ["-a", from, to], stderr: "piped" }).output();
+    }
+    assert.ok(out.success, decoder.decode(out.stderr));
+  }
+}
+
+async function task(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", ...args],
+    cwd,
+    clearEnv: true,
+    env: { ...baseEnv(), ...env },
+    stdin: "null",
+    signal: AbortSignal.timeout(180_000),
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "as root in a clone under /root (mode 700): dev, db:status, user:create and test run",
+  ignore: Deno.uid() !== 0,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const clone = await Deno.makeTempDir({ dir: "/root", prefix: "annotation-clone-" });
+    await Deno.chmod(clone, 0o700);
+    // This test proves the copy of the binaries, so it starts without one (a cache, made again).
+    const binaries = async () =>
+      (await Array.fromAsync(Deno.readDir(ROOT_STATE_DIR)).catch(() => []))
+        .filter((e) => e.name.startsWith("postgres-"))
+        .map((e) => `${ROOT_STATE_DIR}/${e.name}`);
+    for (const dir of await binaries()) await Deno.remove(dir, { recursive: true });
+    let kept: string | undefined;
+    try {
+      await copyCheckout(clone);
+
+      await t.step("deno task dev: listens, with a dev-admin key that works", async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["task", "-q", "dev"],
+          cwd: clone,
+          clearEnv: true,
+          env: { ...baseEnv(), HOST: "127.0.0.1", PORT: "0" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const lines: string[] = [];
+        const read = async (stream: ReadableStream<Uint8Array>) => {
+          for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+            lines.push(...chunk.split("\n"));
+          }
+        };
+        const done = Promise.all([read(child.stdout), read(child.stderr)]);
+        let exited = false;
+        child.status.then(() => exited = true);
+        const deadline = Date.now() + 120_000;
+        const find = (msg: string) =>
+          lines.map((l) => {
+            try {
+              return JSON.parse(l);
+            } catch {
+              return undefined;
+            }
+          }).find((l) => l?.msg === msg);
+        while (!find("listening") && !exited && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        try {
+          const listening = find("listening");
+          assert.ok(listening, lines.join("\n"));
+          const key = /\(shown once\):\s+(ak_\S+)/.exec(lines.join("\n"))?.[1];
+          assert.ok(key, lines.join("\n"));
+          const res = await fetch(
+            `${listening.url.replace("localhost", "127.0.0.1")}/api/v1/auth/token`,
+            {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ api_key: key }),
+            },
+          );
+          assert.equal(res.status, 200);
+          await res.body?.cancel();
+          assert.doesNotMatch(lines.join("\n"), /EPERM|Permission denied/);
+          kept = await Deno.realPath(`${clone}/.data/postgres`);
+          assert.ok(kept.startsWith(`${ROOT_STATE_DIR}/data-`), kept);
+          assert.equal((await binaries()).length, 1, "the binaries were copied out of /root");
+        } finally {
+          if (!exited) child.kill("SIGTERM");
+          const status = await child.status;
+          await done;
+          assert.equal(status.code, 0, lines.join("\n"));
+        }
+      });
+
+      await t.step("deno task db:status: the same database, nothing pending", async () => {
+        const res = await task(clone, ["db:status"]);
+        assert.equal(res.code, 0, res.stderr);
+        assert.match(res.stdout, /^Pending: 0$/m);
+      });
+
+      await t.step("deno task user:create: a key on stdout", async () => {
+        const res = await task(clone, ["user:create", "alice", "annotator"]);
+        assert.equal(res.code, 0, res.stderr);
+        assert.match(res.stdout.trim(), /^ak_\S+$/);
+      });
+
+      await t.step("deno task test: a test file against a throwaway cluster", async () => {
+        const res = await task(clone, ["test", "tests/limits_test.ts"]);
+        const output = res.stdout + res.stderr;
+        assert.equal(res.code, 0, output);
+        assert.match(output, /\bok \| \d+ passed .*\| 0 failed/);
+        const leftovers = (await Array.fromAsync(Deno.readDir(`${clone}/.data`)))
+          .filter((e) => e.name.startsWith("test-postgres-"));
+        assert.deepEqual(leftovers, [], "the throwaway cluster is gone");
+      });
+    } finally {
+      await Deno.remove(clone, { recursive: true }).catch(() => {});
+      if (kept) await Deno.remove(kept, { recursive: true }).catch(() => {});
+      for (const dir of await binaries()) await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
