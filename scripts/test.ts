@@ -7,7 +7,11 @@
  * from it (tests/harness.ts), so files run in parallel and never share state.
  */
 import postgres from "postgres";
-import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
+import {
+  EmbeddedPostgresError,
+  freePort,
+  startEmbeddedPostgres,
+} from "../lib/runtime/embedded_pg.ts";
 import { dbmate } from "../lib/db/migrate.ts";
 
 function withDatabase(url: string, database: string): string {
@@ -34,6 +38,11 @@ if (!serverUrl) {
       full_page_writes: "off",
       max_connections: "300",
     },
+  }).catch((e) => {
+    // Why it cannot run here, in one line (lib/runtime/embedded_pg.ts), not a stack trace.
+    if (!(e instanceof EmbeddedPostgresError)) throw e;
+    console.error(`error: ${e.message}`);
+    Deno.exit(1);
   });
   serverUrl = server.url;
   stopEmbedded = server.stop;

@@ -134,8 +134,10 @@ Deno.test({
   name: "PostgreSQL over TLS: require, verify-full, wrong CA, wrong host name, no TLS",
   ignore: !OPENSSL,
   async fn(t) {
-    const dir = `${Deno.cwd()}/.data/tls-test-${crypto.randomUUID().slice(0, 8)}`;
-    await Deno.mkdir(dir, { recursive: true });
+    // Not under .data/: as root, PostgreSQL (user postgres) reads these files, and a checkout
+    // under /root is closed to it.
+    const dir = await Deno.makeTempDir({ prefix: "tls-test-" });
+    await Deno.chmod(dir, 0o755);
     let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
     try {
       await makeCertificates(dir);
