@@ -9,7 +9,7 @@
  * (if this process started it) stops, and the process exits 0 — or 1 if requests were cut off.
  */
 import { createApp } from "./lib/http/app.ts";
-import { bootstrapUsers, withJwtSecret } from "./lib/runtime/bootstrap.ts";
+import { bootstrapUsers, devAdminBanner, withJwtSecret } from "./lib/runtime/bootstrap.ts";
 import { type Config, ConfigError, loadConfig } from "./lib/runtime/config.ts";
 import { connect, type Db } from "./lib/db/pool.ts";
 import { type OpenDatabase, openDatabaseUrl } from "./lib/runtime/dev_database.ts";
@@ -63,22 +63,70 @@ async function main(config: Config, log: Logger, running: Running, flags: { stop
     log.info("migrations up to date", { applied: applied.length });
   }
 
-  await bootstrapUsers(db, config, log);
   if (flags.stopping) return;
 
   const app = createApp({ db, config, log, shuttingDown: () => flags.stopping });
-  running.server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ port }) => {
-      const host = config.host === "0.0.0.0" ? "localhost" : config.host;
-      log.info("listening", {
-        url: `http://${host}:${port}`,
-        spec: `http://${host}:${port}${SPEC_PAGE_PATH}`,
-        database: describeDatabase(databaseUrl),
-      });
-    },
-  }, app.fetch);
+  // The port is bound before the first admin is made: a start that cannot listen stops here,
+  // before a dev-admin key exists, so it never shows a key that the next start (finding a user)
+  // would not show again. Requests that arrive meanwhile wait for the admins to be in place.
+  let admitted = false;
+  let admit!: () => void;
+  const bootstrapped = new Promise<void>((resolve) => admit = resolve);
+  running.server = listen(
+    config,
+    (req, info) => admitted ? app.fetch(req, info) : bootstrapped.then(() => app.fetch(req, info)),
+  );
+  let devAdminKey: string | undefined;
+  try {
+    devAdminKey = await bootstrapUsers(db, config, log);
+  } finally {
+    admitted = true;
+    admit();
+  }
+  const { port } = running.server.addr as Deno.NetAddr;
+  const host = config.host === "0.0.0.0" ? "localhost" : config.host;
+  const url = `http://${host}:${port}`;
+  if (!flags.stopping) {
+    log.info("listening", {
+      url,
+      spec: `${url}${SPEC_PAGE_PATH}`,
+      database: describeDatabase(databaseUrl),
+    });
+  }
+  // Even while a shutdown begins: the key exists now, and this is its only copy.
+  if (devAdminKey) console.log(devAdminBanner(devAdminKey, url));
+}
+
+/** The HTTP server on HOST:PORT, or an error that names them and what to do. */
+function listen(
+  config: Config,
+  handler: (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>,
+): Deno.HttpServer {
+  const where = `${config.host}:${config.port}`;
+  try {
+    return Deno.serve({ hostname: config.host, port: config.port, onListen: () => {} }, handler);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `cannot listen on ${where}: port ${config.port} is in use by another program ` +
+          `(PORT=${config.port}): stop it, or set PORT to a free port, e.g. ` +
+          `PORT=${config.port === 65535 ? 8001 : config.port + 1}`,
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Error(
+        `cannot listen on ${where}: permission denied (PORT=${config.port}; ports below 1024 ` +
+          `need privileges): set PORT to 1024 or above`,
+      );
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(
+        `cannot listen on ${where}: ${config.host} is not an address of this machine ` +
+          `(HOST=${config.host}): set HOST to 0.0.0.0 (every interface) or 127.0.0.1`,
+      );
+    }
+    throw e;
+  }
 }
 
 /** The graceful shutdown; a second signal while it runs changes nothing. */

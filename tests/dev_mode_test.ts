@@ -9,6 +9,7 @@
  *   `deno task db:new` in a copy of the project, so no file lands in db/migrations/.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { freePort } from "../lib/runtime/embedded_pg.ts";
 import { createEmptyDb } from "./harness.ts";
 import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
@@ -300,6 +301,75 @@ Deno.test({
         await stopOrphanedPostgres(`${cwd}/.data/postgres`);
         await Deno.remove(cwd, { recursive: true });
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a busy PORT: start-up stops naming it, before any dev-admin exists; the next start shows the key",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const cwd = await Deno.makeTempDir({ prefix: "annotation-busy-port-" });
+    const db = await createEmptyDb();
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (taken.addr as Deno.NetAddr).port;
+    // Development on an empty database: migrated at start-up, then a dev-admin is due.
+    const env = {
+      APP_ENV: "development",
+      DATABASE_URL: db.url,
+      HOST: "127.0.0.1",
+      PORT: `${port}`,
+    };
+    let dev: Dev | undefined;
+    try {
+      dev = startDev(cwd, env);
+      const code = await dev.exited;
+      const output = dev.lines.join("\n");
+      assert.equal(code, 1, output);
+      const failed = logLine(dev, "start-up failed");
+      assert.equal(
+        failed?.error,
+        `cannot listen on 127.0.0.1:${port}: port ${port} is in use by another program ` +
+          `(PORT=${port}): stop it, or set PORT to a free port, e.g. PORT=${port + 1}`,
+        output,
+      );
+      assert.doesNotMatch(output, /Created development admin|ak_/);
+      const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+      try {
+        assert.deepEqual([...await sql`SELECT name FROM users`], [], "no admin was created");
+      } finally {
+        await sql.end();
+      }
+
+      taken.close();
+      dev = startDev(cwd, env);
+      const listening = await waitForListening(dev, 60_000);
+      const banner = KEY_BANNER.exec(dev.lines.join("\n"));
+      assert.ok(banner, dev.lines.join("\n"));
+      // The curl line names the port the server listens on.
+      assert.ok(
+        dev.lines.join("\n").includes(`curl -s -X POST ${listening.url}/api/v1/auth/token`),
+        dev.lines.join("\n"),
+      );
+      const res = await fetch(`${listening.url}/api/v1/auth/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ api_key: banner[1] }),
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+    } finally {
+      try {
+        taken.close();
+      } catch {
+        // Closed above.
+      }
+      if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
+      await db.close();
+      await Deno.remove(cwd, { recursive: true });
     }
   },
 });

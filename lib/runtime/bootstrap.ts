@@ -43,9 +43,14 @@ export async function withJwtSecret(config: Config): Promise<Config> {
 
 /**
  * ADMIN_API_KEY makes sure an admin with that key exists (idempotent). In development, an empty
- * database gets an admin whose key is printed once.
+ * database gets an admin "dev-admin": its new API key is returned, for the caller to show once
+ * the server listens (`devAdminBanner`); undefined otherwise.
  */
-export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promise<void> {
+export async function bootstrapUsers(
+  db: Db,
+  config: Config,
+  log: Logger,
+): Promise<string | undefined> {
   if (config.auth.adminApiKey) {
     const hash = await hashApiKey(config.auth.adminApiKey);
     let admin: Awaited<ReturnType<typeof users.ensureAdmin>>;
@@ -68,7 +73,7 @@ export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promi
       });
     }
     log.info("admin from ADMIN_API_KEY ensured", { user_id: admin.id, name: admin.name });
-    return;
+    return undefined;
   }
   if (config.env === "development" && !(await users.anyUserExists(db))) {
     const apiKey = newApiKey();
@@ -77,13 +82,17 @@ export async function bootstrapUsers(db: Db, config: Config, log: Logger): Promi
       role: "admin",
       api_key_hash: await hashApiKey(apiKey),
     });
-    if (admin) {
-      // Printed once, on purpose, outside the structured log: it is the only copy of the key.
-      console.log(
-        `\nCreated development admin "dev-admin". Its API key (shown once):\n\n  ${apiKey}\n\n` +
-          `Get a token: curl -s -X POST localhost:${config.port}/api/v1/auth/token ` +
-          `-H 'content-type: application/json' -d '{"api_key":"${apiKey}"}'\n`,
-      );
-    }
+    if (admin) return apiKey;
   }
+  return undefined;
+}
+
+/**
+ * The dev-admin's key with a curl line for the server at `url`. Printed once, on purpose outside
+ * the structured log: it is the only copy of the key.
+ */
+export function devAdminBanner(apiKey: string, url: string): string {
+  return `\nCreated development admin "dev-admin". Its API key (shown once):\n\n  ${apiKey}\n\n` +
+    `Get a token: curl -s -X POST ${url}/api/v1/auth/token ` +
+    `-H 'content-type: application/json' -d '{"api_key":"${apiKey}"}'\n`;
 }
