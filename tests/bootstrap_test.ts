@@ -4,7 +4,7 @@ import { bootstrapUsers, withJwtSecret } from "../lib/runtime/bootstrap.ts";
 import { ConfigError } from "../lib/runtime/config.ts";
 import { createLogger } from "../lib/runtime/log.ts";
 import { createTestApp, testConfig } from "./harness.ts";
-import { expectStartFailure } from "../testkit/process.ts";
+import { expectStartFailure, ROOT_DIR } from "../testkit/process.ts";
 
 const KEY = "ak_bootstrap_test_admin_key_0123456789abcdef";
 
@@ -126,6 +126,55 @@ Deno.test("the kept JWT secret (DATA_DIR/jwt-secret)", async (t) => {
       assert.equal(code, 1, output);
       assert.ok(output.includes(`${path}: the JWT secret kept there is only 9 bytes`), output);
       assert.doesNotMatch(output, /Uncaught|at async|\.ts:\d+/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("processes started together without AUTH_JWT_SECRET all sign with one secret", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "annotation-secret-race-" });
+  try {
+    await t.step("calls at once in one process, twenty rounds", async () => {
+      for (let round = 0; round < 20; round++) {
+        const config = testConfig({ AUTH_JWT_SECRET: "", DATA_DIR: `${dir}/round-${round}` });
+        const secrets = await Promise.all(
+          Array.from({ length: 8 }, () => withJwtSecret(config).then((c) => c.auth.jwtSecret)),
+        );
+        assert.equal(new Set(secrets).size, 1, `round ${round}: ${secrets.join(", ")}`);
+        const kept = await Deno.readTextFile(`${dir}/round-${round}/jwt-secret`);
+        assert.equal(kept, `${secrets[0]}\n`);
+        const files = (await Array.fromAsync(Deno.readDir(`${dir}/round-${round}`)))
+          .map((e) => e.name);
+        assert.deepEqual(files, ["jwt-secret"], "no partial files left");
+      }
+    });
+
+    await t.step("four processes at once", async () => {
+      const dataDir = `${dir}/processes`;
+      const script = `
+        import { withJwtSecret } from "${ROOT_DIR}/lib/runtime/bootstrap.ts";
+        import { parseConfig } from "${ROOT_DIR}/lib/runtime/config.ts";
+        const config = parseConfig({ APP_ENV: "development", DATA_DIR: ${
+        JSON.stringify(dataDir)
+      } });
+        console.log((await withJwtSecret(config)).auth.jwtSecret);
+      `;
+      const outputs = await Promise.all(
+        [1, 2, 3, 4].map(() =>
+          new Deno.Command(Deno.execPath(), {
+            args: ["eval", `--config=${ROOT_DIR}/deno.json`, script],
+            stdout: "piped",
+            stderr: "piped",
+          }).output()
+        ),
+      );
+      const secrets = outputs.map((o) => {
+        assert.ok(o.success, new TextDecoder().decode(o.stderr));
+        return new TextDecoder().decode(o.stdout).trim();
+      });
+      assert.equal(new Set(secrets).size, 1, secrets.join(", "));
+      assert.equal(await Deno.readTextFile(`${dataDir}/jwt-secret`), `${secrets[0]}\n`);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -14,21 +14,31 @@ const MIN_SECRET_BYTES = 32;
  * AUTH_JWT_SECRET.) A kept secret that is empty or shorter than 32 bytes (truncated, or written
  * by hand) stops start-up with a ConfigError naming the file, rather than crashing later or
  * signing tokens with a weak key.
+ *
+ * Processes starting together (two dev servers behind a proxy) must end up with one secret, or
+ * one rejects the other's tokens: the file appears whole or not at all (written under a name of
+ * its own, then hard-linked into place, which fails when the name exists), and a process that
+ * finds it there reads the winner's secret instead of keeping its own.
  */
 export async function withJwtSecret(config: Config): Promise<Config> {
   if (config.auth.jwtSecret) return config;
   if (config.env === "production") throw new Error("AUTH_JWT_SECRET is required in production");
   const path = `${config.dataDir}/jwt-secret`;
-  let secret: string;
-  try {
-    secret = (await Deno.readTextFile(path)).trim();
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
+  const read = async () => {
+    try {
+      return (await Deno.readTextFile(path)).trim();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
       throw new ConfigError([`${path}: cannot read the JWT secret: ${(e as Error).message}`]);
     }
-    secret = newJwtSecret();
+  };
+  let secret = await read();
+  if (secret === undefined) {
     await Deno.mkdir(config.dataDir, { recursive: true });
-    await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+    secret = await keepNewSecret(path) ?? await read();
+    if (secret === undefined) {
+      throw new ConfigError([`${path}: the JWT secret vanished while it was being kept`]);
+    }
   }
   const bytes = new TextEncoder().encode(secret).length;
   if (bytes < MIN_SECRET_BYTES) {
@@ -39,6 +49,30 @@ export async function withJwtSecret(config: Config): Promise<Config> {
     ]);
   }
   return { ...config, auth: { ...config.auth, jwtSecret: secret } };
+}
+
+/** A new secret at `path`, or undefined when another process put one there first. */
+async function keepNewSecret(path: string): Promise<string | undefined> {
+  const secret = newJwtSecret();
+  const partial = `${path}.${crypto.randomUUID()}`;
+  await Deno.writeTextFile(partial, secret + "\n", { mode: 0o600, createNew: true });
+  try {
+    await Deno.link(partial, path);
+    return secret;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return undefined;
+    // A file system without hard links: create it exclusively instead (a reader that comes
+    // within the microseconds before the write finds it empty and says so).
+    try {
+      await Deno.writeTextFile(path, secret + "\n", { mode: 0o600, createNew: true });
+      return secret;
+    } catch (again) {
+      if (again instanceof Deno.errors.AlreadyExists) return undefined;
+      throw e;
+    }
+  } finally {
+    await Deno.remove(partial).catch(() => {});
+  }
 }
 
 /**
