@@ -12,7 +12,7 @@ import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/runtime/local
 import { silentLogger } from "../lib/runtime/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";
 import { testConfig } from "./harness.ts";
-import { ROOT_DIR } from "../testkit/process.ts";
+import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
 import { compileArgs, OUTPUT } from "../scripts/compile.ts";
 
 const read = (path: string) => Deno.readTextFileSync(`${ROOT_DIR}/${path}`);
@@ -398,4 +398,36 @@ exit 0
     assert.match(r.text, /ERROR: deno on PATH is 2\.0\.0 .* not the pinned/);
     assert.doesNotMatch(r.text, /now: /);
   });
+});
+
+/** `deno install` in a new directory holding only `config` and the lock file: its output. */
+async function freshInstall(config: string): Promise<{ code: number; output: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "annotation-install-" });
+  try {
+    await Deno.writeTextFile(`${dir}/deno.json`, config);
+    await Deno.copyFile(`${ROOT_DIR}/deno.lock`, `${dir}/deno.lock`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["install", "--frozen"],
+      cwd: dir,
+      clearEnv: true,
+      env: baseEnv(),
+    }).output();
+    const decoder = new TextDecoder();
+    return { code: out.code, output: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("the first deno install in a fresh clone asks nobody to approve build scripts", async () => {
+  const config = read("deno.json");
+  const fresh = await freshInstall(config);
+  assert.equal(fresh.code, 0, fresh.output);
+  assert.doesNotMatch(fresh.output, /Ignored build scripts|approve-scripts/, fresh.output);
+
+  // Without the decision in deno.json, the warning is back: the check above can fail.
+  const undecided = structuredClone(denoJson);
+  undecided.allowScripts = undecided.allowScripts.allow;
+  const warned = await freshInstall(JSON.stringify(undecided));
+  assert.match(warned.output, /Ignored build scripts for packages:[│\s]+npm:@scarf\/scarf@/);
 });
