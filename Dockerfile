@@ -14,16 +14,18 @@ RUN chown deno:deno /app
 USER deno
 ENV DENO_NO_UPDATE_CHECK=1
 
-# Dependencies first, in their own layer, rebuilt only when deno.json or deno.lock change.
-# `deno install` fills node_modules/ from the lock file, including dbmate's native binary for
-# this platform, which `deno task db:migrate` runs. It installs every import of deno.json, so
-# the development-only packages (embedded-postgres, playwright-core) come too: the server never
-# loads them (lib/runtime/dev_database.ts imports embedded-postgres only when no database is configured,
-# which production refuses).
-COPY --chown=deno:deno deno.json deno.lock ./
-RUN deno install --frozen
-
+# Only the npm packages production needs (scripts/production_packages.ts): those the server and
+# the db:* and user:create tasks import, and dbmate, which db:migrate runs. Not the development
+# ones in deno.json (embedded-postgres and its PostgreSQL binaries, playwright-core, pg-boss,
+# fast-check). `--entrypoint` with lazy caching installs what those files import, so the source
+# is copied first: a source change reinstalls them (a few MB, from the lock file). Then
+# nodeModulesDir becomes "manual": `deno task` and `deno run` use node_modules as built and never
+# install the rest at run time. tests/deploy_files_test.ts runs this step and checks the result.
 COPY --chown=deno:deno . .
+RUN deno install --frozen --unstable-npm-lazy-caching \
+      --entrypoint main.ts scripts/db.ts scripts/user.ts npm:dbmate@2.24.0 \
+  && sed -i 's/"nodeModulesDir": "auto"/"nodeModulesDir": "manual"/' deno.json \
+  && grep -q '"nodeModulesDir": "manual"' deno.json
 RUN deno cache --frozen main.ts scripts/db.ts scripts/user.ts
 
 ENV APP_ENV=production

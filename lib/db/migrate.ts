@@ -10,7 +10,8 @@ import {
 import type { Db } from "./query.ts";
 
 export const MIGRATIONS_DIR = new URL("../../db/migrations/", import.meta.url);
-const DBMATE = "npm:dbmate@2.24.0";
+/** The dbmate the project runs (deno run npm:…); the Docker image installs the same. */
+export const DBMATE = "npm:dbmate@2.24.0";
 /**
  * dbmate runs with this project's deno.json, so its lock file and node_modules (`deno install`)
  * resolve it wherever the caller's working directory is: without them, deno asks the registry
