@@ -125,15 +125,18 @@ export interface Auth {
 
 export function createAuth(db: Db, config: Config["auth"]): Auth {
   if (!config.jwtSecret) throw new Error("createAuth: no JWT secret");
-  const secret = encoder.encode(config.jwtSecret);
   // Imported once: handing jose the raw bytes would import the key again on every request.
-  const hmacKey = crypto.subtle.importKey(
-    "raw",
-    secret,
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
+  const importHmac = (secret: string) =>
+    crypto.subtle.importKey(
+      "raw",
+      encoder.encode(secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
+  const hmacKey = importHmac(config.jwtSecret);
+  // During a rotation: tokens signed with the other secret verify too (never signed with it).
+  const acceptedKey = config.jwtAcceptedSecret ? importHmac(config.jwtAcceptedSecret) : undefined;
   // Our own tokens whose signature and claims were already checked, by their exact text (which
   // includes the signature), with their subject and expiry: a client sends the same token on
   // every request, and this skips the HMAC for all but the first. Expiry is still checked each
@@ -206,12 +209,20 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
       throw invalidToken("malformed token");
     }
     if (alg === "HS256") {
-      const { payload } = await jwtVerify(token, await hmacKey, {
+      const options = {
         algorithms: ["HS256"],
         issuer: TOKEN_ISSUER,
         audience: TOKEN_AUDIENCE,
         requiredClaims: ["sub", "exp", "iat"],
-      });
+      };
+      let verifiedJwt: Awaited<ReturnType<typeof jwtVerify>>;
+      try {
+        verifiedJwt = await jwtVerify(token, await hmacKey, options);
+      } catch (e) {
+        if (!(acceptedKey && e instanceof joseErrors.JWSSignatureVerificationFailed)) throw e;
+        verifiedJwt = await jwtVerify(token, await acceptedKey, options);
+      }
+      const { payload } = verifiedJwt;
       verified.set(token, { sub: payload.sub!, expMs: payload.exp! * 1000 });
       return await userById(payload.sub!);
     }

@@ -16,6 +16,29 @@ const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).m
 export const SSL_MODES = ["disable", "require", "verify-full"] as const;
 export type SslMode = typeof SSL_MODES[number];
 
+const secret32 = () =>
+  z.string().refine((s) => new TextEncoder().encode(s).length >= 32, "must be at least 32 bytes")
+    .optional();
+
+/**
+ * The secrets that may be given as a file instead, `<NAME>_FILE=/path` (Docker and Kubernetes
+ * secrets mount one file per secret), so the value is not in the environment: `docker inspect`,
+ * `/proc/<pid>/environ` and crash reports never show it. The file's content is the value, less
+ * its trailing line breaks.
+ */
+export const FILE_VARIABLES = [
+  "DATABASE_URL",
+  "DB_PASSWORD",
+  "AUTH_JWT_SECRET",
+  "AUTH_JWT_SECRET_ACCEPTED",
+  "ADMIN_API_KEY",
+  "METRICS_TOKEN",
+] as const;
+
+const filePaths = Object.fromEntries(
+  FILE_VARIABLES.map((name) => [`${name}_FILE`, z.string().min(1).optional()]),
+) as Record<`${typeof FILE_VARIABLES[number]}_FILE`, z.ZodOptional<z.ZodString>>;
+
 export const EnvSchema = z.object({
   APP_ENV: z.enum(["development", "test", "production"]).default("development"),
   HOST: z.string().min(1).default("0.0.0.0"),
@@ -54,10 +77,12 @@ export const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: intFrom(0, 3600).default(10),
   SHUTDOWN_DELAY_SECONDS: intFrom(0, 300).default(0),
 
-  AUTH_JWT_SECRET: z.string().refine(
-    (s) => new TextEncoder().encode(s).length >= 32,
-    "must be at least 32 bytes",
-  ).optional(),
+  AUTH_JWT_SECRET: secret32(),
+  /**
+   * Another secret whose tokens are accepted too, never used to sign: a rotation without a
+   * window of refused tokens (docs/production.md, JWT secret rotation).
+   */
+  AUTH_JWT_SECRET_ACCEPTED: secret32(),
   AUTH_TOKEN_TTL_SECONDS: intFrom(60, 7 * 86400).default(3600),
   /** How long a user's role and disabled flag may be cached: a disabled user is refused within it. */
   AUTH_USER_CACHE_SECONDS: intFrom(0, 60).default(30),
@@ -73,6 +98,8 @@ export const EnvSchema = z.object({
     (name) => !name.startsWith("idp:"),
     'must not start with "idp:" (reserved for identity-provider users)',
   ).default("admin"),
+
+  ...filePaths,
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -116,6 +143,8 @@ export interface Config {
   auth: {
     /** Undefined only outside production: the caller then generates and keeps one. */
     jwtSecret: string | undefined;
+    /** Tokens signed with this are accepted too; nothing is signed with it. */
+    jwtAcceptedSecret: string | undefined;
     tokenTtlSeconds: number;
     userCacheSeconds: number;
     /** An external identity provider whose tokens are accepted as well. */
@@ -288,6 +317,45 @@ function applyTls(
   return { mode, rootCert };
 }
 
+/**
+ * Replaces each `<NAME>_FILE` of FILE_VARIABLES in `vars` by `<NAME>` with the file's content.
+ * Returns which names came from which file, for messages. Setting both, a file that cannot be
+ * read, or an empty one is a problem (never a silent fallback to no secret).
+ */
+function readSecretFiles(vars: Record<string, string>, problems: string[]): Map<string, string> {
+  const fromFile = new Map<string, string>();
+  for (const name of FILE_VARIABLES) {
+    const path = vars[`${name}_FILE`];
+    if (path === undefined) continue;
+    if (vars[name] !== undefined) {
+      problems.push(`${name}, ${name}_FILE: both are set; set one`);
+      continue;
+    }
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch (e) {
+      const reason = e instanceof Deno.errors.NotFound
+        ? "no such file"
+        : e instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : e instanceof Deno.errors.IsADirectory
+        ? "is a directory"
+        : (e as Error).message;
+      problems.push(`${name}_FILE: cannot read ${path}: ${reason}`);
+      continue;
+    }
+    const value = text.replace(/[\r\n]+$/, "");
+    if (!value) {
+      problems.push(`${name}_FILE: ${path} is empty`);
+      continue;
+    }
+    vars[name] = value;
+    fromFile.set(name, path);
+  }
+  return fromFile;
+}
+
 /** What a process needs configured beyond the database: the server needs it all. */
 export interface ConfigNeeds {
   /** False for the database scripts (db:*, user:create), which issue no tokens. */
@@ -300,17 +368,23 @@ export function parseConfig(
   needs: ConfigNeeds = {},
 ): Config {
   // Empty strings mean "unset", as in most .env conventions.
-  const cleaned = Object.fromEntries(
+  const cleaned: Record<string, string> = Object.fromEntries(
     Object.entries(vars).filter(([, v]) => v !== undefined && v !== ""),
-  );
+  ) as Record<string, string>;
+  const problems: string[] = [];
+  const fromFile = readSecretFiles(cleaned, problems);
   const parsed = EnvSchema.safeParse(cleaned);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "(environment)"}: ${i.message}`),
+    problems.push(
+      ...parsed.error.issues.map((i) => {
+        const name = i.path.join(".") || "(environment)";
+        const file = fromFile.get(name);
+        return `${name}${file ? ` (read from ${name}_FILE=${file})` : ""}: ${i.message}`;
+      }),
     );
   }
+  if (!parsed.success || problems.length) throw new ConfigError(problems);
   const env = parsed.data;
-  const problems: string[] = [];
   // Settings that only mean something beside others: alone they would be silently ignored.
   const dbParts = ["DB_USER", "DB_HOST", "DB_NAME"].filter((k) => cleaned[k]);
   for (const k of ["DB_PASSWORD", "DB_PORT"]) {
@@ -341,6 +415,12 @@ export function parseConfig(
   }
   if (!env.AUTH_JWT_SECRET && env.APP_ENV === "production" && needs.tokens !== false) {
     problems.push("AUTH_JWT_SECRET: required in production (at least 32 bytes)");
+  }
+  if (env.AUTH_JWT_SECRET_ACCEPTED && env.AUTH_JWT_SECRET_ACCEPTED === env.AUTH_JWT_SECRET) {
+    problems.push(
+      "AUTH_JWT_SECRET_ACCEPTED: the same as AUTH_JWT_SECRET; set the other secret of the " +
+        "rotation, or unset it",
+    );
   }
   let jwks: Config["auth"]["jwks"];
   if (env.AUTH_JWKS_URL) {
@@ -381,6 +461,7 @@ export function parseConfig(
     },
     auth: {
       jwtSecret: env.AUTH_JWT_SECRET,
+      jwtAcceptedSecret: env.AUTH_JWT_SECRET_ACCEPTED,
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
       userCacheSeconds: env.AUTH_USER_CACHE_SECONDS,
       jwks,
