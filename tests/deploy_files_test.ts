@@ -531,3 +531,70 @@ Deno.test("the first deno install in a fresh clone asks nobody to approve build 
   const warned = await freshInstall(JSON.stringify(undecided));
   assert.match(warned.output, /Ignored build scripts for packages:[│\s]+npm:@scarf\/scarf@/);
 });
+
+/** The fenced code blocks of a markdown text in language `lang` (indented ones too). */
+function codeBlocks(markdown: string, lang: string): string[] {
+  const blocks: string[] = [];
+  const re = new RegExp("^( *)```" + lang + "\\n([\\s\\S]*?)^\\1```$", "gm");
+  for (const m of markdown.matchAll(re)) {
+    blocks.push(m[2].split("\n").map((l) => l.slice(m[1].length)).join("\n"));
+  }
+  return blocks;
+}
+
+Deno.test("docs/production.md's deployment examples use real variables and tasks", async (t) => {
+  const docs = read("docs/production.md");
+
+  await t.step("the ECS migration task runs db:migrate with known variables", () => {
+    const [ecs] = codeBlocks(docs, "json").map((b) => JSON.parse(b))
+      .filter((b) => b.containerDefinitions);
+    assert.ok(ecs, "an ECS task definition");
+    const [container] = ecs.containerDefinitions;
+    assert.deepEqual(container.command, ["task", "db:migrate"]);
+    assert.ok(denoJson.tasks["db:migrate"]);
+    for (const { name } of [...container.environment, ...container.secrets]) {
+      assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
+    }
+    assert.ok(!container.environment.some((e: { name: string }) => e.name === "AUTH_JWT_SECRET"));
+  });
+
+  await t.step("the Kubernetes and compose examples name known variables", () => {
+    const yaml = codeBlocks(docs, "yaml");
+    const job = yaml.find((b) => b.includes("kind: Job"));
+    assert.ok(job, "a Kubernetes Job");
+    assert.match(job, /^ *args: \["task", "db:migrate"\]$/m);
+    const names = yaml.flatMap((b) =>
+      [
+        ...b.matchAll(/^\s*- name: ([A-Z][A-Z0-9_]*)$/gm),
+        ...b.matchAll(/^\s+([A-Z][A-Z0-9_]*): \S/gm),
+      ].map((m) => m[1])
+    );
+    assert.ok(names.length >= 8, names.join());
+    for (const name of names) {
+      assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
+    }
+  });
+
+  await t.step("the derived image bakes the CA bundle in where DB_SSLROOTCERT points", () => {
+    const [derived] = codeBlocks(docs, "dockerfile");
+    assert.ok(derived, "a derived Dockerfile");
+    const lines = derived.split("\n");
+    assert.match(lines.find((l) => l.startsWith("FROM ")) ?? "", /annotation-server:/);
+    const env = Object.fromEntries(
+      lines.filter((l) => l.startsWith("ENV ")).map((l) => l.slice(4).split("=")),
+    );
+    for (const name of Object.keys(env)) assert.ok(ENV_VARS.includes(name), name);
+    assert.equal(env.DB_SSLMODE, "verify-full");
+    const copy = lines.find((l) => l.startsWith("COPY "))?.split(/\s+/);
+    assert.equal(copy?.at(-1), env.DB_SSLROOTCERT);
+    assert.match(copy?.join(" ") ?? "", /--chmod=0?4[0-4]4 /, "readable by the deno user");
+  });
+
+  await t.step("the rotation section names the variables the code reads", () => {
+    const section = docs.slice(docs.indexOf("## JWT secret rotation"));
+    for (const name of ["AUTH_JWT_SECRET", "AUTH_JWT_SECRET_ACCEPTED", "AUTH_TOKEN_TTL_SECONDS"]) {
+      assert.ok(section.includes(`\`${name}`), name);
+      assert.ok(ENV_VARS.includes(name), name);
+    }
+  });
+});
