@@ -4,7 +4,7 @@
  */
 import postgres from "postgres";
 import { dbmate } from "../lib/db/migrate.ts";
-import { Cluster as EmbeddedCluster } from "../lib/runtime/embedded_pg.ts";
+import { Cluster as EmbeddedCluster, stopOnSignals } from "../lib/runtime/embedded_pg.ts";
 
 export interface Cluster {
   port: number;
@@ -34,6 +34,8 @@ export async function startCluster(dir: string, port: number): Promise<Cluster> 
     settings: { max_connections: "400", shared_buffers: "128MB" },
   });
   await pg.start();
+  // An interrupted run leaves no server (nor its data) behind.
+  const unwatch = stopOnSignals(() => pg.destroy());
   const urlFor = (database: string) => pg.urlFor(database);
 
   return {
@@ -54,7 +56,10 @@ export async function startCluster(dir: string, port: number): Promise<Cluster> 
     stop: () => pg.stop(),
     crash: () => pg.crash(),
     start: () => pg.start(),
-    destroy: () => pg.destroy(),
+    destroy: () => {
+      unwatch();
+      return pg.destroy();
+    },
   };
 }
 

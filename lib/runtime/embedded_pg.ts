@@ -652,7 +652,12 @@ const signalListeners = SIGNAL_EXIT.map(([signal, code]) => ({
   },
 }));
 
-function watchSignals(stop: () => Promise<void>): () => void {
+/**
+ * On SIGINT, SIGTERM or SIGHUP: `stop` (with every other one registered), then exit 130, 143 or
+ * 129. The server runs in its own session, so without this a signal to this process would leave
+ * it running. Returns the function that unregisters `stop`.
+ */
+export function stopOnSignals(stop: () => Promise<void>): () => void {
   if (stopOnSignal.size === 0) {
     for (const { signal, listener } of signalListeners) Deno.addSignalListener(signal, listener);
   }
@@ -781,7 +786,7 @@ async function startLocked(
     unwatch();
     await stop();
   };
-  if (opts.stopOnSignals ?? true) unwatch = watchSignals(stop);
+  if (opts.stopOnSignals ?? true) unwatch = stopOnSignals(stop);
   return {
     url: cluster.urlFor(opts.database),
     urlFor: (database) => cluster.urlFor(database),
