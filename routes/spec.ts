@@ -54,8 +54,12 @@ function asset(name: string): Promise<Uint8Array> {
   return bytes;
 }
 
-/** Adds the spec page and its assets to `app` (the document itself is added by createApp). */
+/**
+ * Adds the spec page and its assets to `app` (the document itself is added by createApp), and
+ * sends `/` to the spec page: where the API is described, and where it lives (/api/v1).
+ */
 export function mountSpecPage(app: Router): void {
+  app.get("/", (c) => c.redirect(SPEC_PAGE_PATH, 302));
   app.get(SPEC_PAGE_PATH, (c) => c.html(PAGE));
   app.get(`${ASSET_PREFIX}:name`, async (c) => {
     const name = c.req.param("name");
