@@ -6,9 +6,11 @@ import { Batcher } from "../lib/db/batcher.ts";
 import { isInputError } from "../lib/db/pool.ts";
 import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
+import type { MediaJson } from "../schemas/media.ts";
 import * as q from "../sql/claims/queries.ts";
 import type { Principal } from "../sql/users/queries.ts";
 import { requireDataset } from "./datasets.ts";
+import { mediaOperations } from "./media.ts";
 
 /**
  * How often a claim is tried before the answer is 503 busy, and the pause before each try. A
@@ -20,8 +22,8 @@ const CLAIM_RETRY_MS = [0, 2, 10, 25, 50, 100];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A claim that is being handed out: new, or the one the caller already holds. */
-export type Claimed = Exclude<q.ClaimOutcome, { state: "conflict" }>;
+/** A claim that is being handed out (new, or the one the caller already holds), with media. */
+export type Claimed = Exclude<q.ClaimOutcome, { state: "conflict" }> & { media: MediaJson };
 
 /**
  * The error for a claim that `userId` could not use (renew, release or submit with): missing,
@@ -48,17 +50,22 @@ export interface ClaimOperations {
   /**
    * The caller's next image in the dataset (state `new`), or the live claim it already holds
    * there (`held`); `null` when nothing is left for it. 404 for an unknown dataset, 503 when the
-   * claimable images stayed locked through every try.
+   * claimable images stayed locked through every try. `origin`: the server's, for media URLs.
    */
-  claimNext(datasetId: string, userId: string): Promise<Claimed | null>;
-  /** The claim with its new expiry, or the claimProblem. */
-  renew(claimId: string, caller: Principal): Promise<q.Claim>;
+  claimNext(datasetId: string, userId: string, origin: string): Promise<Claimed | null>;
+  /** The claim with its new expiry and fresh media, or the claimProblem. */
+  renew(
+    claimId: string,
+    caller: Principal,
+    origin: string,
+  ): Promise<q.Claim & { media: MediaJson }>;
   /** Ends the claim (its holder, or an admin for anyone's), or the claimProblem. */
   release(claimId: string, caller: Principal): Promise<void>;
 }
 
 export function claimOperations(deps: Deps): ClaimOperations {
   const { db, metrics } = deps;
+  const media = mediaOperations(deps);
   const batchMax = deps.config.db.batchMax;
   // Claims of one dataset arriving while one runs go together as the next statement (one per
   // user: a user's second concurrent claim waits for the next). What the batch leaves undecided
@@ -75,7 +82,7 @@ export function claimOperations(deps: Deps): ClaimOperations {
   });
 
   return {
-    async claimNext(datasetId, userId) {
+    async claimNext(datasetId, userId, origin) {
       const p = { dataset_id: datasetId, user_id: userId };
       for (const pause of CLAIM_RETRY_MS) {
         if (pause) await sleep(pause);
@@ -91,7 +98,11 @@ export function claimOperations(deps: Deps): ClaimOperations {
         }
         if (outcome.state === "conflict") continue;
         if (outcome.state === "new") metrics.claims.inc();
-        return outcome;
+        // Signed once the lease is known, so the URL lives as long as the lease.
+        return {
+          ...outcome,
+          media: await media.forImage(outcome.image, outcome.claim.expires_at, origin),
+        };
       }
       throw new ApiError(
         503,
@@ -101,9 +112,15 @@ export function claimOperations(deps: Deps): ClaimOperations {
       );
     },
 
-    async renew(claimId, caller) {
+    async renew(claimId, caller, origin) {
       const renewed = await q.renewClaim(db, { claim_id: claimId, user_id: caller.id });
-      if (renewed) return renewed;
+      if (renewed) {
+        const { image_uri, ...claim } = renewed;
+        return {
+          ...claim,
+          media: await media.forImage({ uri: image_uri }, claim.expires_at, origin),
+        };
+      }
       throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, caller.id);
     },
 

@@ -5,8 +5,9 @@ import { createRouter } from "../lib/http/router.ts";
 import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { claimOperations } from "../operations/claims.ts";
-import { Claim, ClaimedImage, claimedImageJson, claimJson } from "../schemas/claims.ts";
+import { ClaimedImage, claimedImageJson, claimJson, RenewedClaim } from "../schemas/claims.ts";
 import { idParam } from "../schemas/common.ts";
+import { publicOrigin } from "../operations/media.ts";
 
 const claimNextImageRoute = createRoute({
   method: "post",
@@ -41,7 +42,7 @@ const renewClaimRoute = createRoute({
   description: "An expired lease can still be renewed while nobody else has taken its slot.",
   request: { params: claimParams },
   responses: {
-    200: jsonResponse(Claim, "The claim with its new expires_at"),
+    200: jsonResponse(RenewedClaim, "The claim with its new expires_at, and fresh media"),
     ...errors(400, 401, 403, 404, 409),
   },
 });
@@ -63,13 +64,18 @@ export function claimsRouter(deps: Deps) {
   return createRouter()
     .openapi(claimNextImageRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const claimed = await ops.claimNext(datasetId, c.get("principal").id);
+      const claimed = await ops.claimNext(
+        datasetId,
+        c.get("principal").id,
+        publicOrigin(deps, c.req.url),
+      );
       if (!claimed) return c.body(null, 204);
       return c.json(claimedImageJson(claimed), claimed.state === "new" ? 201 : 200);
     })
     .openapi(renewClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
-      return c.json(claimJson(await ops.renew(claimId, c.get("principal"))), 200);
+      const renewed = await ops.renew(claimId, c.get("principal"), publicOrigin(deps, c.req.url));
+      return c.json({ ...claimJson(renewed), ...renewed.media }, 200);
     })
     .openapi(releaseClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");

@@ -7,11 +7,14 @@ import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { requireDataset } from "../operations/datasets.ts";
 import * as ops from "../operations/images.ts";
+import { mediaOperations, publicOrigin } from "../operations/media.ts";
 import { Id, idParam } from "../schemas/common.ts";
 import {
   Image,
   imageJson,
   ImagePage,
+  ImageWithMedia,
+  MediaQuery,
   RegisterEnvelope,
   RegisterImages,
   RegisterResult,
@@ -54,6 +57,7 @@ const listImagesRoute = createRoute({
     query: z.object({
       limit: z.coerce.number().int().min(1).max(1000).default(100),
       cursor: Id.optional().openapi({ description: "next_cursor from the previous page" }),
+      media: MediaQuery,
     }),
   },
   responses: {
@@ -69,8 +73,8 @@ const getImageRoute = createRoute({
   ...secured("admin", "annotator", "machine"),
   tags: ["images"],
   summary: "Get an image",
-  request: { params: imageParams },
-  responses: { 200: jsonResponse(Image, "The image"), ...errors(400, 401, 403, 404) },
+  request: { params: imageParams, query: z.object({ media: MediaQuery }) },
+  responses: { 200: jsonResponse(ImageWithMedia, "The image"), ...errors(400, 401, 403, 404) },
 });
 
 const updateImageRoute = createRoute({
@@ -116,6 +120,7 @@ const setPrioritiesRoute = createRoute({
 
 export function imagesRouter(deps: Deps) {
   const { db } = deps;
+  const media = mediaOperations(deps);
   const router = createRouter();
   // registerImages' body, declared by reference (jsonBodyRef).
   router.openAPIRegistry.register("RegisterImages", RegisterImages);
@@ -134,7 +139,7 @@ export function imagesRouter(deps: Deps) {
     })
     .openapi(listImagesRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const { limit, cursor } = c.req.valid("query");
+      const { limit, cursor, media: withMedia } = c.req.valid("query");
       await requireDataset(db, datasetId);
       // One row more than asked tells whether another page exists, so the last page (even a
       // full one) answers next_cursor null instead of pointing at an empty page.
@@ -144,8 +149,11 @@ export function imagesRouter(deps: Deps) {
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
+      const origin = publicOrigin(deps, c.req.url);
       return c.json({
-        items: page.map(imageJson),
+        items: withMedia === "true"
+          ? page.map((i) => ({ ...imageJson(i), ...media.preview(i, origin) }))
+          : page.map(imageJson),
         next_cursor: rows.length > limit ? page[page.length - 1].id : null,
       }, 200);
     })
@@ -153,7 +161,11 @@ export function imagesRouter(deps: Deps) {
       const { imageId } = c.req.valid("param");
       const image = await q.getImage(db, { id: imageId });
       if (!image) throw notFound(`image ${imageId}`);
-      return c.json(imageJson(image), 200);
+      if (c.req.valid("query").media !== "true") return c.json(imageJson(image), 200);
+      return c.json({
+        ...imageJson(image),
+        ...media.preview(image, publicOrigin(deps, c.req.url)),
+      }, 200);
     })
     .openapi(updateImageRoute, async (c) => {
       const { imageId } = c.req.valid("param");

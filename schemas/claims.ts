@@ -4,6 +4,7 @@ import type * as q from "../sql/claims/queries.ts";
 import { Annotation, annotationJson } from "./annotations.ts";
 import { Id, Timestamp } from "./common.ts";
 import { Image, imageJson } from "./images.ts";
+import { MediaFields, type MediaJson } from "./media.ts";
 
 export const Claim = z.object({
   id: Id,
@@ -21,7 +22,16 @@ export const ClaimedImage = z.object({
   predictions: z.array(Annotation).openapi({
     description: "The image's machine annotations, the latest per model, to pre-fill the editor",
   }),
-}).openapi("ClaimedImage");
+  ...MediaFields,
+}).openapi("ClaimedImage", {
+  description: "`media.url` shows the image in a browser until at least the lease's expires_at " +
+    "plus 10 minutes (at most 7 days; with temporary cloud credentials, at most until they " +
+    "expire: `media.expires_at` says when)",
+});
+
+export const RenewedClaim = Claim.extend(MediaFields).openapi("RenewedClaim", {
+  description: "The claim with its new expires_at, and fresh media for the new lease",
+});
 
 export function claimJson(c: q.NewClaim): z.infer<typeof Claim> {
   return {
@@ -33,13 +43,19 @@ export function claimJson(c: q.NewClaim): z.infer<typeof Claim> {
   };
 }
 
-/** A claim with its image and the image's predictions, as claimNextImage answers it. */
+/** A claim with its image, the image's predictions and media, as claimNextImage answers it. */
 export function claimedImageJson(
-  c: { claim: q.NewClaim; image: Parameters<typeof imageJson>[0]; predictions: q.Prediction[] },
+  c: {
+    claim: q.NewClaim;
+    image: Parameters<typeof imageJson>[0];
+    predictions: q.Prediction[];
+    media: MediaJson;
+  },
 ): z.infer<typeof ClaimedImage> {
   return {
     claim: claimJson(c.claim),
     image: imageJson(c.image),
     predictions: c.predictions.map(annotationJson),
+    ...c.media,
   };
 }

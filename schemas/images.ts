@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import type * as q from "../sql/images/queries.ts";
 import { Finite, Id, JsonObject, MAX_BATCH, Name, Timestamp } from "./common.ts";
+import { Media } from "./media.ts";
 
 export const Uri = Name(2048).refine(
   (s) => /^(s3|gs|https?|file):\/\/\S+$/.test(s),
@@ -34,6 +35,21 @@ export const Image = z.object({
   status: ImageStatus,
   created_at: Timestamp,
 }).openapi("Image");
+
+/** getImage and listImages answer media only when asked (`media=true`). */
+export const ImageWithMedia = Image.extend({
+  media: Media.nullable().optional().openapi({
+    description: "With `media=true`: getImageMedia's URL with a token valid an hour (it " +
+      "redirects to the bytes; an http(s) URI is given as it is), or null when the URI's scheme " +
+      "has no configured way to be served (media_unavailable says why)",
+  }),
+  media_unavailable: z.string().optional(),
+}).openapi("ImageWithMedia");
+
+/** `?media=true`: include media in the answer. */
+export const MediaQuery = z.enum(["true", "false"]).optional().openapi({
+  description: "`true`: each image carries `media`, a URL a browser can load",
+});
 
 export const NewImage = z.strictObject({
   uri: Uri,
@@ -81,7 +97,7 @@ export const RegisterResult = z.object({
 }).openapi("RegisterImagesResult");
 
 export const ImagePage = z.object({
-  items: z.array(Image),
+  items: z.array(ImageWithMedia),
   next_cursor: z.string().nullable().openapi({
     description: "Pass as `cursor` for the next page; null on the last page",
   }),

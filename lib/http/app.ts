@@ -2,8 +2,10 @@
  * Builds the application without listening, so tests drive it with `app.request(...)`: the
  * middleware pipeline (lib/http/middleware.ts), every router, the spec, and the error handlers.
  */
+import { cors } from "hono/cors";
 import { createAuth } from "../auth/tokens.ts";
 import { activity } from "../db/query.ts";
+import { createMedia } from "../media/index.ts";
 import type { Deps } from "../runtime/deps.ts";
 import { Metrics } from "../runtime/metrics.ts";
 import { errorBody, makeOnError } from "./errors.ts";
@@ -17,17 +19,22 @@ import { exportsRouter } from "../../routes/exports.ts";
 import { feedRouter } from "../../routes/feed.ts";
 import { healthRouter } from "../../routes/health.ts";
 import { imagesRouter } from "../../routes/images.ts";
+import { localMediaRouter, mediaRouter } from "../../routes/media.ts";
 import { metricsRouter } from "../../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
 
 export const API_VERSION = "0.1.0";
 
-/** What createApp takes: the metrics registry is made here when not given. */
-export type AppOptions = Omit<Deps, "metrics"> & { metrics?: Metrics };
+/** What createApp takes: the metrics registry and the media signers are made here when not given. */
+export type AppOptions = Omit<Deps, "metrics" | "media"> & Partial<Pick<Deps, "metrics" | "media">>;
 
 export function createApp(options: AppOptions) {
-  const deps: Deps = { ...options, metrics: options.metrics ?? new Metrics() };
+  const deps: Deps = {
+    ...options,
+    metrics: options.metrics ?? new Metrics(),
+    media: options.media ?? createMedia(options.config),
+  };
   const { config, log, metrics } = deps;
   metrics.gauge("db_pool_max_connections", "Connections the database pool may open", () => [
     [{}, config.db.poolMax],
@@ -49,12 +56,30 @@ export function createApp(options: AppOptions) {
   const auth = createAuth(deps.db, config.auth);
   const bodyBudget = new BodyBudget(config.bodyLimitBytes, config.requestTimeoutMs);
   app.use("*", requestLog(log, metrics));
+  // Pages on CORS_ORIGINS may call the API and load local media: their preflights are answered
+  // here, before any authentication; other origins get no CORS header at all.
+  if (config.media.corsOrigins.length) {
+    const allowed = new Set(config.media.corsOrigins);
+    const handler = cors({
+      origin: [...allowed],
+      allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+      allowHeaders: ["Authorization", "Content-Type"],
+      maxAge: 600,
+    });
+    for (const path of ["/api/*", "/media/*"]) {
+      app.use(
+        path,
+        (c, next) => allowed.has(c.req.header("origin") ?? "") ? handler(c, next) : next(),
+      );
+    }
+  }
   app.use("/api/v1/*", deadline(config.requestTimeoutMs));
   app.use("/api/v1/*", limitBody(config.bodyLimitBytes));
   // What route-level security (lib/http/security.ts) needs.
   app.use("/api/v1/*", async (c, next) => {
     c.set("auth", auth);
     c.set("bodyBudget", bodyBudget);
+    c.set("urlTokens", deps.media.tokens);
     await next();
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "Bearer", {
@@ -63,6 +88,13 @@ export function createApp(options: AppOptions) {
     bearerFormat: "JWT",
     description: "A token from createToken (POST /api/v1/auth/token with an API key), or from " +
       "the configured identity provider",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "UrlToken", {
+    type: "apiKey",
+    in: "query",
+    name: "token",
+    description: "The `token` of a URL the server handed out (an `<img src>` sends no header); " +
+      "valid for that URL only, until it expires",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "MetricsToken", {
     type: "http",
@@ -76,6 +108,7 @@ export function createApp(options: AppOptions) {
   app.route("/api/v1", usersRouter(deps, auth));
   app.route("/api/v1", datasetsRouter(deps));
   app.route("/api/v1", imagesRouter(deps));
+  app.route("/api/v1", mediaRouter(deps));
   app.route("/api/v1", claimsRouter(deps));
   app.route("/api/v1", annotationsRouter(deps));
   app.route("/api/v1", feedRouter(deps));
@@ -96,6 +129,7 @@ export function createApp(options: AppOptions) {
     return c.json(spec);
   });
   mountSpecPage(app);
+  app.route("/", localMediaRouter(deps));
 
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404)
@@ -107,8 +141,8 @@ export function createApp(options: AppOptions) {
 export type App = ReturnType<typeof createApp>;
 
 /**
- * Every operation under /api/v1 states its security: `secured(...)` (a token and roles) or
- * `open()` (anonymous). A route that states neither would be reachable without credentials, so
+ * Every operation under /api/v1 states its security: `secured(...)` (a token and roles),
+ * `securedOrUrlToken(...)` (that, or a signed URL) or `open()` (anonymous). A route that states neither would be reachable without credentials, so
  * the app refuses to start with it.
  */
 function requireDeclaredSecurity(app: ReturnType<typeof createRouter>): void {

@@ -2,6 +2,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Principal } from "../../sql/users/queries.ts";
 import type { Auth } from "../auth/tokens.ts";
+import type { UrlTokens } from "../auth/url_tokens.ts";
 import { validationHook } from "./errors.ts";
 import type { BodyBudget } from "./middleware.ts";
 
@@ -14,6 +15,8 @@ export interface AppEnv {
     auth: Auth;
     /** The large-body budget, taken after authentication. */
     bodyBudget: BodyBudget;
+    /** Tokens in URLs the server hands out (lib/http/security.ts `securedOrUrlToken`). */
+    urlTokens: UrlTokens;
   };
 }
 

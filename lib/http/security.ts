@@ -1,10 +1,12 @@
 /**
  * Authentication and role checks, declared on each route with `secured(...)` (or `open()` for the
- * one anonymous operation), so the spec and the server say the same thing; createApp refuses a
- * route under /api/v1 that declares neither.
+ * one anonymous operation, or `securedOrUrlToken(...)` for one an `<img src>` may load), so the
+ * spec and the server say the same thing; createApp refuses a route under /api/v1 that declares
+ * none of them.
  */
 import type { MiddlewareHandler } from "hono";
 import type { Role } from "../../sql/users/queries.ts";
+import { rawPath } from "../auth/url_tokens.ts";
 import { ApiError } from "./errors.ts";
 import type { AppEnv } from "./router.ts";
 
@@ -50,6 +52,44 @@ export function secured<const R extends Role[]>(...roles: R) {
   return {
     security: [{ Bearer: [] }],
     middleware: [authenticate, allow(roles), budget],
+    "x-roles": roles,
+  };
+}
+
+/**
+ * A bearer token, or else a `token` query parameter that the server signed for this very path
+ * (lib/auth/url_tokens.ts): 401 when it has expired, 403 when it was altered or made for another
+ * path. The token stands for whoever the server handed the URL to, so it carries no role.
+ */
+function authenticateOrUrlToken(roles: readonly Role[]): MiddlewareHandler<AppEnv> {
+  const roleCheck = allow(roles);
+  return async (c, next) => {
+    const token = c.req.query("token");
+    if (token === undefined || c.req.header("authorization")) {
+      await authenticate(c, async () => {
+        await roleCheck(c, next);
+      });
+      return;
+    }
+    const check = c.var.urlTokens.check(rawPath(c.req.url), token);
+    if (check === "expired") {
+      throw new ApiError(401, "token_expired", "the URL's token has expired: ask for a new URL");
+    }
+    if (check !== "ok") {
+      throw new ApiError(403, "invalid_token", "the URL's token is not valid for this URL");
+    }
+    await next();
+  };
+}
+
+/**
+ * Spread into `createRoute({...})` of a GET a browser may load without a header: `secured(...)`,
+ * or the `token` query parameter of a URL the server handed out (the `UrlToken` scheme).
+ */
+export function securedOrUrlToken<const R extends Role[]>(...roles: R) {
+  return {
+    security: [{ Bearer: [] }, { UrlToken: [] }] as Record<string, string[]>[],
+    middleware: [authenticateOrUrlToken(roles)],
     "x-roles": roles,
   };
 }

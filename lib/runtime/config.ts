@@ -99,6 +99,18 @@ export const EnvSchema = z.object({
     'must not start with "idp:" (reserved for identity-provider users)',
   ).default("admin"),
 
+  // Media (lib/media/): what browsers are sent to for each image's bytes.
+  PUBLIC_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  CORS_ORIGINS: z.string().optional(),
+  MEDIA_LOCAL_ROOT: z.string().min(1).optional(),
+  AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, "must be a region name, e.g. eu-west-1").optional(),
+  AWS_ENDPOINT_URL_S3: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  S3_FORCE_PATH_STYLE: z.enum(["true", "false"]).default("false"),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
+  GCS_HMAC_ACCESS_KEY_ID: z.string().optional(),
+  GCS_HMAC_SECRET: z.string().optional(),
   ...filePaths,
 });
 
@@ -152,6 +164,27 @@ export interface Config {
     adminApiKey: string | undefined;
     adminName: string;
   };
+  media: MediaConfig;
+}
+
+/** Where image bytes come from (lib/media/); a scheme left undefined is not served. */
+export interface MediaConfig {
+  /** The server's own origin as browsers reach it, for file:// URLs; else the request's. */
+  publicUrl: string | undefined;
+  /** Origins whose pages may call the API from a browser (CORS). */
+  corsOrigins: string[];
+  /** Absolute path under which file:// images are served. */
+  localRoot: string | undefined;
+  s3: {
+    region: string;
+    endpoint: string | undefined;
+    forcePathStyle: boolean;
+    /** Static keys; undefined: the AWS SDK's default credential chain. */
+    credentials:
+      | { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+      | undefined;
+  } | undefined;
+  gcs: { accessKeyId: string; secret: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -434,6 +467,7 @@ export function parseConfig(
       roleClaim: env.AUTH_ROLE_CLAIM,
     };
   }
+  const media = mediaConfig(env, problems);
   if (problems.length) throw new ConfigError(problems);
   return {
     env: env.APP_ENV,
@@ -468,6 +502,57 @@ export function parseConfig(
       adminApiKey: env.ADMIN_API_KEY,
       adminName: env.ADMIN_NAME,
     },
+    media,
+  };
+}
+
+/**
+ * S3 is on once a region, an endpoint or keys are set (the SDK cannot sign without a region; an
+ * S3-compatible endpoint defaults to us-east-1, as MinIO expects); without keys the SDK's default
+ * chain finds credentials (task role, instance profile, web identity, shared files). Keys and
+ * HMAC secrets come in pairs. MEDIA_LOCAL_ROOT defaults to DATA_DIR/media in development only.
+ */
+function mediaConfig(env: Env, problems: string[]): MediaConfig {
+  const pair = (a: keyof Env, b: keyof Env) => {
+    if (!env[a] !== !env[b]) problems.push(`${env[a] ? b : a}: required with ${env[a] ? a : b}`);
+    return Boolean(env[a] && env[b]);
+  };
+  const keys = pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY");
+  if (env.AWS_SESSION_TOKEN && !keys) {
+    problems.push("AWS_SESSION_TOKEN: only used with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+  }
+  if (keys && !env.AWS_REGION && !env.AWS_ENDPOINT_URL_S3) {
+    problems.push("AWS_REGION: required with AWS_ACCESS_KEY_ID (the buckets' region)");
+  }
+  const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+      problems.push(`CORS_ORIGINS: ${origin} is not an origin (scheme://host[:port], no path)`);
+    }
+  }
+  const root = env.MEDIA_LOCAL_ROOT ??
+    (env.APP_ENV === "development" ? `${env.DATA_DIR}/media` : undefined);
+  return {
+    publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ""),
+    corsOrigins,
+    localRoot: root && (root.startsWith("/") ? root : `${Deno.cwd()}/${root}`),
+    s3: env.AWS_REGION || env.AWS_ENDPOINT_URL_S3 || keys
+      ? {
+        region: env.AWS_REGION ?? "us-east-1",
+        endpoint: env.AWS_ENDPOINT_URL_S3,
+        forcePathStyle: env.S3_FORCE_PATH_STYLE === "true",
+        credentials: keys
+          ? {
+            accessKeyId: env.AWS_ACCESS_KEY_ID!,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
+            sessionToken: env.AWS_SESSION_TOKEN,
+          }
+          : undefined,
+      }
+      : undefined,
+    gcs: pair("GCS_HMAC_ACCESS_KEY_ID", "GCS_HMAC_SECRET")
+      ? { accessKeyId: env.GCS_HMAC_ACCESS_KEY_ID!, secret: env.GCS_HMAC_SECRET! }
+      : undefined,
   };
 }
 

@@ -147,13 +147,17 @@ export interface HeldClaimParams {
   /** The holder. */
   user_id: string;
 }
-const RENEW_CLAIM = statement<HeldClaimParams, Claim>("claims/renew_claim");
+/** A renewed claim, with its image's URI (the answer carries fresh media for it). */
+export interface RenewedClaim extends Claim {
+  image_uri: string;
+}
+const RENEW_CLAIM = statement<HeldClaimParams, RenewedClaim>("claims/renew_claim");
 
 /**
  * Extends the user's active claim by the dataset's claim_ttl_seconds from now. `null`: no such
  * active claim of this user, or it expired and someone else has taken its slot.
  */
-export function renewClaim(db: Handle, p: HeldClaimParams): Promise<Claim | null> {
+export function renewClaim(db: Handle, p: HeldClaimParams): Promise<RenewedClaim | null> {
   return one(db, RENEW_CLAIM, p);
 }
 

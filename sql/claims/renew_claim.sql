@@ -7,8 +7,9 @@
 -- like every claim statement. "Still live" is judged by the lease on the image row, which is
 -- re-read in its newest version when the row is locked (EvalPlanQual), not by the claim's own
 -- expires_at: a renew held up behind a claim that took the expired slot must see that the slot
--- has gone (that claim pruned the lease). Sets full_until from the new leases. No row: no such
--- active claim of this user, or it expired and its slot has been taken.
+-- has gone (that claim pruned the lease). Sets full_until from the new leases. Answers the
+-- image's URI too (the answer carries a fresh media URL). No row: no such active claim of this
+-- user, or it expired and its slot has been taken.
 WITH caller_claim AS MATERIALIZED (
   SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at,
     now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at
@@ -37,7 +38,7 @@ image_leased AS (
         AND has_free_slot(i.annotators, i.leases, i.annotations_per_image, c.claim_id)
       )
     )
-  RETURNING i.id
+  RETURNING i.id, i.uri
 )
 UPDATE current_claims cc
 SET expires_at = c.new_expires_at
@@ -45,4 +46,5 @@ FROM caller_claim c
 WHERE cc.user_id = :user_id::bigint AND cc.dataset_id = c.dataset_id
   AND EXISTS (SELECT FROM image_leased)
 RETURNING cc.claim_id::text AS id, cc.dataset_id::text, cc.image_id::text, cc.user_id::text,
-  cc.claimed_at AS created_at, cc.expires_at, cc.active, NULL::text AS end_reason, true AS live;
+  cc.claimed_at AS created_at, cc.expires_at, cc.active, NULL::text AS end_reason, true AS live,
+  (SELECT uri FROM image_leased) AS image_uri;

@@ -1,0 +1,136 @@
+/**
+ * Browser-fetchable URLs for images, by URI scheme: https:// and http:// as they are, s3:// and
+ * gs:// presigned (lib/media/s3.ts, lib/media/gcs.ts), file:// served by this server under
+ * MEDIA_LOCAL_ROOT (lib/media/local.ts). A scheme with nothing configured answers why
+ * (`unavailable`), never a broken URL. No secret ever appears in a URL: only signatures.
+ */
+import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
+import { createUrlTokens, type UrlTokens } from "../auth/url_tokens.ts";
+import type { Config } from "../runtime/config.ts";
+import { createGcsSigner } from "./gcs.ts";
+import { LOCAL_MEDIA_PREFIX, localUrlPath } from "./local.ts";
+import { type CredentialProvider, MAX_PRESIGN_SECONDS, ObjectSigner } from "./s3.ts";
+
+export interface MediaLink {
+  url: string;
+  /** The URL works until then. */
+  expiresAt: Date;
+}
+
+export type MediaAnswer = MediaLink | { unavailable: string };
+
+/** How long past the moment asked for a URL stays valid: a claim renewed late still shows. */
+export const MEDIA_MARGIN_MS = 10 * 60_000;
+
+export interface Media {
+  /**
+   * A URL for the bytes of the image at `uri`, valid at least until `until` plus MEDIA_MARGIN_MS
+   * where it can be (at most 7 days, and not past temporary credentials' expiry); `origin` is the
+   * server's own, for file:// URLs. Synchronous for every scheme but s3:// and gs://.
+   */
+  link(uri: string, until: Date, origin: string): MediaAnswer | Promise<MediaAnswer>;
+  /**
+   * Why `uri` cannot be served, or null when `link` should give a URL: without signing, for a
+   * listing's many images (s3:// and gs:// are judged by the credentials last seen).
+   */
+  problem(uri: string): string | null;
+  /** Tokens for the server's own URLs (file:// bytes, getImageMedia). */
+  tokens: UrlTokens;
+  /** Absolute; undefined: file:// is not served. */
+  localRoot: string | undefined;
+  now(): Date;
+}
+
+export interface MediaOptions {
+  /** The clock (tests pin it). */
+  now?: () => number;
+  /** S3 credentials instead of the configured keys or the SDK's default chain. */
+  s3Credentials?: CredentialProvider;
+}
+
+export function createMedia(config: Config, options: MediaOptions = {}): Media {
+  const clock = options.now ?? Date.now;
+  const { s3, gcs, localRoot } = config.media;
+  if (!config.auth.jwtSecret) throw new Error("createMedia: no JWT secret");
+  const tokens = createUrlTokens(config.auth.jwtSecret);
+  const s3Signer = s3 &&
+    new ObjectSigner({
+      scheme: "s3",
+      region: s3.region,
+      endpoint: s3.endpoint,
+      forcePathStyle: s3.forcePathStyle,
+      credentials: options.s3Credentials ??
+        (s3.credentials ? () => Promise.resolve(s3.credentials!) : fromNodeProviderChain()),
+      now: clock,
+    });
+  const gcsSigner = gcs && createGcsSigner(gcs, clock);
+
+  /**
+   * s3://bucket/key and gs://bucket/key, split; the key is taken as written (no
+   * percent-decoding), as the AWS CLI and gsutil read such URIs. A string: why it is not served.
+   */
+  function object(uri: string, scheme: "s3" | "gs") {
+    const slash = uri.indexOf("/", scheme.length + 3);
+    if (slash < 0 || slash === uri.length - 1 || slash === scheme.length + 3) {
+      return `${uri} names no object (${scheme}://bucket/key)`;
+    }
+    const signer = scheme === "s3" ? s3Signer : gcsSigner;
+    if (!signer) {
+      const set = scheme === "s3"
+        ? "AWS_REGION and credentials"
+        : "GCS_HMAC_ACCESS_KEY_ID and GCS_HMAC_SECRET";
+      return `no credentials for ${scheme}://: set ${set}`;
+    }
+    return { signer, bucket: uri.slice(scheme.length + 3, slash), key: uri.slice(slash + 1) };
+  }
+
+  const schemeOf = (uri: string) => uri.slice(0, uri.indexOf(":") + 1) || uri;
+
+  return {
+    tokens,
+    localRoot,
+    now: () => new Date(clock()),
+    problem(uri) {
+      if (uri.startsWith("https://") || uri.startsWith("http://")) return null;
+      for (const scheme of ["s3", "gs"] as const) {
+        if (!uri.startsWith(`${scheme}://`)) continue;
+        const o = object(uri, scheme);
+        return typeof o === "string" ? o : o.signer.problem() ?? null;
+      }
+      if (uri.startsWith("file://")) {
+        if (!localRoot) return "file:// is not served: MEDIA_LOCAL_ROOT is not set";
+        const local = localUrlPath(uri, localRoot);
+        return "unavailable" in local ? local.unavailable : null;
+      }
+      return `${schemeOf(uri)} is not a served scheme`;
+    },
+    link(uri, until, origin) {
+      const now = clock();
+      const wanted = new Date(
+        Math.min(until.getTime() + MEDIA_MARGIN_MS, now + MAX_PRESIGN_SECONDS * 1000),
+      );
+      if (uri.startsWith("https://") || uri.startsWith("http://")) {
+        // The URL is the object's own: it does not expire through us.
+        return { url: uri, expiresAt: wanted };
+      }
+      for (const scheme of ["s3", "gs"] as const) {
+        if (!uri.startsWith(`${scheme}://`)) continue;
+        const o = object(uri, scheme);
+        return typeof o === "string" ? { unavailable: o } : o.signer.sign(o.bucket, o.key, wanted);
+      }
+      if (uri.startsWith("file://")) {
+        if (!localRoot) {
+          return { unavailable: "file:// is not served: MEDIA_LOCAL_ROOT is not set" };
+        }
+        const local = localUrlPath(uri, localRoot);
+        if ("unavailable" in local) return local;
+        const path = LOCAL_MEDIA_PREFIX + local.path;
+        return {
+          url: `${origin}${path}?token=${tokens.sign(path, wanted)}`,
+          expiresAt: new Date(Math.floor(wanted.getTime() / 1000) * 1000),
+        };
+      }
+      return { unavailable: `${schemeOf(uri)} is not a served scheme` };
+    },
+  };
+}
