@@ -119,6 +119,15 @@ const OPS: Op[] = [
     call: (r, fx) => r("GET", `/api/v1/images/${fx.imageId}`),
   },
   {
+    // The fixture's s3:// image with nothing configured: 404 media_unavailable once allowed
+    // (tests/media_test.ts follows the redirect, and the URL token that stands in for a role).
+    operationId: "getImageMedia",
+    allowed: ALL,
+    ok: 404,
+    security: [{ Bearer: [] }, { UrlToken: [] }],
+    call: (r, fx) => r("GET", `/api/v1/images/${fx.imageId}/media`),
+  },
+  {
     operationId: "updateImage",
     allowed: ["admin", "machine"],
     ok: 200,
@@ -267,7 +276,7 @@ Deno.test("every operation × every role answers what the matrix says", async (t
               `${op.operationId} is open, and says so`,
             );
           } else {
-            assert.deepEqual(specOp.security, [{ Bearer: [] }], op.operationId);
+            assert.deepEqual(specOp.security, op.security ?? [{ Bearer: [] }], op.operationId);
             assert.deepEqual(
               [...specOp["x-roles"]!].sort(),
               [...op.allowed].sort(),

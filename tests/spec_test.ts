@@ -194,7 +194,7 @@ Deno.test({
           const titles = await page.locator(".opblock-summary-operation-id").allTextContents();
           for (const id of EXPECTED_OPERATIONS) assert.ok(titles.includes(id), `${id} missing`);
           assert.equal(await page.locator(".swagger-ui .info .title").count(), 1);
-          // The two bearer schemes give the page an Authorize button, whose dialog takes their tokens.
+          // The security schemes give the page an Authorize button, whose dialog takes their tokens.
           const authorize = page.locator(".swagger-ui .auth-wrapper button.authorize");
           assert.equal(await authorize.count(), 1, "an Authorize button");
           assert.ok(await authorize.isVisible(), "the Authorize button is visible");
@@ -203,10 +203,11 @@ Deno.test({
           await dialog.waitFor({ state: "visible", timeout: 10_000 });
           assert.match(await dialog.innerText(), /Bearer/);
           assert.match(await dialog.innerText(), /MetricsToken/);
+          assert.match(await dialog.innerText(), /UrlToken/);
           assert.equal(
             await dialog.locator("input[type=text], input[type=password]").count(),
-            2,
-            "one field for the API token, one for METRICS_TOKEN",
+            3,
+            "one field for the API token, one for METRICS_TOKEN, one for a URL's token",
           );
           await dialog.locator("button.close-modal").click();
           // Let late requests (badges, fonts) start before judging.
