@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { createApp } from "../lib/http/app.ts";
 import { EnvSchema, parseConfig } from "../lib/runtime/config.ts";
 import { connect } from "../lib/db/pool.ts";
-import { LOCAL_COMPOSE_DEFAULTS, localDefaultsInUse } from "../lib/runtime/local_defaults.ts";
+import {
+  LOCAL_COMPOSE_DEFAULTS,
+  LOCAL_COMPOSE_MINIO,
+  localDefaultsInUse,
+} from "../lib/runtime/local_defaults.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { SPEC_JSON_PATH } from "../routes/spec.ts";
 import { testConfig } from "./harness.ts";
@@ -326,6 +330,76 @@ Deno.test("docker-compose.yml matches the code", async (t) => {
     assert.equal(app.environment.DB_USER, db.environment.POSTGRES_USER);
     assert.equal(app.environment.DB_PASSWORD, db.environment.POSTGRES_PASSWORD);
     assert.equal(app.environment.DB_NAME, db.environment.POSTGRES_DB);
+  });
+
+  await t.step("the minio profile: a local S3 store the app signs s3:// URLs for", () => {
+    const { minio, "minio-setup": setup } = compose.services;
+    // Plain `docker compose up` starts neither.
+    assert.deepEqual(minio.profiles, ["minio"]);
+    assert.deepEqual(setup.profiles, ["minio"]);
+    assert.equal(app.profiles, undefined);
+    assert.equal(setup.depends_on.minio.condition, "service_healthy");
+    assert.equal(setup.restart, "no");
+    const [miniodata] = minio.volumes[0].split(":");
+    assert.ok(miniodata in compose.volumes, `${miniodata} is a named volume`);
+
+    /** `${NAME-default}` or `${NAME:-default}`: the default. */
+    const fallback = (value: string) => /^\$\{[A-Z0-9_]+:?-(.*)\}$/.exec(value)?.[1];
+    const env = app.environment as Record<string, string>;
+    // The app's keys, MinIO's root credentials and the setup's are the same local-only pair.
+    assert.equal(fallback(env.AWS_ACCESS_KEY_ID), LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID);
+    assert.equal(fallback(env.AWS_SECRET_ACCESS_KEY), LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY);
+    for (const service of [minio, setup]) {
+      assert.equal(
+        fallback(service.environment.MINIO_ROOT_USER),
+        LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID,
+      );
+      assert.equal(
+        fallback(service.environment.MINIO_ROOT_PASSWORD),
+        LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY,
+      );
+    }
+    // `-`, not `:-`: an empty value in .env unsets them (real S3, or an instance role's keys).
+    for (
+      const key of [
+        "AWS_ENDPOINT_URL_S3",
+        "S3_FORCE_PATH_STYLE",
+        ...Object.keys(LOCAL_COMPOSE_MINIO),
+      ]
+    ) {
+      assert.match(env[key], new RegExp(`^\\$\\{${key}-`), key);
+    }
+    // Browsers are sent to the endpoint: it is the port MinIO publishes on the host.
+    const endpoint = new URL(fallback(env.AWS_ENDPOINT_URL_S3)!);
+    assert.equal(endpoint.hostname, "localhost");
+    assert.ok(minio.ports.includes(`${endpoint.port}:9000`), minio.ports.join(", "));
+    // The setup uploads the samples it mounts into the bucket the docs register.
+    const [samples, target] = setup.volumes[0].split(":");
+    assert.ok([...Deno.readDirSync(`${ROOT_DIR}/${samples}`)].some((e) => e.name.endsWith(".svg")));
+    assert.match(
+      setup.command[0],
+      new RegExp(`mc cp --recursive ${target}/ local/images/samples/`),
+    );
+    assert.match(setup.command[0], /mc mb --ignore-existing local\/images/);
+
+    const config = parseConfig({
+      APP_ENV: "production",
+      DATABASE_URL: "postgres://u@db/app",
+      ...LOCAL_COMPOSE_DEFAULTS,
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fallback(v) ?? v])),
+      DB_HOST: "",
+      DB_USER: "",
+      DB_NAME: "",
+      DB_PASSWORD: "",
+      DB_PORT: "",
+    });
+    assert.equal(config.media.s3?.endpoint, "http://localhost:9000");
+    assert.equal(config.media.s3?.forcePathStyle, true);
+    assert.deepEqual(localDefaultsInUse(config), [
+      "AUTH_JWT_SECRET",
+      "ADMIN_API_KEY",
+      "AWS_SECRET_ACCESS_KEY",
+    ]);
   });
 
   await t.step("the stop grace period outlasts the shutdown timeout", () => {

@@ -5,8 +5,8 @@
  * (`X-Amz-SignedHeaders=host`, so a browser needs no header).
  *
  * Signing is local CPU work, no network call per URL. The SDK's `getSignedUrl` runs the whole
- * command middleware stack for each URL (409 µs a URL here); this module resolves a bucket's
- * endpoint once, then hands the presigner a plain request (33 µs: bench/media_signing.ts).
+ * command middleware stack for each URL (350–600 µs a URL here); this module resolves a bucket's
+ * endpoint once, then hands the presigner a plain request (35–40 µs: bench/media_signing.ts).
  * Credentials are resolved ahead of need and kept (CredentialCache), so a claim never waits on
  * the credential chain except for the very first one.
  */

@@ -12,14 +12,26 @@ export const LOCAL_COMPOSE_DEFAULTS = {
   ADMIN_API_KEY: "local-compose-only-admin-key-do-not-deploy",
 } as const;
 
+/** The keys of the `minio` profile's store, which the app signs s3:// URLs with by default. */
+export const LOCAL_COMPOSE_MINIO = {
+  AWS_ACCESS_KEY_ID: "local-compose-minio",
+  AWS_SECRET_ACCESS_KEY: "local-compose-minio-secret",
+} as const;
+
+type LocalDefault = keyof typeof LOCAL_COMPOSE_DEFAULTS | "AWS_SECRET_ACCESS_KEY";
+
 /** The variables whose value is one of the public compose defaults. */
-export function localDefaultsInUse(config: Config): (keyof typeof LOCAL_COMPOSE_DEFAULTS)[] {
-  const found: (keyof typeof LOCAL_COMPOSE_DEFAULTS)[] = [];
+export function localDefaultsInUse(config: Config): LocalDefault[] {
+  const found: LocalDefault[] = [];
   if (config.auth.jwtSecret === LOCAL_COMPOSE_DEFAULTS.AUTH_JWT_SECRET) {
     found.push("AUTH_JWT_SECRET");
   }
   if (config.auth.adminApiKey === LOCAL_COMPOSE_DEFAULTS.ADMIN_API_KEY) {
     found.push("ADMIN_API_KEY");
+  }
+  const s3Keys = config.media.s3?.credentials;
+  if (s3Keys?.secretAccessKey === LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY) {
+    found.push("AWS_SECRET_ACCESS_KEY");
   }
   return found;
 }
@@ -30,7 +42,7 @@ export function warnAboutLocalDefaults(config: Config, log: Logger): void {
   if (!variables.length) return;
   log.warn(
     "running with the public local-only defaults of docker-compose.yml: anyone can sign " +
-      "tokens or log in as admin; set your own before exposing this server",
+      "tokens, log in as admin or read the local MinIO; set your own before exposing this server",
     { variables },
   );
 }
