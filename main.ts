@@ -28,6 +28,18 @@ function describeDatabase(url: string): string {
   return `${u.hostname}:${u.port || 5432}${u.pathname}${tls ? ` (${tls})` : ""}`;
 }
 
+/** The schemes served beyond https:// and how, for the "listening" line: never a secret. */
+function describeMedia(config: Config): Record<string, string> {
+  const { s3, gcs, localRoot } = config.media;
+  const out: Record<string, string> = {};
+  if (s3) {
+    out.s3 = `${s3.endpoint ?? s3.region}, ${s3.credentials ? "static keys" : "SDK chain"}`;
+  }
+  if (gcs) out.gs = "HMAC key";
+  if (localRoot) out.file = localRoot;
+  return out;
+}
+
 /** The first query, so a wrong host, password or certificate stops start-up with a clear line. */
 async function checkConnection(db: Db, url: string): Promise<void> {
   try {
@@ -91,6 +103,8 @@ async function main(config: Config, log: Logger, running: Running, flags: { stop
       url,
       spec: `${url}${SPEC_PAGE_PATH}`,
       database: describeDatabase(databaseUrl),
+      // Which image URIs get a browser URL (docs/production.md, "Showing images").
+      media: describeMedia(config),
     });
   }
   // Even while a shutdown begins: the key exists now, and this is its only copy.
