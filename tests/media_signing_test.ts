@@ -279,6 +279,29 @@ Deno.test("URL tokens: HMAC-SHA256 per RFC 4231 and node:crypto; expiry, alterat
     .update(`/media/local/a.jpg\n${token.split(".")[0]}`).digest("base64url");
   assert.notEqual(token.split(".")[1], jwtLike);
 
+  // A rotation: tokens of the accepted secret still open their URL; new ones use the new secret.
+  const rotated = createUrlTokens(
+    "the-new-secret-of-at-least-32-bytes-012345",
+    "a-secret-of-at-least-32-bytes-0123456789",
+  );
+  assert.equal(rotated.check("/media/local/a.jpg", token, now), "ok");
+  assert.equal(
+    tokens.check(
+      "/media/local/a.jpg",
+      rotated.sign("/media/local/a.jpg", new Date(now.getTime() + 60_000)),
+      now,
+    ),
+    "invalid",
+  );
+  assert.equal(
+    createUrlTokens("the-new-secret-of-at-least-32-bytes-012345").check(
+      "/media/local/a.jpg",
+      token,
+      now,
+    ),
+    "invalid",
+  );
+
   assert.equal(rawPath("http://h/media/local/../x?token=1"), "/media/local/../x");
   assert.equal(rawPath("http://h:8000/a/%2e%2e/b"), "/a/%2e%2e/b");
 });

@@ -3,7 +3,8 @@
  * `<img src>` cannot send `Authorization`. A token is `<expires>.<mac>`: `expires` in Unix
  * seconds, `mac` the HMAC-SHA256 (base64url) of the URL's path and `expires`, so it opens that
  * path only, and only until then. The key is derived from AUTH_JWT_SECRET under its own label:
- * a URL token is never a JWT signature, and the raw secret never signs anything but JWTs.
+ * a URL token is never a JWT signature, and the raw secret never signs anything but JWTs. During
+ * a rotation, tokens made with AUTH_JWT_SECRET_ACCEPTED's key are accepted too (never made).
  */
 import { Buffer } from "node:buffer";
 import { createHash, type Hash, timingSafeEqual } from "node:crypto";
@@ -52,23 +53,26 @@ export interface UrlTokens {
   check(path: string, token: string, now?: Date): TokenCheck;
 }
 
-export function createUrlTokens(secret: string): UrlTokens {
-  const hmac = new FixedKeyHmac(
-    new Uint8Array(
-      new FixedKeyHmac(new TextEncoder().encode(secret)).digest(KEY_LABEL),
-    ),
+const derivedKey = (secret: string) =>
+  new FixedKeyHmac(
+    new Uint8Array(new FixedKeyHmac(new TextEncoder().encode(secret)).digest(KEY_LABEL)),
   );
-  const mac = (path: string, expires: string) => hmac.digest(`${path}\n${expires}`);
+
+export function createUrlTokens(secret: string, acceptedSecret?: string): UrlTokens {
+  const keys = [derivedKey(secret), ...(acceptedSecret ? [derivedKey(acceptedSecret)] : [])];
+  const mac = (key: FixedKeyHmac, path: string, expires: string) =>
+    key.digest(`${path}\n${expires}`);
   return {
     sign(path, expiresAt) {
       const expires = String(Math.floor(expiresAt.getTime() / 1000));
-      return `${expires}.${mac(path, expires).toString("base64url")}`;
+      return `${expires}.${mac(keys[0], path, expires).toString("base64url")}`;
     },
     check(path, token, now = new Date()) {
       const m = TOKEN.exec(token);
       if (!m) return "invalid";
       const given = Buffer.from(m[2], "base64url");
-      if (given.length !== 32 || !timingSafeEqual(given, mac(path, m[1]))) return "invalid";
+      if (given.length !== 32) return "invalid";
+      if (!keys.some((key) => timingSafeEqual(given, mac(key, path, m[1])))) return "invalid";
       return Number(m[1]) * 1000 > now.getTime() ? "ok" : "expired";
     },
   };

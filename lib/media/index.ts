@@ -52,7 +52,7 @@ export function createMedia(config: Config, options: MediaOptions = {}): Media {
   const clock = options.now ?? Date.now;
   const { s3, gcs, localRoot } = config.media;
   if (!config.auth.jwtSecret) throw new Error("createMedia: no JWT secret");
-  const tokens = createUrlTokens(config.auth.jwtSecret);
+  const tokens = createUrlTokens(config.auth.jwtSecret, config.auth.jwtAcceptedSecret);
   const s3Signer = s3 &&
     new ObjectSigner({
       scheme: "s3",

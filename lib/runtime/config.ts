@@ -33,6 +33,8 @@ export const FILE_VARIABLES = [
   "AUTH_JWT_SECRET_ACCEPTED",
   "ADMIN_API_KEY",
   "METRICS_TOKEN",
+  "AWS_SECRET_ACCESS_KEY",
+  "GCS_HMAC_SECRET",
 ] as const;
 
 const filePaths = Object.fromEntries(
