@@ -56,7 +56,9 @@ export function mediaRouter(deps: Deps) {
 /** GET (and HEAD) /media/local/<path>?token=…: 404 for any path not served, then the token. */
 export function localMediaRouter(deps: Deps) {
   const { media } = deps;
-  return new Hono().get(`${LOCAL_MEDIA_PREFIX}*`, async (c) => {
+  // A named pattern rather than `*`, so metrics and logs label these requests with it, not as
+  // "unmatched"; the handler reads the raw path itself.
+  return new Hono().get(`${LOCAL_MEDIA_PREFIX}:path{.+}`, async (c) => {
     const root = media.localRoot;
     const path = rawPath(c.req.url);
     if (!root) {

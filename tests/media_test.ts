@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { createUrlTokens } from "../lib/auth/url_tokens.ts";
+import { ApiError } from "../lib/http/errors.ts";
+import { localSegments, localUrlPath } from "../lib/media/local.ts";
 import { assertError, createTestApp, TEST_JWT_SECRET, type TestApp } from "./harness.ts";
 
 const encoder = new TextEncoder();
@@ -108,7 +110,8 @@ Deno.test("a claim of a file:// image carries a URL that serves its bytes for th
     assert.deepEqual(stale.bytes, PNG);
 
     const beyond = await get(h, media.url, { range: "bytes=100-200" });
-    assertError({ ...beyond, body: beyond.body }, 416, "range_not_satisfiable");
+    assertError(beyond, 416, "range_not_satisfiable");
+    assert.equal(beyond.headers.get("content-range"), `bytes */${PNG.length}`);
 
     const cached = await get(h, media.url, { "if-none-match": etag });
     assert.equal(cached.status, 304);
@@ -433,4 +436,50 @@ Deno.test("CORS: listed origins get preflights without authentication; others ge
   } finally {
     await plain.close();
   }
+});
+
+Deno.test("the lexical check alone refuses every escape, before the file system is asked", () => {
+  for (
+    const path of [
+      "..",
+      "pets/../..",
+      "%2e%2e/x",
+      "%2E%2e/x",
+      "..%2Fx",
+      "a%2Fb",
+      "a%5Cb",
+      "a/%00",
+      "a//b",
+      "/etc",
+      "./a",
+      "%zz",
+    ]
+  ) {
+    assert.throws(
+      () => localSegments(path),
+      (e) => e instanceof ApiError && e.status === 404,
+      path,
+    );
+  }
+  assert.deepEqual(localSegments("pets/cat%201.png"), ["pets", "cat 1.png"]);
+
+  const root = "/srv/media";
+  assert.deepEqual(localUrlPath("file:///srv/media/pets/cat%201.png", root), {
+    path: "pets/cat%201.png",
+  });
+  assert.deepEqual(localUrlPath("file://localhost/srv/media/a.jpg", root), { path: "a.jpg" });
+  for (
+    const uri of [
+      "file:///srv/media/../etc/passwd",
+      "file:///srv/media/%2e%2e/etc/passwd",
+      "file:///srv/media/a%2F..%2F..%2Fetc",
+      "file:///srv/mediaX/a.jpg",
+      "file:///srv/media",
+      "file:///etc/passwd",
+    ]
+  ) {
+    const got = localUrlPath(uri, root);
+    assert.ok("unavailable" in got && /not under MEDIA_LOCAL_ROOT/.test(got.unavailable), uri);
+  }
+  assert.ok("unavailable" in localUrlPath("file://otherhost/srv/media/a.jpg", root));
 });

@@ -8,7 +8,7 @@
  * regular file. Only after all of that is the file opened.
  */
 import { extname } from "node:path";
-import { ApiError } from "../http/errors.ts";
+import { ApiError, errorBody } from "../http/errors.ts";
 
 /** Where the server serves file:// images. */
 export const LOCAL_MEDIA_PREFIX = "/media/local/";
@@ -165,7 +165,8 @@ async function fileSlice(path: string, start: number, length: number): Promise<R
 
 /**
  * The file as a response: 200, 206 for a single satisfiable range, 304 for a matching
- * If-None-Match, 416 (JSON) for a range outside it. `maxAgeSeconds`: how long the URL is valid.
+ * If-None-Match, 416 (JSON, and a Content-Range giving the size) for a range outside it.
+ * `maxAgeSeconds`: how long the URL is valid.
  */
 export async function localFileResponse(
   file: { path: string; info: Deno.FileInfo },
@@ -191,7 +192,8 @@ export async function localFileResponse(
     ? null
     : byteRange(request.headers.get("range") ?? undefined, size);
   if (range === "bad") {
-    throw new ApiError(416, "range_not_satisfiable", `the file has ${size} bytes`);
+    const body = errorBody("range_not_satisfiable", `the file has ${size} bytes`);
+    return Response.json(body, { status: 416, headers: { "content-range": `bytes */${size}` } });
   }
   const [start, end] = range ?? [0, size - 1];
   const length = size === 0 ? 0 : end - start + 1;

@@ -139,7 +139,8 @@ export class ObjectSigner {
     this.#credentials = new CredentialCache(options.credentials, this.#now);
     this.#presigner = new S3RequestPresigner({
       ...this.#client.config,
-      // The credentials this call just checked (sign runs one presign at a time per await).
+      // The credentials `sign` checked just before calling presign: SignatureV4.presign calls
+      // this provider synchronously, before its first await, so concurrent signs cannot mix.
       credentials: () => Promise.resolve(this.#signWith!),
     });
   }
