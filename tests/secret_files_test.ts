@@ -70,8 +70,10 @@ Deno.test("secrets from files: every FILE_VARIABLES entry, the same as the varia
         "ADMIN_API_KEY",
         "AUTH_JWT_SECRET",
         "AUTH_JWT_SECRET_ACCEPTED",
+        "AWS_SECRET_ACCESS_KEY",
         "DATABASE_URL",
         "DB_PASSWORD",
+        "GCS_HMAC_SECRET",
         "METRICS_TOKEN",
       ]);
     });
