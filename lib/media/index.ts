@@ -85,6 +85,9 @@ export function createMedia(config: Config, options: MediaOptions = {}): Media {
   }
 
   const schemeOf = (uri: string) => uri.slice(0, uri.indexOf(":") + 1) || uri;
+  // No array or string built per call: this runs on every claim.
+  const objectScheme = (uri: string) =>
+    uri.startsWith("s3://") ? "s3" : uri.startsWith("gs://") ? "gs" : undefined;
 
   return {
     tokens,
@@ -92,8 +95,8 @@ export function createMedia(config: Config, options: MediaOptions = {}): Media {
     now: () => new Date(clock()),
     problem(uri) {
       if (uri.startsWith("https://") || uri.startsWith("http://")) return null;
-      for (const scheme of ["s3", "gs"] as const) {
-        if (!uri.startsWith(`${scheme}://`)) continue;
+      const scheme = objectScheme(uri);
+      if (scheme) {
         const o = object(uri, scheme);
         return typeof o === "string" ? o : o.signer.problem() ?? null;
       }
@@ -113,8 +116,8 @@ export function createMedia(config: Config, options: MediaOptions = {}): Media {
         // The URL is the object's own: it does not expire through us.
         return { url: uri, expiresAt: wanted };
       }
-      for (const scheme of ["s3", "gs"] as const) {
-        if (!uri.startsWith(`${scheme}://`)) continue;
+      const scheme = objectScheme(uri);
+      if (scheme) {
         const o = object(uri, scheme);
         return typeof o === "string" ? { unavailable: o } : o.signer.sign(o.bucket, o.key, wanted);
       }

@@ -6,7 +6,7 @@
  *
  * Signing is local CPU work, no network call per URL. The SDK's `getSignedUrl` runs the whole
  * command middleware stack for each URL (350–600 µs a URL here); this module resolves a bucket's
- * endpoint once, then hands the presigner a plain request (35–40 µs: bench/media_signing.ts).
+ * endpoint once, then hands the presigner a plain request (35–40 µs: bench/experiments/media_signing.ts).
  * Credentials are resolved ahead of need and kept (CredentialCache), so a claim never waits on
  * the credential chain except for the very first one.
  */

@@ -2,12 +2,12 @@
  * What `media` adds to a claim: µs of CPU per URL for each scheme, as the claim path makes them
  * (lib/media `link`, static keys: no network), and the SDK's `getSignedUrl` for comparison.
  *
- *   deno run -A bench/media_signing.ts [--n 20000]
+ *   deno run -A bench/experiments/media_signing.ts [--n 20000]
  */
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { createMedia, type Media } from "../lib/media/index.ts";
-import { parseConfig } from "../lib/runtime/config.ts";
+import { createMedia, type Media } from "../../lib/media/index.ts";
+import { parseConfig } from "../../lib/runtime/config.ts";
 
 const n = Number(Deno.args[Deno.args.indexOf("--n") + 1]) || 20_000;
 const keys = { AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY: "x".repeat(40) };
