@@ -10,6 +10,7 @@ import type { Deps } from "../lib/runtime/deps.ts";
 import { readFeed } from "../operations/feed.ts";
 import { annotationJson, FeedPage, SourceFilter } from "../schemas/annotations.ts";
 import { idParam } from "../schemas/common.ts";
+import { FEED_CURSOR } from "../sql/annotations/queries.ts";
 
 const listDatasetAnnotationsRoute = createRoute({
   method: "get",
@@ -27,9 +28,12 @@ const listDatasetAnnotationsRoute = createRoute({
     params: z.object({ datasetId: idParam("datasetId") }),
     query: z.object({
       source: SourceFilter,
-      after: z.string().max(64).optional().openapi({
-        description: "next_cursor from the previous page; omit to start at the beginning",
-      }),
+      after: z.string().regex(FEED_CURSOR, "not a cursor this server handed out (next_cursor)")
+        .optional().openapi({
+          description: "next_cursor from the previous page; omit to start at the beginning. " +
+            "Pass only a cursor this server handed out: any other string of the same form is " +
+            "taken as a position in the feed, and rows before it are skipped.",
+        }),
       limit: z.coerce.number().int().min(1).max(1000).default(100),
     }),
   },

@@ -1,10 +1,12 @@
 /** Annotations: human and machine, their shapes, predictions in bulk, and the changes feed. */
 import { z } from "@hono/zod-openapi";
 import type * as q from "../sql/annotations/queries.ts";
-import { Id, MAX_BATCH, Name, Timestamp } from "./common.ts";
+import { Id, MAX_BATCH, Name, ONE_IMAGE_REF, Timestamp } from "./common.ts";
 
 /** A pixel coordinate or length: finite and non-negative (bounds are checked against the image). */
 const Coord = z.number().min(0, "must not be negative");
+/** A box's side: greater than 0 (one bound only: `minimum` 0 beside it would say nothing more). */
+const Length = z.number().gt(0, "must be greater than 0");
 export const Label = Name(200).openapi({ example: "cat" });
 export const Confidence = z.number().min(0).max(1).openapi({ example: 0.92 });
 
@@ -16,15 +18,19 @@ const BBox = z.strictObject({
   label: Label,
   x: Coord,
   y: Coord,
-  width: Coord.gt(0, "must be greater than 0"),
-  height: Coord.gt(0, "must be greater than 0"),
+  width: Length,
+  height: Length,
   confidence: Confidence.optional(),
 }).openapi("BBox", { description: "An axis-aligned box; x, y is its top-left corner" });
 
 const Polygon = z.strictObject({
   type: z.literal("polygon"),
   label: Label,
-  points: z.array(z.tuple([Coord, Coord])).min(3, "a polygon needs at least 3 points").max(
+  // A tuple refuses fewer or more than two numbers; prefixItems alone would allow them.
+  points: z.array(z.tuple([Coord, Coord]).openapi({ minItems: 2, maxItems: 2 })).min(
+    3,
+    "a polygon needs at least 3 points",
+  ).max(
     MAX_POLYGON_POINTS,
     `a polygon has at most ${MAX_POLYGON_POINTS} points`,
   ),
@@ -70,13 +76,19 @@ export const Annotation = z.object({
 export const CreateAnnotation = z.strictObject({
   claim_id: Id.optional().openapi({
     description: "The caller's claim on the image: required for annotators, optional for " +
-      "admins (corrections), not allowed for machines. Submitting completes the claim.",
+      "admins (corrections), not allowed for machines (400 otherwise). Submitting completes " +
+      "the claim.",
   }),
   labels: Labels.optional(),
   shapes: Shapes.optional(),
-  model: Model.optional().openapi({ description: "Required for machines; not allowed otherwise" }),
-  confidence: Confidence.optional().openapi({ description: "Machines only" }),
-}).openapi("CreateAnnotation");
+  model: Model.optional().openapi({
+    description: "Required for machines; not allowed otherwise (400)",
+  }),
+  confidence: Confidence.optional().openapi({ description: "Machines only (400 otherwise)" }),
+}).openapi("CreateAnnotation", {
+  description: "The rules that depend on the caller's role (claim_id, model, confidence) are in " +
+    "each field's description.",
+});
 
 export const Prediction = z.strictObject({
   image_id: Id.optional(),
@@ -87,7 +99,10 @@ export const Prediction = z.strictObject({
   shapes: Shapes.optional(),
 }).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
   message: "give exactly one of image_id and external_id",
-}).openapi("Prediction");
+}).openapi("Prediction", {
+  description: "Names its image by exactly one of image_id and external_id",
+  oneOf: ONE_IMAGE_REF,
+});
 
 export const CreatePredictions = z.strictObject({
   predictions: z.array(Prediction).min(1, "must contain at least 1 prediction").max(

@@ -15,7 +15,7 @@ const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
     }
     seen.add(label);
   });
-}).openapi({ example: ["cat", "dog"] });
+}).openapi({ uniqueItems: true, example: ["cat", "dog"] });
 
 const AnnotationsPerImage = z.number().int().min(1).max(10).openapi({
   description: "How many different annotators label each image",
@@ -57,6 +57,7 @@ export const UpdateDataset = z.strictObject({
   claim_ttl_seconds: ClaimTtl.optional(),
 }).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
   "UpdateDataset",
+  { minProperties: 1 },
 );
 
 export const DatasetStats = z.object({

@@ -1,11 +1,23 @@
 /** Images: registration in bulk, pages, priorities. */
 import { z } from "@hono/zod-openapi";
 import type * as q from "../sql/images/queries.ts";
-import { Finite, Id, JsonObject, MAX_BATCH, Name, Timestamp } from "./common.ts";
+import {
+  Finite,
+  Id,
+  JsonObject,
+  MAX_BATCH,
+  Name,
+  ONE_IMAGE_REF,
+  Timestamp,
+  WHITESPACE,
+} from "./common.ts";
 import { Media } from "./media.ts";
 
-export const Uri = Name(2048).refine(
-  (s) => /^(s3|gs|https?|file):\/\/\S+$/.test(s),
+/** A scheme the server knows, then no whitespace (as trim sees it) and no NUL. */
+const URI = new RegExp(`^(?:s3|gs|https?|file)://[^${WHITESPACE}\\u0000]+$`);
+
+export const Uri = z.string().max(2048, "must be at most 2048 characters").regex(
+  URI,
   "must be an s3://, gs://, https://, http:// or file:// URI without spaces",
 ).openapi({ example: "s3://bucket/images/0001.jpg" });
 
@@ -73,6 +85,14 @@ export const NewImage = z.strictObject({
   }
 }).openapi("NewImage", {
   description: "`width` and `height` are given together or not at all",
+  // The superRefine above: both integers, or each absent or null.
+  anyOf: [
+    {
+      required: ["width", "height"],
+      properties: { width: { type: "integer" }, height: { type: "integer" } },
+    },
+    { properties: { width: { type: "null" }, height: { type: "null" } } },
+  ],
 });
 
 /** A registerImages body of `item`s: NewImage for the spec, unknown for the handler's first look. */
@@ -108,7 +128,7 @@ export const UpdateImage = z.strictObject({
   metadata: JsonObject.optional(),
 }).refine((b) => b.priority !== undefined || b.metadata !== undefined, {
   message: "give priority and/or metadata",
-}).openapi("UpdateImage");
+}).openapi("UpdateImage", { minProperties: 1 });
 
 export const PriorityItem = z.strictObject({
   image_id: Id.optional(),
@@ -116,7 +136,7 @@ export const PriorityItem = z.strictObject({
   priority: Priority,
 }).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
   message: "give exactly one of image_id and external_id",
-}).openapi("PriorityItem");
+}).openapi("PriorityItem", { oneOf: ONE_IMAGE_REF });
 
 export const SetPriorities = z.strictObject({
   priorities: z.array(PriorityItem).min(1, "must contain at least 1 item").max(

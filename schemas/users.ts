@@ -35,7 +35,11 @@ export const ApiKey = z.string().openapi({
 export const NewUserName = Name(200).refine(
   (name) => !isReservedUserName(name),
   `must not start with "${EXTERNAL_NAME_PREFIX}": that prefix names identity-provider users`,
-);
+).openapi({
+  not: { pattern: `^${EXTERNAL_NAME_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}` },
+  description: `Unique; must not start with "${EXTERNAL_NAME_PREFIX}" (the names of ` +
+    "identity-provider users)",
+});
 
 export const CreateUser = z.strictObject({ name: NewUserName, role: RoleSchema }).openapi(
   "CreateUser",

@@ -255,10 +255,12 @@ function valid(
 ): fc.Arbitrary<unknown> {
   const s = resolve(spec, schema);
   if (!s || depth > 6) return fc.constant(null);
-  if (s.oneOf) {
+  // Beside `properties`, oneOf and anyOf are extra rules on the object (exactly one of two ids,
+  // content or "empty"), not its alternatives: the properties are generated.
+  if (s.oneOf && !s.properties) {
     return fc.oneof(...s.oneOf.map((o: Schema) => valid(spec, o, world, name, depth + 1)));
   }
-  if (s.anyOf) {
+  if (s.anyOf && !s.properties) {
     return fc.oneof(...s.anyOf.map((o: Schema) => valid(spec, o, world, name, depth + 1)));
   }
   if (s.enum) return fc.constantFrom(...s.enum);

@@ -23,6 +23,7 @@ import { localMediaRouter, mediaRouter } from "../../routes/media.ts";
 import { metricsRouter } from "../../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
+import { JSON_VALUE_COMPONENT } from "../../schemas/common.ts";
 
 export const API_VERSION = "0.1.0";
 
@@ -115,6 +116,9 @@ export function createApp(options: AppOptions) {
   app.route("/api/v1", exportsRouter(deps));
   requireDeclaredSecurity(app);
 
+  // A schema that refers to itself, which zod-to-openapi cannot generate from JsonObject.
+  app.openAPIRegistry.registerComponent("schemas", "JsonValue", JSON_VALUE_COMPONENT);
+
   let spec: unknown;
   app.get(SPEC_JSON_PATH, (c) => {
     spec ??= app.getOpenAPI31Document({
@@ -124,7 +128,11 @@ export function createApp(options: AppOptions) {
         version: API_VERSION,
         description: "Queues images for human annotators by priority, with leases, and " +
           "collects human and machine annotations for ML clients.",
+        license: API_LICENSE,
       },
+      // Relative: the document's paths are absolute, and the server does not know the public
+      // URL it is reached by (a proxy may terminate TLS in front of it).
+      servers: [{ url: "/", description: "The server that serves this document" }],
     });
     return c.json(spec);
   });
@@ -137,6 +145,12 @@ export function createApp(options: AppOptions) {
   app.onError(makeOnError(log));
   return app;
 }
+
+/**
+ * The repository carries no LICENSE file: no licence is granted, and the document says so. Change
+ * it here when the project chooses one.
+ */
+const API_LICENSE = { name: "Proprietary: no licence granted" };
 
 export type App = ReturnType<typeof createApp>;
 

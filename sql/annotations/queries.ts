@@ -287,22 +287,24 @@ export interface FeedCursor {
   id: string;
 }
 
-const UINT64_MAX = (1n << 64n) - 1n;
-const INT64_MAX = (1n << 63n) - 1n;
+/**
+ * The form of a cursor: `<txid>.<id>`, decimal. At most 19 digits of txid (below 2^64, xid8's
+ * range) and 18 of id (below 2^63, bigint's; ids never reach 10^18), so every string of this
+ * form is a position the statements can take; the API checks it as the `after` parameter's
+ * pattern, which the OpenAPI document carries.
+ */
+export const FEED_CURSOR = /^([0-9]{1,19})\.([0-9]{1,18})$/;
 
 /** The opaque cursor string handed to clients: `<txid>.<id>`. */
 export function encodeFeedCursor(c: FeedCursor): string {
   return `${c.txid}.${c.id}`;
 }
 
-/** `null` unless `s` is a cursor encodeFeedCursor could have made. */
+/** `null` unless `s` has the form of a cursor (FEED_CURSOR). */
 export function decodeFeedCursor(s: string): FeedCursor | null {
-  const m = /^(\d{1,20})\.(\d{1,19})$/.exec(s);
+  const m = FEED_CURSOR.exec(s);
   if (!m) return null;
-  const txid = BigInt(m[1]);
-  const id = BigInt(m[2]);
-  if (txid > UINT64_MAX || id > INT64_MAX) return null;
-  return { txid: txid.toString(), id: id.toString() };
+  return { txid: BigInt(m[1]).toString(), id: BigInt(m[2]).toString() };
 }
 
 export interface FeedPage {
