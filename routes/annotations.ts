@@ -35,7 +35,24 @@ const createAnnotationRoute = createRoute({
   request: { params: imageParams, body: jsonBody(CreateAnnotation) },
   responses: {
     201: jsonResponse(Annotation, "The annotation"),
-    ...errors(400, 401, 403, 404, 409, 413, 415, 422),
+    ...errors(
+      "invalid_image_id",
+      "invalid_annotation",
+      "claim_required",
+      "malformed_json",
+      401,
+      "claim_not_yours",
+      "image_not_found",
+      "claim_not_found",
+      "claim_expired",
+      "claim_completed",
+      "claim_released",
+      "claim_mismatch",
+      "image_changed",
+      413,
+      415,
+      422,
+    ),
   },
 });
 
@@ -52,7 +69,18 @@ const createPredictionsRoute = createRoute({
   request: { params: datasetParams, body: jsonBody(CreatePredictions) },
   responses: {
     200: jsonResponse(CreatePredictionsResult, "How many were created, and what matched nothing"),
-    ...errors(400, 401, 403, 404, 413, 415, 422),
+    ...errors(
+      "invalid_dataset_id",
+      "invalid_prediction",
+      "malformed_json",
+      401,
+      403,
+      "dataset_not_found",
+      "image_deleted",
+      413,
+      415,
+      422,
+    ),
   },
 });
 
@@ -66,7 +94,7 @@ const listImageAnnotationsRoute = createRoute({
   request: { params: imageParams, query: z.object({ source: SourceFilter }) },
   responses: {
     200: jsonResponse(z.object({ items: z.array(Annotation) }), "The annotations"),
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_image_id", 401, 403, "image_not_found"),
   },
 });
 

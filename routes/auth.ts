@@ -28,7 +28,13 @@ const createTokenRoute = createRoute({
   request: { body: jsonBody(TokenRequest) },
   responses: {
     200: jsonResponse(Token, "A bearer token"),
-    ...errors(400, 401, 413, 415),
+    ...errors(
+      "invalid_token_request",
+      "malformed_json",
+      "invalid_api_key",
+      "token_body_too_large",
+      415,
+    ),
   },
 });
 

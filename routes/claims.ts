@@ -26,7 +26,7 @@ const claimNextImageRoute = createRoute({
     201: jsonResponse(ClaimedImage, "A new lease"),
     200: jsonResponse(ClaimedImage, "The live lease the caller already holds in this dataset"),
     204: { description: "Nothing is left for this caller to annotate" },
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_dataset_id", 401, 403, "dataset_not_found"),
   },
 });
 
@@ -43,7 +43,16 @@ const renewClaimRoute = createRoute({
   request: { params: claimParams },
   responses: {
     200: jsonResponse(RenewedClaim, "The claim with its new expires_at, and fresh media"),
-    ...errors(400, 401, 403, 404, 409),
+    ...errors(
+      "invalid_claim_id",
+      401,
+      403,
+      "claim_not_yours",
+      "claim_not_found",
+      "claim_expired",
+      "claim_completed",
+      "claim_released",
+    ),
   },
 });
 
@@ -56,7 +65,19 @@ const releaseClaimRoute = createRoute({
   summary: "Give an image back without annotating it (holder, or an admin)",
   description: "The image is claimable again at once.",
   request: { params: claimParams },
-  responses: { 204: { description: "Released" }, ...errors(400, 401, 403, 404, 409) },
+  responses: {
+    204: { description: "Released" },
+    ...errors(
+      "invalid_claim_id",
+      401,
+      403,
+      "claim_not_yours",
+      "claim_not_found",
+      "claim_expired",
+      "claim_completed",
+      "claim_released",
+    ),
+  },
 });
 
 export function claimsRouter(deps: Deps) {

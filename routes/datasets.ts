@@ -29,7 +29,7 @@ const createDatasetRoute = createRoute({
   request: { body: jsonBody(CreateDataset) },
   responses: {
     201: jsonResponse(Dataset, "The new dataset"),
-    ...errors(400, 401, 403, 409, 413, 415),
+    ...errors(400, 401, 403, "dataset_exists", 413, 415),
   },
 });
 
@@ -56,7 +56,7 @@ const getDatasetRoute = createRoute({
   request: { params: datasetParams },
   responses: {
     200: jsonResponse(DatasetSummary, "The dataset"),
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_dataset_id", 401, "dataset_not_found"),
   },
 });
 
@@ -72,7 +72,17 @@ const updateDatasetRoute = createRoute({
   request: { params: datasetParams, body: jsonBody(UpdateDataset) },
   responses: {
     200: jsonResponse(Dataset, "The updated dataset"),
-    ...errors(400, 401, 403, 404, 409, 413, 415),
+    ...errors(
+      "invalid_dataset_id",
+      "no_dataset_change",
+      "malformed_json",
+      401,
+      403,
+      "dataset_not_found",
+      "labels_append_only",
+      413,
+      415,
+    ),
   },
 });
 
@@ -86,7 +96,7 @@ const getDatasetStatsRoute = createRoute({
   request: { params: datasetParams },
   responses: {
     200: jsonResponse(DatasetStats, "The dataset's progress"),
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_dataset_id", 401, "dataset_not_found"),
   },
 });
 

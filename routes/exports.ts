@@ -44,7 +44,7 @@ const exportDatasetRoute = createRoute({
         "application/json": { schema: z.object({}).passthrough() },
       },
     },
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_dataset_id", "invalid_format", 401, 403, "dataset_not_found"),
   },
 });
 

@@ -39,7 +39,14 @@ const listDatasetAnnotationsRoute = createRoute({
   },
   responses: {
     200: jsonResponse(FeedPage, "The next annotations"),
-    ...errors(400, 401, 403, 404),
+    ...errors(
+      "invalid_dataset_id",
+      "invalid_cursor",
+      "invalid_limit",
+      401,
+      403,
+      "dataset_not_found",
+    ),
   },
 });
 

@@ -26,7 +26,7 @@ const readinessRoute = createRoute({
   summary: "Readiness: 200 when the database answers and no migration is pending",
   responses: {
     200: jsonResponse(z.object({ status: z.literal("ready") }), "Ready for traffic"),
-    ...errors(503),
+    ...errors("not_ready"),
   },
 });
 

@@ -41,7 +41,16 @@ const registerImagesRoute = createRoute({
   request: { params: datasetParams, body: jsonBodyRef("RegisterImages") },
   responses: {
     200: jsonResponse(RegisterResult, "Ids in request order"),
-    ...errors(400, 401, 403, 404, 413, 415),
+    ...errors(
+      "invalid_dataset_id",
+      "invalid_images",
+      "malformed_json",
+      401,
+      403,
+      "dataset_not_found",
+      413,
+      415,
+    ),
   },
 });
 
@@ -62,7 +71,7 @@ const listImagesRoute = createRoute({
   },
   responses: {
     200: jsonResponse(ImagePage, "A page of images"),
-    ...errors(400, 401, 403, 404),
+    ...errors("invalid_dataset_id", "invalid_limit", 401, "dataset_not_found"),
   },
 });
 
@@ -74,7 +83,10 @@ const getImageRoute = createRoute({
   tags: ["images"],
   summary: "Get an image",
   request: { params: imageParams, query: z.object({ media: MediaQuery }) },
-  responses: { 200: jsonResponse(ImageWithMedia, "The image"), ...errors(400, 401, 403, 404) },
+  responses: {
+    200: jsonResponse(ImageWithMedia, "The image"),
+    ...errors("invalid_image_id", 401, "image_not_found"),
+  },
 });
 
 const updateImageRoute = createRoute({
@@ -87,7 +99,16 @@ const updateImageRoute = createRoute({
   request: { params: imageParams, body: jsonBody(UpdateImage) },
   responses: {
     200: jsonResponse(Image, "The updated image"),
-    ...errors(400, 401, 403, 404, 413, 415),
+    ...errors(
+      "invalid_image_id",
+      "no_image_change",
+      "malformed_json",
+      401,
+      403,
+      "image_not_found",
+      413,
+      415,
+    ),
   },
 });
 
@@ -101,7 +122,10 @@ const deleteImageRoute = createRoute({
   tags: ["images"],
   summary: "Delete an image and all its annotations (admins only)",
   request: { params: imageParams },
-  responses: { 204: { description: "Deleted" }, ...errors(400, 401, 403, 404) },
+  responses: {
+    204: { description: "Deleted" },
+    ...errors("invalid_image_id", 401, 403, "image_not_found"),
+  },
 });
 
 const setPrioritiesRoute = createRoute({
@@ -114,7 +138,16 @@ const setPrioritiesRoute = createRoute({
   request: { params: datasetParams, body: jsonBody(SetPriorities) },
   responses: {
     200: jsonResponse(SetPrioritiesResult, "How many were set, and what matched nothing"),
-    ...errors(400, 401, 403, 404, 413, 415),
+    ...errors(
+      "invalid_dataset_id",
+      "invalid_priorities",
+      "malformed_json",
+      401,
+      403,
+      "dataset_not_found",
+      413,
+      415,
+    ),
   },
 });
 

@@ -19,7 +19,7 @@ const metricsRoute = createRoute({
       description: "Metrics in the Prometheus text exposition format",
       content: { "text/plain": { schema: z.string() } },
     },
-    ...errors(401),
+    ...errors("metrics_token"),
   },
 });
 

@@ -24,7 +24,7 @@ const createUserRoute = createRoute({
   },
   responses: {
     201: jsonResponse(z.object({ user: User, api_key: ApiKey }), "The user and its API key"),
-    ...errors(400, 401, 403, 409, 413, 415),
+    ...errors(400, 401, 403, "user_exists", 413, 415),
   },
 });
 
@@ -49,7 +49,10 @@ const disableUserRoute = createRoute({
   summary: "Disable a user: its key and tokens stop working",
   ...secured("admin"),
   request: { params: userParams },
-  responses: { 204: { description: "Disabled" }, ...errors(400, 401, 403, 404, 409) },
+  responses: {
+    204: { description: "Disabled" },
+    ...errors("invalid_user_id", 401, 403, "user_not_found", "cannot_disable_self"),
+  },
 });
 
 const rotateApiKeyRoute = createRoute({
@@ -65,7 +68,14 @@ const rotateApiKeyRoute = createRoute({
   request: { params: userParams },
   responses: {
     200: jsonResponse(z.object({ api_key: ApiKey }), "The new key; the old one stops working"),
-    ...errors(400, 401, 403, 404, 409),
+    ...errors(
+      "invalid_user_id",
+      401,
+      "not_own_key",
+      "user_not_found",
+      "user_disabled",
+      "external_user",
+    ),
   },
 });
 

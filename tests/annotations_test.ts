@@ -4,6 +4,7 @@
  * streamed exports and stats. Query-level behaviour is in tests/annotations_sql_test.ts.
  */
 import assert from "node:assert/strict";
+import { connect } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
 import { createMachineAnnotation } from "../sql/annotations/queries.ts";
 import { assertError, createTestApp, createTestDb, type TestUser } from "./harness.ts";
@@ -629,6 +630,50 @@ Deno.test("annotations over HTTP", async (t) => {
       }
     });
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("createPredictions: an image deleted while the batch is written is 409, nothing written", async () => {
+  const h = await createTestApp();
+  // Another session deletes the image and holds its transaction open, so the batch (which read
+  // the image before the delete commits) waits on the row, then finds it gone.
+  const other = connect(h.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 10_000 });
+  try {
+    const machine = await h.user("machine");
+    const ds = await h.req("POST", "/api/v1/datasets", { name: "race-409", labels: ["cat"] });
+    const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+      images: [{ uri: "s3://b/1.jpg" }, { uri: "s3://b/2.jpg" }],
+    });
+    const [gone, kept] = reg.body.images.map((i: { id: string }) => i.id);
+    await other.unsafe("BEGIN");
+    await other.unsafe("DELETE FROM images WHERE id = $1::bigint", [gone]);
+    const batch = machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, {
+      predictions: [
+        { image_id: kept, model: { name: "m", version: "1" }, labels: ["cat"] },
+        { image_id: gone, model: { name: "m", version: "1" }, labels: ["cat"] },
+      ],
+    });
+    for (let i = 0;; i++) {
+      const [{ n }] = await h.db`SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      if (n > 0) break;
+      if (i > 500) throw new Error("the batch never waited on the deleted image");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await other.unsafe("COMMIT");
+    const res = await batch;
+    assertError(res, 409, "conflict");
+    const spec = (await h.anon("GET", "/api/openapi.json")).body;
+    assert.ok(
+      spec.paths["/api/v1/datasets/{datasetId}/predictions"].post.responses["409"],
+      "the document declares it",
+    );
+    const [{ n }] = await h.db`SELECT count(*)::int AS n FROM annotations
+      WHERE dataset_id = ${ds.body.id}`;
+    assert.equal(n, 0, "the batch wrote nothing");
+  } finally {
+    await other.end();
     await h.close();
   }
 });

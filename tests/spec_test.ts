@@ -129,6 +129,121 @@ Deno.test("the OpenAPI document", async (t) => {
         assert.ok(op.requestBody!.content?.["application/json"], `${where}: body not JSON`);
       }
     });
+
+    await t.step("names its server (relative) and its licence", () => {
+      const doc = spec as unknown as { servers: { url: string }[]; info: { license?: object } };
+      assert.deepEqual(doc.servers.map((s) => s.url), ["/"]);
+      assert.ok(doc.info.license && "name" in doc.info.license, "info.license.name");
+    });
+
+    await t.step("every error answer has examples of its own status's codes", () => {
+      const examples = errorExamples(spec);
+      assert.ok(examples.length > 100, `${examples.length} examples`);
+      for (const { where, status, name, value } of examples) {
+        const { code, message } = value.error;
+        assert.ok(CODES[status]?.includes(code), `${where} ${status} ${name}: code ${code}`);
+        assert.equal(typeof message, "string", `${where} ${status} ${name}`);
+      }
+      // Not one example for all: each status has its own, and 401 and 404 are no 400.
+      const byStatus = new Map<string, Set<string>>();
+      for (const e of examples) {
+        byStatus.set(e.status, (byStatus.get(e.status) ?? new Set()).add(e.value.error.code));
+      }
+      assert.deepEqual(byStatus.get("404"), new Set(["not_found"]));
+      assert.ok(!byStatus.get("401")!.has("validation_failed"));
+    });
+
+    await t.step("createPredictions declares the 409 of an image deleted meanwhile", () => {
+      const op = spec.paths["/api/v1/datasets/{datasetId}/predictions"].post;
+      assert.ok(op.responses["409"]);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+/** The codes each error status answers with (docs/api.md#errors). */
+const CODES: Record<string, string[]> = {
+  400: ["validation_failed", "bad_request", "invalid_value"],
+  401: ["unauthorized", "invalid_token", "invalid_api_key"],
+  403: ["forbidden", "claim_not_yours"],
+  404: ["not_found"],
+  409: [
+    "dataset_exists",
+    "user_exists",
+    "labels_append_only",
+    "claim_expired",
+    "claim_completed",
+    "claim_released",
+    "claim_mismatch",
+    "user_disabled",
+    "external_user",
+    "cannot_disable_self",
+    "conflict",
+  ],
+  413: ["payload_too_large"],
+  415: ["unsupported_media_type"],
+  422: ["unknown_label", "out_of_bounds", "invalid_annotation"],
+  503: ["busy", "timeout", "unavailable", "not_ready"],
+};
+
+interface ErrorExample {
+  where: string;
+  status: string;
+  name: string;
+  value: { error: { code: string; message: string; details?: unknown[] } };
+}
+
+function errorExamples(spec: Spec): ErrorExample[] {
+  return operations(spec).flatMap(({ path, method, op }) =>
+    Object.entries(op.responses).filter(([status]) => /^[45]/.test(status)).flatMap(
+      ([status, r]) => {
+        const media = r.content?.["application/json"] as {
+          examples?: Record<string, { value: ErrorExample["value"] }>;
+        };
+        const where = `${method.toUpperCase()} ${path}`;
+        assert.ok(media?.examples, `${where} ${status}: no examples`);
+        return Object.entries(media.examples).map(([name, e]) => ({
+          where,
+          status,
+          name,
+          value: e.value,
+        }));
+      },
+    )
+  );
+}
+
+Deno.test("the error examples are answers the server gives", async () => {
+  const h = await createTestApp();
+  try {
+    const spec = (await h.anon("GET", "/api/openapi.json")).body as Spec;
+    const examples = new Map(errorExamples(spec).map((e) => [e.name, e.value]));
+    const annotator = await h.user("annotator");
+    const ds = await h.req("POST", "/api/v1/datasets", { name: "examples", labels: ["cat"] });
+    await h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] });
+    const answers: [string, () => Promise<{ body: unknown }>][] = [
+      ["unauthorized", () => h.anon("GET", "/api/v1/me")],
+      ["invalid_api_key", () => h.anon("POST", "/api/v1/auth/token", { api_key: "ak_nope" })],
+      ["invalid_token_request", () => h.anon("POST", "/api/v1/auth/token", {})],
+      ["malformed_json", () => h.req("POST", "/api/v1/datasets", "{")],
+      ["invalid_dataset_id", () => h.req("GET", "/api/v1/datasets/abc")],
+      ["dataset_not_found", () => h.req("GET", "/api/v1/datasets/42")],
+      ["image_not_found", () => h.req("GET", "/api/v1/images/42")],
+      ["claim_not_found", () => h.req("POST", "/api/v1/claims/7/renew")],
+      ["user_not_found", () => h.req("DELETE", "/api/v1/users/5")],
+      ["no_dataset_change", () => h.req("PATCH", `/api/v1/datasets/${ds.body.id}`, {})],
+      ["invalid_limit", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/images?limit=5000`)],
+      ["invalid_cursor", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/annotations?after=x`)],
+      ["invalid_format", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/export?format=xml`)],
+      ["forbidden", () => annotator.req("GET", "/api/v1/images/42/annotations")],
+      ["cannot_disable_self", () => h.req("DELETE", `/api/v1/users/${h.admin.id}`)],
+      ["dataset_exists", () => h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] })],
+    ];
+    for (const [name, answer] of answers) {
+      assert.ok(examples.has(name), `no example named ${name}`);
+      assert.deepEqual((await answer()).body, examples.get(name), name);
+    }
   } finally {
     await h.close();
   }
