@@ -3,6 +3,7 @@
  * middleware pipeline (lib/http/middleware.ts), every router, the spec, and the error handlers.
  */
 import { cors } from "hono/cors";
+import { TrieRouter } from "hono/router/trie-router";
 import { createAuth } from "../auth/tokens.ts";
 import { activity } from "../db/query.ts";
 import { createMedia } from "../media/index.ts";
@@ -139,9 +140,24 @@ export function createApp(options: AppOptions) {
   mountSpecPage(app);
   app.route("/", localMediaRouter(deps));
 
-  app.notFound((c) =>
-    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404)
-  );
+  const methodsOf = allowedMethods(app);
+  app.notFound((c) => {
+    const allowed = methodsOf(c.req.path);
+    // A known path and a method it does not answer: 405, before any authentication (route
+    // middleware never ran). A known path and method that still found nothing (an unknown spec
+    // asset) is a 404.
+    if (allowed.length && !allowed.includes(c.req.method)) {
+      c.header("allow", allowed.join(", "));
+      return c.json(
+        errorBody(
+          "method_not_allowed",
+          `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`,
+        ),
+        405,
+      );
+    }
+    return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+  });
   app.onError(makeOnError(log));
   return app;
 }
@@ -151,6 +167,26 @@ export function createApp(options: AppOptions) {
  * it here when the project chooses one.
  */
 const API_LICENSE = { name: "Proprietary: no licence granted" };
+
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * The methods each path of `app` answers, from its routes (middleware excluded), looked up with
+ * hono's own trie router so a path matches here exactly when it matches there. Built once, from
+ * the routes registered so far. HEAD is answered wherever GET is (hono runs the GET handler).
+ */
+function allowedMethods(app: ReturnType<typeof createRouter>): (path: string) => string[] {
+  const router = new TrieRouter<string>();
+  for (const r of app.routes) {
+    // app.use() registers middleware as method ALL.
+    if (r.method !== "ALL") router.add("ALL", r.path, r.method);
+  }
+  return (path) => {
+    const found = new Set(router.match("GET", path)[0].map(([method]) => method));
+    if (found.has("GET")) found.add("HEAD");
+    return METHOD_ORDER.filter((m) => found.has(m));
+  };
+}
 
 export type App = ReturnType<typeof createApp>;
 
