@@ -111,7 +111,12 @@ export function annotationsRouter(deps: Deps) {
       const { predictions } = c.req.valid("json");
       const result = await ops.createPredictions(
         datasetId,
-        predictions.map((p) => ({ ...p, labels: p.labels ?? [], shapes: p.shapes ?? [] })),
+        // `empty` is a request's word only: what is stored is the labels and shapes (none).
+        predictions.map(({ empty: _, ...p }) => ({
+          ...p,
+          labels: p.labels ?? [],
+          shapes: p.shapes ?? [],
+        })),
         c.get("principal"),
       );
       return c.json(result, 200);

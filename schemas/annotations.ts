@@ -1,7 +1,7 @@
 /** Annotations: human and machine, their shapes, predictions in bulk, and the changes feed. */
 import { z } from "@hono/zod-openapi";
 import type * as q from "../sql/annotations/queries.ts";
-import { Id, MAX_BATCH, Name, ONE_IMAGE_REF, Timestamp } from "./common.ts";
+import { Id, keywords, MAX_BATCH, Name, ONE_IMAGE_REF, Timestamp } from "./common.ts";
 
 /** A pixel coordinate or length: finite and non-negative (bounds are checked against the image). */
 const Coord = z.number().min(0, "must not be negative");
@@ -73,6 +73,46 @@ export const Annotation = z.object({
   created_at: Timestamp,
 }).openapi("Annotation");
 
+/**
+ * An annotation says what is on the image, or says `"empty": true`: a deliberate "nothing here".
+ * One with neither labels nor shapes is refused without it (a client that forgot to fill them in
+ * must not mark an image done), and `"empty": true` with labels or shapes contradicts itself.
+ */
+function checkEmpty(
+  a: { labels?: unknown[]; shapes?: unknown[]; empty?: boolean },
+  ctx: z.core.$RefinementCtx,
+): void {
+  const content = (a.labels?.length ?? 0) + (a.shapes?.length ?? 0) > 0;
+  if (a.empty === true && content) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["empty"],
+      message: "must not be true with labels or shapes",
+    });
+  } else if (!content && a.empty !== true) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["empty"],
+      message: 'required: an annotation with neither labels nor shapes must say "empty": true',
+    });
+  }
+}
+
+/** checkEmpty as JSON Schema: labels, or shapes, or `"empty": true` and neither. */
+const EMPTY_RULE = [
+  { required: ["labels"], properties: { labels: { minItems: 1 }, empty: { const: false } } },
+  { required: ["shapes"], properties: { shapes: { minItems: 1 }, empty: { const: false } } },
+  {
+    required: ["empty"],
+    properties: { empty: { const: true }, labels: { maxItems: 0 }, shapes: { maxItems: 0 } },
+  },
+];
+
+const Empty = z.boolean().openapi({
+  description: 'true for a deliberate "nothing here": required when there are neither labels ' +
+    "nor shapes, refused with them",
+});
+
 export const CreateAnnotation = z.strictObject({
   claim_id: Id.optional().openapi({
     description: "The caller's claim on the image: required for annotators, optional for " +
@@ -81,13 +121,15 @@ export const CreateAnnotation = z.strictObject({
   }),
   labels: Labels.optional(),
   shapes: Shapes.optional(),
+  empty: Empty.optional(),
   model: Model.optional().openapi({
     description: "Required for machines; not allowed otherwise (400)",
   }),
   confidence: Confidence.optional().openapi({ description: "Machines only (400 otherwise)" }),
-}).openapi("CreateAnnotation", {
-  description: "The rules that depend on the caller's role (claim_id, model, confidence) are in " +
-    "each field's description.",
+}).superRefine(checkEmpty).openapi("CreateAnnotation", {
+  description: 'Labels, shapes, or both; or `"empty": true` and neither. The rules that ' +
+    "depend on the caller's role (claim_id, model, confidence) are in each field's description.",
+  ...keywords({ anyOf: EMPTY_RULE }),
 });
 
 export const Prediction = z.strictObject({
@@ -97,11 +139,15 @@ export const Prediction = z.strictObject({
   confidence: Confidence.optional(),
   labels: Labels.optional(),
   shapes: Shapes.optional(),
+  empty: Empty.optional(),
 }).refine((p) => (p.image_id === undefined) !== (p.external_id === undefined), {
   message: "give exactly one of image_id and external_id",
-}).openapi("Prediction", {
-  description: "Names its image by exactly one of image_id and external_id",
+}).superRefine(checkEmpty).openapi("Prediction", {
+  description: "Names its image by exactly one of image_id and external_id; has labels, " +
+    'shapes, or both, or `"empty": true` and neither',
+  // Both apply: exactly one of the two ids, and content or "empty".
   oneOf: ONE_IMAGE_REF,
+  ...keywords({ anyOf: EMPTY_RULE }),
 });
 
 export const CreatePredictions = z.strictObject({

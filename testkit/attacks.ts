@@ -398,7 +398,7 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
       priorities: [{ image_id: A.images[0], priority: 9 }],
     }],
     ["createPredictions", "POST", `/api/v1/datasets/${A.id}/predictions`, {
-      predictions: [{ image_id: A.images[0], model: { name: "atk", version: "1" } }],
+      predictions: [{ image_id: A.images[0], model: { name: "atk", version: "1" }, empty: true }],
     }],
     ["deleteImage", "DELETE", `/api/v1/images/${A.images[2]}`],
   ];
@@ -505,7 +505,11 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     detail: unchanged ? "digest unchanged" : "the database changed",
   });
   const preds = await json(machine.token, "POST", `/api/v1/datasets/${A.id}/predictions`, {
-    predictions: B.images.map((id) => ({ image_id: id, model: { name: "atk", version: "1" } })),
+    predictions: B.images.map((id) => ({
+      image_id: id,
+      model: { name: "atk", version: "1" },
+      empty: true,
+    })),
   });
   out.push({
     attack: "predictions into dataset A naming dataset B's images",
@@ -530,7 +534,7 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     detail: `${page.status}, ${page.body.items?.length} items, all of dataset A`,
   });
   const ext = await json(machine.token, "POST", `/api/v1/datasets/${A.id}/predictions`, {
-    predictions: [{ external_id: "x0", model: { name: "atk", version: "ext" } }],
+    predictions: [{ external_id: "x0", model: { name: "atk", version: "ext" }, empty: true }],
   });
   const onA = await json(admin, "GET", `/api/v1/images/${A.images[0]}/annotations?source=machine`);
   const onB = await json(admin, "GET", `/api/v1/images/${B.images[0]}/annotations?source=machine`);

@@ -76,6 +76,68 @@ Deno.test("annotations over HTTP", async (t) => {
       assert.deepEqual(res.body.shapes, shapes);
     });
 
+    await t.step("an annotation with neither labels nor shapes must say empty: true", async () => {
+      const ds = await dataset([{}, {}]);
+      const c = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      const url = `/api/v1/images/${c.body.claim.image_id}/annotations`;
+      const claim_id = c.body.claim.id;
+      for (const body of [{}, { labels: [] }, { labels: [], shapes: [] }, { empty: false }]) {
+        const res = await ann.req("POST", url, { claim_id, ...body });
+        assertError(res, 400, "validation_failed");
+        assert.equal(res.body.error.details[0].path, "body.empty", JSON.stringify(body));
+      }
+      for (
+        const body of [{ labels: ["cat"] }, {
+          shapes: [{ type: "point", label: "cat", x: 1, y: 1 }],
+        }]
+      ) {
+        const res = await ann.req("POST", url, { claim_id, ...body, empty: true });
+        assertError(res, 400, "validation_failed");
+        assert.match(res.body.error.message, /body\.empty: must not be true with labels or shapes/);
+      }
+      assert.equal(await count(ds.id), 0, "nothing written");
+      const claim = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      assert.equal(claim.status, 200, "the claim is still the caller's");
+      const res = await ann.req("POST", url, { claim_id, labels: [], empty: true });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      assert.deepEqual([res.body.labels, res.body.shapes], [[], []]);
+      assert.equal("empty" in res.body, false, "the answer has labels and shapes: both empty");
+      // The same rule for machines and admins, and a false "empty" beside content is fine.
+      const other = `/api/v1/images/${ds.images[1]}/annotations`;
+      assertError(await machine.req("POST", other, { model }), 400, "validation_failed");
+      assert.equal((await machine.req("POST", other, { model, empty: true })).status, 201);
+      assertError(await h.req("POST", other, {}), 400, "validation_failed");
+      assert.equal((await h.req("POST", other, { labels: ["dog"], empty: false })).status, 201);
+    });
+
+    await t.step("a prediction with neither labels nor shapes must say empty: true", async () => {
+      const ds = await dataset([{ external_id: "a" }, { external_id: "b" }]);
+      const url = `/api/v1/datasets/${ds.id}/predictions`;
+      const res = await machine.req("POST", url, {
+        predictions: [
+          { external_id: "a", model, labels: ["cat"] },
+          { external_id: "b", model },
+          { external_id: "a", model, shapes: [], empty: false },
+          { external_id: "b", model, labels: ["dog"], empty: true },
+        ],
+      });
+      assertError(res, 400, "validation_failed");
+      assert.deepEqual(res.body.error.details.map((d: { path: string }) => d.path), [
+        "body.predictions.1.empty",
+        "body.predictions.2.empty",
+        "body.predictions.3.empty",
+      ]);
+      assert.equal(await count(ds.id), 0, "one bad item writes nothing");
+      const ok = await machine.req("POST", url, {
+        predictions: [
+          { external_id: "a", model, labels: ["cat"] },
+          { external_id: "b", model, empty: true },
+        ],
+      });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.created, 2);
+    });
+
     await t.step("the body cannot choose the source or the author", async () => {
       const ds = await dataset([{}]);
       const c = await ann.req("POST", `/api/v1/datasets/${ds.id}/claims`);
@@ -114,12 +176,12 @@ Deno.test("annotations over HTTP", async (t) => {
       assert.equal(res.body.confidence, 0.9);
       assertError(await machine.req("POST", url, { labels: ["dog"] }), 400, "validation_failed");
       assertError(
-        await machine.req("POST", url, { model, claim_id: "1" }),
+        await machine.req("POST", url, { model, claim_id: "1", labels: ["dog"] }),
         400,
         "validation_failed",
       );
       assertError(
-        await machine.req("POST", url, { model, source: "human" }),
+        await machine.req("POST", url, { model, source: "human", labels: ["dog"] }),
         400,
         "validation_failed",
       );
@@ -127,7 +189,7 @@ Deno.test("annotations over HTTP", async (t) => {
       const image = await h.req("GET", `/api/v1/images/${ds.images[0]}`);
       assert.equal(image.body.status, "pending");
       assertError(
-        await machine.req("POST", "/api/v1/images/999999999/annotations", { model }),
+        await machine.req("POST", "/api/v1/images/999999999/annotations", { model, empty: true }),
         404,
         "not_found",
       );
@@ -142,7 +204,10 @@ Deno.test("annotations over HTTP", async (t) => {
       assert.equal(res.body.source, "human");
       assert.equal(res.body.author_id, h.admin.id);
       assertError(
-        await h.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, { model }),
+        await h.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, {
+          model,
+          labels: ["bird"],
+        }),
         400,
         "validation_failed",
       );
@@ -235,8 +300,8 @@ Deno.test("annotations over HTTP", async (t) => {
             model,
             shapes: [{ type: "bbox", label: "dog", x: 500, y: 500, width: 1, height: 1 }],
           },
-          { external_id: "nope", model },
-          { image_id: "999999999", model },
+          { external_id: "nope", model, empty: true },
+          { image_id: "999999999", model, empty: true },
         ],
       });
       assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -366,7 +431,10 @@ Deno.test("annotations over HTTP", async (t) => {
 
     await t.step("listImageAnnotations filters by source", async () => {
       const ds = await dataset([{}]);
-      await machine.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, { model });
+      await machine.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, {
+        model,
+        empty: true,
+      });
       assert.equal((await humanSubmit(ann, ds.id, { labels: ["dog"] })).status, 201);
       const url = `/api/v1/images/${ds.images[0]}/annotations`;
       const all = await machine.req("GET", url);
@@ -382,7 +450,7 @@ Deno.test("annotations over HTTP", async (t) => {
 
     await t.step("the feed pages with cursors and rejects bad ones", async () => {
       const ds = await dataset([{}]);
-      const pred = { image_id: ds.images[0], model };
+      const pred = { image_id: ds.images[0], model, empty: true };
       await machine.req("POST", `/api/v1/datasets/${ds.id}/predictions`, {
         predictions: Array(25).fill(pred),
       });
@@ -497,8 +565,11 @@ Deno.test("annotations over HTTP", async (t) => {
 
     await t.step("stats count images, annotations and claims", async () => {
       const ds = await dataset([{}, {}, {}]);
-      await machine.req("POST", `/api/v1/images/${ds.images[2]}/annotations`, { model });
-      assert.equal((await humanSubmit(ann, ds.id, {})).status, 201);
+      await machine.req("POST", `/api/v1/images/${ds.images[2]}/annotations`, {
+        model,
+        empty: true,
+      });
+      assert.equal((await humanSubmit(ann, ds.id, { empty: true })).status, 201);
       const other = await h.user("annotator");
       await other.req("POST", `/api/v1/datasets/${ds.id}/claims`);
       const stats = await ann.req("GET", `/api/v1/datasets/${ds.id}/stats`);

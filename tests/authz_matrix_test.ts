@@ -196,7 +196,7 @@ const OPS: Op[] = [
     ok: 200,
     call: (r, fx) =>
       r("POST", `/api/v1/datasets/${fx.datasetId}/predictions`, {
-        predictions: [{ image_id: fx.imageId, model: { name: "m", version: "1" } }],
+        predictions: [{ image_id: fx.imageId, model: { name: "m", version: "1" }, empty: true }],
       }),
   },
   {

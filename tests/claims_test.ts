@@ -50,7 +50,7 @@ Deno.test("claims over HTTP", async (t) => {
 
   const claim = (u: TestUser, datasetId: string) =>
     u.req("POST", `/api/v1/datasets/${datasetId}/claims`);
-  const submit = (u: TestUser, imageId: string, claimId: string, body: object = {}) =>
+  const submit = (u: TestUser, imageId: string, claimId: string, body: object = { empty: true }) =>
     u.req("POST", `/api/v1/images/${imageId}/annotations`, { claim_id: claimId, ...body });
 
   /** As if the claim's TTL had run out. */

@@ -132,6 +132,7 @@ Deno.test("COCO export", async (t) => {
           model,
           confidence: 0.9,
           shapes: shapes.slice(0, i % 5),
+          ...(i % 5 ? {} : { empty: true }),
         })),
       });
       assert.equal(res.status, 200, JSON.stringify(res.body));

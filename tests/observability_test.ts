@@ -146,7 +146,9 @@ Deno.test("a timed-out write is cancelled: the 503 never hides a row that lands 
     });
     const machine = await h.user("machine");
     const predictions = {
-      predictions: [{ image_id: img.body.images[0].id, model: { name: "m", version: "1" } }],
+      predictions: [
+        { image_id: img.body.images[0].id, model: { name: "m", version: "1" }, empty: true },
+      ],
     };
     // Another session blocks every insert into annotations until it commits.
     const blocker = await h.db.reserve();
@@ -217,9 +219,9 @@ Deno.test("claims_issued_total and annotations_created_total count what happened
 
     const preds = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, {
       predictions: [
-        { external_id: "c1", model: { name: "m", version: "1" } },
-        { external_id: "c2", model: { name: "m", version: "1" } },
-        { external_id: "missing", model: { name: "m", version: "1" } },
+        { external_id: "c1", model: { name: "m", version: "1" }, empty: true },
+        { external_id: "c2", model: { name: "m", version: "1" }, empty: true },
+        { external_id: "missing", model: { name: "m", version: "1" }, empty: true },
       ],
     });
     assert.equal(preds.status, 200);

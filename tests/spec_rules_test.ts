@@ -73,12 +73,13 @@ const BODIES: [string, z.ZodType, unknown[]][] = [
   }]],
   ["CreateAnnotation", CreateAnnotation, [
     { claim_id: "3", labels: ["cat"], shapes },
-    { model, confidence: 0.9, shapes: [shapes[1]] },
+    { claim_id: "3", empty: true },
+    { model, confidence: 0.9, shapes: [shapes[1]], empty: false },
   ]],
   ["CreatePredictions", CreatePredictions, [{
     predictions: [
       { image_id: "1", model, confidence: 0.4, labels: ["cat", "dog"], shapes },
-      { external_id: "e", model, labels: ["dog"] },
+      { external_id: "e", model, empty: true },
       { image_id: "2", model, shapes: [shapes[0]] },
     ],
   }]],
@@ -218,6 +219,18 @@ Deno.test("the document states each rule the server enforces", async (t) => {
     for (const name of ["Prediction", "PriorityItem"]) {
       assert.deepEqual(c[name].oneOf, [{ required: ["image_id"] }, { required: ["external_id"] }]);
     }
+  });
+
+  await t.step("an annotation has labels, shapes, or says empty", () => {
+    for (const name of ["CreateAnnotation", "Prediction"]) {
+      assert.equal(c[name].properties.empty.type, "boolean");
+      assert.equal(c[name].anyOf.length, 3, name);
+    }
+    assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1" }));
+    assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1", labels: [] }));
+    assert.ok(!documentAccepts("CreateAnnotation", { labels: ["cat"], empty: true }));
+    assert.ok(documentAccepts("CreateAnnotation", { claim_id: "1", labels: [], empty: true }));
+    assert.ok(documentAccepts("CreateAnnotation", { labels: ["cat"], empty: false }));
   });
 
   await t.step("a polygon's point is a pair", () => {

@@ -97,7 +97,10 @@ const EXAMPLES = {
   },
   invalid_annotation: {
     status: 400,
-    ...invalid("body.shapes.0.points", "a polygon needs at least 3 points"),
+    ...invalid(
+      "body.empty",
+      'required: an annotation with neither labels nor shapes must say "empty": true',
+    ),
   },
   claim_required: {
     status: 400,
