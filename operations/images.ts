@@ -153,6 +153,37 @@ async function registerPipelined(
   }
 }
 
+/**
+ * A page of the dataset's images after `cursor` (an image id; none: from the start), at most
+ * `limit`, with the cursor of the next page (null on the last). With `external_id`, the page is
+ * the one image with that external_id (0 or 1 images). 404 for an unknown dataset.
+ */
+export async function listImages(
+  db: Db,
+  datasetId: string,
+  opts: { limit: number; cursor?: string; external_id?: string },
+): Promise<{ items: q.Image[]; next_cursor: string | null }> {
+  await requireDataset(db, datasetId);
+  const after = opts.cursor ?? "0";
+  if (opts.external_id !== undefined) {
+    const image = await q.findImageByExternalId(db, {
+      dataset_id: datasetId,
+      external_id: opts.external_id,
+      after_id: after,
+    });
+    return { items: image ? [image] : [], next_cursor: null };
+  }
+  // One row more than asked tells whether another page exists, so the last page (even a full
+  // one) answers next_cursor null instead of pointing at an empty page.
+  const rows = await q.listImages(db, {
+    dataset_id: datasetId,
+    after_id: after,
+    limit: opts.limit + 1,
+  });
+  const items = rows.slice(0, opts.limit);
+  return { items, next_cursor: rows.length > opts.limit ? items[items.length - 1].id : null };
+}
+
 /** How an item of a bulk request named its image: by id or by external_id, as given. */
 export type ImageRef = { image_id: string } | { external_id: string };
 

@@ -5,11 +5,11 @@ import { errors, jsonBody, jsonBodyRef, jsonResponse, readJsonBody } from "../li
 import { createRouter } from "../lib/http/router.ts";
 import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
-import { requireDataset } from "../operations/datasets.ts";
 import * as ops from "../operations/images.ts";
 import { mediaOperations, publicOrigin } from "../operations/media.ts";
 import { Id, idParam } from "../schemas/common.ts";
 import {
+  ExternalId,
   Image,
   imageJson,
   ImagePage,
@@ -60,13 +60,18 @@ const listImagesRoute = createRoute({
   operationId: "listImages",
   ...secured("admin", "annotator", "machine"),
   tags: ["images"],
-  summary: "Page through a dataset's images, oldest first",
+  summary: "Page through a dataset's images, oldest first, or find one by external_id",
+  description: "With `external_id`, the page holds the one image with that external_id (the " +
+    "client's own id, unique in the dataset), or none; its next_cursor is null.",
   request: {
     params: datasetParams,
     query: z.object({
       limit: z.coerce.number().int().min(1).max(1000).default(100),
       cursor: Id.optional().openapi({ description: "next_cursor from the previous page" }),
       media: MediaQuery,
+      external_id: ExternalId.optional().openapi({
+        description: "Only the image with this external_id: a page of 0 or 1 images",
+      }),
     }),
   },
   responses: {
@@ -172,22 +177,14 @@ export function imagesRouter(deps: Deps) {
     })
     .openapi(listImagesRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const { limit, cursor, media: withMedia } = c.req.valid("query");
-      await requireDataset(db, datasetId);
-      // One row more than asked tells whether another page exists, so the last page (even a
-      // full one) answers next_cursor null instead of pointing at an empty page.
-      const rows = await q.listImages(db, {
-        dataset_id: datasetId,
-        after_id: cursor ?? "0",
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
+      const { media: withMedia, ...query } = c.req.valid("query");
+      const page = await ops.listImages(db, datasetId, query);
       const origin = publicOrigin(deps, c.req.url);
       return c.json({
         items: withMedia === "true"
-          ? page.map((i) => ({ ...imageJson(i), ...media.preview(i, origin) }))
-          : page.map(imageJson),
-        next_cursor: rows.length > limit ? page[page.length - 1].id : null,
+          ? page.items.map((i) => ({ ...imageJson(i), ...media.preview(i, origin) }))
+          : page.items.map(imageJson),
+        next_cursor: page.next_cursor,
       }, 200);
     })
     .openapi(getImageRoute, async (c) => {

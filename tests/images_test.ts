@@ -632,6 +632,42 @@ Deno.test("images", async (t) => {
       assert.deepEqual(all.map((i) => i.id), ids);
     });
 
+    await t.step("listImages finds an image by external_id: a page of 0 or 1", async () => {
+      const mine = await createDataset(h, "by-external-id");
+      const other = await createDataset(h, "by-external-id-other");
+      const reg = await register(mine, { images: batch(5, "e") });
+      await register(other, { images: [{ uri: "s3://b/o.jpg", external_id: "only-there" }] });
+      const base = `/api/v1/datasets/${mine}/images`;
+      const found = await h.req("GET", `${base}?external_id=e-3`);
+      assert.equal(found.status, 200);
+      assert.deepEqual(found.body.items.map((i: { id: string }) => i.id), [reg.body.images[3].id]);
+      assert.equal(found.body.items[0].external_id, "e-3");
+      assert.equal(found.body.items[0].uri, "s3://bucket/e/3.jpg");
+      assert.equal(found.body.next_cursor, null);
+      // Whatever the limit; an id the dataset does not have, or only another dataset has: none.
+      const small = await h.req("GET", `${base}?external_id=e-3&limit=1`);
+      assert.equal(small.body.items.length, 1);
+      for (const missing of ["e-99", "only-there", "E-3", "e-3 "]) {
+        const res = await h.req("GET", `${base}?external_id=${encodeURIComponent(missing)}`);
+        assert.deepEqual(res.body, { items: [], next_cursor: null }, missing);
+      }
+      // With a cursor, as any page: after it or not at all.
+      const ids = reg.body.images.map((i) => i.id);
+      const before = await h.req("GET", `${base}?external_id=e-3&cursor=${ids[1]}`);
+      assert.equal(before.body.items.length, 1);
+      const past = await h.req("GET", `${base}?external_id=e-3&cursor=${ids[3]}`);
+      assert.equal(past.body.items.length, 0);
+      // Its form is an external_id's: not blank, no NUL, at most 256 characters.
+      for (const bad of ["", " ", "%00", "x".repeat(257)]) {
+        assertError(await h.req("GET", `${base}?external_id=${bad}`), 400, "validation_failed");
+      }
+      assertError(
+        await h.req("GET", "/api/v1/datasets/999999/images?external_id=e-3"),
+        404,
+        "not_found",
+      );
+    });
+
     await t.step("paging while another connection keeps registering", async () => {
       const live = await createDataset(h, "live");
       const before = await register(live, { images: batch(2000, "pre") });

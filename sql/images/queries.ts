@@ -108,6 +108,24 @@ export function listImages(db: Handle, p: ListImagesParams): Promise<Image[]> {
   return many(db, LIST_IMAGES, p);
 }
 
+export interface FindImageByExternalIdParams {
+  dataset_id: string;
+  external_id: string;
+  /** listImages' cursor; "0" for none. */
+  after_id: string;
+}
+const FIND_IMAGE_BY_EXTERNAL_ID = statement<FindImageByExternalIdParams, Image>(
+  "images/find_image_by_external_id",
+);
+
+/** The dataset's image with that external_id (and an id above `after_id`), if any. */
+export function findImageByExternalId(
+  db: Handle,
+  p: FindImageByExternalIdParams,
+): Promise<Image | null> {
+  return one(db, FIND_IMAGE_BY_EXTERNAL_ID, p);
+}
+
 export interface ImageIdParams {
   id: string;
 }
