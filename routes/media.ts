@@ -40,7 +40,16 @@ const getImageMediaRoute = createRoute({
         location: z.string().openapi({ description: "A URL valid 10 minutes" }),
       }),
     },
-    ...errors(400, 401, 403, 404),
+    ...errors(
+      "invalid_image_id",
+      "unauthorized",
+      "invalid_token",
+      "url_token_expired",
+      "forbidden",
+      "url_token_invalid",
+      "image_not_found",
+      "media_unavailable",
+    ),
   },
 });
 

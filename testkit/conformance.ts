@@ -285,7 +285,13 @@ export async function checkConformance(opts: ConformanceOptions): Promise<Confor
     if (caller) headers.authorization = `Bearer ${world.tokens[caller]}`;
     const text = body === undefined ? undefined : JSON.stringify(body);
     if (text !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(base + url, { method: info.method, headers, body: text });
+    // Never followed: a redirect (getImageMedia) leads off this server.
+    const res = await fetch(base + url, {
+      method: info.method,
+      headers,
+      body: text,
+      redirect: "manual",
+    });
     const answer = { status: res.status, type: res.headers.get("content-type"), text: "" };
     answer.text = await res.text();
     const request = `${info.method} ${url} as ${caller ?? "anonymous"}` +

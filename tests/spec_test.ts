@@ -149,7 +149,7 @@ Deno.test("the OpenAPI document", async (t) => {
       for (const e of examples) {
         byStatus.set(e.status, (byStatus.get(e.status) ?? new Set()).add(e.value.error.code));
       }
-      assert.deepEqual(byStatus.get("404"), new Set(["not_found"]));
+      assert.deepEqual(byStatus.get("404"), new Set(["not_found", "media_unavailable"]));
       assert.ok(!byStatus.get("401")!.has("validation_failed"));
     });
 
@@ -165,9 +165,9 @@ Deno.test("the OpenAPI document", async (t) => {
 /** The codes each error status answers with (docs/api.md#errors). */
 const CODES: Record<string, string[]> = {
   400: ["validation_failed", "bad_request", "invalid_value"],
-  401: ["unauthorized", "invalid_token", "invalid_api_key"],
-  403: ["forbidden", "claim_not_yours"],
-  404: ["not_found"],
+  401: ["unauthorized", "invalid_token", "invalid_api_key", "token_expired"],
+  403: ["forbidden", "claim_not_yours", "invalid_token"],
+  404: ["not_found", "media_unavailable"],
   409: [
     "dataset_exists",
     "user_exists",

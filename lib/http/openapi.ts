@@ -109,6 +109,11 @@ const EXAMPLES = {
   unauthorized: { status: 401, code: "unauthorized", message: "a bearer token is required" },
   invalid_token: { status: 401, code: "invalid_token", message: "token expired" },
   invalid_api_key: { status: 401, code: "invalid_api_key", message: "invalid API key" },
+  url_token_expired: {
+    status: 401,
+    code: "token_expired",
+    message: "the URL's token has expired: ask for a new URL",
+  },
   metrics_token: {
     status: 401,
     code: "unauthorized",
@@ -118,6 +123,11 @@ const EXAMPLES = {
     status: 403,
     code: "forbidden",
     message: "only admins may rotate another user's key",
+  },
+  url_token_invalid: {
+    status: 403,
+    code: "invalid_token",
+    message: "the URL's token is not valid for this URL",
   },
   forbidden: {
     status: 403,
@@ -133,6 +143,11 @@ const EXAMPLES = {
   image_not_found: { status: 404, code: "not_found", message: "image 42 not found" },
   claim_not_found: { status: 404, code: "not_found", message: "claim 7 not found" },
   user_not_found: { status: 404, code: "not_found", message: "user 5 not found" },
+  media_unavailable: {
+    status: 404,
+    code: "media_unavailable",
+    message: "file:// is not served: MEDIA_LOCAL_ROOT is not set",
+  },
   dataset_exists: {
     status: 409,
     code: "dataset_exists",
