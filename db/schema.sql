@@ -20,6 +20,24 @@ CREATE TYPE public.lease AS (
 );
 
 --
+-- Name: dataset_completed_now(bigint, bigint[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.dataset_completed_now(dataset_id bigint, completed bigint[]) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- Two keys: this lock's class, and the dataset id folded into 32 bits.
+  PERFORM pg_advisory_xact_lock(72401190, (dataset_completed_now.dataset_id % 2147483647)::integer);
+  RETURN NOT EXISTS (
+    SELECT FROM images i
+    WHERE i.dataset_id = dataset_completed_now.dataset_id AND NOT i.done
+      AND i.id <> ALL (completed)
+  );
+END
+$$;
+
+--
 -- Name: feed_horizon(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -157,6 +175,57 @@ CREATE FUNCTION public.new_image_rows(dataset_id bigint, external_ids json, uris
       json_array_elements_text(priorities), json_array_elements(metadata_objects)
     ) WITH ORDINALITY AS t (external_id, uri, width, height, priority, metadata, ord)
   ORDER BY t.ord
+$$;
+
+--
+-- Name: webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, double precision, text[], jsonb, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_annotation(id bigint, image_id bigint, dataset_id bigint, source text, author_id bigint, model_name text, model_version text, confidence double precision, labels text[], shapes jsonb, created_at timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT jsonb_build_object(
+    'id', id::text, 'image_id', image_id::text, 'dataset_id', dataset_id::text,
+    'source', source, 'author_id', author_id::text,
+    'model', CASE WHEN model_name IS NOT NULL
+      THEN jsonb_build_object('name', model_name, 'version', model_version) END,
+    'confidence', confidence, 'labels', to_jsonb(labels), 'shapes', shapes,
+    'created_at', webhook_time(created_at)
+  )
+$$;
+
+--
+-- Name: webhook_image(bigint, bigint, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_image(id bigint, dataset_id bigint, external_id text, uri text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT jsonb_build_object('id', id::text, 'dataset_id', dataset_id::text,
+    'external_id', external_id, 'uri', uri)
+$$;
+
+--
+-- Name: webhook_subscribers(text, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_subscribers(event_type text, dataset_id bigint) RETURNS TABLE(webhook_id bigint)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT w.id
+  FROM webhooks w
+  WHERE w.enabled AND webhook_subscribers.event_type = ANY (w.events)
+    AND (w.dataset_id IS NULL OR w.dataset_id = webhook_subscribers.dataset_id)
+$$;
+
+--
+-- Name: webhook_time(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_time(t timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 
 SET default_tablespace = '';
@@ -378,6 +447,101 @@ ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: webhook_attempts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_attempts (
+    id bigint NOT NULL,
+    webhook_id bigint NOT NULL,
+    event_id bigint NOT NULL,
+    attempt smallint NOT NULL,
+    attempted_at timestamp with time zone NOT NULL,
+    status_code smallint,
+    latency_ms integer NOT NULL,
+    error text,
+    outcome text NOT NULL,
+    next_attempt_at timestamp with time zone,
+    CONSTRAINT webhook_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'retrying'::text, 'failed'::text, 'gone'::text])))
+);
+
+--
+-- Name: webhook_attempts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.webhook_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.webhook_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: webhook_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_deliveries (
+    webhook_id bigint NOT NULL,
+    event_id bigint NOT NULL,
+    event_type text NOT NULL,
+    data jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts smallint DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    CONSTRAINT webhook_deliveries_due CHECK (((state = ANY (ARRAY['pending'::text, 'sending'::text])) = (next_attempt_at IS NOT NULL))),
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'sending'::text, 'delivered'::text, 'failed'::text])))
+);
+
+--
+-- Name: webhook_event_ids; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.webhook_event_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: webhooks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhooks (
+    id bigint NOT NULL,
+    url text NOT NULL,
+    events text[] NOT NULL,
+    dataset_id bigint,
+    description text,
+    enabled boolean DEFAULT true NOT NULL,
+    secret bytea NOT NULL,
+    previous_secret bytea,
+    previous_secret_until timestamp with time zone,
+    failing_since timestamp with time zone,
+    disabled_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhooks_disabled_reason CHECK ((enabled = (disabled_reason IS NULL))),
+    CONSTRAINT webhooks_disabled_reason_check CHECK ((disabled_reason = ANY (ARRAY['gone'::text, 'admin'::text]))),
+    CONSTRAINT webhooks_events_check CHECK ((cardinality(events) >= 1))
+);
+
+--
+-- Name: webhooks_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.webhooks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.webhooks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: annotations annotations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -455,6 +619,27 @@ ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
 --
+-- Name: webhook_attempts webhook_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_attempts
+    ADD CONSTRAINT webhook_attempts_pkey PRIMARY KEY (id);
+
+--
+-- Name: webhook_deliveries webhook_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (webhook_id, event_id);
+
+--
+-- Name: webhooks webhooks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+--
 -- Name: annotations_dataset_source_txid_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -483,6 +668,18 @@ CREATE UNIQUE INDEX images_dataset_external_id_key ON public.images USING btree 
 --
 
 CREATE INDEX images_dataset_id_id_idx ON public.images USING btree (dataset_id, id);
+
+--
+-- Name: webhook_attempts_webhook_id_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_attempts_webhook_id_id_idx ON public.webhook_attempts USING btree (webhook_id, id);
+
+--
+-- Name: webhook_deliveries_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = ANY (ARRAY['pending'::text, 'sending'::text]));
 
 --
 -- Name: annotations annotations_author_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -520,6 +717,13 @@ ALTER TABLE ONLY public.images
     ADD CONSTRAINT images_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
 
 --
+-- Name: webhooks webhooks_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
+
+--
 -- PostgreSQL database dump complete
 --
 
@@ -535,4 +739,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261202021000'),
     ('20261202022000'),
     ('20261206020000'),
-    ('20261206021000');
+    ('20261206021000'),
+    ('20261206024049');

@@ -23,13 +23,23 @@
 -- pruned), done becomes cardinality(annotators) >= annotations_per_image, full_until follows,
 -- the claim ends ('completed': its current_claims row turns inactive, a HOT update, and it enters
 -- ended_claims), and the annotation is inserted and returned. No row: the claim is not an active
--- claim of this user on this image, the image does not exist, or the slot is gone.
+-- claim of this user on this image, the image does not exist, or the slot is gone. Last, the
+-- webhook events the change makes (annotation.created; image.completed when this submit gave the
+-- image its k-th annotation; dataset.completed when that left no image to annotate), for the
+-- webhooks subscribed to them.
 WITH caller_claim AS MATERIALIZED (
   SELECT dataset_id, claimed_at, expires_at
   FROM current_claims
   WHERE user_id = :user_id::bigint AND claim_id = :claim_id::bigint
     AND image_id = :image_id::bigint AND active
   FOR NO KEY UPDATE
+),
+image_before AS MATERIALIZED (
+  -- The annotators before a correction without a claim (which may repeat its author), for
+  -- image.completed; read only then. In the statement's snapshot: only the same admin correcting
+  -- the same image twice at once could find it stale, and then report the image completed twice
+  -- (at least once is the promise).
+  SELECT annotators FROM images WHERE id = :image_id::bigint
 ),
 image_annotated AS (
   UPDATE images i
@@ -62,7 +72,12 @@ image_annotated AS (
         )
       )
     )
-  RETURNING i.id, i.dataset_id
+  RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.annotators, i.annotations_per_image,
+    -- This submit made the image done: it had k - 1 human annotations and now has k (done is
+    -- always cardinality(annotators) >= k, so only the annotator it added can complete it).
+    i.done AND cardinality(i.annotators) = i.annotations_per_image
+      AND (:claim_id::bigint IS NOT NULL
+        OR NOT (:user_id::bigint = ANY ((SELECT annotators FROM image_before)::bigint[]))) AS completed
 ),
 claim_completed AS (
   UPDATE current_claims
@@ -77,10 +92,56 @@ claim_ended AS (
     now(), 'completed'
   FROM image_annotated a
   CROSS JOIN caller_claim c
+),
+annotation_inserted AS (
+  INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes)
+  SELECT a.id, a.dataset_id, 'human', :user_id::bigint, :claim_id::bigint, :labels::text[],
+    :shapes::jsonb
+  FROM image_annotated a
+  RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
+    labels, shapes, created_at
+),
+-- Webhook events (the outbox, db/migrations/20261206024049_webhooks.sql): each built and written
+-- only when an enabled webhook subscribes to it (webhook_subscribers, tested before the data is
+-- built), so with none the submit pays a scan of that small table per event type and nothing
+-- else. MATERIALIZED: one event id per event, whatever joins it.
+event AS MATERIALIZED (
+  SELECT i.dataset_id, e.type, e.data, nextval('webhook_event_ids') AS id
+  FROM image_annotated i
+  CROSS JOIN annotation_inserted n
+  CROSS JOIN LATERAL (
+    SELECT 'annotation.created' AS type,
+      jsonb_build_object(
+        'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
+          n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+        'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
+      ) AS data
+    WHERE EXISTS (SELECT FROM webhook_subscribers('annotation.created', i.dataset_id))
+    UNION ALL
+    SELECT 'image.completed',
+      jsonb_build_object(
+        'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri),
+        'annotations_per_image', i.annotations_per_image,
+        'annotator_ids', (SELECT array_agg(u::text) FROM unnest(i.annotators) u),
+        'completed_by_annotation_id', n.id::text
+      )
+    WHERE i.completed
+      AND EXISTS (SELECT FROM webhook_subscribers('image.completed', i.dataset_id))
+    UNION ALL
+    SELECT 'dataset.completed',
+      jsonb_build_object('dataset_id', i.dataset_id::text, 'last_image_id', i.id::text)
+    -- CASE fixes the order: the dataset's lock only when the image completed and someone listens.
+    WHERE CASE WHEN i.completed
+        AND EXISTS (SELECT FROM webhook_subscribers('dataset.completed', i.dataset_id))
+      THEN dataset_completed_now(i.dataset_id, ARRAY[i.id]) ELSE false END
+  ) e
+),
+event_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM event e
+  CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
 )
-INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes)
-SELECT a.id, a.dataset_id, 'human', :user_id::bigint, :claim_id::bigint, :labels::text[],
-  :shapes::jsonb
-FROM image_annotated a
-RETURNING id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at;
+SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
+  model_name, model_version, confidence, labels, shapes, created_at
+FROM annotation_inserted;

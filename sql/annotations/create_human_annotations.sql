@@ -7,7 +7,7 @@
 -- accepted or refused exactly as create_human_annotation.sql would (read it for the checks); a
 -- refused one returns no row and the server runs create_human_annotation.sql for it alone, which
 -- refuses it again and explains why. One row per accepted submit: its annotation (image_id tells
--- which). CTE names are create_human_annotation.sql's.
+-- which). CTE names are create_human_annotation.sql's, and so are the webhook events it writes.
 --
 -- Locks: the submits' current_claims rows first, in user order; then their image rows, in id order
 -- (`locked_images`, an InitPlan of the update, so taken before any image is written): two batches
@@ -55,7 +55,9 @@ image_annotated AS (
       OR has_free_slot(i.annotators, i.leases, i.annotations_per_image, d.claim_id)
     )
   RETURNING i.id, i.dataset_id, d.user_id, d.claim_id, d.claimed_at, d.expires_at, d.labels,
-    d.shapes
+    d.shapes, i.external_id, i.uri, i.annotators, i.annotations_per_image,
+    -- This submit made the image done: it added the k-th annotator (each submit adds one).
+    i.done AND cardinality(i.annotators) = i.annotations_per_image AS completed
 ),
 claim_completed AS (
   UPDATE current_claims c
@@ -69,9 +71,59 @@ claim_ended AS (
   SELECT a.claim_id, a.dataset_id, a.id, a.user_id, a.claimed_at, a.expires_at, now(),
     'completed'
   FROM image_annotated a
+),
+annotation_inserted AS (
+  INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes)
+  SELECT a.id, a.dataset_id, 'human', a.user_id, a.claim_id, a.labels, a.shapes
+  FROM image_annotated a
+  RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
+    labels, shapes, created_at
+),
+-- Webhook events, as in create_human_annotation.sql (which says why they are shaped so).
+-- dataset.completed: once per dataset whose images this batch completed, with all of them.
+event AS MATERIALIZED (
+  SELECT e.dataset_id, e.type, e.data, nextval('webhook_event_ids') AS id
+  FROM (
+    SELECT i.dataset_id, 'annotation.created' AS type,
+      jsonb_build_object(
+        'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
+          n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+        'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
+      ) AS data
+    FROM image_annotated i
+    JOIN annotation_inserted n ON n.image_id = i.id
+    WHERE EXISTS (SELECT FROM webhook_subscribers('annotation.created', i.dataset_id))
+    UNION ALL
+    SELECT i.dataset_id, 'image.completed',
+      jsonb_build_object(
+        'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri),
+        'annotations_per_image', i.annotations_per_image,
+        'annotator_ids', (SELECT array_agg(u::text) FROM unnest(i.annotators) u),
+        'completed_by_annotation_id', n.id::text
+      )
+    FROM image_annotated i
+    JOIN annotation_inserted n ON n.image_id = i.id
+    WHERE i.completed
+      AND EXISTS (SELECT FROM webhook_subscribers('image.completed', i.dataset_id))
+    UNION ALL
+    SELECT c.dataset_id, 'dataset.completed',
+      jsonb_build_object('dataset_id', c.dataset_id::text, 'last_image_id', c.last_image_id::text)
+    FROM (
+      SELECT i.dataset_id, array_agg(i.id) AS images, max(i.id) AS last_image_id
+      FROM image_annotated i
+      WHERE i.completed
+      GROUP BY i.dataset_id
+    ) c
+    WHERE CASE WHEN EXISTS (SELECT FROM webhook_subscribers('dataset.completed', c.dataset_id))
+      THEN dataset_completed_now(c.dataset_id, c.images) ELSE false END
+  ) e
+),
+event_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM event e
+  CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
 )
-INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes)
-SELECT a.id, a.dataset_id, 'human', a.user_id, a.claim_id, a.labels, a.shapes
-FROM image_annotated a
-RETURNING id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at;
+SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
+  model_name, model_version, confidence, labels, shapes, created_at
+FROM annotation_inserted;

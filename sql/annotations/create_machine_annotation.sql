@@ -2,17 +2,42 @@
 -- A prediction for image :image_id by machine user :author_id: no claim, and it does not count
 -- toward annotations_per_image. No row when the image does not exist or the content does not fit:
 -- :used_labels (every label used) must be dataset labels, :max_x and :max_y (the right- and
--- bottom-most coordinates) inside the image when its size is known.
-INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
-  confidence, labels, shapes)
-SELECT i.id, i.dataset_id, 'machine', :author_id::bigint, :model_name::text,
-  :model_version::text, :confidence::float8, :labels::text[],
-  :shapes::jsonb
-FROM images i
-JOIN datasets d ON d.id = i.dataset_id
-WHERE i.id = :image_id::bigint
-  AND :used_labels::text[] <@ d.labels
-  AND (i.width IS NULL OR :max_x::float8 <= i.width)
-  AND (i.height IS NULL OR :max_y::float8 <= i.height)
-RETURNING id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at;
+-- bottom-most coordinates) inside the image when its size is known. Its annotation.created
+-- webhook event is written with it, for the webhooks subscribed (create_human_annotation.sql says
+-- how the events are shaped).
+WITH annotation_inserted AS (
+  INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
+    confidence, labels, shapes)
+  SELECT i.id, i.dataset_id, 'machine', :author_id::bigint, :model_name::text,
+    :model_version::text, :confidence::float8, :labels::text[],
+    :shapes::jsonb
+  FROM images i
+  JOIN datasets d ON d.id = i.dataset_id
+  WHERE i.id = :image_id::bigint
+    AND :used_labels::text[] <@ d.labels
+    AND (i.width IS NULL OR :max_x::float8 <= i.width)
+    AND (i.height IS NULL OR :max_y::float8 <= i.height)
+  RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
+    labels, shapes, created_at
+),
+event AS MATERIALIZED (
+  SELECT n.dataset_id, 'annotation.created' AS type,
+    jsonb_build_object(
+      'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
+        n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+      'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
+    ) AS data,
+    nextval('webhook_event_ids') AS id
+  FROM annotation_inserted n
+  JOIN images i ON i.id = n.image_id
+  WHERE EXISTS (SELECT FROM webhook_subscribers('annotation.created', n.dataset_id))
+),
+event_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM event e
+  CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
+)
+SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
+  model_name, model_version, confidence, labels, shapes, created_at
+FROM annotation_inserted;

@@ -7,7 +7,7 @@
 -- hold lists of different lengths. Labels and shapes arrive as JSON text cast to jsonb here:
 -- postgres.js would serialize a jsonb[] parameter whose elements are JS arrays as a
 -- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
--- image rows.
+-- image rows. Their annotation.created webhook events are written with them.
 WITH input AS (
   SELECT t.ord, t.model_name, t.model_version, t.confidence, t.labels::jsonb AS labels,
     t.shapes::jsonb AS shapes
@@ -30,7 +30,28 @@ inserted AS (
   FROM resolved r
   WHERE r.id IS NOT NULL
   ORDER BY r.ord
-  RETURNING 1
+  RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
+    labels, shapes, created_at
+),
+-- annotation.created for each, for the webhooks subscribed (create_human_annotation.sql says how
+-- the events are shaped): nothing built or written when none is.
+event AS MATERIALIZED (
+  SELECT 'annotation.created' AS type,
+    jsonb_build_object(
+      'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
+        n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+      'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
+    ) AS data,
+    nextval('webhook_event_ids') AS id
+  FROM inserted n
+  JOIN images i ON i.id = n.image_id
+  WHERE EXISTS (SELECT FROM webhook_subscribers('annotation.created', :dataset_id::bigint))
+),
+event_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM event e
+  CROSS JOIN webhook_subscribers('annotation.created', :dataset_id::bigint) s
 )
 SELECT (SELECT count(*) FROM inserted)::integer AS created,
   coalesce((SELECT array_agg(ord ORDER BY ord) FROM resolved WHERE id IS NULL), '{}')::integer[]

@@ -49,6 +49,8 @@
 --                  update) or, on a first claim in the dataset, inserted; ON CONFLICT DO NOTHING
 --                  against a concurrent first claim by the same caller ('conflict').
 --   expired_claim_ended  the replaced expired claim enters ended_claims as 'expired'.
+--   claim_expired_event / claim_expired_queued
+--                  its claim.expired webhook event, for the webhooks subscribed to it.
 --   image_leased   appends the lease to the locked image, pruning expired ones, and sets
 --                  full_until. No indexed column changes: on a page with room (fillfactor 85)
 --                  this is a HOT update.
@@ -153,6 +155,26 @@ expired_claim_ended AS (
     c.expires_at, c.expires_at, 'expired'
   FROM caller_claim c
   WHERE c.active AND EXISTS (SELECT FROM claim_row_updated)
+),
+claim_expired_event AS MATERIALIZED (
+  -- claim.expired for the claim expired_claim_ended ends, for the webhooks subscribed
+  -- (create_human_annotation.sql says how webhook events are shaped); nothing built otherwise.
+  SELECT 'claim.expired' AS type,
+    jsonb_build_object('claim', jsonb_build_object(
+      'id', c.claim_id::text, 'dataset_id', :dataset_id::bigint::text,
+      'image_id', c.image_id::text, 'user_id', :user_id::bigint::text,
+      'created_at', webhook_time(c.claimed_at), 'expires_at', webhook_time(c.expires_at)
+    )) AS data,
+    nextval('webhook_event_ids') AS id
+  FROM caller_claim c
+  WHERE c.active AND EXISTS (SELECT FROM claim_row_updated)
+    AND EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
+),
+claim_expired_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM claim_expired_event e
+  CROSS JOIN webhook_subscribers('claim.expired', :dataset_id::bigint) s
 ),
 granted AS MATERIALIZED (
   SELECT n.image_id, n.claim_id, n.claimed_at, n.expires_at
