@@ -3,10 +3,14 @@
  * configured, which starts an embedded PostgreSQL under DATA_DIR and applies migrations; in
  * production (APP_ENV=production) migrations are a separate deploy step.
  *
+ * It also runs the webhook delivery worker (lib/webhooks/worker.ts).
+ *
  * SIGTERM or SIGINT starts a graceful shutdown: readiness turns 503 at once; after
  * SHUTDOWN_DELAY_SECONDS (default 0) the listener closes and in-flight requests get
- * SHUTDOWN_TIMEOUT_SECONDS (default 10) to finish; then the pool closes, the embedded database
- * (if this process started it) stops, and the process exits 0 — or 1 if requests were cut off.
+ * SHUTDOWN_TIMEOUT_SECONDS (default 10) to finish; the webhook worker stops taking deliveries and
+ * its sends get what is left of that time (at least 1 s); then the pool closes, the embedded
+ * database (if this process started it) stops, and the process exits 0 — or 1 if requests were
+ * cut off.
  */
 import { createApp } from "./lib/http/app.ts";
 import { bootstrapUsers, devAdminBanner, withJwtSecret } from "./lib/runtime/bootstrap.ts";
@@ -16,6 +20,8 @@ import { type OpenDatabase, openDatabaseUrl } from "./lib/runtime/dev_database.t
 import { warnAboutLocalDefaults } from "./lib/runtime/local_defaults.ts";
 import { createLogger, type Logger } from "./lib/runtime/log.ts";
 import { migrate } from "./lib/db/migrate.ts";
+import { Metrics } from "./lib/runtime/metrics.ts";
+import { startWebhookWorker, type WebhookWorker } from "./lib/webhooks/worker.ts";
 import { SPEC_PAGE_PATH } from "./routes/spec.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -55,6 +61,7 @@ interface Running {
   database?: OpenDatabase;
   db?: Db;
   server?: Deno.HttpServer;
+  webhooks?: WebhookWorker;
 }
 
 async function main(config: Config, log: Logger, running: Running, flags: { stopping: boolean }) {
@@ -77,7 +84,8 @@ async function main(config: Config, log: Logger, running: Running, flags: { stop
 
   if (flags.stopping) return;
 
-  const app = createApp({ db, config, log, shuttingDown: () => flags.stopping });
+  const metrics = new Metrics();
+  const app = createApp({ db, config, log, metrics, shuttingDown: () => flags.stopping });
   // The port is bound before the first admin is made: a start that cannot listen stops here,
   // before a dev-admin key exists, so it never shows a key that the next start (finding a user)
   // would not show again. Requests that arrive meanwhile wait for the admins to be in place.
@@ -88,6 +96,7 @@ async function main(config: Config, log: Logger, running: Running, flags: { stop
     config,
     (req, info) => admitted ? app.fetch(req, info) : bootstrapped.then(() => app.fetch(req, info)),
   );
+  running.webhooks = startWebhookWorker({ db, config, log, metrics });
   let devAdminKey: string | undefined;
   try {
     devAdminKey = await bootstrapUsers(db, config, log);
@@ -159,6 +168,7 @@ async function shutdown(
   // Readiness is already 503; keep serving while load balancers notice.
   if (delaySeconds > 0 && running.server) await sleep(delaySeconds * 1000);
 
+  const started = Date.now();
   let drained = true;
   if (running.server) {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -175,6 +185,8 @@ async function shutdown(
       });
     }
   }
+  // Sends still running when it ends are cut off; their deliveries are due again at once.
+  await running.webhooks?.stop(Math.max(1000, timeoutSeconds * 1000 - (Date.now() - started)));
   await running.db?.end({ timeout: drained ? 5 : 0 });
   await running.database?.stop();
   log.info("shutdown complete", { signal, drained });

@@ -26,6 +26,9 @@ interface Fixtures {
   userId: string;
   /** A claim of the fixture user (an annotator) on a second image of the dataset. */
   claimId: string;
+  /** A webhook (on a documentation address: never sent to, no worker runs) and a ping of it. */
+  webhookId: string;
+  eventId: string;
 }
 
 const ALL: Caller[] = ["admin", "annotator", "machine"];
@@ -217,6 +220,64 @@ const OPS: Op[] = [
     ok: 200,
     call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/export?format=coco`),
   },
+  {
+    operationId: "createWebhook",
+    allowed: ["admin"],
+    ok: 201,
+    call: (r) =>
+      r("POST", "/api/v1/webhooks", {
+        url: "https://203.0.113.7/hook",
+        events: ["image.completed"],
+      }),
+  },
+  {
+    operationId: "listWebhooks",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r) => r("GET", "/api/v1/webhooks"),
+  },
+  {
+    operationId: "getWebhook",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/webhooks/${fx.webhookId}`),
+  },
+  {
+    operationId: "updateWebhook",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("PATCH", `/api/v1/webhooks/${fx.webhookId}`, { description: "d" }),
+  },
+  {
+    operationId: "deleteWebhook",
+    allowed: ["admin"],
+    ok: 204,
+    call: (r, fx) => r("DELETE", `/api/v1/webhooks/${fx.webhookId}`),
+  },
+  {
+    operationId: "rotateWebhookSecret",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("POST", `/api/v1/webhooks/${fx.webhookId}/secret`),
+  },
+  {
+    operationId: "pingWebhook",
+    allowed: ["admin"],
+    ok: 202,
+    call: (r, fx) => r("POST", `/api/v1/webhooks/${fx.webhookId}/ping`),
+  },
+  {
+    operationId: "listWebhookDeliveries",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/webhooks/${fx.webhookId}/deliveries`),
+  },
+  {
+    operationId: "redeliverWebhookEvent",
+    allowed: ["admin"],
+    ok: 202,
+    call: (r, fx) => r("POST", `/api/v1/webhooks/${fx.webhookId}/events/${fx.eventId}/redeliver`),
+  },
 ];
 
 /**
@@ -244,7 +305,14 @@ async function fixtures(h: TestApp): Promise<Fixtures> {
     "POST",
     `/api/v1/datasets/${ds.body.id}/claims`,
   );
+  const hook = await h.req("POST", "/api/v1/webhooks", {
+    url: "https://203.0.113.7/hook",
+    events: ["annotation.created"],
+  });
+  const ping = await h.req("POST", `/api/v1/webhooks/${hook.body.webhook.id}/ping`);
   return {
+    webhookId: hook.body.webhook.id,
+    eventId: ping.body.event_id,
     datasetId: ds.body.id,
     imageId: img.body.images[0].id,
     userId: user.body.user.id,

@@ -25,6 +25,7 @@ import { metricsRouter } from "../../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
 import { JSON_VALUE_COMPONENT } from "../../schemas/common.ts";
+import { webhooksRouter } from "../../routes/webhooks.ts";
 
 export const API_VERSION = "0.1.0";
 
@@ -115,6 +116,7 @@ export function createApp(options: AppOptions) {
   app.route("/api/v1", annotationsRouter(deps));
   app.route("/api/v1", feedRouter(deps));
   app.route("/api/v1", exportsRouter(deps));
+  app.route("/api/v1", webhooksRouter(deps));
   requireDeclaredSecurity(app);
 
   // A schema that refers to itself, which zod-to-openapi cannot generate from JsonObject.

@@ -113,6 +113,31 @@ export const EnvSchema = z.object({
   AWS_SESSION_TOKEN: z.string().optional(),
   GCS_HMAC_ACCESS_KEY_ID: z.string().optional(),
   GCS_HMAC_SECRET: z.string().optional(),
+
+  /**
+   * Seconds to wait before each retry of a failed webhook delivery; their count is the number of
+   * retries. About 3 days in all (retryDelay in lib/webhooks/worker.ts).
+   */
+  WEBHOOK_RETRY_SCHEDULE: z.string().default(
+    "5,300,1800,7200,18000,36000,36000,36000,36000,36000,36000",
+  ).transform((text, ctx) => {
+    const delays = text.split(",").map((s) => s.trim());
+    if (
+      delays.length > 100 ||
+      delays.some((d) => !/^\d+(\.\d+)?$/.test(d) || Number(d) > 7 * 86400)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        message: "must be 1 to 100 comma-separated delays in seconds, each at most 604800 " +
+          "(e.g. 5,300,1800)",
+      });
+      return z.NEVER;
+    }
+    return delays.map(Number);
+  }),
+  /** Unset: true in development only (lib/webhooks/targets.ts). */
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(["true", "false"]).optional(),
+
   ...filePaths,
 });
 
@@ -153,6 +178,15 @@ export interface Config {
     delaySeconds: number;
     /** Then: how long in-flight requests may take to finish before they are cut off. */
     timeoutSeconds: number;
+  };
+  webhooks: {
+    /** Seconds before each retry of a failed delivery (their count: the retries). */
+    retrySchedule: number[];
+    /**
+     * Whether webhook URLs may point at loopback, private, link-local, CGNAT or metadata
+     * addresses, and (in production) use http://.
+     */
+    allowPrivateTargets: boolean;
   };
   auth: {
     /** Undefined only outside production: the caller then generates and keeps one. */
@@ -494,6 +528,12 @@ export function parseConfig(
     shutdown: {
       delaySeconds: env.SHUTDOWN_DELAY_SECONDS,
       timeoutSeconds: env.SHUTDOWN_TIMEOUT_SECONDS,
+    },
+    webhooks: {
+      retrySchedule: env.WEBHOOK_RETRY_SCHEDULE,
+      allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS === undefined
+        ? env.APP_ENV === "development"
+        : env.WEBHOOK_ALLOW_PRIVATE_TARGETS === "true",
     },
     auth: {
       jwtSecret: env.AUTH_JWT_SECRET,

@@ -101,6 +101,10 @@ export class Metrics {
     "annotations_created_total",
     "Annotations created, by source (human or machine)",
   );
+  readonly webhookDeliveries = new Counter(
+    "webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: delivered, retrying, failed (no retry left), gone (410)",
+  );
   #gauges: Gauge[] = [];
 
   gauge(name: string, help: string, read: Gauge["read"]): void {
@@ -108,9 +112,13 @@ export class Metrics {
   }
 
   render(): string {
-    const parts = [this.requests, this.latency, this.claims, this.annotations].map((m) =>
-      m.render()
-    );
+    const parts = [
+      this.requests,
+      this.latency,
+      this.claims,
+      this.annotations,
+      this.webhookDeliveries,
+    ].map((m) => m.render());
     for (const g of this.#gauges) {
       const lines = [`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`];
       for (const [labels, value] of g.read()) lines.push(`${g.name}${labelText(labels)} ${value}`);

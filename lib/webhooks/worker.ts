@@ -1,0 +1,272 @@
+/**
+ * The delivery worker: every server process runs one (main.ts starts it, and stops it in the
+ * graceful shutdown before the pool closes). It takes due deliveries from the outbox
+ * (sql/webhooks/claim_deliveries.sql: FOR UPDATE SKIP LOCKED and a lease, so the workers of
+ * several replicas share the work and never send one attempt twice at once), POSTs each with the
+ * Standard Webhooks headers and a 15 s timeout, and records the outcome
+ * (sql/webhooks/record_attempts.sql, many at once).
+ *
+ * - 2xx: delivered. 410 Gone: the webhook is disabled. Anything else, a timeout, a refused
+ *   connection or a destination the SSRF guard refuses: retried after the next delay of
+ *   WEBHOOK_RETRY_SCHEDULE (±10 % jitter); after the last, the delivery has failed and the
+ *   webhook is marked failing. Redirects are not followed (a 3xx is a failure).
+ * - At least once: a worker that dies mid-send leaves its delivery leased; the lease ends
+ *   LEASE_SECONDS later and any worker sends it again. A receiver may get an event twice (the
+ *   webhook-id header is the same: deduplicate on it) and in any order.
+ * - One slow receiver delays no other: at most PER_WEBHOOK sends in flight per webhook, and
+ *   MAX_IN_FLIGHT in all, per process.
+ */
+import { Batcher } from "../db/batcher.ts";
+import type { Db } from "../db/pool.ts";
+import type { Config } from "../runtime/config.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { Metrics } from "../runtime/metrics.ts";
+import * as q from "../../sql/webhooks/queries.ts";
+import { eventIdText } from "./events.ts";
+import { signatureHeader } from "./signing.ts";
+import { configuredCheck, type TargetCheck } from "./targets.ts";
+
+/** How long a receiver has to answer (the Standard Webhooks specification: 15 to 30 s). */
+export const SEND_TIMEOUT_MS = 15_000;
+/** A delivery's lease: the send's timeout and room to record its outcome. */
+export const LEASE_SECONDS = 20;
+/** Sends in flight per webhook, per process: a slow receiver holds at most these. */
+export const PER_WEBHOOK = 8;
+/** Sends in flight in all, per process. */
+export const MAX_IN_FLIGHT = 32;
+/** How often an idle worker looks for due deliveries (the most an event waits when all is idle). */
+export const POLL_MS = 250;
+/** Between claims while there is work: outcomes and new claims gather instead of one each. */
+const BUSY_PAUSE_MS = 10;
+/** How often the queue gauges are read from the database. */
+const STATS_MS = 5_000;
+
+export interface WorkerOptions {
+  db: Db;
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  pollMs?: number;
+  timeoutMs?: number;
+  /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
+  check?: TargetCheck;
+}
+
+export interface WebhookWorker {
+  /**
+   * Stops taking deliveries, lets the sends in flight finish for up to `graceMs`, cuts off the
+   * rest (they are due again at once, for any worker) and records every outcome.
+   */
+  stop(graceMs?: number): Promise<void>;
+  /** Sends in flight now. */
+  inFlight(): number;
+}
+
+/** Seconds before the retry after attempt `attempt` (1-based), jittered; null: no retry left. */
+export function retryDelay(
+  schedule: number[],
+  attempt: number,
+  random = Math.random,
+): number | null {
+  const base = schedule[attempt - 1];
+  if (base === undefined) return null;
+  return base * (0.9 + 0.2 * random());
+}
+
+export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
+  const { db, config, log, metrics } = opts;
+  const pollMs = opts.pollMs ?? POLL_MS;
+  const timeoutMs = opts.timeoutMs ?? SEND_TIMEOUT_MS;
+  const check = opts.check ?? configuredCheck(config);
+  const schedule = config.webhooks.retrySchedule;
+  const stopSends = new AbortController();
+  const busy = new Map<string, number>();
+  const sends = new Set<Promise<void>>();
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  let stats: q.DeliveryStats = { queued: 0, oldest_seconds: 0 };
+
+  metrics.gauge(
+    "webhook_queue_depth",
+    "Webhook deliveries owed to enabled webhooks (pending or being sent)",
+    () => [[{}, stats.queued]],
+  );
+  metrics.gauge(
+    "webhook_oldest_undelivered_seconds",
+    "Age of the oldest event still owed to an enabled webhook",
+    () => [[{}, stats.oldest_seconds]],
+  );
+
+  const recorder = new Batcher<q.AttemptResult, true>({
+    key: () => "",
+    exclusive: () => [],
+    run: async (_key, items) => {
+      await q.recordAttempts(db, items);
+      return items.map(() => true as const);
+    },
+    maxSize: 500,
+    maxInFlight: 1,
+  });
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  async function attempt(d: q.ClaimedDelivery): Promise<q.AttemptResult> {
+    const attemptedAt = new Date();
+    const started = performance.now();
+    let status: number | null = null;
+    let error: string | null = null;
+    let interrupted = false;
+    const refused = await check(d.url).catch((e) => `check failed: ${(e as Error).message}`);
+    if (refused) {
+      error = `refused: ${refused}`;
+    } else {
+      const id = eventIdText(d.event_id);
+      const timestamp = Math.floor(Date.now() / 1000);
+      const body = JSON.stringify({
+        type: d.event_type,
+        timestamp: d.created_at.toISOString(),
+        data: d.data,
+      });
+      const keys = d.previous_secret ? [d.secret, d.previous_secret] : [d.secret];
+      const timeout = AbortSignal.timeout(timeoutMs);
+      try {
+        const res = await fetch(d.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "user-agent": "annotation-server-webhooks",
+            "webhook-id": id,
+            "webhook-timestamp": String(timestamp),
+            "webhook-signature": await signatureHeader(keys, id, timestamp, body),
+          },
+          body,
+          redirect: "manual",
+          signal: AbortSignal.any([timeout, stopSends.signal]),
+        });
+        status = res.status;
+        await res.body?.cancel();
+      } catch (e) {
+        if (stopSends.signal.aborted) {
+          interrupted = true;
+          error = "interrupted: the server shut down during the send";
+        } else if (timeout.aborted) {
+          error = `no answer within ${timeoutMs / 1000} s`;
+        } else {
+          // fetch's own message is "fetch failed"; its cause says what failed (refused, reset…).
+          const cause = (e as Error).cause as Error | undefined;
+          error = (cause?.message ?? (e as Error).message).slice(0, 500);
+        }
+      }
+    }
+    const latency = Math.round(performance.now() - started);
+    const base = {
+      webhook_id: d.webhook_id,
+      event_id: d.event_id,
+      attempt: d.attempts,
+      attempted_at: attemptedAt.toISOString(),
+      status_code: status,
+      latency_ms: latency,
+      error,
+    };
+    if (status !== null && status >= 200 && status < 300) {
+      return { ...base, outcome: "delivered", retry_in: null };
+    }
+    if (status === 410) return { ...base, outcome: "gone", retry_in: null };
+    // Cut off by a shutdown: due again at once, for another worker.
+    const retryIn = interrupted ? 0 : retryDelay(schedule, d.attempts);
+    if (retryIn === null) return { ...base, outcome: "failed", retry_in: null };
+    return { ...base, outcome: "retrying", retry_in: retryIn };
+  }
+
+  function start(d: q.ClaimedDelivery): void {
+    busy.set(d.webhook_id, (busy.get(d.webhook_id) ?? 0) + 1);
+    const send: Promise<void> = (async () => {
+      let result: q.AttemptResult | undefined;
+      try {
+        result = await attempt(d);
+        metrics.webhookDeliveries.inc({ outcome: result.outcome });
+        await recorder.submit(result);
+      } catch (e) {
+        // The database is unreachable: the lease runs out and the delivery is sent again.
+        log.warn("webhook attempt not recorded", {
+          webhook_id: d.webhook_id,
+          event_id: eventIdText(d.event_id),
+          outcome: result?.outcome,
+          error: (e as Error).message,
+        });
+      } finally {
+        const left = busy.get(d.webhook_id)! - 1;
+        if (left) busy.set(d.webhook_id, left);
+        else busy.delete(d.webhook_id);
+      }
+    })();
+    sends.add(send);
+    void send.then(() => {
+      sends.delete(send);
+      wake?.();
+    });
+  }
+
+  const loop = (async () => {
+    while (!stopping) {
+      const free = MAX_IN_FLIGHT - sends.size;
+      let claimed: q.ClaimedDelivery[] = [];
+      if (free > 0) {
+        try {
+          claimed = await q.claimDeliveries(db, {
+            limit: free,
+            per_webhook: PER_WEBHOOK,
+            busy_ids: [...busy.keys()],
+            busy_counts: [...busy.values()],
+            lease_seconds: LEASE_SECONDS,
+          });
+        } catch (e) {
+          log.warn("webhook deliveries not claimed", { error: (e as Error).message });
+        }
+        for (const d of claimed) start(d);
+      }
+      if (stopping) break;
+      // Work found: come back soon. At capacity: when a send ends. Idle: at the next poll.
+      await pause(claimed.length ? BUSY_PAUSE_MS : free > 0 ? pollMs : 60_000);
+    }
+  })();
+
+  const readStats = async () => {
+    try {
+      stats = await q.getDeliveryStats(db);
+    } catch (e) {
+      log.debug("webhook stats not read", { error: (e as Error).message });
+    }
+  };
+  void readStats();
+  const statsTimer = setInterval(readStats, STATS_MS);
+
+  return {
+    inFlight: () => sends.size,
+    async stop(graceMs = 5_000) {
+      stopping = true;
+      clearInterval(statsTimer);
+      wake?.();
+      await loop;
+      if (sends.size) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.all(sends),
+          new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+        ]);
+        clearTimeout(timer);
+        stopSends.abort();
+        await Promise.all(sends);
+      }
+    },
+  };
+}

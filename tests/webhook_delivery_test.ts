@@ -1,0 +1,501 @@
+/**
+ * Webhook delivery, end to end in one process: the app writes events with the changes they
+ * report, a real delivery worker (lib/webhooks/worker.ts) sends them to real HTTP receivers on
+ * 127.0.0.1, and signatures are checked with the npm `standardwebhooks` package (an independent
+ * implementation). Retries use a short WEBHOOK_RETRY_SCHEDULE.
+ */
+import assert from "node:assert/strict";
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import { Metrics } from "../lib/runtime/metrics.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
+import { startWebhookWorker, type WebhookWorker } from "../lib/webhooks/worker.ts";
+import { type Received, startReceiver } from "../testkit/webhook_receiver.ts";
+import { sleep } from "../testkit/time.ts";
+import {
+  createTestApp,
+  rawOne,
+  setClaimExpiry,
+  type TestApp,
+  testConfig,
+  type TestUser,
+} from "./harness.ts";
+
+const ENV = { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", WEBHOOK_RETRY_SCHEDULE: "0.2,0.2" };
+
+interface Setup {
+  h: TestApp;
+  metrics: Metrics;
+  worker(env?: Record<string, string>): WebhookWorker;
+  stop(): Promise<void>;
+}
+
+/** An app and a way to start workers on its database; `stop` ends them and the database. */
+async function setup(env: Record<string, string> = {}): Promise<Setup> {
+  const h = await createTestApp({ config: { ...ENV, ...env } });
+  const metrics = new Metrics();
+  const workers: WebhookWorker[] = [];
+  return {
+    h,
+    metrics,
+    worker(more = {}) {
+      const w = startWebhookWorker({
+        db: h.db,
+        config: testConfig({ ...ENV, ...env, ...more }),
+        log: silentLogger,
+        metrics,
+        pollMs: 20,
+      });
+      workers.push(w);
+      return w;
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.stop(0)));
+      await h.close();
+    },
+  };
+}
+
+let seq = 0;
+
+async function dataset(h: TestApp, images: number, k = 1): Promise<string> {
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: `hooks-${++seq}`,
+    labels: ["cat", "dog"],
+    annotations_per_image: k,
+  });
+  const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: Array.from({ length: images }, (_, i) => ({
+      uri: `s3://b/${seq}/${i}.jpg`,
+      external_id: `x${i}`,
+    })),
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  return ds.body.id;
+}
+
+async function webhook(
+  h: TestApp,
+  url: string,
+  events: string[],
+  datasetId?: string,
+): Promise<{ id: string; secret: string }> {
+  const res = await h.req("POST", "/api/v1/webhooks", {
+    url,
+    events,
+    ...(datasetId ? { dataset_id: datasetId } : {}),
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return { id: res.body.webhook.id, secret: res.body.secret };
+}
+
+/** Claims the next image and submits a label: the annotation, or null when none was left. */
+async function annotate(u: TestUser, datasetId: string) {
+  const c = await u.req("POST", `/api/v1/datasets/${datasetId}/claims`);
+  if (c.status === 204) return null;
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  const a = await u.req("POST", `/api/v1/images/${c.body.claim.image_id}/annotations`, {
+    claim_id: c.body.claim.id,
+    labels: ["cat"],
+  });
+  assert.equal(a.status, 201, JSON.stringify(a.body));
+  return a.body;
+}
+
+/** The event, after checking its signature with the standardwebhooks package. */
+function verified(secret: string, r: Received) {
+  return new StandardWebhook(secret).verify(r.body, {
+    "webhook-id": r.id,
+    "webhook-timestamp": r.timestamp,
+    "webhook-signature": r.signature,
+  }) as { type: string; timestamp: string; data: Record<string, unknown> };
+}
+
+const deliveryRows = async (h: TestApp) =>
+  (await rawOne<{ n: number }>(h.db, "SELECT count(*)::int AS n FROM webhook_deliveries"))!.n;
+
+Deno.test("annotation.created reaches the receiver signed, as the standardwebhooks package verifies", async () => {
+  const s = await setup();
+  const receiver = startReceiver();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 2);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker();
+    const created = await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 1);
+    const r = receiver.received[0];
+    const event = verified(hook.secret, r);
+    assert.match(r.id, /^evt_\d+$/);
+    assert.ok(Math.abs(Number(r.timestamp) - Date.now() / 1000) < 60, "the attempt's time");
+    assert.equal(r.headers.get("content-type"), "application/json");
+    assert.equal(event.type, "annotation.created");
+    assert.equal(event.timestamp, created.created_at);
+    assert.deepEqual(event.data.annotation, created);
+    const image = event.data.image as Record<string, string>;
+    assert.equal(image.id, created.image_id);
+    assert.equal(image.dataset_id, ds);
+    assert.match(image.uri, /^s3:\/\/b\//);
+    assert.match(image.external_id, /^x\d$/);
+    // A wrong secret does not verify.
+    assert.throws(() => verified("whsec_" + btoa("x".repeat(32)), r));
+    // The attempt is logged, delivered.
+    await waitForAttempts(h, hook.id, 1);
+    const page = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    assert.equal(page.body.items[0].outcome, "delivered");
+    assert.equal(page.body.items[0].status_code, 200);
+    assert.equal(page.body.items[0].event_id, r.id);
+    assert.equal(page.body.items[0].event_type, "annotation.created");
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+async function waitForAttempts(h: TestApp, webhookId: string, n: number, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const page = await h.req("GET", `/api/v1/webhooks/${webhookId}/deliveries?limit=1000`);
+    if (page.body.items.length >= n) return page.body.items;
+    if (Date.now() > deadline) {
+      throw new Error(`${page.body.items.length} of ${n} attempts: ${JSON.stringify(page.body)}`);
+    }
+    await sleep(20);
+  }
+}
+
+Deno.test("no subscriber, no event: changes for other events or datasets write no outbox row", async () => {
+  const s = await setup();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const machine = await h.user("machine");
+    const ds = await dataset(h, 4);
+    const other = await dataset(h, 1);
+    await annotate(ann, ds);
+    await webhook(h, "http://127.0.0.1:9/unused", ["claim.expired"]);
+    await webhook(h, "http://127.0.0.1:9/unused", ["annotation.created"], other);
+    const disabled = await webhook(h, "http://127.0.0.1:9/unused", ["annotation.created"]);
+    await h.req("PATCH", `/api/v1/webhooks/${disabled.id}`, { enabled: false });
+    await annotate(ann, ds);
+    const pred = await machine.req("POST", `/api/v1/datasets/${ds}/predictions`, {
+      predictions: [{ external_id: "x3", model: { name: "m", version: "1" }, labels: ["dog"] }],
+    });
+    assert.equal(pred.status, 200);
+    assert.equal(await deliveryRows(h), 0);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a refused change writes no event: the event commits with the change or not at all", async () => {
+  const s = await setup();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 1);
+    await webhook(h, "http://127.0.0.1:9/unused", ["annotation.created", "image.completed"]);
+    const c = await ann.req("POST", `/api/v1/datasets/${ds}/claims`);
+    const bad = await ann.req("POST", `/api/v1/images/${c.body.claim.image_id}/annotations`, {
+      claim_id: c.body.claim.id,
+      labels: ["unicorn"],
+    });
+    assert.equal(bad.status, 422);
+    assert.equal(await deliveryRows(h), 0);
+    const good = await ann.req("POST", `/api/v1/images/${c.body.claim.image_id}/annotations`, {
+      claim_id: c.body.claim.id,
+      labels: ["cat"],
+    });
+    assert.equal(good.status, 201);
+    assert.equal(await deliveryRows(h), 2, "annotation.created and image.completed");
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a receiver answering 500 twice then 200 gets three attempts with the same webhook-id", async () => {
+  const s = await setup();
+  const receiver = startReceiver({ respond: (_r, n) => n <= 2 ? 500 : 200 });
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 1);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker();
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 3);
+    const ids = new Set(receiver.received.map((r) => r.id));
+    assert.equal(ids.size, 1, "one webhook-id on every attempt");
+    for (const r of receiver.received) verified(hook.secret, r);
+    // Each attempt signs its own time; the body is the same.
+    assert.equal(new Set(receiver.received.map((r) => r.body)).size, 1);
+    const attempts = (await waitForAttempts(h, hook.id, 3)).reverse();
+    assert.deepEqual(attempts.map((a: { status_code: number }) => a.status_code), [500, 500, 200]);
+    assert.deepEqual(attempts.map((a: { outcome: string }) => a.outcome), [
+      "retrying",
+      "retrying",
+      "delivered",
+    ]);
+    assert.deepEqual(attempts.map((a: { attempt: number }) => a.attempt), [1, 2, 3]);
+    assert.ok(attempts[0].next_attempt_at && attempts[1].next_attempt_at);
+    assert.equal(attempts[2].next_attempt_at, null);
+    // The retries waited for the schedule (0.2 s, ±10 %).
+    const gaps = [1, 2].map((i) => receiver.received[i].at - receiver.received[i - 1].at);
+    assert.ok(gaps.every((g) => g >= 150), `gaps ${gaps}`);
+    const webhookRes = await h.req("GET", `/api/v1/webhooks/${hook.id}`);
+    assert.equal(webhookRes.body.status, "active");
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("after the last retry the webhook is failing; a later delivery clears it; 410 disables it", async () => {
+  const s = await setup();
+  let status = 503;
+  const receiver = startReceiver({ respond: () => status });
+  try {
+    const { h, metrics } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 3);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker();
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 3);
+    const attempts = await waitForAttempts(h, hook.id, 3);
+    assert.equal(attempts[0].outcome, "failed");
+    assert.equal(attempts[0].next_attempt_at, null);
+    let got = await h.req("GET", `/api/v1/webhooks/${hook.id}`);
+    assert.equal(got.body.status, "failing");
+    assert.ok(got.body.failing_since);
+    await sleep(500);
+    assert.equal(receiver.received.length, 3, "no attempt after the schedule ran out");
+
+    // Redelivered once the receiver is fixed: delivered, and the webhook is active again.
+    status = 200;
+    const eventId = receiver.received[0].id;
+    const re = await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${eventId}/redeliver`);
+    assert.equal(re.status, 202, JSON.stringify(re.body));
+    await receiver.waitFor((r) => r.length === 4);
+    assert.equal(receiver.received[3].id, eventId);
+    await waitForAttempts(h, hook.id, 4);
+    got = await h.req("GET", `/api/v1/webhooks/${hook.id}`);
+    assert.equal(got.body.status, "active");
+    assert.equal(got.body.failing_since, null);
+
+    // 410 Gone: disabled, not retried.
+    status = 410;
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 5);
+    await waitForAttempts(h, hook.id, 5);
+    got = await h.req("GET", `/api/v1/webhooks/${hook.id}`);
+    assert.equal(got.body.status, "disabled");
+    assert.equal(got.body.disabled_reason, "gone");
+    assert.equal(got.body.enabled, false);
+    await annotate(ann, ds);
+    await sleep(300);
+    assert.equal(receiver.received.length, 5, "a disabled webhook is sent nothing");
+    assert.equal(await deliveryRows(h), 2, "nor is anything queued for it");
+    assert.equal(metrics.webhookDeliveries.get({ outcome: "failed" }), 1);
+    assert.equal(metrics.webhookDeliveries.get({ outcome: "retrying" }), 2);
+    assert.equal(metrics.webhookDeliveries.get({ outcome: "delivered" }), 1);
+    assert.equal(metrics.webhookDeliveries.get({ outcome: "gone" }), 1);
+    const text = metrics.render();
+    assert.match(text, /^webhook_deliveries_total\{outcome="delivered"\} 1$/m);
+    assert.match(text, /^webhook_queue_depth \d+$/m);
+    assert.match(text, /^webhook_oldest_undelivered_seconds [\d.]+$/m);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("a receiver down for a while gets every event once it is back", async () => {
+  const s = await setup({ WEBHOOK_RETRY_SCHEDULE: "0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3" });
+  // A port with nothing listening, then a receiver on it.
+  const probe = startReceiver();
+  const port = probe.port;
+  await probe.close();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 10);
+    const hook = await webhook(h, `http://127.0.0.1:${port}/hook`, ["annotation.created"]);
+    s.worker();
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await annotate(ann, ds)).id);
+    const failed = await waitForAttempts(h, hook.id, 10);
+    assert.ok(failed.every((a: { outcome: string }) => a.outcome === "retrying"));
+    assert.match(failed[0].error, /refused|connect/i);
+    const receiver = startReceiver({ port });
+    try {
+      await receiver.waitFor((r) => new Set(r.map((x) => x.json.data.annotation.id)).size === 10);
+      const got = new Set(receiver.received.map((r) => r.json.data.annotation.id));
+      assert.deepEqual([...got].sort(), [...ids].sort());
+      for (const r of receiver.received) verified(hook.secret, r);
+    } finally {
+      await receiver.close();
+    }
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("during a rotation both secrets sign; ping sends webhook.ping", async () => {
+  const s = await setup();
+  const receiver = startReceiver();
+  try {
+    const { h } = s;
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker();
+    const rotated = await h.req("POST", `/api/v1/webhooks/${hook.id}/secret`);
+    assert.equal(rotated.status, 200);
+    assert.notEqual(rotated.body.secret, hook.secret);
+    const until = Date.parse(rotated.body.webhook.previous_secret_until);
+    assert.ok(Math.abs(until - Date.now() - 24 * 3600_000) < 60_000, "24 h of overlap");
+    const ping = await h.req("POST", `/api/v1/webhooks/${hook.id}/ping`);
+    assert.equal(ping.status, 202);
+    await receiver.waitFor((r) => r.length === 1);
+    const r = receiver.received[0];
+    assert.equal(r.id, ping.body.event_id);
+    assert.equal(r.signature.split(" ").length, 2);
+    assert.equal(verified(rotated.body.secret, r).type, "webhook.ping");
+    assert.equal(verified(hook.secret, r).type, "webhook.ping");
+    assert.deepEqual(r.json.data, { webhook_id: hook.id });
+    // Once the overlap is over, only the new secret signs.
+    await h.db.unsafe("UPDATE webhooks SET previous_secret_until = now() WHERE id = $1", [
+      hook.id,
+    ]);
+    await h.req("POST", `/api/v1/webhooks/${hook.id}/ping`);
+    await receiver.waitFor((r) => r.length === 2);
+    verified(rotated.body.secret, receiver.received[1]);
+    assert.throws(() => verified(hook.secret, receiver.received[1]));
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("one slow receiver does not delay another webhook", async () => {
+  const s = await setup();
+  const slow = startReceiver({ respond: () => sleep(2_000).then(() => 200) });
+  const fast = startReceiver();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 20);
+    await webhook(h, slow.url, ["annotation.created"]);
+    await webhook(h, fast.url, ["annotation.created"]);
+    for (let i = 0; i < 20; i++) await annotate(ann, ds);
+    const started = Date.now();
+    s.worker();
+    await fast.waitFor((r) => r.length === 20, 1_500);
+    assert.ok(Date.now() - started < 1_500);
+    assert.ok(slow.received.length <= 8, "the slow one holds at most its share of sends");
+  } finally {
+    await s.stop();
+    await slow.close();
+    await fast.close();
+  }
+});
+
+Deno.test("two workers share the queue and never send one event twice at once", async () => {
+  const s = await setup();
+  const receiver = startReceiver({ respond: () => sleep(5).then(() => 200) });
+  try {
+    const { h } = s;
+    const machine = await h.user("machine");
+    const ds = await dataset(h, 1);
+    await webhook(h, receiver.url, ["annotation.created"]);
+    const pred = await machine.req("POST", `/api/v1/datasets/${ds}/predictions`, {
+      predictions: Array.from({ length: 300 }, () => ({
+        external_id: "x0",
+        model: { name: "m", version: "1" },
+      })),
+    });
+    assert.equal(pred.body.created, 300);
+    s.worker();
+    s.worker();
+    await receiver.waitFor((r) => new Set(r.map((x) => x.id)).size === 300, 20_000);
+    assert.equal(receiver.overlaps, 0);
+    assert.equal(receiver.received.length, 300, "each once");
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("image.completed, dataset.completed (once, under concurrent submits) and claim.expired", async () => {
+  const s = await setup();
+  const receiver = startReceiver();
+  try {
+    const { h } = s;
+    const annotators = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
+    const ds = await dataset(h, 40, 2);
+    await webhook(h, receiver.url, [
+      "image.completed",
+      "dataset.completed",
+      "claim.expired",
+      "annotation.created",
+    ], ds);
+    s.worker();
+    // Eight annotators drain the dataset at once (submits batched together).
+    await Promise.all(annotators.map(async (u) => {
+      while (await annotate(u, ds));
+    }));
+    const byType = (t: string) => receiver.received.filter((r) => r.json.type === t);
+    await receiver.waitFor((r) =>
+      r.filter((x) => x.json.type === "dataset.completed").length === 1 &&
+      r.filter((x) => x.json.type === "image.completed").length === 40 &&
+      r.filter((x) => x.json.type === "annotation.created").length === 80
+    );
+    const images = new Set(byType("image.completed").map((r) => r.json.data.image.id));
+    assert.equal(images.size, 40);
+    const done = byType("image.completed")[0].json.data;
+    assert.equal(done.annotations_per_image, 2);
+    assert.equal(done.annotator_ids.length, 2);
+    assert.deepEqual(byType("dataset.completed")[0].json.data.dataset_id, ds);
+    await sleep(200);
+    assert.equal(byType("dataset.completed").length, 1, "reported once");
+
+    // claim.expired: an annotator's claim expires, and its next claim ends it.
+    const ds2 = await dataset(h, 2);
+    await webhook(h, receiver.url, ["claim.expired"], ds2);
+    const u = annotators[0];
+    const c = await u.req("POST", `/api/v1/datasets/${ds2}/claims`);
+    await setClaimExpiry(h.db, c.body.claim.id, -1000);
+    // Someone else takes its slot, so the claim is not renewed but replaced.
+    await annotate(annotators[1], ds2);
+    const again = await u.req("POST", `/api/v1/datasets/${ds2}/claims`);
+    assert.equal(again.status, 201);
+    await receiver.waitFor((r) => r.some((x) => x.json.type === "claim.expired"));
+    const expired = byType("claim.expired")[0].json.data.claim;
+    assert.equal(expired.id, c.body.claim.id);
+    assert.equal(expired.user_id, u.id);
+    assert.equal(expired.image_id, c.body.claim.image_id);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("the guard refuses a private destination at send time too, without connecting", async () => {
+  const s = await setup();
+  const receiver = startReceiver();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 1);
+    // Registered while allowed; the worker's configuration no longer allows it.
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "false" });
+    await annotate(ann, ds);
+    const [a] = await waitForAttempts(h, hook.id, 1);
+    assert.equal(a.status_code, null);
+    assert.match(a.error, /^refused: 127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback address/);
+    assert.equal(receiver.received.length, 0);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
