@@ -499,3 +499,69 @@ Deno.test("the guard refuses a private destination at send time too, without con
     await s.stop();
   }
 });
+
+Deno.test("docs/api.md's receiver verifies real deliveries, refuses forged ones, does each once", async () => {
+  const doc = Deno.readTextFileSync(new URL("../docs/api.md", import.meta.url));
+  const code = /\*\*Signatures\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(doc)![1];
+  const dir = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(`${dir}/receiver.ts`, code);
+  const s = await setup();
+  const probe = startReceiver();
+  const port = probe.port;
+  await probe.close();
+  const hook = await webhook(s.h, `http://127.0.0.1:${port}/`, ["annotation.created"]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", `${dir}/receiver.ts`],
+    env: { WEBHOOK_SECRET: hook.secret, PORT: String(port), NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      lines.push(...chunk.split("\n").filter(Boolean));
+    }
+  })();
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 1);
+    // Until the receiver listens, deliveries are retried (0.2 s).
+    s.worker({ WEBHOOK_RETRY_SCHEDULE: Array(50).fill("0.2").join(",") });
+    await annotate(ann, ds);
+    const deadline = Date.now() + 20_000;
+    while (!lines.length && Date.now() < deadline) await sleep(50);
+    assert.equal(lines.length, 1, "the event was verified and handled");
+    const [id, body] = [
+      lines[0].slice(0, lines[0].indexOf(" ")),
+      lines[0].slice(lines[0].indexOf(" ") + 1),
+    ];
+    assert.equal(JSON.parse(body).type, "annotation.created");
+    // Redelivered: verified again, handled once.
+    await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${id}/redeliver`);
+    await waitForAttempts(h, hook.id, 2, 20_000).catch(() => {});
+    const attempts = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    assert.ok(
+      attempts.body.items.filter((a: { outcome: string }) => a.outcome === "delivered").length >= 2,
+    );
+    // Forged: refused.
+    const forged = await fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      headers: {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+        "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+      },
+      body: body,
+    });
+    await forged.body?.cancel();
+    assert.equal(forged.status, 401);
+    assert.equal(lines.length, 1);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reading;
+    Deno.removeSync(dir, { recursive: true });
+    await s.stop();
+  }
+});
