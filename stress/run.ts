@@ -10,6 +10,8 @@
  *   fuzz       bad input generated from /api/openapi.json (≥ 5,000 requests)
  *   auth       forged, expired, foreign and escalating credentials against the real server
  *   limits     slow clients, oversized bodies, 1,000 concurrent connections
+ *   webhooks   every committed change's event delivered, signed, never twice at once, through a
+ *              kill -9, a receiver down for a while and one answering 500s
  *
  * `--quick` shrinks every load but keeps every scenario (CI runs it): 2 × kill -9, both PostgreSQL
  * faults, 1,000 fuzzed requests, the whole auth battery, the 1,000-connection burst and every kind
@@ -24,6 +26,7 @@ import { crashScenario } from "./scenarios/crash.ts";
 import { dbRestartScenario } from "./scenarios/db_restart.ts";
 import { fuzzScenario } from "./scenarios/fuzz.ts";
 import { limitsScenario } from "./scenarios/limits.ts";
+import { webhooksScenario } from "./scenarios/webhooks.ts";
 
 const SCENARIOS: Scenario[] = [
   claimsScenario,
@@ -32,6 +35,7 @@ const SCENARIOS: Scenario[] = [
   fuzzScenario,
   authScenario,
   limitsScenario,
+  webhooksScenario,
 ];
 
 /** The longest a run may take, in seconds: a full run (issue 7), and a `--quick` one (CI). */
