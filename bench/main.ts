@@ -23,6 +23,8 @@
 import postgres from "postgres";
 import { loadAverage } from "../testkit/proc.ts";
 import { type ServerProcess, startLoadServer } from "../testkit/process.ts";
+import { adminToken, call } from "../testkit/api.ts";
+import { type Receiver, startReceiver } from "../testkit/webhook_receiver.ts";
 import { fmt, log } from "./lib/context.ts";
 import { type BenchDatabase, openBenchDatabase } from "./lib/database.ts";
 import { findPgbench } from "./lib/pgbench.ts";
@@ -45,12 +47,25 @@ async function main(opts: Options): Promise<number> {
   let database: BenchDatabase | undefined;
   let sql: postgres.Sql | undefined;
   let server: ServerProcess | undefined;
+  let receiver: Receiver | undefined;
   try {
     database = await openBenchDatabase(Deno.env.get("DATABASE_URL") || undefined, opts.pgStats);
     const url = database.url;
     sql = postgres(url, { max: 4, onnotice: () => {} });
     const { version, settings } = await prepareDatabase(opts, sql, database, pgbench, loadBefore);
-    server = await startLoadServer({ databaseUrl: url, env: opts.serverEnv, timeoutMs: 60_000 });
+    const env = opts.webhook
+      ? { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", ...opts.serverEnv }
+      : opts.serverEnv;
+    server = await startLoadServer({ databaseUrl: url, env, timeoutMs: 60_000 });
+    if (opts.webhook) {
+      receiver = startReceiver();
+      const hook = await call(server.url, await adminToken(server), "POST", "/api/v1/webhooks", {
+        url: receiver.url,
+        events: ["annotation.created"],
+      });
+      if (hook.status !== 201) throw new Error(`createWebhook: ${JSON.stringify(hook.body)}`);
+      log(`webhook: annotation.created of every dataset, delivered to ${receiver.url}`);
+    }
     const memory = new ServerMemory(server);
     const noteRss = (run: string) => memory.note(run);
     const { ctx, datasets, explainUserId } = await setUp(opts, {
@@ -83,6 +98,14 @@ async function main(opts: Options): Promise<number> {
       checks,
     };
 
+    if (receiver) {
+      const [{ n }] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM annotations`;
+      log(
+        `\nwebhook: ${fmt(receiver.received.length)} deliveries received for ${fmt(n)} ` +
+          `annotations so far (the rest still queued: delivery follows the cycle, it is not in it)`,
+      );
+    }
     const rows = ratioRows(opts, figures);
     const loadAfter = loadAverage();
     log("");
@@ -124,6 +147,7 @@ async function main(opts: Options): Promise<number> {
     return checks.consistent ? 0 : 1;
   } finally {
     await server?.stop();
+    await receiver?.close();
     await sql?.end({ timeout: 5 });
     await database?.stop();
   }

@@ -30,6 +30,11 @@ export interface Options {
   staleStats: boolean;
   /** SQL files run after the migrations: a schema variant to measure, not the shipped schema. */
   dbSetup: string[];
+  /**
+   * One webhook subscribed to annotation.created on every dataset, sent to a receiver on
+   * 127.0.0.1 in the bench process: the cycle with its outbox insert and its deliveries.
+   */
+  webhook: boolean;
 }
 
 export const SECTIONS = ["ceiling", "peer", "low", "scale", "ingest"];
@@ -49,6 +54,7 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --fetch               annotators use fetch instead of the lean HTTP/1.1 client
   --load-workers N      workers the annotators are spread over (default 2)
   --server-env K=V      extra environment for the server (repeatable), e.g. DB_POOL_MAX=4
+  --webhook             one webhook on annotation.created, delivered to a receiver on 127.0.0.1
 PostgreSQL: embedded (default durability) unless DATABASE_URL is set, in which case a scratch
 database is created on that server (CREATEDB needed) and dropped at the end.`;
 
@@ -73,6 +79,7 @@ export function parseArgs(args: string[]): Options {
     pgStats: false,
     dbSetup: [],
     staleStats: false,
+    webhook: false,
   };
   const count = (flag: string, v: string, min = 1) => {
     const n = Number(v.replaceAll("_", "").replaceAll(",", ""));
@@ -115,6 +122,9 @@ export function parseArgs(args: string[]): Options {
         break;
       case "--driver":
         o.driver = true;
+        break;
+      case "--webhook":
+        o.webhook = true;
         break;
       case "--stale-stats":
         o.staleStats = true;

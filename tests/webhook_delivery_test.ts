@@ -44,6 +44,7 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
         log: silentLogger,
         metrics,
         pollMs: 20,
+        statsMs: 100,
       });
       workers.push(w);
       return w;
@@ -562,6 +563,28 @@ Deno.test("docs/api.md's receiver verifies real deliveries, refuses forged ones,
     await child.status;
     await reading;
     Deno.removeSync(dir, { recursive: true });
+    await s.stop();
+  }
+});
+
+Deno.test("the queue gauges show what is owed and how old the oldest is", async () => {
+  const s = await setup({ WEBHOOK_RETRY_SCHEDULE: "60" });
+  try {
+    const { h, metrics } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 3);
+    await webhook(h, "http://127.0.0.1:9/nothing-listens", ["annotation.created"]);
+    for (let i = 0; i < 3; i++) await annotate(ann, ds);
+    s.worker();
+    const gauge = (name: string) =>
+      Number(new RegExp(`^${name} ([\\d.]+)$`, "m").exec(metrics.render())?.[1]);
+    const deadline = Date.now() + 5_000;
+    while (gauge("webhook_queue_depth") !== 3 && Date.now() < deadline) await sleep(50);
+    assert.equal(gauge("webhook_queue_depth"), 3, "three failed once, waiting for their retry");
+    await sleep(300);
+    assert.ok(gauge("webhook_oldest_undelivered_seconds") > 0.2);
+    assert.equal(metrics.webhookDeliveries.get({ outcome: "retrying" }), 3);
+  } finally {
     await s.stop();
   }
 });

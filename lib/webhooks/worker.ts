@@ -48,6 +48,8 @@ export interface WorkerOptions {
   metrics: Metrics;
   pollMs?: number;
   timeoutMs?: number;
+  /** How often the queue gauges are read; default STATS_MS. */
+  statsMs?: number;
   /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
   check?: TargetCheck;
 }
@@ -248,7 +250,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
     }
   };
   void readStats();
-  const statsTimer = setInterval(readStats, STATS_MS);
+  const statsTimer = setInterval(readStats, opts.statsMs ?? STATS_MS);
 
   return {
     inFlight: () => sends.size,
