@@ -23,7 +23,9 @@ logged AS (
     latency_ms, error, outcome, next_attempt_at)
   SELECT webhook_id, event_id, attempt, attempted_at, status_code, latency_ms, error, outcome,
     next_attempt_at
-  FROM result
+  FROM result r
+  -- Not for a webhook deleted while its send ran (its log went with it).
+  WHERE EXISTS (SELECT FROM webhooks w WHERE w.id = r.webhook_id)
   ORDER BY attempted_at
 ),
 delivery_updated AS (
