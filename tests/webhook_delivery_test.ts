@@ -379,7 +379,7 @@ Deno.test("during a rotation both secrets sign; ping sends webhook.ping", async 
 
 Deno.test("one slow receiver does not delay another webhook", async () => {
   const s = await setup();
-  const slow = startReceiver({ respond: () => sleep(2_000).then(() => 200) });
+  const slow = startReceiver({ respond: () => sleep(6_000).then(() => 200) });
   const fast = startReceiver();
   try {
     const { h } = s;
@@ -390,8 +390,9 @@ Deno.test("one slow receiver does not delay another webhook", async () => {
     for (let i = 0; i < 20; i++) await annotate(ann, ds);
     const started = Date.now();
     s.worker();
-    await fast.waitFor((r) => r.length === 20, 1_500);
-    assert.ok(Date.now() - started < 1_500);
+    // All 20 while the slow receiver has not answered even its first requests.
+    await fast.waitFor((r) => r.length === 20, 5_000);
+    assert.ok(Date.now() - started < 5_000);
     assert.ok(slow.received.length <= 8, "the slow one holds at most its share of sends");
   } finally {
     await s.stop();
@@ -540,11 +541,12 @@ Deno.test("docs/api.md's receiver verifies real deliveries, refuses forged ones,
     assert.equal(JSON.parse(body).type, "annotation.created");
     // Redelivered: verified again, handled once.
     await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${id}/redeliver`);
-    await waitForAttempts(h, hook.id, 2, 20_000).catch(() => {});
-    const attempts = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
-    assert.ok(
-      attempts.body.items.filter((a: { outcome: string }) => a.outcome === "delivered").length >= 2,
-    );
+    const delivered = async () =>
+      (await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`)).body.items
+        .filter((a: { outcome: string }) => a.outcome === "delivered").length;
+    const until = Date.now() + 20_000;
+    while (await delivered() < 2 && Date.now() < until) await sleep(50);
+    assert.equal(await delivered(), 2);
     // Forged: refused.
     const forged = await fetch(`http://127.0.0.1:${port}/`, {
       method: "POST",
