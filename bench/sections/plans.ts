@@ -3,11 +3,21 @@
  * sql/claims/claim_next_image.sql and of the batched claim for 16 annotators, each with its custom
  * and its generic plan, and of the naive claim. Written to --json only.
  */
+import { compile } from "../../lib/db/statement.ts";
 import type { Ctx } from "../lib/context.ts";
 
 class RolledBack extends Error {}
 
 const read = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+
+/**
+ * A statement of sql/ as PostgreSQL receives it (its :name parameters as $n, lib/db/statement.ts)
+ * and its values by name, in $n order.
+ */
+function statementOf(path: string, values: Record<string, string>): [string, string[]] {
+  const { text, params } = compile(read(path));
+  return [text, params.map((name) => values[name])];
+}
 
 export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: string) {
   const { sql } = ctx;
@@ -37,17 +47,23 @@ export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: s
     }
     return plan;
   };
-  const claimText = read("../../sql/claims/claim_next_image.sql");
-  const explainClaim = await explain(claimText, [datasetId, explainUserId]);
-  const explainClaimGeneric = await explain(claimText, [datasetId, explainUserId], true);
+  const [claimText, claimValues] = statementOf("../../sql/claims/claim_next_image.sql", {
+    dataset_id: datasetId,
+    user_id: explainUserId,
+  });
+  const explainClaim = await explain(claimText, claimValues);
+  const explainClaimGeneric = await explain(claimText, claimValues, true);
   // The batched claim (the statement most claims take: lib/db/batcher.ts) for 16 annotators.
-  const batchText = read("../../sql/claims/claim_next_images.sql");
   const batchUsers = (await sql<{ id: string }[]>`
     SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%' ORDER BY id LIMIT 16`)
     .map((r) => r.id);
-  const usersParam = `'{${batchUsers.join(",")}}'`;
-  const explainBatch = await explain(batchText, [datasetId, `{${batchUsers.join(",")}}`]);
-  const explainBatchGeneric = await explain(batchText, [datasetId, usersParam], true);
+  const batch = (users: string) =>
+    statementOf("../../sql/claims/claim_next_images.sql", {
+      dataset_id: datasetId,
+      user_ids: users,
+    });
+  const explainBatch = await explain(...batch(`{${batchUsers.join(",")}}`));
+  const explainBatchGeneric = await explain(...batch(`'{${batchUsers.join(",")}}'`), true);
   const naiveClaim = read("../naive_cycle.sql")
     .split("\n").filter((l) => !l.startsWith("--")).join("\n").split("\\gset")[0]
     .replaceAll(":client_id", "0").replaceAll(":dataset_id", "1");
