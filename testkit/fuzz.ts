@@ -307,6 +307,9 @@ function valueOfType(
         return fc.nat(1e6).map((n) => `s3://fuzz/${n}.jpg`);
       }
       if (name === "external_id") return fc.constantFrom(...world.externalIds, "fx-new-1");
+      // A webhook URL the SSRF guard refuses without a DNS lookup (an address literal, loopback,
+      // http): fuzzing never registers a webhook, so no server ever sends anywhere.
+      if (name === "url") return fc.constant("http://127.0.0.1:9/fuzz");
       if (name === "api_key") return fc.constantFrom("ak_nobody", "x");
       if (s.format === "date-time") return fc.constant(new Date().toISOString());
       return fc.string({ minLength: s.minLength ?? 1, maxLength: Math.min(s.maxLength ?? 20, 20) })
