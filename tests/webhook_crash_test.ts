@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { adminToken, call, createUser } from "../testkit/api.ts";
 import {
   dbEnv,
+  exitWithin,
   killHard,
   productionEnv,
   type ServerProcess,
@@ -112,6 +113,55 @@ Deno.test("kill -9 during a burst of annotations: every committed annotation's e
   } finally {
     for (const s of servers) await killHard(s);
     await receiver.close();
+    await tdb.close();
+  }
+});
+
+Deno.test("a graceful shutdown cuts off a send it cannot finish, and the next server sends it again", async () => {
+  const tdb = await createTestDb(4);
+  // The first attempt of each event hangs past the shutdown; later ones are answered.
+  const receiver = startReceiver({
+    respond: (_r, n) => n === 1 ? sleep(6_000).then(() => 200) : 200,
+  });
+  const servers: ServerProcess[] = [];
+  try {
+    const env = {
+      ...productionEnv(),
+      ...dbEnv(tdb.url),
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
+      SHUTDOWN_TIMEOUT_SECONDS: "2",
+    };
+    const first = await startServer(env);
+    servers.push(first);
+    const admin = await adminToken(first);
+    const hook = await call(first.url, admin, "POST", "/api/v1/webhooks", {
+      url: receiver.url,
+      events: ["annotation.created"],
+    });
+    const ping = await call(
+      first.url,
+      admin,
+      "POST",
+      `/api/v1/webhooks/${hook.body.webhook.id}/ping`,
+    );
+    assert.equal(ping.status, 202);
+    await receiver.waitFor((r) => r.length === 1);
+    const t0 = performance.now();
+    first.kill("SIGTERM");
+    assert.equal(await exitWithin(first, 10_000), 0, "no request was cut off");
+    assert.ok(performance.now() - t0 < 5_000, "the send was cut off at the shutdown's timeout");
+    const [attempt] = await rawMany<{ outcome: string; error: string }>(
+      tdb.db,
+      "SELECT outcome, error FROM webhook_attempts",
+    );
+    assert.equal(attempt.outcome, "retrying");
+    assert.match(attempt.error, /interrupted/);
+    servers.push(await startServer(env));
+    await receiver.waitFor((r) => r.length === 2);
+    assert.equal(receiver.received[1].id, ping.body.event_id);
+  } finally {
+    for (const s of servers) await killHard(s);
+    await receiver.close().catch(() => {});
     await tdb.close();
   }
 });
