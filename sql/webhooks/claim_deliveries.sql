@@ -12,7 +12,12 @@
 -- replicas take disjoint rows, and a row another worker is leasing is skipped, never waited for.
 -- Every row comes back with what sending it needs: the webhook's URL and signing keys (the
 -- previous one only while a rotation's overlap lasts).
-WITH webhook AS MATERIALIZED (
+WITH async_commit AS MATERIALIZED (
+  -- Commits without waiting for the WAL flush (is_local: this transaction only): a lease lost in
+  -- a database crash only makes its delivery due again, which at least once allows.
+  SELECT set_config('synchronous_commit', 'off', true) AS value
+),
+webhook AS MATERIALIZED (
   SELECT w.id, w.url, w.secret,
     CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
     :per_webhook::integer - coalesce(b.busy, 0) AS free
@@ -20,6 +25,7 @@ WITH webhook AS MATERIALIZED (
   LEFT JOIN unnest(:busy_ids::bigint[], :busy_counts::integer[]) AS b (webhook_id, busy)
     ON b.webhook_id = w.id
   WHERE w.enabled AND coalesce(b.busy, 0) < :per_webhook::integer
+    AND (SELECT value FROM async_commit) IS NOT NULL
 ),
 due AS MATERIALIZED (
   SELECT r.webhook_id, r.event_id, r.n

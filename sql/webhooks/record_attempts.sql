@@ -9,7 +9,12 @@
 -- The webhooks: one whose receiver answered 410 Gone is disabled ('gone'); one whose latest final
 -- outcome here is 'failed' (its schedule ran out) is marked failing, and one whose latest is
 -- 'delivered' is not any more.
-WITH result AS MATERIALIZED (
+WITH async_commit AS MATERIALIZED (
+  -- Commits without waiting for the WAL flush: outcomes lost in a database crash leave their
+  -- deliveries leased, and they are sent again when the lease ends (at least once).
+  SELECT set_config('synchronous_commit', 'off', true) AS value
+),
+result AS MATERIALIZED (
   SELECT r.webhook_id, r.event_id, r.attempt, r.attempted_at, r.status_code, r.latency_ms,
     r.error, r.outcome,
     CASE WHEN r.outcome = 'retrying' THEN now() + make_interval(secs => r.retry_in) END
@@ -17,6 +22,7 @@ WITH result AS MATERIALIZED (
   FROM json_to_recordset(:results::json) AS r (webhook_id bigint, event_id bigint,
     attempt smallint, attempted_at timestamptz, status_code smallint, latency_ms integer,
     error text, outcome text, retry_in float8)
+  WHERE (SELECT value FROM async_commit) IS NOT NULL
 ),
 logged AS (
   INSERT INTO webhook_attempts (webhook_id, event_id, attempt, attempted_at, status_code,
