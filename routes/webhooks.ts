@@ -27,9 +27,10 @@ const createWebhookRoute = createRoute({
   operationId: "createWebhook",
   tags: ["webhooks"],
   summary: "Register an endpoint to be sent signed events",
-  description: "The answer holds the signing secret, shown this once. A URL whose host " +
-    "resolves to a loopback, private, link-local, CGNAT or metadata address is refused (400), " +
-    "and in production one that is not https://, unless the server allows private targets.",
+  description: "The answer holds the signing secret, shown this once. A URL that does not " +
+    "parse, or whose host resolves to a loopback, private, link-local, CGNAT or metadata " +
+    "address, is refused (400 on body.url), and in production one that is not https://, unless " +
+    "the server allows private targets (WEBHOOK_ALLOW_PRIVATE_TARGETS).",
   ...secured("admin"),
   request: { body: jsonBody(CreateWebhook) },
   responses: {
@@ -68,6 +69,8 @@ const updateWebhookRoute = createRoute({
   operationId: "updateWebhook",
   tags: ["webhooks"],
   summary: "Change a webhook's URL, events, description, or enable or disable it",
+  description: "A new URL is checked as createWebhook's is (400 when refused). Enabling clears " +
+    "the reason the webhook was disabled and its failing mark.",
   ...secured("admin"),
   request: { params: webhookParams, body: jsonBody(UpdateWebhook) },
   responses: {

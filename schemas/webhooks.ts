@@ -2,22 +2,29 @@
 import { z } from "@hono/zod-openapi";
 import { EVENT_TYPE_NAMES, EVENT_TYPES, eventIdText } from "../lib/webhooks/events.ts";
 import type * as q from "../sql/webhooks/queries.ts";
-import { Id, Text, Timestamp } from "./common.ts";
+import { Id, Text, Timestamp, WHITESPACE } from "./common.ts";
 
 export const EventType = z.enum(EVENT_TYPE_NAMES).openapi("WebhookEventType", {
   description: "What happened:\n" +
     Object.entries(EVENT_TYPES).map(([name, about]) => `- \`${name}\`: ${about}`).join("\n"),
 });
 
-/** http(s) URLs only; where they may point is checked by the SSRF guard (400 when refused). */
-const WebhookUrl = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
-  .max(2048, "must be at most 2048 characters").openapi({
-    example: "https://pipeline.example.com/hooks/annotations",
-  });
+/** An http(s) URL's form, as the document states it. */
+const HTTP_URL = new RegExp(`^https?://[^${WHITESPACE}\\u0000]+$`);
+
+/**
+ * http(s) URLs only. That it parses as a URL, and where it may point (the SSRF guard), the
+ * operation checks (400 on body.url), as JSON Schema cannot state either.
+ */
+const WebhookUrl = z.string().max(2048, "must be at most 2048 characters").regex(
+  HTTP_URL,
+  "must be an http:// or https:// URL without spaces",
+).openapi({ example: "https://pipeline.example.com/hooks/annotations" });
 
 const Events = z.array(EventType).min(1, "must contain at least 1 event type").max(
   EVENT_TYPE_NAMES.length,
-).refine((events) => new Set(events).size === events.length, "must not repeat an event type");
+).refine((events) => new Set(events).size === events.length, "must not repeat an event type")
+  .openapi({ uniqueItems: true });
 
 export const EventId = z.string().regex(/^evt_[1-9][0-9]{0,17}$/, "must be an event id (evt_…)")
   .openapi({ example: "evt_42" });
@@ -64,6 +71,7 @@ export const UpdateWebhook = z.strictObject({
   }),
 }).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
   "UpdateWebhook",
+  { minProperties: 1 },
 );
 
 export const WebhookAttempt = z.object({

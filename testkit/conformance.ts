@@ -58,7 +58,15 @@ interface OpInfo {
  * Rules the document states in a description only, since they depend on who calls: which 400s
  * they explain. createAnnotation's caller is chosen so that they hold when they can (callerFor).
  */
+const WEBHOOK_URL = {
+  paths: ["body.url"],
+  reason: "that the URL parses, and where it may point (the SSRF guard: what its host resolves " +
+    "to, https only in production), depend on more than its form",
+};
+
 const DESCRIBED_RULES: Record<string, { paths: string[]; reason: string }> = {
+  createWebhook: WEBHOOK_URL,
+  updateWebhook: WEBHOOK_URL,
   createAnnotation: {
     paths: ["body.claim_id", "body.model", "body.confidence"],
     reason: "claim_id, model and confidence are allowed or required by the caller's role",
@@ -227,6 +235,12 @@ export async function checkConformance(opts: ConformanceOptions): Promise<Confor
     if (!value || typeof value !== "object") return value;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
+      // Always a webhook URL the server refuses before any DNS lookup (production: https only),
+      // so no request ever registers a webhook that would be sent to, or resolves a name.
+      if (k === "url" && typeof v === "string") {
+        out[k] = "http://127.0.0.1:9/conformance";
+        continue;
+      }
       const swap = rand() < 0.75;
       if (swap && k === "label" && typeof v === "string") out[k] = pick(world.labels);
       else if (swap && k === "labels" && Array.isArray(v)) {

@@ -16,6 +16,7 @@ import { NO_NUL, NOT_BLANK } from "../schemas/common.ts";
 import { CreateDataset, UpdateDataset } from "../schemas/datasets.ts";
 import { RegisterImages, SetPriorities, UpdateImage } from "../schemas/images.ts";
 import { CreateUser, TokenRequest } from "../schemas/users.ts";
+import { CreateWebhook, UpdateWebhook } from "../schemas/webhooks.ts";
 import { FEED_CURSOR } from "../sql/annotations/queries.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -82,6 +83,19 @@ const BODIES: [string, z.ZodType, unknown[]][] = [
       { external_id: "e", model, empty: true },
       { image_id: "2", model, shapes: [shapes[0]] },
     ],
+  }]],
+  ["CreateWebhook", CreateWebhook, [
+    { url: "https://hooks.example/a", events: ["annotation.created", "image.completed"] },
+    {
+      url: "http://10.0.0.1:8080/x?y=1",
+      events: ["claim.expired"],
+      dataset_id: "4",
+      description: null,
+    },
+  ]],
+  ["UpdateWebhook", UpdateWebhook, [{ enabled: false }, {
+    url: "https://h/",
+    events: ["dataset.completed"],
   }]],
 ];
 
