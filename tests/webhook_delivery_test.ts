@@ -413,9 +413,10 @@ Deno.test("two workers share the queue and never send one event twice at once", 
       predictions: Array.from({ length: 300 }, () => ({
         external_id: "x0",
         model: { name: "m", version: "1" },
+        labels: ["cat"],
       })),
     });
-    assert.equal(pred.body.created, 300);
+    assert.equal(pred.body.created, 300, JSON.stringify(pred.body));
     s.worker();
     s.worker();
     await receiver.waitFor((r) => new Set(r.map((x) => x.id)).size === 300, 20_000);
