@@ -390,6 +390,7 @@ CREATE TABLE public.images (
     annotators bigint[] DEFAULT '{}'::bigint[] NOT NULL,
     full_until timestamp with time zone,
     annotations_per_image smallint DEFAULT 1 NOT NULL,
+    skipped_by bigint[],
     CONSTRAINT images_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
     CONSTRAINT images_height_check CHECK ((height > 0)),
     CONSTRAINT images_priority_check CHECK (((priority <> 'NaN'::double precision) AND (priority <> 'Infinity'::double precision) AND (priority <> '-Infinity'::double precision))),
@@ -740,4 +741,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261202022000'),
     ('20261206020000'),
     ('20261206021000'),
-    ('20261206024049');
+    ('20261206024049'),
+    ('20261206030357');

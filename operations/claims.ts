@@ -59,8 +59,11 @@ export interface ClaimOperations {
     caller: Principal,
     origin: string,
   ): Promise<q.Claim & { media: MediaJson }>;
-  /** Ends the claim (its holder, or an admin for anyone's), or the claimProblem. */
-  release(claimId: string, caller: Principal): Promise<void>;
+  /**
+   * Ends the claim (its holder, or an admin for anyone's), or the claimProblem. `skip`: the image
+   * is never offered to the claim's holder again (it stays claimable for everyone else).
+   */
+  release(claimId: string, caller: Principal, skip?: boolean): Promise<void>;
 }
 
 export function claimOperations(deps: Deps): ClaimOperations {
@@ -124,12 +127,12 @@ export function claimOperations(deps: Deps): ClaimOperations {
       throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, caller.id);
     },
 
-    async release(claimId, caller) {
+    async release(claimId, caller, skip = false) {
       // An admin may release anyone's claim: released as its holder, found first.
       const holder = caller.role === "admin"
         ? (await q.getClaim(db, { id: claimId }))?.user_id ?? caller.id
         : caller.id;
-      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder })) return;
+      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder, skip })) return;
       throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, holder);
     },
   };

@@ -63,12 +63,22 @@ const releaseClaimRoute = createRoute({
   ...secured("admin", "annotator"),
   tags: ["claims"],
   summary: "Give an image back without annotating it (holder, or an admin)",
-  description: "The image is claimable again at once.",
-  request: { params: claimParams },
+  description: "The image is claimable again at once. With `skip=true` it is never offered " +
+    "to the claim's holder again, while it stays claimable for everyone else.",
+  request: {
+    params: claimParams,
+    query: z.object({
+      skip: z.enum(["true", "false"]).optional().openapi({
+        description: "`true`: the claim's holder skipped the image; the next claims of the " +
+          "holder never offer it again",
+      }),
+    }),
+  },
   responses: {
     204: { description: "Released" },
     ...errors(
       "invalid_claim_id",
+      "invalid_skip",
       401,
       403,
       "claim_not_yours",
@@ -100,7 +110,7 @@ export function claimsRouter(deps: Deps) {
     })
     .openapi(releaseClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
-      await ops.release(claimId, c.get("principal"));
+      await ops.release(claimId, c.get("principal"), c.req.valid("query").skip === "true");
       return c.body(null, 204);
     });
 }

@@ -91,6 +91,10 @@ const EXAMPLES = {
     status: 400,
     ...invalid("query.limit", "Too big: expected number to be <=1000"),
   },
+  invalid_skip: {
+    status: 400,
+    ...invalid("query.skip", 'Invalid option: expected one of "true"|"false"'),
+  },
   invalid_cursor: {
     status: 400,
     ...invalid("query.after", "not a cursor this server handed out (next_cursor)"),

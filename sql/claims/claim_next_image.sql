@@ -13,8 +13,9 @@
 -- No row also when every claimable image is locked by another statement at this instant (SKIP
 -- LOCKED): the caller tells that apart from an empty queue with find_claimable_image.sql.
 --
--- Claimable: not done, not annotated by the caller, and not full (full_until null or past).
--- Taken highest priority first, then oldest (lowest id).
+-- Claimable: not done, not annotated by the caller, not skipped by the caller (releaseClaim with
+-- ?skip=true), and not full (full_until null or past). Taken highest priority first, then oldest
+-- (lowest id).
 --
 -- Why the claim state lives on the image row: two annotators claiming at once must never both
 -- take the last slot of an image. The scan locks image rows FOR NO KEY UPDATE SKIP LOCKED under
@@ -22,11 +23,11 @@
 -- committed after this statement's snapshot is locked in its newest version and the WHERE clause
 -- is evaluated again against that version (EvalPlanQual). That re-check sees only the locked
 -- row's own columns (a subquery over another table would still read the old snapshot), so every
--- fact the test needs is on the image row: done, annotators, leases, full_until and k. An expired
--- lease stops counting when its expiry passes, with no background job; expired entries are pruned
--- whenever the row is written. Lock order, in every statement that touches a claim: the caller's
--- current_claims row, then the image row (no deadlocks); locking the caller's row first also
--- serialises one caller's claims.
+-- fact the test needs is on the image row: done, annotators, skipped_by, leases, full_until and
+-- k. An expired lease stops counting when its expiry passes, with no background job; expired
+-- entries are pruned whenever the row is written. Lock order, in every statement that touches a
+-- claim: the caller's current_claims row, then the image row (no deadlocks); locking the caller's
+-- row first also serialises one caller's claims.
 --
 -- In order:
 --   async_commit   this transaction commits without waiting for the WAL flush (is_local: the
@@ -111,6 +112,7 @@ next_image AS MATERIALIZED (
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (:user_id::bigint = ANY (i.annotators))
+    AND (:user_id::bigint = ANY (i.skipped_by)) IS NOT TRUE
   ORDER BY i.priority DESC, i.id
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED

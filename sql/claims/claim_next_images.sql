@@ -12,8 +12,8 @@
 -- The locking is claim_next_image.sql's (read its reasons): the callers' current_claims rows
 -- first, in user order, so two batches holding some of the same callers never deadlock; then
 -- images with FOR NO KEY UPDATE SKIP LOCKED, which never waits. An image goes to at most one
--- caller of the batch, and only an image none of the batch's callers has annotated is taken, so
--- any image picked is claimable by any caller who wants one.
+-- caller of the batch, and only an image none of the batch's callers has annotated or skipped is
+-- taken, so any image picked is claimable by any caller who wants one.
 -- CTE names are claim_next_image.sql's.
 WITH async_commit AS MATERIALIZED (
   -- As in claim_next_image.sql: a lease lost in a crash only returns its image to the queue.
@@ -51,6 +51,7 @@ next_image AS MATERIALIZED (
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (i.annotators && :user_ids::bigint[])
+    AND (i.skipped_by && :user_ids::bigint[]) IS NOT TRUE
   ORDER BY i.priority DESC, i.id
   LIMIT (SELECT count(*) FROM wanting)
   FOR NO KEY UPDATE SKIP LOCKED

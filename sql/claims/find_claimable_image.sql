@@ -10,4 +10,5 @@ SELECT EXISTS (
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (:user_id::bigint = ANY (i.annotators))
+    AND (:user_id::bigint = ANY (i.skipped_by)) IS NOT TRUE
 ) AS claimable;

@@ -161,14 +161,18 @@ export function renewClaim(db: Handle, p: HeldClaimParams): Promise<RenewedClaim
   return one(db, RENEW_CLAIM, p);
 }
 
-const RELEASE_CLAIM = statement<HeldClaimParams, Claim>("claims/release_claim");
+export interface ReleaseClaimParams extends HeldClaimParams {
+  /** Also record that the holder skipped the image: it is never offered to them again. */
+  skip?: boolean;
+}
+const RELEASE_CLAIM = statement<ReleaseClaimParams, Claim>("claims/release_claim");
 
 /**
  * Ends the user's active claim and frees its image at once. `null`: no such active claim of
  * that user (an admin releasing another user's claim passes the holder, from getClaim).
  */
-export function releaseClaim(db: Handle, p: HeldClaimParams): Promise<Claim | null> {
-  return one(db, RELEASE_CLAIM, p);
+export function releaseClaim(db: Handle, p: ReleaseClaimParams): Promise<Claim | null> {
+  return one(db, RELEASE_CLAIM, { ...p, skip: p.skip ?? false });
 }
 
 const FIND_CLAIMABLE_IMAGE = statement<ClaimNextImageParams, { claimable: boolean }>(

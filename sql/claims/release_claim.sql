@@ -4,6 +4,10 @@
 -- current_claims row (found by the key's first column) before the image row, like every claim
 -- statement. No row: no such active claim of this user. (An admin releasing another user's claim
 -- finds its holder first, with get_claim.sql.)
+-- With :skip, the holder also joins the image's skipped_by: the claim statements never offer it
+-- to them again, while it stays claimable for everyone else. Written here because this statement
+-- already locks and rewrites the image row, where the claim statements look (read
+-- claim_next_image.sql's header).
 WITH caller_claim AS MATERIALIZED (
   SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at
   FROM current_claims c
@@ -15,7 +19,12 @@ image_unleased AS (
   SET leases = live_leases(i.leases, c.claim_id),
     full_until = lease_full_until(
       cardinality(i.annotators), live_leases(i.leases, c.claim_id), i.annotations_per_image
-    )
+    ),
+    skipped_by = CASE
+      WHEN :skip::boolean AND (:user_id::bigint = ANY (i.skipped_by)) IS NOT TRUE
+        THEN coalesce(i.skipped_by, '{}') || :user_id::bigint
+      ELSE i.skipped_by
+    END
   FROM caller_claim c
   WHERE i.id = c.image_id
 ),
