@@ -5,13 +5,19 @@
  */
 import { Batcher } from "../lib/db/batcher.ts";
 import { isInputError } from "../lib/db/pool.ts";
-import { ApiError, type ErrorDetail, invalidField, notFound } from "../lib/http/errors.ts";
+import {
+  ApiError,
+  type ErrorDetail,
+  invalidField,
+  notFound,
+  toErrorResponse,
+} from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
 import type { Principal } from "../sql/users/queries.ts";
-import { claimProblem } from "./claims.ts";
+import { type Claimed, claimOperations, claimProblem } from "./claims.ts";
 import { requireDataset } from "./datasets.ts";
 import { type ImageRef, refsAt } from "./images.ts";
 
@@ -22,6 +28,17 @@ export interface AnnotationInput {
   shapes?: q.Shape[];
   model?: q.Model;
   confidence?: number;
+  /** Claim the caller's next image once the annotation is saved (createAndClaimNext). */
+  next?: boolean;
+}
+
+/** An annotation, and the claim made after it was saved. */
+export interface AnnotatedAndNext {
+  annotation: q.Annotation;
+  /** null: nothing is left for the caller, or (with nextError) claiming failed. */
+  next: Claimed | null;
+  /** Why claiming failed after the annotation was saved (a 503 `busy`, …). */
+  nextError?: { code: string; message: string };
 }
 
 interface Size {
@@ -82,6 +99,7 @@ function rejectContent(problems: ErrorDetail[]): void {
 function checkRole(body: AnnotationInput, caller: Principal): void {
   if (caller.role === "machine") {
     if (!body.model) throw invalidField("body.model", "required for a machine annotation");
+    if (body.next) throw invalidField("body.next", "machines do not claim images");
     if (body.claim_id !== undefined) {
       throw invalidField("body.claim_id", "machines annotate without claims");
     }
@@ -99,6 +117,19 @@ function checkRole(body: AnnotationInput, caller: Principal): void {
 export interface AnnotationOperations {
   /** A human annotation for annotators and admins, a machine one for machines. */
   create(imageId: string, body: AnnotationInput, caller: Principal): Promise<q.Annotation>;
+  /**
+   * create, then, once the annotation is saved, the caller's next claim in its dataset, as
+   * claimNextImage would answer it: a submit and a claim in one request. The claim comes after
+   * the submit has completed the caller's claim, so an annotator still holds one live claim at
+   * a time. A claim that fails then (503 busy, …) does not undo the annotation: it is answered
+   * with `next` null and `nextError`. `origin`: the server's, for media URLs.
+   */
+  createAndClaimNext(
+    imageId: string,
+    body: AnnotationInput,
+    caller: Principal,
+    origin: string,
+  ): Promise<AnnotatedAndNext>;
   /** Up to 10,000 machine annotations, validated as a whole: one bad item writes nothing. */
   createPredictions(
     datasetId: string,
@@ -111,6 +142,7 @@ export interface AnnotationOperations {
 
 export function annotationOperations(deps: Deps): AnnotationOperations {
   const { db, metrics } = deps;
+  const claims = claimOperations(deps);
   const batchMax = deps.config.db.batchMax;
   // Annotators' submits arriving while one runs go together as the next statement (never two of
   // one user or one image). What the batch refuses runs the single statement, which refuses it
@@ -157,7 +189,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
     throw claimProblem(claim, claimId, caller.id);
   }
 
-  return {
+  const ops: AnnotationOperations = {
     async create(imageId, body, caller) {
       checkRole(body, caller);
       const content = { labels: body.labels ?? [], shapes: body.shapes ?? [] };
@@ -180,6 +212,24 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       if (!created) return await diagnose(imageId, body, caller);
       metrics.annotations.inc({ source: created.source });
       return created;
+    },
+
+    async createAndClaimNext(imageId, body, caller, origin) {
+      const annotation = await ops.create(imageId, body, caller);
+      try {
+        return {
+          annotation,
+          next: await claims.claimNext(annotation.dataset_id, caller.id, origin),
+        };
+      } catch (e) {
+        // The annotation is saved whatever happens now: a refusal or an outage of the claim is
+        // reported beside it, never as the request's failure (a resubmit would be 409
+        // claim_completed). A bug (a 500) still fails the request, so it is seen and logged.
+        const { status, body: failed } = toErrorResponse(e);
+        if (status >= 500 && status !== 503) throw e;
+        const { code, message } = failed.error;
+        return { annotation, next: null, nextError: { code, message } };
+      }
     },
 
     async createPredictions(datasetId, predictions, caller) {
@@ -212,4 +262,5 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       return await q.listImageAnnotations(db, { image_id: imageId, source });
     },
   };
+  return ops;
 }

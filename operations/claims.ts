@@ -66,7 +66,24 @@ export interface ClaimOperations {
   release(claimId: string, caller: Principal, skip?: boolean): Promise<void>;
 }
 
+/** One per app (its Deps): every route that claims shares the batcher below. */
+const perApp = new WeakMap<Deps, ClaimOperations>();
+
+/**
+ * The claim operations of the app built from `deps`: made once, so claimNextImage and
+ * createAnnotation with `next` feed the same batcher (its one-user-per-batch rule holds across
+ * both).
+ */
 export function claimOperations(deps: Deps): ClaimOperations {
+  let ops = perApp.get(deps);
+  if (!ops) {
+    ops = makeClaimOperations(deps);
+    perApp.set(deps, ops);
+  }
+  return ops;
+}
+
+function makeClaimOperations(deps: Deps): ClaimOperations {
   const { db, metrics } = deps;
   const media = mediaOperations(deps);
   const batchMax = deps.config.db.batchMax;

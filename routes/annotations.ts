@@ -16,7 +16,9 @@ import {
   CreatePredictionsResult,
   SourceFilter,
 } from "../schemas/annotations.ts";
+import { claimedImageJson, CreatedAnnotation } from "../schemas/claims.ts";
 import { idParam } from "../schemas/common.ts";
+import { publicOrigin } from "../operations/media.ts";
 
 const datasetParams = z.object({ datasetId: idParam("datasetId") });
 const imageParams = z.object({ imageId: idParam("imageId") });
@@ -31,10 +33,17 @@ const createAnnotationRoute = createRoute({
   description: "The source is the caller's: annotators and admins make `human` annotations, " +
     "machines make `machine` ones. An annotator submits with its own claim, which completes " +
     "it; a claim that has expired is still accepted while nobody else has taken the slot. " +
-    "Labels must be the dataset's; coordinates must lie inside the image when its size is known.",
+    "Labels must be the dataset's; coordinates must lie inside the image when its size is known. " +
+    'With `"next": true` the caller\'s next image in the dataset is claimed once the ' +
+    "annotation is saved, and the answer carries both (`AnnotationWithNext`): a submit and a " +
+    "claim in one round trip.",
   request: { params: imageParams, body: jsonBody(CreateAnnotation) },
   responses: {
-    201: jsonResponse(Annotation, "The annotation"),
+    201: jsonResponse(
+      CreatedAnnotation,
+      'The annotation (`Annotation`); with `"next": true`, the annotation and the next claim ' +
+        "(`AnnotationWithNext`)",
+    ),
     ...errors(
       "invalid_image_id",
       "invalid_annotation",
@@ -103,7 +112,17 @@ export function annotationsRouter(deps: Deps) {
   return createRouter()
     .openapi(createAnnotationRoute, async (c) => {
       const { imageId } = c.req.valid("param");
-      const created = await ops.create(imageId, c.req.valid("json"), c.get("principal"));
+      const body = c.req.valid("json");
+      if (body.next) {
+        const origin = publicOrigin(deps, c.req.url);
+        const done = await ops.createAndClaimNext(imageId, body, c.get("principal"), origin);
+        return c.json({
+          annotation: annotationJson(done.annotation),
+          next: done.next && claimedImageJson(done.next),
+          ...(done.nextError ? { next_error: done.nextError } : {}),
+        }, 201);
+      }
+      const created = await ops.create(imageId, body, c.get("principal"));
       return c.json(annotationJson(created), 201);
     })
     .openapi(createPredictionsRoute, async (c) => {

@@ -126,9 +126,15 @@ export const CreateAnnotation = z.strictObject({
     description: "Required for machines; not allowed otherwise (400)",
   }),
   confidence: Confidence.optional().openapi({ description: "Machines only (400 otherwise)" }),
+  next: z.boolean().optional().openapi({
+    description: "`true` (annotators and admins; 400 for machines): once the annotation is " +
+      "saved, claim the caller's next image in the same dataset in the same request; the 201 " +
+      "answer is then `AnnotationWithNext` instead of the `Annotation`.",
+  }),
 }).superRefine(checkEmpty).openapi("CreateAnnotation", {
   description: 'Labels, shapes, or both; or `"empty": true` and neither. The rules that ' +
-    "depend on the caller's role (claim_id, model, confidence) are in each field's description.",
+    "depend on the caller's role (claim_id, model, confidence, next) are in each field's " +
+    "description.",
   ...keywords({ anyOf: EMPTY_RULE }),
 });
 

@@ -29,6 +29,27 @@ export const ClaimedImage = z.object({
     "expire: `media.expires_at` says when)",
 });
 
+export const AnnotationWithNext = z.object({
+  annotation: Annotation,
+  next: ClaimedImage.nullable().openapi({
+    description: "The caller's next claim in the annotation's dataset, as claimNextImage " +
+      "answers it (a new lease, or the live one the caller already holds there); null when " +
+      "nothing is left for the caller (claimNextImage's 204), or when claiming failed after the " +
+      "annotation was saved (then `next_error` says why: claim with claimNextImage)",
+  }),
+  next_error: z.object({ code: z.string(), message: z.string() }).optional().openapi({
+    description: "Why no claim was made after the annotation was saved (e.g. `busy`): the " +
+      "annotation stands; claim again with claimNextImage",
+  }),
+}).openapi("AnnotationWithNext", {
+  description: 'createAnnotation\'s answer to `"next": true`: the annotation, and the next claim',
+});
+
+/** createAnnotation's 201: the annotation, or with `next: true` the annotation and the next claim. */
+export const CreatedAnnotation = z.union([Annotation, AnnotationWithNext]).openapi({
+  description: '`Annotation` without `next`; `AnnotationWithNext` with `"next": true`',
+}, { unionPreferredType: "oneOf" });
+
 export const RenewedClaim = Claim.extend(MediaFields).openapi("RenewedClaim", {
   description: "The claim with its new expires_at, and fresh media for the new lease",
 });

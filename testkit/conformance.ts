@@ -68,8 +68,8 @@ const DESCRIBED_RULES: Record<string, { paths: string[]; reason: string }> = {
   createWebhook: WEBHOOK_URL,
   updateWebhook: WEBHOOK_URL,
   createAnnotation: {
-    paths: ["body.claim_id", "body.model", "body.confidence"],
-    reason: "claim_id, model and confidence are allowed or required by the caller's role",
+    paths: ["body.claim_id", "body.model", "body.confidence", "body.next"],
+    reason: "claim_id, model, confidence and next are allowed or required by the caller's role",
   },
 };
 
