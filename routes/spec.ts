@@ -55,11 +55,10 @@ function asset(name: string): Promise<Uint8Array> {
 }
 
 /**
- * Adds the spec page and its assets to `app` (the document itself is added by createApp), and
- * sends `/` to the spec page: where the API is described, and where it lives (/api/v1).
+ * Adds the spec page and its assets to `app` (the document itself is added by createApp); `/` is
+ * the annotator's page (routes/web.ts), which links here.
  */
 export function mountSpecPage(app: Router): void {
-  app.get("/", (c) => c.redirect(SPEC_PAGE_PATH, 302));
   app.get(SPEC_PAGE_PATH, (c) => c.html(PAGE));
   app.get(`${ASSET_PREFIX}:name`, async (c) => {
     const name = c.req.param("name");

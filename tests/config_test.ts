@@ -187,6 +187,7 @@ Deno.test("parseConfig: media (S3, Cloud Storage, local files, CORS)", async (t)
     assert.deepEqual(media, {
       publicUrl: undefined,
       corsOrigins: [],
+      origins: [],
       localRoot: undefined,
       s3: undefined,
       gcs: undefined,
@@ -256,6 +257,19 @@ Deno.test("parseConfig: media (S3, Cloud Storage, local files, CORS)", async (t)
       assert.match(
         problems({ CORS_ORIGINS: bad }).join("\n"),
         /^CORS_ORIGINS: .* is not an origin/m,
+      );
+    }
+  });
+  await t.step("MEDIA_ORIGINS: a list of origins, nothing else", () => {
+    assert.deepEqual(
+      parseConfig({ MEDIA_ORIGINS: "https://images.example.com,http://cdn.example.com:8080" })
+        .media.origins,
+      ["https://images.example.com", "http://cdn.example.com:8080"],
+    );
+    for (const bad of ["https://images.example.com/pets", "https:", "*"]) {
+      assert.match(
+        problems({ MEDIA_ORIGINS: bad }).join("\n"),
+        /^MEDIA_ORIGINS: .* is not an origin/m,
       );
     }
   });

@@ -346,15 +346,3 @@ Deno.test({
     }
   },
 });
-
-Deno.test("GET / leads to the spec page", async () => {
-  const h = await createTestApp();
-  try {
-    const res = await h.app.request("/");
-    assert.equal(res.status, 302);
-    assert.equal(res.headers.get("location"), "/api/spec.html");
-    assert.equal((await h.app.request("/api/spec.html")).status, 200);
-  } finally {
-    await h.close();
-  }
-});

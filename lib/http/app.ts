@@ -24,6 +24,7 @@ import { localMediaRouter, mediaRouter } from "../../routes/media.ts";
 import { metricsRouter } from "../../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
+import { webRouter } from "../../routes/web.ts";
 import { JSON_VALUE_COMPONENT } from "../../schemas/common.ts";
 import { webhooksRouter } from "../../routes/webhooks.ts";
 
@@ -140,6 +141,7 @@ export function createApp(options: AppOptions) {
     return c.json(spec);
   });
   mountSpecPage(app);
+  app.route("/", webRouter(config));
   app.route("/", localMediaRouter(deps));
 
   const methodsOf = allowedMethods(app);

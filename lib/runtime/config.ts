@@ -104,6 +104,7 @@ export const EnvSchema = z.object({
   // Media (lib/media/): what browsers are sent to for each image's bytes.
   PUBLIC_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
   CORS_ORIGINS: z.string().optional(),
+  MEDIA_ORIGINS: z.string().optional(),
   MEDIA_LOCAL_ROOT: z.string().min(1).optional(),
   AWS_REGION: z.string().regex(/^[a-z0-9-]+$/, "must be a region name, e.g. eu-west-1").optional(),
   AWS_ENDPOINT_URL_S3: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
@@ -209,6 +210,11 @@ export interface MediaConfig {
   publicUrl: string | undefined;
   /** Origins whose pages may call the API from a browser (CORS). */
   corsOrigins: string[];
+  /**
+   * Origins of http(s):// image URIs (handed out as they are), which the annotator page may
+   * show: its Content-Security-Policy names them (lib/media/origins.ts).
+   */
+  origins: string[];
   /** Absolute path under which file:// images are served. */
   localRoot: string | undefined;
   s3: {
@@ -566,17 +572,22 @@ function mediaConfig(env: Env, problems: string[]): MediaConfig {
   if (keys && !env.AWS_REGION && !env.AWS_ENDPOINT_URL_S3) {
     problems.push("AWS_REGION: required with AWS_ACCESS_KEY_ID (the buckets' region)");
   }
-  const corsOrigins = (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
-  for (const origin of corsOrigins) {
-    if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
-      problems.push(`CORS_ORIGINS: ${origin} is not an origin (scheme://host[:port], no path)`);
+  const originList = (name: "CORS_ORIGINS" | "MEDIA_ORIGINS") => {
+    const origins = (env[name] ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+    for (const origin of origins) {
+      if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+        problems.push(`${name}: ${origin} is not an origin (scheme://host[:port], no path)`);
+      }
     }
-  }
+    return origins;
+  };
+  const corsOrigins = originList("CORS_ORIGINS");
   const root = env.MEDIA_LOCAL_ROOT ??
     (env.APP_ENV === "development" ? `${env.DATA_DIR}/media` : undefined);
   return {
     publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ""),
     corsOrigins,
+    origins: originList("MEDIA_ORIGINS"),
     localRoot: root && (root.startsWith("/") ? root : `${Deno.cwd()}/${root}`),
     s3: env.AWS_REGION || env.AWS_ENDPOINT_URL_S3 || keys
       ? {
