@@ -1,4 +1,5 @@
-/** The bench's flags: sizes, rounds, sections to skip, and the experiment switches. */
+/** The bench's flags: sizes, rounds, PostgreSQL setups, sections to skip, experiment switches. */
+import { type Setup, SETUPS } from "./lib/database.ts";
 
 export interface Options {
   quick: boolean;
@@ -19,8 +20,12 @@ export interface Options {
   ingestImages: number;
   /** Workers the HTTP annotators are spread over. */
   loadWorkers: number;
-  /** The annotators' HTTP client. */
-  client: "http1" | "fetch";
+  /** Images each of the mixed-load section's two registerImages streams sends. */
+  mixedImages: number;
+  /** Annotator cycles of the mixed-load section, after its ingest. */
+  mixedCycles: number;
+  /** The PostgreSQL setups the whole bench runs on, one after the other. */
+  setups: Setup[];
   skip: Set<string>;
   serverEnv: Record<string, string>;
   driver: boolean;
@@ -37,7 +42,7 @@ export interface Options {
   webhook: boolean;
 }
 
-export const SECTIONS = ["ceiling", "peer", "low", "scale", "ingest"];
+export const SECTIONS = ["fetch", "fused", "ceiling", "peer", "low", "scale", "ingest", "mixed"];
 
 const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --quick               100,000 images and fewer cycles (CI size)
@@ -45,18 +50,22 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --images N            images in the big dataset (default 1,000,000; quick 100,000)
   --concurrency N       annotators for the headline runs (default 32)
   --cycles N            cycles per system at that concurrency, over all rounds
-  --rounds N            interleaved rounds of ours / ceiling / peer (default 3)
+  --rounds N            interleaved rounds of the cycle's systems (default 3)
+  --setups LIST         PostgreSQL setups, comma-separated: embedded (the embedded server, its
+                        defaults), tuned (Debian PostgreSQL 15, production-like settings);
+                        default both, --quick embedded only
   --skip LIST           comma-separated: ${SECTIONS.join(", ")}
   --driver              run the naive cycle through the driver even when pgbench exists
   --stale-stats         no ANALYZE after the warm-up (plans cached on empty tables)
   --db-setup FILE       run this SQL after the migrations (repeatable): a schema variant
   --pg-stats            load pg_stat_statements; print the heaviest statements of the rounds
-  --fetch               annotators use fetch instead of the lean HTTP/1.1 client
   --load-workers N      workers the annotators are spread over (default 2)
+  --mixed-images N      images each of the mixed-load section's 2 streams registers
+                        (default 50,000; quick 20,000)
   --server-env K=V      extra environment for the server (repeatable), e.g. DB_POOL_MAX=4
   --webhook             one webhook on annotation.created, delivered to a receiver on 127.0.0.1
-PostgreSQL: embedded (default durability) unless DATABASE_URL is set, in which case a scratch
-database is created on that server (CREATEDB needed) and dropped at the end.`;
+With DATABASE_URL set, the one setup is a scratch database created on that server (CREATEDB
+needed) and dropped at the end.`;
 
 export function parseArgs(args: string[]): Options {
   const quick = args.includes("--quick");
@@ -72,7 +81,9 @@ export function parseArgs(args: string[]): Options {
     smallImages: 10_000,
     ingestImages: quick ? 100_000 : 1_000_000,
     loadWorkers: 2,
-    client: "http1",
+    mixedImages: quick ? 20_000 : 50_000,
+    mixedCycles: quick ? 3_000 : 10_000,
+    setups: quick ? ["embedded"] : [...SETUPS],
     skip: new Set(),
     serverEnv: {},
     driver: false,
@@ -135,8 +146,15 @@ export function parseArgs(args: string[]): Options {
       case "--pg-stats":
         o.pgStats = true;
         break;
-      case "--fetch":
-        o.client = "fetch";
+      case "--setups": {
+        const names = value().split(",");
+        const unknown = names.find((n) => !(SETUPS as readonly string[]).includes(n));
+        if (unknown) throw new Error(`--setups: unknown setup ${unknown}\n${USAGE}`);
+        o.setups = [...new Set(names as Setup[])];
+        break;
+      }
+      case "--mixed-images":
+        o.mixedImages = count(arg, value(), 1_000);
         break;
       case "--load-workers":
         o.loadWorkers = count(arg, value());
@@ -156,7 +174,11 @@ export function parseArgs(args: string[]): Options {
         throw new Error(`unknown argument ${args[i]}\n${USAGE}`);
     }
   }
-  const used = o.cycles + o.lowCycles + 2 * o.scaleCycles + 1_000;
+  // The big dataset's images the runs take: the lean, fetch and fused cycles, low, scale.
+  const used = 3 * o.cycles + o.lowCycles + 2 * o.scaleCycles + 1_000;
   if (used > o.images) throw new Error(`--images ${o.images}: the runs would use ${used} images`);
+  if (o.mixedCycles > o.mixedImages) {
+    throw new Error(`--mixed-images ${o.mixedImages}: the annotators take ${o.mixedCycles}`);
+  }
   return o;
 }

@@ -1,7 +1,7 @@
 /**
  * `deno run -A bench/experiments/cycle_ab.ts [--images N] [--cycles N] [--rounds N]
  *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...
- *   [--a-servers N] [--b-servers N] [--a-root DIR] [--b-root DIR]`:
+ *   [--a-servers N] [--b-servers N] [--a-root DIR] [--b-root DIR] [--setup embedded|tuned]`:
  * the HTTP annotator cycle of two server configurations, paired.
  *
  * Starts two servers on one database (production settings, each its own process, with its own
@@ -14,6 +14,7 @@
  * versions of the code on one database, migrated by this checkout.
  * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
  * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
+ * `--setup tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts).
  */
 import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
@@ -87,7 +88,9 @@ async function serversMs(bases: string[]) {
   return { claim: add("claim"), submit: add("submit") };
 }
 
-const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
+const setupAt = args.indexOf("--setup");
+const setup = setupAt >= 0 && args[setupAt + 1] === "tuned" ? "tuned" : "embedded";
+const db = await openBenchDatabase(setup, Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 try {
   await migrate(sql as unknown as Db, db.url);
@@ -142,7 +145,6 @@ try {
         datasetId: side.datasetId,
         tokens,
         budget: shared,
-        client: "http1" as const,
       })),
     );
     const done = results.reduce((a, r) => a + r.cycles, 0);

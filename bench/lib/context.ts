@@ -1,13 +1,15 @@
 /**
  * What every section of the bench gets (the database, the server, the annotators' tokens), and
  * the helpers they share: printing, the bench's SQL files, a checkpoint before each measured
- * run, and CPU metering of a run across the three parties.
+ * run, and CPU metering of a run across its parties (bench/lib/cpu.ts).
  */
 import type postgres from "postgres";
 import type { ServerProcess } from "../../testkit/process.ts";
-import { childrenCpuSeconds, clusterCpuSeconds, cpuSeconds } from "../../testkit/proc.ts";
+import { processTable } from "../../testkit/proc.ts";
 import { sleep } from "../../testkit/time.ts";
 import type { Options } from "../options.ts";
+import { type Cpu, cpuDelta, cpuPerCycle, sampleCpu, type Serving } from "./cpu.ts";
+import type { FusedSupport } from "./spec.ts";
 import { round } from "./stats.ts";
 
 export interface Ctx {
@@ -15,6 +17,8 @@ export interface Ctx {
   sql: postgres.Sql;
   url: string;
   server: ServerProcess;
+  /** The environment the server was started with beyond production's (for more servers alike). */
+  serverEnv: Record<string, string>;
   /** The cluster's postmaster, when it runs on this machine (for its CPU time). */
   postmaster?: number;
   adminToken: string;
@@ -23,6 +27,8 @@ export interface Ctx {
   pgbench?: { path: string; version: string };
   /** The pg-boss queue the peer works. */
   queue: string;
+  /** Whether the server answers a submit with the next claim (its OpenAPI document says). */
+  fused: FusedSupport;
   /** Records the server's memory after each measured run. */
   noteRss(run: string): void;
 }
@@ -47,26 +53,19 @@ export async function checkpoint(sql: postgres.Sql): Promise<void> {
   }
 }
 
-/** CPU seconds: the server process, this process and its finished children, the cluster. */
-export interface Cpu {
-  server: number;
-  client: number;
-  pg: number;
-}
-
 export interface Run {
   cycles: number;
   wallS: number;
-  /** CPU used during the run (pgbench counts as client: a finished child of this process). */
+  /** CPU each party used during the run (bench/lib/cpu.ts). */
   cpu: Cpu;
 }
 
 function cpuNow(ctx: Ctx): Cpu {
-  return {
-    server: ctx.server.cpuSeconds(),
-    client: cpuSeconds("self") + childrenCpuSeconds("self"),
-    pg: ctx.postmaster ? clusterCpuSeconds(ctx.postmaster) : NaN,
-  };
+  return sampleCpu(processTable(), {
+    server: ctx.server.pid,
+    postmaster: ctx.postmaster,
+    self: Deno.pid,
+  });
 }
 
 /** Runs `fn`, adding the CPU each party used meanwhile to its answer. */
@@ -76,15 +75,7 @@ export async function metered<R>(ctx: Ctx, fn: () => Promise<R>): Promise<R & { 
   // Connections that just closed: let their backends exit and be reaped (their CPU then moves
   // to the postmaster's account) rather than vanish between the two reads.
   await sleep(300);
-  const after = cpuNow(ctx);
-  return {
-    ...r,
-    cpu: {
-      server: after.server - before.server,
-      client: after.client - before.client,
-      pg: after.pg - before.pg,
-    },
-  };
+  return { ...r, cpu: cpuDelta(before, cpuNow(ctx)) };
 }
 
 export interface RateFigures {
@@ -99,19 +90,13 @@ export const rate = (cycles: number, wallS: number): RateFigures => ({
   cycles_per_s: round(cycles / wallS, 1),
 });
 
-/** Rate and CPU per cycle of a set of runs of one system. */
-export function summary(runs: Run[]) {
+/** Rate and CPU per cycle of a set of runs of one system, served as `serving` says. */
+export function summary(runs: Run[], serving: Serving) {
   const cycles = runs.reduce((a, r) => a + r.cycles, 0);
   const wallS = runs.reduce((a, r) => a + r.wallS, 0);
-  const perCycle = (k: keyof Cpu) =>
-    round((1000 * runs.reduce((a, r) => a + r.cpu[k], 0)) / cycles, 3);
   return {
     ...rate(cycles, wallS),
-    cpu_ms_per_cycle: {
-      server: perCycle("server"),
-      client: perCycle("client"),
-      pg: perCycle("pg"),
-    },
+    cpu_ms_per_cycle: cpuPerCycle(serving, runs),
     rounds: runs.map((r) => round(r.cycles / r.wallS, 1)),
   };
 }

@@ -1,22 +1,17 @@
 /**
- * Sections 1-3: the annotator cycle of ours (HTTP), the raw-SQL ceiling (bench/naive_cycle.sql by
- * pgbench, or the driver) and the peer (pg-boss fetch + complete), at the same concurrency, in
- * interleaved rounds whose order rotates, so load from elsewhere on the machine hits all three.
+ * Sections 1-3: the annotator cycle of ours (HTTP, with the lean client and with plain fetch
+ * clients, and the fused cycle when the server has it), the raw-SQL ceiling
+ * (bench/naive_cycle.sql by pgbench, or the driver) and the peer (pg-boss fetch + complete), at
+ * the same concurrency, in interleaved rounds whose order rotates, so load from elsewhere on the
+ * machine hits them all. Each run's CPU is metered per party (bench/lib/cpu.ts).
  */
 import { type NaiveRun, runNaiveDriver, runPgbench } from "../lib/pgbench.ts";
 import { topStatements } from "../lib/database.ts";
-import {
-  checkpoint,
-  type Cpu,
-  type Ctx,
-  fmt,
-  log,
-  metered,
-  type Run,
-  summary,
-} from "../lib/context.ts";
+import { checkpoint, type Ctx, fmt, log, metered, type Run, summary } from "../lib/context.ts";
+import { type Cpu, cpuPerCycle, type Serving } from "../lib/cpu.ts";
 import { latency, round } from "../lib/stats.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
+import type { FetchCycleJob } from "../workers/fetch_cycle.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
 import type { PgBossJob, PgBossResult } from "../workers/pgboss.ts";
 
@@ -26,26 +21,42 @@ export interface HttpRun extends Run {
   imageIds: string[];
 }
 
+/**
+ * The annotators' client: "lean", the bench's HTTP/1.1 client (bench/lib/http1.ts); "fetch",
+ * plain `fetch` as users write it; "fused", `fetch` with the submit bringing the next claim.
+ */
+export type Client = "lean" | "fetch" | "fused";
+
 /** `annotators` of ctx.tokens loop claim -> submit on a dataset until `cycles` are done. */
 export async function httpCycle(
   ctx: Ctx,
   datasetId: string,
   annotators: number,
   cycles: number,
+  client: Client = "lean",
 ): Promise<HttpRun> {
   const shared = budget(cycles);
-  const workers = Math.min(ctx.opts.loadWorkers, annotators);
-  const { wallS, results, cpu } = await metered(ctx, () =>
-    runWorkers<CycleJob, CycleResult>(
-      new URL("../workers/http_cycle.ts", import.meta.url),
-      split(ctx.tokens.slice(0, annotators), workers).map((tokens) => ({
-        base: ctx.server.url,
-        datasetId,
-        tokens,
-        budget: shared,
-        client: ctx.opts.client,
-      })),
-    ));
+  const groups = split(ctx.tokens.slice(0, annotators), Math.min(ctx.opts.loadWorkers, annotators));
+  const base = ctx.server.url;
+  const { wallS, results, cpu } = await metered(
+    ctx,
+    () =>
+      client === "lean"
+        ? runWorkers<CycleJob, CycleResult>(
+          new URL("../workers/http_cycle.ts", import.meta.url),
+          groups.map((tokens) => ({ base, datasetId, tokens, budget: shared })),
+        )
+        : runWorkers<FetchCycleJob, CycleResult>(
+          new URL("../workers/fetch_cycle.ts", import.meta.url),
+          groups.map((tokens) => ({
+            base,
+            datasetId,
+            tokens,
+            budget: shared,
+            loop: client === "fused" ? "fused" : "two-request",
+          })),
+        ),
+  );
   const run: HttpRun = {
     cycles: results.reduce((a, r) => a + r.cycles, 0),
     wallS,
@@ -55,7 +66,7 @@ export async function httpCycle(
     imageIds: results.flatMap((r) => r.imageIds),
   };
   if (run.cycles !== cycles) {
-    throw new Error(`the HTTP cycle ran ${run.cycles} of ${cycles} cycles (dataset drained?)`);
+    throw new Error(`the ${client} HTTP cycle ran ${run.cycles} of ${cycles} cycles (drained?)`);
   }
   return run;
 }
@@ -90,49 +101,66 @@ export async function peerCycle(ctx: Ctx, concurrency: number, cycles: number) {
   return { ...r, wallS, cpu };
 }
 
-/** The rounds on the big dataset; with --pg-stats, the statements that took the most time. */
+type Timed = Run & { cycles: number };
+
+/**
+ * The rounds on the big dataset: ours with the lean client and with plain fetch clients, the fused
+ * cycle when the server has it, the ceiling and the peer; with --pg-stats, the statements that
+ * took the most time.
+ */
 export async function cycleSection(ctx: Ctx, datasetId: string) {
   const { opts, sql } = ctx;
   const C = opts.concurrency;
-  log(
-    `\ncycle: ${C} concurrent, ${opts.rounds} rounds of ` +
-      `${fmt(Math.ceil(opts.cycles / opts.rounds))} cycles per system`,
-  );
   const perRound = Math.ceil(opts.cycles / opts.rounds);
+  const systems = ["ours", "fetch", "fused", "ceiling", "peer"].filter((s) =>
+    !opts.skip.has(s) && (s !== "fused" || ctx.fused.supported)
+  );
+  log(
+    `\ncycle: ${C} concurrent, ${opts.rounds} rounds of ${fmt(perRound)} cycles per system ` +
+      `(${systems.join(", ")})`,
+  );
+  if (!ctx.fused.supported) log(`  fused cycle: ${ctx.fused.note}`);
   if (opts.pgStats) {
     await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
     await sql`SELECT pg_stat_statements_reset()`;
   }
-  const ours: HttpRun[] = [];
+  const http: Record<Client, HttpRun[]> = { lean: [], fetch: [], fused: [] };
   const naive: (NaiveRun & { cpu: Cpu })[] = [];
   const peer: (PgBossResult & { wallS: number; cpu: Cpu })[] = [];
-  const systems = ["ours", "ceiling", "peer"].filter((s) => !opts.skip.has(s));
-  const say = (r: number, name: string, run: Run) => {
-    const ms = (k: keyof Cpu) => fmt((1000 * run.cpu[k]) / run.cycles, 2);
+  const naiveServing = (): Serving => naive[0]?.runner === "pgbench" ? "pgbench" : "driver";
+  const say = (r: number, name: string, serving: Serving, run: Timed) => {
+    const c = cpuPerCycle(serving, [run]);
+    const parts = serving === "http"
+      ? `PostgreSQL ${fmt(c.pg, 2)} + server ${fmt(c.server, 2)}; clients ${fmt(c.loadgen, 2)}`
+      : serving === "pgbench"
+      ? `PostgreSQL ${fmt(c.pg, 2)} + pgbench ${fmt(c.pgbench, 2)}`
+      : `PostgreSQL ${fmt(c.pg, 2)} + ${serving === "peer" ? "pg-boss" : "driver"} ` +
+        `${fmt(c.loadgen, 2)}`;
     log(
       `  round ${r + 1} ${name.padEnd(8)} ${fmt(run.cycles / run.wallS).padStart(6)} cycles/s` +
-        `   CPU ms/cycle: PostgreSQL ${ms("pg")}, server ${ms("server")}, ` +
-        `clients ${ms("client")}`,
+        `   CPU ms/cycle: ${fmt(c.machine, 2)} (${parts})`,
     );
   };
+  const names: Record<Client, string> = { lean: "ours", fetch: "fetch", fused: "fused" };
   for (let r = 0; r < opts.rounds; r++) {
     // Rotate the order so no system always runs first.
     const order = systems.map((_, i) => systems[(i + r) % systems.length]);
     for (const s of order) {
       await checkpoint(sql);
-      if (s === "ours") {
-        const run = await httpCycle(ctx, datasetId, C, perRound);
-        ours.push(run);
-        say(r, "ours", run);
-        ctx.noteRss(`cycle round ${r + 1}`);
-      } else if (s === "ceiling") {
+      if (s === "ceiling") {
         const run = await naiveCycle(ctx, C, perRound);
         naive.push(run);
-        say(r, "ceiling", run);
-      } else {
+        say(r, "ceiling", naiveServing(), run);
+      } else if (s === "peer") {
         const run = await peerCycle(ctx, C, perRound);
         peer.push(run);
-        say(r, "pg-boss", run);
+        say(r, "pg-boss", "peer", run);
+      } else {
+        const client: Client = s === "ours" ? "lean" : s as Client;
+        const run = await httpCycle(ctx, datasetId, C, perRound, client);
+        http[client].push(run);
+        say(r, names[client], "http", run);
+        ctx.noteRss(`cycle round ${r + 1} (${names[client]})`);
       }
     }
   }
@@ -149,15 +177,18 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
       );
     }
   }
-  const oursFigures = {
-    ...summary(ours),
-    claim: latency(ours.flatMap((r) => r.claimMs)),
-    submit: latency(ours.flatMap((r) => r.submitMs)),
-  };
+  const httpFigures = (runs: HttpRun[]) =>
+    runs.length
+      ? {
+        ...summary(runs, "http"),
+        claim: latency(runs.flatMap((r) => r.claimMs)),
+        submit: latency(runs.flatMap((r) => r.submitMs)),
+      }
+      : null;
   const naiveFigures = naive.length
     ? {
       runner: naive[0].runner,
-      ...summary(naive),
+      ...summary(naive, naiveServing()),
       latency_mean_ms: round(
         naive.reduce((a, r) => a + r.latencyMeanMs * r.cycles, 0) /
           naive.reduce((a, r) => a + r.cycles, 0),
@@ -170,15 +201,23 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
     : null;
   const peerFigures = peer.length
     ? {
-      ...summary(peer),
+      ...summary(peer, "peer"),
       fetch: latency(peer.flatMap((r) => r.fetchMs)),
       complete: latency(peer.flatMap((r) => r.completeMs)),
     }
     : null;
   return {
-    ours,
+    /** Every HTTP run on the dataset, for the checks. */
+    httpRuns: [...http.lean, ...http.fetch, ...http.fused],
     naiveRuns: naive.length,
     statements,
-    figures: { ours: oursFigures, ceiling: naiveFigures, peer: peerFigures },
+    figures: {
+      ours: httpFigures(http.lean),
+      fetch: httpFigures(http.fetch),
+      fused: httpFigures(http.fused),
+      fused_support: ctx.fused,
+      ceiling: naiveFigures,
+      peer: peerFigures,
+    },
   };
 }

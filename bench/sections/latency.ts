@@ -10,7 +10,7 @@ export async function latencySection(ctx: Ctx, datasetId: string) {
   ctx.noteRss("low concurrency");
   const low = {
     concurrency: opts.lowConcurrency,
-    ...summary([run]),
+    ...summary([run], "http"),
     claim: latency(run.claimMs),
     submit: latency(run.submitMs),
   };

@@ -19,8 +19,8 @@ export async function scaleSection(ctx: Ctx, smallId: string, bigId: string) {
     ctx.noteRss(`scale round ${r + 1}`);
   }
   const scale = {
-    small: { images: opts.smallImages, ...summary(smallRuns) },
-    big: { images: opts.images, ...summary(bigRuns) },
+    small: { images: opts.smallImages, ...summary(smallRuns, "http") },
+    big: { images: opts.images, ...summary(bigRuns, "http") },
   };
   log(
     `scale: ${fmt(opts.smallImages)} images ${fmt(scale.small.cycles_per_s)} claims/s, ` +

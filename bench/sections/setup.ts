@@ -10,10 +10,37 @@ import type { Db } from "../../lib/db/query.ts";
 import { adminToken as adminTokenOf, createAnnotators, createDataset } from "../../testkit/api.ts";
 import { postmasterOf } from "../../testkit/proc.ts";
 import { type Ctx, fmt, log, sqlFile } from "../lib/context.ts";
-import { type BenchDatabase, durabilitySettings } from "../lib/database.ts";
+import { type BenchDatabase, serverSettings } from "../lib/database.ts";
+import { fusedCycleSupport } from "../lib/spec.ts";
 import { bossFor } from "../lib/pgboss.ts";
 import type { Options } from "../options.ts";
 import { httpCycle, naiveCycle, peerCycle } from "./cycle.ts";
+
+const DESCRIBED = [
+  "shared_buffers",
+  "effective_cache_size",
+  "wal_compression",
+  "maintenance_work_mem",
+  "max_wal_size",
+  "random_page_cost",
+  "fsync",
+  "synchronous_commit",
+];
+
+/** One line naming a PostgreSQL setup and the settings that tell it apart, for the report. */
+export function describeSetup(
+  kind: BenchDatabase["kind"],
+  version: string,
+  settings: Record<string, string>,
+): string {
+  const what = kind === "embedded"
+    ? "embedded, its defaults"
+    : kind === "tuned"
+    ? "Debian, production-like settings"
+    : "DATABASE_URL, its own settings";
+  const shown = DESCRIBED.filter((k) => k in settings).map((k) => `${k}=${settings[k]}`);
+  return `PostgreSQL ${version} (${what}): ${shown.join(", ")}`;
+}
 
 /** Migrates, applies --db-setup, prints the run's settings; its version and settings. */
 export async function prepareDatabase(
@@ -21,26 +48,24 @@ export async function prepareDatabase(
   sql: postgres.Sql,
   database: BenchDatabase,
   pgbench: Ctx["pgbench"],
-  loadBefore: number[],
 ) {
   await migrate(sql as unknown as Db, database.url);
   for (const file of opts.dbSetup) {
     await sql.unsafe(await Deno.readTextFile(file));
     log(`database changed by ${file} (an experiment: not the shipped schema)`);
   }
-  const [{ version }] = await sql<{ version: string }[]>`SELECT version()`;
-  const settings = await durabilitySettings(sql);
-  log(
-    `bench: ${opts.quick ? "quick" : "full"} run, ${fmt(opts.images)} images, ` +
-      `${opts.concurrency} annotators`,
-  );
-  log(
-    `PostgreSQL ${version.split(" ")[1]} (${database.kind}); fsync=${settings.fsync}, ` +
-      `synchronous_commit=${settings.synchronous_commit}, shared_buffers=${settings.shared_buffers}`,
-  );
-  log(`machine: ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore.join(" ")}`);
-  log(`ceiling: ${pgbench && !opts.driver ? pgbench.version : "the driver (no pgbench)"}`);
-  return { version, settings };
+  const [{ server_version }] = await sql<{ server_version: string }[]>`SHOW server_version`;
+  const version = server_version.split(" ")[0];
+  const settings = await serverSettings(sql);
+  const title = describeSetup(database.kind, version, settings);
+  log(`\n${title}`);
+  if (Object.keys(database.given).length) {
+    log(
+      `  started with ${Object.entries(database.given).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+    );
+  }
+  log(`  ceiling: ${pgbench && !opts.driver ? pgbench.version : "the driver (no pgbench)"}`);
+  return { version, settings, title };
 }
 
 async function seedImages(sql: postgres.Sql, table: string, datasetId: string, n: number) {
@@ -85,11 +110,13 @@ export interface Datasets {
  */
 export async function setUp(
   opts: Options,
-  run: Pick<Ctx, "sql" | "url" | "server" | "pgbench" | "noteRss">,
+  run: Pick<Ctx, "sql" | "url" | "server" | "serverEnv" | "pgbench" | "noteRss">,
 ): Promise<{ ctx: Ctx; datasets: Datasets; explainUserId: string }> {
   const { sql, url, server } = run;
   const base = server.url;
   const adminToken = await adminTokenOf(base);
+  const spec = await fetch(`${base}/api/openapi.json`).then((r) => r.json());
+  const fused = fusedCycleSupport(spec);
   const tokens = await createAnnotators(base, adminToken, opts.concurrency + 1, "bench-annotator");
   const [{ id: explainUserId }] = await sql<{ id: string }[]>`
     SELECT id::text FROM users WHERE name = ${`bench-annotator-${opts.concurrency + 1}`}`;
@@ -102,7 +129,7 @@ export async function setUp(
   const bigId = await dataset("bench-big");
   // The scale runs get a big dataset of their own: both of them start on an untouched queue.
   const scaleBigId = opts.skip.has("scale") ? undefined : await dataset("bench-scale-big");
-  await seedImages(sql, "images", warmupId, 2_000);
+  await seedImages(sql, "images", warmupId, 3_000);
   await seedImages(sql, "images", smallId, opts.smallImages);
   await seedImages(sql, "images", bigId, opts.images);
   if (scaleBigId) await seedImages(sql, "images", scaleBigId, opts.images);
@@ -128,11 +155,23 @@ export async function setUp(
   log(`setup: VACUUM (ANALYZE) in ${fmt((performance.now() - t) / 1000, 1)} s`);
 
   const [{ pid }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-  const ctx: Ctx = { ...run, opts, postmaster: postmasterOf(pid), adminToken, tokens, queue };
+  const ctx: Ctx = {
+    ...run,
+    opts,
+    postmaster: postmasterOf(pid),
+    adminToken,
+    tokens,
+    queue,
+    fused,
+  };
   const C = opts.concurrency;
 
-  // Warm-up, not measured: JIT, prepared statements, connections, caches, for all three.
+  // Warm-up, not measured: JIT, prepared statements, connections, caches, for all of them.
   await httpCycle(ctx, warmupId, C, 1_000);
+  if (!opts.skip.has("fetch")) await httpCycle(ctx, warmupId, C, 500, "fetch");
+  if (fused.supported && !opts.skip.has("fused")) {
+    await httpCycle(ctx, warmupId, C, 500, "fused");
+  }
   if (!opts.skip.has("ceiling")) await naiveCycle(ctx, C, C * 20);
   if (!opts.skip.has("peer")) await peerCycle(ctx, C, 1_000);
   // Statistics that know claims and annotations are no longer empty, as autovacuum's first

@@ -1,7 +1,9 @@
 /**
- * Annotators over HTTP (runs in a Worker): each loops claim -> submit one bbox, with its own
- * JWT and its own keep-alive connection, until the shared budget of cycles is spent or nothing
- * is left (204). Records each claim's and each submit's latency, and the image ids it was handed.
+ * Annotators over HTTP with the lean client (runs in a Worker): each loops claim -> submit one
+ * bbox, with its own JWT and its own keep-alive connection (bench/lib/http1.ts), until the shared
+ * budget of cycles is spent or nothing is left (204). Records each claim's and each submit's
+ * latency, and the image ids it was handed. The same loop as users write it, with `fetch`, is
+ * bench/workers/fetch_cycle.ts.
  */
 import { Http1Client } from "../lib/http1.ts";
 import { serveWorker, take } from "../lib/workers.ts";
@@ -13,12 +15,11 @@ export interface CycleJob {
   tokens: string[];
   /** Shared Int32 counter of cycles that may still start. */
   budget: SharedArrayBuffer;
-  /** "http1": the lean client (bench/lib/http1.ts); "fetch": Deno's fetch. */
-  client: "http1" | "fetch";
 }
 
 export interface CycleResult {
   cycles: number;
+  /** Each claim's latency (none in the fused cycle, where the submit brings the next claim). */
   claimMs: number[];
   submitMs: number[];
   imageIds: string[];
@@ -36,22 +37,6 @@ type Send = (method: string, path: string, body?: string) => Promise<{
 }>;
 
 function sender(job: CycleJob, token: string): { send: Send; close(): void } {
-  if (job.client === "fetch") {
-    const auth = `Bearer ${token}`;
-    return {
-      async send(method, path, body) {
-        const res = await fetch(`${job.base}${path}`, {
-          method,
-          headers: body === undefined
-            ? { authorization: auth }
-            : { authorization: auth, "content-type": "application/json" },
-          body,
-        });
-        return { status: res.status, body: await res.text() };
-      },
-      close() {},
-    };
-  }
   const client = Http1Client.fromUrl(job.base);
   const auth = `authorization: Bearer ${token}\r\n`;
   const json = `${auth}content-type: application/json\r\n`;
