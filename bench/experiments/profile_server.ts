@@ -91,7 +91,7 @@ function packageOf(url: string): string {
   return url ? url.replace(/^ext:/, "ext:").split("/").slice(0, 2).join("/") : "(native)";
 }
 
-const db = await openBenchDatabase(Deno.env.get("DATABASE_URL"));
+const db = await openBenchDatabase("embedded", Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 const inspectPort = freePort();
 const server = await (async () => {
