@@ -186,6 +186,7 @@ try {
     sql,
     url: db.url,
     server,
+    serverEnv,
     postmaster: postmasterOf(pid),
     adminToken: admin,
     tokens,

@@ -5,7 +5,7 @@
  * bench/workers/http_ingest.ts sends them); then 32 annotators cycle with plain `fetch` clients
  * on one of those datasets. The server's RSS is sampled every 50 ms meanwhile (the timeline goes
  * to --json) and its peak read after each phase. What holds the memory, and what bounding it
- * would take: docs/decisions/0013-memory-under-mixed-load.md.
+ * would take: docs/decisions/0014-memory-under-mixed-load.md.
  */
 import { createDataset } from "../../testkit/api.ts";
 import { rssParts } from "../../testkit/proc.ts";
