@@ -63,6 +63,7 @@ function cycleFigures(machine: number, pg: number, server: number) {
     rounds: [1000],
     claim: { p50_ms: 1, p99_ms: 2, max_ms: 3, count: 3000 },
     submit: { p50_ms: 1, p99_ms: 2, max_ms: 3, count: 3000 },
+    next_errors: 0,
   };
 }
 

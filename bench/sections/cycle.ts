@@ -19,6 +19,8 @@ export interface HttpRun extends Run {
   claimMs: number[];
   submitMs: number[];
   imageIds: string[];
+  /** Fused cycle: next claims that failed after the submit and were claimed apart. */
+  nextErrors: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export async function httpCycle(
     claimMs: results.flatMap((r) => r.claimMs),
     submitMs: results.flatMap((r) => r.submitMs),
     imageIds: results.flatMap((r) => r.imageIds),
+    nextErrors: results.reduce((a, r) => a + (r.nextErrors ?? 0), 0),
   };
   if (run.cycles !== cycles) {
     throw new Error(`the ${client} HTTP cycle ran ${run.cycles} of ${cycles} cycles (drained?)`);
@@ -183,6 +186,7 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
         ...summary(runs, "http"),
         claim: latency(runs.flatMap((r) => r.claimMs)),
         submit: latency(runs.flatMap((r) => r.submitMs)),
+        next_errors: runs.reduce((a, r) => a + r.nextErrors, 0),
       }
       : null;
   const naiveFigures = naive.length

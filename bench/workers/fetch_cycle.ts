@@ -49,7 +49,11 @@ class Annotator {
     return answer;
   }
 
-  /** Submits one bbox for `claimed`; with `next`, the answer's next claim. */
+  /**
+   * Submits one bbox for `claimed`; with `next`, the next claim, or null when nothing is left. A
+   * next claim that failed after the annotation was saved (`next_error`, e.g. 503 busy) is claimed
+   * with claimNextImage, as the API says to (counted in `out.nextErrors`).
+   */
   async submit(claimed: ClaimedImage, next: boolean): Promise<ClaimedImage | null> {
     const annotation = {
       claim_id: claimed.claim.id,
@@ -66,15 +70,16 @@ class Annotator {
     };
     const res = await fetch(
       `${this.job.base}/api/v1/images/${claimed.claim.image_id}/annotations`,
-      {
-        method: "POST",
-        headers: this.#json,
-        body: JSON.stringify(annotation),
-      },
+      { method: "POST", headers: this.#json, body: JSON.stringify(annotation) },
     );
     const answer = await res.json();
     if (res.status !== 201) throw new Error(`submit: HTTP ${res.status} ${JSON.stringify(answer)}`);
-    return next ? answer.next : null;
+    if (!next) return null;
+    if (answer.next === null && answer.next_error) {
+      this.out.nextErrors = (this.out.nextErrors ?? 0) + 1;
+      return await this.claim();
+    }
+    return answer.next;
   }
 
   async twoRequest(counter: Int32Array): Promise<void> {

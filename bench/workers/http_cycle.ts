@@ -25,6 +25,8 @@ export interface CycleResult {
   imageIds: string[];
   /** Annotators that stopped on 204 (nothing left). */
   drained: number;
+  /** Fused cycle: submits whose next claim failed (`next_error`) and was claimed apart. */
+  nextErrors?: number;
 }
 
 interface ClaimAnswer {
