@@ -7,9 +7,8 @@
  * with a service account's RSA key), so the signature is checked against AWS's published vector,
  * which is the same algorithm (tests/media_signing_test.ts).
  */
+import { GCS_XML_API } from "./index.ts";
 import { ObjectSigner } from "./s3.ts";
-
-export const GCS_XML_API = "https://storage.googleapis.com";
 
 export function createGcsSigner(
   keys: { accessKeyId: string; secret: string },

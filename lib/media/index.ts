@@ -4,12 +4,41 @@
  * MEDIA_LOCAL_ROOT (lib/media/local.ts). A scheme with nothing configured answers why
  * (`unavailable`), never a broken URL. No secret ever appears in a URL: only signatures.
  */
-import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { createUrlTokens, type UrlTokens } from "../auth/url_tokens.ts";
 import type { Config } from "../runtime/config.ts";
-import { createGcsSigner } from "./gcs.ts";
 import { LOCAL_MEDIA_PREFIX, localUrlPath } from "./local.ts";
-import { type CredentialProvider, MAX_PRESIGN_SECONDS, ObjectSigner } from "./s3.ts";
+import type { CredentialProvider, ObjectSigner } from "./s3.ts";
+
+/** SigV4's limit on X-Amz-Expires. */
+export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+
+/** Cloud Storage's XML API, where gs:// URLs point (lib/media/gcs.ts). */
+export const GCS_XML_API = "https://storage.googleapis.com";
+
+/**
+ * A signer loaded when its scheme is configured, in the background from start-up: the AWS SDK
+ * (client, presigner, credential providers) costs a process about 15 MiB of resident memory
+ * (docs/decisions/0014-memory-under-mixed-load.md), which a server that signs no s3:// or gs://
+ * URL does not pay. A URL asked for before it is ready waits for it.
+ */
+class LazySigner {
+  #signer: ObjectSigner | undefined;
+  readonly #ready: Promise<ObjectSigner>;
+  constructor(load: () => Promise<ObjectSigner>) {
+    this.#ready = load().then((s) => this.#signer = s);
+    // A failure surfaces when a URL is asked for; never as an unhandled rejection.
+    this.#ready.catch(() => {});
+  }
+  /** What is wrong with its credentials as last seen; nothing known while it loads. */
+  problem(): string | undefined {
+    return this.#signer?.problem();
+  }
+  sign(bucket: string, key: string, until: Date): Promise<MediaAnswer> {
+    return this.#signer
+      ? this.#signer.sign(bucket, key, until)
+      : this.#ready.then((s) => s.sign(bucket, key, until));
+  }
+}
 
 export interface MediaLink {
   url: string;
@@ -54,16 +83,22 @@ export function createMedia(config: Config, options: MediaOptions = {}): Media {
   if (!config.auth.jwtSecret) throw new Error("createMedia: no JWT secret");
   const tokens = createUrlTokens(config.auth.jwtSecret, config.auth.jwtAcceptedSecret);
   const s3Signer = s3 &&
-    new ObjectSigner({
-      scheme: "s3",
-      region: s3.region,
-      endpoint: s3.endpoint,
-      forcePathStyle: s3.forcePathStyle,
-      credentials: options.s3Credentials ??
-        (s3.credentials ? () => Promise.resolve(s3.credentials!) : fromNodeProviderChain()),
-      now: clock,
+    new LazySigner(async () => {
+      const { ObjectSigner } = await import("./s3.ts");
+      const chain = async () =>
+        (await import("@aws-sdk/credential-providers")).fromNodeProviderChain();
+      return new ObjectSigner({
+        scheme: "s3",
+        region: s3.region,
+        endpoint: s3.endpoint,
+        forcePathStyle: s3.forcePathStyle,
+        credentials: options.s3Credentials ??
+          (s3.credentials ? () => Promise.resolve(s3.credentials!) : await chain()),
+        now: clock,
+      });
     });
-  const gcsSigner = gcs && createGcsSigner(gcs, clock);
+  const gcsSigner = gcs &&
+    new LazySigner(async () => (await import("./gcs.ts")).createGcsSigner(gcs, clock));
 
   /**
    * s3://bucket/key and gs://bucket/key, split; the key is taken as written (no

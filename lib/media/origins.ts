@@ -12,7 +12,7 @@
  *   MEDIA_ORIGINS.
  */
 import type { MediaConfig } from "../runtime/config.ts";
-import { GCS_XML_API } from "./gcs.ts";
+import { GCS_XML_API } from "./index.ts";
 
 export function mediaOrigins(media: MediaConfig): string[] {
   const origins = new Set<string>();

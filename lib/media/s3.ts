@@ -12,7 +12,7 @@
  */
 import { S3Client } from "@aws-sdk/client-s3";
 import { S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
-import type { MediaAnswer } from "./index.ts";
+import { MAX_PRESIGN_SECONDS, type MediaAnswer } from "./index.ts";
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -24,9 +24,6 @@ export interface AwsCredentials {
 
 /** The AWS SDK's credential provider shape (`fromNodeProviderChain()`, a static set). */
 export type CredentialProvider = () => Promise<AwsCredentials>;
-
-/** SigV4's limit on X-Amz-Expires. */
-export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 
 /** How often the provider is asked again while its credentials are good, and after a failure. */
 const RECHECK_MS = 60_000;
