@@ -140,6 +140,21 @@ CREATE FUNCTION public.live_leases(leases public.lease[], except_claim bigint) R
 $$;
 
 --
+-- Name: may_see_dataset(bigint, text, bigint, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.may_see_dataset(dataset_id bigint, access text, caller_id bigint, caller_role text) RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+BEGIN
+  RETURN caller_role = 'admin' OR access = 'open' OR EXISTS (
+    SELECT FROM dataset_members m
+    WHERE m.dataset_id = may_see_dataset.dataset_id AND m.user_id = caller_id
+  );
+END
+$$;
+
+--
 -- Name: named_images(bigint, bigint[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -310,7 +325,7 @@ CREATE TABLE public.ended_claims (
     expires_at timestamp with time zone NOT NULL,
     ended_at timestamp with time zone NOT NULL,
     end_reason text NOT NULL,
-    CONSTRAINT ended_claims_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text])))
+    CONSTRAINT ended_claims_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text])))
 );
 
 --
@@ -342,6 +357,16 @@ UNION ALL
    FROM public.ended_claims;
 
 --
+-- Name: dataset_members; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dataset_members (
+    dataset_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: datasets; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -353,6 +378,8 @@ CREATE TABLE public.datasets (
     annotations_per_image smallint DEFAULT 1 NOT NULL,
     claim_ttl_seconds integer DEFAULT 900 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    access text DEFAULT 'members'::text NOT NULL,
+    CONSTRAINT datasets_access_check CHECK ((access = ANY (ARRAY['members'::text, 'open'::text]))),
     CONSTRAINT datasets_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
     CONSTRAINT datasets_claim_ttl_seconds_check CHECK (((claim_ttl_seconds >= 30) AND (claim_ttl_seconds <= 86400))),
     CONSTRAINT datasets_labels_not_empty CHECK (((cardinality(labels) >= 1) AND (cardinality(labels) <= 1000)))
@@ -557,6 +584,13 @@ ALTER TABLE ONLY public.current_claims
     ADD CONSTRAINT current_claims_pkey PRIMARY KEY (user_id, dataset_id);
 
 --
+-- Name: dataset_members dataset_members_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dataset_members
+    ADD CONSTRAINT dataset_members_pkey PRIMARY KEY (dataset_id, user_id);
+
+--
 -- Name: datasets datasets_name_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -711,6 +745,20 @@ ALTER TABLE ONLY public.current_claims
     ADD CONSTRAINT current_claims_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
 
 --
+-- Name: dataset_members dataset_members_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dataset_members
+    ADD CONSTRAINT dataset_members_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
+
+--
+-- Name: dataset_members dataset_members_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dataset_members
+    ADD CONSTRAINT dataset_members_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+--
 -- Name: images images_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -742,4 +790,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206020000'),
     ('20261206021000'),
     ('20261206024049'),
+    ('20261206024325'),
     ('20261206030357');

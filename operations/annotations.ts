@@ -16,9 +16,9 @@ import type { Deps } from "../lib/runtime/deps.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
-import type { Principal } from "../sql/users/queries.ts";
+import { callerParams, type Principal } from "../sql/users/queries.ts";
 import { type Claimed, claimOperations, claimProblem } from "./claims.ts";
-import { requireDataset } from "./datasets.ts";
+import { type Caller, requireDataset } from "./datasets.ts";
 import { type ImageRef, refsAt } from "./images.ts";
 
 /** A createAnnotation body, validated. */
@@ -136,8 +136,12 @@ export interface AnnotationOperations {
     predictions: q.NewPrediction[],
     caller: Principal,
   ): Promise<{ created: number; not_found: ImageRef[] }>;
-  /** The image's annotations (404 for an unknown image). */
-  listForImage(imageId: string, source: q.AnnotationSource | null): Promise<q.Annotation[]>;
+  /** The image's annotations (404 for an unknown image, or one the caller may not see). */
+  listForImage(
+    imageId: string,
+    source: q.AnnotationSource | null,
+    caller: Caller,
+  ): Promise<q.Annotation[]>;
 }
 
 export function annotationOperations(deps: Deps): AnnotationOperations {
@@ -170,7 +174,8 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
     body: AnnotationInput,
     caller: Principal,
   ): Promise<never> {
-    const target = await getAnnotationTarget(db, { image_id: imageId });
+    const who = callerParams(caller);
+    const target = await getAnnotationTarget(db, { image_id: imageId, ...who });
     if (!target) throw notFound(`image ${imageId}`);
     rejectContent(checkContent(body, new Set(target.labels), target, "body"));
     if (body.claim_id === undefined) {
@@ -178,7 +183,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       throw new ApiError(409, "conflict", `image ${imageId} changed meanwhile; retry`);
     }
     const claimId = body.claim_id;
-    const claim = await getClaim(db, { id: claimId });
+    const claim = await getClaim(db, { id: claimId, ...who });
     if (claim && claim.user_id === caller.id && claim.image_id !== imageId) {
       throw new ApiError(
         409,
@@ -199,6 +204,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
         ? await q.createMachineAnnotation(db, {
           image_id: imageId,
           author_id: caller.id,
+          caller_role: caller.role,
           model: body.model!,
           confidence: body.confidence ?? null,
           ...content,
@@ -207,6 +213,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
           claim_id: body.claim_id ?? null,
           image_id: imageId,
           user_id: caller.id,
+          caller_role: caller.role,
           ...content,
         });
       if (!created) return await diagnose(imageId, body, caller);
@@ -219,7 +226,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       try {
         return {
           annotation,
-          next: await claims.claimNext(annotation.dataset_id, caller.id, origin),
+          next: await claims.claimNext(annotation.dataset_id, caller, origin),
         };
       } catch (e) {
         // The annotation is saved whatever happens now: a refusal or an outage of the claim is
@@ -233,7 +240,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
     },
 
     async createPredictions(datasetId, predictions, caller) {
-      const dataset = await requireDataset(db, datasetId);
+      const dataset = await requireDataset(db, datasetId, caller);
       const vocabulary = new Set(dataset.labels);
       const withShapes = predictions.filter((p) => p.shapes.length);
       const sizes = withShapes.length
@@ -241,6 +248,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
           dataset_id: datasetId,
           ids: withShapes.flatMap((p) => p.image_id ?? []),
           external_ids: withShapes.flatMap((p) => p.external_id ?? []),
+          ...callerParams(caller),
         })
         : [];
       const byId = new Map(sizes.map((s) => [s.id, s]));
@@ -252,14 +260,17 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
           : byExternal.get(p.external_id ?? null)) ?? unknown;
         return checkContent(p, vocabulary, size, `body.predictions.${i}`);
       }));
-      const result = await q.createPredictions(db, datasetId, caller.id, predictions);
+      const result = await q.createPredictions(db, datasetId, caller, predictions);
+      // Gone from the caller's sight since requireDataset: as if it had been deleted.
+      if (!result) throw notFound(`dataset ${datasetId}`);
       metrics.annotations.inc({ source: "machine" }, result.created);
       return { created: result.created, not_found: refsAt(predictions, result.not_found) };
     },
 
-    async listForImage(imageId, source) {
-      if (!(await getImage(db, { id: imageId }))) throw notFound(`image ${imageId}`);
-      return await q.listImageAnnotations(db, { image_id: imageId, source });
+    async listForImage(imageId, source, caller) {
+      const who = callerParams(caller);
+      if (!(await getImage(db, { id: imageId, ...who }))) throw notFound(`image ${imageId}`);
+      return await q.listImageAnnotations(db, { image_id: imageId, source, ...who });
     },
   };
   return ops;

@@ -8,8 +8,8 @@ import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import type { MediaJson } from "../schemas/media.ts";
 import * as q from "../sql/claims/queries.ts";
-import type { Principal } from "../sql/users/queries.ts";
-import { requireDataset } from "./datasets.ts";
+import { callerParams, type Principal } from "../sql/users/queries.ts";
+import { type Caller, requireDataset } from "./datasets.ts";
 import { mediaOperations } from "./media.ts";
 
 /**
@@ -49,10 +49,11 @@ export function claimProblem(claim: q.Claim | null, claimId: string, userId: str
 export interface ClaimOperations {
   /**
    * The caller's next image in the dataset (state `new`), or the live claim it already holds
-   * there (`held`); `null` when nothing is left for it. 404 for an unknown dataset, 503 when the
-   * claimable images stayed locked through every try. `origin`: the server's, for media URLs.
+   * there (`held`); `null` when nothing is left for it. 404 for an unknown dataset (or one the
+   * caller may not see), 503 when the claimable images stayed locked through every try.
+   * `origin`: the server's, for media URLs.
    */
-  claimNext(datasetId: string, userId: string, origin: string): Promise<Claimed | null>;
+  claimNext(datasetId: string, caller: Caller, origin: string): Promise<Claimed | null>;
   /** The claim with its new expiry and fresh media, or the claimProblem. */
   renew(
     claimId: string,
@@ -91,10 +92,14 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
   // user: a user's second concurrent claim waits for the next). What the batch leaves undecided
   // runs the single statement.
   const batch = new Batcher({
-    key: (claim: { datasetId: string; userId: string }) => claim.datasetId,
-    exclusive: (claim) => [claim.userId],
+    key: (claim: { datasetId: string; caller: Caller }) => claim.datasetId,
+    exclusive: (claim) => [claim.caller.id],
     run: (datasetId, items) =>
-      q.claimNextImages(db, { dataset_id: datasetId, user_ids: items.map((i) => i.userId) }),
+      q.claimNextImages(db, {
+        dataset_id: datasetId,
+        user_ids: items.map((i) => i.caller.id),
+        user_roles: items.map((i) => i.caller.role),
+      }),
     maxSize: batchMax,
     maxInFlight: 1,
     lingerMs: deps.config.db.batchLingerMs,
@@ -102,18 +107,18 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
   });
 
   return {
-    async claimNext(datasetId, userId, origin) {
-      const p = { dataset_id: datasetId, user_id: userId };
+    async claimNext(datasetId, caller, origin) {
+      const p = { dataset_id: datasetId, user_id: caller.id, caller_role: caller.role };
       for (const pause of CLAIM_RETRY_MS) {
         if (pause) await sleep(pause);
         const outcome =
-          (!pause && batchMax ? await batch.submit({ datasetId, userId }) : undefined) ??
+          (!pause && batchMax ? await batch.submit({ datasetId, caller }) : undefined) ??
             await q.claimNextImage(db, p);
         if (!outcome) {
-          // Nothing claimable, all of it locked, or no such dataset: only the rare empty answer
-          // pays for telling which.
+          // Nothing claimable, all of it locked, or no such dataset (or none the caller may
+          // see): only the rare empty answer pays for telling which.
           if (await q.findClaimableImage(db, p)) continue;
-          await requireDataset(db, datasetId);
+          await requireDataset(db, datasetId, caller);
           return null;
         }
         if (outcome.state === "conflict") continue;
@@ -133,7 +138,11 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
     },
 
     async renew(claimId, caller, origin) {
-      const renewed = await q.renewClaim(db, { claim_id: claimId, user_id: caller.id });
+      const renewed = await q.renewClaim(db, {
+        claim_id: claimId,
+        user_id: caller.id,
+        caller_role: caller.role,
+      });
       if (renewed) {
         const { image_uri, ...claim } = renewed;
         return {
@@ -141,16 +150,18 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
           media: await media.forImage({ uri: image_uri }, claim.expires_at, origin),
         };
       }
-      throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, caller.id);
+      const claim = await q.getClaim(db, { id: claimId, ...callerParams(caller) });
+      throw claimProblem(claim, claimId, caller.id);
     },
 
     async release(claimId, caller, skip = false) {
+      const who = callerParams(caller);
       // An admin may release anyone's claim: released as its holder, found first.
       const holder = caller.role === "admin"
-        ? (await q.getClaim(db, { id: claimId }))?.user_id ?? caller.id
+        ? (await q.getClaim(db, { id: claimId, ...who }))?.user_id ?? caller.id
         : caller.id;
-      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder, skip })) return;
-      throw claimProblem(await q.getClaim(db, { id: claimId }), claimId, holder);
+      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder, skip, ...who })) return;
+      throw claimProblem(await q.getClaim(db, { id: claimId, ...who }), claimId, holder);
     },
   };
 }

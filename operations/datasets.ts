@@ -1,14 +1,23 @@
-/** Datasets: the rules that take more than one statement. */
+/**
+ * Datasets: the rules that take more than one statement, and membership. Every statement here
+ * takes the caller (may_see_dataset): a dataset the caller may not see is a 404, as for one that
+ * does not exist.
+ */
 import { transaction } from "../lib/db/query.ts";
 import type { Handle } from "../lib/db/pool.ts";
 import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
+import { revokeClaims } from "../sql/claims/queries.ts";
 import * as q from "../sql/datasets/queries.ts";
 import { setAnnotationsPerImage } from "../sql/images/queries.ts";
+import { callerParams, type Principal } from "../sql/users/queries.ts";
 
-/** The dataset, or a 404. */
-export async function requireDataset(db: Handle, id: string): Promise<q.Dataset> {
-  const dataset = await q.getDataset(db, { id });
+/** Who calls: its id and role are all may_see_dataset needs. */
+export type Caller = Pick<Principal, "id" | "role">;
+
+/** The dataset, or a 404 (also when the caller may not see it). */
+export async function requireDataset(db: Handle, id: string, caller: Caller): Promise<q.Dataset> {
+  const dataset = await q.getDataset(db, { id, ...callerParams(caller) });
   if (!dataset) throw notFound(`dataset ${id}`);
   return dataset;
 }
@@ -24,27 +33,89 @@ export async function createDataset(deps: Deps, d: q.CreateDatasetParams): Promi
 
 /**
  * Applies `changes`. A new annotations_per_image (k) reaches every image of the dataset in the
- * same transaction: claims and submits decide on the k of the image row they lock. 404 for an
- * unknown dataset, 409 `labels_append_only` for labels that are not the current ones with others
- * appended.
+ * same transaction: claims and submits decide on the k of the image row they lock. Access turned
+ * to `members` ends, in the same transaction, the claims of those who no longer see the dataset
+ * (`revoked`). 404 for an unknown dataset, 409 `labels_append_only` for labels that are not the
+ * current ones with others appended.
  */
 export async function updateDataset(
   deps: Deps,
   id: string,
   changes: q.DatasetChanges,
+  caller: Caller,
 ): Promise<q.Dataset> {
   const { db } = deps;
+  const who = callerParams(caller);
   const k = changes.annotations_per_image;
-  const updated = k === undefined
-    ? await q.updateDataset(db, { id, ...changes })
+  const updated = k === undefined && changes.access !== "members"
+    ? await q.updateDataset(db, { id, ...changes, ...who })
     : await transaction(db, async (tx) => {
-      const d = await q.updateDataset(tx, { id, ...changes });
-      if (d) await setAnnotationsPerImage(tx, { dataset_id: id, annotations_per_image: k });
+      const d = await q.updateDataset(tx, { id, ...changes, ...who });
+      if (d && k !== undefined) {
+        await setAnnotationsPerImage(tx, { dataset_id: id, annotations_per_image: k, ...who });
+      }
+      if (d && changes.access === "members") {
+        await revokeClaims(tx, { dataset_id: id, user_id: null, ...who });
+      }
       return d;
     });
   if (updated) return updated;
-  const current = await requireDataset(db, id);
+  const current = await requireDataset(db, id, caller);
   throw labelsNotAppended(current.labels, changes.labels ?? current.labels);
+}
+
+/** 404 for the dataset or the user that a membership change found missing. */
+function requireBoth(found: q.MembershipChange, datasetId: string, userId: string): void {
+  if (!found.dataset_found) throw notFound(`dataset ${datasetId}`);
+  if (!found.user_found) throw notFound(`user ${userId}`);
+}
+
+/** Makes the user a member of the dataset; already one, nothing changes. */
+export async function addMember(
+  deps: Deps,
+  datasetId: string,
+  userId: string,
+  caller: Caller,
+): Promise<void> {
+  const p = { dataset_id: datasetId, user_id: userId, ...callerParams(caller) };
+  requireBoth(await q.addDatasetMember(deps.db, p), datasetId, userId);
+}
+
+/**
+ * Takes the user off the dataset's members (not one: nothing changes) and, when that takes the
+ * dataset from them (it is `members` and they are no admin), ends their claim there at once as
+ * `revoked`: its image is claimable again, and their submit with it is refused. One transaction,
+ * so the membership and the claim end together (sql/claims/revoke_claims.sql says what a claim
+ * racing with it can still do).
+ */
+export async function removeMember(
+  deps: Deps,
+  datasetId: string,
+  userId: string,
+  caller: Caller,
+): Promise<void> {
+  const p = { dataset_id: datasetId, user_id: userId, ...callerParams(caller) };
+  const found = await transaction(deps.db, async (tx) => {
+    const found = await q.removeDatasetMember(tx, p);
+    if (found.dataset_found && found.user_found) await revokeClaims(tx, p);
+    return found;
+  });
+  requireBoth(found, datasetId, userId);
+}
+
+/** The dataset's members, first added first (404 for an unknown dataset). */
+export async function listMembers(
+  deps: Deps,
+  datasetId: string,
+  caller: Caller,
+): Promise<q.DatasetMember[]> {
+  const members = await q.listDatasetMembers(deps.db, {
+    dataset_id: datasetId,
+    ...callerParams(caller),
+  });
+  // None: a dataset without members, or no such dataset (only then a second statement).
+  if (!members.length) await requireDataset(deps.db, datasetId, caller);
+  return members;
 }
 
 /**

@@ -7,28 +7,32 @@ import { annotationJson } from "../schemas/annotations.ts";
 import { imageJson } from "../schemas/images.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { getDataset } from "../sql/datasets/queries.ts";
-import { requireDataset } from "./datasets.ts";
+import { callerParams } from "../sql/users/queries.ts";
+import { type Caller, requireDataset } from "./datasets.ts";
 
 export type ExportFormat = "jsonl" | "coco";
 
 /**
  * The dataset's export as chunks of bytes, read lazily from one snapshot (404 before the first
- * byte for an unknown dataset). `source` null exports every source.
+ * byte for an unknown dataset, or one the caller may not see). `source` null exports every
+ * source.
  */
 export async function exportDataset(
   db: Db,
   datasetId: string,
   format: ExportFormat,
   source: q.AnnotationSource | null,
+  caller: Caller,
 ): Promise<AsyncIterable<Uint8Array>> {
-  await requireDataset(db, datasetId);
+  await requireDataset(db, datasetId, caller);
+  const who = callerParams(caller);
   return readSnapshot(db, (tx) => {
-    const pass = () => q.exportAnnotations(tx, { dataset_id: datasetId, source });
+    const pass = () => q.exportAnnotations(tx, { dataset_id: datasetId, source, ...who });
     if (format === "jsonl") return jsonLines(pass());
     // The categories are read in the snapshot the annotations come from (its first statement),
     // so every label an exported annotation uses is among them.
     return (async function* () {
-      const dataset = await getDataset(tx, { id: datasetId });
+      const dataset = await getDataset(tx, { id: datasetId, ...who });
       yield* coco(dataset?.labels ?? [], pass);
     })();
   });

@@ -6,7 +6,8 @@ import { type Db, transaction } from "../lib/db/query.ts";
 import { ApiError, MAX_ISSUES, notFound, validationFailed } from "../lib/http/errors.ts";
 import { ImageChunk } from "../schemas/images.ts";
 import * as q from "../sql/images/queries.ts";
-import { requireDataset } from "./datasets.ts";
+import { type CallerParams, callerParams } from "../sql/users/queries.ts";
+import { type Caller, requireDataset } from "./datasets.ts";
 
 /** Statements per registerImages request at most: the batch, then re-sends of what it missed. */
 const REGISTER_ATTEMPTS = 3;
@@ -37,19 +38,24 @@ export async function registerImages(
   db: Db,
   datasetId: string,
   items: unknown[],
+  caller: Caller,
 ): Promise<Registered[]> {
-  const fresh = await registerPipelined(db, datasetId, items);
+  const who = callerParams(caller);
+  const fresh = await registerPipelined(db, datasetId, items, who);
   if (fresh.rows) return fresh.rows;
   const { images } = fresh;
-  await requireDataset(db, datasetId);
-  const rows = await q.registerImages(db, q.imageBatch(datasetId, images));
+  await requireDataset(db, datasetId, caller);
+  const rows = await q.registerImages(db, q.imageBatch(datasetId, images, who));
+  // No rows for a batch: the dataset went from the caller's sight since requireDataset.
+  if (images.length && !rows.length) throw notFound(`dataset ${datasetId}`);
   for (let attempt = 2; attempt <= REGISTER_ATTEMPTS; attempt++) {
     const missing = rows.flatMap((r, i) => r.id === null ? [i] : []);
     if (!missing.length) break;
     const again = await q.registerImages(
       db,
-      q.imageBatch(datasetId, missing.map((i) => images[i])),
+      q.imageBatch(datasetId, missing.map((i) => images[i]), who),
     );
+    if (!again.length) throw notFound(`dataset ${datasetId}`);
     again.forEach((r, k) => rows[missing[k]] = r);
   }
   if (rows.some((r) => r.id === null)) {
@@ -76,12 +82,14 @@ export async function registerImages(
  *   registerImages' statement.
  * - An external_id repeated inside the batch is inserted once, from its first occurrence, and
  *   the repeats answer its id as existing, as registerImages' statement does.
- * - A dataset that does not exist is 404 (each INSERT answers no rows), after validation.
+ * - A dataset that does not exist, or that the caller may not see, is 404 (each INSERT answers
+ *   no rows), after validation.
  */
 async function registerPipelined(
   db: Db,
   datasetId: string,
   items: unknown[],
+  caller: CallerParams,
 ): Promise<{ rows: Registered[] } | { rows: null; images: q.NewImage[] }> {
   const images: q.NewImage[] = [];
   const issues: z.core.$ZodIssue[] = [];
@@ -122,7 +130,7 @@ async function registerPipelined(
         }
         // After a refusal every statement fails: the rest of the batch is only validated.
         if (refused || !fresh.length) continue;
-        const chunk = q.insertNewImages(tx, q.imageBatch(datasetId, fresh));
+        const chunk = q.insertNewImages(tx, q.imageBatch(datasetId, fresh, caller));
         chunk.catch(() => refused = true);
         chunks.push({ ids: chunk, size: fresh.length });
         // postgres.js writes a statement from setImmediate: let it go out before validating
@@ -162,14 +170,17 @@ export async function listImages(
   db: Db,
   datasetId: string,
   opts: { limit: number; cursor?: string; external_id?: string },
+  caller: Caller,
 ): Promise<{ items: q.Image[]; next_cursor: string | null }> {
-  await requireDataset(db, datasetId);
+  await requireDataset(db, datasetId, caller);
+  const who = callerParams(caller);
   const after = opts.cursor ?? "0";
   if (opts.external_id !== undefined) {
     const image = await q.findImageByExternalId(db, {
       dataset_id: datasetId,
       external_id: opts.external_id,
       after_id: after,
+      ...who,
     });
     return { items: image ? [image] : [], next_cursor: null };
   }
@@ -179,6 +190,7 @@ export async function listImages(
     dataset_id: datasetId,
     after_id: after,
     limit: opts.limit + 1,
+    ...who,
   });
   const items = rows.slice(0, opts.limit);
   return { items, next_cursor: rows.length > opts.limit ? items[items.length - 1].id : null };
@@ -200,18 +212,23 @@ export function refsAt(
   });
 }
 
-/** Sets the priorities of up to 10,000 images of the dataset (404 when it does not exist). */
+/**
+ * Sets the priorities of up to 10,000 images of the dataset (404 when it does not exist, or the
+ * caller may not see it: the statement changes nothing then, and answers nothing).
+ */
 export async function setPriorities(
   db: Db,
   datasetId: string,
   items: readonly { image_id?: string; external_id?: string; priority: number }[],
+  caller: Caller,
 ): Promise<{ updated: number; not_found: ImageRef[] }> {
-  await requireDataset(db, datasetId);
   const result = await q.setPriorities(db, {
     dataset_id: datasetId,
     image_ids: items.map((p) => p.image_id ?? null),
     external_ids: items.map((p) => p.external_id ?? null),
     priorities: items.map((p) => p.priority),
+    ...callerParams(caller),
   });
+  if (!result) throw notFound(`dataset ${datasetId}`);
   return { updated: result.updated, not_found: refsAt(items, result.not_found) };
 }

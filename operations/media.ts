@@ -6,6 +6,7 @@ import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { type MediaJson, mediaJson } from "../schemas/media.ts";
 import * as images from "../sql/images/queries.ts";
+import { type CallerParams, callerParams, type Principal } from "../sql/users/queries.ts";
 
 /** How long a listing's media URLs (getImageMedia with a token) stay valid. */
 export const PREVIEW_SECONDS = 3600;
@@ -26,9 +27,21 @@ export interface MediaOperations {
    * valid PREVIEW_SECONDS, which redirects to the bytes when loaded (an http(s) URI as it is).
    */
   preview(image: { id: string; uri: string }, origin: string): MediaJson;
-  /** Where getImageMedia redirects: a fresh URL of the image's bytes (404s otherwise). */
-  redirectTarget(imageId: string, origin: string): Promise<string>;
+  /**
+   * Where getImageMedia redirects: a fresh URL of the image's bytes (404s otherwise, also for an
+   * image in a dataset the caller may not see). `caller` null: the request carried the URL's
+   * token instead of a bearer.
+   */
+  redirectTarget(imageId: string, origin: string, caller: Principal | null): Promise<string>;
 }
+
+/**
+ * Who a URL token (preview) stands for: this server signed it for this image's path when it showed
+ * the image to a caller who saw its dataset, and it opens that image only, for PREVIEW_SECONDS at
+ * most. Like a presigned bucket URL, it keeps working that long after its receiver stops seeing
+ * the dataset; so the statement reads the image as an admin would (may_see_dataset).
+ */
+const URL_TOKEN_HOLDER: CallerParams = { caller_id: "0", caller_role: "admin" };
 
 export function mediaOperations(deps: Deps): MediaOperations {
   const { media, db } = deps;
@@ -54,8 +67,9 @@ export function mediaOperations(deps: Deps): MediaOperations {
       };
     },
 
-    async redirectTarget(imageId, origin) {
-      const image = await images.getImage(db, { id: imageId });
+    async redirectTarget(imageId, origin, caller) {
+      const who = caller ? callerParams(caller) : URL_TOKEN_HOLDER;
+      const image = await images.getImage(db, { id: imageId, ...who });
       if (!image) throw notFound(`image ${imageId}`);
       const link = await media.link(image.uri, media.now(), origin);
       if ("unavailable" in link) throw new ApiError(404, "media_unavailable", link.unavailable);

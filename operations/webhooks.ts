@@ -8,7 +8,9 @@ import type { Config } from "../lib/runtime/config.ts";
 import { eventIdText, parseEventId } from "../lib/webhooks/events.ts";
 import { newSecret, secretText } from "../lib/webhooks/signing.ts";
 import { configuredCheck, type TargetCheck } from "../lib/webhooks/targets.ts";
+import { callerParams } from "../sql/users/queries.ts";
 import * as q from "../sql/webhooks/queries.ts";
+import type { Caller } from "./datasets.ts";
 
 /** How long a rotated-out secret keeps signing beside the new one. */
 export const ROTATION_OVERLAP_SECONDS = 24 * 3600;
@@ -29,7 +31,7 @@ export interface WebhookChanges {
 
 export interface WebhookOperations {
   /** A new webhook and its secret (shown once); 400 for a refused URL, 404 for no dataset. */
-  create(input: WebhookInput): Promise<{ webhook: q.Webhook; secret: string }>;
+  create(input: WebhookInput, caller: Caller): Promise<{ webhook: q.Webhook; secret: string }>;
   update(id: string, changes: WebhookChanges): Promise<q.Webhook>;
   get(id: string): Promise<q.Webhook>;
   remove(id: string): Promise<void>;
@@ -59,10 +61,11 @@ export function webhookOperations(
   }
 
   return {
-    async create(input) {
+    async create(input, caller) {
       await checkUrl(input.url);
       const key = newSecret();
       const webhook = await q.createWebhook(db, {
+        ...callerParams(caller),
         url: input.url,
         events: input.events,
         dataset_id: input.dataset_id ?? null,

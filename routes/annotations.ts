@@ -143,7 +143,7 @@ export function annotationsRouter(deps: Deps) {
     .openapi(listImageAnnotationsRoute, async (c) => {
       const { imageId } = c.req.valid("param");
       const { source } = c.req.valid("query");
-      const items = await ops.listForImage(imageId, source ?? null);
+      const items = await ops.listForImage(imageId, source ?? null, c.get("principal"));
       return c.json({ items: items.map(annotationJson) }, 200);
     });
 }

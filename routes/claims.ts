@@ -97,7 +97,7 @@ export function claimsRouter(deps: Deps) {
       const { datasetId } = c.req.valid("param");
       const claimed = await ops.claimNext(
         datasetId,
-        c.get("principal").id,
+        c.get("principal"),
         publicOrigin(deps, c.req.url),
       );
       if (!claimed) return c.body(null, 204);

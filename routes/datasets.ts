@@ -16,6 +16,7 @@ import {
   UpdateDataset,
 } from "../schemas/datasets.ts";
 import * as q from "../sql/datasets/queries.ts";
+import { callerParams } from "../sql/users/queries.ts";
 
 const datasetParams = z.object({ datasetId: idParam("datasetId") });
 
@@ -41,7 +42,10 @@ const listDatasetsRoute = createRoute({
   tags: ["datasets"],
   summary: "List datasets",
   responses: {
-    200: jsonResponse(z.object({ items: z.array(Dataset) }), "All datasets, oldest first"),
+    200: jsonResponse(
+      z.object({ items: z.array(Dataset) }),
+      "The datasets the caller may see, oldest first",
+    ),
     ...errors(401),
   },
 });
@@ -66,9 +70,10 @@ const updateDatasetRoute = createRoute({
   operationId: "updateDataset",
   ...secured("admin"),
   tags: ["datasets"],
-  summary: "Change a dataset's description, labels (append only), TTL or overlap",
+  summary: "Change a dataset's description, labels (append only), TTL, overlap or access",
   description: "Labels may only be appended: a list that drops, renames or reorders a current " +
-    "label is refused with 409 `labels_append_only`.",
+    "label is refused with 409 `labels_append_only`. Turning `access` to `members` ends the " +
+    "live claims of non-members at once.",
   request: { params: datasetParams, body: jsonBody(UpdateDataset) },
   responses: {
     200: jsonResponse(Dataset, "The updated dataset"),
@@ -111,28 +116,36 @@ export function datasetsRouter(deps: Deps) {
         labels: body.labels,
         annotations_per_image: body.annotations_per_image,
         claim_ttl_seconds: body.claim_ttl_seconds,
+        access: body.access,
       });
       return c.json(datasetJson(created), 201);
     })
     .openapi(listDatasetsRoute, async (c) => {
-      const rows = await q.listDatasets(db);
+      const rows = await q.listDatasets(db, callerParams(c.get("principal")));
       return c.json({ items: rows.map(datasetJson) }, 200);
     })
     .openapi(getDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const d = await q.getDatasetSummary(db, { id: datasetId });
+      const d = await q.getDatasetSummary(db, {
+        id: datasetId,
+        ...callerParams(c.get("principal")),
+      });
       if (!d) throw notFound(`dataset ${datasetId}`);
       return c.json({ ...datasetJson(d), image_count: d.image_count }, 200);
     })
     .openapi(getDatasetStatsRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const stats = await q.getDatasetStats(db, { id: datasetId });
+      const stats = await q.getDatasetStats(db, {
+        id: datasetId,
+        ...callerParams(c.get("principal")),
+      });
       if (!stats) throw notFound(`dataset ${datasetId}`);
       return c.json(stats, 200);
     })
     .openapi(updateDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const updated = await ops.updateDataset(deps, datasetId, c.req.valid("json"));
+      const changes = c.req.valid("json");
+      const updated = await ops.updateDataset(deps, datasetId, changes, c.get("principal"));
       return c.json(datasetJson(updated), 200);
     });
 }

@@ -58,6 +58,7 @@ export function exportsRouter(deps: Deps) {
         datasetId,
         format,
         source === "all" ? null : source,
+        c.get("principal"),
       );
       const name = `dataset-${datasetId}.${format === "coco" ? "json" : "jsonl"}`;
       const res = c.body(ReadableStream.from(chunks), 200, {

@@ -55,7 +55,12 @@ export function feedRouter(deps: Deps) {
     .openapi(listDatasetAnnotationsRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const { source, after, limit } = c.req.valid("query");
-      const page = await readFeed(deps.db, datasetId, { source: source ?? null, after, limit });
+      const page = await readFeed(
+        deps.db,
+        datasetId,
+        { source: source ?? null, after, limit },
+        c.get("principal"),
+      );
       return c.json({ items: page.items.map(annotationJson), next_cursor: page.next_cursor }, 200);
     });
 }

@@ -23,6 +23,7 @@ import {
   UpdateImage,
 } from "../schemas/images.ts";
 import * as q from "../sql/images/queries.ts";
+import { callerParams } from "../sql/users/queries.ts";
 
 const datasetParams = z.object({ datasetId: idParam("datasetId") });
 const imageParams = z.object({ imageId: idParam("imageId") });
@@ -167,7 +168,7 @@ export function imagesRouter(deps: Deps) {
       const { datasetId } = c.req.valid("param");
       const batch = RegisterEnvelope.safeParse(await readJsonBody(c));
       if (!batch.success) throw validationFailed(batch.error, "json");
-      const rows = await ops.registerImages(db, datasetId, batch.data.images);
+      const rows = await ops.registerImages(db, datasetId, batch.data.images, c.get("principal"));
       const created = rows.filter((r) => r.created).length;
       return c.json({
         created,
@@ -178,7 +179,7 @@ export function imagesRouter(deps: Deps) {
     .openapi(listImagesRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const { media: withMedia, ...query } = c.req.valid("query");
-      const page = await ops.listImages(db, datasetId, query);
+      const page = await ops.listImages(db, datasetId, query, c.get("principal"));
       const origin = publicOrigin(deps, c.req.url);
       return c.json({
         items: withMedia === "true"
@@ -189,7 +190,7 @@ export function imagesRouter(deps: Deps) {
     })
     .openapi(getImageRoute, async (c) => {
       const { imageId } = c.req.valid("param");
-      const image = await q.getImage(db, { id: imageId });
+      const image = await q.getImage(db, { id: imageId, ...callerParams(c.get("principal")) });
       if (!image) throw notFound(`image ${imageId}`);
       if (c.req.valid("query").media !== "true") return c.json(imageJson(image), 200);
       return c.json({
@@ -204,18 +205,20 @@ export function imagesRouter(deps: Deps) {
         id: imageId,
         priority: priority ?? null,
         metadata: metadata ?? null,
+        ...callerParams(c.get("principal")),
       });
       if (!image) throw notFound(`image ${imageId}`);
       return c.json(imageJson(image), 200);
     })
     .openapi(deleteImageRoute, async (c) => {
       const { imageId } = c.req.valid("param");
-      if ((await q.deleteImage(db, { id: imageId })) === 0) throw notFound(`image ${imageId}`);
+      const deleted = await q.deleteImage(db, { id: imageId, ...callerParams(c.get("principal")) });
+      if (deleted === 0) throw notFound(`image ${imageId}`);
       return c.body(null, 204);
     })
     .openapi(setPrioritiesRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
       const { priorities } = c.req.valid("json");
-      return c.json(await ops.setPriorities(db, datasetId, priorities), 200);
+      return c.json(await ops.setPriorities(db, datasetId, priorities, c.get("principal")), 200);
     });
 }

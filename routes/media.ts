@@ -58,7 +58,10 @@ export function mediaRouter(deps: Deps) {
   return createRouter().openapi(getImageMediaRoute, async (c) => {
     const { imageId } = c.req.valid("param");
     c.header("cache-control", "private, no-store");
-    return c.redirect(await ops.redirectTarget(imageId, publicOrigin(deps, c.req.url)), 302);
+    // No principal: the request carried the URL's token (securedOrUrlToken).
+    const caller = c.get("principal") ?? null;
+    const target = await ops.redirectTarget(imageId, publicOrigin(deps, c.req.url), caller);
+    return c.redirect(target, 302);
   });
 }
 

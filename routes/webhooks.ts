@@ -168,7 +168,7 @@ export function webhooksRouter(deps: Deps) {
   const ops = webhookOperations(db, deps.config);
   return createRouter()
     .openapi(createWebhookRoute, async (c) => {
-      const { webhook, secret } = await ops.create(c.req.valid("json"));
+      const { webhook, secret } = await ops.create(c.req.valid("json"), c.get("principal"));
       return c.json({ webhook: webhookJson(webhook), secret }, 201);
     })
     .openapi(listWebhooksRoute, async (c) => {

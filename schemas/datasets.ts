@@ -1,7 +1,9 @@
 /** Datasets: a named set of images, its label vocabulary and its annotation rules. */
 import { z } from "@hono/zod-openapi";
+import { ACCESS } from "../sql/datasets/queries.ts";
 import type * as q from "../sql/datasets/queries.ts";
 import { Id, Name, Text, Timestamp } from "./common.ts";
+import { RoleSchema } from "./users.ts";
 
 /** A dataset's label list: distinct, non-blank, 1 to 1,000 of them. */
 const Labels = z.array(Name(200)).min(1, "must contain at least 1 label").max(
@@ -24,6 +26,12 @@ const ClaimTtl = z.number().int().min(30).max(86400).openapi({
   description: "Lease length, in seconds, of a claim on an image",
 });
 
+export const Access = z.enum(ACCESS).openapi("Access", {
+  description: "Who may see the dataset besides admins: `members`, only its members (added by " +
+    "an admin: addDatasetMember); `open`, every user. For anyone else the dataset and " +
+    "everything in it answer 404, as if they did not exist.",
+});
+
 export const Dataset = z.object({
   id: Id,
   name: z.string(),
@@ -31,6 +39,7 @@ export const Dataset = z.object({
   labels: z.array(z.string()),
   annotations_per_image: z.number().int(),
   claim_ttl_seconds: z.number().int(),
+  access: Access,
   created_at: Timestamp,
 }).openapi("Dataset");
 
@@ -44,6 +53,7 @@ export const CreateDataset = z.strictObject({
   labels: Labels,
   annotations_per_image: AnnotationsPerImage.default(1),
   claim_ttl_seconds: ClaimTtl.default(900),
+  access: Access.default("members"),
 }).openapi("CreateDataset");
 
 export const UpdateDataset = z.strictObject({
@@ -55,6 +65,10 @@ export const UpdateDataset = z.strictObject({
   }),
   annotations_per_image: AnnotationsPerImage.optional(),
   claim_ttl_seconds: ClaimTtl.optional(),
+  access: Access.optional().openapi({
+    description: "Turning a dataset to `members` ends the live claims of those who are not " +
+      "members at once (their end reason is `revoked`).",
+  }),
 }).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
   "UpdateDataset",
   { minProperties: 1 },
@@ -75,6 +89,13 @@ export const DatasetStats = z.object({
   }),
 }).openapi("DatasetStats");
 
+export const DatasetMember = z.object({
+  user_id: Id,
+  name: z.string(),
+  role: RoleSchema,
+  added_at: Timestamp,
+}).openapi("DatasetMember");
+
 export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
   return {
     id: d.id,
@@ -83,6 +104,16 @@ export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
     labels: d.labels,
     annotations_per_image: d.annotations_per_image,
     claim_ttl_seconds: d.claim_ttl_seconds,
+    access: d.access,
     created_at: d.created_at.toISOString(),
+  };
+}
+
+export function datasetMemberJson(m: q.DatasetMember): z.infer<typeof DatasetMember> {
+  return {
+    user_id: m.user_id,
+    name: m.name,
+    role: m.role,
+    added_at: m.added_at.toISOString(),
   };
 }

@@ -710,6 +710,7 @@ export const DIGEST_SQL = `
     (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM users t),
     (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM claims t),
     (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM annotations t),
+    (SELECT string_agg(t::text, ',' ORDER BY t.dataset_id, t.user_id) FROM dataset_members t),
     (SELECT string_agg(t::text, ',' ORDER BY t.version) FROM schema_migrations t)
   )) AS digest`;
 
@@ -864,6 +865,7 @@ export async function buildWorld(
       name: `${tag}-ds-${i}`,
       labels,
       annotations_per_image: i + 1,
+      access: "open",
     });
     datasets.push(ds.id);
     const reg = await json(adminToken, "POST", `/api/v1/datasets/${ds.id}/images`, {

@@ -23,7 +23,7 @@ import {
 import { claimNextImage } from "../sql/claims/queries.ts";
 import { createDataset, getDatasetStats } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
-import { createTestDb, rawMany, setClaimExpiry } from "./harness.ts";
+import { createTestDb, rawMany, SEES_ALL, setClaimExpiry } from "./harness.ts";
 
 let seq = 0;
 
@@ -38,6 +38,7 @@ async function newDataset(
     labels: ["cat", "dog"],
     annotations_per_image: opts.k ?? 1,
     claim_ttl_seconds: opts.ttl ?? 900,
+    access: "open",
   });
   const images: string[] = [];
   for (let i = 0; i < n; i += 10_000) {
@@ -49,6 +50,7 @@ async function newDataset(
           uri: `s3://bucket/${seq}/${i + j}.jpg`,
           external_id: opts.externalIds ? `ext-${i + j}` : null,
         })),
+        SEES_ALL,
       ),
     );
     images.push(...rows.map((r) => r.id!));
@@ -67,6 +69,7 @@ async function newUser(db: Handle, role: string): Promise<string> {
 
 function predict(db: Handle, imageId: string, author: string, model = "detector", version = "1") {
   return createMachineAnnotation(db, {
+    caller_role: "machine",
     image_id: imageId,
     author_id: author,
     model: { name: model, version },
@@ -78,9 +81,14 @@ function predict(db: Handle, imageId: string, author: string, model = "detector"
 
 /** Claims the next image for `user` and annotates it. */
 async function claimAndAnnotate(db: Handle, datasetId: string, user: string) {
-  const r = await claimNextImage(db, { dataset_id: datasetId, user_id: user });
+  const r = await claimNextImage(db, {
+    dataset_id: datasetId,
+    user_id: user,
+    caller_role: "annotator",
+  });
   assert.ok(r && r.state !== "conflict");
   const a = await createHumanAnnotation(db, {
+    caller_role: "annotator",
     claim_id: r.claim.id,
     image_id: r.image.id,
     user_id: user,
@@ -110,11 +118,11 @@ class FeedClient {
   /** Polls until a page comes back empty. */
   async pollToEnd(): Promise<void> {
     for (;;) {
-      const page = await listDatasetAnnotations(this.db, this.datasetId, {
+      const page = (await listDatasetAnnotations(this.db, this.datasetId, {
         source: this.source,
         after: this.cursor,
         limit: this.limit,
-      });
+      }, SEES_ALL))!;
       assert.ok(page.items.length <= this.limit);
       this.received.push(...page.items);
       this.cursor = decodeFeedCursor(page.next_cursor);
@@ -248,7 +256,10 @@ Deno.test("annotations: the changes feed", async (t) => {
         labels: ["dog"],
         shapes: [],
       }));
-      assert.equal((await createPredictions(db, ds.id, machine, preds)).created, 300);
+      assert.equal(
+        (await createPredictions(db, ds.id, { id: machine, role: "machine" }, preds))!.created,
+        300,
+      );
       const human: string[] = [];
       for (let u = 0; u < 4; u++) {
         const user = await newUser(db, "annotator");
@@ -277,11 +288,11 @@ Deno.test("annotations: the changes feed", async (t) => {
       assert.deepEqual(machines.ids(), machineIds);
       assert.ok(machines.received.every((a) => a.model?.name === "m"));
 
-      const empty = await listDatasetAnnotations(db, ds.id, {
+      const empty = (await listDatasetAnnotations(db, ds.id, {
         source: null,
         after: humans.cursor, // the last row of all
         limit: 5,
-      });
+      }, SEES_ALL))!;
       assert.deepEqual(empty.items, []);
       const moved = decodeFeedCursor(empty.next_cursor)!;
       assert.ok(BigInt(moved.txid) >= BigInt(humans.cursor!.txid), "never back");
@@ -290,9 +301,8 @@ Deno.test("annotations: the changes feed", async (t) => {
         source: null,
         after: null,
         limit: 5,
-      });
-      assert.deepEqual(none.items, []);
-      assert.ok(decodeFeedCursor(none.next_cursor), "a cursor even when nothing was delivered");
+      }, SEES_ALL);
+      assert.equal(none, null, "no such dataset: no page at all");
     });
   } finally {
     await h.close();
@@ -319,12 +329,16 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       preds[9999] = { ...preds[9999], external_id: "ext-5000" };
       preds[4242] = { ...preds[4242], image_id: "999999999" };
       const started = performance.now();
-      const res = await createPredictions(db, ds.id, machine, preds);
+      const res = await createPredictions(db, ds.id, { id: machine, role: "machine" }, preds);
       const ms = performance.now() - started;
       assert.deepEqual(res, { created: 9996, not_found: [10, 101, 4243, 10000] });
       assert.ok(ms < 10_000, `${ms} ms`);
 
-      const first = await listImageAnnotations(db, { image_id: ds.images[0], source: null });
+      const first = await listImageAnnotations(db, {
+        image_id: ds.images[0],
+        source: null,
+        ...SEES_ALL,
+      });
       // Rows 0 and 5000 (both by id); annotations are inserted in input order.
       assert.deepEqual(first.map((a) => a.labels), [
         ["dog", "cat", "extra-0"],
@@ -343,7 +357,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         [ds.id],
       );
       assert.equal(n[0].n, 9996);
-      assert.deepEqual(await createPredictions(db, ds.id, machine, []), {
+      assert.deepEqual(await createPredictions(db, ds.id, { id: machine, role: "machine" }, []), {
         created: 0,
         not_found: [],
       });
@@ -359,7 +373,11 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       const yolo2 = await predict(db, img, machine, "yolo", "2");
       const yolo1b = await predict(db, img, machine, "yolo", "1");
       await predict(db, other, machine, "clip", "9");
-      const claimed = await claimNextImage(db, { dataset_id: ds.id, user_id: annotator });
+      const claimed = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: annotator,
+        caller_role: "annotator",
+      });
       assert.ok(claimed && claimed.state === "new");
       assert.equal(claimed.image.id, img);
       const human = await claimAndAnnotate(db, ds.id, annotator); // the held claim
@@ -372,18 +390,24 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       ]);
       assert.ok(yolo2);
       assert.deepEqual(
-        (await listImageAnnotations(db, { image_id: img, source: "human" })).map((a) => a.id),
+        (await listImageAnnotations(db, { image_id: img, source: "human", ...SEES_ALL })).map((a) =>
+          a.id
+        ),
         [human.id],
       );
       assert.equal(
-        (await listImageAnnotations(db, { image_id: img, source: "machine" })).length,
+        (await listImageAnnotations(db, { image_id: img, source: "machine", ...SEES_ALL })).length,
         4,
       );
-      const all = await listImageAnnotations(db, { image_id: img, source: null });
+      const all = await listImageAnnotations(db, { image_id: img, source: null, ...SEES_ALL });
       assert.deepEqual(all.map((a) => a.id), [...all.map((a) => a.id)].sort((a, b) => +a - +b));
       assert.equal(all.length, 5);
       assert.equal(await predict(db, "999999", machine), null, "no such image");
-      const next = await claimNextImage(db, { dataset_id: ds.id, user_id: annotator });
+      const next = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: annotator,
+        caller_role: "annotator",
+      });
       assert.ok(next && next.state === "new");
       assert.deepEqual(next.predictions.map((a) => a.model?.name), ["clip"]);
       assert.ok(next.predictions[0].created_at instanceof Date);
@@ -398,7 +422,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         await newUser(db, "annotator"),
         await newUser(db, "annotator"),
       ];
-      const empty = await getDatasetStats(db, { id: ds.id });
+      const empty = await getDatasetStats(db, { id: ds.id, ...SEES_ALL });
       assert.deepEqual(empty, {
         images: 7,
         pending: 7,
@@ -413,16 +437,28 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       await claimAndAnnotate(db, ds.id, a); // image 1
       await claimAndAnnotate(db, ds.id, b); // image 1, done
       await claimAndAnnotate(db, ds.id, a); // image 2
-      assert.equal((await claimNextImage(db, { dataset_id: ds.id, user_id: c }))?.state, "new"); // image 2: in progress
+      assert.equal(
+        (await claimNextImage(db, { dataset_id: ds.id, user_id: c, caller_role: "annotator" }))
+          ?.state,
+        "new",
+      ); // image 2: in progress
       // Image 3: b and d hold claims: in progress, until d's claim expires.
-      assert.equal((await claimNextImage(db, { dataset_id: ds.id, user_id: b }))?.state, "new"); // image 3
-      const dClaim = await claimNextImage(db, { dataset_id: ds.id, user_id: d }); // image 3: in progress
+      assert.equal(
+        (await claimNextImage(db, { dataset_id: ds.id, user_id: b, caller_role: "annotator" }))
+          ?.state,
+        "new",
+      ); // image 3
+      const dClaim = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: d,
+        caller_role: "annotator",
+      }); // image 3: in progress
       assert.ok(dClaim?.state === "new");
       await setClaimExpiry(db, dClaim.claim.id, -1000); // image 3: pending again (one live lease, b's)
       await predict(db, ds.images[0], machine);
       await predict(db, ds.images[5], machine);
       await predict(db, ds.images[6], machine);
-      const stats = await getDatasetStats(db, { id: ds.id });
+      const stats = await getDatasetStats(db, { id: ds.id, ...SEES_ALL });
       assert.deepEqual(stats, {
         images: 7,
         pending: 5,
@@ -433,7 +469,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         active_claims: 2,
         annotators: [{ user_id: a, annotations: 2 }, { user_id: b, annotations: 1 }],
       });
-      assert.equal(await getDatasetStats(db, { id: "999999" }), null);
+      assert.equal(await getDatasetStats(db, { id: "999999", ...SEES_ALL }), null);
     });
 
     await t.step("export streams every image once, in id order, in batches", async () => {
@@ -448,7 +484,7 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       await createPredictions(
         db,
         ds.id,
-        machine,
+        { id: machine, role: "machine" },
         ds.images.flatMap((image_id, i) =>
           Array.from({ length: i % 3 }, (_, j) => ({
             image_id,
@@ -465,7 +501,11 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
         const seen: ExportedImage[] = [];
         let batches = 0;
         for await (
-          const batch of exportAnnotations(db, { dataset_id: ds.id, source: source }, 100)
+          const batch of exportAnnotations(
+            db,
+            { dataset_id: ds.id, source: source, ...SEES_ALL },
+            100,
+          )
         ) {
           assert.ok(batch.length <= 100);
           batches++;
@@ -491,7 +531,9 @@ Deno.test("annotations: predictions, stats and export", async (t) => {
       }
 
       // Stopping early closes the cursor and ends its implicit transaction.
-      for await (const batch of exportAnnotations(db, { dataset_id: ds.id, source: null }, 10)) {
+      for await (
+        const batch of exportAnnotations(db, { dataset_id: ds.id, source: null, ...SEES_ALL }, 10)
+      ) {
         assert.equal(batch.length, 10);
         break;
       }

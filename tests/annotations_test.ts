@@ -22,6 +22,7 @@ Deno.test("annotations over HTTP", async (t) => {
   ): Promise<{ id: string; images: string[] }> {
     const ds = await h.req("POST", "/api/v1/datasets", {
       name: `ann-http-${++seq}`,
+      access: "open",
       labels: ["cat", "dog", "bird"],
     });
     const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
@@ -496,6 +497,7 @@ Deno.test("annotations over HTTP", async (t) => {
       // An early transaction inserts, then stays open while later rows commit.
       const early = transaction(h.db, async (tx) => {
         await createMachineAnnotation(tx, {
+          caller_role: "machine",
           image_id: ds.images[0],
           author_id: machine.id,
           model,
@@ -688,6 +690,7 @@ Deno.test("annotations over HTTP", async (t) => {
       assert.equal(humanOnly.annotations.length, 2);
       const bare = await h.req("POST", "/api/v1/datasets", {
         name: `bare-${++seq}`,
+        access: "open",
         labels: ["a"],
       });
       for (const format of ["coco", "jsonl"]) {
@@ -712,7 +715,11 @@ Deno.test("createPredictions: an image deleted while the batch is written is 409
   const other = connect(h.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 10_000 });
   try {
     const machine = await h.user("machine");
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "race-409", labels: ["cat"] });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: "race-409",
+      labels: ["cat"],
+      access: "open",
+    });
     const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
       images: [{ uri: "s3://b/1.jpg" }, { uri: "s3://b/2.jpg" }],
     });

@@ -101,6 +101,24 @@ const OPS: Op[] = [
     call: (r, fx) => r("PATCH", `/api/v1/datasets/${fx.datasetId}`, { description: "d" }),
   },
   {
+    operationId: "listDatasetMembers",
+    allowed: ["admin"],
+    ok: 200,
+    call: (r, fx) => r("GET", `/api/v1/datasets/${fx.datasetId}/members`),
+  },
+  {
+    operationId: "addDatasetMember",
+    allowed: ["admin"],
+    ok: 204,
+    call: (r, fx) => r("PUT", `/api/v1/datasets/${fx.datasetId}/members/${fx.userId}`),
+  },
+  {
+    operationId: "removeDatasetMember",
+    allowed: ["admin"],
+    ok: 204,
+    call: (r, fx) => r("DELETE", `/api/v1/datasets/${fx.datasetId}/members/${fx.userId}`),
+  },
+  {
     operationId: "registerImages",
     allowed: ["admin", "machine"],
     ok: 200,
@@ -289,9 +307,17 @@ async function ownClaim(r: Requester, fx: Fixtures): Promise<string> {
   return res.status === 201 ? res.body.claim.id : fx.claimId;
 }
 
-/** Fresh objects for each call, so one call's effect (a delete) never changes another's answer. */
+/**
+ * Fresh objects for each call, so one call's effect (a delete) never changes another's answer.
+ * The dataset is `open`: this matrix is about roles; tests/membership_matrix_test.ts adds
+ * membership.
+ */
 async function fixtures(h: TestApp): Promise<Fixtures> {
-  const ds = await h.req("POST", "/api/v1/datasets", { name: `fx-${++seq}`, labels: ["a", "b"] });
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: `fx-${++seq}`,
+    labels: ["a", "b"],
+    access: "open",
+  });
   // Two images: the fixture user's claim takes one, and a caller's own claim the other.
   const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
     images: [

@@ -19,7 +19,7 @@ import {
 import { claimNextImage, claimNextImages, getClaim } from "../sql/claims/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
-import { createTestDb, rawMany, setClaimExpiry } from "./harness.ts";
+import { annotators, createTestDb, rawMany, SEES_ALL, setClaimExpiry } from "./harness.ts";
 
 /** After the batcher's deferred flush (setImmediate) has run. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -287,6 +287,7 @@ async function dataset(db: Handle, opts: { k?: number; priorities: number[]; siz
     labels: ["cat", 'we"ird, {label}\\'],
     annotations_per_image: opts.k ?? 1,
     claim_ttl_seconds: 900,
+    access: "open",
   }))!;
   const images = await registerImages(
     db,
@@ -298,6 +299,7 @@ async function dataset(db: Handle, opts: { k?: number; priorities: number[]; siz
         width: opts.size ?? null,
         height: opts.size ?? null,
       })),
+      SEES_ALL,
     ),
   );
   return { id: ds.id, images: images.map((r) => r.id!) };
@@ -322,7 +324,11 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
     await t.step("new claims on distinct images, highest priority first", async () => {
       const ds = await dataset(db, { priorities: [1, 9, 5, 7, 3] });
       const us = await users(db, 3);
-      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
+      const got = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: us,
+        user_roles: annotators(us),
+      });
       assert.ok(got.every((o) => o?.state === "new"));
       const images = got.map((o) => o?.state === "new" ? o.image.id : "");
       assert.deepEqual(new Set(images), new Set([ds.images[1], ds.images[3], ds.images[2]]));
@@ -330,7 +336,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
         assert.ok(o?.state === "new");
         assert.equal(o.claim.user_id, us[i]);
         assert.equal(o.image.status, "in_progress");
-        const claim = await getClaim(db, { id: o.claim.id });
+        const claim = await getClaim(db, { id: o.claim.id, ...SEES_ALL });
         assert.equal(claim?.image_id, o.image.id);
         assert.equal(claim?.active, true);
       }
@@ -339,37 +345,69 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
     await t.step("held, expired and new callers in one batch", async () => {
       const ds = await dataset(db, { priorities: [5, 4, 3, 2] });
       const [holder, lapsed, fresh] = await users(db, 3);
-      const held = await claimNextImage(db, { dataset_id: ds.id, user_id: holder });
-      const old = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
+      const held = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: holder,
+        caller_role: "annotator",
+      });
+      const old = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: lapsed,
+        caller_role: "annotator",
+      });
       assert.ok(held?.state === "new" && old?.state === "new");
       await setClaimExpiry(db, old.claim.id, -1000);
-      const [a, b] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [holder, lapsed] });
+      const [a, b] = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: [holder, lapsed],
+        user_roles: annotators([holder, lapsed]),
+      });
       assert.ok(a?.state === "held");
       assert.deepEqual(a.claim, held.claim);
       assert.equal(b, undefined, "an expired active claim is left to claim_next_image.sql");
       // ... which revives it, its slot being free.
-      const revived = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
+      const revived = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: lapsed,
+        caller_role: "annotator",
+      });
       assert.ok(revived?.state === "held");
       assert.equal(revived.claim.id, old.claim.id);
       // An expired lease frees its slot for anyone: the batch's new caller may take it.
       await setClaimExpiry(db, old.claim.id, -1000);
-      const [c] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [fresh] });
+      const [c] = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: [fresh],
+        user_roles: annotators([fresh]),
+      });
       assert.ok(c?.state === "new");
       assert.equal(c.image.id, old.image.id);
-      const ousted = await claimNextImage(db, { dataset_id: ds.id, user_id: lapsed });
+      const ousted = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: lapsed,
+        caller_role: "annotator",
+      });
       assert.ok(ousted?.state === "new");
       assert.equal(ousted.image.id, ds.images[2]);
-      assert.equal((await getClaim(db, { id: old.claim.id }))?.end_reason, "expired");
+      assert.equal((await getClaim(db, { id: old.claim.id, ...SEES_ALL }))?.end_reason, "expired");
     });
 
     await t.step("more callers than images: the rest are left to the single path", async () => {
       const ds = await dataset(db, { priorities: [1, 2] });
       const us = await users(db, 4);
-      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
+      const got = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: us,
+        user_roles: annotators(us),
+      });
       assert.equal(got.filter((o) => o?.state === "new").length, 2);
       assert.equal(got.filter((o) => o === undefined).length, 2);
       assert.deepEqual(
-        await claimNextImages(db, { dataset_id: "999999", user_ids: us.slice(0, 1) }),
+        await claimNextImages(db, {
+          dataset_id: "999999",
+          user_ids: us.slice(0, 1),
+          user_roles: annotators(us.slice(0, 1)),
+        }),
         [undefined],
       );
     });
@@ -377,19 +415,28 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
     await t.step("k=2: an image a caller annotated is not taken for the batch", async () => {
       const ds = await dataset(db, { k: 2, priorities: [9, 1] });
       const [u1, u2] = await users(db, 2);
-      const first = await claimNextImage(db, { dataset_id: ds.id, user_id: u1 });
+      const first = await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: u1,
+        caller_role: "annotator",
+      });
       assert.ok(first?.state === "new");
       assert.equal(first.image.id, ds.images[0]);
       const [made] = await createHumanAnnotations(db, [{
         claim_id: first.claim.id,
         image_id: first.image.id,
         user_id: u1,
+        caller_role: "annotator",
         labels: ["cat"],
         shapes: [],
       }]);
       assert.ok(made);
       // u1 annotated image 0, so the batch takes image 1 for either of them.
-      const got = await claimNextImages(db, { dataset_id: ds.id, user_ids: [u1, u2] });
+      const got = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: [u1, u2],
+        user_roles: annotators([u1, u2]),
+      });
       const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
       assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
       for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
@@ -405,6 +452,7 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
       );
       for (const version of ["1", "2"]) {
         await createMachineAnnotation(db, {
+          caller_role: "machine",
           image_id: ds.images[0],
           author_id: machine.id,
           model: { name: "m", version },
@@ -414,7 +462,11 @@ Deno.test("claim_next_images: several callers in one statement", async (t) => {
         });
       }
       const [u] = await users(db, 1);
-      const [o] = await claimNextImages(db, { dataset_id: ds.id, user_ids: [u] });
+      const [o] = await claimNextImages(db, {
+        dataset_id: ds.id,
+        user_ids: [u],
+        user_roles: annotators([u]),
+      });
       assert.ok(o?.state === "new");
       assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
     });
@@ -429,7 +481,11 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
   try {
     const ds = await dataset(db, { priorities: [6, 5, 4, 3, 2, 1], size: 100 });
     const us = await users(db, 6);
-    const claims = await claimNextImages(db, { dataset_id: ds.id, user_ids: us });
+    const claims = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: us,
+      user_roles: annotators(us),
+    });
     const c = claims.map((o) => {
       assert.ok(o?.state === "new");
       return o;
@@ -438,6 +494,7 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
       claim_id: c[i].claim.id,
       image_id: c[i].image.id,
       user_id: us[i],
+      caller_role: "annotator" as const,
       labels: ["cat"],
       shapes: [{ type: "bbox" as const, label: "cat", x: 10, y: 10, width: 20, height: 20 }],
       ...extra,
@@ -458,18 +515,18 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
     assert.equal(got[4]!.image_id, c[5].image.id);
     for (const i of [1, 2, 3, 4]) {
       assert.deepEqual(
-        await listImageAnnotations(db, { image_id: c[i].image.id, source: null }),
+        await listImageAnnotations(db, { image_id: c[i].image.id, source: null, ...SEES_ALL }),
         [],
         "nothing written",
       );
       assert.equal(
-        (await getClaim(db, { id: c[i].claim.id }))?.active,
+        (await getClaim(db, { id: c[i].claim.id, ...SEES_ALL }))?.active,
         true,
         "the claim still holds",
       );
     }
     for (const i of [0, 5]) {
-      const claim = await getClaim(db, { id: c[i].claim.id });
+      const claim = await getClaim(db, { id: c[i].claim.id, ...SEES_ALL });
       assert.equal(claim?.end_reason, "completed");
     }
     // A completed claim submitted again is refused.

@@ -183,13 +183,20 @@ export interface TestImage {
 export async function makeDataset(
   s: Served,
   images: { external_id: string; width: number; height: number; priority?: number }[],
-  opts: { claim_ttl_seconds?: number; predict?: boolean; name?: string } = {},
+  opts: {
+    claim_ttl_seconds?: number;
+    predict?: boolean;
+    name?: string;
+    /** `open` (every user works in it) unless given. */
+    access?: "open" | "members";
+  } = {},
 ): Promise<{ id: string; name: string; images: TestImage[] }> {
   const name = opts.name ?? `scenes-${crypto.randomUUID().slice(0, 8)}`;
   const dataset = await s.h.req("POST", "/api/v1/datasets", {
     name,
     labels: ["ball", "crate", "sun"],
     claim_ttl_seconds: opts.claim_ttl_seconds ?? 900,
+    access: opts.access ?? "open",
   });
   if (dataset.status !== 201) throw new Error(JSON.stringify(dataset.body));
   const made: TestImage[] = [];

@@ -20,6 +20,7 @@ Deno.test("32 concurrent annotators claim in priority order", async () => {
     );
     const ds = await h.req("POST", "/api/v1/datasets", {
       name: "priority-order",
+      access: "open",
       labels: ["cat"],
       annotations_per_image: 1,
     });

@@ -51,6 +51,7 @@ Deno.test("two server processes, 16 annotators, k=2: each image twice, never cro
 
     const ds = await call(a, admin, "POST", "/datasets", {
       name: "two-processes",
+      access: "open",
       labels: ["cat"],
       annotations_per_image: K,
     });

@@ -12,6 +12,7 @@ let seq = 0;
 async function oneImageDataset(h: TestApp): Promise<{ id: string; image: string }> {
   const ds = await h.req("POST", "/api/v1/datasets", {
     name: `races-${++seq}`,
+    access: "open",
     labels: ["cat"],
     annotations_per_image: 1,
   });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
-import { statement } from "../lib/db/statement.ts";
+import { bind, statement } from "../lib/db/statement.ts";
 import { Batcher } from "../lib/db/batcher.ts";
 import {
   type Annotation,
@@ -15,6 +15,7 @@ import {
 } from "../sql/annotations/queries.ts";
 import {
   claimNextImage,
+  type ClaimNextImageParams,
   claimNextImages,
   type ClaimOutcome,
   getClaim,
@@ -31,7 +32,15 @@ import {
   setAnnotationsPerImage,
   updateImage,
 } from "../sql/images/queries.ts";
-import { createTestDb, rawExec, rawMany, rawOne, setClaimExpiry } from "./harness.ts";
+import {
+  annotators,
+  createTestDb,
+  rawExec,
+  rawMany,
+  rawOne,
+  SEES_ALL,
+  setClaimExpiry,
+} from "./harness.ts";
 
 let seq = 0;
 
@@ -45,6 +54,7 @@ async function newDataset(
     labels: ["cat", "dog"],
     annotations_per_image: opts.k ?? 1,
     claim_ttl_seconds: opts.ttl ?? 900,
+    access: "open",
   });
   const images: string[] = [];
   for (let i = 0; i < opts.priorities.length; i += 10_000) {
@@ -54,6 +64,7 @@ async function newDataset(
       imageBatch(
         ds!.id,
         batch.map((priority, j) => ({ uri: `s3://bucket/${seq}/${i + j}.jpg`, priority })),
+        SEES_ALL,
       ),
     );
     images.push(...rows.map((r) => r.id!));
@@ -79,13 +90,18 @@ async function claim(
   userId: string,
 ): Promise<Exclude<ClaimOutcome, { state: "conflict" }> | null> {
   for (;;) {
-    const r = await claimNextImage(db, { dataset_id: datasetId, user_id: userId });
+    const r = await claimNextImage(db, {
+      dataset_id: datasetId,
+      user_id: userId,
+      caller_role: "annotator",
+    });
     if (r?.state !== "conflict") return r;
   }
 }
 
 function annotate(db: Handle, claimId: string | null, imageId: string, userId: string) {
   return createHumanAnnotation(db, {
+    caller_role: "annotator",
     claim_id: claimId,
     image_id: imageId,
     user_id: userId,
@@ -95,7 +111,7 @@ function annotate(db: Handle, claimId: string | null, imageId: string, userId: s
 }
 
 async function status(db: Handle, imageId: string): Promise<ImageStatus> {
-  return (await getImage(db, { id: imageId }))!.status;
+  return (await getImage(db, { id: imageId, ...SEES_ALL }))!.status;
 }
 
 function activeClaims(db: Handle, datasetId: string) {
@@ -131,9 +147,20 @@ Deno.test("claims: the claim query", async (t) => {
       }
       const [p0, p5a, p5b, p1, pm2] = ds.images;
       assert.deepEqual(got, [p5a, p5b, p1, p0, pm2]);
-      assert.equal(await claimNextImage(db, { dataset_id: ds.id, user_id: users[5] }), null);
       assert.equal(
-        await claimNextImage(db, { dataset_id: "999999", user_id: users[5] }),
+        await claimNextImage(db, {
+          dataset_id: ds.id,
+          user_id: users[5],
+          caller_role: "annotator",
+        }),
+        null,
+      );
+      assert.equal(
+        await claimNextImage(db, {
+          dataset_id: "999999",
+          user_id: users[5],
+          caller_role: "annotator",
+        }),
         null,
         "unknown dataset",
       );
@@ -158,7 +185,10 @@ Deno.test("claims: the claim query", async (t) => {
         const ds = await newDataset(db, { priorities: Array(20).fill(0) });
         const [u] = await newUsers(db, 1);
         const raw = await Promise.all(
-          Array.from({ length: 5 }, () => claimNextImage(db, { dataset_id: ds.id, user_id: u })),
+          Array.from(
+            { length: 5 },
+            () => claimNextImage(db, { dataset_id: ds.id, user_id: u, caller_role: "annotator" }),
+          ),
         );
         assert.ok(raw.every((r) => r !== null));
         assert.equal(raw.filter((r) => r?.state === "new").length, 1, JSON.stringify(raw));
@@ -186,17 +216,32 @@ Deno.test("claims: the claim query", async (t) => {
         const ca = await claim(db, ds.id, a);
         assert.equal(ca?.image.id, ds.images[0]);
         assert.equal(
-          await releaseClaim(db, { claim_id: ca.claim.id, user_id: b }),
+          await releaseClaim(db, {
+            claim_id: ca.claim.id,
+            user_id: b,
+            caller_id: b,
+            caller_role: "annotator",
+          }),
           null,
           "not b's claim",
         );
-        const released = await releaseClaim(db, { claim_id: ca.claim.id, user_id: a });
+        const released = await releaseClaim(db, {
+          claim_id: ca.claim.id,
+          user_id: a,
+          caller_id: a,
+          caller_role: "annotator",
+        });
         assert.equal(released?.id, ca.claim.id);
         assert.equal(released.active, false);
         assert.equal(released.end_reason, "released");
         assert.equal(released.live, false);
         assert.equal(
-          await releaseClaim(db, { claim_id: ca.claim.id, user_id: a }),
+          await releaseClaim(db, {
+            claim_id: ca.claim.id,
+            user_id: a,
+            caller_id: a,
+            caller_role: "annotator",
+          }),
           null,
           "already released",
         );
@@ -204,7 +249,12 @@ Deno.test("claims: the claim query", async (t) => {
         const cb = await claim(db, ds.id, b);
         assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
         assert.equal(
-          (await releaseClaim(db, { claim_id: cb.claim.id, user_id: b }))?.end_reason,
+          (await releaseClaim(db, {
+            claim_id: cb.claim.id,
+            user_id: b,
+            caller_id: b,
+            caller_role: "annotator",
+          }))?.end_reason,
           "released",
         );
         // The releaser may claim again too, and gets the same image back.
@@ -224,11 +274,15 @@ Deno.test("claims: the claim query", async (t) => {
         [c!.claim.id],
       );
       assert.equal(
-        await renewClaim(db, { claim_id: c!.claim.id, user_id: b }),
+        await renewClaim(db, { claim_id: c!.claim.id, user_id: b, caller_role: "annotator" }),
         null,
         "not b's claim",
       );
-      const renewed = await renewClaim(db, { claim_id: c!.claim.id, user_id: a });
+      const renewed = await renewClaim(db, {
+        claim_id: c!.claim.id,
+        user_id: a,
+        caller_role: "annotator",
+      });
       assert.ok(renewed);
       assert.equal(renewed.live, true);
       assert.ok(renewed.expires_at > new Date(c!.claim.expires_at.getTime() - 30_000));
@@ -244,9 +298,18 @@ Deno.test("claims: the claim query", async (t) => {
       // The claim as getClaim reads it, and the image's URI (for the answer's fresh media).
       const { image_uri, ...claimRow } = renewed;
       assert.equal(image_uri, c!.image.uri);
-      assert.deepEqual(await getClaim(db, { id: c!.claim.id }), claimRow);
-      await releaseClaim(db, { claim_id: c!.claim.id, user_id: a });
-      assert.equal(await renewClaim(db, { claim_id: c!.claim.id, user_id: a }), null, "not active");
+      assert.deepEqual(await getClaim(db, { id: c!.claim.id, ...SEES_ALL }), claimRow);
+      await releaseClaim(db, {
+        claim_id: c!.claim.id,
+        user_id: a,
+        caller_id: a,
+        caller_role: "annotator",
+      });
+      assert.equal(
+        await renewClaim(db, { claim_id: c!.claim.id, user_id: a, caller_role: "annotator" }),
+        null,
+        "not active",
+      );
     });
 
     await t.step(
@@ -257,7 +320,7 @@ Deno.test("claims: the claim query", async (t) => {
         const ca = await claim(db, ds.id, a);
         assert.equal(ca?.image.id, ds.images[0]);
         assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
-        const expired = await getClaim(db, { id: ca.claim.id });
+        const expired = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
         assert.equal(expired?.active, true);
         assert.equal(expired.live, false);
         assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
@@ -266,7 +329,7 @@ Deno.test("claims: the claim query", async (t) => {
         assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
         assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
         assert.equal(
-          await renewClaim(db, { claim_id: ca.claim.id, user_id: a }),
+          await renewClaim(db, { claim_id: ca.claim.id, user_id: a, caller_role: "annotator" }),
           null,
           "slot taken",
         );
@@ -277,7 +340,7 @@ Deno.test("claims: the claim query", async (t) => {
         const next = await claim(db, ds.id, a);
         assert.equal(next?.state, "new");
         assert.equal(next.image.id, ds.images[1]);
-        const old = await getClaim(db, { id: ca.claim.id });
+        const old = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
         assert.equal(old?.active, false);
         assert.equal(old.end_reason, "expired");
       },
@@ -291,13 +354,18 @@ Deno.test("claims: the claim query", async (t) => {
       // Someone else takes the image meanwhile but lets it go again: the slot is free.
       const cb = await claim(db, ds.id, b);
       assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
-      await releaseClaim(db, { claim_id: cb.claim.id, user_id: b });
+      await releaseClaim(db, {
+        claim_id: cb.claim.id,
+        user_id: b,
+        caller_id: b,
+        caller_role: "annotator",
+      });
       const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
       assert.ok(ann);
       assert.equal(ann.source, "human");
       assert.equal(ann.author_id, a);
       assert.equal(ann.model, null);
-      const done = await getClaim(db, { id: ca!.claim.id });
+      const done = await getClaim(db, { id: ca!.claim.id, ...SEES_ALL });
       assert.equal(done?.end_reason, "completed");
       assert.equal(await status(db, ds.images[0]), "done");
       assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
@@ -306,12 +374,19 @@ Deno.test("claims: the claim query", async (t) => {
       const c2 = await claim(db, ds.id, a);
       assert.equal(c2?.image.id, ds.images[1]);
       await setClaimExpiry(db, c2.claim.id, -1000);
-      const renewed = await renewClaim(db, { claim_id: c2.claim.id, user_id: a });
+      const renewed = await renewClaim(db, {
+        claim_id: c2.claim.id,
+        user_id: a,
+        caller_role: "annotator",
+      });
       assert.equal(renewed?.live, true);
       assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
       await setClaimExpiry(db, c2.claim.id, -1000);
       assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
-      assert.equal(await renewClaim(db, { claim_id: c2.claim.id, user_id: a }), null);
+      assert.equal(
+        await renewClaim(db, { claim_id: c2.claim.id, user_id: a, caller_role: "annotator" }),
+        null,
+      );
     });
 
     await t.step(
@@ -328,7 +403,7 @@ Deno.test("claims: the claim query", async (t) => {
         assert.equal(again.image.id, ds.images[0]);
         assert.equal(again.image.status, "in_progress");
         assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
-        assert.equal((await getClaim(db, { id: ca!.claim.id }))?.live, true);
+        assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.live, true);
         assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
         assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
       },
@@ -343,7 +418,10 @@ Deno.test("claims: the claim query", async (t) => {
       assert.equal(await status(db, ds.images[0]), "done");
       const made = await annotate(db, ca!.claim.id, ds.images[0], a);
       assert.ok(made, "the holder's work is not thrown away");
-      assert.equal((await getClaim(db, { id: ca!.claim.id }))?.end_reason, "completed");
+      assert.equal(
+        (await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.end_reason,
+        "completed",
+      );
       const [row] = await rawMany<{ n: number }>(
         db,
         "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",
@@ -397,7 +475,11 @@ Deno.test("claims: the claim query", async (t) => {
         ds.images.map((id) => ({ id, n: 3, authors: 3, done: true })),
       );
       assert.equal(
-        await claimNextImage(db, { dataset_id: ds.id, user_id: (await newUsers(db, 1))[0] }),
+        await claimNextImage(db, {
+          dataset_id: ds.id,
+          user_id: (await newUsers(db, 1))[0],
+          caller_role: "annotator",
+        }),
         null,
       );
     });
@@ -407,10 +489,15 @@ Deno.test("claims: the claim query", async (t) => {
       const [a, b, c] = await newUsers(db, 3);
       const [img, other] = ds.images;
       const statuses = async () => {
-        const list = await listImages(db, { dataset_id: ds.id, after_id: "0", limit: 10 });
+        const list = await listImages(db, {
+          dataset_id: ds.id,
+          after_id: "0",
+          limit: 10,
+          ...SEES_ALL,
+        });
         const single = await status(db, img);
         const updated =
-          (await updateImage(db, { id: img, priority: null, metadata: null, ...{} }))!.status;
+          (await updateImage(db, { id: img, priority: null, metadata: null, ...SEES_ALL }))!.status;
         assert.equal(list[0].status, single);
         assert.equal(updated, single);
         assert.equal(list[1].status, "pending");
@@ -445,7 +532,7 @@ Deno.test("claims: the claim query", async (t) => {
       assert.ok(await annotate(db, null, ds.images[0], admin));
       assert.equal(await status(db, ds.images[0]), "pending");
       assert.equal(
-        await claimNextImage(db, { dataset_id: ds.id, user_id: admin }),
+        await claimNextImage(db, { dataset_id: ds.id, user_id: admin, caller_role: "annotator" }),
         null,
         "already annotated it",
       );
@@ -472,8 +559,12 @@ Deno.test("claims: the claim query", async (t) => {
       // As operations/datasets.ts does: the dataset row, then its images, in one transaction.
       const setK = (k: number) =>
         transaction(db as Db, async (tx) => {
-          const d = await updateDataset(tx, { id: ds.id, ...{ annotations_per_image: k } });
-          await setAnnotationsPerImage(tx, { dataset_id: ds.id, annotations_per_image: k });
+          const d = await updateDataset(tx, { id: ds.id, annotations_per_image: k, ...SEES_ALL });
+          await setAnnotationsPerImage(tx, {
+            dataset_id: ds.id,
+            annotations_per_image: k,
+            ...SEES_ALL,
+          });
           return d;
         });
       const updated = await setK(2);
@@ -486,7 +577,7 @@ Deno.test("claims: the claim query", async (t) => {
       assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
       await setK(1);
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      await updateDataset(db, { id: ds.id, ...{ description: "untouched k" } });
+      await updateDataset(db, { id: ds.id, description: "untouched k", ...SEES_ALL });
       assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
     });
   } finally {
@@ -499,7 +590,12 @@ function batchedProcess(db: Db, datasetId: string) {
   const claims = new Batcher({
     key: () => datasetId,
     exclusive: (user: string) => [user],
-    run: (_key, users: string[]) => claimNextImages(db, { dataset_id: datasetId, user_ids: users }),
+    run: (_key, users: string[]) =>
+      claimNextImages(db, {
+        dataset_id: datasetId,
+        user_ids: users,
+        user_roles: annotators(users),
+      }),
     maxSize: 64,
     maxInFlight: 1,
   });
@@ -519,7 +615,11 @@ function batchedProcess(db: Db, datasetId: string) {
       const batched = await claims.submit(user);
       if (batched) return batched;
       alone.claims++;
-      return await claimNextImage(db, { dataset_id: datasetId, user_id: user });
+      return await claimNextImage(db, {
+        dataset_id: datasetId,
+        user_id: user,
+        caller_role: "annotator",
+      });
     },
     annotate: async (
       claimId: string,
@@ -530,6 +630,7 @@ function batchedProcess(db: Db, datasetId: string) {
         claim_id: claimId,
         image_id: imageId,
         user_id: user,
+        caller_role: "annotator" as const,
         labels: ["cat"],
         shapes: [{ type: "point" as const, label: "cat", x: 1, y: 2 }],
       };
@@ -567,7 +668,8 @@ async function drain(
 ): Promise<number> {
   const started = performance.now();
   const processes = batched ?? pools.map((db) => ({
-    claim: (user: string) => claimNextImage(db, { dataset_id: datasetId, user_id: user }),
+    claim: (user: string) =>
+      claimNextImage(db, { dataset_id: datasetId, user_id: user, caller_role: "annotator" }),
     annotate: (claimId: string, imageId: string, user: string) =>
       annotate(db, claimId, imageId, user),
   }));
@@ -660,13 +762,17 @@ Deno.test("claims: a claim commits asynchronously, and only the claim", async ()
     // The test server runs with it off; the session's own setting stands for production's.
     await rawMany(h.db, "SET synchronous_commit = on", []);
     assert.equal(await show(), "on");
-    const r = await claimNextImage(h.db, { dataset_id: ds.id, user_id: user });
+    const r = await claimNextImage(h.db, {
+      dataset_id: ds.id,
+      user_id: user,
+      caller_role: "annotator",
+    });
     assert.equal(r?.state, "new");
     assert.equal(await show(), "on", "the setting ended with the claim's transaction");
     // Inside a caller's transaction it would last to that transaction's end: claims never run in
     // one, and a submit in the same transaction would then be asynchronous too.
     await transaction(h.db, async (tx) => {
-      await claimNextImage(tx, { dataset_id: ds.id, user_id: user });
+      await claimNextImage(tx, { dataset_id: ds.id, user_id: user, caller_role: "annotator" });
       assert.equal(
         (await rawMany<{ synchronous_commit: string }>(tx, "SHOW synchronous_commit", []))[0]
           .synchronous_commit,
@@ -760,7 +866,8 @@ function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
 Deno.test("claims: the claim query stays an index scan at 100,000 images", async () => {
   const h = await createTestDb(5);
   const db = h.db;
-  const CLAIM = statement("claims/claim_next_image").text;
+  const CLAIM_STATEMENT = statement<ClaimNextImageParams>("claims/claim_next_image");
+  const CLAIM = CLAIM_STATEMENT.text;
   try {
     const ds = await newDataset(db, { priorities: [] });
     await rawExec(
@@ -798,20 +905,23 @@ Deno.test("claims: the claim query stays an index scan at 100,000 images", async
       );
     };
 
+    const params = { dataset_id: ds.id, user_id: users[2], caller_role: "annotator" as const };
     const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
       db,
       `EXPLAIN (FORMAT JSON) ${CLAIM}`,
-      [ds.id, users[2]],
+      bind(CLAIM_STATEMENT, params),
     );
     check(custom!["QUERY PLAN"][0].Plan, "custom plan");
 
     // The plan a prepared statement may settle on after a few runs: the generic one.
     await transaction(db, async (tx) => {
+      const types = CLAIM_STATEMENT.params.map((p) => p === "caller_role" ? "text" : "bigint");
+      const values = CLAIM_STATEMENT.params.map((p) => `'${params[p]}'`);
       await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-      await rawExec(tx, `PREPARE claim_generic (bigint, bigint) AS ${CLAIM}`, []);
+      await rawExec(tx, `PREPARE claim_generic (${types.join(", ")}) AS ${CLAIM}`, []);
       const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
         tx,
-        `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${Number(ds.id)}, ${Number(users[2])})`,
+        `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${values.join(", ")})`,
         [],
       );
       check(generic!["QUERY PLAN"][0].Plan, "generic plan");

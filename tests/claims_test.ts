@@ -32,6 +32,7 @@ Deno.test("claims over HTTP", async (t) => {
   ): Promise<{ id: string; images: string[] }> {
     const ds = await h.req("POST", "/api/v1/datasets", {
       name: `claims-http-${++seq}`,
+      access: "open",
       labels: ["cat", "dog"],
       annotations_per_image: opts.k ?? 1,
     });
@@ -295,6 +296,7 @@ Deno.test("32 annotators on two app instances drain a dataset over HTTP", async 
     const drain = async (k: number, images: number) => {
       const ds = await h.req("POST", "/api/v1/datasets", {
         name: `drain-${++seq}`,
+        access: "open",
         labels: ["cat"],
         annotations_per_image: k,
       });

@@ -19,6 +19,7 @@ Deno.test("datasets", async (t) => {
       assert.deepEqual(res.body.labels, ["car", "person"]);
       assert.equal(res.body.annotations_per_image, 1);
       assert.equal(res.body.claim_ttl_seconds, 900);
+      assert.equal(res.body.access, "members", "a new dataset is for its members");
       assert.ok(!Number.isNaN(Date.parse(res.body.created_at)));
       id = res.body.id;
     });
@@ -46,6 +47,7 @@ Deno.test("datasets", async (t) => {
         ["overlap fractional", { name: "a", labels: ["x"], annotations_per_image: 1.5 }],
         ["ttl 29", { name: "a", labels: ["x"], claim_ttl_seconds: 29 }],
         ["ttl 86401", { name: "a", labels: ["x"], claim_ttl_seconds: 86401 }],
+        ["unknown access", { name: "a", labels: ["x"], access: "public" }],
         ["unknown field", { name: "a", labels: ["x"], colour: "red" }],
         ["array body", [{ name: "a", labels: ["x"] }]],
         ["null body", null],

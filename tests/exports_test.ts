@@ -13,7 +13,11 @@ Deno.test("COCO export", async (t) => {
   const model = { name: "detector", version: "1" };
 
   async function dataset(labels: string[], images: { width?: number; height?: number }[]) {
-    const ds = await h.req("POST", "/api/v1/datasets", { name: `export-${++seq}`, labels });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: `export-${++seq}`,
+      labels,
+      access: "open",
+    });
     assert.equal(ds.status, 201);
     const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
       images: images.map((i, n) => ({ uri: `s3://b/export/${seq}/${n}.jpg`, ...i })),

@@ -197,6 +197,17 @@ export async function createEmptyDb(): Promise<{ url: string; close(): Promise<v
 }
 
 /**
+ * A caller that sees every dataset (an admin: may_see_dataset looks no further), for statement
+ * tests that are not about membership. tests/membership_test.ts tests the rule itself.
+ */
+export const SEES_ALL = { caller_id: "0", caller_role: "admin" } as const;
+
+/** The role of each of `ids`, as claimNextImages takes them: annotators all. */
+export function annotators(ids: readonly string[]): "annotator"[] {
+  return ids.map(() => "annotator");
+}
+
+/**
  * Ad-hoc SQL in tests (setting up states the API cannot reach, reading what it does not show):
  * positional `$n` parameters, run as given. Product code runs statements from sql/ only.
  */

@@ -9,7 +9,7 @@ import {
   registerImages,
 } from "../sql/images/queries.ts";
 import { REGISTER_CHUNK } from "../operations/images.ts";
-import { assertError, createTestApp, type TestApp, testConfig } from "./harness.ts";
+import { assertError, createTestApp, SEES_ALL, type TestApp, testConfig } from "./harness.ts";
 
 /** A registerImages answer: the 200 fields, or `error` on failure. */
 interface Registered {
@@ -22,7 +22,11 @@ interface Registered {
 let datasetSeq = 0;
 
 async function createDataset(h: TestApp, name = `ds-${++datasetSeq}`): Promise<string> {
-  const res = await h.req("POST", "/api/v1/datasets", { name, labels: ["cat", "dog"] });
+  const res = await h.req("POST", "/api/v1/datasets", {
+    name,
+    labels: ["cat", "dog"],
+    access: "open",
+  });
   assert.equal(res.status, 201, JSON.stringify(res.body));
   return res.body.id;
 }
@@ -696,7 +700,7 @@ Deno.test("images", async (t) => {
           while (!stop && batches < 20) {
             const rows = await registerImages(
               writerDb,
-              imageBatch(live, batch(150, "during", written)),
+              imageBatch(live, batch(150, "during", written), SEES_ALL),
             );
             assert.equal(rows.length, 150);
             written += 150;
@@ -1066,7 +1070,7 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
 
     await t.step("answers one id per image, ascending in input order", async () => {
       const images = [...batch(3, "n"), { uri: "s3://b/anon.jpg" }];
-      const ids = await insertNewImages(h.db, imageBatch(ds, images));
+      const ids = await insertNewImages(h.db, imageBatch(ds, images, SEES_ALL));
       assert.equal(ids.length, 4);
       assertAscending(ids);
       const rows = await h.db`SELECT id::text, external_id, priority, metadata, width
@@ -1084,7 +1088,7 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
         const before = await count();
         const images = [...batch(999, "m"), { uri: "s3://b/again.jpg", external_id: "n-1" }];
         await assert.rejects(
-          () => insertNewImages(h.db, imageBatch(ds, images)),
+          () => insertNewImages(h.db, imageBatch(ds, images, SEES_ALL)),
           (e) => isPgError(e) && e.code === "23505" && e.constraint_name === IMAGES_EXTERNAL_ID_KEY,
         );
         assert.equal(await count(), before);
@@ -1092,7 +1096,10 @@ Deno.test("insertNewImages: new ids in order, or nothing written when one is reg
     );
 
     await t.step("a dataset that does not exist: no ids, nothing written", async () => {
-      assert.deepEqual(await insertNewImages(h.db, imageBatch("999999", batch(2, "gone"))), []);
+      assert.deepEqual(
+        await insertNewImages(h.db, imageBatch("999999", batch(2, "gone"), SEES_ALL)),
+        [],
+      );
       const [{ n }] = await h.db`SELECT count(*)::int AS n FROM images WHERE dataset_id = 999999`;
       assert.equal(n, 0);
     });

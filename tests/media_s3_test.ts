@@ -48,7 +48,11 @@ Deno.test("s3:// images: a claim's media.url fetches the object's bytes with no 
     },
   });
   try {
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "s3-e2e", labels: ["cat"] });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: "s3-e2e",
+      labels: ["cat"],
+      access: "open",
+    });
     const keysInOrder = [...objects.keys()];
     const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
       images: keysInOrder.map((key, i) => ({

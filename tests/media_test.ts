@@ -43,6 +43,7 @@ async function dataset(h: TestApp, uris: string[]): Promise<{ id: string; images
   const ds = await h.req("POST", "/api/v1/datasets", {
     name: `media-${++seq}`,
     labels: ["cat"],
+    access: "open",
   });
   assert.equal(ds.status, 201);
   const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {

@@ -140,7 +140,11 @@ Deno.test("a request slower than REQUEST_TIMEOUT_MS gets a 503", async () => {
 Deno.test("a timed-out write is cancelled: the 503 never hides a row that lands later", async () => {
   const h = await createTestApp({ config: { REQUEST_TIMEOUT_MS: "300" } });
   try {
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "timeouts", labels: ["a"] });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: "timeouts",
+      labels: ["a"],
+      access: "open",
+    });
     const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
       images: [{ uri: "s3://b/t.jpg" }],
     });
@@ -191,7 +195,11 @@ Deno.test("claims_issued_total and annotations_created_total count what happened
     };
     assert.deepEqual(await values(), { claims: 0, human: 0, machine: 0 });
 
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "counted", labels: ["cat"] });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: "counted",
+      labels: ["cat"],
+      access: "open",
+    });
     const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
       images: [0, 1, 2].map((i) => ({ uri: `s3://b/counted-${i}.jpg`, external_id: `c${i}` })),
     });

@@ -64,7 +64,11 @@ Deno.test("a request whose deadline passes while its query waits for a connectio
     applicationName: "query-cancel-test",
   });
   try {
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "queued", labels: ["a"] });
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: "queued",
+      labels: ["a"],
+      access: "open",
+    });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let locked!: () => void;

@@ -4,7 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { claimNextImages, releaseClaim } from "../sql/claims/queries.ts";
-import { assertError, createTestApp, rawOne, type TestApp, type TestUser } from "./harness.ts";
+import {
+  annotators,
+  assertError,
+  createTestApp,
+  rawOne,
+  type TestApp,
+  type TestUser,
+} from "./harness.ts";
 
 let seq = 0;
 
@@ -13,6 +20,7 @@ async function dataset(h: TestApp, priorities: number[]) {
   const ds = await h.req("POST", "/api/v1/datasets", {
     name: `skip-${++seq}`,
     labels: ["cat", "dog"],
+    access: "open",
   });
   assert.equal(ds.status, 201);
   const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
@@ -133,11 +141,23 @@ Deno.test("a batch of claims never hands a caller an image it skipped", () =>
     const ds = await dataset(h, [2, 1, 0]);
     const c = await claim(a, ds.id);
     assert.equal(c.body.image.id, ds.images[0]);
-    assert.ok(await releaseClaim(h.db, { claim_id: c.body.claim.id, user_id: a.id, skip: true }));
+    assert.ok(
+      await releaseClaim(h.db, {
+        claim_id: c.body.claim.id,
+        user_id: a.id,
+        skip: true,
+        caller_id: a.id,
+        caller_role: "annotator",
+      }),
+    );
 
     // In user order, each wanting caller gets the next image none of the batch's callers
     // skipped: the skipped one is left to the single statement, for b's next claim.
-    const outcomes = await claimNextImages(h.db, { dataset_id: ds.id, user_ids: [a.id, b.id] });
+    const outcomes = await claimNextImages(h.db, {
+      dataset_id: ds.id,
+      user_ids: [a.id, b.id],
+      user_roles: annotators([a.id, b.id]),
+    });
     const given = outcomes.map((o) => o?.state === "new" ? o.image.id : undefined);
     assert.deepEqual(given, [ds.images[1], ds.images[2]]);
     const theirs = outcomes[1];

@@ -12,6 +12,7 @@ import { createTestApp, type TestApp } from "./harness.ts";
 async function bigDataset(h: TestApp): Promise<string> {
   const ds = await h.req("POST", "/api/v1/datasets", {
     name: `stalled-${crypto.randomUUID()}`,
+    access: "open",
     labels: ["a"],
   });
   const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {

@@ -12,6 +12,7 @@ async function dataset(h: TestApp, priorities: number[]) {
   const ds = await h.req("POST", "/api/v1/datasets", {
     name: `next-${++seq}`,
     labels: ["cat", "dog"],
+    access: "open",
   });
   assert.equal(ds.status, 201);
   const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {

@@ -38,6 +38,7 @@ Deno.test("kill -9 during a burst of annotations: every committed annotation's e
     const ds = await call(first.url, admin, "POST", "/api/v1/datasets", {
       name: "crash",
       labels: ["cat"],
+      access: "open",
     });
     const datasetId = ds.body.id;
     const reg = await call(first.url, admin, "POST", `/api/v1/datasets/${datasetId}/images`, {

@@ -63,6 +63,7 @@ async function dataset(h: TestApp, images: number, k = 1): Promise<string> {
     name: `hooks-${++seq}`,
     labels: ["cat", "dog"],
     annotations_per_image: k,
+    access: "open",
   });
   const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
     images: Array.from({ length: images }, (_, i) => ({

@@ -21,6 +21,7 @@ import { feedRouter } from "../../routes/feed.ts";
 import { healthRouter } from "../../routes/health.ts";
 import { imagesRouter } from "../../routes/images.ts";
 import { localMediaRouter, mediaRouter } from "../../routes/media.ts";
+import { membersRouter } from "../../routes/members.ts";
 import { metricsRouter } from "../../routes/metrics.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
@@ -111,6 +112,7 @@ export function createApp(options: AppOptions) {
   app.route("/api/v1", authRouter(auth));
   app.route("/api/v1", usersRouter(deps, auth));
   app.route("/api/v1", datasetsRouter(deps));
+  app.route("/api/v1", membersRouter(deps));
   app.route("/api/v1", imagesRouter(deps));
   app.route("/api/v1", mediaRouter(deps));
   app.route("/api/v1", claimsRouter(deps));

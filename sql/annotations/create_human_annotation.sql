@@ -15,6 +15,8 @@
 --     an expired slot prunes that lease in the same write, so a submit held up behind it sees
 --     the slot gone.
 -- Without a claim (:claim_id null: an admin's correction): no slot check.
+-- Either way the user (role :caller_role) must see the image's dataset (may_see_dataset, tested
+-- on the dataset row): an image of a dataset it may not see is an image that does not exist.
 -- Content: :used_labels (every label the annotation uses) must be dataset labels, and :max_x,
 -- :max_y (its right- and bottom-most coordinates) inside the image when its size is known; the
 -- caller diagnoses a refusal.
@@ -58,6 +60,7 @@ image_annotated AS (
   FROM datasets d
   WHERE i.id = :image_id::bigint
     AND d.id = i.dataset_id
+    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
     AND :used_labels::text[] <@ d.labels
     AND (i.width IS NULL OR :max_x::float8 <= i.width)
     AND (i.height IS NULL OR :max_y::float8 <= i.height)

@@ -1,26 +1,27 @@
 -- name: CreateHumanAnnotations :many
 -- create_human_annotation.sql for several submits at once, in one statement and one commit: the
 -- server gathers the submits that arrive while earlier ones run (lib/db/batcher.ts). :submits is
--- a JSON array of {claim_id, image_id, user_id, labels, shapes, used, max_x, max_y} (used: every
--- label the annotation uses; max_x, max_y: its right- and bottom-most coordinates), each with a
--- claim, no two with the same user or the same image (the server keeps them apart). Each is
--- accepted or refused exactly as create_human_annotation.sql would (read it for the checks); a
--- refused one returns no row and the server runs create_human_annotation.sql for it alone, which
--- refuses it again and explains why. One row per accepted submit: its annotation (image_id tells
--- which). CTE names are create_human_annotation.sql's, and so are the webhook events it writes.
+-- a JSON array of {claim_id, image_id, user_id, role, labels, shapes, used, max_x, max_y} (role:
+-- the user's; used: every label the annotation uses; max_x, max_y: its right- and bottom-most
+-- coordinates), each with a claim, no two with the same user or the same image (the server keeps
+-- them apart). Each is accepted or refused exactly as create_human_annotation.sql would (read it
+-- for the checks: may_see_dataset is tested once per submit, on its dataset row); a refused one
+-- returns no row and the server runs create_human_annotation.sql for it alone, which refuses it
+-- again and explains why. One row per accepted submit: its annotation (image_id tells which). CTE
+-- names are create_human_annotation.sql's, and so are the webhook events it writes.
 --
 -- Locks: the submits' current_claims rows first, in user order; then their image rows, in id order
 -- (`locked_images`, an InitPlan of the update, so taken before any image is written): two batches
 -- that share images (annotations_per_image > 1) or callers never deadlock. Single statements lock
 -- one current_claims row and then one image, so they cannot close a cycle with a batch.
 WITH submit AS MATERIALIZED (
-  SELECT r.claim_id, r.image_id, r.user_id, r.labels, r.shapes, r.used, r.max_x, r.max_y
+  SELECT r.claim_id, r.image_id, r.user_id, r.role, r.labels, r.shapes, r.used, r.max_x, r.max_y
   FROM json_to_recordset(:submits::json) AS r (claim_id bigint, image_id bigint, user_id bigint,
-    labels text[], shapes jsonb, used text[], max_x float8, max_y float8)
+    role text, labels text[], shapes jsonb, used text[], max_x float8, max_y float8)
 ),
 caller_claim AS MATERIALIZED (
-  SELECT c.user_id, c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at, n.labels,
-    n.shapes, n.used, n.max_x, n.max_y
+  SELECT c.user_id, c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at, n.role,
+    n.labels, n.shapes, n.used, n.max_x, n.max_y
   FROM current_claims c
   JOIN submit n ON n.user_id = c.user_id AND n.claim_id = c.claim_id AND n.image_id = c.image_id
   WHERE c.active
@@ -46,6 +47,8 @@ image_annotated AS (
   WHERE i.id = d.image_id
     AND (SELECT count(*) FROM locked_images) > 0
     AND s.id = i.dataset_id
+    -- Once per submit, on its dataset row.
+    AND may_see_dataset(s.id, s.access, d.user_id, d.role)
     AND d.used <@ s.labels
     AND (i.width IS NULL OR d.max_x <= i.width)
     AND (i.height IS NULL OR d.max_y <= i.height)

@@ -2,9 +2,10 @@
 -- A prediction for image :image_id by machine user :author_id: no claim, and it does not count
 -- toward annotations_per_image. No row when the image does not exist or the content does not fit:
 -- :used_labels (every label used) must be dataset labels, :max_x and :max_y (the right- and
--- bottom-most coordinates) inside the image when its size is known. Its annotation.created
--- webhook event is written with it, for the webhooks subscribed (create_human_annotation.sql says
--- how the events are shaped).
+-- bottom-most coordinates) inside the image when its size is known. No row also when the author
+-- (role :caller_role) may not see the image's dataset (may_see_dataset): then the image is, to
+-- it, one that does not exist. Its annotation.created webhook event is written with it, for the
+-- webhooks subscribed (create_human_annotation.sql says how the events are shaped).
 WITH annotation_inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
     confidence, labels, shapes)
@@ -14,6 +15,7 @@ WITH annotation_inserted AS (
   FROM images i
   JOIN datasets d ON d.id = i.dataset_id
   WHERE i.id = :image_id::bigint
+    AND may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text)
     AND :used_labels::text[] <@ d.labels
     AND (i.width IS NULL OR :max_x::float8 <= i.width)
     AND (i.height IS NULL OR :max_y::float8 <= i.height)

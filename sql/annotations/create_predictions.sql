@@ -7,8 +7,16 @@
 -- hold lists of different lengths. Labels and shapes arrive as JSON text cast to jsonb here:
 -- postgres.js would serialize a jsonb[] parameter whose elements are JS arrays as a
 -- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
--- image rows. Their annotation.created webhook events are written with them.
-WITH input AS (
+-- image rows. No row at all when the dataset does not exist or the author (role :caller_role) may
+-- not see it (may_see_dataset, tested once in `dataset`): nothing is written then. Their
+-- annotation.created webhook events are written with them.
+WITH dataset AS MATERIALIZED (
+  SELECT d.id
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint
+    AND may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text)
+),
+input AS (
   SELECT t.ord, t.model_name, t.model_version, t.confidence, t.labels::jsonb AS labels,
     t.shapes::jsonb AS shapes
   FROM unnest(:model_names::text[], :model_versions::text[], :confidences::float8[],
@@ -20,6 +28,7 @@ resolved AS MATERIALIZED (
     input.shapes
   FROM named_images(:dataset_id::bigint, :image_ids::bigint[], :external_ids::text[]) n
   JOIN input ON input.ord = n.ord
+  WHERE EXISTS (SELECT FROM dataset)
 ),
 inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
@@ -55,4 +64,5 @@ event_queued AS (
 )
 SELECT (SELECT count(*) FROM inserted)::integer AS created,
   coalesce((SELECT array_agg(ord ORDER BY ord) FROM resolved WHERE id IS NULL), '{}')::integer[]
-    AS not_found;
+    AS not_found
+FROM dataset;

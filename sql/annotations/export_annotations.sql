@@ -4,7 +4,9 @@
 -- through a cursor (lib/db/query.ts `stream`): an index scan on images_dataset_id_id_idx with one
 -- correlated lookup per image on annotations_image_id_id_idx and no sort or hash, so the server
 -- produces rows as they are fetched and memory stays constant however big the dataset. Images
--- without (matching) annotations are included, with an empty array.
+-- without (matching) annotations are included, with an empty array. No rows when caller
+-- :caller_id (role :caller_role) may not see the dataset (may_see_dataset, an InitPlan: tested
+-- once, before the scan).
 SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
   i.metadata, image_status(i.done, i.full_until) AS status, i.created_at,
   coalesce((
@@ -20,4 +22,9 @@ SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, 
   ), '[]'::jsonb) AS annotations
 FROM images i
 WHERE i.dataset_id = :dataset_id::bigint
+  AND EXISTS (
+    SELECT FROM datasets d
+    WHERE d.id = :dataset_id::bigint
+      AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  )
 ORDER BY i.id;

@@ -2,7 +2,8 @@
 -- The changes feed of dataset :dataset_id, for the sources in :sources: annotations after the
 -- cursor (:after_txid txid, :after_id id), oldest first, at most :limit. Each row also carries
 -- `horizon` (below); when no annotation is due, one row comes back with only `horizon` set (the
--- annotation columns null).
+-- annotation columns null). No rows at all when the dataset does not exist or caller :caller_id
+-- (role :caller_role) may not see it (may_see_dataset, tested once in `dataset`).
 --
 -- A polling client must never miss a row. Ordering by id alone would: ids are drawn when a row is
 -- inserted, not when it commits, so a transaction that inserted id 10 and commits after id 11 was
@@ -38,11 +39,18 @@
 -- LATERAL scans. ORDER BY is qualified: a bare `txid, id` would sort by the text columns.
 WITH horizon AS MATERIALIZED (
   SELECT feed_horizon() AS xmin
+),
+dataset AS MATERIALIZED (
+  SELECT d.id
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint
+    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,
   a.created_at, a.txid::text
 FROM horizon h
+CROSS JOIN dataset
 LEFT JOIN LATERAL (
   SELECT per_source.id, per_source.image_id, per_source.dataset_id, per_source.source,
     per_source.author_id, per_source.model_name, per_source.model_version,

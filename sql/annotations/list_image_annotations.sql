@@ -1,8 +1,14 @@
 -- name: ListImageAnnotations :many
 -- Image :image_id's annotations in id order; :source 'human' or 'machine' filters by source, null
--- gives all. ORDER BY names a.id: a bare `id` would sort by the text output column.
+-- gives all. None when caller :caller_id (role :caller_role) may not see the image's dataset
+-- (may_see_dataset, tested on the image's one dataset row). ORDER BY names a.id: a bare `id`
+-- would sort by the text output column.
 SELECT a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
   a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at
-FROM annotations a
-WHERE a.image_id = :image_id::bigint AND (:source::text IS NULL OR a.source = :source::text)
+FROM images i
+JOIN datasets d ON d.id = i.dataset_id
+JOIN annotations a ON a.image_id = i.id
+WHERE i.id = :image_id::bigint
+  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  AND (:source::text IS NULL OR a.source = :source::text)
 ORDER BY a.id;

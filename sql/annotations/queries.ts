@@ -3,6 +3,7 @@ import { many, one, stream } from "../../lib/db/query.ts";
 import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
 import type { Image } from "../images/queries.ts";
+import type { CallerParams, Role } from "../users/queries.ts";
 
 export type AnnotationSource = "human" | "machine";
 
@@ -111,7 +112,9 @@ export interface NewHumanAnnotation {
   /** The annotator's claim on the image; null only for an admin's correction. */
   claim_id: string | null;
   image_id: string;
+  /** The author, who is the caller, and its role (may_see_dataset). */
   user_id: string;
+  caller_role: Role;
   labels: string[];
   shapes: Shape[];
 }
@@ -124,8 +127,9 @@ const CREATE_HUMAN_ANNOTATION = statement<CreateHumanAnnotationParams, Annotatio
 /**
  * Records a human annotation and completes its claim. `null`: the content does not fit the
  * dataset or image (see ContentBounds), the claim is not an active claim of this user on this
- * image, the image is missing, or (claim expired) someone else took the slot. Look the image and
- * the claim up (getAnnotationTarget, getClaim) to tell these apart.
+ * image, the image is missing (or its dataset one the user may not see), or (claim expired)
+ * someone else took the slot. Look the image and the claim up (getAnnotationTarget, getClaim) to
+ * tell these apart.
  */
 export async function createHumanAnnotation(
   db: Handle,
@@ -141,9 +145,23 @@ export async function createHumanAnnotation(
 /** A human annotation made with a claim, as createHumanAnnotations takes it. */
 export type ClaimedHumanAnnotation = NewHumanAnnotation & { claim_id: string };
 
+/** A submit as create_human_annotations.sql reads it from its JSON array. */
+interface SubmitJson {
+  claim_id: string;
+  image_id: string;
+  user_id: string;
+  /** The user's role. */
+  role: Role;
+  labels: string[];
+  shapes: Shape[];
+  used: string[];
+  max_x: number;
+  max_y: number;
+}
+
 export interface CreateHumanAnnotationsParams {
   /** One object per submit: the annotation with its content bounds (`used`, max_x, max_y). */
-  submits: (ClaimedHumanAnnotation & { used: string[]; max_x: number; max_y: number })[];
+  submits: SubmitJson[];
 }
 const CREATE_HUMAN_ANNOTATIONS = statement<CreateHumanAnnotationsParams, AnnotationRow>(
   "annotations/create_human_annotations",
@@ -161,7 +179,17 @@ export async function createHumanAnnotations(
   const rows = await many(db, CREATE_HUMAN_ANNOTATIONS, {
     submits: items.map((a) => {
       const c = contentParams(a.labels, a.shapes);
-      return { ...a, used: c.used_labels, max_x: c.max_x, max_y: c.max_y };
+      return {
+        claim_id: a.claim_id,
+        image_id: a.image_id,
+        user_id: a.user_id,
+        role: a.caller_role,
+        labels: a.labels,
+        shapes: a.shapes,
+        used: c.used_labels,
+        max_x: c.max_x,
+        max_y: c.max_y,
+      };
     }),
   });
   const byImage = new Map(rows.map((r) => [r.image_id, r]));
@@ -173,7 +201,9 @@ export async function createHumanAnnotations(
 
 export interface NewMachineAnnotation {
   image_id: string;
+  /** The author, who is the caller, and its role (may_see_dataset). */
   author_id: string;
+  caller_role: Role;
   model: Model;
   confidence: number | null;
   labels: string[];
@@ -183,6 +213,7 @@ export interface NewMachineAnnotation {
 export interface CreateMachineAnnotationParams extends ContentParams {
   image_id: string;
   author_id: string;
+  caller_role: Role;
   model_name: string;
   model_version: string;
   confidence: number | null;
@@ -193,7 +224,10 @@ const CREATE_MACHINE_ANNOTATION = statement<CreateMachineAnnotationParams, Annot
   "annotations/create_machine_annotation",
 );
 
-/** `null` when the image is missing or the content does not fit it (see ContentBounds). */
+/**
+ * `null` when the image is missing (or its dataset one the author may not see) or the content does
+ * not fit it (see ContentBounds).
+ */
 export async function createMachineAnnotation(
   db: Handle,
   a: NewMachineAnnotation,
@@ -201,6 +235,7 @@ export async function createMachineAnnotation(
   const row = await one(db, CREATE_MACHINE_ANNOTATION, {
     image_id: a.image_id,
     author_id: a.author_id,
+    caller_role: a.caller_role,
     model_name: a.model.name,
     model_version: a.model.version,
     confidence: a.confidence,
@@ -224,6 +259,8 @@ export interface NewPrediction {
 export interface CreatePredictionsParams {
   dataset_id: string;
   author_id: string;
+  /** The author's role (may_see_dataset). */
+  caller_role: Role;
   image_ids: (string | null)[];
   external_ids: (string | null)[];
   model_names: string[];
@@ -243,16 +280,20 @@ const CREATE_PREDICTIONS = statement<CreatePredictionsParams, CreatePredictionsR
   "annotations/create_predictions",
 );
 
-/** Up to 10,000 predictions in one statement. */
-export async function createPredictions(
+/**
+ * Up to 10,000 predictions in one statement. `null`, having written nothing, when the dataset is
+ * missing or the author may not see it.
+ */
+export function createPredictions(
   db: Handle,
   datasetId: string,
-  authorId: string,
+  author: { id: string; role: Role },
   predictions: NewPrediction[],
-): Promise<CreatePredictionsRow> {
-  return (await one(db, CREATE_PREDICTIONS, {
+): Promise<CreatePredictionsRow | null> {
+  return one(db, CREATE_PREDICTIONS, {
     dataset_id: datasetId,
-    author_id: authorId,
+    author_id: author.id,
+    caller_role: author.role,
     image_ids: predictions.map((p) => p.image_id ?? null),
     external_ids: predictions.map((p) => p.external_id ?? null),
     model_names: predictions.map((p) => p.model.name),
@@ -260,10 +301,10 @@ export async function createPredictions(
     confidences: predictions.map((p) => p.confidence ?? null),
     labels: predictions.map((p) => JSON.stringify(p.labels)),
     shapes: predictions.map((p) => JSON.stringify(p.shapes)),
-  }))!;
+  });
 }
 
-export interface ListImageAnnotationsParams {
+export interface ListImageAnnotationsParams extends CallerParams {
   image_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
@@ -272,7 +313,10 @@ const LIST_IMAGE_ANNOTATIONS = statement<ListImageAnnotationsParams, AnnotationR
   "annotations/list_image_annotations",
 );
 
-/** The image's annotations in id order, optionally only one source. */
+/**
+ * The image's annotations in id order, optionally only one source; none when the caller may not
+ * see its dataset.
+ */
 export async function listImageAnnotations(
   db: Handle,
   p: ListImageAnnotationsParams,
@@ -324,7 +368,7 @@ function compareCursors(a: FeedCursor, b: FeedCursor): number {
   return ai === bi ? 0 : ai < bi ? -1 : 1;
 }
 
-export interface ListDatasetAnnotationsParams {
+export interface ListDatasetAnnotationsParams extends CallerParams {
   dataset_id: string;
   /** The sources to read: one, or both. */
   sources: AnnotationSource[];
@@ -343,19 +387,24 @@ const LIST_DATASET_ANNOTATIONS = statement<ListDatasetAnnotationsParams, FeedRow
  * The dataset's annotations after `after` (oldest first), at most `limit`; `source` null gives
  * every source. Polling with the returned next_cursor never misses a row, even one whose
  * transaction commits after rows that were already delivered: see list_dataset_annotations.sql.
+ * `null` when the dataset is missing or the caller may not see it.
  */
 export async function listDatasetAnnotations(
   db: Handle,
   datasetId: string,
   opts: { source: AnnotationSource | null; after: FeedCursor | null; limit: number },
-): Promise<FeedPage> {
+  caller: CallerParams,
+): Promise<FeedPage | null> {
   const rows = await many(db, LIST_DATASET_ANNOTATIONS, {
     dataset_id: datasetId,
     sources: opts.source === null ? ["human", "machine"] : [opts.source],
     after_txid: opts.after?.txid ?? "0",
     after_id: opts.after?.id ?? "0",
     limit: opts.limit,
+    caller_id: caller.caller_id,
+    caller_role: caller.caller_role,
   });
+  if (!rows.length) return null;
   const found = rows.filter((r) => r.id !== null);
   const last = found.at(-1);
   let next: FeedCursor;
@@ -375,7 +424,7 @@ export interface ExportedImage extends Image {
   annotations: Annotation[];
 }
 
-export interface ExportAnnotationsParams {
+export interface ExportAnnotationsParams extends CallerParams {
   dataset_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
@@ -390,6 +439,7 @@ const EXPORT_ANNOTATIONS = statement<ExportAnnotationsParams, ExportAnnotationsR
 /**
  * Every image of the dataset in id order with its annotations (`source` null: all), in batches
  * of `batchSize` read through a server-side cursor: constant memory however big the dataset.
+ * Nothing when the caller may not see the dataset.
  */
 export async function* exportAnnotations(
   db: Handle,

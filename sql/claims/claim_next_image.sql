@@ -2,6 +2,10 @@
 -- Leases the next image of dataset :dataset_id to annotator :user_id, or hands back the claim the
 -- caller holds there.
 --
+-- The caller is :user_id, with role :caller_role: a dataset it may not see (may_see_dataset,
+-- tested once, on the dataset row) is one that does not exist, and every step below needs the
+-- dataset.
+--
 -- Returns one row, or none when nothing is claimable for this caller right now:
 --   state 'held'     the caller's live claim in this dataset, unchanged; or the caller's expired
 --                    claim, renewed, when nobody has taken its slot meanwhile (the work in
@@ -33,6 +37,7 @@
 --   async_commit   this transaction commits without waiting for the WAL flush (is_local: the
 --                  setting ends with it). A lease lost in a database crash only returns its image
 --                  to the queue; the submit that completes a claim commits synchronously.
+--   dataset        the dataset's claim_ttl_seconds, when the caller may see it.
 --   caller_claim   the caller's current_claims row, locked.
 --   renewed_lease  the caller's claim has expired but is still active: renew it while its slot is
 --                  free; renewed_claim moves its expiry.
@@ -65,9 +70,10 @@ WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true) AS value
 ),
 dataset AS MATERIALIZED (
-  SELECT claim_ttl_seconds AS ttl
-  FROM datasets
-  WHERE id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
+  SELECT d.claim_ttl_seconds AS ttl
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
+    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
 ),
 caller_claim AS MATERIALIZED (
   SELECT claim_id, image_id, claimed_at, expires_at, active, active AND expires_at > now() AS live

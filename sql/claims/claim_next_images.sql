@@ -1,6 +1,6 @@
 -- name: ClaimNextImages :many
--- claim_next_image.sql for several callers of dataset :dataset_id at once (:user_ids, distinct),
--- in one statement and one commit: the server gathers the claims that arrive while earlier ones
+-- claim_next_image.sql for several callers of dataset :dataset_id at once (:user_ids, distinct,
+-- with their roles at the same positions in :user_roles), in one statement and one commit: the server gathers the claims that arrive while earlier ones
 -- run (lib/db/batcher.ts). It decides the common cases and hands the others back, one row per
 -- caller, in state:
 --   'held'   the caller's live claim in this dataset, unchanged.
@@ -8,7 +8,8 @@
 --   'single' not decided here: run claim_next_image.sql for this caller. The caller's claim has
 --            expired but is still active (renewal, or its end as 'expired'); a concurrent first
 --            claim by the same caller inserted first; or fewer images could be locked than
---            callers wanted one.
+--            callers wanted one; or the caller may not see the dataset (may_see_dataset, tested
+--            once per caller in `visible`), which the single statement answers as no dataset.
 -- The locking is claim_next_image.sql's (read its reasons): the callers' current_claims rows
 -- first, in user order, so two batches holding some of the same callers never deadlock; then
 -- images with FOR NO KEY UPDATE SKIP LOCKED, which never waits. An image goes to at most one
@@ -20,9 +21,16 @@ WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true) AS value
 ),
 dataset AS MATERIALIZED (
-  SELECT claim_ttl_seconds AS ttl
-  FROM datasets
-  WHERE id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
+  SELECT d.id, d.access, d.claim_ttl_seconds AS ttl
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
+),
+visible AS MATERIALIZED (
+  -- The callers who may see the dataset: only they are answered or given an image here.
+  SELECT u.user_id
+  FROM dataset d
+  CROSS JOIN unnest(:user_ids::bigint[], :user_roles::text[]) AS u (user_id, role)
+  WHERE may_see_dataset(d.id, d.access, u.user_id, u.role)
 ),
 caller_claim AS MATERIALIZED (
   SELECT c.user_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at, c.active,
@@ -38,7 +46,7 @@ wanting AS MATERIALIZED (
   -- Callers with no claim in the dataset yet, or none active: they get a new one.
   SELECT u.user_id, row_number() OVER (ORDER BY u.user_id) AS n
   FROM unnest(:user_ids::bigint[]) AS u (user_id)
-  WHERE EXISTS (SELECT FROM dataset)
+  WHERE u.user_id IN (SELECT user_id FROM visible)
     AND NOT EXISTS (SELECT FROM caller_claim c WHERE c.user_id = u.user_id AND c.active)
 ),
 next_image AS MATERIALIZED (
@@ -114,7 +122,7 @@ answer AS (
     i.done, i.full_until
   FROM caller_claim c
   JOIN images i ON i.id = c.image_id
-  WHERE c.live
+  WHERE c.live AND c.user_id IN (SELECT user_id FROM visible)
   UNION ALL
   SELECT 'new', g.user_id, g.claim_id, g.claimed_at, g.expires_at, l.id, l.dataset_id,
     l.external_id, l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done,

@@ -1,6 +1,7 @@
 -- name: FindClaimableImage :one
 -- Whether dataset :dataset_id has an image user :user_id could claim, locks ignored: the claim
--- statement's filter on images_claim_queue_idx, without FOR UPDATE SKIP LOCKED.
+-- statement's filter on images_claim_queue_idx, without FOR UPDATE SKIP LOCKED, and false when the
+-- user (role :caller_role) may not see the dataset (may_see_dataset, an InitPlan: tested once).
 -- claim_next_image.sql skips rows other statements hold locked at that instant (claims and submits
 -- in flight, a setPriorities batch); when it finds nothing, this tells a queue that is really empty
 -- (204) from one that is only busy (claim again).
@@ -11,4 +12,9 @@ SELECT EXISTS (
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (:user_id::bigint = ANY (i.annotators))
     AND (:user_id::bigint = ANY (i.skipped_by)) IS NOT TRUE
+    AND EXISTS (
+      SELECT FROM datasets d
+      WHERE d.id = :dataset_id::bigint
+        AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+    )
 ) AS claimable;

@@ -3,7 +3,8 @@
 -- leaves the image row (expired ones are pruned too) and full_until follows. Locks the user's
 -- current_claims row (found by the key's first column) before the image row, like every claim
 -- statement. No row: no such active claim of this user. (An admin releasing another user's claim
--- finds its holder first, with get_claim.sql.)
+-- finds its holder first, with get_claim.sql.) No row also when caller :caller_id (role
+-- :caller_role: the holder, or that admin) may not see the claim's dataset (may_see_dataset).
 -- With :skip, the holder also joins the image's skipped_by: the claim statements never offer it
 -- to them again, while it stays claimable for everyone else. Written here because this statement
 -- already locks and rewrites the image row, where the claim statements look (read
@@ -11,8 +12,10 @@
 WITH caller_claim AS MATERIALIZED (
   SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at
   FROM current_claims c
+  JOIN datasets d ON d.id = c.dataset_id
   WHERE c.user_id = :user_id::bigint AND c.claim_id = :claim_id::bigint AND c.active
-  FOR NO KEY UPDATE
+    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  FOR NO KEY UPDATE OF c
 ),
 image_unleased AS (
   UPDATE images i

@@ -9,13 +9,15 @@
 -- expires_at: a renew held up behind a claim that took the expired slot must see that the slot
 -- has gone (that claim pruned the lease). Sets full_until from the new leases. Answers the
 -- image's URI too (the answer carries a fresh media URL). No row: no such active claim of this
--- user, or it expired and its slot has been taken.
+-- user, it expired and its slot has been taken, or the user (role :caller_role) may no longer see
+-- the dataset (may_see_dataset).
 WITH caller_claim AS MATERIALIZED (
   SELECT c.dataset_id, c.claim_id, c.image_id, c.claimed_at,
     now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at
   FROM current_claims c
   JOIN datasets d ON d.id = c.dataset_id
   WHERE c.user_id = :user_id::bigint AND c.claim_id = :claim_id::bigint AND c.active
+    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
   FOR NO KEY UPDATE OF c
 ),
 image_leased AS (

@@ -1,7 +1,10 @@
 -- name: CreateDataset :one
--- A taken name returns no row instead of raising, so the caller answers 409 cleanly.
-INSERT INTO datasets (name, description, labels, annotations_per_image, claim_ttl_seconds)
+-- A taken name returns no row instead of raising, so the caller answers 409 cleanly. Admins only
+-- create datasets, and an admin sees every dataset (may_see_dataset): nothing to check here.
+INSERT INTO datasets (name, description, labels, annotations_per_image, claim_ttl_seconds,
+  access)
 VALUES (:name::text, :description::text, :labels::text[], :annotations_per_image::smallint,
-  :claim_ttl_seconds::integer)
+  :claim_ttl_seconds::integer, :access::text)
 ON CONFLICT (name) DO NOTHING
-RETURNING id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at;
+RETURNING id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
+  created_at;

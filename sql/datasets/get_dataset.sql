@@ -1,4 +1,8 @@
 -- name: GetDataset :one
-SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
-FROM datasets
-WHERE id = :id::bigint;
+-- Dataset :id, or no row when it does not exist or caller :caller_id (role :caller_role) may not
+-- see it (may_see_dataset): the two are one answer.
+SELECT d.id::text, d.name, d.description, d.labels, d.annotations_per_image, d.claim_ttl_seconds,
+  d.access, d.created_at
+FROM datasets d
+WHERE d.id = :id::bigint
+  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);

@@ -1,7 +1,8 @@
 -- name: GetDatasetStats :one
--- Counts for dataset :id; no row when it does not exist. Image statuses are image_status's
--- (pending = images - in_progress - done). active_claims: claims still
--- holding their slot (active and unexpired), counted over claims_one_active_per_user.
+-- Counts for dataset :id; no row when it does not exist or caller :caller_id (role :caller_role)
+-- may not see it (may_see_dataset, a filter on the dataset row, so nothing is counted then).
+-- Image statuses are image_status's (pending = images - in_progress - done). active_claims:
+-- claims still holding their slot (active and unexpired), counted over claims_one_active_per_user.
 -- annotators: human annotations per user, most first. One pass over the dataset's images and one
 -- over its annotations: meant for a dashboard, not a hot path.
 SELECT img.images,
@@ -37,4 +38,5 @@ CROSS JOIN LATERAL (
   FROM annotations a
   WHERE a.dataset_id = d.id
 ) ann
-WHERE d.id = :id::bigint;
+WHERE d.id = :id::bigint
+  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);

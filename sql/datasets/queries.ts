@@ -2,6 +2,11 @@
 import { many, one } from "../../lib/db/query.ts";
 import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
+import type { CallerParams, Role } from "../users/queries.ts";
+
+/** Who may see a dataset besides admins: its members, or every user. */
+export const ACCESS = ["members", "open"] as const;
+export type Access = typeof ACCESS[number];
 
 export interface Dataset {
   id: string;
@@ -10,6 +15,7 @@ export interface Dataset {
   labels: string[];
   annotations_per_image: number;
   claim_ttl_seconds: number;
+  access: Access;
   created_at: Date;
 }
 
@@ -19,6 +25,7 @@ export interface CreateDatasetParams {
   labels: string[];
   annotations_per_image: number;
   claim_ttl_seconds: number;
+  access: Access;
 }
 const CREATE_DATASET = statement<CreateDatasetParams, Dataset>("datasets/create_dataset");
 
@@ -27,11 +34,12 @@ export function createDataset(db: Handle, p: CreateDatasetParams): Promise<Datas
   return one(db, CREATE_DATASET, p);
 }
 
-export interface DatasetIdParams {
+export interface DatasetIdParams extends CallerParams {
   id: string;
 }
 const GET_DATASET = statement<DatasetIdParams, Dataset>("datasets/get_dataset");
 
+/** `null` when the dataset is missing or the caller may not see it. */
 export function getDataset(db: Handle, p: DatasetIdParams): Promise<Dataset | null> {
   return one(db, GET_DATASET, p);
 }
@@ -43,6 +51,7 @@ const GET_DATASET_SUMMARY = statement<DatasetIdParams, DatasetSummaryRow>(
   "datasets/get_dataset_summary",
 );
 
+/** `null` when the dataset is missing or the caller may not see it. */
 export function getDatasetSummary(
   db: Handle,
   p: DatasetIdParams,
@@ -50,10 +59,11 @@ export function getDatasetSummary(
   return one(db, GET_DATASET_SUMMARY, p);
 }
 
-const LIST_DATASETS = statement<Record<never, never>, Dataset>("datasets/list_datasets");
+const LIST_DATASETS = statement<CallerParams, Dataset>("datasets/list_datasets");
 
-export function listDatasets(db: Handle): Promise<Dataset[]> {
-  return many(db, LIST_DATASETS, {});
+/** The datasets the caller may see, oldest first. */
+export function listDatasets(db: Handle, p: CallerParams): Promise<Dataset[]> {
+  return many(db, LIST_DATASETS, p);
 }
 
 /** The fields updateDataset changes; the others stay as they are. */
@@ -62,9 +72,10 @@ export interface DatasetChanges {
   labels?: string[];
   claim_ttl_seconds?: number;
   annotations_per_image?: number;
+  access?: Access;
 }
 
-export interface UpdateDatasetParams {
+export interface UpdateDatasetParams extends CallerParams {
   id: string;
   /** Whether `description` was given: it may be set to null. */
   description_given: boolean;
@@ -72,16 +83,17 @@ export interface UpdateDatasetParams {
   labels: string[] | null;
   claim_ttl_seconds: number | null;
   annotations_per_image: number | null;
+  access: Access | null;
 }
 const UPDATE_DATASET = statement<UpdateDatasetParams, Dataset>("datasets/update_dataset");
 
 /**
- * `null` when the dataset is missing or `labels` is not its current labels with others appended
- * (a dropped, renamed or moved label).
+ * `null` when the dataset is missing (or the caller may not see it) or `labels` is not its
+ * current labels with others appended (a dropped, renamed or moved label).
  */
 export function updateDataset(
   db: Handle,
-  p: { id: string } & DatasetChanges,
+  p: { id: string } & DatasetChanges & CallerParams,
 ): Promise<Dataset | null> {
   return one(db, UPDATE_DATASET, {
     id: p.id,
@@ -90,6 +102,9 @@ export function updateDataset(
     labels: p.labels ?? null,
     claim_ttl_seconds: p.claim_ttl_seconds ?? null,
     annotations_per_image: p.annotations_per_image ?? null,
+    access: p.access ?? null,
+    caller_id: p.caller_id,
+    caller_role: p.caller_role,
   });
 }
 
@@ -107,7 +122,58 @@ export interface DatasetStats {
 }
 const GET_DATASET_STATS = statement<DatasetIdParams, DatasetStats>("datasets/get_dataset_stats");
 
-/** `null` when the dataset is missing. */
+/** `null` when the dataset is missing or the caller may not see it. */
 export function getDatasetStats(db: Handle, p: DatasetIdParams): Promise<DatasetStats | null> {
   return one(db, GET_DATASET_STATS, p);
+}
+
+export interface DatasetMemberParams extends CallerParams {
+  dataset_id: string;
+  user_id: string;
+}
+/** Which of the two exist (the dataset as the caller sees it). */
+export interface MembershipChange {
+  dataset_found: boolean;
+  user_found: boolean;
+}
+const ADD_DATASET_MEMBER = statement<DatasetMemberParams, MembershipChange>(
+  "datasets/add_dataset_member",
+);
+
+/** Makes the user a member of the dataset (nothing changes when it already is one). */
+export async function addDatasetMember(
+  db: Handle,
+  p: DatasetMemberParams,
+): Promise<MembershipChange> {
+  return (await one(db, ADD_DATASET_MEMBER, p))!;
+}
+
+const REMOVE_DATASET_MEMBER = statement<DatasetMemberParams, MembershipChange>(
+  "datasets/remove_dataset_member",
+);
+
+/** Takes the user off the dataset's members (nothing changes when it is not one). */
+export async function removeDatasetMember(
+  db: Handle,
+  p: DatasetMemberParams,
+): Promise<MembershipChange> {
+  return (await one(db, REMOVE_DATASET_MEMBER, p))!;
+}
+
+export interface DatasetMember {
+  user_id: string;
+  name: string;
+  role: Role;
+  added_at: Date;
+}
+const LIST_DATASET_MEMBERS = statement<{ dataset_id: string } & CallerParams, DatasetMember>(
+  "datasets/list_dataset_members",
+);
+
+/** The dataset's members, first added first; none also when the caller may not see it. */
+export function listDatasetMembers(
+  db: Handle,
+  p: { dataset_id: string } & CallerParams,
+): Promise<DatasetMember[]> {
+  return many(db, LIST_DATASET_MEMBERS, p);
 }

@@ -3,23 +3,30 @@
 -- so it can be cleared to null. Labels are append-only: the current list must be a prefix of the
 -- new one (same labels, same order), because a label's position is its COCO category id in exports
 -- (operations/exports.ts). Checked here against the row as locked, so two concurrent updates cannot
--- drop or move one. No row back means: no such dataset, or the new labels are not the current ones
--- with others appended.
+-- drop or move one. No row back means: no such dataset (or none caller :caller_id, role
+-- :caller_role, may see: may_see_dataset), or the new labels are not the current ones with others
+-- appended.
 --
 -- A new annotations_per_image (:annotations_per_image) must reach every image of the dataset in the
 -- same transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
 -- (operations/datasets.ts). This statement's row lock on the dataset makes a concurrent
--- registerImages (which reads k FOR SHARE) wait until the images have it.
+-- registerImages (which reads k FOR SHARE) wait until the images have it. A new :access of
+-- 'members' ends the claims of those who no longer see the dataset, in the same transaction
+-- (sql/claims/revoke_claims.sql).
 WITH updated AS (
   UPDATE datasets
   SET description = CASE WHEN :description_given::boolean THEN :description::text
       ELSE description END,
     labels = coalesce(:labels::text[], labels),
     claim_ttl_seconds = coalesce(:claim_ttl_seconds::integer, claim_ttl_seconds),
-    annotations_per_image = coalesce(:annotations_per_image::smallint, annotations_per_image)
+    annotations_per_image = coalesce(:annotations_per_image::smallint, annotations_per_image),
+    access = coalesce(:access::text, access)
   WHERE id = :id::bigint
+    AND may_see_dataset(id, access, :caller_id::bigint, :caller_role::text)
     AND (:labels::text[] IS NULL OR labels = (:labels::text[])[1:cardinality(labels)])
-  RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
+  RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
+    created_at
 )
-SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, created_at
+SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
+  created_at
 FROM updated;

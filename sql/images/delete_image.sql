@@ -1,10 +1,16 @@
 -- name: DeleteImage :execrows
 -- Deletes image :id; its annotations go with it (foreign key cascade). A claim active on it ends
 -- as 'released' (current_claims and ended_claims reference images without a foreign key: see
--- db/migrations/20261202021000_current_claims.sql). Ended claims stay as history.
+-- db/migrations/20261202021000_current_claims.sql). Ended claims stay as history. Nothing is
+-- deleted when caller :caller_id (role :caller_role) may not see the image's dataset
+-- (may_see_dataset).
 WITH deleted AS (
-  DELETE FROM images WHERE id = :id::bigint
-  RETURNING id, dataset_id
+  DELETE FROM images i
+  USING datasets d
+  WHERE i.id = :id::bigint
+    AND d.id = i.dataset_id
+    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  RETURNING i.id, i.dataset_id
 ),
 freed AS (
   UPDATE current_claims c

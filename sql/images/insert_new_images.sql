@@ -9,12 +9,20 @@
 -- sends the batch through register_images.sql instead.
 --
 -- Answers the new ids in input order (new_image_rows draws them in that order); no rows at all
--- when the dataset is gone.
-WITH input AS MATERIALIZED (
+-- when the dataset is gone, or caller :caller_id (role :caller_role) may not see it
+-- (may_see_dataset, tested once in `dataset`, before new_image_rows locks the dataset row).
+WITH dataset AS MATERIALIZED (
+  SELECT d.id
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint
+    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+),
+input AS MATERIALIZED (
   SELECT r.ord, r.id, r.external_id, r.uri, r.width, r.height, r.priority, r.metadata,
     r.annotations_per_image
   FROM new_image_rows(:dataset_id::bigint, :external_ids::json, :uris::json, :widths::json,
     :heights::json, :priorities::json, :metadata::json) r
+  WHERE EXISTS (SELECT FROM dataset)
 ),
 inserted AS (
   INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,

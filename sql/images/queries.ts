@@ -2,6 +2,7 @@
 import { exec, many, one } from "../../lib/db/query.ts";
 import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
+import type { CallerParams } from "../users/queries.ts";
 
 export type ImageStatus = "pending" | "in_progress" | "done";
 
@@ -30,7 +31,7 @@ export interface NewImage {
 }
 
 /** A registerImages batch: one JSON array per column (image_batch in the schema says why). */
-export interface ImageBatchParams {
+export interface ImageBatchParams extends CallerParams {
   dataset_id: string;
   external_ids: (string | null)[];
   uris: string[];
@@ -40,11 +41,17 @@ export interface ImageBatchParams {
   metadata: Record<string, unknown>[];
 }
 
-/** The batch in image_batch's form. */
-export function imageBatch(datasetId: string, images: readonly NewImage[]): ImageBatchParams {
+/** The batch in image_batch's form, registered by `caller`. */
+export function imageBatch(
+  datasetId: string,
+  images: readonly NewImage[],
+  caller: CallerParams,
+): ImageBatchParams {
   const n = images.length;
   const p: ImageBatchParams = {
     dataset_id: datasetId,
+    caller_id: caller.caller_id,
+    caller_role: caller.caller_role,
     external_ids: new Array(n),
     uris: new Array(n),
     widths: new Array(n),
@@ -74,7 +81,8 @@ const REGISTER_IMAGES = statement<ImageBatchParams, RegisterImagesRow>("images/r
 
 /**
  * One row per input, in order. `id` is null only for an external_id that a concurrent batch
- * committed while this statement ran (invisible to its snapshot): register it again.
+ * committed while this statement ran (invisible to its snapshot): register it again. No rows at
+ * all when the dataset is missing or the caller may not see it.
  */
 export function registerImages(db: Handle, p: ImageBatchParams): Promise<RegisterImagesRow[]> {
   return many(db, REGISTER_IMAGES, p);
@@ -84,7 +92,7 @@ const INSERT_NEW_IMAGES = statement<ImageBatchParams, { id: string }>("images/in
 
 /**
  * Inserts images whose external_ids are new to the dataset and distinct, answering their ids in
- * order (none when the dataset is gone). Throws a unique violation on
+ * order (none when the dataset is gone or the caller may not see it). Throws a unique violation on
  * `IMAGES_EXTERNAL_ID_KEY`, having written nothing, when an external_id is already registered.
  */
 export async function insertNewImages(db: Handle, p: ImageBatchParams): Promise<string[]> {
@@ -95,7 +103,7 @@ export async function insertNewImages(db: Handle, p: ImageBatchParams): Promise<
 /** The unique index on (dataset_id, external_id) that insertNewImages can trip over. */
 export const IMAGES_EXTERNAL_ID_KEY = "images_dataset_external_id_key";
 
-export interface ListImagesParams {
+export interface ListImagesParams extends CallerParams {
   dataset_id: string;
   /** The last id of the previous page; "0" for the first. */
   after_id: string;
@@ -103,12 +111,12 @@ export interface ListImagesParams {
 }
 const LIST_IMAGES = statement<ListImagesParams, Image>("images/list_images");
 
-/** Images with id greater than `after_id`, in id order. */
+/** Images with id greater than `after_id`, in id order; none when the caller may not see them. */
 export function listImages(db: Handle, p: ListImagesParams): Promise<Image[]> {
   return many(db, LIST_IMAGES, p);
 }
 
-export interface FindImageByExternalIdParams {
+export interface FindImageByExternalIdParams extends CallerParams {
   dataset_id: string;
   external_id: string;
   /** listImages' cursor; "0" for none. */
@@ -118,7 +126,10 @@ const FIND_IMAGE_BY_EXTERNAL_ID = statement<FindImageByExternalIdParams, Image>(
   "images/find_image_by_external_id",
 );
 
-/** The dataset's image with that external_id (and an id above `after_id`), if any. */
+/**
+ * The dataset's image with that external_id (and an id above `after_id`), if any; none when the
+ * caller may not see the dataset.
+ */
 export function findImageByExternalId(
   db: Handle,
   p: FindImageByExternalIdParams,
@@ -126,16 +137,17 @@ export function findImageByExternalId(
   return one(db, FIND_IMAGE_BY_EXTERNAL_ID, p);
 }
 
-export interface ImageIdParams {
+export interface ImageIdParams extends CallerParams {
   id: string;
 }
 const GET_IMAGE = statement<ImageIdParams, Image>("images/get_image");
 
+/** `null` when the image is missing or the caller may not see its dataset. */
 export function getImage(db: Handle, p: ImageIdParams): Promise<Image | null> {
   return one(db, GET_IMAGE, p);
 }
 
-export interface UpdateImageParams {
+export interface UpdateImageParams extends CallerParams {
   id: string;
   /** Null: unchanged. */
   priority: number | null;
@@ -143,18 +155,19 @@ export interface UpdateImageParams {
 }
 const UPDATE_IMAGE = statement<UpdateImageParams, Image>("images/update_image");
 
+/** `null`, having changed nothing, when the image is missing or the caller may not see it. */
 export function updateImage(db: Handle, p: UpdateImageParams): Promise<Image | null> {
   return one(db, UPDATE_IMAGE, p);
 }
 
 const DELETE_IMAGE = statement<ImageIdParams, { id: string }>("images/delete_image");
 
-/** Rows deleted: 0 or 1. */
+/** Rows deleted: 0 or 1 (0 also when the caller may not see the image's dataset). */
 export function deleteImage(db: Handle, p: ImageIdParams): Promise<number> {
   return exec(db, DELETE_IMAGE, p);
 }
 
-export interface SetAnnotationsPerImageParams {
+export interface SetAnnotationsPerImageParams extends CallerParams {
   dataset_id: string;
   annotations_per_image: number;
 }
@@ -173,7 +186,7 @@ export function setAnnotationsPerImage(
   return exec(db, SET_ANNOTATIONS_PER_IMAGE, p);
 }
 
-export interface SetPrioritiesParams {
+export interface SetPrioritiesParams extends CallerParams {
   dataset_id: string;
   /** Per item, its image by id or (null there) by external_id. */
   image_ids: (string | null)[];
@@ -187,11 +200,15 @@ export interface SetPrioritiesRow {
 }
 const SET_PRIORITIES = statement<SetPrioritiesParams, SetPrioritiesRow>("images/set_priorities");
 
-export async function setPriorities(db: Handle, p: SetPrioritiesParams): Promise<SetPrioritiesRow> {
-  return (await one(db, SET_PRIORITIES, p))!;
+/** `null`, having changed nothing, when the dataset is missing or the caller may not see it. */
+export function setPriorities(
+  db: Handle,
+  p: SetPrioritiesParams,
+): Promise<SetPrioritiesRow | null> {
+  return one(db, SET_PRIORITIES, p);
 }
 
-export interface FindImageSizesParams {
+export interface FindImageSizesParams extends CallerParams {
   dataset_id: string;
   ids: string[];
   external_ids: string[];
@@ -219,14 +236,14 @@ export interface AnnotationTarget {
   /** The dataset's label vocabulary. */
   labels: string[];
 }
-const GET_ANNOTATION_TARGET = statement<{ image_id: string }, AnnotationTarget>(
+const GET_ANNOTATION_TARGET = statement<{ image_id: string } & CallerParams, AnnotationTarget>(
   "images/get_annotation_target",
 );
 
-/** `null` when the image is missing. */
+/** `null` when the image is missing or the caller may not see its dataset. */
 export function getAnnotationTarget(
   db: Handle,
-  p: { image_id: string },
+  p: { image_id: string } & CallerParams,
 ): Promise<AnnotationTarget | null> {
   return one(db, GET_ANNOTATION_TARGET, p);
 }

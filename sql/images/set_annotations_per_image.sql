@@ -5,6 +5,8 @@
 -- updateDataset's transaction, after the dataset row (sql/datasets/update_dataset.sql). It locks
 -- each image row it rewrites, so a claim or submit on that image either finished before (and this
 -- sees its write, re-reading the row) or waits and then sees the new k on the row it locks.
+-- Nothing changes when caller :caller_id (role :caller_role) may not see the dataset
+-- (may_see_dataset, an InitPlan).
 UPDATE images i
 SET annotations_per_image = :annotations_per_image::smallint,
   done = cardinality(i.annotators) >= :annotations_per_image::smallint,
@@ -13,4 +15,9 @@ SET annotations_per_image = :annotations_per_image::smallint,
       :annotations_per_image::smallint)
   END
 WHERE i.dataset_id = :dataset_id::bigint
-  AND i.annotations_per_image <> :annotations_per_image::smallint;
+  AND i.annotations_per_image <> :annotations_per_image::smallint
+  AND EXISTS (
+    SELECT FROM datasets d
+    WHERE d.id = :dataset_id::bigint
+      AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  );

@@ -2,11 +2,20 @@
 -- Each input row names an image by id (:image_ids) or by external_id (:external_ids), resolved by
 -- named_images. Rows that match nothing in the dataset are reported back by their position
 -- (1-based) in not_found. If an image is named twice, the last row wins. Rows are locked in id
--- order before the update so two overlapping batches cannot deadlock each other.
-WITH resolved AS MATERIALIZED (
+-- order before the update so two overlapping batches cannot deadlock each other. No row at all
+-- when the dataset does not exist or caller :caller_id (role :caller_role) may not see it
+-- (may_see_dataset, tested once in `dataset`): nothing is changed then.
+WITH dataset AS MATERIALIZED (
+  SELECT d.id
+  FROM datasets d
+  WHERE d.id = :dataset_id::bigint
+    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+),
+resolved AS MATERIALIZED (
   SELECT n.ord, n.id, p.priority
   FROM named_images(:dataset_id::bigint, :image_ids::bigint[], :external_ids::text[]) n
   JOIN unnest(:priorities::float8[]) WITH ORDINALITY AS p (priority, ord) ON p.ord = n.ord
+  WHERE EXISTS (SELECT FROM dataset)
 ),
 latest AS (
   SELECT DISTINCT ON (id) id, priority
@@ -26,4 +35,5 @@ updated AS (
 )
 SELECT (SELECT count(*) FROM updated)::integer AS updated,
   coalesce((SELECT array_agg(ord ORDER BY ord) FROM resolved WHERE id IS NULL), '{}')::integer[]
-    AS not_found;
+    AS not_found
+FROM dataset;

@@ -23,6 +23,21 @@ export interface Principal {
   disabled_at: Date | null;
 }
 
+/**
+ * Who runs a statement, for may_see_dataset (db/migrations/20261206024325_dataset_membership.sql):
+ * every statement that reads or writes a dataset's rows takes it, and answers for a dataset the
+ * caller may not see as for one that does not exist.
+ */
+export interface CallerParams {
+  caller_id: string;
+  caller_role: Role;
+}
+
+/** The statements' caller parameters for a principal. */
+export function callerParams(p: Pick<Principal, "id" | "role">): CallerParams {
+  return { caller_id: p.id, caller_role: p.role };
+}
+
 type None = Record<never, never>;
 
 export interface CreateUserParams {

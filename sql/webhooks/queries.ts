@@ -2,6 +2,7 @@
 import { exec, many, one } from "../../lib/db/query.ts";
 import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
+import type { CallerParams } from "../users/queries.ts";
 
 type None = Record<never, never>;
 
@@ -20,7 +21,7 @@ export interface Webhook {
   updated_at: Date;
 }
 
-export interface CreateWebhookParams {
+export interface CreateWebhookParams extends CallerParams {
   url: string;
   events: string[];
   dataset_id: string | null;
@@ -29,7 +30,7 @@ export interface CreateWebhookParams {
 }
 const CREATE_WEBHOOK = statement<CreateWebhookParams, Webhook>("webhooks/create_webhook");
 
-/** `null` when dataset_id names no dataset. */
+/** `null` when dataset_id names no dataset (or none the caller may see). */
 export function createWebhook(db: Handle, p: CreateWebhookParams): Promise<Webhook | null> {
   return one(db, CREATE_WEBHOOK, p);
 }

@@ -51,6 +51,8 @@ export async function seedDataset(
       name: opts.name,
       labels: opts.labels ?? ["cat", "dog"],
       annotations_per_image: opts.k ?? 1,
+      // Every annotator the scenario makes may work in it (membership: the attacks scenario).
+      access: "open",
     }),
     201,
   );
