@@ -1,0 +1,470 @@
+/**
+ * Dataset membership (issue 24): who sees a dataset, the member endpoints, what removing a member
+ * does to its claim, the migration, and the rule's one home in SQL. Every operation against a
+ * dataset one may not see is in tests/membership_matrix_test.ts.
+ */
+import assert from "node:assert/strict";
+import { connect } from "../lib/db/pool.ts";
+import { dbmate } from "../lib/db/migrate.ts";
+import { createHumanAnnotation } from "../sql/annotations/queries.ts";
+import {
+  claimNextImage,
+  claimNextImages,
+  getClaim,
+  releaseClaim,
+  renewClaim,
+} from "../sql/claims/queries.ts";
+import { makeDataset, noBrowser, servePage } from "./browser.ts";
+import {
+  assertError,
+  createEmptyDb,
+  createTestApp,
+  rawExec,
+  rawOne,
+  type Res,
+  SEES_ALL,
+  type TestApp,
+  type TestUser,
+} from "./harness.ts";
+
+let seq = 0;
+
+/** A dataset (access `members` unless given) with `images` images, and its image ids. */
+async function dataset(
+  h: TestApp,
+  opts: { access?: "members" | "open"; images?: number; k?: number } = {},
+): Promise<{ id: string; images: string[] }> {
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: `membership-${++seq}`,
+    labels: ["cat"],
+    annotations_per_image: opts.k ?? 1,
+    ...(opts.access ? { access: opts.access } : {}),
+  });
+  assert.equal(ds.status, 201, JSON.stringify(ds.body));
+  const n = opts.images ?? 2;
+  const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: Array.from({ length: n }, (_, i) => ({ uri: `s3://m/${seq}/${i}.jpg`, priority: -i })),
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  return { id: ds.body.id, images: reg.body.images.map((i: { id: string }) => i.id) };
+}
+
+const add = (h: TestApp, ds: string, u: TestUser) =>
+  h.req("PUT", `/api/v1/datasets/${ds}/members/${u.id}`);
+const remove = (h: TestApp, ds: string, u: TestUser) =>
+  h.req("DELETE", `/api/v1/datasets/${ds}/members/${u.id}`);
+
+/** The answer with `id` written as `{id}`: an unknown id's answer must read the same. */
+const withoutId = (res: Res, id: string) =>
+  `${res.status} ${JSON.stringify(res.body).replace(new RegExp(`\\b${id}\\b`, "g"), "{id}")}`;
+
+Deno.test("membership: who sees a dataset", async (t) => {
+  const h = await createTestApp();
+  try {
+    const member = await h.user("annotator");
+    const outsider = await h.user("annotator");
+    const machine = await h.user("machine");
+    const closed = await dataset(h);
+    const open = await dataset(h, { access: "open" });
+    assert.equal((await add(h, closed.id, member)).status, 204);
+
+    await t.step("a new dataset is for its members; `open` is for everyone", async () => {
+      assert.equal((await h.req("GET", `/api/v1/datasets/${closed.id}`)).body.access, "members");
+      assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).body.access, "open");
+      const listed = async (u: TestUser) =>
+        (await u.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) => d.id);
+      assert.deepEqual(await listed(member), [closed.id, open.id]);
+      assert.deepEqual(await listed(outsider), [open.id], "not listed for a non-member");
+      assert.deepEqual(await listed(machine), [open.id]);
+      const all = (await h.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) =>
+        d.id
+      );
+      assert.ok(all.includes(closed.id) && all.includes(open.id), "an admin sees every dataset");
+    });
+
+    await t.step("a non-member gets an unknown id's 404, never a 403", async () => {
+      const unknown = "987654321";
+      for (const path of ["", "/stats", "/images"]) {
+        const theirs = await outsider.req("GET", `/api/v1/datasets/${closed.id}${path}`);
+        const none = await outsider.req("GET", `/api/v1/datasets/${unknown}${path}`);
+        assertError(theirs, 404, "not_found");
+        assert.equal(withoutId(theirs, closed.id), withoutId(none, unknown), path);
+      }
+      const image = await outsider.req("GET", `/api/v1/images/${closed.images[0]}`);
+      const noImage = await outsider.req("GET", `/api/v1/images/${unknown}`);
+      assert.equal(withoutId(image, closed.images[0]), withoutId(noImage, unknown));
+      assertError(await outsider.req("POST", `/api/v1/datasets/${closed.id}/claims`), 404);
+      const ok = await member.req("POST", `/api/v1/datasets/${closed.id}/claims`);
+      assert.equal(ok.status, 201, "a member claims");
+      assert.equal((await outsider.req("POST", `/api/v1/datasets/${open.id}/claims`)).status, 201);
+    });
+
+    await t.step("added, a user sees the dataset at once; removed, at once no longer", async () => {
+      assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
+      assert.equal((await add(h, closed.id, machine)).status, 204);
+      const feed = await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`);
+      assert.equal(feed.status, 200);
+      assert.equal((await remove(h, closed.id, machine)).status, 204);
+      assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
+      assertError(
+        await machine.req(
+          "GET",
+          `/api/v1/datasets/${closed.id}/annotations?after=${
+            encodeURIComponent(feed.body.next_cursor)
+          }`,
+        ),
+        404,
+      );
+    });
+
+    await t.step("updateDataset changes access; admins see a dataset either way", async () => {
+      const res = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "members" });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.access, "members");
+      assertError(await outsider.req("GET", `/api/v1/datasets/${open.id}`), 404);
+      assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
+      assertError(await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "all" }), 400);
+      const back = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "open" });
+      assert.equal(back.body.access, "open");
+      assert.equal((await outsider.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("membership: adding, listing and removing members", async (t) => {
+  const h = await createTestApp();
+  try {
+    const a = await h.user("annotator");
+    const m = await h.user("machine");
+    const ds = await dataset(h);
+    const members = async () =>
+      (await h.req("GET", `/api/v1/datasets/${ds.id}/members`)).body.items as {
+        user_id: string;
+        name: string;
+        role: string;
+        added_at: string;
+      }[];
+
+    await t.step("PUT is idempotent: a second add changes nothing", async () => {
+      assert.deepEqual(await members(), []);
+      assert.equal((await add(h, ds.id, a)).status, 204);
+      const first = await members();
+      assert.equal((await add(h, ds.id, a)).status, 204);
+      assert.deepEqual(await members(), first, "added_at is the first add's");
+      assert.equal((await add(h, ds.id, m)).status, 204);
+      const list = await members();
+      assert.deepEqual(list.map((x) => [x.user_id, x.name, x.role]), [
+        [a.id, a.name, "annotator"],
+        [m.id, m.name, "machine"],
+      ]);
+      assert.ok(list.every((x) => !Number.isNaN(Date.parse(x.added_at))));
+    });
+
+    await t.step("DELETE is idempotent", async () => {
+      assert.equal((await remove(h, ds.id, m)).status, 204);
+      assert.equal((await remove(h, ds.id, m)).status, 204);
+      assert.deepEqual((await members()).map((x) => x.user_id), [a.id]);
+    });
+
+    await t.step("an unknown dataset or user is 404, naming which", async () => {
+      for (const method of ["PUT", "DELETE"]) {
+        const noDataset = await h.req(method, `/api/v1/datasets/999999/members/${a.id}`);
+        assertError(noDataset, 404, "not_found");
+        assert.match(noDataset.body.error.message, /dataset 999999/);
+        const noUser = await h.req(method, `/api/v1/datasets/${ds.id}/members/999999`);
+        assertError(noUser, 404, "not_found");
+        assert.match(noUser.body.error.message, /user 999999/);
+      }
+      assertError(await h.req("GET", "/api/v1/datasets/999999/members"), 404, "not_found");
+      assertError(await h.req("PUT", `/api/v1/datasets/${ds.id}/members/x`), 400);
+    });
+
+    await t.step("only admins manage members", async () => {
+      assertError(await a.req("GET", `/api/v1/datasets/${ds.id}/members`), 403, "forbidden");
+      assertError(await a.req("PUT", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
+      assertError(await m.req("DELETE", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("removing a member ends its claim at once, as revoked", async (t) => {
+  const h = await createTestApp();
+  try {
+    const gone = await h.user("annotator");
+    const stays = await h.user("annotator");
+    // One image: whoever holds it blocks the other.
+    const ds = await dataset(h, { images: 1 });
+    await add(h, ds.id, gone);
+    await add(h, ds.id, stays);
+    const claim = await gone.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(claim.status, 201);
+    const { id: claimId, image_id: imageId } = claim.body.claim;
+    assert.equal((await stays.req("POST", `/api/v1/datasets/${ds.id}/claims`)).status, 204);
+
+    await t.step("the image is claimable again the moment the member is removed", async () => {
+      assert.equal((await remove(h, ds.id, gone)).status, 204);
+      const next = await stays.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+      assert.equal(next.status, 201, JSON.stringify(next.body));
+      assert.equal(next.body.claim.image_id, imageId);
+      const ended = await rawOne<{ end_reason: string }>(
+        h.db,
+        "SELECT end_reason FROM claims WHERE id = $1::bigint",
+        [claimId],
+      );
+      assert.equal(ended?.end_reason, "revoked");
+    });
+
+    await t.step("the removed user's submit, renew and release are an unknown id's", async () => {
+      const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
+        claim_id: claimId,
+        labels: ["cat"],
+      });
+      assertError(submit, 404, "not_found");
+      assertError(await gone.req("POST", `/api/v1/claims/${claimId}/renew`), 404, "not_found");
+      assertError(await gone.req("DELETE", `/api/v1/claims/${claimId}`), 404, "not_found");
+      assertError(await gone.req("POST", `/api/v1/datasets/${ds.id}/claims`), 404, "not_found");
+    });
+
+    await t.step("added back, the old claim is 409 claim_revoked", async () => {
+      await add(h, ds.id, gone);
+      const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
+        claim_id: claimId,
+        labels: ["cat"],
+      });
+      assertError(submit, 409, "claim_revoked");
+    });
+
+    await t.step("in an open dataset, removal leaves the claim alone", async () => {
+      const open = await dataset(h, { access: "open", images: 1 });
+      await add(h, open.id, gone);
+      const c = await gone.req("POST", `/api/v1/datasets/${open.id}/claims`);
+      assert.equal(c.status, 201);
+      await remove(h, open.id, gone);
+      const renewed = await gone.req("POST", `/api/v1/claims/${c.body.claim.id}/renew`);
+      assert.equal(renewed.status, 200, "still the holder's: the dataset is everyone's");
+    });
+
+    await t.step("turning a dataset to members revokes only non-members' claims", async () => {
+      const ds2 = await dataset(h, { access: "open", images: 3 });
+      await add(h, ds2.id, stays);
+      const mine = await stays.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
+      const theirs = await gone.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
+      const patched = await h.req("PATCH", `/api/v1/datasets/${ds2.id}`, { access: "members" });
+      assert.equal(patched.status, 200);
+      const reasons = await h.db.unsafe(
+        "SELECT id::text, active, end_reason FROM claims WHERE id = ANY ($1::bigint[])",
+        [[mine.body.claim.id, theirs.body.claim.id]],
+      );
+      const byId = Object.fromEntries(reasons.map((r) => [r.id, r]));
+      assert.equal(byId[mine.body.claim.id].active, true, "a member's claim holds");
+      assert.equal(byId[theirs.body.claim.id].end_reason, "revoked");
+      const stats = await h.req("GET", `/api/v1/datasets/${ds2.id}/stats`);
+      assert.equal(stats.body.active_claims, 1);
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("batched claims and submits answer each caller by its own membership", async () => {
+  const h = await createTestApp();
+  try {
+    const ds = await dataset(h, { images: 40 });
+    const inside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
+    const outside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
+    for (const u of inside) await add(h, ds.id, u);
+    // Together, so the claims go to PostgreSQL in batches mixing both.
+    const claims = await Promise.all(
+      [...inside, ...outside].map((u) => u.req("POST", `/api/v1/datasets/${ds.id}/claims`)),
+    );
+    const got = claims.slice(0, 8);
+    assert.deepEqual(got.map((r) => r.status), inside.map(() => 201));
+    assert.equal(new Set(got.map((r) => r.body.claim.image_id)).size, 8, "eight images");
+    for (const r of claims.slice(8)) assertError(r, 404, "not_found");
+    // Submits together, one of them by a member removed meanwhile.
+    await remove(h, ds.id, inside[7]);
+    const submits = await Promise.all(
+      inside.map((u, i) =>
+        u.req("POST", `/api/v1/images/${got[i].body.claim.image_id}/annotations`, {
+          claim_id: got[i].body.claim.id,
+          labels: ["cat"],
+        })
+      ),
+    );
+    assert.deepEqual(submits.map((r) => r.status), [201, 201, 201, 201, 201, 201, 201, 404]);
+    const stats = await h.req("GET", `/api/v1/datasets/${ds.id}/stats`);
+    assert.equal(stats.body.human_annotations, 7);
+    assert.equal(stats.body.active_claims, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("the statements refuse a holder whose membership is gone, claim or not", async () => {
+  const h = await createTestApp();
+  try {
+    const u = await h.user("annotator");
+    const ds = await dataset(h, { images: 2 });
+    await add(h, ds.id, u);
+    const c = await u.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(c.status, 201);
+    // The membership row goes without revoke_claims.sql: the claim stays active, and only the
+    // statements' own rule stands between it and the dataset.
+    await rawExec(h.db, "DELETE FROM dataset_members WHERE user_id = $1::bigint", [u.id]);
+    const role = "annotator" as const;
+    assert.equal(
+      await claimNextImage(h.db, { dataset_id: ds.id, user_id: u.id, caller_role: role }),
+      null,
+    );
+    assert.deepEqual(
+      await claimNextImages(h.db, { dataset_id: ds.id, user_ids: [u.id], user_roles: [role] }),
+      [undefined],
+      "no 'held' answer showing the image",
+    );
+    const claimId = c.body.claim.id;
+    assert.equal(
+      await renewClaim(h.db, { claim_id: claimId, user_id: u.id, caller_role: role }),
+      null,
+    );
+    assert.equal(
+      await releaseClaim(h.db, {
+        claim_id: claimId,
+        user_id: u.id,
+        caller_id: u.id,
+        caller_role: role,
+      }),
+      null,
+    );
+    assert.equal(await getClaim(h.db, { id: claimId, caller_id: u.id, caller_role: role }), null);
+    const submit = await createHumanAnnotation(h.db, {
+      claim_id: claimId,
+      image_id: c.body.claim.image_id,
+      user_id: u.id,
+      caller_role: role,
+      labels: ["cat"],
+      shapes: [],
+    });
+    assert.equal(submit, null);
+    const claim = await getClaim(h.db, { id: claimId, ...SEES_ALL });
+    assert.equal(claim?.active, true, "nothing was written");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("may_see_dataset: admins everything, everyone open, members members", async () => {
+  const h = await createTestApp();
+  try {
+    const member = await h.user("annotator");
+    const ds = await dataset(h, { images: 1 });
+    await add(h, ds.id, member);
+    const cases: [string, string, string, boolean][] = [
+      ["members", member.id, "annotator", true],
+      ["members", "987654", "annotator", false],
+      ["members", "987654", "machine", false],
+      ["members", "987654", "admin", true],
+      ["open", "987654", "annotator", true],
+      ["open", "987654", "machine", true],
+    ];
+    for (const [access, user, role, expected] of cases) {
+      const row = await rawOne<{ ok: boolean }>(
+        h.db,
+        "SELECT may_see_dataset($1::bigint, $2::text, $3::bigint, $4::text) AS ok",
+        [ds.id, access, user, role],
+      );
+      assert.equal(row?.ok, expected, `${access}, ${role} ${user}`);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+/** The tables whose rows belong to a dataset. */
+const SCOPED =
+  /\b(datasets|images|annotations|current_claims|ended_claims|claims|dataset_members)\b/;
+
+/** Statements that need no rule, and why. */
+const UNSCOPED: Record<string, string> = {
+  "datasets/create_dataset": "admins only create datasets, and a new dataset is its creator's",
+};
+
+Deno.test("every statement on a dataset's rows applies may_see_dataset", async () => {
+  const root = new URL("../sql/", import.meta.url);
+  const missing: string[] = [];
+  let scoped = 0;
+  for await (const dir of Deno.readDir(root)) {
+    if (!dir.isDirectory) continue;
+    for await (const f of Deno.readDir(new URL(`${dir.name}/`, root))) {
+      if (!f.name.endsWith(".sql")) continue;
+      const name = `${dir.name}/${f.name.slice(0, -4)}`;
+      const sql = (await Deno.readTextFile(new URL(`${name}.sql`, root)))
+        .replace(/--[^\n]*/g, "");
+      if (!SCOPED.test(sql) || name in UNSCOPED) continue;
+      scoped++;
+      if (!/may_see_dataset\(/.test(sql)) missing.push(name);
+    }
+  }
+  assert.deepEqual(missing, [], "statements that read or write a dataset's rows without the rule");
+  assert.ok(scoped >= 30, `${scoped} statements checked`);
+});
+
+Deno.test("the migration keeps existing datasets open and makes new ones members-only", async () => {
+  const empty = await createEmptyDb();
+  const db = connect(empty.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 60_000 });
+  try {
+    assert.equal((await dbmate(empty.url, ["up"])).code, 0);
+    const version = "20261206024325";
+    // Back to before it (past any later migration), a dataset as it was then, and up again.
+    for (;;) {
+      const [{ applied }] = await db.unsafe(
+        "SELECT EXISTS (SELECT FROM schema_migrations WHERE version = $1) AS applied",
+        [version],
+      );
+      if (!applied) break;
+      const back = await dbmate(empty.url, ["rollback"]);
+      assert.equal(back.code, 0, back.stderr);
+    }
+    await db.unsafe("INSERT INTO datasets (name, labels) VALUES ('before', '{a}')");
+    assert.equal((await dbmate(empty.url, ["up"])).code, 0);
+    await db.unsafe("INSERT INTO datasets (name, labels) VALUES ('after', '{a}')");
+    const rows = await db.unsafe("SELECT name, access FROM datasets ORDER BY id");
+    assert.deepEqual(rows.map((r) => [r.name, r.access]), [["before", "open"], [
+      "after",
+      "members",
+    ]]);
+  } finally {
+    await db.end({ timeout: 5 });
+    await empty.close();
+  }
+});
+
+Deno.test({
+  name: "the annotator's page offers only the datasets its user may open",
+  ignore: noBrowser("tests/membership_test.ts"),
+  async fn() {
+    const s = await servePage();
+    try {
+      const image = [{ external_id: "one", width: 40, height: 30 }];
+      const made = (name: string, access: "members" | "open") =>
+        makeDataset(s, image, { name, access, predict: false });
+      const mine = await made("Ours", "members");
+      await made("Theirs", "members");
+      await made("Everyone's", "open");
+      const annotator = await s.h.user("annotator");
+      await s.h.req("PUT", `/api/v1/datasets/${mine.id}/members/${annotator.id}`);
+      const page = await (await s.browser.newContext()).newPage();
+      await page.goto(`${s.base}/`);
+      await page.getByLabel("API key").fill(annotator.apiKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("option", { name: "Ours" }).waitFor({ state: "attached" });
+      const offered = await page.getByLabel("Dataset").locator("option").allTextContents();
+      assert.deepEqual(offered.slice(1), ["Ours", "Everyone's"], "not another team's");
+    } finally {
+      await s.close();
+    }
+  },
+});
