@@ -70,6 +70,41 @@ Deno.test("user:create", async (t) => {
       assert.equal(same[0].role, "annotator", "the existing user is untouched");
     });
 
+    await t.step("--dataset makes the user a member of each dataset it names", async () => {
+      const ds = await Promise.all(
+        ["a", "b"].map(async (n) =>
+          (await app.req("POST", "/api/v1/datasets", { name: `script-${n}`, labels: ["x"] })).body
+            .id as string
+        ),
+      );
+      const run = await userCreate(
+        app.url,
+        "labeller-2",
+        "annotator",
+        "--dataset",
+        ds[0],
+        `--dataset=${ds[1]}`,
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, new RegExp(`a member of datasets ${ds[0]}, ${ds[1]}`));
+      const token = await app.anon("POST", "/api/v1/auth/token", { api_key: run.stdout.trim() });
+      const list = await app.client(token.body.access_token)("GET", "/api/v1/datasets");
+      assert.deepEqual(list.body.items.map((d: { id: string }) => d.id), ds);
+      for (const id of ds) {
+        const members = await app.req("GET", `/api/v1/datasets/${id}/members`);
+        assert.deepEqual(members.body.items.map((m: { name: string }) => m.name), ["labeller-2"]);
+      }
+    });
+
+    await t.step("an unknown --dataset is exit 1, and creates no user", async () => {
+      const run = await userCreate(app.url, "labeller-3", "annotator", "--dataset", "987654");
+      assert.equal(run.code, 1);
+      assert.equal(run.stdout, "");
+      assert.match(run.stderr, /no dataset 987654: nothing was created/);
+      const users = await app.req("GET", "/api/v1/users");
+      assert.ok(!users.body.items.some((u: { name: string }) => u.name === "labeller-3"));
+    });
+
     await t.step("wrong arguments are exit 2 with the usage", async () => {
       const cases: [string[], RegExp][] = [
         [[], /give a name and a role/],
@@ -78,6 +113,9 @@ Deno.test("user:create", async (t) => {
         [["someone", "superuser"], /unknown role "superuser": use one of admin, annotator/],
         [["   ", "admin"], /the name must not be blank/],
         [["x".repeat(201), "admin"], /at most 200 characters/],
+        [["a", "annotator", "--dataset"], /--dataset needs a dataset id/],
+        [["a", "annotator", "--dataset", "pets"], /not a dataset id: "pets"/],
+        [["a", "annotator", "--datasets", "1"], /unknown option --datasets/],
       ];
       const runs = await Promise.all(cases.map(([args]) => userCreate(app.url, ...args)));
       runs.forEach((run, i) => {
