@@ -15,6 +15,9 @@
  *   renewing, releasing or making human annotations;
  * - another annotator's claim in the same dataset (submit, renew, release), and ids of other
  *   datasets everywhere an id is taken;
+ * - another team's dataset (one the caller is no member of): the ids of its images, claims and
+ *   annotations and the cursors of its feed, in every operation that takes them, each answered
+ *   exactly as an unknown id is, with none of its data and nothing written;
  * - SQL injection strings in every path parameter, query parameter and body string of the spec
  *   (`injectEverywhere`), with the database checked unchanged.
  *
@@ -119,7 +122,8 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     return ok;
   };
 
-  // Fixtures: two datasets with images, two annotators, a machine.
+  // Fixtures: two datasets with images, two annotators, a machine. Dataset A is the team of all
+  // three; dataset B is annotator B's alone (access `members`, the default).
   const admin = setup.adminToken;
   const tag = crypto.randomUUID().slice(0, 8);
   const user = async (role: string) => {
@@ -155,6 +159,9 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
   };
   const A = await dataset("a", ["cat"]);
   const B = await dataset("b", ["car"]);
+  for (const [ds, u] of [[A, annA], [A, annB], [A, machine], [B, annB]] as const) {
+    await json(admin, "PUT", `/api/v1/datasets/${ds.id}/members/${u.id}`);
+  }
   const claimA = (await json(annA.token, "POST", `/api/v1/datasets/${A.id}/claims`)).body.claim;
   const claimB = (await json(annB.token, "POST", `/api/v1/datasets/${B.id}/claims`)).body.claim;
 
@@ -481,7 +488,7 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
       claim_id: claimA.id,
       labels: ["car"],
     }),
-    [409],
+    [404],
   );
   expect(
     "an annotation with dataset A's labels on dataset B's image (admin correction)",
@@ -489,14 +496,14 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     [422],
   );
   expect(
-    "annotator A renews annotator B's claim in another dataset",
+    "annotator A renews annotator B's claim in another dataset (not A's: unknown to A)",
     await json(annA.token, "POST", `/api/v1/claims/${claimB.id}/renew`),
-    [403],
+    [404],
   );
   expect(
-    "annotator A releases annotator B's claim in another dataset",
+    "annotator A releases annotator B's claim in another dataset (not A's: unknown to A)",
     await json(annA.token, "DELETE", `/api/v1/claims/${claimB.id}`),
-    [403],
+    [404],
   );
   const unchanged = (await setup.digest()) === before;
   out.push({
@@ -544,7 +551,140 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     detail: `${ext.status}; A's image has ${onA.body.items?.length}, B's ${onB.body.items?.length}`,
   });
 
+  await anotherTeam({ json, out, admin, tag, A, B, claimB, annA, machine, digest: setup.digest });
   return out;
+}
+
+type Json = (
+  token: string | null,
+  method: string,
+  url: string,
+  payload?: unknown,
+) => Promise<WireResponse & { body: unknown }>;
+
+/**
+ * Dataset B belongs to annotator B alone; annotator A and the machine are not its members. Every
+ * id of it (dataset, images, claim, annotations through its feed's cursors) in every operation
+ * that takes one, by each of them: the answer must be exactly an unknown id's (ids aside), carry
+ * none of B's data, and write nothing.
+ */
+async function anotherTeam(x: {
+  json: Json;
+  out: Outcome[];
+  admin: string;
+  tag: string;
+  A: { id: string; images: string[] };
+  B: { id: string; images: string[] };
+  claimB: { id: string; image_id: string };
+  annA: { token: string };
+  machine: { token: string };
+  digest(): Promise<string>;
+}): Promise<void> {
+  const { json, out, admin, A, B, claimB, annA, machine } = x;
+  // B's data: a human annotation (an admin's correction) so its feed and export have rows.
+  await json(admin, "POST", `/api/v1/images/${B.images[1]}/annotations`, { labels: ["car"] });
+  const feed = (await json(admin, "GET", `/api/v1/datasets/${B.id}/annotations`)).body as {
+    next_cursor: string;
+  };
+  const cursor = encodeURIComponent(feed.next_cursor);
+  const secrets = [`atk-${x.tag}-b`, `s3://atk/${x.tag}/b/`, '"car"'];
+  const unknown = "999999999";
+  type Probe = [who: string, token: string, method: string, path: string, payload?: unknown];
+  const probes = (id: (kind: "dataset" | "image" | "claim") => string): Probe[] => [
+    ["annotator A", annA.token, "GET", `/api/v1/datasets/${id("dataset")}`],
+    ["annotator A", annA.token, "GET", `/api/v1/datasets/${id("dataset")}/stats`],
+    [
+      "annotator A",
+      annA.token,
+      "GET",
+      `/api/v1/datasets/${id("dataset")}/images?cursor=${B.images[0]}`,
+    ],
+    ["annotator A", annA.token, "GET", `/api/v1/datasets/${id("dataset")}/images?external_id=x0`],
+    ["annotator A", annA.token, "GET", `/api/v1/images/${id("image")}`],
+    ["annotator A", annA.token, "POST", `/api/v1/datasets/${id("dataset")}/claims`],
+    ["annotator A", annA.token, "POST", `/api/v1/claims/${id("claim")}/renew`],
+    ["annotator A", annA.token, "DELETE", `/api/v1/claims/${id("claim")}`],
+    ["annotator A", annA.token, "POST", `/api/v1/images/${id("image")}/annotations`, {
+      claim_id: claimB.id,
+      labels: ["car"],
+    }],
+    ["machine", machine.token, "GET", `/api/v1/datasets/${id("dataset")}`],
+    ["machine", machine.token, "GET", `/api/v1/images/${id("image")}`],
+    ["machine", machine.token, "GET", `/api/v1/images/${id("image")}/media`],
+    ["machine", machine.token, "PATCH", `/api/v1/images/${id("image")}`, { priority: 9 }],
+    ["machine", machine.token, "GET", `/api/v1/images/${id("image")}/annotations`],
+    ["machine", machine.token, "POST", `/api/v1/images/${id("image")}/annotations`, {
+      model: { name: "atk", version: "1" },
+      labels: ["car"],
+    }],
+    ["machine", machine.token, "POST", `/api/v1/datasets/${id("dataset")}/images`, {
+      images: [{ uri: "s3://atk/intruder.jpg", external_id: "x0" }],
+    }],
+    ["machine", machine.token, "POST", `/api/v1/datasets/${id("dataset")}/predictions`, {
+      predictions: [{
+        image_id: B.images[0],
+        model: { name: "atk", version: "1" },
+        labels: ["car"],
+      }],
+    }],
+    ["machine", machine.token, "PUT", `/api/v1/datasets/${id("dataset")}/priorities`, {
+      priorities: [{ external_id: "x0", priority: 9 }],
+    }],
+    ["machine", machine.token, "GET", `/api/v1/datasets/${id("dataset")}/annotations`],
+    [
+      "machine",
+      machine.token,
+      "GET",
+      `/api/v1/datasets/${id("dataset")}/annotations?after=${cursor}&source=human`,
+    ],
+    ["machine", machine.token, "GET", `/api/v1/datasets/${id("dataset")}/export?format=coco`],
+  ];
+  const theirs = probes((kind) =>
+    kind === "dataset" ? B.id : kind === "image" ? claimB.image_id : claimB.id
+  );
+  const none = probes(() => unknown);
+  const before = await x.digest();
+  for (const [i, [who, token, method, path, payload]] of theirs.entries()) {
+    const res = await json(token, method, path, payload);
+    const ref = await json(token, method, none[i][3], payload);
+    const ids = [B.id, claimB.image_id, claimB.id].map((id) => new RegExp(`\\b${id}\\b`, "g"));
+    const same = ids.reduce((t, re) => t.replace(re, "{id}"), `${res.status} ${res.text}`) ===
+      `${ref.status} ${ref.text}`.replaceAll(unknown, "{id}");
+    const leaked = secrets.filter((s) => res.text.includes(s));
+    out.push({
+      attack: `${who}, no member of B: ${method} ${path.replace(/\?.*/, "")} with B's ids`,
+      ok: res.status === 404 && same && !leaked.length,
+      detail: `${res.status} ${res.text.slice(0, 120)}${same ? "" : `; unknown id: ${ref.text}`}` +
+        (leaked.length ? `; B's data: ${leaked.join(", ")}` : ""),
+    });
+  }
+  for (const [who, token] of [["annotator A", annA.token], ["machine", machine.token]]) {
+    const list = await json(token, "GET", "/api/v1/datasets");
+    const ids = (list.body as { items?: { id: string }[] }).items?.map((d) => d.id) ?? [];
+    out.push({
+      attack: `${who}: listDatasets leaves out dataset B`,
+      ok: list.status === 200 && ids.includes(A.id) && !ids.includes(B.id) &&
+        !secrets.some((s) => list.text.includes(s)),
+      detail: `${list.status} ${ids.join(",")}`,
+    });
+  }
+  const onA = await json(
+    machine.token,
+    "GET",
+    `/api/v1/datasets/${A.id}/annotations?after=${cursor}&limit=1000`,
+  );
+  out.push({
+    attack: "the machine polls dataset A's feed with a cursor of B's: only A's rows",
+    ok: onA.status === 200 &&
+      (onA.body as { items: { dataset_id: string }[] }).items.every((a) => a.dataset_id === A.id),
+    detail: `${onA.status} ${onA.text.slice(0, 120)}`,
+  });
+  const unchanged = (await x.digest()) === before;
+  out.push({
+    attack: "  … none of the probes of another team's dataset wrote anything",
+    ok: unchanged,
+    detail: unchanged ? "digest unchanged" : "the database changed",
+  });
 }
 
 /** Valid bodies for the operations that take one, so each string in them can be poisoned. */
