@@ -157,7 +157,7 @@ async function main(opts: Options): Promise<number> {
   const setups = external ? [opts.setups[0]] : opts.setups;
   log(
     `bench: ${opts.quick ? "quick" : "full"} run, ${fmt(opts.images)} images, ` +
-      `${opts.concurrency} annotators, on ${
+      `${opts.concurrency} annotators, datasets with access ${opts.access}, on ${
         external ? "DATABASE_URL" : setups.join(" and then ")
       } PostgreSQL`,
   );

@@ -40,6 +40,11 @@ export interface Options {
    * 127.0.0.1 in the bench process: the cycle with its outbox insert and its deliveries.
    */
   webhook: boolean;
+  /**
+   * The annotated datasets' access: `members` (a new dataset's default: every claim and submit
+   * looks its caller up in dataset_members) or `open` (no lookup).
+   */
+  access: "members" | "open";
 }
 
 export const SECTIONS = ["fetch", "fused", "ceiling", "peer", "low", "scale", "ingest", "mixed"];
@@ -64,6 +69,8 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
                         (default 50,000; quick 20,000)
   --server-env K=V      extra environment for the server (repeatable), e.g. DB_POOL_MAX=4
   --webhook             one webhook on annotation.created, delivered to a receiver on 127.0.0.1
+  --access A            the annotated datasets' access: members (default; the annotators are
+                        made their members) or open
 With DATABASE_URL set, the one setup is a scratch database created on that server (CREATEDB
 needed) and dropped at the end.`;
 
@@ -91,6 +98,7 @@ export function parseArgs(args: string[]): Options {
     dbSetup: [],
     staleStats: false,
     webhook: false,
+    access: "members",
   };
   const count = (flag: string, v: string, min = 1) => {
     const n = Number(v.replaceAll("_", "").replaceAll(",", ""));
@@ -156,6 +164,12 @@ export function parseArgs(args: string[]): Options {
       case "--mixed-images":
         o.mixedImages = count(arg, value(), 1_000);
         break;
+      case "--access": {
+        const v = value();
+        if (v !== "members" && v !== "open") throw new Error(`--access: members or open\n${USAGE}`);
+        o.access = v;
+        break;
+      }
       case "--load-workers":
         o.loadWorkers = count(arg, value());
         break;

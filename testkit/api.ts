@@ -153,13 +153,32 @@ export async function createAnnotators(
   return tokens;
 }
 
-/** A new dataset's id. */
+/**
+ * A new dataset's id: `open` (every user works in it) unless `access` is `members`, when only the
+ * users addMembers adds (and admins) see it.
+ */
 export async function createDataset(
   base: string,
   admin: string,
   name: string,
   labels = ["car", "person"],
+  access: "open" | "members" = "open",
 ): Promise<string> {
-  const res = await call(base, admin, "POST", "/api/v1/datasets", { name, labels });
+  const res = await call(base, admin, "POST", "/api/v1/datasets", { name, labels, access });
   return expectStatus(res, 201).body.id;
+}
+
+/** Makes the users members of the dataset. */
+export async function addMembers(
+  base: string,
+  admin: string,
+  datasetId: string,
+  userIds: readonly string[],
+): Promise<void> {
+  for (const id of userIds) {
+    expectStatus(
+      await call(base, admin, "PUT", `/api/v1/datasets/${datasetId}/members/${id}`),
+      204,
+    );
+  }
 }

@@ -49,6 +49,7 @@ try {
     Object.values(imageBatch(
       datasetId,
       Array.from({ length: BATCH }, (_, k) => imageRow("r", first + k)),
+      { caller_id: "0", caller_role: "admin" },
     )) as postgres.ParameterOrJSON<never>[];
   const timed = async (fn: () => Promise<unknown>) => {
     const t = performance.now();

@@ -79,7 +79,8 @@ try {
   for (const file of setups) await admin.unsafe(await Deno.readTextFile(file));
   await admin.unsafe(await Deno.readTextFile(here("../sql/naive_schema.sql")));
   const [{ id: datasetId }] = await admin`
-    INSERT INTO datasets (name, labels) VALUES ('cycle', '{car}') RETURNING id::text`;
+    INSERT INTO datasets (name, labels, access) VALUES ('cycle', '{car}', 'open')
+    RETURNING id::text`;
   const users = (await admin`
     INSERT INTO users (name, role)
     SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${concurrency}) g
@@ -100,7 +101,12 @@ try {
   const claims = new Batcher({
     key: () => datasetId,
     exclusive: (u: string) => [u],
-    run: (_key, users: string[]) => claimNextImages(db, { dataset_id: datasetId, user_ids: users }),
+    run: (_key, users: string[]) =>
+      claimNextImages(db, {
+        dataset_id: datasetId,
+        user_ids: users,
+        user_roles: users.map(() => "annotator"),
+      }),
     maxSize: batchSize,
     maxInFlight: batchInFlight,
   });
@@ -115,7 +121,11 @@ try {
     while (budget-- > 0) {
       let outcome = await claims.submit(user);
       for (let attempt = 0; !outcome && attempt < 3; attempt++) {
-        const single = await claimNextImage(db, { dataset_id: datasetId, user_id: user });
+        const single = await claimNextImage(db, {
+          dataset_id: datasetId,
+          user_id: user,
+          caller_role: "annotator",
+        });
         if (single?.state !== "conflict") outcome = single ?? undefined;
       }
       if (!outcome || outcome.state === "conflict") {
@@ -126,6 +136,7 @@ try {
         claim_id: outcome.claim.id,
         image_id: outcome.image.id,
         user_id: user,
+        caller_role: "annotator" as const,
         labels: ["car"],
         shapes: shapes as ClaimedHumanAnnotation["shapes"],
       };

@@ -7,7 +7,12 @@
 import type postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
-import { adminToken as adminTokenOf, createAnnotators, createDataset } from "../../testkit/api.ts";
+import {
+  addMembers,
+  adminToken as adminTokenOf,
+  createAnnotators,
+  createDataset,
+} from "../../testkit/api.ts";
 import { postmasterOf } from "../../testkit/proc.ts";
 import { type Ctx, fmt, log, sqlFile } from "../lib/context.ts";
 import { type BenchDatabase, serverSettings } from "../lib/database.ts";
@@ -121,7 +126,14 @@ export async function setUp(
   const [{ id: explainUserId }] = await sql<{ id: string }[]>`
     SELECT id::text FROM users WHERE name = ${`bench-annotator-${opts.concurrency + 1}`}`;
   tokens.pop();
-  const dataset = (name: string) => createDataset(base, adminToken, name);
+  const annotatorIds = (await sql<{ id: string }[]>`
+    SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%'`).map((r) => r.id);
+  // A `members` dataset has every annotator as a member: each claim and submit checks it.
+  const dataset = async (name: string) => {
+    const id = await createDataset(base, adminToken, name, undefined, opts.access);
+    if (opts.access === "members") await addMembers(base, adminToken, id, annotatorIds);
+    return id;
+  };
 
   let t = performance.now();
   const warmupId = await dataset("bench-warmup");
