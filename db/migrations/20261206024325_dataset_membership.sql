@@ -35,7 +35,7 @@ CREATE TABLE dataset_members (
 -- PL/pgSQL, not SQL: a LANGUAGE sql function with a subquery is never inlined, and PostgreSQL
 -- before 18 plans its body again in every statement that calls it. A one-row statement on
 -- PostgreSQL 15 takes 3-5 µs without the rule, 11-13 µs with this function (it keeps its plan for
--- the session), 37-56 µs with the same body in SQL (docs/decisions/0013-dataset-membership-rule.md,
+-- the session), 37-56 µs with the same body in SQL (docs/decisions/0016-dataset-membership-rule.md,
 -- bench/experiments/membership_rule.ts).
 CREATE FUNCTION may_see_dataset(dataset_id bigint, access text, caller_id bigint,
   caller_role text)
