@@ -279,3 +279,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "the Dataset list holds the datasets the person may open, and no other team's",
+  ignore,
+  async fn() {
+    const s = await servePage();
+    try {
+      const annotator = await s.h.user("annotator");
+      const ours = await makeDataset(s, [{ external_id: "ours", width: 400, height: 250 }], {
+        access: "members",
+        predict: false,
+      });
+      const open = await makeDataset(s, [{ external_id: "open", width: 400, height: 250 }], {
+        predict: false,
+      });
+      const theirs = await makeDataset(s, [{ external_id: "theirs", width: 400, height: 250 }], {
+        access: "members",
+        predict: false,
+      });
+      const added = await s.h.req("PUT", `/api/v1/datasets/${ours.id}/members/${annotator.id}`);
+      assert.equal(added.status, 204);
+      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      const { errors } = watch(page);
+      await signInAndPick(page, s.base, annotator, ours.name);
+      await page.getByRole("img", { name: "ours", exact: true }).waitFor();
+      const names = await page.getByLabel("Dataset").locator("option").allTextContents();
+      assert.deepEqual(names.filter((n) => !n.endsWith("…")).sort(), [ours.name, open.name].sort());
+      assert.ok(!names.includes(theirs.name));
+      assert.deepEqual(errors, []);
+      await context.close();
+    } finally {
+      await s.close();
+    }
+  },
+});
