@@ -20,7 +20,7 @@ import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
-import { adminToken, createAnnotators, createDataset } from "../../testkit/api.ts";
+import { adminToken, createAnnotators } from "../../testkit/api.ts";
 import { type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
 import { percentile } from "../lib/stats.ts";
@@ -112,7 +112,12 @@ try {
       root: c.root,
     });
     const admin = await adminToken(server.url);
-    const datasetId = await createDataset(server.url, admin, `cycle-ab-${c.name}`);
+    // Made in SQL, `open`, so that a side running older code (--a-root) that predates the
+    // dataset's `access` reads it as any dataset.
+    const [{ id: datasetId }] = await sql<{ id: string }[]>`
+      INSERT INTO datasets (name, labels, access)
+      VALUES (${`cycle-ab-${c.name}`}, ${["car", "person"]}::text[], 'open')
+      RETURNING id::text`;
     await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, c.name, 1, images]);
     const tokens = await createAnnotators(server.url, admin, concurrency, `cycle-ab-${c.name}`);
     const extra = [];
