@@ -113,9 +113,14 @@ export interface TestApp extends TestDb {
 
 let userSeq = 0;
 
-export async function createTestApp(
-  opts: { config?: Record<string, string>; poolMax?: number; log?: Logger } = {},
-): Promise<TestApp> {
+/** What createTestApp takes: configuration over testConfig's, the pool's size, a logger. */
+export interface TestAppOptions {
+  config?: Record<string, string>;
+  poolMax?: number;
+  log?: Logger;
+}
+
+export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const tdb = await createTestDb(opts.poolMax);
   const config = testConfig(opts.config);
   const app = createApp({ db: tdb.db, config, log: opts.log ?? silentLogger });
@@ -155,6 +160,60 @@ export async function createTestApp(
 
   const admin = await user("admin", "harness-admin");
   return { ...tdb, app, req: admin.req, anon: client(null), client, admin, user };
+}
+
+/**
+ * One top-level test on its own fresh app (and database), closed afterwards, so
+ * `deno task test --filter "<name>"` runs it alone and no test sees another's rows.
+ */
+export function withApp(name: string, fn: (h: TestApp) => Promise<void>): void;
+export function withApp(
+  name: string,
+  options: TestAppOptions & { ignore?: boolean },
+  fn: (h: TestApp) => Promise<void>,
+): void;
+export function withApp(
+  name: string,
+  a: (TestAppOptions & { ignore?: boolean }) | ((h: TestApp) => Promise<void>),
+  b?: (h: TestApp) => Promise<void>,
+): void {
+  const [options, fn] = typeof a === "function" ? [{}, a] : [a, b!];
+  const { ignore, ...appOptions } = options as TestAppOptions & { ignore?: boolean };
+  Deno.test({
+    name,
+    ignore,
+    async fn() {
+      const h = await createTestApp(appOptions);
+      try {
+        await fn(h);
+      } finally {
+        await h.close();
+      }
+    },
+  });
+}
+
+/** One top-level test on its own fresh database (no app), dropped afterwards. */
+export function withDb(name: string, fn: (h: TestDb) => Promise<void>): void;
+export function withDb(
+  name: string,
+  options: { poolMax?: number },
+  fn: (h: TestDb) => Promise<void>,
+): void;
+export function withDb(
+  name: string,
+  a: { poolMax?: number } | ((h: TestDb) => Promise<void>),
+  b?: (h: TestDb) => Promise<void>,
+): void {
+  const [options, fn] = typeof a === "function" ? [{}, a] : [a, b!];
+  Deno.test(name, async () => {
+    const h = await createTestDb(options.poolMax);
+    try {
+      await fn(h);
+    } finally {
+      await h.close();
+    }
+  });
 }
 
 /** Asserts the one error shape, and optionally the status and code. */
