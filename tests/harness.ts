@@ -10,7 +10,7 @@ import { type Config, parseConfig } from "../lib/runtime/config.ts";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
 import { type Logger, silentLogger } from "../lib/runtime/log.ts";
 import { hashApiKey, newApiKey } from "../lib/auth/keys.ts";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
+import { type Clock, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
 import { createUser, type Role } from "../sql/users/queries.ts";
 
 export interface TestDb {
@@ -100,6 +100,8 @@ export interface TestUser {
 
 export interface TestApp extends TestDb {
   app: ReturnType<typeof createApp>;
+  /** The app's clock (tokens, the auth caches): the real time until the test moves it. */
+  clock: TestClock;
   /** Requests as the harness's admin. */
   req: Requester;
   /** Requests with no credentials. */
@@ -120,10 +122,32 @@ export interface TestAppOptions {
   log?: Logger;
 }
 
+/**
+ * A clock for createApp's `now` (tokens and the auth caches) that a test moves forward instead of
+ * waiting: the real time plus what `advance` added, or, once frozen, only what `advance` adds.
+ */
+export class TestClock {
+  #frozenAt: number | undefined;
+  #offsetMs = 0;
+  readonly now: Clock = () => (this.#frozenAt ?? Date.now()) + this.#offsetMs;
+  /** Seconds since the epoch, as JWT claims count them. */
+  seconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+  advance(ms: number): void {
+    this.#offsetMs += ms;
+  }
+  /** Stops the clock at its current reading: from then on only `advance` moves it. */
+  freeze(): void {
+    this.#frozenAt ??= Date.now();
+  }
+}
+
 export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const tdb = await createTestDb(opts.poolMax);
   const config = testConfig(opts.config);
-  const app = createApp({ db: tdb.db, config, log: opts.log ?? silentLogger });
+  const clock = new TestClock();
+  const app = createApp({ db: tdb.db, config, log: opts.log ?? silentLogger, now: clock.now });
 
   const client = (token: string | null): Requester => async (method, path, body, headers) => {
     const h: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
@@ -159,7 +183,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   };
 
   const admin = await user("admin", "harness-admin");
-  return { ...tdb, app, req: admin.req, anon: client(null), client, admin, user };
+  return { ...tdb, app, clock, req: admin.req, anon: client(null), client, admin, user };
 }
 
 /**

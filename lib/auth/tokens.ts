@@ -6,6 +6,9 @@
  * Verification pins algorithms per key type, so `alg: none` and HS/RS confusion fail, and checks
  * `iss`, `aud`, `exp`. The user's role and disabled flag come from the database, cached for at most
  * AUTH_USER_CACHE_SECONDS (≤ 60 s), so disabling a user takes effect within that.
+ *
+ * Every reading of the time (issuing, expiry, the caches, the JWKS refetch cooldown) goes through
+ * one clock, `now`, so tests move time forward instead of waiting for it.
  */
 import {
   createRemoteJWKSet,
@@ -42,6 +45,12 @@ const idpUnavailable = (reason: string) =>
 
 /** How long the provider's JWKS endpoint may take to answer. */
 const JWKS_TIMEOUT_MS = 5_000;
+
+/**
+ * Minimum time between two fetches of the provider's JWKS: a token with an unknown `kid` makes
+ * jose refetch, and this bounds what tokens with made-up `kid`s can cost the provider.
+ */
+const JWKS_COOLDOWN_MS = 2_000;
 
 /**
  * jose's fetch of the provider's JWKS, made to tell "the provider is unreachable or broken"
@@ -87,14 +96,17 @@ export interface TokenResponse {
   expires_in: number;
 }
 
+/** Milliseconds since the epoch, as `Date.now`. */
+export type Clock = () => number;
+
 /** A small time-bounded cache; `ttlMs` 0 disables it. */
 class TtlCache<V> {
   #entries = new Map<string, { value: V; until: number }>();
-  constructor(private ttlMs: number, private maxEntries = 10_000) {}
+  constructor(private ttlMs: number, private now: Clock, private maxEntries = 10_000) {}
   get(key: string): V | undefined {
     const hit = this.#entries.get(key);
     if (!hit) return undefined;
-    if (hit.until <= Date.now()) {
+    if (hit.until <= this.now()) {
       this.#entries.delete(key);
       return undefined;
     }
@@ -103,7 +115,7 @@ class TtlCache<V> {
   set(key: string, value: V): void {
     if (this.ttlMs <= 0) return;
     if (this.#entries.size >= this.maxEntries) this.#entries.clear();
-    this.#entries.set(key, { value, until: Date.now() + this.ttlMs });
+    this.#entries.set(key, { value, until: this.now() + this.ttlMs });
   }
   delete(key: string): void {
     this.#entries.delete(key);
@@ -123,7 +135,8 @@ export interface Auth {
   forget(userId: string): void;
 }
 
-export function createAuth(db: Db, config: Config["auth"]): Auth {
+/** `now` is the clock every reading of the time goes through (tests move it forward). */
+export function createAuth(db: Db, config: Config["auth"], now: Clock = Date.now): Auth {
   if (!config.jwtSecret) throw new Error("createAuth: no JWT secret");
   // Imported once: handing jose the raw bytes would import the key again on every request.
   const importHmac = (secret: string) =>
@@ -141,17 +154,31 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
   // includes the signature), with their subject and expiry: a client sends the same token on
   // every request, and this skips the HMAC for all but the first. Expiry is still checked each
   // time; the user (role, disabled) is looked up each time through its own short cache.
-  const verified = new TtlCache<{ sub: string; expMs: number }>(10 * 60_000);
-  const byId = new TtlCache<Principal>(config.userCacheSeconds * 1000);
-  const bySubject = new TtlCache<Principal>(config.userCacheSeconds * 1000);
+  const verified = new TtlCache<{ sub: string; expMs: number }>(10 * 60_000, now);
+  const byId = new TtlCache<Principal>(config.userCacheSeconds * 1000, now);
+  const bySubject = new TtlCache<Principal>(config.userCacheSeconds * 1000, now);
   const jwks = config.jwks;
+  // The cooldown between refetches is kept here, on `now`, rather than by jose (which reads
+  // Date.now): within JWKS_COOLDOWN_MS of the last key set fetched, a refetch jose asks for is
+  // answered with that key set again, so an unknown `kid` is refused without a request to the
+  // provider. Only a key set that arrived starts the cooldown: after a failure jose tries again.
+  let lastJwks: { at: number; body: string } | undefined;
+  const fetchJwksCooled = async (url: string, init: RequestInit): Promise<Response> => {
+    if (!lastJwks || now() - lastJwks.at >= JWKS_COOLDOWN_MS) {
+      const body = await (await fetchJwks(url, init)).text();
+      lastJwks = { at: now(), body };
+    }
+    return new Response(lastJwks.body, {
+      status: 200,
+      headers: { "content-type": "application/json" },
+    });
+  };
   const remoteKeys = jwks
     ? createRemoteJWKSet(new URL(jwks.url), {
       timeoutDuration: JWKS_TIMEOUT_MS,
-      // Minimum time between refetches: bounds what tokens with made-up `kid`s can cost.
-      cooldownDuration: 2_000,
+      cooldownDuration: 0,
       cacheMaxAge: 10 * 60_000,
-      [customFetch]: fetchJwks,
+      [customFetch]: fetchJwksCooled,
     })
     : undefined;
 
@@ -199,7 +226,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
   async function verifyJwt(token: string): Promise<Principal | null> {
     const known = verified.get(token);
     if (known) {
-      if (known.expMs <= Date.now()) throw invalidToken("token expired");
+      if (known.expMs <= now()) throw invalidToken("token expired");
       return await userById(known.sub);
     }
     let alg: string | undefined;
@@ -214,6 +241,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
         issuer: TOKEN_ISSUER,
         audience: TOKEN_AUDIENCE,
         requiredClaims: ["sub", "exp", "iat"],
+        currentDate: new Date(now()),
       };
       let verifiedJwt: Awaited<ReturnType<typeof jwtVerify>>;
       try {
@@ -232,6 +260,7 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
         issuer: jwks.issuer,
         audience: jwks.audience,
         requiredClaims: ["sub", "exp"],
+        currentDate: new Date(now()),
       });
       const role = roleFrom(payload, jwks.roleClaim);
       if (!role) throw invalidToken(`the token's "${jwks.roleClaim}" claim names no known role`);
@@ -247,14 +276,14 @@ export function createAuth(db: Db, config: Config["auth"]): Auth {
     },
 
     async issueToken(user) {
-      const now = Math.floor(Date.now() / 1000);
+      const issuedAt = Math.floor(now() / 1000);
       const access_token = await new SignJWT({ role: user.role, name: user.name })
         .setProtectedHeader({ alg: "HS256", typ: "JWT" })
         .setSubject(user.id)
         .setIssuer(TOKEN_ISSUER)
         .setAudience(TOKEN_AUDIENCE)
-        .setIssuedAt(now)
-        .setExpirationTime(now + config.tokenTtlSeconds)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + config.tokenTtlSeconds)
         .sign(await hmacKey);
       return { access_token, token_type: "Bearer", expires_in: config.tokenTtlSeconds };
     },

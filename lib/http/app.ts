@@ -4,7 +4,7 @@
  */
 import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
-import { createAuth } from "../auth/tokens.ts";
+import { type Clock, createAuth } from "../auth/tokens.ts";
 import { activity } from "../db/query.ts";
 import { createMedia } from "../media/index.ts";
 import type { Deps } from "../runtime/deps.ts";
@@ -31,12 +31,19 @@ import { webhooksRouter } from "../../routes/webhooks.ts";
 
 export const API_VERSION = "0.1.0";
 
-/** What createApp takes: the metrics registry and the media signers are made here when not given. */
-export type AppOptions = Omit<Deps, "metrics" | "media"> & Partial<Pick<Deps, "metrics" | "media">>;
+/**
+ * What createApp takes: the metrics registry and the media signers are made here when not given;
+ * `now` is the clock of tokens and the auth caches (Date.now unless a test moves time forward).
+ */
+export type AppOptions =
+  & Omit<Deps, "metrics" | "media">
+  & Partial<Pick<Deps, "metrics" | "media">>
+  & { now?: Clock };
 
 export function createApp(options: AppOptions) {
+  const { now, ...rest } = options;
   const deps: Deps = {
-    ...options,
+    ...rest,
     metrics: options.metrics ?? new Metrics(),
     media: options.media ?? createMedia(options.config),
   };
@@ -58,7 +65,7 @@ export function createApp(options: AppOptions) {
   );
 
   const app = createRouter();
-  const auth = createAuth(deps.db, config.auth);
+  const auth = createAuth(deps.db, config.auth, now);
   const bodyBudget = new BodyBudget(config.bodyLimitBytes, config.requestTimeoutMs);
   app.use("*", requestLog(log, metrics));
   // Pages on CORS_ORIGINS may call the API and load local media: their preflights are answered
