@@ -34,12 +34,12 @@ import {
 } from "../sql/images/queries.ts";
 import {
   annotators,
-  createTestDb,
   rawExec,
   rawMany,
   rawOne,
   SEES_ALL,
   setClaimExpiry,
+  withDb,
 } from "./harness.ts";
 
 let seq = 0;
@@ -127,462 +127,451 @@ function delay(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-Deno.test("claims: the claim query", async (t) => {
-  const h = await createTestDb(40);
-  const db = h.db;
-  try {
-    await t.step("highest priority first, then oldest; nothing left gives null", async () => {
-      const ds = await newDataset(db, { priorities: [0, 5, 5, 1, -2] });
-      const users = await newUsers(db, 6);
-      const got: string[] = [];
-      for (const u of users.slice(0, 5)) {
-        const r = await claim(db, ds.id, u);
-        assert.equal(r?.state, "new");
-        assert.equal(r.claim.user_id, u);
-        assert.equal(r.claim.image_id, r.image.id);
-        assert.equal(r.claim.dataset_id, ds.id);
-        assert.equal(r.image.status, "in_progress");
-        assert.ok(r.claim.expires_at.getTime() - r.claim.created_at.getTime() === 900_000);
-        got.push(r.image.id);
-      }
-      const [p0, p5a, p5b, p1, pm2] = ds.images;
-      assert.deepEqual(got, [p5a, p5b, p1, p0, pm2]);
-      assert.equal(
-        await claimNextImage(db, {
-          dataset_id: ds.id,
-          user_id: users[5],
-          caller_role: "annotator",
-        }),
-        null,
-      );
-      assert.equal(
-        await claimNextImage(db, {
-          dataset_id: "999999",
-          user_id: users[5],
-          caller_role: "annotator",
-        }),
-        null,
-        "unknown dataset",
-      );
-    });
-
-    await t.step("a held claim comes back unchanged ('held')", async () => {
-      const ds = await newDataset(db, { priorities: [1, 2, 3] });
-      const [u] = await newUsers(db, 1);
-      const first = await claim(db, ds.id, u);
-      const again = await claim(db, ds.id, u);
-      assert.equal(first?.state, "new");
-      assert.equal(again?.state, "held");
-      assert.equal(again.claim.id, first.claim.id);
-      assert.deepEqual(again.claim, first.claim);
-      assert.equal(again.image.id, ds.images[2]);
-      assert.equal(again.image.status, "in_progress");
-      assert.equal((await activeClaims(db, ds.id)).length, 1);
-    });
-
-    await t.step("five concurrent claims by one user give one claim", async () => {
-      for (let round = 0; round < 5; round++) {
-        const ds = await newDataset(db, { priorities: Array(20).fill(0) });
-        const [u] = await newUsers(db, 1);
-        const raw = await Promise.all(
-          Array.from(
-            { length: 5 },
-            () => claimNextImage(db, { dataset_id: ds.id, user_id: u, caller_role: "annotator" }),
-          ),
-        );
-        assert.ok(raw.every((r) => r !== null));
-        assert.equal(raw.filter((r) => r?.state === "new").length, 1, JSON.stringify(raw));
-        const settled = await Promise.all(raw.map(() => claim(db, ds.id, u)));
-        const ids = new Set(settled.map((r) => r!.claim.id));
-        assert.equal(ids.size, 1);
-        assert.ok(settled.every((r) => r!.state === "held"));
-        const active = await activeClaims(db, ds.id);
-        assert.equal(active.length, 1);
-        assert.equal(active[0].id, [...ids][0]);
-        const leased = await rawMany<{ id: string }>(
-          db,
-          `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND leases <> '{}'`,
-          [ds.id],
-        );
-        assert.deepEqual(leased.map((r) => r.id), [active[0].image_id], "no image hoarded");
-      }
-    });
-
-    await t.step(
-      "release frees the image at once; only the holder (or admin) releases",
-      async () => {
-        const ds = await newDataset(db, { priorities: [3, 2] });
-        const [a, b] = await newUsers(db, 2);
-        const ca = await claim(db, ds.id, a);
-        assert.equal(ca?.image.id, ds.images[0]);
-        assert.equal(
-          await releaseClaim(db, {
-            claim_id: ca.claim.id,
-            user_id: b,
-            caller_id: b,
-            caller_role: "annotator",
-          }),
-          null,
-          "not b's claim",
-        );
-        const released = await releaseClaim(db, {
-          claim_id: ca.claim.id,
-          user_id: a,
-          caller_id: a,
-          caller_role: "annotator",
-        });
-        assert.equal(released?.id, ca.claim.id);
-        assert.equal(released.active, false);
-        assert.equal(released.end_reason, "released");
-        assert.equal(released.live, false);
-        assert.equal(
-          await releaseClaim(db, {
-            claim_id: ca.claim.id,
-            user_id: a,
-            caller_id: a,
-            caller_role: "annotator",
-          }),
-          null,
-          "already released",
-        );
-        assert.equal(await status(db, ds.images[0]), "pending");
-        const cb = await claim(db, ds.id, b);
-        assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
-        assert.equal(
-          (await releaseClaim(db, {
-            claim_id: cb.claim.id,
-            user_id: b,
-            caller_id: b,
-            caller_role: "annotator",
-          }))?.end_reason,
-          "released",
-        );
-        // The releaser may claim again too, and gets the same image back.
-        assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[0]);
-        assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "a released claim");
-      },
+withDb(
+  "claim query: highest priority first, then oldest; nothing left gives null",
+  async ({ db }) => {
+    const ds = await newDataset(db, { priorities: [0, 5, 5, 1, -2] });
+    const users = await newUsers(db, 6);
+    const got: string[] = [];
+    for (const u of users.slice(0, 5)) {
+      const r = await claim(db, ds.id, u);
+      assert.equal(r?.state, "new");
+      assert.equal(r.claim.user_id, u);
+      assert.equal(r.claim.image_id, r.image.id);
+      assert.equal(r.claim.dataset_id, ds.id);
+      assert.equal(r.image.status, "in_progress");
+      assert.ok(r.claim.expires_at.getTime() - r.claim.created_at.getTime() === 900_000);
+      got.push(r.image.id);
+    }
+    const [p0, p5a, p5b, p1, pm2] = ds.images;
+    assert.deepEqual(got, [p5a, p5b, p1, p0, pm2]);
+    assert.equal(
+      await claimNextImage(db, { dataset_id: ds.id, user_id: users[5], caller_role: "annotator" }),
+      null,
     );
-
-    await t.step("renew extends the claim and its lease; holder only", async () => {
-      const ds = await newDataset(db, { ttl: 60, priorities: [1] });
-      const [a, b] = await newUsers(db, 2);
-      const c = await claim(db, ds.id, a);
-      await rawExec(
-        db,
-        `UPDATE current_claims SET expires_at = expires_at - interval '30 seconds'
-         WHERE claim_id = $1::bigint`,
-        [c!.claim.id],
-      );
-      assert.equal(
-        await renewClaim(db, { claim_id: c!.claim.id, user_id: b, caller_role: "annotator" }),
-        null,
-        "not b's claim",
-      );
-      const renewed = await renewClaim(db, {
-        claim_id: c!.claim.id,
-        user_id: a,
+    assert.equal(
+      await claimNextImage(db, {
+        dataset_id: "999999",
+        user_id: users[5],
         caller_role: "annotator",
-      });
-      assert.ok(renewed);
-      assert.equal(renewed.live, true);
-      assert.ok(renewed.expires_at > new Date(c!.claim.expires_at.getTime() - 30_000));
-      assert.ok(renewed.expires_at >= c!.claim.expires_at);
-      const lease = await rawOne<{ expires_at: Date; n: number }>(
-        db,
-        `SELECT max(l.expires_at) AS expires_at, count(*)::integer AS n
-         FROM images i, unnest(i.leases) l WHERE i.id = $1::bigint`,
-        [ds.images[0]],
-      );
-      assert.equal(lease?.n, 1);
-      assert.equal(lease.expires_at.getTime(), renewed.expires_at.getTime());
-      // The claim as getClaim reads it, and the image's URI (for the answer's fresh media).
-      const { image_uri, ...claimRow } = renewed;
-      assert.equal(image_uri, c!.image.uri);
-      assert.deepEqual(await getClaim(db, { id: c!.claim.id, ...SEES_ALL }), claimRow);
+      }),
+      null,
+      "unknown dataset",
+    );
+  },
+);
+
+withDb("claim query: a held claim comes back unchanged ('held')", async ({ db }) => {
+  const ds = await newDataset(db, { priorities: [1, 2, 3] });
+  const [u] = await newUsers(db, 1);
+  const first = await claim(db, ds.id, u);
+  const again = await claim(db, ds.id, u);
+  assert.equal(first?.state, "new");
+  assert.equal(again?.state, "held");
+  assert.equal(again.claim.id, first.claim.id);
+  assert.deepEqual(again.claim, first.claim);
+  assert.equal(again.image.id, ds.images[2]);
+  assert.equal(again.image.status, "in_progress");
+  assert.equal((await activeClaims(db, ds.id)).length, 1);
+});
+
+withDb("claim query: five concurrent claims by one user give one claim", async ({ db }) => {
+  for (let round = 0; round < 5; round++) {
+    const ds = await newDataset(db, { priorities: Array(20).fill(0) });
+    const [u] = await newUsers(db, 1);
+    const raw = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => claimNextImage(db, { dataset_id: ds.id, user_id: u, caller_role: "annotator" }),
+      ),
+    );
+    assert.ok(raw.every((r) => r !== null));
+    assert.equal(raw.filter((r) => r?.state === "new").length, 1, JSON.stringify(raw));
+    const settled = await Promise.all(raw.map(() => claim(db, ds.id, u)));
+    const ids = new Set(settled.map((r) => r!.claim.id));
+    assert.equal(ids.size, 1);
+    assert.ok(settled.every((r) => r!.state === "held"));
+    const active = await activeClaims(db, ds.id);
+    assert.equal(active.length, 1);
+    assert.equal(active[0].id, [...ids][0]);
+    const leased = await rawMany<{ id: string }>(
+      db,
+      `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND leases <> '{}'`,
+      [ds.id],
+    );
+    assert.deepEqual(leased.map((r) => r.id), [active[0].image_id], "no image hoarded");
+  }
+});
+
+withDb(
+  "claim query: release frees the image at once; only the holder (or admin) releases",
+  async ({ db }) => {
+    const ds = await newDataset(db, { priorities: [3, 2] });
+    const [a, b] = await newUsers(db, 2);
+    const ca = await claim(db, ds.id, a);
+    assert.equal(ca?.image.id, ds.images[0]);
+    assert.equal(
       await releaseClaim(db, {
-        claim_id: c!.claim.id,
+        claim_id: ca.claim.id,
+        user_id: b,
+        caller_id: b,
+        caller_role: "annotator",
+      }),
+      null,
+      "not b's claim",
+    );
+    const released = await releaseClaim(db, {
+      claim_id: ca.claim.id,
+      user_id: a,
+      caller_id: a,
+      caller_role: "annotator",
+    });
+    assert.equal(released?.id, ca.claim.id);
+    assert.equal(released.active, false);
+    assert.equal(released.end_reason, "released");
+    assert.equal(released.live, false);
+    assert.equal(
+      await releaseClaim(db, {
+        claim_id: ca.claim.id,
         user_id: a,
         caller_id: a,
         caller_role: "annotator",
-      });
-      assert.equal(
-        await renewClaim(db, { claim_id: c!.claim.id, user_id: a, caller_role: "annotator" }),
-        null,
-        "not active",
-      );
-    });
-
-    await t.step(
-      "an expired lease goes to the next caller; the late submit is rejected",
-      async () => {
-        const ds = await newDataset(db, { ttl: 30, priorities: [9, 1] });
-        const [a, b] = await newUsers(db, 2);
-        const ca = await claim(db, ds.id, a);
-        assert.equal(ca?.image.id, ds.images[0]);
-        assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
-        const expired = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
-        assert.equal(expired?.active, true);
-        assert.equal(expired.live, false);
-        assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
-
-        const cb = await claim(db, ds.id, b);
-        assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
-        assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
-        assert.equal(
-          await renewClaim(db, { claim_id: ca.claim.id, user_id: a, caller_role: "annotator" }),
-          null,
-          "slot taken",
-        );
-        assert.ok(await annotate(db, cb.claim.id, ds.images[0], b));
-        assert.equal(await status(db, ds.images[0]), "done");
-
-        // a's next claim ends its expired one and gives a new one.
-        const next = await claim(db, ds.id, a);
-        assert.equal(next?.state, "new");
-        assert.equal(next.image.id, ds.images[1]);
-        const old = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
-        assert.equal(old?.active, false);
-        assert.equal(old.end_reason, "expired");
-      },
+      }),
+      null,
+      "already released",
     );
-
-    await t.step("an expired claim is accepted while nobody took the slot", async () => {
-      const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
-      const [a, b] = await newUsers(db, 2);
-      const ca = await claim(db, ds.id, a);
-      await setClaimExpiry(db, ca!.claim.id, -1000);
-      // Someone else takes the image meanwhile but lets it go again: the slot is free.
-      const cb = await claim(db, ds.id, b);
-      assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
-      await releaseClaim(db, {
+    assert.equal(await status(db, ds.images[0]), "pending");
+    const cb = await claim(db, ds.id, b);
+    assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
+    assert.equal(
+      (await releaseClaim(db, {
         claim_id: cb.claim.id,
         user_id: b,
         caller_id: b,
         caller_role: "annotator",
-      });
-      const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
-      assert.ok(ann);
-      assert.equal(ann.source, "human");
-      assert.equal(ann.author_id, a);
-      assert.equal(ann.model, null);
-      const done = await getClaim(db, { id: ca!.claim.id, ...SEES_ALL });
-      assert.equal(done?.end_reason, "completed");
-      assert.equal(await status(db, ds.images[0]), "done");
-      assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
-
-      // Renewing an expired claim: allowed while the slot is free, refused once taken.
-      const c2 = await claim(db, ds.id, a);
-      assert.equal(c2?.image.id, ds.images[1]);
-      await setClaimExpiry(db, c2.claim.id, -1000);
-      const renewed = await renewClaim(db, {
-        claim_id: c2.claim.id,
-        user_id: a,
-        caller_role: "annotator",
-      });
-      assert.equal(renewed?.live, true);
-      assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
-      await setClaimExpiry(db, c2.claim.id, -1000);
-      assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
-      assert.equal(
-        await renewClaim(db, { claim_id: c2.claim.id, user_id: a, caller_role: "annotator" }),
-        null,
-      );
-    });
-
-    await t.step(
-      "an expired claim whose slot is still free comes back renewed ('held'), not replaced",
-      async () => {
-        const ds = await newDataset(db, { ttl: 60, priorities: [9, 1] });
-        const [a] = await newUsers(db, 1);
-        const ca = await claim(db, ds.id, a);
-        await setClaimExpiry(db, ca!.claim.id, -1000);
-        assert.equal(await status(db, ds.images[0]), "pending");
-        const again = await claim(db, ds.id, a);
-        assert.equal(again?.state, "held", "the work in progress is kept");
-        assert.equal(again.claim.id, ca!.claim.id);
-        assert.equal(again.image.id, ds.images[0]);
-        assert.equal(again.image.status, "in_progress");
-        assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
-        assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.live, true);
-        assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
-        assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
-      },
+      }))?.end_reason,
+      "released",
     );
+    // The releaser may claim again too, and gets the same image back.
+    assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[0]);
+    assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "a released claim");
+  },
+);
 
-    await t.step("a live claim's submit is accepted after an admin filled the image", async () => {
-      const ds = await newDataset(db, { k: 1, priorities: [1] });
-      const [admin] = await newUsers(db, 1, "admin");
-      const [a] = await newUsers(db, 1);
-      const ca = await claim(db, ds.id, a);
-      assert.ok(await annotate(db, null, ds.images[0], admin), "the admin's correction");
-      assert.equal(await status(db, ds.images[0]), "done");
-      const made = await annotate(db, ca!.claim.id, ds.images[0], a);
-      assert.ok(made, "the holder's work is not thrown away");
-      assert.equal(
-        (await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.end_reason,
-        "completed",
-      );
-      const [row] = await rawMany<{ n: number }>(
-        db,
-        "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",
-        [ds.images[0]],
-      );
-      assert.equal(row.n, 2);
-    });
+withDb("claim query: renew extends the claim and its lease; holder only", async ({ db }) => {
+  const ds = await newDataset(db, { ttl: 60, priorities: [1] });
+  const [a, b] = await newUsers(db, 2);
+  const c = await claim(db, ds.id, a);
+  await rawExec(
+    db,
+    `UPDATE current_claims SET expires_at = expires_at - interval '30 seconds'
+         WHERE claim_id = $1::bigint`,
+    [c!.claim.id],
+  );
+  assert.equal(
+    await renewClaim(db, { claim_id: c!.claim.id, user_id: b, caller_role: "annotator" }),
+    null,
+    "not b's claim",
+  );
+  const renewed = await renewClaim(db, {
+    claim_id: c!.claim.id,
+    user_id: a,
+    caller_role: "annotator",
+  });
+  assert.ok(renewed);
+  assert.equal(renewed.live, true);
+  assert.ok(renewed.expires_at > new Date(c!.claim.expires_at.getTime() - 30_000));
+  assert.ok(renewed.expires_at >= c!.claim.expires_at);
+  const lease = await rawOne<{ expires_at: Date; n: number }>(
+    db,
+    `SELECT max(l.expires_at) AS expires_at, count(*)::integer AS n
+         FROM images i, unnest(i.leases) l WHERE i.id = $1::bigint`,
+    [ds.images[0]],
+  );
+  assert.equal(lease?.n, 1);
+  assert.equal(lease.expires_at.getTime(), renewed.expires_at.getTime());
+  // The claim as getClaim reads it, and the image's URI (for the answer's fresh media).
+  const { image_uri, ...claimRow } = renewed;
+  assert.equal(image_uri, c!.image.uri);
+  assert.deepEqual(await getClaim(db, { id: c!.claim.id, ...SEES_ALL }), claimRow);
+  await releaseClaim(db, {
+    claim_id: c!.claim.id,
+    user_id: a,
+    caller_id: a,
+    caller_role: "annotator",
+  });
+  assert.equal(
+    await renewClaim(db, { claim_id: c!.claim.id, user_id: a, caller_role: "annotator" }),
+    null,
+    "not active",
+  );
+});
 
-    await t.step("a claim is for its own user and image", async () => {
-      const ds = await newDataset(db, { priorities: [1, 0] });
-      const [a, b] = await newUsers(db, 2);
-      const ca = await claim(db, ds.id, a);
-      assert.equal(await annotate(db, ca!.claim.id, ds.images[0], b), null, "b is not the holder");
-      assert.equal(await annotate(db, ca!.claim.id, ds.images[1], a), null, "another image");
-      assert.equal(await annotate(db, "999999", ds.images[0], a), null, "no such claim");
-      assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
-    });
+withDb(
+  "claim query: an expired lease goes to the next caller; the late submit is rejected",
+  async ({ db }) => {
+    const ds = await newDataset(db, { ttl: 30, priorities: [9, 1] });
+    const [a, b] = await newUsers(db, 2);
+    const ca = await claim(db, ds.id, a);
+    assert.equal(ca?.image.id, ds.images[0]);
+    assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
+    const expired = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
+    assert.equal(expired?.active, true);
+    assert.equal(expired.live, false);
+    assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
 
-    await t.step("k=3: three different annotators per image, never one twice", async () => {
-      const ds = await newDataset(db, { k: 3, priorities: [5, 4, 3, 2] });
-      const users = await newUsers(db, 4);
-      // The first three claims all land on the top image: it has three slots.
-      const first = [];
-      for (const u of users.slice(0, 3)) first.push(await claim(db, ds.id, u));
-      assert.deepEqual(first.map((r) => r!.image.id), Array(3).fill(ds.images[0]));
-      assert.equal(first[2]!.image.status, "in_progress");
-      assert.equal((await claim(db, ds.id, users[3]))?.image.id, ds.images[1]);
-      for (const [i, r] of first.entries()) {
-        assert.ok(await annotate(db, r!.claim.id, r!.image.id, users[i]));
+    const cb = await claim(db, ds.id, b);
+    assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
+    assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
+    assert.equal(
+      await renewClaim(db, { claim_id: ca.claim.id, user_id: a, caller_role: "annotator" }),
+      null,
+      "slot taken",
+    );
+    assert.ok(await annotate(db, cb.claim.id, ds.images[0], b));
+    assert.equal(await status(db, ds.images[0]), "done");
+
+    // a's next claim ends its expired one and gives a new one.
+    const next = await claim(db, ds.id, a);
+    assert.equal(next?.state, "new");
+    assert.equal(next.image.id, ds.images[1]);
+    const old = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
+    assert.equal(old?.active, false);
+    assert.equal(old.end_reason, "expired");
+  },
+);
+
+withDb("claim query: an expired claim is accepted while nobody took the slot", async ({ db }) => {
+  const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
+  const [a, b] = await newUsers(db, 2);
+  const ca = await claim(db, ds.id, a);
+  await setClaimExpiry(db, ca!.claim.id, -1000);
+  // Someone else takes the image meanwhile but lets it go again: the slot is free.
+  const cb = await claim(db, ds.id, b);
+  assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
+  await releaseClaim(db, {
+    claim_id: cb.claim.id,
+    user_id: b,
+    caller_id: b,
+    caller_role: "annotator",
+  });
+  const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
+  assert.ok(ann);
+  assert.equal(ann.source, "human");
+  assert.equal(ann.author_id, a);
+  assert.equal(ann.model, null);
+  const done = await getClaim(db, { id: ca!.claim.id, ...SEES_ALL });
+  assert.equal(done?.end_reason, "completed");
+  assert.equal(await status(db, ds.images[0]), "done");
+  assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
+
+  // Renewing an expired claim: allowed while the slot is free, refused once taken.
+  const c2 = await claim(db, ds.id, a);
+  assert.equal(c2?.image.id, ds.images[1]);
+  await setClaimExpiry(db, c2.claim.id, -1000);
+  const renewed = await renewClaim(db, {
+    claim_id: c2.claim.id,
+    user_id: a,
+    caller_role: "annotator",
+  });
+  assert.equal(renewed?.live, true);
+  assert.equal(await status(db, ds.images[1]), "in_progress", "the lease is back");
+  await setClaimExpiry(db, c2.claim.id, -1000);
+  assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
+  assert.equal(
+    await renewClaim(db, { claim_id: c2.claim.id, user_id: a, caller_role: "annotator" }),
+    null,
+  );
+});
+
+withDb(
+  "claim query: an expired claim whose slot is still free comes back renewed ('held'), not replaced",
+  async ({ db }) => {
+    const ds = await newDataset(db, { ttl: 60, priorities: [9, 1] });
+    const [a] = await newUsers(db, 1);
+    const ca = await claim(db, ds.id, a);
+    await setClaimExpiry(db, ca!.claim.id, -1000);
+    assert.equal(await status(db, ds.images[0]), "pending");
+    const again = await claim(db, ds.id, a);
+    assert.equal(again?.state, "held", "the work in progress is kept");
+    assert.equal(again.claim.id, ca!.claim.id);
+    assert.equal(again.image.id, ds.images[0]);
+    assert.equal(again.image.status, "in_progress");
+    assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
+    assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.live, true);
+    assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
+    assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+  },
+);
+
+withDb(
+  "claim query: a live claim's submit is accepted after an admin filled the image",
+  async ({ db }) => {
+    const ds = await newDataset(db, { k: 1, priorities: [1] });
+    const [admin] = await newUsers(db, 1, "admin");
+    const [a] = await newUsers(db, 1);
+    const ca = await claim(db, ds.id, a);
+    assert.ok(await annotate(db, null, ds.images[0], admin), "the admin's correction");
+    assert.equal(await status(db, ds.images[0]), "done");
+    const made = await annotate(db, ca!.claim.id, ds.images[0], a);
+    assert.ok(made, "the holder's work is not thrown away");
+    assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.end_reason, "completed");
+    const [row] = await rawMany<{ n: number }>(
+      db,
+      "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",
+      [ds.images[0]],
+    );
+    assert.equal(row.n, 2);
+  },
+);
+
+withDb("claim query: a claim is for its own user and image", async ({ db }) => {
+  const ds = await newDataset(db, { priorities: [1, 0] });
+  const [a, b] = await newUsers(db, 2);
+  const ca = await claim(db, ds.id, a);
+  assert.equal(await annotate(db, ca!.claim.id, ds.images[0], b), null, "b is not the holder");
+  assert.equal(await annotate(db, ca!.claim.id, ds.images[1], a), null, "another image");
+  assert.equal(await annotate(db, "999999", ds.images[0], a), null, "no such claim");
+  assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+});
+
+withDb(
+  "claim query: k=3: three different annotators per image, never one twice",
+  async ({ db }) => {
+    const ds = await newDataset(db, { k: 3, priorities: [5, 4, 3, 2] });
+    const users = await newUsers(db, 4);
+    // The first three claims all land on the top image: it has three slots.
+    const first = [];
+    for (const u of users.slice(0, 3)) first.push(await claim(db, ds.id, u));
+    assert.deepEqual(first.map((r) => r!.image.id), Array(3).fill(ds.images[0]));
+    assert.equal(first[2]!.image.status, "in_progress");
+    assert.equal((await claim(db, ds.id, users[3]))?.image.id, ds.images[1]);
+    for (const [i, r] of first.entries()) {
+      assert.ok(await annotate(db, r!.claim.id, r!.image.id, users[i]));
+    }
+    // Drain with the four users taking turns until nobody can claim anything.
+    for (let busy = true; busy;) {
+      busy = false;
+      for (const u of users) {
+        const r = await claim(db, ds.id, u);
+        if (!r) continue;
+        busy = true;
+        assert.ok(await annotate(db, r.claim.id, r.image.id, u), `${u} on ${r.image.id}`);
       }
-      // Drain with the four users taking turns until nobody can claim anything.
-      for (let busy = true; busy;) {
-        busy = false;
-        for (const u of users) {
-          const r = await claim(db, ds.id, u);
-          if (!r) continue;
-          busy = true;
-          assert.ok(await annotate(db, r.claim.id, r.image.id, u), `${u} on ${r.image.id}`);
-        }
-      }
-      const per = await rawMany<{ id: string; n: number; authors: number; done: boolean }>(
-        db,
-        `SELECT i.id::text, count(a.id)::integer AS n,
+    }
+    const per = await rawMany<{ id: string; n: number; authors: number; done: boolean }>(
+      db,
+      `SELECT i.id::text, count(a.id)::integer AS n,
            count(DISTINCT a.author_id)::integer AS authors, i.done
          FROM images i LEFT JOIN annotations a ON a.image_id = i.id
          WHERE i.dataset_id = $1::bigint GROUP BY i.id ORDER BY i.id`,
-        [ds.id],
-      );
-      assert.deepEqual(
-        [...per],
-        ds.images.map((id) => ({ id, n: 3, authors: 3, done: true })),
-      );
-      assert.equal(
-        await claimNextImage(db, {
-          dataset_id: ds.id,
-          user_id: (await newUsers(db, 1))[0],
-          caller_role: "annotator",
-        }),
-        null,
-      );
-    });
+      [ds.id],
+    );
+    assert.deepEqual(
+      [...per],
+      ds.images.map((id) => ({ id, n: 3, authors: 3, done: true })),
+    );
+    assert.equal(
+      await claimNextImage(db, {
+        dataset_id: ds.id,
+        user_id: (await newUsers(db, 1))[0],
+        caller_role: "annotator",
+      }),
+      null,
+    );
+  },
+);
 
-    await t.step("statuses: pending, in_progress, done", async () => {
-      const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [2, 1] });
-      const [a, b, c] = await newUsers(db, 3);
-      const [img, other] = ds.images;
-      const statuses = async () => {
-        const list = await listImages(db, {
-          dataset_id: ds.id,
-          after_id: "0",
-          limit: 10,
-          ...SEES_ALL,
-        });
-        const single = await status(db, img);
-        const updated =
-          (await updateImage(db, { id: img, priority: null, metadata: null, ...SEES_ALL }))!.status;
-        assert.equal(list[0].status, single);
-        assert.equal(updated, single);
-        assert.equal(list[1].status, "pending");
-        return single;
-      };
-      assert.equal(await statuses(), "pending");
-      const ca = await claim(db, ds.id, a);
-      assert.equal(ca?.image.status, "pending", "one of two slots is free");
-      assert.equal(await statuses(), "pending");
-      const cb = await claim(db, ds.id, b);
-      assert.equal(cb?.image.id, img);
-      assert.equal(cb.image.status, "in_progress");
-      assert.equal(await statuses(), "in_progress");
-      await setClaimExpiry(db, cb.claim.id, -1000);
-      assert.equal(await statuses(), "pending", "an expired lease stops counting at once");
-      assert.ok(await annotate(db, ca!.claim.id, img, a));
-      assert.equal(await statuses(), "pending", "one annotation, one slot free");
-      const cc = await claim(db, ds.id, c);
-      assert.equal(cc?.image.id, img);
-      assert.equal(await statuses(), "in_progress", "one annotation, one live lease");
-      assert.ok(await annotate(db, cc.claim.id, img, c));
-      assert.equal(await statuses(), "done");
-      assert.equal(await annotate(db, cb.claim.id, img, b), null, "b's slot is gone");
-      assert.equal((await claim(db, ds.id, b))?.image.id, other);
-    });
+withDb("claim query: statuses: pending, in_progress, done", async ({ db }) => {
+  const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [2, 1] });
+  const [a, b, c] = await newUsers(db, 3);
+  const [img, other] = ds.images;
+  const statuses = async () => {
+    const list = await listImages(db, { dataset_id: ds.id, after_id: "0", limit: 10, ...SEES_ALL });
+    const single = await status(db, img);
+    const updated =
+      (await updateImage(db, { id: img, priority: null, metadata: null, ...SEES_ALL }))!.status;
+    assert.equal(list[0].status, single);
+    assert.equal(updated, single);
+    assert.equal(list[1].status, "pending");
+    return single;
+  };
+  assert.equal(await statuses(), "pending");
+  const ca = await claim(db, ds.id, a);
+  assert.equal(ca?.image.status, "pending", "one of two slots is free");
+  assert.equal(await statuses(), "pending");
+  const cb = await claim(db, ds.id, b);
+  assert.equal(cb?.image.id, img);
+  assert.equal(cb.image.status, "in_progress");
+  assert.equal(await statuses(), "in_progress");
+  await setClaimExpiry(db, cb.claim.id, -1000);
+  assert.equal(await statuses(), "pending", "an expired lease stops counting at once");
+  assert.ok(await annotate(db, ca!.claim.id, img, a));
+  assert.equal(await statuses(), "pending", "one annotation, one slot free");
+  const cc = await claim(db, ds.id, c);
+  assert.equal(cc?.image.id, img);
+  assert.equal(await statuses(), "in_progress", "one annotation, one live lease");
+  assert.ok(await annotate(db, cc.claim.id, img, c));
+  assert.equal(await statuses(), "done");
+  assert.equal(await annotate(db, cb.claim.id, img, b), null, "b's slot is gone");
+  assert.equal((await claim(db, ds.id, b))?.image.id, other);
+});
 
-    await t.step("an admin correction needs no claim and counts once", async () => {
-      const ds = await newDataset(db, { k: 2, priorities: [1] });
-      const [admin] = await newUsers(db, 1, "admin");
-      const [a] = await newUsers(db, 1);
-      assert.ok(await annotate(db, null, ds.images[0], admin));
-      assert.ok(await annotate(db, null, ds.images[0], admin));
-      assert.equal(await status(db, ds.images[0]), "pending");
-      assert.equal(
-        await claimNextImage(db, { dataset_id: ds.id, user_id: admin, caller_role: "annotator" }),
-        null,
-        "already annotated it",
-      );
-      const ca = await claim(db, ds.id, a);
-      assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
-      assert.equal(await status(db, ds.images[0]), "done");
-      assert.equal(await annotate(db, null, "999999", admin), null, "no such image");
-    });
+withDb("claim query: an admin correction needs no claim and counts once", async ({ db }) => {
+  const ds = await newDataset(db, { k: 2, priorities: [1] });
+  const [admin] = await newUsers(db, 1, "admin");
+  const [a] = await newUsers(db, 1);
+  assert.ok(await annotate(db, null, ds.images[0], admin));
+  assert.ok(await annotate(db, null, ds.images[0], admin));
+  assert.equal(await status(db, ds.images[0]), "pending");
+  assert.equal(
+    await claimNextImage(db, { dataset_id: ds.id, user_id: admin, caller_role: "annotator" }),
+    null,
+    "already annotated it",
+  );
+  const ca = await claim(db, ds.id, a);
+  assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
+  assert.equal(await status(db, ds.images[0]), "done");
+  assert.equal(await annotate(db, null, "999999", admin), null, "no such image");
+});
 
-    await t.step("changing annotations_per_image recomputes done", async () => {
-      const ds = await newDataset(db, { k: 1, priorities: [3, 2, 1] });
-      const [a, b] = await newUsers(db, 2);
-      for (let i = 0; i < 2; i++) {
-        const r = await claim(db, ds.id, a);
-        assert.ok(await annotate(db, r!.claim.id, r!.image.id, a));
-      }
-      const done = () =>
-        rawMany<{ id: string }>(
-          db,
-          `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND done ORDER BY id`,
-          [ds.id],
-        );
-      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      // As operations/datasets.ts does: the dataset row, then its images, in one transaction.
-      const setK = (k: number) =>
-        transaction(db as Db, async (tx) => {
-          const d = await updateDataset(tx, { id: ds.id, annotations_per_image: k, ...SEES_ALL });
-          await setAnnotationsPerImage(tx, {
-            dataset_id: ds.id,
-            annotations_per_image: k,
-            ...SEES_ALL,
-          });
-          return d;
-        });
-      const updated = await setK(2);
-      assert.equal(updated?.annotations_per_image, 2);
-      assert.deepEqual((await done()).map((r) => r.id), []);
-      assert.equal(await status(db, ds.images[0]), "pending");
-      const rb = await claim(db, ds.id, b);
-      assert.equal(rb?.image.id, ds.images[0], "back in the queue");
-      assert.ok(await annotate(db, rb.claim.id, rb.image.id, b));
-      assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
-      await setK(1);
-      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-      await updateDataset(db, { id: ds.id, description: "untouched k", ...SEES_ALL });
-      assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
-    });
-  } finally {
-    await h.close();
+withDb("claim query: changing annotations_per_image recomputes done", async ({ db }) => {
+  const ds = await newDataset(db, { k: 1, priorities: [3, 2, 1] });
+  const [a, b] = await newUsers(db, 2);
+  for (let i = 0; i < 2; i++) {
+    const r = await claim(db, ds.id, a);
+    assert.ok(await annotate(db, r!.claim.id, r!.image.id, a));
   }
+  const done = () =>
+    rawMany<{ id: string }>(
+      db,
+      `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND done ORDER BY id`,
+      [ds.id],
+    );
+  assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
+  // As operations/datasets.ts does: the dataset row, then its images, in one transaction.
+  const setK = (k: number) =>
+    transaction(db as Db, async (tx) => {
+      const d = await updateDataset(tx, { id: ds.id, annotations_per_image: k, ...SEES_ALL });
+      await setAnnotationsPerImage(tx, {
+        dataset_id: ds.id,
+        annotations_per_image: k,
+        ...SEES_ALL,
+      });
+      return d;
+    });
+  const updated = await setK(2);
+  assert.equal(updated?.annotations_per_image, 2);
+  assert.deepEqual((await done()).map((r) => r.id), []);
+  assert.equal(await status(db, ds.images[0]), "pending");
+  const rb = await claim(db, ds.id, b);
+  assert.equal(rb?.image.id, ds.images[0], "back in the queue");
+  assert.ok(await annotate(db, rb.claim.id, rb.image.id, b));
+  assert.deepEqual((await done()).map((r) => r.id), [ds.images[0]]);
+  await setK(1);
+  assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
+  await updateDataset(db, { id: ds.id, description: "untouched k", ...SEES_ALL });
+  assert.deepEqual((await done()).map((r) => r.id), ds.images.slice(0, 2));
 });
 
 /** Claims and submits as one server process sends them: through its Batchers (routes/). */
@@ -750,10 +739,11 @@ async function auditDrain(db: Db, datasetId: string, k: number, images: number) 
   assert.ok(overlap!.worst <= k - 1, `a claim overlapped ${overlap!.worst} others on its image`);
 }
 
-Deno.test("claims: a claim commits asynchronously, and only the claim", async () => {
-  // One connection, so the statement after the claim runs on the claim's own session.
-  const h = await createTestDb(1);
-  try {
+// One connection, so the statement after the claim runs on the claim's own session.
+withDb(
+  "claim query: a claim commits asynchronously, and only the claim",
+  { poolMax: 1 },
+  async (h) => {
     const ds = await newDataset(h.db, { priorities: [1] });
     const [user] = await newUsers(h.db, 1);
     const show = async () =>
@@ -780,82 +770,73 @@ Deno.test("claims: a claim commits asynchronously, and only the claim", async ()
       );
     });
     assert.equal(await show(), "on");
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
-Deno.test("claims: 32 annotators on two pools drain a dataset", async (t) => {
-  const h = await createTestDb(40);
-  const second = connect(h.url, {
-    max: 20,
-    connectTimeoutSeconds: 10,
-    statementTimeoutMs: 60_000,
-    applicationName: "second-process",
+/**
+ * A test with two pools on one fresh database (two server processes), 32 annotators and a
+ * dataset of `images` images (priorities 0..2) with annotations_per_image `k`.
+ */
+function withTwoPools(
+  name: string,
+  opts: { k: number; images: number },
+  fn: (
+    t: { pools: [Db, Db]; db: Db; ds: { id: string; images: string[] }; users: string[] },
+  ) => Promise<void>,
+): void {
+  withDb(name, { poolMax: 20 }, async (h) => {
+    const second = connect(h.url, {
+      max: 20,
+      connectTimeoutSeconds: 10,
+      statementTimeoutMs: 60_000,
+      applicationName: "second-process",
+    });
+    try {
+      const ds = await newDataset(h.db, {
+        k: opts.k,
+        priorities: Array.from({ length: opts.images }, (_, i) => i % 3),
+      });
+      const users = await newUsers(h.db, 32);
+      await fn({ pools: [h.db, second], db: h.db, ds, users });
+    } finally {
+      await second.end({ timeout: 5 });
+    }
   });
-  const pools: [Db, Db] = [h.db, second];
-  try {
-    await t.step("k=1, 2,000 images: each annotated exactly once, never held twice", async () => {
-      const ds = await newDataset(h.db, {
-        priorities: Array.from({ length: 2000 }, (_, i) => i % 7),
-      });
-      const users = await newUsers(h.db, 32);
-      const ms = await drain(pools, ds.id, users);
-      console.log(`    drained 2,000 images (k=1) with 32 annotators in ${Math.round(ms)} ms`);
-      await auditDrain(h.db, ds.id, 1, 2000);
-    });
+}
 
-    await t.step("k=2, 600 images: two different annotators each", async () => {
-      const ds = await newDataset(h.db, {
-        k: 2,
-        priorities: Array.from({ length: 600 }, (_, i) => i % 3),
-      });
-      const users = await newUsers(h.db, 32);
-      const ms = await drain(pools, ds.id, users);
-      console.log(`    drained 600 images (k=2) with 32 annotators in ${Math.round(ms)} ms`);
-      await auditDrain(h.db, ds.id, 2, 600);
-    });
+// The one drain of the statements alone (each claim and submit its own statement).
+withTwoPools(
+  "claim query: 32 annotators on two pools drain 600 images (k=2): each image annotated by two " +
+    "different annotators, never held by more at once",
+  { k: 2, images: 600 },
+  async ({ pools, db, ds, users }) => {
+    const ms = await drain(pools, ds.id, users);
+    console.log(`    drained 600 images (k=2) with 32 annotators in ${Math.round(ms)} ms`);
+    await auditDrain(db, ds.id, 2, 600);
+  },
+);
 
-    await t.step("batched, k=1, 2,000 images: the same, claims and submits gathered", async () => {
-      const ds = await newDataset(h.db, {
-        priorities: Array.from({ length: 2000 }, (_, i) => i % 7),
-      });
-      const users = await newUsers(h.db, 32);
-      const processes = pools.map((db) => batchedProcess(db, ds.id));
-      const ms = await drain(pools, ds.id, users, processes);
-      const report = batchReport(processes);
-      console.log(
-        `    drained 2,000 images (k=1, batched) in ${Math.round(ms)} ms`,
-        JSON.stringify(report),
-      );
-      await auditDrain(h.db, ds.id, 1, 2000);
-      // The batches did the work: several items each, few left to their own statement (a claim
-      // is, when the other process's batch holds the rows it would take).
-      assert.ok(report.claimsPerBatch > 2 && report.submitsPerBatch > 2, JSON.stringify(report));
-      assert.ok(report.claimsAlone < 200 && report.submitsAlone === 0, JSON.stringify(report));
-    });
-
-    await t.step("batched, k=3, 400 images: three different annotators each", async () => {
-      const ds = await newDataset(h.db, {
-        k: 3,
-        priorities: Array.from({ length: 400 }, (_, i) => i % 3),
-      });
-      const users = await newUsers(h.db, 32);
-      const processes = pools.map((db) => batchedProcess(db, ds.id));
-      const ms = await drain(pools, ds.id, users, processes);
-      const report = batchReport(processes);
-      console.log(
-        `    drained 400 images (k=3, batched) in ${Math.round(ms)} ms`,
-        JSON.stringify(report),
-      );
-      assert.ok(report.claimsPerBatch > 2 && report.submitsPerBatch > 2, JSON.stringify(report));
-      await auditDrain(h.db, ds.id, 3, 400);
-    });
-  } finally {
-    await second.end({ timeout: 5 });
-    await h.close();
-  }
-});
+// The one drain through the batchers (claims and submits gathered as a server gathers them).
+withTwoPools(
+  "claim batches: 32 annotators on two batching pools drain 400 images (k=3): each image " +
+    "annotated by three different annotators, claims and submits gathered",
+  { k: 3, images: 400 },
+  async ({ pools, db, ds, users }) => {
+    const processes = pools.map((pool) => batchedProcess(pool, ds.id));
+    const ms = await drain(pools, ds.id, users, processes);
+    const report = batchReport(processes);
+    console.log(
+      `    drained 400 images (k=3, batched) in ${Math.round(ms)} ms`,
+      JSON.stringify(report),
+    );
+    await auditDrain(db, ds.id, 3, 400);
+    // The batches did the work: several items each, few left to their own statement (a claim
+    // is, when the other process's batch holds the rows it would take, or when the batch's
+    // callers have annotated every image it could lock).
+    assert.ok(report.claimsPerBatch > 2 && report.submitsPerBatch > 2, JSON.stringify(report));
+    assert.ok(report.claimsAlone < 200 && report.submitsAlone === 0, JSON.stringify(report));
+  },
+);
 
 /** Every node of an EXPLAIN (FORMAT JSON) plan. */
 function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
@@ -863,77 +844,71 @@ function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
   return [plan, ...children.flatMap(planNodes)];
 }
 
-Deno.test("claims: the claim query stays an index scan at 100,000 images", async () => {
-  const h = await createTestDb(5);
-  const db = h.db;
+withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, async ({ db }) => {
   const CLAIM_STATEMENT = statement<ClaimNextImageParams>("claims/claim_next_image");
   const CLAIM = CLAIM_STATEMENT.text;
-  try {
-    const ds = await newDataset(db, { priorities: [] });
-    await rawExec(
-      db,
-      `INSERT INTO images (dataset_id, uri, priority)
+  const ds = await newDataset(db, { priorities: [] });
+  await rawExec(
+    db,
+    `INSERT INTO images (dataset_id, uri, priority)
        SELECT $1::bigint, 's3://big/' || g || '.jpg', (g * 7919) % 100
        FROM generate_series(1, 100000) g`,
-      [ds.id],
-    );
-    const users = await newUsers(db, 3);
-    // Some history: leased and done images at the head of the queue.
-    for (let i = 0; i < 20; i++) {
-      const r = await claim(db, ds.id, users[0]);
-      await annotate(db, r!.claim.id, r!.image.id, users[0]);
-    }
-    await claim(db, ds.id, users[1]);
-    await rawExec(db, "ANALYZE images", []);
-
-    const check = (plan: Record<string, unknown>, what: string) => {
-      const nodes = planNodes(plan);
-      // The only sort allowed is the predictions' (one image's annotations, by model name):
-      // nothing may sort the queue, i.e. no Sort may have a scan of images below it.
-      for (const sort of nodes.filter((n) => n["Node Type"] === "Sort")) {
-        const below = planNodes(sort).map((n) => n["Relation Name"]).filter(Boolean);
-        assert.deepEqual([...new Set(below)], ["annotations"], `${what}: a Sort over ${below}`);
-      }
-      const queue = nodes.find((n) =>
-        n["Index Name"] === "images_claim_queue_idx" && n["Relation Name"] === "images"
-      );
-      assert.ok(queue, `${what}: no scan on images_claim_queue_idx`);
-      assert.equal(queue["Node Type"], "Index Scan");
-      assert.ok(
-        !nodes.some((n) => n["Relation Name"] === "images" && n["Node Type"] === "Seq Scan"),
-        `${what}: a sequential scan on images`,
-      );
-    };
-
-    const params = { dataset_id: ds.id, user_id: users[2], caller_role: "annotator" as const };
-    const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-      db,
-      `EXPLAIN (FORMAT JSON) ${CLAIM}`,
-      bind(CLAIM_STATEMENT, params),
-    );
-    check(custom!["QUERY PLAN"][0].Plan, "custom plan");
-
-    // The plan a prepared statement may settle on after a few runs: the generic one.
-    await transaction(db, async (tx) => {
-      const types = CLAIM_STATEMENT.params.map((p) => p === "caller_role" ? "text" : "bigint");
-      const values = CLAIM_STATEMENT.params.map((p) => `'${params[p]}'`);
-      await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-      await rawExec(tx, `PREPARE claim_generic (${types.join(", ")}) AS ${CLAIM}`, []);
-      const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-        tx,
-        `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${values.join(", ")})`,
-        [],
-      );
-      check(generic!["QUERY PLAN"][0].Plan, "generic plan");
-      await rawExec(tx, "DEALLOCATE claim_generic", []);
-    });
-
-    const started = performance.now();
-    const r = await claim(db, ds.id, users[2]);
-    assert.equal(r?.state, "new");
-    const ms = performance.now() - started;
-    assert.ok(ms < 1000, `claim took ${ms} ms`);
-  } finally {
-    await h.close();
+    [ds.id],
+  );
+  const users = await newUsers(db, 3);
+  // Some history: leased and done images at the head of the queue.
+  for (let i = 0; i < 20; i++) {
+    const r = await claim(db, ds.id, users[0]);
+    await annotate(db, r!.claim.id, r!.image.id, users[0]);
   }
+  await claim(db, ds.id, users[1]);
+  await rawExec(db, "ANALYZE images", []);
+
+  const check = (plan: Record<string, unknown>, what: string) => {
+    const nodes = planNodes(plan);
+    // The only sort allowed is the predictions' (one image's annotations, by model name):
+    // nothing may sort the queue, i.e. no Sort may have a scan of images below it.
+    for (const sort of nodes.filter((n) => n["Node Type"] === "Sort")) {
+      const below = planNodes(sort).map((n) => n["Relation Name"]).filter(Boolean);
+      assert.deepEqual([...new Set(below)], ["annotations"], `${what}: a Sort over ${below}`);
+    }
+    const queue = nodes.find((n) =>
+      n["Index Name"] === "images_claim_queue_idx" && n["Relation Name"] === "images"
+    );
+    assert.ok(queue, `${what}: no scan on images_claim_queue_idx`);
+    assert.equal(queue["Node Type"], "Index Scan");
+    assert.ok(
+      !nodes.some((n) => n["Relation Name"] === "images" && n["Node Type"] === "Seq Scan"),
+      `${what}: a sequential scan on images`,
+    );
+  };
+
+  const params = { dataset_id: ds.id, user_id: users[2], caller_role: "annotator" as const };
+  const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+    db,
+    `EXPLAIN (FORMAT JSON) ${CLAIM}`,
+    bind(CLAIM_STATEMENT, params),
+  );
+  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
+
+  // The plan a prepared statement may settle on after a few runs: the generic one.
+  await transaction(db, async (tx) => {
+    const types = CLAIM_STATEMENT.params.map((p) => p === "caller_role" ? "text" : "bigint");
+    const values = CLAIM_STATEMENT.params.map((p) => `'${params[p]}'`);
+    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
+    await rawExec(tx, `PREPARE claim_generic (${types.join(", ")}) AS ${CLAIM}`, []);
+    const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+      tx,
+      `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${values.join(", ")})`,
+      [],
+    );
+    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
+    await rawExec(tx, "DEALLOCATE claim_generic", []);
+  });
+
+  const started = performance.now();
+  const r = await claim(db, ds.id, users[2]);
+  assert.equal(r?.state, "new");
+  const ms = performance.now() - started;
+  assert.ok(ms < 1000, `claim took ${ms} ms`);
 });
