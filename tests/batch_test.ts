@@ -19,7 +19,7 @@ import {
 import { claimNextImage, claimNextImages, getClaim } from "../sql/claims/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
-import { annotators, createTestDb, rawMany, SEES_ALL, setClaimExpiry } from "./harness.ts";
+import { annotators, rawMany, SEES_ALL, setClaimExpiry, withDb } from "./harness.ts";
 
 /** After the batcher's deferred flush (setImmediate) has run. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -30,253 +30,253 @@ function gate() {
   return { open, opened };
 }
 
-Deno.test("Batcher: what it gathers, and what it leaves to the single path", async (t) => {
-  await t.step("items that arrive together go together; the rest wait for the batch", async () => {
-    const sent: string[][] = [];
-    const release = gate();
-    const b = new Batcher<string, string>({
-      key: () => "k",
-      exclusive: (item) => [item.split(":")[0]],
-      run: async (_key, items) => {
-        sent.push(items);
-        if (sent.length === 1) await release.opened;
-        return items.map((i) => `done ${i}`);
-      },
-      maxSize: 3,
-      maxInFlight: 1,
-    });
-    const first = b.submit("a:1");
-    const second = b.submit("z:1");
-    assert.deepEqual(sent, [], "not sent before the requests already arrived are in");
-    await tick();
-    assert.deepEqual(sent, [["a:1", "z:1"]]);
-    // While it runs: a second item of user a waits for a later batch, and at most 3 go together.
-    const rest = ["a:2", "b:1", "c:1", "d:1", "e:1"].map((i) => b.submit(i));
-    await tick();
-    assert.equal(sent.length, 1, "nothing more is sent while a batch runs");
-    release.open();
-    assert.deepEqual(await Promise.all([first, second, ...rest]), [
-      "done a:1",
-      "done z:1",
-      "done a:2",
-      "done b:1",
-      "done c:1",
-      "done d:1",
-      "done e:1",
-    ]);
-    assert.deepEqual(sent, [["a:1", "z:1"], ["a:2", "b:1", "c:1"], ["d:1", "e:1"]]);
-    assert.deepEqual(b.stats, { batches: 3, items: 7 });
-  });
+// The Batcher: what it gathers, and what it leaves to the single path.
 
-  await t.step("keys are separate lanes, each with its own batches in flight", async () => {
-    const sent: string[] = [];
-    const release = gate();
-    const b = new Batcher<string, string>({
-      key: (item) => item[0],
-      exclusive: () => [],
-      run: async (key, items) => {
-        sent.push(`${key}:${items.join(",")}`);
-        await release.opened;
-        return items;
-      },
-      maxSize: 10,
-      maxInFlight: 1,
-    });
-    const answers = Promise.all(["x1", "y1"].map((i) => b.submit(i)));
-    await tick();
-    const later = Promise.all(["x2", "y2"].map((i) => b.submit(i)));
-    await tick();
-    assert.deepEqual(sent, ["x:x1", "y:y1"]);
-    release.open();
-    assert.deepEqual(await answers, ["x1", "y1"]);
-    assert.deepEqual(await later, ["x2", "y2"]);
-    assert.deepEqual(sent, ["x:x1", "y:y1", "x:x2", "y:y2"]);
-  });
-
-  await t.step("a batch refused for its data: every item runs on its own", async () => {
-    const refused = Object.assign(new postgres.PostgresError("deadlock detected"), {
-      code: "40P01",
-    });
-    const b = new Batcher<string, string>({
-      key: () => "",
-      exclusive: () => [],
-      run: () => Promise.reject(refused),
-      maxSize: 10,
-      maxInFlight: 1,
-      runAlone: isInputError,
-    });
-    assert.deepEqual(await Promise.all([b.submit("a"), b.submit("b")]), [undefined, undefined]);
-  });
-
-  await t.step("a batch failing otherwise fails every item with its error", async () => {
-    const lost = new Error("write CONNECTION_CLOSED");
-    const b = new Batcher<string, string>({
-      key: () => "",
-      exclusive: () => [],
-      run: () => Promise.reject(lost),
-      maxSize: 10,
-      maxInFlight: 1,
-      runAlone: isInputError,
-    });
-    const answers = await Promise.allSettled([b.submit("a"), b.submit("b")]);
-    assert.deepEqual(answers, [
-      { status: "rejected", reason: lost },
-      { status: "rejected", reason: lost },
-    ]);
-  });
-
-  await t.step("a stuck batch does not hold up the items behind it", async () => {
-    const release = gate();
-    const sent: string[][] = [];
-    const b = new Batcher<string, string>({
-      key: () => "",
-      exclusive: () => [],
-      run: async (_key, items) => {
-        sent.push(items);
-        await release.opened;
-        return items;
-      },
-      maxSize: 10,
-      maxInFlight: 1,
-      stallMs: 50,
-    });
-    const stuck = b.submit("stuck");
-    await tick();
-    const queued = b.submit("queued");
-    await new Promise((r) => setTimeout(r, 80));
-    assert.equal(await queued, undefined, "released to run on its own after stallMs");
-    assert.equal(await b.submit("later"), undefined, "and so is what arrives meanwhile");
-    release.open();
-    assert.equal(await stuck, "stuck");
-    assert.deepEqual(sent, [["stuck"]]);
-    await tick();
-    const next = b.submit("after");
-    await tick();
-    assert.deepEqual(sent, [["stuck"], ["after"]], "the lane batches again once it is free");
-    assert.equal(await next, "after");
-  });
-
-  await t.step("a queued item whose request expired is never sent", async () => {
-    const sent: string[][] = [];
-    const release = gate();
-    const b = new Batcher<string, string>({
-      key: () => "",
-      exclusive: () => [],
-      run: async (_key, items) => {
-        sent.push(items);
-        await release.opened;
-        return items;
-      },
-      maxSize: 10,
-      maxInFlight: 1,
-    });
-    const first = b.submit("first");
-    await tick();
-    const late = new QueryScope();
-    const dropped = late.run(() => b.submit("expires while queued"));
-    const kept = b.submit("kept");
-    late.expire(new Error("deadline"));
-    release.open();
-    assert.deepEqual(await Promise.all([first, dropped, kept]), ["first", undefined, "kept"]);
-    assert.deepEqual(sent, [["first"], ["kept"]]);
-    const already = new QueryScope();
-    already.expire(new Error("deadline"));
-    assert.equal(await already.run(() => b.submit("too late")), undefined);
-    assert.equal(sent.length, 2);
-  });
-
-  await t.step("a request expiring cancels its batch, for all in it", async () => {
-    let cancelled = 0;
-    const release = gate();
-    const sent: string[][] = [];
-    const scopes: (QueryScope | undefined)[] = [];
-    const b = new Batcher<string, string>({
-      key: () => "",
-      exclusive: () => [],
-      run: (_key, items) => {
-        sent.push(items);
-        const scope = QueryScope.current()!;
-        scopes.push(scope);
-        if (sent.length === 1) return release.opened.then(() => items);
-        // Stands for a query that runs until cancelled, as lib/db/query.ts `run` registers one.
-        return new Promise((_resolve, reject) => {
-          scope.hold({
-            cancel() {
-              cancelled++;
-              reject(new Error("canceling statement due to user request"));
-            },
-          });
-        });
-      },
-      maxSize: 10,
-      maxInFlight: 1,
-    });
-    const [a, y] = [new QueryScope(), new QueryScope()];
-    const first = b.submit("first");
-    await tick();
-    const answers = Promise.all([
-      a.run(() => b.submit("a")),
-      y.run(() => b.submit("y")),
-    ]);
-    assert.equal(a.inFlight, 0, "a queued item has nothing in flight");
-    release.open();
-    assert.equal(await first, "first");
-    await tick(); // the next batch goes when the first has ended
-    assert.deepEqual(sent, [["first"], ["a", "y"]]);
-    assert.equal(a.inFlight, 1, "the batch counts as a query in flight of each request in it");
-    assert.equal(y.inFlight, 1);
-    a.expire(new Error("deadline"));
-    assert.equal(cancelled, 1);
-    assert.ok(scopes[1]!.expired, "the batch's own scope refuses further queries");
-    assert.deepEqual(await answers, [undefined, undefined], "both run their own statements");
-    assert.equal(y.expired, null, "y's request is not expired: its own statement may run");
-    assert.deepEqual([a.inFlight, y.inFlight], [0, 0]);
-  });
-
-  await t.step(
-    "lingerMs: an idle lane waits for company only once batches have had it",
-    async () => {
-      const sent: string[][] = [];
-      const make = (lingerMs: number) =>
-        new Batcher<string, string>({
-          key: () => "k",
-          exclusive: () => [],
-          run: (_key, items) => {
-            sent.push(items);
-            return Promise.resolve(items);
-          },
-          maxSize: 10,
-          maxInFlight: 1,
-          lingerMs,
-        });
-      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      /** Two items 5 ms apart, then the batches they went in. */
-      const apart = async (b: Batcher<string, string>, names: [string, string]) => {
-        sent.length = 0;
-        const first = b.submit(names[0]);
-        await pause(5);
-        const second = b.submit(names[1]);
-        assert.deepEqual(await Promise.all([first, second]), names);
-        return [...sent];
-      };
-      const b = make(200);
-      // A lone caller's batches have no company: it never waits.
-      const t0 = performance.now();
-      assert.deepEqual(await b.submit("alone"), "alone");
-      assert.ok(performance.now() - t0 < 100, "a lone item is sent at once");
-      assert.deepEqual(await apart(b, ["a", "b"]), [["a"], ["b"]]);
-      // Once a batch had company, the next item at an idle lane waits for more.
-      sent.length = 0;
-      await Promise.all([b.submit("x"), b.submit("y")]);
-      assert.deepEqual(sent, [["x", "y"]]);
-      assert.deepEqual(await apart(b, ["c", "d"]), [["c", "d"]]);
-      // Without lingerMs the same arrivals go alone.
-      const none = make(0);
-      await Promise.all([none.submit("x"), none.submit("y")]);
-      assert.deepEqual(await apart(none, ["e", "f"]), [["e"], ["f"]]);
+Deno.test("Batcher: items that arrive together go together; the rest wait for the batch", async () => {
+  const sent: string[][] = [];
+  const release = gate();
+  const b = new Batcher<string, string>({
+    key: () => "k",
+    exclusive: (item) => [item.split(":")[0]],
+    run: async (_key, items) => {
+      sent.push(items);
+      if (sent.length === 1) await release.opened;
+      return items.map((i) => `done ${i}`);
     },
-  );
+    maxSize: 3,
+    maxInFlight: 1,
+  });
+  const first = b.submit("a:1");
+  const second = b.submit("z:1");
+  assert.deepEqual(sent, [], "not sent before the requests already arrived are in");
+  await tick();
+  assert.deepEqual(sent, [["a:1", "z:1"]]);
+  // While it runs: a second item of user a waits for a later batch, and at most 3 go together.
+  const rest = ["a:2", "b:1", "c:1", "d:1", "e:1"].map((i) => b.submit(i));
+  await tick();
+  assert.equal(sent.length, 1, "nothing more is sent while a batch runs");
+  release.open();
+  assert.deepEqual(await Promise.all([first, second, ...rest]), [
+    "done a:1",
+    "done z:1",
+    "done a:2",
+    "done b:1",
+    "done c:1",
+    "done d:1",
+    "done e:1",
+  ]);
+  assert.deepEqual(sent, [["a:1", "z:1"], ["a:2", "b:1", "c:1"], ["d:1", "e:1"]]);
+  assert.deepEqual(b.stats, { batches: 3, items: 7 });
 });
+
+Deno.test("Batcher: keys are separate lanes, each with its own batches in flight", async () => {
+  const sent: string[] = [];
+  const release = gate();
+  const b = new Batcher<string, string>({
+    key: (item) => item[0],
+    exclusive: () => [],
+    run: async (key, items) => {
+      sent.push(`${key}:${items.join(",")}`);
+      await release.opened;
+      return items;
+    },
+    maxSize: 10,
+    maxInFlight: 1,
+  });
+  const answers = Promise.all(["x1", "y1"].map((i) => b.submit(i)));
+  await tick();
+  const later = Promise.all(["x2", "y2"].map((i) => b.submit(i)));
+  await tick();
+  assert.deepEqual(sent, ["x:x1", "y:y1"]);
+  release.open();
+  assert.deepEqual(await answers, ["x1", "y1"]);
+  assert.deepEqual(await later, ["x2", "y2"]);
+  assert.deepEqual(sent, ["x:x1", "y:y1", "x:x2", "y:y2"]);
+});
+
+Deno.test("Batcher: a batch refused for its data: every item runs on its own", async () => {
+  const refused = Object.assign(new postgres.PostgresError("deadlock detected"), {
+    code: "40P01",
+  });
+  const b = new Batcher<string, string>({
+    key: () => "",
+    exclusive: () => [],
+    run: () => Promise.reject(refused),
+    maxSize: 10,
+    maxInFlight: 1,
+    runAlone: isInputError,
+  });
+  assert.deepEqual(await Promise.all([b.submit("a"), b.submit("b")]), [undefined, undefined]);
+});
+
+Deno.test("Batcher: a batch failing otherwise fails every item with its error", async () => {
+  const lost = new Error("write CONNECTION_CLOSED");
+  const b = new Batcher<string, string>({
+    key: () => "",
+    exclusive: () => [],
+    run: () => Promise.reject(lost),
+    maxSize: 10,
+    maxInFlight: 1,
+    runAlone: isInputError,
+  });
+  const answers = await Promise.allSettled([b.submit("a"), b.submit("b")]);
+  assert.deepEqual(answers, [
+    { status: "rejected", reason: lost },
+    { status: "rejected", reason: lost },
+  ]);
+});
+
+Deno.test("Batcher: a stuck batch does not hold up the items behind it", async () => {
+  const release = gate();
+  const sent: string[][] = [];
+  const b = new Batcher<string, string>({
+    key: () => "",
+    exclusive: () => [],
+    run: async (_key, items) => {
+      sent.push(items);
+      await release.opened;
+      return items;
+    },
+    maxSize: 10,
+    maxInFlight: 1,
+    stallMs: 50,
+  });
+  const stuck = b.submit("stuck");
+  await tick();
+  const queued = b.submit("queued");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(await queued, undefined, "released to run on its own after stallMs");
+  assert.equal(await b.submit("later"), undefined, "and so is what arrives meanwhile");
+  release.open();
+  assert.equal(await stuck, "stuck");
+  assert.deepEqual(sent, [["stuck"]]);
+  await tick();
+  const next = b.submit("after");
+  await tick();
+  assert.deepEqual(sent, [["stuck"], ["after"]], "the lane batches again once it is free");
+  assert.equal(await next, "after");
+});
+
+Deno.test("Batcher: a queued item whose request expired is never sent", async () => {
+  const sent: string[][] = [];
+  const release = gate();
+  const b = new Batcher<string, string>({
+    key: () => "",
+    exclusive: () => [],
+    run: async (_key, items) => {
+      sent.push(items);
+      await release.opened;
+      return items;
+    },
+    maxSize: 10,
+    maxInFlight: 1,
+  });
+  const first = b.submit("first");
+  await tick();
+  const late = new QueryScope();
+  const dropped = late.run(() => b.submit("expires while queued"));
+  const kept = b.submit("kept");
+  late.expire(new Error("deadline"));
+  release.open();
+  assert.deepEqual(await Promise.all([first, dropped, kept]), ["first", undefined, "kept"]);
+  assert.deepEqual(sent, [["first"], ["kept"]]);
+  const already = new QueryScope();
+  already.expire(new Error("deadline"));
+  assert.equal(await already.run(() => b.submit("too late")), undefined);
+  assert.equal(sent.length, 2);
+});
+
+Deno.test("Batcher: a request expiring cancels its batch, for all in it", async () => {
+  let cancelled = 0;
+  const release = gate();
+  const sent: string[][] = [];
+  const scopes: (QueryScope | undefined)[] = [];
+  const b = new Batcher<string, string>({
+    key: () => "",
+    exclusive: () => [],
+    run: (_key, items) => {
+      sent.push(items);
+      const scope = QueryScope.current()!;
+      scopes.push(scope);
+      if (sent.length === 1) return release.opened.then(() => items);
+      // Stands for a query that runs until cancelled, as lib/db/query.ts `run` registers one.
+      return new Promise((_resolve, reject) => {
+        scope.hold({
+          cancel() {
+            cancelled++;
+            reject(new Error("canceling statement due to user request"));
+          },
+        });
+      });
+    },
+    maxSize: 10,
+    maxInFlight: 1,
+  });
+  const [a, y] = [new QueryScope(), new QueryScope()];
+  const first = b.submit("first");
+  await tick();
+  const answers = Promise.all([
+    a.run(() => b.submit("a")),
+    y.run(() => b.submit("y")),
+  ]);
+  assert.equal(a.inFlight, 0, "a queued item has nothing in flight");
+  release.open();
+  assert.equal(await first, "first");
+  await tick(); // the next batch goes when the first has ended
+  assert.deepEqual(sent, [["first"], ["a", "y"]]);
+  assert.equal(a.inFlight, 1, "the batch counts as a query in flight of each request in it");
+  assert.equal(y.inFlight, 1);
+  a.expire(new Error("deadline"));
+  assert.equal(cancelled, 1);
+  assert.ok(scopes[1]!.expired, "the batch's own scope refuses further queries");
+  assert.deepEqual(await answers, [undefined, undefined], "both run their own statements");
+  assert.equal(y.expired, null, "y's request is not expired: its own statement may run");
+  assert.deepEqual([a.inFlight, y.inFlight], [0, 0]);
+});
+
+Deno.test(
+  "Batcher: lingerMs: an idle lane waits for company only once batches have had it",
+  async () => {
+    const sent: string[][] = [];
+    const make = (lingerMs: number) =>
+      new Batcher<string, string>({
+        key: () => "k",
+        exclusive: () => [],
+        run: (_key, items) => {
+          sent.push(items);
+          return Promise.resolve(items);
+        },
+        maxSize: 10,
+        maxInFlight: 1,
+        lingerMs,
+      });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** Two items 5 ms apart, then the batches they went in. */
+    const apart = async (b: Batcher<string, string>, names: [string, string]) => {
+      sent.length = 0;
+      const first = b.submit(names[0]);
+      await pause(5);
+      const second = b.submit(names[1]);
+      assert.deepEqual(await Promise.all([first, second]), names);
+      return [...sent];
+    };
+    const b = make(200);
+    // A lone caller's batches have no company: it never waits.
+    const t0 = performance.now();
+    assert.deepEqual(await b.submit("alone"), "alone");
+    assert.ok(performance.now() - t0 < 100, "a lone item is sent at once");
+    assert.deepEqual(await apart(b, ["a", "b"]), [["a"], ["b"]]);
+    // Once a batch had company, the next item at an idle lane waits for more.
+    sent.length = 0;
+    await Promise.all([b.submit("x"), b.submit("y")]);
+    assert.deepEqual(sent, [["x", "y"]]);
+    assert.deepEqual(await apart(b, ["c", "d"]), [["c", "d"]]);
+    // Without lingerMs the same arrivals go alone.
+    const none = make(0);
+    await Promise.all([none.submit("x"), none.submit("y")]);
+    assert.deepEqual(await apart(none, ["e", "f"]), [["e"], ["f"]]);
+  },
+);
 
 let seq = 0;
 
@@ -317,168 +317,178 @@ async function users(db: Handle, n: number): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-Deno.test("claim_next_images: several callers in one statement", async (t) => {
-  const h = await createTestDb(4);
-  const db = h.db;
-  try {
-    await t.step("new claims on distinct images, highest priority first", async () => {
-      const ds = await dataset(db, { priorities: [1, 9, 5, 7, 3] });
-      const us = await users(db, 3);
-      const got = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: us,
-        user_roles: annotators(us),
-      });
-      assert.ok(got.every((o) => o?.state === "new"));
-      const images = got.map((o) => o?.state === "new" ? o.image.id : "");
-      assert.deepEqual(new Set(images), new Set([ds.images[1], ds.images[3], ds.images[2]]));
-      for (const [i, o] of got.entries()) {
-        assert.ok(o?.state === "new");
-        assert.equal(o.claim.user_id, us[i]);
-        assert.equal(o.image.status, "in_progress");
-        const claim = await getClaim(db, { id: o.claim.id, ...SEES_ALL });
-        assert.equal(claim?.image_id, o.image.id);
-        assert.equal(claim?.active, true);
-      }
-    });
+// claim_next_images: several callers in one statement.
 
-    await t.step("held, expired and new callers in one batch", async () => {
-      const ds = await dataset(db, { priorities: [5, 4, 3, 2] });
-      const [holder, lapsed, fresh] = await users(db, 3);
-      const held = await claimNextImage(db, {
-        dataset_id: ds.id,
-        user_id: holder,
-        caller_role: "annotator",
-      });
-      const old = await claimNextImage(db, {
-        dataset_id: ds.id,
-        user_id: lapsed,
-        caller_role: "annotator",
-      });
-      assert.ok(held?.state === "new" && old?.state === "new");
-      await setClaimExpiry(db, old.claim.id, -1000);
-      const [a, b] = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: [holder, lapsed],
-        user_roles: annotators([holder, lapsed]),
-      });
-      assert.ok(a?.state === "held");
-      assert.deepEqual(a.claim, held.claim);
-      assert.equal(b, undefined, "an expired active claim is left to claim_next_image.sql");
-      // ... which revives it, its slot being free.
-      const revived = await claimNextImage(db, {
-        dataset_id: ds.id,
-        user_id: lapsed,
-        caller_role: "annotator",
-      });
-      assert.ok(revived?.state === "held");
-      assert.equal(revived.claim.id, old.claim.id);
-      // An expired lease frees its slot for anyone: the batch's new caller may take it.
-      await setClaimExpiry(db, old.claim.id, -1000);
-      const [c] = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: [fresh],
-        user_roles: annotators([fresh]),
-      });
-      assert.ok(c?.state === "new");
-      assert.equal(c.image.id, old.image.id);
-      const ousted = await claimNextImage(db, {
-        dataset_id: ds.id,
-        user_id: lapsed,
-        caller_role: "annotator",
-      });
-      assert.ok(ousted?.state === "new");
-      assert.equal(ousted.image.id, ds.images[2]);
-      assert.equal((await getClaim(db, { id: old.claim.id, ...SEES_ALL }))?.end_reason, "expired");
+withDb(
+  "claim_next_images: new claims on distinct images, highest priority first",
+  { poolMax: 4 },
+  async ({ db }) => {
+    const ds = await dataset(db, { priorities: [1, 9, 5, 7, 3] });
+    const us = await users(db, 3);
+    const got = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: us,
+      user_roles: annotators(us),
     });
-
-    await t.step("more callers than images: the rest are left to the single path", async () => {
-      const ds = await dataset(db, { priorities: [1, 2] });
-      const us = await users(db, 4);
-      const got = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: us,
-        user_roles: annotators(us),
-      });
-      assert.equal(got.filter((o) => o?.state === "new").length, 2);
-      assert.equal(got.filter((o) => o === undefined).length, 2);
-      assert.deepEqual(
-        await claimNextImages(db, {
-          dataset_id: "999999",
-          user_ids: us.slice(0, 1),
-          user_roles: annotators(us.slice(0, 1)),
-        }),
-        [undefined],
-      );
-    });
-
-    await t.step("k=2: an image a caller annotated is not taken for the batch", async () => {
-      const ds = await dataset(db, { k: 2, priorities: [9, 1] });
-      const [u1, u2] = await users(db, 2);
-      const first = await claimNextImage(db, {
-        dataset_id: ds.id,
-        user_id: u1,
-        caller_role: "annotator",
-      });
-      assert.ok(first?.state === "new");
-      assert.equal(first.image.id, ds.images[0]);
-      const [made] = await createHumanAnnotations(db, [{
-        claim_id: first.claim.id,
-        image_id: first.image.id,
-        user_id: u1,
-        caller_role: "annotator",
-        labels: ["cat"],
-        shapes: [],
-      }]);
-      assert.ok(made);
-      // u1 annotated image 0, so the batch takes image 1 for either of them.
-      const got = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: [u1, u2],
-        user_roles: annotators([u1, u2]),
-      });
-      const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
-      assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
-      for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
-    });
-
-    await t.step("the claim carries the latest prediction per model", async () => {
-      const ds = await dataset(db, { priorities: [1] });
-      const [machine] = await rawMany<{ id: string }>(
-        db,
-        `INSERT INTO users (name, role) VALUES ('batch-model-' || $1::integer, 'machine')
-         RETURNING id::text`,
-        [++seq],
-      );
-      for (const version of ["1", "2"]) {
-        await createMachineAnnotation(db, {
-          caller_role: "machine",
-          image_id: ds.images[0],
-          author_id: machine.id,
-          model: { name: "m", version },
-          confidence: 0.5,
-          labels: ["cat"],
-          shapes: [],
-        });
-      }
-      const [u] = await users(db, 1);
-      const [o] = await claimNextImages(db, {
-        dataset_id: ds.id,
-        user_ids: [u],
-        user_roles: annotators([u]),
-      });
+    assert.ok(got.every((o) => o?.state === "new"));
+    const images = got.map((o) => o?.state === "new" ? o.image.id : "");
+    assert.deepEqual(new Set(images), new Set([ds.images[1], ds.images[3], ds.images[2]]));
+    for (const [i, o] of got.entries()) {
       assert.ok(o?.state === "new");
-      assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
+      assert.equal(o.claim.user_id, us[i]);
+      assert.equal(o.image.status, "in_progress");
+      const claim = await getClaim(db, { id: o.claim.id, ...SEES_ALL });
+      assert.equal(claim?.image_id, o.image.id);
+      assert.equal(claim?.active, true);
+    }
+  },
+);
+
+withDb(
+  "claim_next_images: held, expired and new callers in one batch",
+  { poolMax: 4 },
+  async ({ db }) => {
+    const ds = await dataset(db, { priorities: [5, 4, 3, 2] });
+    const [holder, lapsed, fresh] = await users(db, 3);
+    const held = await claimNextImage(db, {
+      dataset_id: ds.id,
+      user_id: holder,
+      caller_role: "annotator",
     });
-  } finally {
-    await h.close();
-  }
+    const old = await claimNextImage(db, {
+      dataset_id: ds.id,
+      user_id: lapsed,
+      caller_role: "annotator",
+    });
+    assert.ok(held?.state === "new" && old?.state === "new");
+    await setClaimExpiry(db, old.claim.id, -1000);
+    const [a, b] = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: [holder, lapsed],
+      user_roles: annotators([holder, lapsed]),
+    });
+    assert.ok(a?.state === "held");
+    assert.deepEqual(a.claim, held.claim);
+    assert.equal(b, undefined, "an expired active claim is left to claim_next_image.sql");
+    // ... which revives it, its slot being free.
+    const revived = await claimNextImage(db, {
+      dataset_id: ds.id,
+      user_id: lapsed,
+      caller_role: "annotator",
+    });
+    assert.ok(revived?.state === "held");
+    assert.equal(revived.claim.id, old.claim.id);
+    // An expired lease frees its slot for anyone: the batch's new caller may take it.
+    await setClaimExpiry(db, old.claim.id, -1000);
+    const [c] = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: [fresh],
+      user_roles: annotators([fresh]),
+    });
+    assert.ok(c?.state === "new");
+    assert.equal(c.image.id, old.image.id);
+    const ousted = await claimNextImage(db, {
+      dataset_id: ds.id,
+      user_id: lapsed,
+      caller_role: "annotator",
+    });
+    assert.ok(ousted?.state === "new");
+    assert.equal(ousted.image.id, ds.images[2]);
+    assert.equal((await getClaim(db, { id: old.claim.id, ...SEES_ALL }))?.end_reason, "expired");
+  },
+);
+
+withDb("claim_next_images: more callers than images: the rest are left to the single path", {
+  poolMax: 4,
+}, async ({ db }) => {
+  const ds = await dataset(db, { priorities: [1, 2] });
+  const us = await users(db, 4);
+  const got = await claimNextImages(db, {
+    dataset_id: ds.id,
+    user_ids: us,
+    user_roles: annotators(us),
+  });
+  assert.equal(got.filter((o) => o?.state === "new").length, 2);
+  assert.equal(got.filter((o) => o === undefined).length, 2);
+  assert.deepEqual(
+    await claimNextImages(db, {
+      dataset_id: "999999",
+      user_ids: us.slice(0, 1),
+      user_roles: annotators(us.slice(0, 1)),
+    }),
+    [undefined],
+  );
 });
 
-Deno.test("create_human_annotations: each submit accepted or refused as if alone", async () => {
-  const h = await createTestDb(4);
-  const db = h.db;
-  try {
+withDb("claim_next_images: k=2: an image a caller annotated is not taken for the batch", {
+  poolMax: 4,
+}, async ({ db }) => {
+  const ds = await dataset(db, { k: 2, priorities: [9, 1] });
+  const [u1, u2] = await users(db, 2);
+  const first = await claimNextImage(db, {
+    dataset_id: ds.id,
+    user_id: u1,
+    caller_role: "annotator",
+  });
+  assert.ok(first?.state === "new");
+  assert.equal(first.image.id, ds.images[0]);
+  const [made] = await createHumanAnnotations(db, [{
+    claim_id: first.claim.id,
+    image_id: first.image.id,
+    user_id: u1,
+    caller_role: "annotator",
+    labels: ["cat"],
+    shapes: [],
+  }]);
+  assert.ok(made);
+  // u1 annotated image 0, so the batch takes image 1 for either of them.
+  const got = await claimNextImages(db, {
+    dataset_id: ds.id,
+    user_ids: [u1, u2],
+    user_roles: annotators([u1, u2]),
+  });
+  const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
+  assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
+  for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
+});
+
+withDb(
+  "claim_next_images: the claim carries the latest prediction per model",
+  { poolMax: 4 },
+  async ({ db }) => {
+    const ds = await dataset(db, { priorities: [1] });
+    const [machine] = await rawMany<{ id: string }>(
+      db,
+      `INSERT INTO users (name, role) VALUES ('batch-model-' || $1::integer, 'machine')
+         RETURNING id::text`,
+      [++seq],
+    );
+    for (const version of ["1", "2"]) {
+      await createMachineAnnotation(db, {
+        caller_role: "machine",
+        image_id: ds.images[0],
+        author_id: machine.id,
+        model: { name: "m", version },
+        confidence: 0.5,
+        labels: ["cat"],
+        shapes: [],
+      });
+    }
+    const [u] = await users(db, 1);
+    const [o] = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: [u],
+      user_roles: annotators([u]),
+    });
+    assert.ok(o?.state === "new");
+    assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
+  },
+);
+
+withDb(
+  "create_human_annotations: each submit accepted or refused as if alone",
+  { poolMax: 4 },
+  async ({ db }) => {
     const ds = await dataset(db, { priorities: [6, 5, 4, 3, 2, 1], size: 100 });
     const us = await users(db, 6);
     const claims = await claimNextImages(db, {
@@ -531,7 +541,5 @@ Deno.test("create_human_annotations: each submit accepted or refused as if alone
     }
     // A completed claim submitted again is refused.
     assert.deepEqual(await createHumanAnnotations(db, [item(0)]), [undefined]);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
