@@ -96,78 +96,78 @@ function instructions(name: string): string[] {
   );
 }
 
-Deno.test("the Dockerfile matches the code", async (t) => {
-  await t.step("the same Deno as CI", () => {
-    const ci = /^DENO_VERSION=(\S+)$/m.exec(read(".ci/run"))?.[1];
-    assert.ok(ci, "DENO_VERSION in .ci/run");
-    assert.deepEqual(instructions("FROM"), [`denoland/deno:${ci}`]);
-  });
+// The Dockerfile matches the code.
 
-  await t.step("EXPOSE is the default PORT", () => {
-    assert.deepEqual(instructions("EXPOSE"), [String(DEFAULTS.PORT)]);
-  });
+Deno.test("Dockerfile: the same Deno as CI", () => {
+  const ci = /^DENO_VERSION=(\S+)$/m.exec(read(".ci/run"))?.[1];
+  assert.ok(ci, "DENO_VERSION in .ci/run");
+  assert.deepEqual(instructions("FROM"), [`denoland/deno:${ci}`]);
+});
 
-  await t.step("dependencies are installed from the lock file, after the source", () => {
-    const install = dockerfile.indexOf("RUN deno install --frozen ");
-    const sourceCopy = dockerfile.indexOf("COPY --chown=deno:deno . .");
-    assert.ok(sourceCopy >= 0 && install > sourceCopy);
-  });
+Deno.test("Dockerfile: EXPOSE is the default PORT", () => {
+  assert.deepEqual(instructions("EXPOSE"), [String(DEFAULTS.PORT)]);
+});
 
-  await t.step("it runs as the non-root deno user", () => {
-    const users = instructions("USER");
-    assert.deepEqual(users, ["deno"]);
-    assert.ok(dockerfile.indexOf("USER deno") < dockerfile.indexOf("RUN deno install"));
-  });
+Deno.test("Dockerfile: dependencies are installed from the lock file, after the source", () => {
+  const install = dockerfile.indexOf("RUN deno install --frozen ");
+  const sourceCopy = dockerfile.indexOf("COPY --chown=deno:deno . .");
+  assert.ok(sourceCopy >= 0 && install > sourceCopy);
+});
 
-  await t.step("CMD starts the server through the start task, in production, no migration", () => {
-    assert.deepEqual(instructions("CMD").map((c) => JSON.parse(c)), [["task", "start"]]);
-    assert.match(
-      denoJson.tasks.start,
-      // APP_ENV=production in the task itself: without it (a checkout, not the image) the
-      // server would start in development, which needs more permissions than these.
-      /^APP_ENV=production deno run (--allow-(net|env|read|sys) )+(--v8-flags=\S+ )?main\.ts$/,
+Deno.test("Dockerfile: it runs as the non-root deno user", () => {
+  const users = instructions("USER");
+  assert.deepEqual(users, ["deno"]);
+  assert.ok(dockerfile.indexOf("USER deno") < dockerfile.indexOf("RUN deno install"));
+});
+
+Deno.test("Dockerfile: CMD starts the server through the start task, in production, no migration", () => {
+  assert.deepEqual(instructions("CMD").map((c) => JSON.parse(c)), [["task", "start"]]);
+  assert.match(
+    denoJson.tasks.start,
+    // APP_ENV=production in the task itself: without it (a checkout, not the image) the
+    // server would start in development, which needs more permissions than these.
+    /^APP_ENV=production deno run (--allow-(net|env|read|sys) )+(--v8-flags=\S+ )?main\.ts$/,
+  );
+  assert.ok(instructions("ENV").includes("APP_ENV=production"));
+});
+
+Deno.test("Dockerfile: HEALTHCHECK fetches getHealth's path on the PORT", async () => {
+  const [healthcheck] = instructions("HEALTHCHECK");
+  assert.ok(healthcheck, "a HEALTHCHECK");
+  const cmd = JSON.parse(healthcheck.slice(healthcheck.indexOf("CMD ") + 4));
+  assert.deepEqual(cmd.slice(0, 3), ["deno", "eval", "--no-config"]);
+  const db = connect("postgres://unused@127.0.0.1:1/unused", {
+    max: 1,
+    connectTimeoutSeconds: 1,
+    statementTimeoutMs: 0,
+  });
+  try {
+    const app = createApp({ db, config: testConfig(), log: silentLogger });
+    const spec = await (await app.request(SPEC_JSON_PATH)).json();
+    const path = Object.entries(spec.paths as Record<string, Record<string, unknown>>)
+      .find(([, ops]) =>
+        Object.values(ops).some((op) =>
+          (op as { operationId?: string }).operationId === "getHealth"
+        )
+      )?.[0];
+    assert.equal(path, "/healthz");
+    assert.ok(
+      cmd[3].includes(`${path}\``) &&
+        cmd[3].includes(`Deno.env.get('PORT') || ${DEFAULTS.PORT}`),
+      cmd[3],
     );
-    assert.ok(instructions("ENV").includes("APP_ENV=production"));
-  });
+    // The probe itself must be valid code.
+    new Function(`return async () => { ${cmd[3]} }`);
+  } finally {
+    await db.end();
+  }
+});
 
-  await t.step("HEALTHCHECK fetches getHealth's path on the PORT", async () => {
-    const [healthcheck] = instructions("HEALTHCHECK");
-    assert.ok(healthcheck, "a HEALTHCHECK");
-    const cmd = JSON.parse(healthcheck.slice(healthcheck.indexOf("CMD ") + 4));
-    assert.deepEqual(cmd.slice(0, 3), ["deno", "eval", "--no-config"]);
-    const db = connect("postgres://unused@127.0.0.1:1/unused", {
-      max: 1,
-      connectTimeoutSeconds: 1,
-      statementTimeoutMs: 0,
-    });
-    try {
-      const app = createApp({ db, config: testConfig(), log: silentLogger });
-      const spec = await (await app.request(SPEC_JSON_PATH)).json();
-      const path = Object.entries(spec.paths as Record<string, Record<string, unknown>>)
-        .find(([, ops]) =>
-          Object.values(ops).some((op) =>
-            (op as { operationId?: string }).operationId === "getHealth"
-          )
-        )?.[0];
-      assert.equal(path, "/healthz");
-      assert.ok(
-        cmd[3].includes(`${path}\``) &&
-          cmd[3].includes(`Deno.env.get('PORT') || ${DEFAULTS.PORT}`),
-        cmd[3],
-      );
-      // The probe itself must be valid code.
-      new Function(`return async () => { ${cmd[3]} }`);
-    } finally {
-      await db.end();
-    }
-  });
-
-  await t.step(".dockerignore keeps secrets, local data and host modules out", () => {
-    const ignored = read(".dockerignore").split("\n").map((l) => l.trim());
-    for (const entry of [".git", ".env", ".data", "node_modules", "tests"]) {
-      assert.ok(ignored.includes(entry), `${entry} not in .dockerignore`);
-    }
-  });
+Deno.test("Dockerfile: .dockerignore keeps secrets, local data and host modules out", () => {
+  const ignored = read(".dockerignore").split("\n").map((l) => l.trim());
+  for (const entry of [".git", ".env", ".data", "node_modules", "tests"]) {
+    assert.ok(ignored.includes(entry), `${entry} not in .dockerignore`);
+  }
 });
 
 /** The top-level entries of this checkout that `docker build .` sends (.dockerignore). */
@@ -183,8 +183,26 @@ function buildContext(): string[] {
     .filter((name) => !regexps.some((r) => r.test(name))).sort();
 }
 
-Deno.test("the Docker image installs only the packages production needs", async (t) => {
-  const [install] = instructions("RUN").filter((r) => r.includes("deno install"));
+// The Docker image installs only the packages production needs.
+
+const [imageInstall] = instructions("RUN").filter((r) => r.includes("deno install"));
+
+Deno.test("Docker image: the install step names the image's entry points and dbmate", () => {
+  const install = imageInstall;
+  assert.ok(install, "a RUN deno install");
+  assert.ok(
+    install.includes(`--entrypoint ${IMAGE_ENTRYPOINTS.join(" ")} ${DBMATE}`),
+    install,
+  );
+  assert.match(install, /deno install --frozen /);
+  const cache = instructions("RUN").find((r) => r.startsWith("deno cache"));
+  assert.equal(cache, `deno cache --frozen ${IMAGE_ENTRYPOINTS.join(" ")}`);
+});
+
+// One test in two steps: the second runs what the first installed (a build context copied and a
+// `deno install` of the production packages, which take seconds).
+Deno.test("Docker image: installed on the build context, production's packages and no more", async (t) => {
+  const install = imageInstall;
   assert.ok(install, "a RUN deno install");
   const context = await Deno.makeTempDir({ prefix: "annotation-image-" });
   const decoder = new TextDecoder();
@@ -202,16 +220,6 @@ Deno.test("the Docker image installs only the packages production needs", async 
     return { code: out.code, output: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
   };
   try {
-    await t.step("the install step names the image's entry points and dbmate", () => {
-      assert.ok(
-        install.includes(`--entrypoint ${IMAGE_ENTRYPOINTS.join(" ")} ${DBMATE}`),
-        install,
-      );
-      assert.match(install, /deno install --frozen /);
-      const cache = instructions("RUN").find((r) => r.startsWith("deno cache"));
-      assert.equal(cache, `deno cache --frozen ${IMAGE_ENTRYPOINTS.join(" ")}`);
-    });
-
     await t.step("run on the build context, it installs exactly those", async () => {
       assert.ok(!buildContext().includes("node_modules"), "node_modules is not sent");
       for (const name of buildContext()) {
@@ -252,162 +260,162 @@ Deno.test("the Docker image installs only the packages production needs", async 
   }
 });
 
-Deno.test("docker-compose.yml matches the code", async (t) => {
-  const { db, migrate, app } = compose.services;
+// docker-compose.yml matches the code.
 
-  await t.step("PostgreSQL: a pinned major version, health-checked, on a named volume", () => {
-    assert.match(db.image, /^postgres:\d+$/);
-    assert.equal(db.healthcheck.test[0], "CMD-SHELL");
-    assert.match(db.healthcheck.test[1], /^pg_isready /);
-    const [volume] = db.volumes[0].split(":");
-    assert.ok(volume in compose.volumes, `${volume} is a named volume`);
-  });
+const { db, migrate, app } = compose.services;
 
-  await t.step(
-    "every variable the app and migrate services set is one lib/runtime/config.ts reads",
-    () => {
-      for (const [name, service] of [["app", app], ["migrate", migrate]]) {
-        for (const key of Object.keys(service.environment)) {
-          assert.ok(
-            ENV_VARS.includes(key),
-            `${name} sets ${key}, which lib/runtime/config.ts does not read`,
-          );
-        }
-        assert.equal(service.environment.APP_ENV, "production");
-        assert.equal(service.environment.DB_HOST, "db");
+Deno.test("docker-compose.yml: PostgreSQL: a pinned major version, health-checked, on a named volume", () => {
+  assert.match(db.image, /^postgres:\d+$/);
+  assert.equal(db.healthcheck.test[0], "CMD-SHELL");
+  assert.match(db.healthcheck.test[1], /^pg_isready /);
+  const [volume] = db.volumes[0].split(":");
+  assert.ok(volume in compose.volumes, `${volume} is a named volume`);
+});
+
+Deno.test(
+  "docker-compose.yml: every variable the app and migrate services set is one lib/runtime/config.ts reads",
+  () => {
+    for (const [name, service] of [["app", app], ["migrate", migrate]]) {
+      for (const key of Object.keys(service.environment)) {
+        assert.ok(
+          ENV_VARS.includes(key),
+          `${name} sets ${key}, which lib/runtime/config.ts does not read`,
+        );
       }
-    },
-  );
-
-  await t.step("migrate runs the db:migrate task once, after the database is healthy", () => {
-    assert.deepEqual(migrate.command, ["task", "db:migrate"]);
-    assert.ok(denoJson.tasks["db:migrate"], "deno.json has db:migrate");
-    assert.equal(migrate.depends_on.db.condition, "service_healthy");
-    assert.equal(migrate.restart, "no");
-    assert.equal(migrate.build, ".");
-    assert.equal(migrate.image, app.image);
-  });
-
-  await t.step("app: the image's CMD, after a healthy database and a finished migration", () => {
-    assert.equal(app.command, undefined);
-    assert.equal(app.build, ".");
-    assert.equal(app.depends_on.db.condition, "service_healthy");
-    assert.equal(app.depends_on.migrate.condition, "service_completed_successfully");
-  });
-
-  await t.step("the published port is the server's PORT", () => {
-    const port = app.environment.PORT ?? String(DEFAULTS.PORT);
-    assert.equal(port, String(DEFAULTS.PORT));
-    assert.deepEqual(app.ports, [`${port}:${port}`]);
-  });
-
-  await t.step("secrets: from the environment, else local-only defaults the server flags", () => {
-    // A plain `docker compose up` works (issue 6), and the server warns about the fallbacks.
-    for (const [key, value] of Object.entries(LOCAL_COMPOSE_DEFAULTS)) {
-      assert.equal(app.environment[key], `\${${key}:-${value}}`);
-      assert.match(value, /local-compose-only/);
-      assert.ok(!(key in migrate.environment), `migrate needs no ${key}`);
+      assert.equal(service.environment.APP_ENV, "production");
+      assert.equal(service.environment.DB_HOST, "db");
     }
-    const config = parseConfig({
-      APP_ENV: "production",
-      DATABASE_URL: "postgres://u@db/app",
-      ...LOCAL_COMPOSE_DEFAULTS,
-    });
-    assert.deepEqual(localDefaultsInUse(config), ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]);
-    assert.ok(read("docker-compose.yml").includes(LOCAL_COMPOSE_DEFAULTS.ADMIN_API_KEY));
+  },
+);
+
+Deno.test("docker-compose.yml: migrate runs the db:migrate task once, after the database is healthy", () => {
+  assert.deepEqual(migrate.command, ["task", "db:migrate"]);
+  assert.ok(denoJson.tasks["db:migrate"], "deno.json has db:migrate");
+  assert.equal(migrate.depends_on.db.condition, "service_healthy");
+  assert.equal(migrate.restart, "no");
+  assert.equal(migrate.build, ".");
+  assert.equal(migrate.image, app.image);
+});
+
+Deno.test("docker-compose.yml: app: the image's CMD, after a healthy database and a finished migration", () => {
+  assert.equal(app.command, undefined);
+  assert.equal(app.build, ".");
+  assert.equal(app.depends_on.db.condition, "service_healthy");
+  assert.equal(app.depends_on.migrate.condition, "service_completed_successfully");
+});
+
+Deno.test("docker-compose.yml: the published port is the server's PORT", () => {
+  const port = app.environment.PORT ?? String(DEFAULTS.PORT);
+  assert.equal(port, String(DEFAULTS.PORT));
+  assert.deepEqual(app.ports, [`${port}:${port}`]);
+});
+
+Deno.test("docker-compose.yml: secrets: from the environment, else local-only defaults the server flags", () => {
+  // A plain `docker compose up` works (issue 6), and the server warns about the fallbacks.
+  for (const [key, value] of Object.entries(LOCAL_COMPOSE_DEFAULTS)) {
+    assert.equal(app.environment[key], `\${${key}:-${value}}`);
+    assert.match(value, /local-compose-only/);
+    assert.ok(!(key in migrate.environment), `migrate needs no ${key}`);
+  }
+  const config = parseConfig({
+    APP_ENV: "production",
+    DATABASE_URL: "postgres://u@db/app",
+    ...LOCAL_COMPOSE_DEFAULTS,
   });
+  assert.deepEqual(localDefaultsInUse(config), ["AUTH_JWT_SECRET", "ADMIN_API_KEY"]);
+  assert.ok(read("docker-compose.yml").includes(LOCAL_COMPOSE_DEFAULTS.ADMIN_API_KEY));
+});
 
-  await t.step("migrate and app reach the same database with the same DB_* values", () => {
-    const dbVars = (env: Record<string, string>) =>
-      Object.fromEntries(
-        Object.entries(env).filter(([k]) => k.startsWith("DB_") && k !== "DB_POOL_MAX"),
-      );
-    assert.deepEqual(dbVars(migrate.environment), dbVars(app.environment));
-    for (const key of ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE"]) {
-      assert.ok(key in app.environment, `app sets ${key}`);
-    }
-    // And the database service is created with the user, password and name they use.
-    assert.equal(app.environment.DB_USER, db.environment.POSTGRES_USER);
-    assert.equal(app.environment.DB_PASSWORD, db.environment.POSTGRES_PASSWORD);
-    assert.equal(app.environment.DB_NAME, db.environment.POSTGRES_DB);
-  });
-
-  await t.step("the minio profile: a local S3 store the app signs s3:// URLs for", () => {
-    const { minio, "minio-setup": setup } = compose.services;
-    // Plain `docker compose up` starts neither.
-    assert.deepEqual(minio.profiles, ["minio"]);
-    assert.deepEqual(setup.profiles, ["minio"]);
-    assert.equal(app.profiles, undefined);
-    assert.equal(setup.depends_on.minio.condition, "service_healthy");
-    assert.equal(setup.restart, "no");
-    const [miniodata] = minio.volumes[0].split(":");
-    assert.ok(miniodata in compose.volumes, `${miniodata} is a named volume`);
-
-    /** `${NAME-default}` or `${NAME:-default}`: the default. */
-    const fallback = (value: string) => /^\$\{[A-Z0-9_]+:?-(.*)\}$/.exec(value)?.[1];
-    const env = app.environment as Record<string, string>;
-    // The app's keys, MinIO's root credentials and the setup's are the same local-only pair.
-    assert.equal(fallback(env.AWS_ACCESS_KEY_ID), LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID);
-    assert.equal(fallback(env.AWS_SECRET_ACCESS_KEY), LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY);
-    for (const service of [minio, setup]) {
-      assert.equal(
-        fallback(service.environment.MINIO_ROOT_USER),
-        LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID,
-      );
-      assert.equal(
-        fallback(service.environment.MINIO_ROOT_PASSWORD),
-        LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY,
-      );
-    }
-    // `-`, not `:-`: an empty value in .env unsets them (real S3, or an instance role's keys).
-    for (
-      const key of [
-        "AWS_ENDPOINT_URL_S3",
-        "S3_FORCE_PATH_STYLE",
-        ...Object.keys(LOCAL_COMPOSE_MINIO),
-      ]
-    ) {
-      assert.match(env[key], new RegExp(`^\\$\\{${key}-`), key);
-    }
-    // Browsers are sent to the endpoint: it is the port MinIO publishes on the host.
-    const endpoint = new URL(fallback(env.AWS_ENDPOINT_URL_S3)!);
-    assert.equal(endpoint.hostname, "localhost");
-    assert.ok(minio.ports.includes(`${endpoint.port}:9000`), minio.ports.join(", "));
-    // The setup uploads the samples it mounts into the bucket the docs register.
-    const [samples, target] = setup.volumes[0].split(":");
-    assert.ok([...Deno.readDirSync(`${ROOT_DIR}/${samples}`)].some((e) => e.name.endsWith(".svg")));
-    assert.match(
-      setup.command[0],
-      new RegExp(`mc cp --recursive ${target}/ local/images/samples/`),
+Deno.test("docker-compose.yml: migrate and app reach the same database with the same DB_* values", () => {
+  const dbVars = (env: Record<string, string>) =>
+    Object.fromEntries(
+      Object.entries(env).filter(([k]) => k.startsWith("DB_") && k !== "DB_POOL_MAX"),
     );
-    assert.match(setup.command[0], /mc mb --ignore-existing local\/images/);
+  assert.deepEqual(dbVars(migrate.environment), dbVars(app.environment));
+  for (const key of ["DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE"]) {
+    assert.ok(key in app.environment, `app sets ${key}`);
+  }
+  // And the database service is created with the user, password and name they use.
+  assert.equal(app.environment.DB_USER, db.environment.POSTGRES_USER);
+  assert.equal(app.environment.DB_PASSWORD, db.environment.POSTGRES_PASSWORD);
+  assert.equal(app.environment.DB_NAME, db.environment.POSTGRES_DB);
+});
 
-    const config = parseConfig({
-      APP_ENV: "production",
-      DATABASE_URL: "postgres://u@db/app",
-      ...LOCAL_COMPOSE_DEFAULTS,
-      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fallback(v) ?? v])),
-      DB_HOST: "",
-      DB_USER: "",
-      DB_NAME: "",
-      DB_PASSWORD: "",
-      DB_PORT: "",
-    });
-    assert.equal(config.media.s3?.endpoint, "http://localhost:9000");
-    assert.equal(config.media.s3?.forcePathStyle, true);
-    assert.deepEqual(localDefaultsInUse(config), [
-      "AUTH_JWT_SECRET",
-      "ADMIN_API_KEY",
-      "AWS_SECRET_ACCESS_KEY",
-    ]);
-  });
+Deno.test("docker-compose.yml: the minio profile: a local S3 store the app signs s3:// URLs for", () => {
+  const { minio, "minio-setup": setup } = compose.services;
+  // Plain `docker compose up` starts neither.
+  assert.deepEqual(minio.profiles, ["minio"]);
+  assert.deepEqual(setup.profiles, ["minio"]);
+  assert.equal(app.profiles, undefined);
+  assert.equal(setup.depends_on.minio.condition, "service_healthy");
+  assert.equal(setup.restart, "no");
+  const [miniodata] = minio.volumes[0].split(":");
+  assert.ok(miniodata in compose.volumes, `${miniodata} is a named volume`);
 
-  await t.step("the stop grace period outlasts the shutdown timeout", () => {
-    const grace = Number(/^(\d+)s$/.exec(app.stop_grace_period)?.[1]);
-    const timeout = /:-(\d+)\}$/.exec(app.environment.SHUTDOWN_TIMEOUT_SECONDS)?.[1];
-    assert.equal(Number(timeout), DEFAULTS.SHUTDOWN_TIMEOUT_SECONDS);
-    assert.ok(grace > Number(timeout), `${grace} s grace for a ${timeout} s drain`);
+  /** `${NAME-default}` or `${NAME:-default}`: the default. */
+  const fallback = (value: string) => /^\$\{[A-Z0-9_]+:?-(.*)\}$/.exec(value)?.[1];
+  const env = app.environment as Record<string, string>;
+  // The app's keys, MinIO's root credentials and the setup's are the same local-only pair.
+  assert.equal(fallback(env.AWS_ACCESS_KEY_ID), LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID);
+  assert.equal(fallback(env.AWS_SECRET_ACCESS_KEY), LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY);
+  for (const service of [minio, setup]) {
+    assert.equal(
+      fallback(service.environment.MINIO_ROOT_USER),
+      LOCAL_COMPOSE_MINIO.AWS_ACCESS_KEY_ID,
+    );
+    assert.equal(
+      fallback(service.environment.MINIO_ROOT_PASSWORD),
+      LOCAL_COMPOSE_MINIO.AWS_SECRET_ACCESS_KEY,
+    );
+  }
+  // `-`, not `:-`: an empty value in .env unsets them (real S3, or an instance role's keys).
+  for (
+    const key of [
+      "AWS_ENDPOINT_URL_S3",
+      "S3_FORCE_PATH_STYLE",
+      ...Object.keys(LOCAL_COMPOSE_MINIO),
+    ]
+  ) {
+    assert.match(env[key], new RegExp(`^\\$\\{${key}-`), key);
+  }
+  // Browsers are sent to the endpoint: it is the port MinIO publishes on the host.
+  const endpoint = new URL(fallback(env.AWS_ENDPOINT_URL_S3)!);
+  assert.equal(endpoint.hostname, "localhost");
+  assert.ok(minio.ports.includes(`${endpoint.port}:9000`), minio.ports.join(", "));
+  // The setup uploads the samples it mounts into the bucket the docs register.
+  const [samples, target] = setup.volumes[0].split(":");
+  assert.ok([...Deno.readDirSync(`${ROOT_DIR}/${samples}`)].some((e) => e.name.endsWith(".svg")));
+  assert.match(
+    setup.command[0],
+    new RegExp(`mc cp --recursive ${target}/ local/images/samples/`),
+  );
+  assert.match(setup.command[0], /mc mb --ignore-existing local\/images/);
+
+  const config = parseConfig({
+    APP_ENV: "production",
+    DATABASE_URL: "postgres://u@db/app",
+    ...LOCAL_COMPOSE_DEFAULTS,
+    ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, fallback(v) ?? v])),
+    DB_HOST: "",
+    DB_USER: "",
+    DB_NAME: "",
+    DB_PASSWORD: "",
+    DB_PORT: "",
   });
+  assert.equal(config.media.s3?.endpoint, "http://localhost:9000");
+  assert.equal(config.media.s3?.forcePathStyle, true);
+  assert.deepEqual(localDefaultsInUse(config), [
+    "AUTH_JWT_SECRET",
+    "ADMIN_API_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+  ]);
+});
+
+Deno.test("docker-compose.yml: the stop grace period outlasts the shutdown timeout", () => {
+  const grace = Number(/^(\d+)s$/.exec(app.stop_grace_period)?.[1]);
+  const timeout = /:-(\d+)\}$/.exec(app.environment.SHUTDOWN_TIMEOUT_SECONDS)?.[1];
+  assert.equal(Number(timeout), DEFAULTS.SHUTDOWN_TIMEOUT_SECONDS);
+  assert.ok(grace > Number(timeout), `${grace} s grace for a ${timeout} s drain`);
 });
 
 Deno.test("deno task compile embeds what the server reads at run time", () => {
@@ -504,74 +512,77 @@ Deno.test("the README stays a first read: under 200 lines", () => {
   assert.ok(lines < 200, `README.md has ${lines} lines; move details to docs/`);
 });
 
-Deno.test(".ci/run uses the pinned deno, never a preinstalled one of another version", async (t) => {
-  const ciRun = read(".ci/run");
+// .ci/run uses the pinned deno, never a preinstalled one of another version.
+
+const ciRun = read(".ci/run");
+const pinned = /^DENO_VERSION=(\S+)$/m.exec(ciRun)![1];
+
+Deno.test(".ci/run: ensure_deno is given the pinned DENO_VERSION", () => {
   assert.match(ciRun, /^source \.ci\/ensure-deno\.sh$/m);
   assert.match(ciRun, /^ensure_deno "\$\{DENO_VERSION\}"$/m);
-  const pinned = /^DENO_VERSION=(\S+)$/m.exec(ciRun)![1];
+});
 
-  /** Runs ensure_deno with stand-ins: a deno of version `have`, and npm installing `installs`. */
-  const run = async (have: string | null, installs: string | null) => {
-    const dir = await Deno.makeTempDir({ prefix: "ensure-deno-" });
-    try {
-      const fakeDeno = (version: string) => `#!/bin/sh\necho "deno ${version} (stable, release)"\n`;
-      await Deno.mkdir(`${dir}/bin`);
-      await Deno.mkdir(`${dir}/prefix/bin`, { recursive: true });
-      if (have) await Deno.writeTextFile(`${dir}/bin/deno`, fakeDeno(have), { mode: 0o755 });
-      await Deno.writeTextFile(
-        `${dir}/bin/npm`,
-        `#!/bin/sh
+/** Runs ensure_deno with stand-ins: a deno of version `have`, and npm installing `installs`. */
+const run = async (have: string | null, installs: string | null) => {
+  const dir = await Deno.makeTempDir({ prefix: "ensure-deno-" });
+  try {
+    const fakeDeno = (version: string) => `#!/bin/sh\necho "deno ${version} (stable, release)"\n`;
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.mkdir(`${dir}/prefix/bin`, { recursive: true });
+    if (have) await Deno.writeTextFile(`${dir}/bin/deno`, fakeDeno(have), { mode: 0o755 });
+    await Deno.writeTextFile(
+      `${dir}/bin/npm`,
+      `#!/bin/sh
 echo "npm $*" >> "${dir}/npm.log"
 if [ "$1" = "prefix" ]; then echo "${dir}/prefix"; exit 0; fi
 ${
-          installs
-            ? `printf '%s' '${
-              fakeDeno(installs)
-            }' > "${dir}/prefix/bin/deno"; chmod +x "${dir}/prefix/bin/deno"`
-            : ""
-        }
+        installs
+          ? `printf '%s' '${
+            fakeDeno(installs)
+          }' > "${dir}/prefix/bin/deno"; chmod +x "${dir}/prefix/bin/deno"`
+          : ""
+      }
 exit 0
 `,
-        { mode: 0o755 },
-      );
-      const out = await new Deno.Command("bash", {
-        args: [
-          "-c",
-          `set -euo pipefail; source "${ROOT_DIR}/.ci/ensure-deno.sh"; ensure_deno "${pinned}"; ` +
-          `echo "now: $(deno --version)"`,
-        ],
-        env: { PATH: `${dir}/bin:/usr/local/bin:/usr/bin:/bin` },
-        clearEnv: true,
-      }).output();
-      const npm = await Deno.readTextFile(`${dir}/npm.log`).catch(() => "");
-      const dec = new TextDecoder();
-      return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr), npm };
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  };
+      { mode: 0o755 },
+    );
+    const out = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `set -euo pipefail; source "${ROOT_DIR}/.ci/ensure-deno.sh"; ensure_deno "${pinned}"; ` +
+        `echo "now: $(deno --version)"`,
+      ],
+      env: { PATH: `${dir}/bin:/usr/local/bin:/usr/bin:/bin` },
+      clearEnv: true,
+    }).output();
+    const npm = await Deno.readTextFile(`${dir}/npm.log`).catch(() => "");
+    const dec = new TextDecoder();
+    return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr), npm };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+};
 
-  await t.step("the pinned version already there: used as is", async () => {
-    const r = await run(pinned, null);
-    assert.equal(r.code, 0, r.text);
-    assert.equal(r.npm, "", "npm was not called");
-    assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
-  });
+Deno.test(".ci/run: the pinned version already there: used as is", async () => {
+  const r = await run(pinned, null);
+  assert.equal(r.code, 0, r.text);
+  assert.equal(r.npm, "", "npm was not called");
+  assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
+});
 
-  await t.step("another version there: the pinned one is installed and put first", async () => {
-    const r = await run("2.0.0", pinned);
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /deno 2\.0\.0 at .* is not the pinned/);
-    assert.match(r.npm, new RegExp(`install -g deno@${pinned.replaceAll(".", "\\.")}`));
-    assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
-  });
+Deno.test(".ci/run: another version there: the pinned one is installed and put first", async () => {
+  const r = await run("2.0.0", pinned);
+  assert.equal(r.code, 0, r.text);
+  assert.match(r.text, /deno 2\.0\.0 at .* is not the pinned/);
+  assert.match(r.npm, new RegExp(`install -g deno@${pinned.replaceAll(".", "\\.")}`));
+  assert.match(r.text, new RegExp(`now: deno ${pinned.replaceAll(".", "\\.")} `));
+});
 
-  await t.step("still another version after installing: fails, saying so", async () => {
-    const r = await run("2.0.0", null);
-    assert.notEqual(r.code, 0, r.text);
-    assert.match(r.text, /ERROR: deno on PATH is 2\.0\.0 .* not the pinned/);
-    assert.doesNotMatch(r.text, /now: /);
-  });
+Deno.test(".ci/run: still another version after installing: fails, saying so", async () => {
+  const r = await run("2.0.0", null);
+  assert.notEqual(r.code, 0, r.text);
+  assert.match(r.text, /ERROR: deno on PATH is 2\.0\.0 .* not the pinned/);
+  assert.doesNotMatch(r.text, /now: /);
 });
 
 /** `deno install` in a new directory holding only `config` and the lock file: its output. */
@@ -616,59 +627,59 @@ function codeBlocks(markdown: string, lang: string): string[] {
   return blocks;
 }
 
-Deno.test("docs/production.md's deployment examples use real variables and tasks", async (t) => {
-  const docs = read("docs/production.md");
+// docs/production.md's deployment examples use real variables and tasks.
 
-  await t.step("the ECS migration task runs db:migrate with known variables", () => {
-    const [ecs] = codeBlocks(docs, "json").map((b) => JSON.parse(b))
-      .filter((b) => b.containerDefinitions);
-    assert.ok(ecs, "an ECS task definition");
-    const [container] = ecs.containerDefinitions;
-    assert.deepEqual(container.command, ["task", "db:migrate"]);
-    assert.ok(denoJson.tasks["db:migrate"]);
-    for (const { name } of [...container.environment, ...container.secrets]) {
-      assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
-    }
-    assert.ok(!container.environment.some((e: { name: string }) => e.name === "AUTH_JWT_SECRET"));
-  });
+const docs = read("docs/production.md");
 
-  await t.step("the Kubernetes and compose examples name known variables", () => {
-    const yaml = codeBlocks(docs, "yaml");
-    const job = yaml.find((b) => b.includes("kind: Job"));
-    assert.ok(job, "a Kubernetes Job");
-    assert.match(job, /^ *args: \["task", "db:migrate"\]$/m);
-    const names = yaml.flatMap((b) =>
-      [
-        ...b.matchAll(/^\s*- name: ([A-Z][A-Z0-9_]*)$/gm),
-        ...b.matchAll(/^\s+([A-Z][A-Z0-9_]*): \S/gm),
-      ].map((m) => m[1])
-    );
-    assert.ok(names.length >= 8, names.join());
-    for (const name of names) {
-      assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
-    }
-  });
+Deno.test("docs/production.md examples: the ECS migration task runs db:migrate with known variables", () => {
+  const [ecs] = codeBlocks(docs, "json").map((b) => JSON.parse(b))
+    .filter((b) => b.containerDefinitions);
+  assert.ok(ecs, "an ECS task definition");
+  const [container] = ecs.containerDefinitions;
+  assert.deepEqual(container.command, ["task", "db:migrate"]);
+  assert.ok(denoJson.tasks["db:migrate"]);
+  for (const { name } of [...container.environment, ...container.secrets]) {
+    assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
+  }
+  assert.ok(!container.environment.some((e: { name: string }) => e.name === "AUTH_JWT_SECRET"));
+});
 
-  await t.step("the derived image bakes the CA bundle in where DB_SSLROOTCERT points", () => {
-    const [derived] = codeBlocks(docs, "dockerfile");
-    assert.ok(derived, "a derived Dockerfile");
-    const lines = derived.split("\n");
-    assert.match(lines.find((l) => l.startsWith("FROM ")) ?? "", /annotation-server:/);
-    const env = Object.fromEntries(
-      lines.filter((l) => l.startsWith("ENV ")).map((l) => l.slice(4).split("=")),
-    );
-    for (const name of Object.keys(env)) assert.ok(ENV_VARS.includes(name), name);
-    assert.equal(env.DB_SSLMODE, "verify-full");
-    const copy = lines.find((l) => l.startsWith("COPY "))?.split(/\s+/);
-    assert.equal(copy?.at(-1), env.DB_SSLROOTCERT);
-    assert.match(copy?.join(" ") ?? "", /--chmod=0?4[0-4]4 /, "readable by the deno user");
-  });
+Deno.test("docs/production.md examples: the Kubernetes and compose examples name known variables", () => {
+  const yaml = codeBlocks(docs, "yaml");
+  const job = yaml.find((b) => b.includes("kind: Job"));
+  assert.ok(job, "a Kubernetes Job");
+  assert.match(job, /^ *args: \["task", "db:migrate"\]$/m);
+  const names = yaml.flatMap((b) =>
+    [
+      ...b.matchAll(/^\s*- name: ([A-Z][A-Z0-9_]*)$/gm),
+      ...b.matchAll(/^\s+([A-Z][A-Z0-9_]*): \S/gm),
+    ].map((m) => m[1])
+  );
+  assert.ok(names.length >= 8, names.join());
+  for (const name of names) {
+    assert.ok(ENV_VARS.includes(name), `${name} is not a variable lib/runtime/config.ts reads`);
+  }
+});
 
-  await t.step("the rotation section names the variables the code reads", () => {
-    const section = docs.slice(docs.indexOf("## JWT secret rotation"));
-    for (const name of ["AUTH_JWT_SECRET", "AUTH_JWT_SECRET_ACCEPTED", "AUTH_TOKEN_TTL_SECONDS"]) {
-      assert.ok(section.includes(`\`${name}`), name);
-      assert.ok(ENV_VARS.includes(name), name);
-    }
-  });
+Deno.test("docs/production.md examples: the derived image bakes the CA bundle in where DB_SSLROOTCERT points", () => {
+  const [derived] = codeBlocks(docs, "dockerfile");
+  assert.ok(derived, "a derived Dockerfile");
+  const lines = derived.split("\n");
+  assert.match(lines.find((l) => l.startsWith("FROM ")) ?? "", /annotation-server:/);
+  const env = Object.fromEntries(
+    lines.filter((l) => l.startsWith("ENV ")).map((l) => l.slice(4).split("=")),
+  );
+  for (const name of Object.keys(env)) assert.ok(ENV_VARS.includes(name), name);
+  assert.equal(env.DB_SSLMODE, "verify-full");
+  const copy = lines.find((l) => l.startsWith("COPY "))?.split(/\s+/);
+  assert.equal(copy?.at(-1), env.DB_SSLROOTCERT);
+  assert.match(copy?.join(" ") ?? "", /--chmod=0?4[0-4]4 /, "readable by the deno user");
+});
+
+Deno.test("docs/production.md examples: the rotation section names the variables the code reads", () => {
+  const section = docs.slice(docs.indexOf("## JWT secret rotation"));
+  for (const name of ["AUTH_JWT_SECRET", "AUTH_JWT_SECRET_ACCEPTED", "AUTH_TOKEN_TTL_SECONDS"]) {
+    assert.ok(section.includes(`\`${name}`), name);
+    assert.ok(ENV_VARS.includes(name), name);
+  }
 });
