@@ -16,7 +16,7 @@ import {
 } from "../sql/annotations/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
-import { createTestDb, rawMany, SEES_ALL } from "./harness.ts";
+import { rawMany, SEES_ALL, withDb } from "./harness.ts";
 
 const FEED = statement<ListDatasetAnnotationsParams>("annotations/list_dataset_annotations");
 const SOURCE_INDEX = "annotations_dataset_source_txid_id_idx";
@@ -64,10 +64,33 @@ function annotationScan(plan: PlanNode[]): PlanNode {
   return scans[0];
 }
 
-Deno.test("the changes feed under a bulk prediction load", async (t) => {
-  const h = await createTestDb(10);
-  const db = h.db;
-  try {
+interface Feed {
+  db: Db;
+  ds: { id: string };
+  /** `n` annotations of `source` in one transaction (as a bulk load writes them); their ids. */
+  write(source: AnnotationSource, n: number, on?: Handle): Promise<string[]>;
+  /** Polls until a page comes back empty; every id received, and the last cursor. */
+  drain(
+    source: AnnotationSource | null,
+    after: FeedCursor | null,
+    limit?: number,
+  ): Promise<{ ids: string[]; cursor: FeedCursor }>;
+  /** Five human rows written first, and the human poll that read them. */
+  firstHumans: string[];
+  start: { ids: string[]; cursor: FeedCursor };
+  /** 30,000 machine rows written after them. */
+  bulk: string[];
+  /** The last of the first human rows, and its txid. */
+  cursor: { id: string };
+  txid: string;
+}
+
+/**
+ * A test on its own database with the changes feed under a bulk prediction load: five human
+ * rows, polled, then 30,000 machine rows in two transactions, analyzed.
+ */
+function withFeed(name: string, fn: (f: Feed) => Promise<void>): void {
+  withDb(name, async ({ db }) => {
     const ds = (await createDataset(db, {
       name: "feed-bulk",
       description: null,
@@ -96,7 +119,6 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
       [],
     );
 
-    /** `n` annotations of `source` in one transaction (as a bulk load writes them); their ids. */
     const write = async (source: AnnotationSource, n: number, on: Handle = db) =>
       (await rawMany<{ id: string }>(
         on,
@@ -110,7 +132,6 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
         [image, ds.id, source, source === "machine" ? machine : annotator, n],
       )).map((r) => r.id);
 
-    /** Polls until a page comes back empty; every id received, and the last cursor. */
     const drain = async (source: AnnotationSource | null, after: FeedCursor | null, limit = 3) => {
       const ids: string[] = [];
       let cursor = after;
@@ -142,114 +163,122 @@ Deno.test("the changes feed under a bulk prediction load", async (t) => {
       "SELECT txid::text FROM annotations WHERE id = $1::bigint",
       [cursor.id],
     );
+    await fn({ db, ds, write, drain, firstHumans, start, bulk, cursor, txid });
+  });
+}
 
-    await t.step("a human poll past 30,000 machine rows is an index range scan", async () => {
-      const page = {
-        dataset_id: ds.id,
-        after_txid: txid,
-        after_id: cursor.id,
-        limit: 100,
-        ...SEES_ALL,
-      };
-      const plan = await explain(db, { ...page, sources: ["human"] });
-      const scan = annotationScan(plan);
-      assert.equal(scan["Index Name"], SOURCE_INDEX, JSON.stringify(scan));
-      assert.match(scan["Index Cond"] ?? "", /source/, "source bounds the range");
-      assert.match(scan["Index Cond"] ?? "", /txid/, "so does the cursor");
-      assert.equal(scan.Filter, undefined, `nothing read is thrown away: ${scan.Filter}`);
-      assert.equal(scan["Rows Removed by Filter"] ?? 0, 0);
-      assert.equal(scan["Actual Rows"], 0, "the machine rows are not read at all");
-      // The same holds for the generic plan a prepared statement may switch to.
-      const generic = annotationScan(await explain(db, null));
-      assert.equal(generic["Index Name"], SOURCE_INDEX, JSON.stringify(generic));
-      assert.match(generic["Index Cond"] ?? "", /source/);
-      assert.equal(generic.Filter, undefined);
+withFeed(
+  "feed: a human poll past 30,000 machine rows is an index range scan",
+  async ({ db, ds, cursor, txid }) => {
+    const page = {
+      dataset_id: ds.id,
+      after_txid: txid,
+      after_id: cursor.id,
+      limit: 100,
+      ...SEES_ALL,
+    };
+    const plan = await explain(db, { ...page, sources: ["human"] });
+    const scan = annotationScan(plan);
+    assert.equal(scan["Index Name"], SOURCE_INDEX, JSON.stringify(scan));
+    assert.match(scan["Index Cond"] ?? "", /source/, "source bounds the range");
+    assert.match(scan["Index Cond"] ?? "", /txid/, "so does the cursor");
+    assert.equal(scan.Filter, undefined, `nothing read is thrown away: ${scan.Filter}`);
+    assert.equal(scan["Rows Removed by Filter"] ?? 0, 0);
+    assert.equal(scan["Actual Rows"], 0, "the machine rows are not read at all");
+    // The same holds for the generic plan a prepared statement may switch to.
+    const generic = annotationScan(await explain(db, null));
+    assert.equal(generic["Index Name"], SOURCE_INDEX, JSON.stringify(generic));
+    assert.match(generic["Index Cond"] ?? "", /source/);
+    assert.equal(generic.Filter, undefined);
+  },
+);
+
+withFeed(
+  "feed: the unfiltered feed reads a page per source, not the dataset",
+  async ({ db, ds, cursor, txid }) => {
+    const plan = await explain(db, {
+      dataset_id: ds.id,
+      sources: ["human", "machine"],
+      after_txid: txid,
+      after_id: cursor.id,
+      limit: 100,
+      ...SEES_ALL,
     });
+    const scan = annotationScan(plan);
+    assert.equal(scan["Index Name"], SOURCE_INDEX);
+    assert.equal(scan["Actual Loops"], 2, "one scan per source");
+    // Actual Rows is per loop: 100 machine rows, and no human row after the cursor.
+    assert.equal(scan["Actual Rows"]! * scan["Actual Loops"]!, 100, "each stops at the limit");
+  },
+);
 
-    await t.step("the unfiltered feed reads a page per source, not the dataset", async () => {
-      const plan = await explain(db, {
-        dataset_id: ds.id,
-        sources: ["human", "machine"],
-        after_txid: txid,
-        after_id: cursor.id,
-        limit: 100,
-        ...SEES_ALL,
-      });
-      const scan = annotationScan(plan);
-      assert.equal(scan["Index Name"], SOURCE_INDEX);
-      assert.equal(scan["Actual Loops"], 2, "one scan per source");
-      // Actual Rows is per loop: 100 machine rows, and no human row after the cursor.
-      assert.equal(scan["Actual Rows"]! * scan["Actual Loops"]!, 100, "each stops at the limit");
+withFeed(
+  "feed: human and machine pages stay correct around the bulk",
+  async ({ write, drain, firstHumans, start, bulk }) => {
+    const laterHumans: string[] = [];
+    const laterMachines: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      laterHumans.push(...await write("human", 2));
+      laterMachines.push(...await write("machine", 3));
+    }
+    const humans = await drain("human", null, 3);
+    assert.deepEqual(humans.ids, [...firstHumans, ...laterHumans], "each human row once");
+    const resumed = await drain("human", start.cursor, 4);
+    assert.deepEqual(resumed.ids, laterHumans, "resuming from a cursor before the bulk");
+    const machines = await drain("machine", null, 1000);
+    assert.deepEqual(machines.ids, [...bulk, ...laterMachines]);
+    const all = await drain(null, start.cursor, 1000);
+    assert.equal(all.ids.length, bulk.length + laterHumans.length + laterMachines.length);
+    assert.equal(new Set(all.ids).size, all.ids.length);
+  },
+);
+
+withFeed(
+  "feed: an empty page moves the cursor, never past a row that commits later",
+  async ({ db, ds, write, drain }) => {
+    const idle = await drain("human", null, 100);
+    const before = idle.cursor;
+    // An idle poll moves the cursor forward (past the machine rows it had no need to read).
+    await write("machine", 10);
+    const moved = (await listDatasetAnnotations(db, ds.id, {
+      source: "human",
+      after: before,
+      limit: 10,
+    }, SEES_ALL))!;
+    assert.deepEqual(moved.items, []);
+    const next = decodeFeedCursor(moved.next_cursor)!;
+    assert.ok(BigInt(next.txid) > BigInt(before.txid), "the cursor moved on");
+
+    // A transaction writes a human row and stays open while polls come back empty...
+    const inserted = Promise.withResolvers<string>();
+    const finish = Promise.withResolvers<void>();
+    const open = transaction(db, async (tx) => {
+      inserted.resolve((await write("human", 1, tx))[0]);
+      await finish.promise;
     });
+    const late = await inserted.promise;
+    const later = await write("human", 2);
+    let c: FeedCursor = next;
+    for (const source of ["human", "human", null] as const) {
+      const page =
+        (await listDatasetAnnotations(db, ds.id, { source, after: c, limit: 10 }, SEES_ALL))!;
+      assert.deepEqual(page.items, [], "rows behind a running transaction wait for it");
+      const n = decodeFeedCursor(page.next_cursor)!;
+      assert.ok(BigInt(n.txid) >= BigInt(c.txid), "the cursor never goes back");
+      c = source === null ? c : n;
+    }
+    // ...and forged cursors beyond the horizon are kept, not moved back.
+    const far = { txid: "18446744073709551615", id: "5" };
+    const kept = (await listDatasetAnnotations(db, ds.id, {
+      source: "human",
+      after: far,
+      limit: 10,
+    }, SEES_ALL))!;
+    assert.equal(kept.next_cursor, `${far.txid}.${far.id}`);
 
-    await t.step("human and machine pages stay correct around the bulk", async () => {
-      const laterHumans: string[] = [];
-      const laterMachines: string[] = [];
-      for (let i = 0; i < 4; i++) {
-        laterHumans.push(...await write("human", 2));
-        laterMachines.push(...await write("machine", 3));
-      }
-      const humans = await drain("human", null, 3);
-      assert.deepEqual(humans.ids, [...firstHumans, ...laterHumans], "each human row once");
-      const resumed = await drain("human", start.cursor, 4);
-      assert.deepEqual(resumed.ids, laterHumans, "resuming from a cursor before the bulk");
-      const machines = await drain("machine", null, 1000);
-      assert.deepEqual(machines.ids, [...bulk, ...laterMachines]);
-      const all = await drain(null, start.cursor, 1000);
-      assert.equal(all.ids.length, bulk.length + laterHumans.length + laterMachines.length);
-      assert.equal(new Set(all.ids).size, all.ids.length);
-    });
-
-    await t.step(
-      "an empty page moves the cursor, never past a row that commits later",
-      async () => {
-        const idle = await drain("human", null, 100);
-        const before = idle.cursor;
-        // An idle poll moves the cursor forward (past the machine rows it had no need to read).
-        await write("machine", 10);
-        const moved = (await listDatasetAnnotations(db, ds.id, {
-          source: "human",
-          after: before,
-          limit: 10,
-        }, SEES_ALL))!;
-        assert.deepEqual(moved.items, []);
-        const next = decodeFeedCursor(moved.next_cursor)!;
-        assert.ok(BigInt(next.txid) > BigInt(before.txid), "the cursor moved on");
-
-        // A transaction writes a human row and stays open while polls come back empty...
-        const inserted = Promise.withResolvers<string>();
-        const finish = Promise.withResolvers<void>();
-        const open = transaction(db, async (tx) => {
-          inserted.resolve((await write("human", 1, tx))[0]);
-          await finish.promise;
-        });
-        const late = await inserted.promise;
-        const later = await write("human", 2);
-        let c: FeedCursor = next;
-        for (const source of ["human", "human", null] as const) {
-          const page =
-            (await listDatasetAnnotations(db, ds.id, { source, after: c, limit: 10 }, SEES_ALL))!;
-          assert.deepEqual(page.items, [], "rows behind a running transaction wait for it");
-          const n = decodeFeedCursor(page.next_cursor)!;
-          assert.ok(BigInt(n.txid) >= BigInt(c.txid), "the cursor never goes back");
-          c = source === null ? c : n;
-        }
-        // ...and forged cursors beyond the horizon are kept, not moved back.
-        const far = { txid: "18446744073709551615", id: "5" };
-        const kept = (await listDatasetAnnotations(db, ds.id, {
-          source: "human",
-          after: far,
-          limit: 10,
-        }, SEES_ALL))!;
-        assert.equal(kept.next_cursor, `${far.txid}.${far.id}`);
-
-        finish.resolve();
-        await open;
-        const rest = await drain("human", c, 10);
-        assert.deepEqual(rest.ids, [late, ...later], "the late row was not skipped");
-      },
-    );
-  } finally {
-    await h.close();
-  }
-});
+    finish.resolve();
+    await open;
+    const rest = await drain("human", c, 10);
+    assert.deepEqual(rest.ids, [late, ...later], "the late row was not skipped");
+  },
+);
