@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import postgres from "postgres";
 import { ApiError, makeOnError } from "../lib/http/errors.ts";
 import { createLogger, type Level } from "../lib/runtime/log.ts";
-import { assertError, createTestApp } from "./harness.ts";
+import { assertError, createTestApp, type TestApp, withApp } from "./harness.ts";
 
 /** The value of one series in Prometheus text, or undefined when it is absent. */
 function metricValue(text: string, name: string, labels = ""): number | undefined {
@@ -11,100 +11,120 @@ function metricValue(text: string, name: string, labels = ""): number | undefine
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
-Deno.test("request logs, request ids and metrics", async (t) => {
+// Request logs, request ids and metrics.
+
+/** A test on a fresh app that logs at debug into `lines` and wants METRICS_TOKEN for /metrics. */
+function withLogged(name: string, fn: (t: { h: TestApp; lines: string[] }) => Promise<void>) {
   const lines: string[] = [];
-  const h = await createTestApp({
-    log: createLogger("debug", (line) => lines.push(line)),
-    config: { METRICS_TOKEN: "metrics-token-0123456789" },
-  });
-  try {
-    await t.step("one JSON line per request with the agreed fields", async () => {
-      lines.length = 0;
-      const res = await h.req("POST", "/api/v1/datasets", { name: "logged", labels: ["a"] });
-      assert.equal(res.status, 201);
-      const entries = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === "request");
-      assert.equal(entries.length, 1);
-      const e = entries[0];
-      assert.equal(e.level, "info");
-      assert.equal(e.method, "POST");
-      assert.equal(e.route, "/api/v1/datasets");
-      assert.equal(e.status, 201);
-      assert.equal(typeof e.duration_ms, "number");
-      assert.equal(e.user_id, h.admin.id);
-      assert.equal(e.request_id, res.headers.get("x-request-id"));
-      assert.match(e.request_id, /^[0-9a-f-]{36}$/);
-    });
+  withApp(
+    name,
+    {
+      log: createLogger("debug", (line) => lines.push(line)),
+      config: { METRICS_TOKEN: "metrics-token-0123456789" },
+    },
+    (h) => fn({ h, lines }),
+  );
+}
 
-    await t.step("the route label is the pattern, not the path", async () => {
-      lines.length = 0;
-      await h.req("GET", "/api/v1/datasets/12345");
-      const e = JSON.parse(lines.find((l) => l.includes('"request"'))!);
-      assert.equal(e.route, "/api/v1/datasets/:datasetId");
-      assert.equal(e.status, 404);
-    });
+withLogged(
+  "observability: one JSON line per request with the agreed fields",
+  async ({ h, lines }) => {
+    lines.length = 0;
+    const res = await h.req("POST", "/api/v1/datasets", { name: "logged", labels: ["a"] });
+    assert.equal(res.status, 201);
+    const entries = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === "request");
+    assert.equal(entries.length, 1);
+    const e = entries[0];
+    assert.equal(e.level, "info");
+    assert.equal(e.method, "POST");
+    assert.equal(e.route, "/api/v1/datasets");
+    assert.equal(e.status, 201);
+    assert.equal(typeof e.duration_ms, "number");
+    assert.equal(e.user_id, h.admin.id);
+    assert.equal(e.request_id, res.headers.get("x-request-id"));
+    assert.match(e.request_id, /^[0-9a-f-]{36}$/);
+  },
+);
 
-    await t.step("a client's X-Request-Id is kept; an unsafe one is replaced", async () => {
-      let res = await h.req("GET", "/healthz", undefined, { "x-request-id": "abc-123.X" });
-      assert.equal(res.headers.get("x-request-id"), "abc-123.X");
-      res = await h.req("GET", "/healthz", undefined, { "x-request-id": 'evil" {"json": 1} <x>' });
-      assert.match(res.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
-    });
-
-    await t.step("no token, API key or password ever reaches the log", async () => {
-      lines.length = 0;
-      const u = await h.user("machine");
-      await h.anon("POST", "/api/v1/auth/token", { api_key: u.apiKey });
-      await h.anon("POST", "/api/v1/auth/token", { api_key: "ak_wrong_key_value_123" });
-      await u.req("GET", "/api/v1/me");
-      await h.client("forged.token.value")("GET", "/api/v1/me");
-      const created = await h.req("POST", "/api/v1/users", { name: "logged-user", role: "admin" });
-      await h.req("GET", "/metrics", undefined, {
-        authorization: "Bearer metrics-token-0123456789",
-      });
-      const all = lines.join("\n");
-      for (
-        const secret of [
-          u.apiKey,
-          u.token,
-          h.admin.token,
-          created.body.api_key,
-          "ak_wrong_key_value_123",
-          "forged.token.value",
-          "metrics-token-0123456789",
-        ]
-      ) {
-        assert.ok(!all.includes(secret), `a secret leaked into the log: ${secret.slice(0, 12)}…`);
-      }
-      assert.ok(lines.length >= 6, "the requests were logged");
-    });
-
-    await t.step("metrics need METRICS_TOKEN when it is set, and count requests", async () => {
-      assertError(await h.anon("GET", "/metrics"), 401);
-      assertError(await h.client("wrong-token-0123456789")("GET", "/metrics"), 401);
-      const res = await h.req("GET", "/metrics", undefined, {
-        authorization: "Bearer metrics-token-0123456789",
-      });
-      assert.equal(res.status, 200);
-      assert.match(res.headers.get("content-type")!, /^text\/plain/);
-      const text = res.body as string;
-      assert.match(
-        text,
-        /http_requests_total\{method="POST",route="\/api\/v1\/datasets",status="201"\} 1/,
-      );
-      assert.match(text, /http_request_duration_seconds_bucket\{.*le="\+Inf"\} \d+/);
-      assert.match(text, /# TYPE claims_issued_total counter/);
-      assert.match(text, /# TYPE annotations_created_total counter/);
-      assert.match(text, /db_pool_max_connections 10/);
-      // In-flight counts, named for what they count (queued queries included), not "pool in use".
-      assert.match(text, /^# TYPE db_queries_in_flight gauge$/m);
-      assert.match(text, /^db_queries_in_flight \d+$/m);
-      assert.match(text, /^db_transactions_in_flight \d+$/m);
-      assert.doesNotMatch(text, /db_pool_in_use/);
-    });
-  } finally {
-    await h.close();
-  }
+withLogged("observability: the route label is the pattern, not the path", async ({ h, lines }) => {
+  lines.length = 0;
+  await h.req("GET", "/api/v1/datasets/12345");
+  const e = JSON.parse(lines.find((l) => l.includes('"request"'))!);
+  assert.equal(e.route, "/api/v1/datasets/:datasetId");
+  assert.equal(e.status, 404);
 });
+
+withLogged(
+  "observability: a client's X-Request-Id is kept; an unsafe one is replaced",
+  async ({ h }) => {
+    let res = await h.req("GET", "/healthz", undefined, { "x-request-id": "abc-123.X" });
+    assert.equal(res.headers.get("x-request-id"), "abc-123.X");
+    res = await h.req("GET", "/healthz", undefined, { "x-request-id": 'evil" {"json": 1} <x>' });
+    assert.match(res.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
+  },
+);
+
+withLogged(
+  "observability: no token, API key or password ever reaches the log",
+  async ({ h, lines }) => {
+    lines.length = 0;
+    const u = await h.user("machine");
+    await h.anon("POST", "/api/v1/auth/token", { api_key: u.apiKey });
+    await h.anon("POST", "/api/v1/auth/token", { api_key: "ak_wrong_key_value_123" });
+    await u.req("GET", "/api/v1/me");
+    await h.client("forged.token.value")("GET", "/api/v1/me");
+    const created = await h.req("POST", "/api/v1/users", { name: "logged-user", role: "admin" });
+    await h.req("GET", "/metrics", undefined, {
+      authorization: "Bearer metrics-token-0123456789",
+    });
+    const all = lines.join("\n");
+    for (
+      const secret of [
+        u.apiKey,
+        u.token,
+        h.admin.token,
+        created.body.api_key,
+        "ak_wrong_key_value_123",
+        "forged.token.value",
+        "metrics-token-0123456789",
+      ]
+    ) {
+      assert.ok(!all.includes(secret), `a secret leaked into the log: ${secret.slice(0, 12)}…`);
+    }
+    assert.ok(lines.length >= 6, "the requests were logged");
+  },
+);
+
+withLogged(
+  "observability: metrics need METRICS_TOKEN when it is set, and count requests",
+  async ({ h }) => {
+    assert.equal(
+      (await h.req("POST", "/api/v1/datasets", { name: "counted", labels: ["a"] })).status,
+      201,
+    );
+    assertError(await h.anon("GET", "/metrics"), 401);
+    assertError(await h.client("wrong-token-0123456789")("GET", "/metrics"), 401);
+    const res = await h.req("GET", "/metrics", undefined, {
+      authorization: "Bearer metrics-token-0123456789",
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/plain/);
+    const text = res.body as string;
+    assert.match(
+      text,
+      /http_requests_total\{method="POST",route="\/api\/v1\/datasets",status="201"\} 1/,
+    );
+    assert.match(text, /http_request_duration_seconds_bucket\{.*le="\+Inf"\} \d+/);
+    assert.match(text, /# TYPE claims_issued_total counter/);
+    assert.match(text, /# TYPE annotations_created_total counter/);
+    assert.match(text, /db_pool_max_connections 10/);
+    // In-flight counts, named for what they count (queued queries included), not "pool in use".
+    assert.match(text, /^# TYPE db_queries_in_flight gauge$/m);
+    assert.match(text, /^db_queries_in_flight \d+$/m);
+    assert.match(text, /^db_transactions_in_flight \d+$/m);
+    assert.doesNotMatch(text, /db_pool_in_use/);
+  },
+);
 
 Deno.test("a request slower than REQUEST_TIMEOUT_MS gets a 503", async () => {
   const h = await createTestApp({ config: { REQUEST_TIMEOUT_MS: "200" } });
