@@ -5,7 +5,7 @@
  * race under load by row-locking claims at their expiry, and audits every image's holders.
  */
 import assert from "node:assert/strict";
-import { createTestApp, setClaimExpiry, type TestApp, type TestUser } from "./harness.ts";
+import { setClaimExpiry, type TestApp, type TestUser, withApp } from "./harness.ts";
 
 let seq = 0;
 
@@ -75,91 +75,84 @@ async function heldUpAcrossExpiry<T>(
   }
 }
 
-Deno.test("lease expiry races", async (t) => {
-  const h = await createTestApp();
-  try {
-    await t.step(
-      "a renew that started before expiry does not win once another annotator took the image",
-      async () => {
-        const ds = await oneImageDataset(h);
-        const [a, b] = [await h.user("annotator"), await h.user("annotator")];
-        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
-        const { result: renew, stolen } = await heldUpAcrossExpiry(
-          h,
-          ds,
-          claim.id,
-          b,
-          () => a.req("POST", `/api/v1/claims/${claim.id}/renew`),
-        );
-        assert.equal(stolen.status, 201, "the expired lease went to the next caller");
-        assert.equal(stolen.body.claim.image_id, ds.image);
-        assert.equal(renew.status, 409, `renew answered ${JSON.stringify(renew.body)}`);
-        assert.equal(renew.body.error.code, "claim_expired");
-        assert.deepEqual(await liveHolders(h, ds.image), [b.id], "one holder at a time");
-      },
+withApp(
+  "lease expiry races: a renew that started before expiry does not win once another annotator took the image",
+  async (h) => {
+    const ds = await oneImageDataset(h);
+    const [a, b] = [await h.user("annotator"), await h.user("annotator")];
+    const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+    const { result: renew, stolen } = await heldUpAcrossExpiry(
+      h,
+      ds,
+      claim.id,
+      b,
+      () => a.req("POST", `/api/v1/claims/${claim.id}/renew`),
     );
+    assert.equal(stolen.status, 201, "the expired lease went to the next caller");
+    assert.equal(stolen.body.claim.image_id, ds.image);
+    assert.equal(renew.status, 409, `renew answered ${JSON.stringify(renew.body)}`);
+    assert.equal(renew.body.error.code, "claim_expired");
+    assert.deepEqual(await liveHolders(h, ds.image), [b.id], "one holder at a time");
+  },
+);
 
-    await t.step(
-      "a submit that started before expiry does not win once another annotator took the image",
-      async () => {
-        const ds = await oneImageDataset(h);
-        const [a, b] = [await h.user("annotator"), await h.user("annotator")];
-        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
-        const { result: submit, stolen } = await heldUpAcrossExpiry(
-          h,
-          ds,
-          claim.id,
-          b,
-          () =>
-            a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
-              claim_id: claim.id,
-              labels: ["cat"],
-            }),
-        );
-        assert.equal(stolen.status, 201);
-        assert.equal(submit.status, 409, `submit answered ${JSON.stringify(submit.body)}`);
-        assert.equal(submit.body.error.code, "claim_expired");
-        assert.deepEqual(await liveHolders(h, ds.image), [b.id]);
-      },
+withApp(
+  "lease expiry races: a submit that started before expiry does not win once another annotator took the image",
+  async (h) => {
+    const ds = await oneImageDataset(h);
+    const [a, b] = [await h.user("annotator"), await h.user("annotator")];
+    const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+    const { result: submit, stolen } = await heldUpAcrossExpiry(
+      h,
+      ds,
+      claim.id,
+      b,
+      () =>
+        a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
+          claim_id: claim.id,
+          labels: ["cat"],
+        }),
     );
+    assert.equal(stolen.status, 201);
+    assert.equal(submit.status, 409, `submit answered ${JSON.stringify(submit.body)}`);
+    assert.equal(submit.body.error.code, "claim_expired");
+    assert.deepEqual(await liveHolders(h, ds.image), [b.id]);
+  },
+);
 
-    await t.step(
-      "a submit held up behind a change of annotations_per_image judges by the new value",
-      async () => {
-        const ds = await oneImageDataset(h);
-        const a = await h.user("annotator");
-        const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
-        const locker = await h.db.reserve();
-        try {
-          await locker.unsafe("BEGIN");
-          await locker.unsafe("SELECT 1 FROM images WHERE id = $1::bigint FOR UPDATE", [ds.image]);
-          // k 1 -> 2 queues for the image row first, then the submit (whose snapshot still
-          // says k = 1) queues behind it.
-          const raised = h.req("PATCH", `/api/v1/datasets/${ds.id}`, { annotations_per_image: 2 });
-          await untilBlocked(h);
-          const submit = a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
-            claim_id: claim.id,
-            labels: ["cat"],
-          });
-          await untilBlocked(h, 2);
-          await locker.unsafe("ROLLBACK");
-          assert.equal((await raised).status, 200);
-          assert.equal((await submit).status, 201);
-        } finally {
-          locker.release();
-        }
-        const [row] = await h.db.unsafe(
-          "SELECT done, annotations_per_image AS k FROM images WHERE id = $1::bigint",
-          [ds.image],
-        );
-        assert.deepEqual(row, { done: false, k: 2 }, "one annotation of two: not done");
-        const b = await h.user("annotator");
-        const next = await b.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-        assert.equal(next.status, 201, "the image still wants a second annotator");
-        assert.equal(next.body.image.id, ds.image);
-      },
+withApp(
+  "lease expiry races: a submit held up behind a change of annotations_per_image judges by the new value",
+  async (h) => {
+    const ds = await oneImageDataset(h);
+    const a = await h.user("annotator");
+    const claim = (await a.req("POST", `/api/v1/datasets/${ds.id}/claims`)).body.claim;
+    const locker = await h.db.reserve();
+    try {
+      await locker.unsafe("BEGIN");
+      await locker.unsafe("SELECT 1 FROM images WHERE id = $1::bigint FOR UPDATE", [ds.image]);
+      // k 1 -> 2 queues for the image row first, then the submit (whose snapshot still
+      // says k = 1) queues behind it.
+      const raised = h.req("PATCH", `/api/v1/datasets/${ds.id}`, { annotations_per_image: 2 });
+      await untilBlocked(h);
+      const submit = a.req("POST", `/api/v1/images/${ds.image}/annotations`, {
+        claim_id: claim.id,
+        labels: ["cat"],
+      });
+      await untilBlocked(h, 2);
+      await locker.unsafe("ROLLBACK");
+      assert.equal((await raised).status, 200);
+      assert.equal((await submit).status, 201);
+    } finally {
+      locker.release();
+    }
+    const [row] = await h.db.unsafe(
+      "SELECT done, annotations_per_image AS k FROM images WHERE id = $1::bigint",
+      [ds.image],
     );
-  } finally {
-    await h.close();
-  }
-});
+    assert.deepEqual(row, { done: false, k: 2 }, "one annotation of two: not done");
+    const b = await h.user("annotator");
+    const next = await b.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(next.status, 201, "the image still wants a second annotator");
+    assert.equal(next.body.image.id, ds.image);
+  },
+);
