@@ -4,7 +4,7 @@
  * the test also fails when the spec has an operation the table does not list.
  */
 import assert from "node:assert/strict";
-import { createTestApp, type Requester, type TestApp } from "./harness.ts";
+import { type Requester, type TestApp, withApp } from "./harness.ts";
 
 type Caller = "admin" | "annotator" | "machine" | "none";
 const CALLERS: Caller[] = ["admin", "annotator", "machine", "none"];
@@ -346,63 +346,54 @@ async function fixtures(h: TestApp): Promise<Fixtures> {
   };
 }
 
-Deno.test("every operation × every role answers what the matrix says", async (t) => {
-  const h = await createTestApp();
-  try {
-    await t.step(
-      "the matrix lists every operation in the spec, with the spec's roles",
-      async () => {
-        const spec = (await h.anon("GET", "/api/openapi.json")).body;
-        type SpecOp = { operationId: string; security?: unknown[]; "x-roles"?: string[] };
-        const inSpec = new Map<string, SpecOp>();
-        for (const methods of Object.values(spec.paths) as Record<string, SpecOp>[]) {
-          for (const op of Object.values(methods)) {
-            inSpec.set(op.operationId, op);
-          }
-        }
-        assert.deepEqual([...inSpec.keys()].sort(), OPS.map((o) => o.operationId).sort());
-        for (const op of OPS) {
-          const specOp = inSpec.get(op.operationId)!;
-          if (op.allowed.includes("none")) {
-            assert.deepEqual(
-              specOp.security,
-              op.security ?? [],
-              `${op.operationId} is open, and says so`,
-            );
-          } else {
-            assert.deepEqual(specOp.security, op.security ?? [{ Bearer: [] }], op.operationId);
-            assert.deepEqual(
-              [...specOp["x-roles"]!].sort(),
-              [...op.allowed].sort(),
-              op.operationId,
-            );
-          }
-        }
-      },
-    );
+withApp("authz: the matrix lists every operation in the spec, with the spec's roles", async (h) => {
+  const spec = (await h.anon("GET", "/api/openapi.json")).body;
+  type SpecOp = { operationId: string; security?: unknown[]; "x-roles"?: string[] };
+  const inSpec = new Map<string, SpecOp>();
+  for (const methods of Object.values(spec.paths) as Record<string, SpecOp>[]) {
+    for (const op of Object.values(methods)) {
+      inSpec.set(op.operationId, op);
+    }
+  }
+  assert.deepEqual([...inSpec.keys()].sort(), OPS.map((o) => o.operationId).sort());
+  for (const op of OPS) {
+    const specOp = inSpec.get(op.operationId)!;
+    if (op.allowed.includes("none")) {
+      assert.deepEqual(
+        specOp.security,
+        op.security ?? [],
+        `${op.operationId} is open, and says so`,
+      );
+    } else {
+      assert.deepEqual(specOp.security, op.security ?? [{ Bearer: [] }], op.operationId);
+      assert.deepEqual(
+        [...specOp["x-roles"]!].sort(),
+        [...op.allowed].sort(),
+        op.operationId,
+      );
+    }
+  }
+});
 
+// Every operation × every role answers what the matrix says: one test per operation.
+for (const op of OPS) {
+  withApp(`authz: ${op.operationId} answers each role as the matrix says`, async (h) => {
     const users = {
       admin: h.admin,
       annotator: await h.user("annotator"),
       machine: await h.user("machine"),
     };
-    for (const op of OPS) {
-      await t.step(op.operationId, async () => {
-        for (const caller of CALLERS) {
-          const fx = await fixtures(h);
-          const req = caller === "none" ? h.anon : users[caller].req;
-          const me = caller === "none" ? { id: fx.userId } : users[caller];
-          const res = await op.call(req, fx, me);
-          const expected = op.allowed.includes(caller) ? op.ok : caller === "none" ? 401 : 403;
-          assert.equal(
-            res.status,
-            expected,
-            `${op.operationId} as ${caller}: ${JSON.stringify((res as { body?: unknown }).body)}`,
-          );
-        }
-      });
+    for (const caller of CALLERS) {
+      const fx = await fixtures(h);
+      const req = caller === "none" ? h.anon : users[caller].req;
+      const me = caller === "none" ? { id: fx.userId } : users[caller];
+      const res = await op.call(req, fx, me);
+      const expected = op.allowed.includes(caller) ? op.ok : caller === "none" ? 401 : 403;
+      assert.equal(
+        res.status,
+        expected,
+        `${op.operationId} as ${caller}: ${JSON.stringify((res as { body?: unknown }).body)}`,
+      );
     }
-  } finally {
-    await h.close();
-  }
-});
+  });
+}
