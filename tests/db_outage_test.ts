@@ -10,7 +10,7 @@ import { createApp } from "../lib/http/app.ts";
 import { connect } from "../lib/db/pool.ts";
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
-import { assertError, createTestApp, testConfig } from "./harness.ts";
+import { assertError, type Res, type TestApp, testConfig, withApp } from "./harness.ts";
 
 /** A TCP proxy to `target` that can be cut and restored on the same port. */
 function tcpProxy(target: { hostname: string; port: number }) {
@@ -85,89 +85,116 @@ Deno.test("errors of a lost database are 503, never 500", () => {
   assert.equal(toErrorResponse(new Error("a bug")).status, 500);
 });
 
-Deno.test("a database outage: 503 while it is down, 200 again soon after", async (t) => {
-  const h = await createTestApp();
-  const target = new URL(h.url);
-  const proxy = tcpProxy({ hostname: target.hostname, port: Number(target.port) });
-  const viaProxy = new URL(h.url);
-  viaProxy.port = String(proxy.port);
-  const db = connect(viaProxy.toString(), {
-    max: 4,
-    connectTimeoutSeconds: 10,
-    statementTimeoutMs: 10_000,
-  });
-  // No cached users: every request needs the database, as after AUTH_USER_CACHE_SECONDS.
-  const app = createApp({
-    db,
-    config: testConfig({ AUTH_USER_CACHE_SECONDS: "0" }),
-    log: silentLogger,
-  });
-  const get = async (path: string) => {
-    const started = performance.now();
-    const res = await app.request(path, {
-      headers: { authorization: `Bearer ${h.admin.token}` },
-    });
-    const text = await res.text();
-    return {
-      status: res.status,
-      headers: res.headers,
-      body: text ? JSON.parse(text) : null,
-      ms: performance.now() - started,
-    };
-  };
-  try {
-    await t.step("serving through the proxy", async () => {
-      assert.equal((await get("/api/v1/datasets")).status, 200);
-    });
+// A database outage: 503 while it is down, 200 again soon after.
 
-    await t.step("cut: requests answer 503 with the error shape, each quickly", async () => {
-      proxy.cut();
-      // Enough failed attempts that postgres.js's default backoff would have grown to seconds.
-      for (let i = 0; i < 12; i++) {
-        const res = await Promise.all([get("/api/v1/datasets"), get("/api/v1/me")]);
-        for (const r of res) {
-          assertError(r, 503, "unavailable");
-          assert.ok(r.ms < 2000, `a request while down took ${Math.round(r.ms)} ms`);
-        }
-      }
-      assert.equal((await get("/readyz")).status, 503);
-    });
+interface Outage {
+  proxy: ReturnType<typeof tcpProxy>;
+  /** A request as the admin through the app whose pool goes through the proxy. */
+  get(path: string): Promise<Res & { ms: number }>;
+  app: ReturnType<typeof createApp>;
+  h: TestApp;
+}
 
-    await t.step("restored: 200 again within a second, without a new pool", async () => {
-      proxy.restore();
-      const restored = performance.now();
-      let res = await get("/api/v1/datasets");
-      while (res.status !== 200 && performance.now() - restored < 10_000) {
-        await new Promise((r) => setTimeout(r, 50));
-        res = await get("/api/v1/datasets");
-      }
-      const ms = performance.now() - restored;
-      assert.equal(res.status, 200);
-      assert.ok(ms < 1000, `back after ${Math.round(ms)} ms`);
+/** A test with an app whose pool reaches its own database through a proxy it can cut. */
+function withOutage(name: string, fn: (o: Outage) => Promise<void>): void {
+  withApp(name, async (h) => {
+    const target = new URL(h.url);
+    const proxy = tcpProxy({ hostname: target.hostname, port: Number(target.port) });
+    const viaProxy = new URL(h.url);
+    viaProxy.port = String(proxy.port);
+    const db = connect(viaProxy.toString(), {
+      max: 4,
+      connectTimeoutSeconds: 10,
+      statementTimeoutMs: 10_000,
     });
-
-    await t.step("cut in the middle of a query: 503, then served again", async () => {
-      const slow = get("/readyz"); // a quick one first, so a connection is open
-      await slow;
-      const pending = app.request("/api/v1/datasets", {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${h.admin.token}`,
-          "content-type": "application/json",
-        },
-        body: JSON.stringify({ name: "outage", labels: ["a"] }),
+    // No cached users: every request needs the database, as after AUTH_USER_CACHE_SECONDS.
+    const app = createApp({
+      db,
+      config: testConfig({ AUTH_USER_CACHE_SECONDS: "0" }),
+      log: silentLogger,
+    });
+    const get = async (path: string) => {
+      const started = performance.now();
+      const res = await app.request(path, {
+        headers: { authorization: `Bearer ${h.admin.token}` },
       });
+      const text = await res.text();
+      return {
+        status: res.status,
+        headers: res.headers,
+        body: text ? JSON.parse(text) : null,
+        ms: performance.now() - started,
+      };
+    };
+    try {
+      await fn({ proxy, get, app, h });
+    } finally {
       proxy.cut();
-      const res = await pending;
-      await res.body?.cancel();
-      assert.ok([201, 503].includes(res.status), `answered ${res.status}`);
-      proxy.restore();
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal((await get("/api/v1/datasets")).status, 200);
-    });
-  } finally {
-    proxy.cut();
-    await db.end({ timeout: 0 });
-    await h.close();
+      await db.end({ timeout: 0 });
+    }
+  });
+}
+
+/**
+ * Cuts the database off and sends enough requests that postgres.js's default backoff would have
+ * grown to seconds: each answers 503 with the error shape, quickly.
+ */
+async function cutAndRequest({ proxy, get }: Outage): Promise<void> {
+  proxy.cut();
+  for (let i = 0; i < 12; i++) {
+    const res = await Promise.all([get("/api/v1/datasets"), get("/api/v1/me")]);
+    for (const r of res) {
+      assertError(r, 503, "unavailable");
+      assert.ok(r.ms < 2000, `a request while down took ${Math.round(r.ms)} ms`);
+    }
   }
+}
+
+withOutage("db outage: serving through the proxy", async ({ get }) => {
+  assert.equal((await get("/api/v1/datasets")).status, 200);
 });
+
+withOutage("db outage: cut: requests answer 503 with the error shape, each quickly", async (o) => {
+  assert.equal((await o.get("/api/v1/datasets")).status, 200);
+  await cutAndRequest(o);
+  assert.equal((await o.get("/readyz")).status, 503);
+});
+
+withOutage("db outage: restored: 200 again within a second, without a new pool", async (o) => {
+  const { proxy, get } = o;
+  assert.equal((await get("/api/v1/datasets")).status, 200);
+  await cutAndRequest(o);
+  proxy.restore();
+  const restored = performance.now();
+  let res = await get("/api/v1/datasets");
+  while (res.status !== 200 && performance.now() - restored < 10_000) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await get("/api/v1/datasets");
+  }
+  const ms = performance.now() - restored;
+  assert.equal(res.status, 200);
+  assert.ok(ms < 1000, `back after ${Math.round(ms)} ms`);
+});
+
+withOutage(
+  "db outage: cut in the middle of a query: 503, then served again",
+  async ({ proxy, get, app, h }) => {
+    const slow = get("/readyz"); // a quick one first, so a connection is open
+    await slow;
+    const pending = app.request("/api/v1/datasets", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${h.admin.token}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ name: "outage", labels: ["a"] }),
+    });
+    proxy.cut();
+    const res = await pending;
+    await res.body?.cancel();
+    assert.ok([201, 503].includes(res.status), `answered ${res.status}`);
+    proxy.restore();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await get("/api/v1/datasets")).status, 200);
+  },
+);
