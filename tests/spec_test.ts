@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { createApp } from "../lib/http/app.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
-import { createTestApp, createTestDb, testConfig } from "./harness.ts";
+import { connect } from "../lib/db/pool.ts";
+import { createTestDb, testConfig, withApp } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** Resolved to 127.0.0.1 inside the browser only. */
@@ -52,115 +53,149 @@ function chromiumInstalled(): boolean {
   }
 }
 
-Deno.test("the OpenAPI document", async (t) => {
-  const h = await createTestApp();
-  try {
-    const res = await h.anon<Spec>("GET", "/api/openapi.json");
-    assert.equal(res.status, 200, "the document needs no credentials");
-    const spec = res.body;
-    const ops = operations(spec);
+// The OpenAPI document.
 
-    await t.step("is OpenAPI 3.1", () => {
-      assert.match(spec.openapi, /^3\.1\.\d+$/);
+/**
+ * A test of the document an app serves at /api/openapi.json (asked without credentials). The
+ * document needs no database: the app's pool points nowhere and never connects.
+ */
+function withSpec(
+  name: string,
+  fn: (t: { spec: Spec; ops: ReturnType<typeof operations> }) => void,
+): void {
+  Deno.test(name, async () => {
+    const db = connect("postgres://unused@127.0.0.1:1/unused", {
+      max: 1,
+      connectTimeoutSeconds: 1,
+      statementTimeoutMs: 0,
     });
+    try {
+      const app = createApp({ db, config: testConfig(), log: silentLogger });
+      const res = await app.request("/api/openapi.json");
+      assert.equal(res.status, 200, "the document needs no credentials");
+      const spec = await res.json() as Spec;
+      fn({ spec, ops: operations(spec) });
+    } finally {
+      await db.end();
+    }
+  });
+}
 
-    await t.step("has every foundation operation, each operationId once", () => {
-      const ids = ops.map((o) => o.op.operationId);
-      for (const id of EXPECTED_OPERATIONS) assert.ok(ids.includes(id), `${id} missing`);
-      assert.equal(new Set(ids).size, ids.length, "duplicate operationId");
-      assert.ok(ids.every((id) => typeof id === "string" && id.length > 0), "unnamed operation");
-    });
+withSpec("OpenAPI document: is OpenAPI 3.1", ({ spec }) => {
+  assert.match(spec.openapi, /^3\.1\.\d+$/);
+});
 
-    await t.step("every /api/v1 operation documents a 4xx with the Error schema", () => {
-      const api = ops.filter((o) => o.path.startsWith("/api/v1/"));
-      assert.ok(api.length >= 10);
-      for (const { path, method, op } of api) {
-        const documented = Object.entries(op.responses).filter(([status, r]) =>
-          /^4\d\d$/.test(status) &&
-          r.content?.["application/json"]?.schema?.$ref === "#/components/schemas/Error"
-        );
-        assert.ok(documented.length > 0, `${method.toUpperCase()} ${path}: no 4xx with Error`);
-      }
-    });
+withSpec(
+  "OpenAPI document: has every foundation operation, each operationId once",
+  ({ ops }) => {
+    const ids = ops.map((o) => o.op.operationId);
+    for (const id of EXPECTED_OPERATIONS) assert.ok(ids.includes(id), `${id} missing`);
+    assert.equal(new Set(ids).size, ids.length, "duplicate operationId");
+    assert.ok(ids.every((id) => typeof id === "string" && id.length > 0), "unnamed operation");
+  },
+);
 
-    await t.step("every /api/v1 operation documents 503 (timeout, database unavailable)", () => {
-      const api = ops.filter((o) => o.path.startsWith("/api/v1/"));
-      for (const { path, method, op } of api) {
-        const r = op.responses["503"];
-        assert.ok(r, `${method.toUpperCase()} ${path}: no 503`);
-        assert.equal(
-          r.content?.["application/json"]?.schema?.$ref,
-          "#/components/schemas/Error",
-          `${method.toUpperCase()} ${path}: 503 without the Error schema`,
-        );
-      }
-    });
-
-    await t.step("every $ref in a request body names a component the spec defines", () => {
-      const components = (spec as unknown as { components: { schemas: Record<string, unknown> } })
-        .components.schemas;
-      const refs = ops.flatMap(({ op }) =>
-        Object.values(op.requestBody?.content ?? {}).flatMap((m) => {
-          const ref = (m as { schema?: { $ref?: string } }).schema?.$ref;
-          return ref ? [ref] : [];
-        })
+withSpec(
+  "OpenAPI document: every /api/v1 operation documents a 4xx with the Error schema",
+  ({ ops }) => {
+    const api = ops.filter((o) => o.path.startsWith("/api/v1/"));
+    assert.ok(api.length >= 10);
+    for (const { path, method, op } of api) {
+      const documented = Object.entries(op.responses).filter(([status, r]) =>
+        /^4\d\d$/.test(status) &&
+        r.content?.["application/json"]?.schema?.$ref === "#/components/schemas/Error"
       );
-      // registerImages validates its own body, declared by reference (lib/http/openapi.ts jsonBodyRef).
-      assert.ok(refs.includes("#/components/schemas/RegisterImages"), JSON.stringify(refs));
-      for (const ref of refs) {
-        assert.ok(components[ref.replace("#/components/schemas/", "")], `${ref} is not defined`);
-      }
-      const register = components.RegisterImages as {
-        required: string[];
-        properties: { images: { items: { $ref: string }; maxItems: number } };
-      };
-      assert.deepEqual(register.required, ["images"]);
-      assert.equal(register.properties.images.items.$ref, "#/components/schemas/NewImage");
-      assert.equal(register.properties.images.maxItems, 10_000);
-      assert.ok(components.NewImage, "NewImage is defined");
-    });
+      assert.ok(documented.length > 0, `${method.toUpperCase()} ${path}: no 4xx with Error`);
+    }
+  },
+);
 
-    await t.step("every request body is required JSON", () => {
-      const withBody = ops.filter((o) => o.op.requestBody);
-      assert.ok(withBody.length >= 6);
-      for (const { path, method, op } of withBody) {
-        const where = `${method.toUpperCase()} ${path}`;
-        assert.equal(op.requestBody!.required, true, `${where}: body not required`);
-        assert.ok(op.requestBody!.content?.["application/json"], `${where}: body not JSON`);
-      }
-    });
+withSpec(
+  "OpenAPI document: every /api/v1 operation documents 503 (timeout, database unavailable)",
+  ({ ops }) => {
+    const api = ops.filter((o) => o.path.startsWith("/api/v1/"));
+    for (const { path, method, op } of api) {
+      const r = op.responses["503"];
+      assert.ok(r, `${method.toUpperCase()} ${path}: no 503`);
+      assert.equal(
+        r.content?.["application/json"]?.schema?.$ref,
+        "#/components/schemas/Error",
+        `${method.toUpperCase()} ${path}: 503 without the Error schema`,
+      );
+    }
+  },
+);
 
-    await t.step("names its server (relative) and its licence", () => {
-      const doc = spec as unknown as { servers: { url: string }[]; info: { license?: object } };
-      assert.deepEqual(doc.servers.map((s) => s.url), ["/"]);
-      assert.ok(doc.info.license && "name" in doc.info.license, "info.license.name");
-    });
+withSpec(
+  "OpenAPI document: every $ref in a request body names a component the spec defines",
+  ({ spec, ops }) => {
+    const components = (spec as unknown as { components: { schemas: Record<string, unknown> } })
+      .components.schemas;
+    const refs = ops.flatMap(({ op }) =>
+      Object.values(op.requestBody?.content ?? {}).flatMap((m) => {
+        const ref = (m as { schema?: { $ref?: string } }).schema?.$ref;
+        return ref ? [ref] : [];
+      })
+    );
+    // registerImages validates its own body, declared by reference (lib/http/openapi.ts jsonBodyRef).
+    assert.ok(refs.includes("#/components/schemas/RegisterImages"), JSON.stringify(refs));
+    for (const ref of refs) {
+      assert.ok(components[ref.replace("#/components/schemas/", "")], `${ref} is not defined`);
+    }
+    const register = components.RegisterImages as {
+      required: string[];
+      properties: { images: { items: { $ref: string }; maxItems: number } };
+    };
+    assert.deepEqual(register.required, ["images"]);
+    assert.equal(register.properties.images.items.$ref, "#/components/schemas/NewImage");
+    assert.equal(register.properties.images.maxItems, 10_000);
+    assert.ok(components.NewImage, "NewImage is defined");
+  },
+);
 
-    await t.step("every error answer has examples of its own status's codes", () => {
-      const examples = errorExamples(spec);
-      assert.ok(examples.length > 100, `${examples.length} examples`);
-      for (const { where, status, name, value } of examples) {
-        const { code, message } = value.error;
-        assert.ok(CODES[status]?.includes(code), `${where} ${status} ${name}: code ${code}`);
-        assert.equal(typeof message, "string", `${where} ${status} ${name}`);
-      }
-      // Not one example for all: each status has its own, and 401 and 404 are no 400.
-      const byStatus = new Map<string, Set<string>>();
-      for (const e of examples) {
-        byStatus.set(e.status, (byStatus.get(e.status) ?? new Set()).add(e.value.error.code));
-      }
-      assert.deepEqual(byStatus.get("404"), new Set(["not_found", "media_unavailable"]));
-      assert.ok(!byStatus.get("401")!.has("validation_failed"));
-    });
-
-    await t.step("createPredictions declares the 409 of an image deleted meanwhile", () => {
-      const op = spec.paths["/api/v1/datasets/{datasetId}/predictions"].post;
-      assert.ok(op.responses["409"]);
-    });
-  } finally {
-    await h.close();
+withSpec("OpenAPI document: every request body is required JSON", ({ ops }) => {
+  const withBody = ops.filter((o) => o.op.requestBody);
+  assert.ok(withBody.length >= 6);
+  for (const { path, method, op } of withBody) {
+    const where = `${method.toUpperCase()} ${path}`;
+    assert.equal(op.requestBody!.required, true, `${where}: body not required`);
+    assert.ok(op.requestBody!.content?.["application/json"], `${where}: body not JSON`);
   }
 });
+
+withSpec("OpenAPI document: names its server (relative) and its licence", ({ spec }) => {
+  const doc = spec as unknown as { servers: { url: string }[]; info: { license?: object } };
+  assert.deepEqual(doc.servers.map((s) => s.url), ["/"]);
+  assert.ok(doc.info.license && "name" in doc.info.license, "info.license.name");
+});
+
+withSpec(
+  "OpenAPI document: every error answer has examples of its own status's codes",
+  ({ spec }) => {
+    const examples = errorExamples(spec);
+    assert.ok(examples.length > 100, `${examples.length} examples`);
+    for (const { where, status, name, value } of examples) {
+      const { code, message } = value.error;
+      assert.ok(CODES[status]?.includes(code), `${where} ${status} ${name}: code ${code}`);
+      assert.equal(typeof message, "string", `${where} ${status} ${name}`);
+    }
+    // Not one example for all: each status has its own, and 401 and 404 are no 400.
+    const byStatus = new Map<string, Set<string>>();
+    for (const e of examples) {
+      byStatus.set(e.status, (byStatus.get(e.status) ?? new Set()).add(e.value.error.code));
+    }
+    assert.deepEqual(byStatus.get("404"), new Set(["not_found", "media_unavailable"]));
+    assert.ok(!byStatus.get("401")!.has("validation_failed"));
+  },
+);
+
+withSpec(
+  "OpenAPI document: createPredictions declares the 409 of an image deleted meanwhile",
+  ({ spec }) => {
+    const op = spec.paths["/api/v1/datasets/{datasetId}/predictions"].post;
+    assert.ok(op.responses["409"]);
+  },
+);
 
 /** The codes each error status answers with (docs/api.md#errors). */
 const CODES: Record<string, string[]> = {
@@ -214,38 +249,33 @@ function errorExamples(spec: Spec): ErrorExample[] {
   );
 }
 
-Deno.test("the error examples are answers the server gives", async () => {
-  const h = await createTestApp();
-  try {
-    const spec = (await h.anon("GET", "/api/openapi.json")).body as Spec;
-    const examples = new Map(errorExamples(spec).map((e) => [e.name, e.value]));
-    const annotator = await h.user("annotator");
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "examples", labels: ["cat"] });
-    await h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] });
-    const answers: [string, () => Promise<{ body: unknown }>][] = [
-      ["unauthorized", () => h.anon("GET", "/api/v1/me")],
-      ["invalid_api_key", () => h.anon("POST", "/api/v1/auth/token", { api_key: "ak_nope" })],
-      ["invalid_token_request", () => h.anon("POST", "/api/v1/auth/token", {})],
-      ["malformed_json", () => h.req("POST", "/api/v1/datasets", "{")],
-      ["invalid_dataset_id", () => h.req("GET", "/api/v1/datasets/abc")],
-      ["dataset_not_found", () => h.req("GET", "/api/v1/datasets/42")],
-      ["image_not_found", () => h.req("GET", "/api/v1/images/42")],
-      ["claim_not_found", () => h.req("POST", "/api/v1/claims/7/renew")],
-      ["user_not_found", () => h.req("DELETE", "/api/v1/users/5")],
-      ["no_dataset_change", () => h.req("PATCH", `/api/v1/datasets/${ds.body.id}`, {})],
-      ["invalid_limit", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/images?limit=5000`)],
-      ["invalid_cursor", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/annotations?after=x`)],
-      ["invalid_format", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/export?format=xml`)],
-      ["forbidden", () => annotator.req("GET", "/api/v1/images/42/annotations")],
-      ["cannot_disable_self", () => h.req("DELETE", `/api/v1/users/${h.admin.id}`)],
-      ["dataset_exists", () => h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] })],
-    ];
-    for (const [name, answer] of answers) {
-      assert.ok(examples.has(name), `no example named ${name}`);
-      assert.deepEqual((await answer()).body, examples.get(name), name);
-    }
-  } finally {
-    await h.close();
+withApp("the error examples are answers the server gives", async (h) => {
+  const spec = (await h.anon("GET", "/api/openapi.json")).body as Spec;
+  const examples = new Map(errorExamples(spec).map((e) => [e.name, e.value]));
+  const annotator = await h.user("annotator");
+  const ds = await h.req("POST", "/api/v1/datasets", { name: "examples", labels: ["cat"] });
+  await h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] });
+  const answers: [string, () => Promise<{ body: unknown }>][] = [
+    ["unauthorized", () => h.anon("GET", "/api/v1/me")],
+    ["invalid_api_key", () => h.anon("POST", "/api/v1/auth/token", { api_key: "ak_nope" })],
+    ["invalid_token_request", () => h.anon("POST", "/api/v1/auth/token", {})],
+    ["malformed_json", () => h.req("POST", "/api/v1/datasets", "{")],
+    ["invalid_dataset_id", () => h.req("GET", "/api/v1/datasets/abc")],
+    ["dataset_not_found", () => h.req("GET", "/api/v1/datasets/42")],
+    ["image_not_found", () => h.req("GET", "/api/v1/images/42")],
+    ["claim_not_found", () => h.req("POST", "/api/v1/claims/7/renew")],
+    ["user_not_found", () => h.req("DELETE", "/api/v1/users/5")],
+    ["no_dataset_change", () => h.req("PATCH", `/api/v1/datasets/${ds.body.id}`, {})],
+    ["invalid_limit", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/images?limit=5000`)],
+    ["invalid_cursor", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/annotations?after=x`)],
+    ["invalid_format", () => h.req("GET", `/api/v1/datasets/${ds.body.id}/export?format=xml`)],
+    ["forbidden", () => annotator.req("GET", "/api/v1/images/42/annotations")],
+    ["cannot_disable_self", () => h.req("DELETE", `/api/v1/users/${h.admin.id}`)],
+    ["dataset_exists", () => h.req("POST", "/api/v1/datasets", { name: "pets", labels: ["a"] })],
+  ];
+  for (const [name, answer] of answers) {
+    assert.ok(examples.has(name), `no example named ${name}`);
+    assert.deepEqual((await answer()).body, examples.get(name), name);
   }
 });
 
