@@ -35,167 +35,195 @@ function assertProblem(vars: Record<string, string>, pattern: RegExp): void {
   assert.ok(found.some((p) => pattern.test(p)), `${pattern} not in ${JSON.stringify(found)}`);
 }
 
-Deno.test("database and shutdown settings", async (t) => {
-  const dir = await Deno.makeTempDir();
-  const ca = `${dir}/ca.pem`;
-  await Deno.writeTextFile(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-  const notPem = `${dir}/not.pem`;
-  await Deno.writeTextFile(notPem, "hello\n");
-  try {
-    await t.step("defaults: no TLS, 10 s to drain, no delay", () => {
-      const c = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        DB_HOST: "db",
-        DB_USER: "u",
-        DB_NAME: "n",
-      });
-      assert.equal(c.db.sslMode, "disable");
-      assert.equal(c.db.sslRootCert, undefined);
-      assert.equal(c.databaseUrl, "postgres://u@db:5432/n?sslmode=disable");
-      assert.deepEqual(c.shutdown, { delaySeconds: 0, timeoutSeconds: 10 });
-      assert.equal(c.db.poolMax, 10);
-      assert.equal(c.db.connectTimeoutSeconds, 5);
-      assert.equal(c.db.statementTimeoutMs, 30_000);
-    });
+// Database and shutdown settings.
 
-    await t.step("DB_* values are URL-encoded, so any password works", () => {
-      const c = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        DB_HOST: "mydb.abc123.eu-west-1.rds.amazonaws.com",
-        DB_PORT: "6543",
-        DB_USER: "app user",
-        DB_PASSWORD: "p@ss:w/rd?#%&=",
-        DB_NAME: "annotations",
-        DB_SSLMODE: "require",
-      });
-      const u = new URL(c.databaseUrl!);
-      assert.equal(decodeURIComponent(u.password), "p@ss:w/rd?#%&=");
-      assert.equal(decodeURIComponent(u.username), "app user");
-      assert.equal(u.hostname, "mydb.abc123.eu-west-1.rds.amazonaws.com");
-      assert.equal(u.port, "6543");
-      assert.equal(u.searchParams.get("sslmode"), "require");
-    });
+/**
+ * A test with a temporary directory (removed after) holding `ca.pem`, a CA bundle in PEM form,
+ * and `not.pem`, a file that is not.
+ */
+function withCerts(
+  name: string,
+  fn: (t: { dir: string; ca: string; notPem: string }) => void,
+): void {
+  Deno.test(name, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const ca = `${dir}/ca.pem`;
+      await Deno.writeTextFile(
+        ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+      );
+      const notPem = `${dir}/not.pem`;
+      await Deno.writeTextFile(notPem, "hello\n");
+      fn({ dir, ca, notPem });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
-    await t.step("verify-full needs a readable CA bundle, checked at start-up", () => {
-      const db = { DATABASE_URL: "postgres://u:p@db.example.com/app" };
-      assertProblem({ ...db, DB_SSLMODE: "verify-full" }, /^DB_SSLROOTCERT: required with/);
-      assertProblem(
-        { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: `${dir}/missing.pem` },
-        /^DB_SSLROOTCERT: cannot read .*missing\.pem: no such file/,
-      );
-      assertProblem(
-        { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: dir },
-        /^DB_SSLROOTCERT: cannot read/,
-      );
-      assertProblem(
-        { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: notPem },
-        /^DB_SSLROOTCERT: .*holds no PEM certificate/,
-      );
-      const c = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        ...db,
-        DB_SSLMODE: "verify-full",
-        DB_SSLROOTCERT: ca,
-      });
-      assert.equal(c.db.sslMode, "verify-full");
-      assert.equal(c.db.sslRootCert, ca);
-      const u = new URL(c.databaseUrl!);
-      assert.equal(u.searchParams.get("sslmode"), "verify-full");
-      assert.equal(u.searchParams.get("sslrootcert"), ca);
-    });
-
-    await t.step("DB_SSLROOTCERT alone, or with require, is refused", () => {
-      const db = { DATABASE_URL: "postgres://u:p@db/app" };
-      assertProblem({ ...db, DB_SSLROOTCERT: ca }, /^DB_SSLROOTCERT: only used with .*disable/);
-      assertProblem(
-        { ...db, DB_SSLMODE: "require", DB_SSLROOTCERT: ca },
-        /^DB_SSLROOTCERT: only used with .*require/,
-      );
-    });
-
-    await t.step("an sslmode in DATABASE_URL is honoured, and must not contradict", () => {
-      const c = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        DATABASE_URL: "postgresql://u:p@db/app?sslmode=require&application_name=x",
-      });
-      assert.equal(c.db.sslMode, "require");
-      assert.equal(new URL(c.databaseUrl!).searchParams.get("application_name"), "x");
-      // The same value twice is fine.
-      assert.deepEqual(
-        problems({ DATABASE_URL: "postgres://u@db/app?sslmode=require", DB_SSLMODE: "require" }),
-        [],
-      );
-      assertProblem(
-        { DATABASE_URL: "postgres://u@db/app?sslmode=require", DB_SSLMODE: "disable" },
-        /^DB_SSLMODE: disable disagrees with sslmode=require in DATABASE_URL/,
-      );
-      assertProblem(
-        { DATABASE_URL: "postgres://u@db/app?sslmode=prefer" },
-        /^DATABASE_URL: sslmode=prefer is not supported; use disable, require, verify-full/,
-      );
-      const v = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        DATABASE_URL: `postgres://u@db/app?sslmode=verify-full&sslrootcert=${ca}`,
-      });
-      assert.equal(v.db.sslRootCert, ca);
-    });
-
-    await t.step("DB_SSLMODE values are checked; TLS needs a configured database", () => {
-      assertProblem({ DATABASE_URL: "postgres://u@db/app", DB_SSLMODE: "prefer" }, /^DB_SSLMODE:/);
-      const dev = (vars: Record<string, string>) => {
-        try {
-          parseConfig({ APP_ENV: "development", ...vars });
-          return [];
-        } catch (e) {
-          return (e as ConfigError).problems;
-        }
-      };
-      assert.deepEqual(dev({ DB_SSLMODE: "disable" }), []);
-      assert.match(dev({ DB_SSLMODE: "require" }).join("\n"), /embedded development database/);
-    });
-
-    await t.step("the shutdown settings are bounded", () => {
-      assertProblem(
-        { DATABASE_URL: "postgres://u@db/app", SHUTDOWN_TIMEOUT_SECONDS: "-1" },
-        /^SHUTDOWN_TIMEOUT_SECONDS:/,
-      );
-      const c = parseConfig({
-        APP_ENV: "production",
-        AUTH_JWT_SECRET: SECRET,
-        DATABASE_URL: "postgres://u@db/app",
-        SHUTDOWN_TIMEOUT_SECONDS: "25",
-        SHUTDOWN_DELAY_SECONDS: "5",
-      });
-      assert.deepEqual(c.shutdown, { delaySeconds: 5, timeoutSeconds: 25 });
-    });
-
-    await t.step("connect() turns the URL's TLS parameters into postgres.js options", () => {
-      assert.deepEqual(tlsFromUrl("postgres://u@db:5432/app?sslmode=disable"), {
-        url: "postgres://u@db:5432/app",
-        ssl: false,
-      });
-      assert.deepEqual(tlsFromUrl("postgres://u@db/app?sslmode=require&x=1"), {
-        url: "postgres://u@db/app?x=1",
-        ssl: "require",
-      });
-      const full = tlsFromUrl(`postgres://u@[::1]:5432/app?sslmode=verify-full&sslrootcert=${ca}`);
-      assert.equal(full.url, "postgres://u@[::1]:5432/app");
-      assert.deepEqual(full.ssl, {
-        ca: ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"],
-        rejectUnauthorized: true,
-        host: "::1",
-      });
-      assert.throws(() => tlsFromUrl("postgres://u@db/app?sslmode=allow"), /not supported/);
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+Deno.test("settings: defaults: no TLS, 10 s to drain, no delay", () => {
+  const c = parseConfig({
+    APP_ENV: "production",
+    AUTH_JWT_SECRET: SECRET,
+    DB_HOST: "db",
+    DB_USER: "u",
+    DB_NAME: "n",
+  });
+  assert.equal(c.db.sslMode, "disable");
+  assert.equal(c.db.sslRootCert, undefined);
+  assert.equal(c.databaseUrl, "postgres://u@db:5432/n?sslmode=disable");
+  assert.deepEqual(c.shutdown, { delaySeconds: 0, timeoutSeconds: 10 });
+  assert.equal(c.db.poolMax, 10);
+  assert.equal(c.db.connectTimeoutSeconds, 5);
+  assert.equal(c.db.statementTimeoutMs, 30_000);
 });
+
+Deno.test("settings: DB_* values are URL-encoded, so any password works", () => {
+  const c = parseConfig({
+    APP_ENV: "production",
+    AUTH_JWT_SECRET: SECRET,
+    DB_HOST: "mydb.abc123.eu-west-1.rds.amazonaws.com",
+    DB_PORT: "6543",
+    DB_USER: "app user",
+    DB_PASSWORD: "p@ss:w/rd?#%&=",
+    DB_NAME: "annotations",
+    DB_SSLMODE: "require",
+  });
+  const u = new URL(c.databaseUrl!);
+  assert.equal(decodeURIComponent(u.password), "p@ss:w/rd?#%&=");
+  assert.equal(decodeURIComponent(u.username), "app user");
+  assert.equal(u.hostname, "mydb.abc123.eu-west-1.rds.amazonaws.com");
+  assert.equal(u.port, "6543");
+  assert.equal(u.searchParams.get("sslmode"), "require");
+});
+
+withCerts(
+  "settings: verify-full needs a readable CA bundle, checked at start-up",
+  ({ dir, ca, notPem }) => {
+    const db = { DATABASE_URL: "postgres://u:p@db.example.com/app" };
+    assertProblem({ ...db, DB_SSLMODE: "verify-full" }, /^DB_SSLROOTCERT: required with/);
+    assertProblem(
+      { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: `${dir}/missing.pem` },
+      /^DB_SSLROOTCERT: cannot read .*missing\.pem: no such file/,
+    );
+    assertProblem(
+      { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: dir },
+      /^DB_SSLROOTCERT: cannot read/,
+    );
+    assertProblem(
+      { ...db, DB_SSLMODE: "verify-full", DB_SSLROOTCERT: notPem },
+      /^DB_SSLROOTCERT: .*holds no PEM certificate/,
+    );
+    const c = parseConfig({
+      APP_ENV: "production",
+      AUTH_JWT_SECRET: SECRET,
+      ...db,
+      DB_SSLMODE: "verify-full",
+      DB_SSLROOTCERT: ca,
+    });
+    assert.equal(c.db.sslMode, "verify-full");
+    assert.equal(c.db.sslRootCert, ca);
+    const u = new URL(c.databaseUrl!);
+    assert.equal(u.searchParams.get("sslmode"), "verify-full");
+    assert.equal(u.searchParams.get("sslrootcert"), ca);
+  },
+);
+
+withCerts("settings: DB_SSLROOTCERT alone, or with require, is refused", ({ ca }) => {
+  const db = { DATABASE_URL: "postgres://u:p@db/app" };
+  assertProblem({ ...db, DB_SSLROOTCERT: ca }, /^DB_SSLROOTCERT: only used with .*disable/);
+  assertProblem(
+    { ...db, DB_SSLMODE: "require", DB_SSLROOTCERT: ca },
+    /^DB_SSLROOTCERT: only used with .*require/,
+  );
+});
+
+withCerts(
+  "settings: an sslmode in DATABASE_URL is honoured, and must not contradict",
+  ({ ca }) => {
+    const c = parseConfig({
+      APP_ENV: "production",
+      AUTH_JWT_SECRET: SECRET,
+      DATABASE_URL: "postgresql://u:p@db/app?sslmode=require&application_name=x",
+    });
+    assert.equal(c.db.sslMode, "require");
+    assert.equal(new URL(c.databaseUrl!).searchParams.get("application_name"), "x");
+    // The same value twice is fine.
+    assert.deepEqual(
+      problems({ DATABASE_URL: "postgres://u@db/app?sslmode=require", DB_SSLMODE: "require" }),
+      [],
+    );
+    assertProblem(
+      { DATABASE_URL: "postgres://u@db/app?sslmode=require", DB_SSLMODE: "disable" },
+      /^DB_SSLMODE: disable disagrees with sslmode=require in DATABASE_URL/,
+    );
+    assertProblem(
+      { DATABASE_URL: "postgres://u@db/app?sslmode=prefer" },
+      /^DATABASE_URL: sslmode=prefer is not supported; use disable, require, verify-full/,
+    );
+    const v = parseConfig({
+      APP_ENV: "production",
+      AUTH_JWT_SECRET: SECRET,
+      DATABASE_URL: `postgres://u@db/app?sslmode=verify-full&sslrootcert=${ca}`,
+    });
+    assert.equal(v.db.sslRootCert, ca);
+  },
+);
+
+Deno.test(
+  "settings: DB_SSLMODE values are checked; TLS needs a configured database",
+  () => {
+    assertProblem({ DATABASE_URL: "postgres://u@db/app", DB_SSLMODE: "prefer" }, /^DB_SSLMODE:/);
+    const dev = (vars: Record<string, string>) => {
+      try {
+        parseConfig({ APP_ENV: "development", ...vars });
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+    };
+    assert.deepEqual(dev({ DB_SSLMODE: "disable" }), []);
+    assert.match(dev({ DB_SSLMODE: "require" }).join("\n"), /embedded development database/);
+  },
+);
+
+Deno.test("settings: the shutdown settings are bounded", () => {
+  assertProblem(
+    { DATABASE_URL: "postgres://u@db/app", SHUTDOWN_TIMEOUT_SECONDS: "-1" },
+    /^SHUTDOWN_TIMEOUT_SECONDS:/,
+  );
+  const c = parseConfig({
+    APP_ENV: "production",
+    AUTH_JWT_SECRET: SECRET,
+    DATABASE_URL: "postgres://u@db/app",
+    SHUTDOWN_TIMEOUT_SECONDS: "25",
+    SHUTDOWN_DELAY_SECONDS: "5",
+  });
+  assert.deepEqual(c.shutdown, { delaySeconds: 5, timeoutSeconds: 25 });
+});
+
+withCerts(
+  "settings: connect() turns the URL's TLS parameters into postgres.js options",
+  ({ ca }) => {
+    assert.deepEqual(tlsFromUrl("postgres://u@db:5432/app?sslmode=disable"), {
+      url: "postgres://u@db:5432/app",
+      ssl: false,
+    });
+    assert.deepEqual(tlsFromUrl("postgres://u@db/app?sslmode=require&x=1"), {
+      url: "postgres://u@db/app?x=1",
+      ssl: "require",
+    });
+    const full = tlsFromUrl(`postgres://u@[::1]:5432/app?sslmode=verify-full&sslrootcert=${ca}`);
+    assert.equal(full.url, "postgres://u@[::1]:5432/app");
+    assert.deepEqual(full.ssl, {
+      ca: ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"],
+      rejectUnauthorized: true,
+      host: "::1",
+    });
+    assert.throws(() => tlsFromUrl("postgres://u@db/app?sslmode=allow"), /not supported/);
+  },
+);
 
 Deno.test("the database scripts need no token secret in production", () => {
   const vars = { APP_ENV: "production", DATABASE_URL: "postgres://u:p@db.internal/annotations" };
