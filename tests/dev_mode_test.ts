@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort } from "../lib/runtime/embedded_pg.ts";
-import { createEmptyDb } from "./harness.ts";
+import { createEmptyDb, createTestDb } from "./harness.ts";
 import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
 
 const decoder = new TextDecoder();
@@ -136,6 +136,8 @@ async function stopOrphanedPostgres(dataDir: string): Promise<void> {
 
 const KEY_BANNER = /Created development admin "dev-admin"\. Its API key \(shown once\):\s+(ak_\S+)/;
 
+// One test in two steps: the second start is what the first left behind, and each start of the
+// embedded PostgreSQL takes seconds (an initdb the first time).
 Deno.test({
   name: "deno task dev with no database: embedded PostgreSQL under ./.data, reused next time",
   // The embedded server's own processes end with the test, not necessarily before its last tick.
@@ -395,137 +397,196 @@ function migrationFiles(dir: string): string[] {
     .sort();
 }
 
-Deno.test("deno task db:status, db:migrate, db:rollback", async (t) => {
-  const db = await createEmptyDb();
-  // APP_ENV=test: with no database configured the scripts would use the embedded one instead.
-  const env = { DATABASE_URL: db.url, APP_ENV: "test" };
-  const files = migrationFiles(`${ROOT_DIR}/db/migrations`);
-  const status = async () => {
-    const res = await task(["db:status"], env);
+// deno task db:status, db:migrate, db:rollback.
+
+/** db:status's answer for that environment: applied and pending counts, and its output. */
+async function dbStatus(env: Record<string, string>) {
+  const res = await task(["db:status"], env);
+  assert.equal(res.code, 0, res.stderr);
+  const applied = Number(/^Applied: (\d+)$/m.exec(res.stdout)?.[1]);
+  const pending = Number(/^Pending: (\d+)$/m.exec(res.stdout)?.[1]);
+  return { applied, pending, stdout: res.stdout };
+}
+
+/**
+ * A test on an empty database of its own, or (`migrated`) a clone of the migrated template; `env`
+ * points the scripts at it (APP_ENV=test: with no database configured they would use the
+ * embedded one instead).
+ */
+function withScriptDb(
+  name: string,
+  opts: { migrated: boolean },
+  fn: (t: { env: Record<string, string>; files: string[] }) => Promise<void>,
+): void {
+  Deno.test(name, async () => {
+    const db = opts.migrated ? await createTestDb(1) : await createEmptyDb();
+    try {
+      const env = { DATABASE_URL: db.url, APP_ENV: "test" };
+      await fn({ env, files: migrationFiles(`${ROOT_DIR}/db/migrations`) });
+    } finally {
+      await db.close();
+    }
+  });
+}
+
+withScriptDb(
+  "db scripts: status on an empty database: everything pending",
+  { migrated: false },
+  async ({ env, files }) => {
+    const s = await dbStatus(env);
+    assert.deepEqual([s.applied, s.pending], [0, files.length]);
+    for (const f of files) assert.ok(s.stdout.includes(`[ ] ${f}`), s.stdout);
+  },
+);
+
+withScriptDb(
+  "db scripts: migrate applies everything; again, nothing",
+  { migrated: false },
+  async ({ env, files }) => {
+    const res = await task(["db:migrate"], env);
     assert.equal(res.code, 0, res.stderr);
-    const applied = Number(/^Applied: (\d+)$/m.exec(res.stdout)?.[1]);
-    const pending = Number(/^Pending: (\d+)$/m.exec(res.stdout)?.[1]);
-    return { applied, pending, stdout: res.stdout };
-  };
-  try {
-    await t.step("status on an empty database: everything pending", async () => {
-      const s = await status();
-      assert.deepEqual([s.applied, s.pending], [0, files.length]);
-      for (const f of files) assert.ok(s.stdout.includes(`[ ] ${f}`), s.stdout);
-    });
+    for (const f of files) assert.ok(res.stdout.includes(f), res.stdout);
+    const s = await dbStatus(env);
+    assert.deepEqual([s.applied, s.pending], [files.length, 0]);
+    for (const f of files) assert.ok(s.stdout.includes(`[X] ${f}`), s.stdout);
+    const again = await task(["db:migrate"], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(await dbStatus(env).then((x) => [x.applied, x.pending]), [files.length, 0]);
+  },
+);
 
-    await t.step("migrate applies everything; again, nothing", async () => {
-      const res = await task(["db:migrate"], env);
-      assert.equal(res.code, 0, res.stderr);
-      for (const f of files) assert.ok(res.stdout.includes(f), res.stdout);
-      const s = await status();
-      assert.deepEqual([s.applied, s.pending], [files.length, 0]);
-      for (const f of files) assert.ok(s.stdout.includes(`[X] ${f}`), s.stdout);
-      const again = await task(["db:migrate"], env);
-      assert.equal(again.code, 0, again.stderr);
-      assert.deepEqual(await status().then((x) => [x.applied, x.pending]), [files.length, 0]);
-    });
+withScriptDb(
+  "db scripts: rollback undoes the newest migration only; migrate redoes it",
+  { migrated: true },
+  async ({ env, files }) => {
+    const res = await task(["db:rollback"], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(res.stdout.includes(files.at(-1)!), res.stdout);
+    const s = await dbStatus(env);
+    assert.deepEqual([s.applied, s.pending], [files.length - 1, 1]);
+    assert.ok(s.stdout.includes(`[ ] ${files.at(-1)}`), s.stdout);
+    assert.equal((await task(["db:migrate"], env)).code, 0);
+    assert.deepEqual(await dbStatus(env).then((x) => [x.applied, x.pending]), [files.length, 0]);
+  },
+);
 
-    await t.step("rollback undoes the newest migration only; migrate redoes it", async () => {
-      const res = await task(["db:rollback"], env);
-      assert.equal(res.code, 0, res.stderr);
-      assert.ok(res.stdout.includes(files.at(-1)!), res.stdout);
-      const s = await status();
-      assert.deepEqual([s.applied, s.pending], [files.length - 1, 1]);
-      assert.ok(s.stdout.includes(`[ ] ${files.at(-1)}`), s.stdout);
-      assert.equal((await task(["db:migrate"], env)).code, 0);
-      assert.deepEqual(await status().then((x) => [x.applied, x.pending]), [files.length, 0]);
-    });
+withScriptDb(
+  "db scripts: wrong arguments: exit 2 with the usage",
+  { migrated: false },
+  async ({ env }) => {
+    const res = await task(["db:status", "extra"], env);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /db:status takes no arguments/);
+    assert.match(res.stderr, /usage: deno task db:migrate/);
+  },
+);
 
-    await t.step("wrong arguments: exit 2 with the usage", async () => {
-      const res = await task(["db:status", "extra"], env);
-      assert.equal(res.code, 2);
-      assert.match(res.stderr, /db:status takes no arguments/);
-      assert.match(res.stderr, /usage: deno task db:migrate/);
-    });
-
-    await t.step("an unreachable database: exit 1 with a message", async () => {
-      const res = await task(["db:status"], {
-        DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/none",
-        APP_ENV: "test",
-      });
-      assert.equal(res.code, 1, res.stdout);
-      assert.ok(res.stderr.length > 0);
-    });
-  } finally {
-    await db.close();
-  }
+Deno.test("db scripts: an unreachable database: exit 1 with a message", async () => {
+  const res = await task(["db:status"], {
+    DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/none",
+    APP_ENV: "test",
+  });
+  assert.equal(res.code, 1, res.stdout);
+  assert.ok(res.stderr.length > 0);
 });
 
-Deno.test("deno task db:new writes a timestamped migration (in a copy of the project)", async (t) => {
-  // A copy of what the task needs, so the new file never lands in the real db/migrations/ (where
-  // it would be a pending migration for every other test running meanwhile).
-  const copy = await Deno.makeTempDir({ prefix: "annotation-dbnew-" });
-  try {
-    for (const f of ["deno.json", "deno.lock"]) {
-      await Deno.copyFile(`${ROOT_DIR}/${f}`, `${copy}/${f}`);
-    }
-    for (const dir of ["lib", "sql", "scripts", "db"]) {
-      const res = await new Deno.Command("cp", { args: ["-R", `${ROOT_DIR}/${dir}`, copy] })
-        .output();
-      assert.equal(res.code, 0, decoder.decode(res.stderr));
-    }
-    await Deno.symlink(`${ROOT_DIR}/node_modules`, `${copy}/node_modules`);
-    const config = `${copy}/deno.json`;
-    // db:new refuses to run while the newest migration is dated after the clock; the project's
-    // newest may be (written minutes ago on a clock ahead): keep the copy's to the past.
-    const now = () => new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
-    for (const f of migrationFiles(`${copy}/db/migrations`)) {
-      if (f.slice(0, 14) >= now()) await Deno.remove(`${copy}/db/migrations/${f}`);
-    }
-    const before = migrationFiles(`${copy}/db/migrations`);
-    assert.ok(before.length > 0);
+// deno task db:new writes a timestamped migration (in a copy of the project).
+
+interface Copy {
+  /** The copy's root and its deno.json. */
+  copy: string;
+  config: string;
+  /** Its migrations before the test's task ran. */
+  before: string[];
+  /** A UTC timestamp of now, as db:new writes it. */
+  now(): string;
+}
+
+/**
+ * A test in a copy of what the task needs, so a new file never lands in the real db/migrations/
+ * (where it would be a pending migration for every other test running meanwhile); afterwards the
+ * project's own db/migrations/ must be as it was.
+ */
+function withProjectCopy(name: string, fn: (c: Copy) => Promise<void>): void {
+  Deno.test(name, async () => {
     const real = migrationFiles(`${ROOT_DIR}/db/migrations`);
-
-    await t.step("a snake_case name: one new file with up and down sections", async () => {
-      const started = now();
-      const res = await task(["db:new", "add_image_tags"], {}, { config, cwd: copy });
-      assert.equal(res.code, 0, res.stderr + res.stdout);
-      const after = migrationFiles(`${copy}/db/migrations`);
-      const added = after.filter((f) => !before.includes(f));
-      assert.equal(added.length, 1, `one new file: ${added}`);
-      const m = /^(\d{14})_add_image_tags\.sql$/.exec(added[0]);
-      assert.ok(m, added[0]);
-      assert.ok(m[1] >= started, `UTC timestamp ${m[1]} not before ${started}`);
-      assert.ok(m[1] > before.at(-1)!.slice(0, 14), "sorts after every existing migration");
-      const text = await Deno.readTextFile(`${copy}/db/migrations/${added[0]}`);
-      assert.match(text, /-- migrate:up/);
-      assert.match(text, /-- migrate:down/);
-    });
-
-    await t.step("a name that is not snake_case: exit 2, no file", async () => {
-      const count = migrationFiles(`${copy}/db/migrations`).length;
-      for (const args of [["AddTags"], ["add-tags"], ["add__tags"], [], ["a", "b"]]) {
-        const res = await task(["db:new", ...args], {}, { config, cwd: copy });
-        assert.equal(res.code, 2, `${args}: ${res.stderr}`);
-        assert.match(res.stderr, /usage: deno task db:migrate/);
+    const copy = await Deno.makeTempDir({ prefix: "annotation-dbnew-" });
+    try {
+      for (const f of ["deno.json", "deno.lock"]) {
+        await Deno.copyFile(`${ROOT_DIR}/${f}`, `${copy}/${f}`);
       }
-      assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
-    });
+      for (const dir of ["lib", "sql", "scripts", "db"]) {
+        const res = await new Deno.Command("cp", { args: ["-R", `${ROOT_DIR}/${dir}`, copy] })
+          .output();
+        assert.equal(res.code, 0, decoder.decode(res.stderr));
+      }
+      await Deno.symlink(`${ROOT_DIR}/node_modules`, `${copy}/node_modules`);
+      // db:new refuses to run while the newest migration is dated after the clock; the
+      // project's newest may be (written minutes ago on a clock ahead): keep the copy's to the
+      // past.
+      const now = () => new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+      for (const f of migrationFiles(`${copy}/db/migrations`)) {
+        if (f.slice(0, 14) >= now()) await Deno.remove(`${copy}/db/migrations/${f}`);
+      }
+      const before = migrationFiles(`${copy}/db/migrations`);
+      assert.ok(before.length > 0);
+      await fn({ copy, config: `${copy}/deno.json`, before, now });
+      assert.deepEqual(
+        migrationFiles(`${ROOT_DIR}/db/migrations`),
+        real,
+        "the project's own db/migrations/ is untouched",
+      );
+    } finally {
+      await Deno.remove(copy, { recursive: true });
+    }
+  });
+}
 
-    await t.step("a clock behind the newest migration: exit 1, no file", async () => {
-      const future = `${copy}/db/migrations/99991231235959_from_the_future.sql`;
-      await Deno.writeTextFile(future, "-- migrate:up\n-- migrate:down\n");
-      const count = migrationFiles(`${copy}/db/migrations`).length;
-      const res = await task(["db:new", "too_early"], {}, { config, cwd: copy });
-      assert.equal(res.code, 1, res.stderr);
-      assert.match(res.stderr, /is not after the newest migration \(99991231235959\)/);
-      assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
-      await Deno.remove(future);
-    });
+withProjectCopy(
+  "db:new: a snake_case name: one new file with up and down sections",
+  async ({ copy, config, before, now }) => {
+    const started = now();
+    const res = await task(["db:new", "add_image_tags"], {}, { config, cwd: copy });
+    assert.equal(res.code, 0, res.stderr + res.stdout);
+    const after = migrationFiles(`${copy}/db/migrations`);
+    const added = after.filter((f) => !before.includes(f));
+    assert.equal(added.length, 1, `one new file: ${added}`);
+    const m = /^(\d{14})_add_image_tags\.sql$/.exec(added[0]);
+    assert.ok(m, added[0]);
+    assert.ok(m[1] >= started, `UTC timestamp ${m[1]} not before ${started}`);
+    assert.ok(m[1] > before.at(-1)!.slice(0, 14), "sorts after every existing migration");
+    const text = await Deno.readTextFile(`${copy}/db/migrations/${added[0]}`);
+    assert.match(text, /-- migrate:up/);
+    assert.match(text, /-- migrate:down/);
+  },
+);
 
-    await t.step("the project's own db/migrations/ is untouched", () => {
-      assert.deepEqual(migrationFiles(`${ROOT_DIR}/db/migrations`), real);
-    });
-  } finally {
-    await Deno.remove(copy, { recursive: true });
-  }
-});
+withProjectCopy(
+  "db:new: a name that is not snake_case: exit 2, no file",
+  async ({ copy, config }) => {
+    const count = migrationFiles(`${copy}/db/migrations`).length;
+    for (const args of [["AddTags"], ["add-tags"], ["add__tags"], [], ["a", "b"]]) {
+      const res = await task(["db:new", ...args], {}, { config, cwd: copy });
+      assert.equal(res.code, 2, `${args}: ${res.stderr}`);
+      assert.match(res.stderr, /usage: deno task db:migrate/);
+    }
+    assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
+  },
+);
+
+withProjectCopy(
+  "db:new: a clock behind the newest migration: exit 1, no file",
+  async ({ copy, config }) => {
+    const future = `${copy}/db/migrations/99991231235959_from_the_future.sql`;
+    await Deno.writeTextFile(future, "-- migrate:up\n-- migrate:down\n");
+    const count = migrationFiles(`${copy}/db/migrations`).length;
+    const res = await task(["db:new", "too_early"], {}, { config, cwd: copy });
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /is not after the newest migration \(99991231235959\)/);
+    assert.equal(migrationFiles(`${copy}/db/migrations`).length, count);
+    await Deno.remove(future);
+  },
+);
 
 Deno.test("deno task start runs in production whatever APP_ENV says", async () => {
   for (const appEnv of [undefined, "development"]) {
