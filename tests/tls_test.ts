@@ -130,6 +130,8 @@ if (!OPENSSL) console.warn("tls_test: the openssl command is missing; the TLS te
 const APP_USER = "tls_app";
 const APP_PASSWORD = "tls:p@ss/w?rd";
 
+// One test in steps: they share a PostgreSQL cluster of their own with TLS (seconds to start),
+// and the servers started by the later steps need the migrations the first step applies.
 Deno.test({
   name: "PostgreSQL over TLS: require, verify-full, wrong CA, wrong host name, no TLS",
   ignore: !OPENSSL,
