@@ -3,8 +3,9 @@
  *
  * The server is the one in TEST_DATABASE_URL (any database on it, used only to create and drop
  * others) or, when that is unset, an embedded one started here on a free port and deleted after.
- * One template database is migrated with dbmate; each test file then clones its own database
- * from it (tests/harness.ts), so files run in parallel and never share state.
+ * One template database is migrated with dbmate; each test then clones its own database from it
+ * (tests/harness.ts), so files run in parallel and no test sees another's rows. Without a path
+ * among the arguments, `deno test` runs what deno.json's test.include names: tests/.
  */
 import postgres from "postgres";
 import {
