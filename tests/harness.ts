@@ -1,5 +1,5 @@
 /**
- * The one test harness: a fresh database per test file, cloned from the migrated template that
+ * The one test harness: a fresh database per test, cloned from the migrated template that
  * `deno task test` prepares, and the app built on it (no server, no mocks).
  */
 import postgres from "postgres";
