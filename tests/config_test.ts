@@ -190,112 +190,104 @@ Deno.test("parseConfig: DB_BATCH_MAX", () => {
   }
 });
 
-Deno.test("parseConfig: media (S3, Cloud Storage, local files, CORS)", async (t) => {
-  const problems = (vars: Record<string, string>) => {
-    try {
-      parseConfig(vars);
-      return [];
-    } catch (e) {
-      assert.ok(e instanceof ConfigError, String(e));
-      return e.problems;
-    }
-  };
-  await t.step("nothing set: nothing but https:// is served, and no CORS", () => {
-    const media = parseConfig({ APP_ENV: "test" }).media;
-    assert.deepEqual(media, {
-      publicUrl: undefined,
-      corsOrigins: [],
-      origins: [],
-      localRoot: undefined,
-      s3: undefined,
-      gcs: undefined,
-    });
+// parseConfig: media (S3, Cloud Storage, local files, CORS).
+
+Deno.test("parseConfig media: nothing set: nothing but https:// is served, and no CORS", () => {
+  const media = parseConfig({ APP_ENV: "test" }).media;
+  assert.deepEqual(media, {
+    publicUrl: undefined,
+    corsOrigins: [],
+    origins: [],
+    localRoot: undefined,
+    s3: undefined,
+    gcs: undefined,
   });
-  await t.step(
-    "development serves file:// from DATA_DIR/media unless MEDIA_LOCAL_ROOT says",
-    () => {
-      assert.equal(parseConfig({}).media.localRoot, `${Deno.cwd()}/.data/media`);
-      assert.equal(parseConfig({ DATA_DIR: "/tmp/d" }).media.localRoot, "/tmp/d/media");
-      assert.equal(parseConfig({ MEDIA_LOCAL_ROOT: "/srv/img" }).media.localRoot, "/srv/img");
-      assert.equal(parseConfig({ APP_ENV: "test" }).media.localRoot, undefined);
-    },
+});
+Deno.test(
+  "parseConfig media: development serves file:// from DATA_DIR/media unless MEDIA_LOCAL_ROOT says",
+  () => {
+    assert.equal(parseConfig({}).media.localRoot, `${Deno.cwd()}/.data/media`);
+    assert.equal(parseConfig({ DATA_DIR: "/tmp/d" }).media.localRoot, "/tmp/d/media");
+    assert.equal(parseConfig({ MEDIA_LOCAL_ROOT: "/srv/img" }).media.localRoot, "/srv/img");
+    assert.equal(parseConfig({ APP_ENV: "test" }).media.localRoot, undefined);
+  },
+);
+Deno.test("parseConfig media: S3: on with a region (the SDK's chain) or an endpoint; keys come in pairs", () => {
+  assert.deepEqual(parseConfig({ AWS_REGION: "eu-west-1" }).media.s3, {
+    region: "eu-west-1",
+    endpoint: undefined,
+    forcePathStyle: false,
+    credentials: undefined,
+  });
+  const minio = parseConfig({
+    AWS_ENDPOINT_URL_S3: "http://localhost:9000",
+    S3_FORCE_PATH_STYLE: "true",
+    AWS_ACCESS_KEY_ID: "k",
+    AWS_SECRET_ACCESS_KEY: "s",
+  }).media.s3;
+  assert.equal(minio?.region, "us-east-1");
+  assert.equal(minio?.forcePathStyle, true);
+  assert.deepEqual(minio?.credentials, {
+    accessKeyId: "k",
+    secretAccessKey: "s",
+    sessionToken: undefined,
+  });
+  assert.match(
+    problems({ AWS_ACCESS_KEY_ID: "k" }).join("\n"),
+    /^AWS_SECRET_ACCESS_KEY: required/m,
   );
-  await t.step("S3: on with a region (the SDK's chain) or an endpoint; keys come in pairs", () => {
-    assert.deepEqual(parseConfig({ AWS_REGION: "eu-west-1" }).media.s3, {
-      region: "eu-west-1",
-      endpoint: undefined,
-      forcePathStyle: false,
-      credentials: undefined,
-    });
-    const minio = parseConfig({
-      AWS_ENDPOINT_URL_S3: "http://localhost:9000",
-      S3_FORCE_PATH_STYLE: "true",
-      AWS_ACCESS_KEY_ID: "k",
-      AWS_SECRET_ACCESS_KEY: "s",
-    }).media.s3;
-    assert.equal(minio?.region, "us-east-1");
-    assert.equal(minio?.forcePathStyle, true);
-    assert.deepEqual(minio?.credentials, {
-      accessKeyId: "k",
-      secretAccessKey: "s",
-      sessionToken: undefined,
-    });
+  assert.match(
+    problems({ AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" }).join("\n"),
+    /^AWS_REGION: required with AWS_ACCESS_KEY_ID/m,
+  );
+  assert.match(problems({ AWS_SESSION_TOKEN: "t" }).join("\n"), /^AWS_SESSION_TOKEN: only used/m);
+  assert.match(problems({ S3_FORCE_PATH_STYLE: "yes" }).join("\n"), /^S3_FORCE_PATH_STYLE:/m);
+  assert.match(
+    problems({ AWS_ENDPOINT_URL_S3: "minio:9000" }).join("\n"),
+    /^AWS_ENDPOINT_URL_S3:/m,
+  );
+});
+Deno.test("parseConfig media: Cloud Storage: the HMAC key's id and secret together", () => {
+  assert.deepEqual(
+    parseConfig({ GCS_HMAC_ACCESS_KEY_ID: "GOOG1", GCS_HMAC_SECRET: "s" }).media.gcs,
+    { accessKeyId: "GOOG1", secret: "s" },
+  );
+  assert.match(
+    problems({ GCS_HMAC_SECRET: "s" }).join("\n"),
+    /^GCS_HMAC_ACCESS_KEY_ID: required/m,
+  );
+});
+Deno.test("parseConfig media: CORS_ORIGINS: a list of origins, nothing else", () => {
+  assert.deepEqual(
+    parseConfig({ CORS_ORIGINS: "https://a.example.com, http://localhost:5173," }).media
+      .corsOrigins,
+    ["https://a.example.com", "http://localhost:5173"],
+  );
+  for (const bad of ["https://a.example.com/app", "a.example.com", "*"]) {
     assert.match(
-      problems({ AWS_ACCESS_KEY_ID: "k" }).join("\n"),
-      /^AWS_SECRET_ACCESS_KEY: required/m,
+      problems({ CORS_ORIGINS: bad }).join("\n"),
+      /^CORS_ORIGINS: .* is not an origin/m,
     );
+  }
+});
+Deno.test("parseConfig media: MEDIA_ORIGINS: a list of origins, nothing else", () => {
+  assert.deepEqual(
+    parseConfig({ MEDIA_ORIGINS: "https://images.example.com,http://cdn.example.com:8080" })
+      .media.origins,
+    ["https://images.example.com", "http://cdn.example.com:8080"],
+  );
+  for (const bad of ["https://images.example.com/pets", "https:", "*"]) {
     assert.match(
-      problems({ AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s" }).join("\n"),
-      /^AWS_REGION: required with AWS_ACCESS_KEY_ID/m,
+      problems({ MEDIA_ORIGINS: bad }).join("\n"),
+      /^MEDIA_ORIGINS: .* is not an origin/m,
     );
-    assert.match(problems({ AWS_SESSION_TOKEN: "t" }).join("\n"), /^AWS_SESSION_TOKEN: only used/m);
-    assert.match(problems({ S3_FORCE_PATH_STYLE: "yes" }).join("\n"), /^S3_FORCE_PATH_STYLE:/m);
-    assert.match(
-      problems({ AWS_ENDPOINT_URL_S3: "minio:9000" }).join("\n"),
-      /^AWS_ENDPOINT_URL_S3:/m,
-    );
-  });
-  await t.step("Cloud Storage: the HMAC key's id and secret together", () => {
-    assert.deepEqual(
-      parseConfig({ GCS_HMAC_ACCESS_KEY_ID: "GOOG1", GCS_HMAC_SECRET: "s" }).media.gcs,
-      { accessKeyId: "GOOG1", secret: "s" },
-    );
-    assert.match(
-      problems({ GCS_HMAC_SECRET: "s" }).join("\n"),
-      /^GCS_HMAC_ACCESS_KEY_ID: required/m,
-    );
-  });
-  await t.step("CORS_ORIGINS: a list of origins, nothing else", () => {
-    assert.deepEqual(
-      parseConfig({ CORS_ORIGINS: "https://a.example.com, http://localhost:5173," }).media
-        .corsOrigins,
-      ["https://a.example.com", "http://localhost:5173"],
-    );
-    for (const bad of ["https://a.example.com/app", "a.example.com", "*"]) {
-      assert.match(
-        problems({ CORS_ORIGINS: bad }).join("\n"),
-        /^CORS_ORIGINS: .* is not an origin/m,
-      );
-    }
-  });
-  await t.step("MEDIA_ORIGINS: a list of origins, nothing else", () => {
-    assert.deepEqual(
-      parseConfig({ MEDIA_ORIGINS: "https://images.example.com,http://cdn.example.com:8080" })
-        .media.origins,
-      ["https://images.example.com", "http://cdn.example.com:8080"],
-    );
-    for (const bad of ["https://images.example.com/pets", "https:", "*"]) {
-      assert.match(
-        problems({ MEDIA_ORIGINS: bad }).join("\n"),
-        /^MEDIA_ORIGINS: .* is not an origin/m,
-      );
-    }
-  });
-  await t.step("PUBLIC_URL: an http(s) URL, kept without a trailing slash", () => {
-    assert.equal(
-      parseConfig({ PUBLIC_URL: "https://annotate.example.com/" }).media.publicUrl,
-      "https://annotate.example.com",
-    );
-    assert.match(problems({ PUBLIC_URL: "annotate.example.com" }).join("\n"), /^PUBLIC_URL:/m);
-  });
+  }
+});
+
+Deno.test("parseConfig media: PUBLIC_URL: an http(s) URL, kept without a trailing slash", () => {
+  assert.equal(
+    parseConfig({ PUBLIC_URL: "https://annotate.example.com/" }).media.publicUrl,
+    "https://annotate.example.com",
+  );
+  assert.match(problems({ PUBLIC_URL: "annotate.example.com" }).join("\n"), /^PUBLIC_URL:/m);
 });
