@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { createUrlTokens } from "../lib/auth/url_tokens.ts";
 import { ApiError } from "../lib/http/errors.ts";
 import { localSegments, localUrlPath } from "../lib/media/local.ts";
-import { assertError, createTestApp, TEST_JWT_SECRET, type TestApp } from "./harness.ts";
+import {
+  assertError,
+  createTestApp,
+  setClaimExpiry,
+  TEST_JWT_SECRET,
+  type TestApp,
+} from "./harness.ts";
 
 const encoder = new TextEncoder();
 const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4, 5, 6, 7]);
@@ -128,90 +134,112 @@ Deno.test("a claim of a file:// image carries a URL that serves its bytes for th
   }
 });
 
-Deno.test("file:// paths that leave MEDIA_LOCAL_ROOT are 404, and nothing outside is opened", async (t) => {
-  const fs = await mediaRoot();
-  const h = await createTestApp({ config: { MEDIA_LOCAL_ROOT: fs.root } });
-  // Tokens the server would have made: the refusal below is the path's, not the token's.
-  const tokens = createUrlTokens(TEST_JWT_SECRET);
-  const signed = (path: string) =>
-    `${path}?token=${tokens.sign(path, new Date(Date.now() + 600_000))}`;
-  // The app behind a real listener, for request targets a URL parser would normalise.
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, h.app.fetch);
-  const raw = async (target: string) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+// file:// paths that leave MEDIA_LOCAL_ROOT are 404, and nothing outside is opened.
+
+interface Escape {
+  h: TestApp;
+  fs: Awaited<ReturnType<typeof mediaRoot>>;
+  /** `path` with a token the server would have made: a refusal is the path's, not the token's. */
+  signed(path: string): string;
+  /** GET of that request target as sent, through a real listener (no URL parser normalises it). */
+  raw(target: string): Promise<{ status: number; body: string }>;
+}
+
+/** A test on an app serving its own media root, behind a real listener too. */
+function withEscape(name: string, fn: (e: Escape) => Promise<void>): void {
+  Deno.test(name, async () => {
+    const fs = await mediaRoot();
+    const h = await createTestApp({ config: { MEDIA_LOCAL_ROOT: fs.root } });
+    const tokens = createUrlTokens(TEST_JWT_SECRET);
+    const signed = (path: string) =>
+      `${path}?token=${tokens.sign(path, new Date(Date.now() + 600_000))}`;
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, h.app.fetch);
+    const raw = async (target: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      try {
+        await conn.write(
+          encoder.encode(`GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`),
+        );
+        let text = "";
+        const buffer = new Uint8Array(65536);
+        while (true) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          text += new TextDecoder().decode(buffer.subarray(0, n));
+        }
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+        return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+      } finally {
+        conn.close();
+      }
+    };
     try {
-      await conn.write(
-        encoder.encode(`GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`),
-      );
-      let text = "";
-      const buffer = new Uint8Array(65536);
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        text += new TextDecoder().decode(buffer.subarray(0, n));
-      }
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
-      return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+      await fn({ h, fs, signed, raw });
     } finally {
-      conn.close();
+      await server.shutdown();
+      await h.close();
+      await fs.close();
     }
-  };
+  });
+}
 
-  try {
-    await t.step("dot segments, encoded or not, and encoded slashes", async () => {
-      for (
-        const target of [
-          "/media/local/../outside/fifo",
-          "/media/local/pets/../../outside/fifo",
-          "/media/local/%2e%2e/outside/fifo",
-          "/media/local/%2E%2E/outside/secret.txt",
-          "/media/local/..%2Foutside%2Ffifo",
-          "/media/local/pets%2F..%2F..%2Foutside%2Fsecret.txt",
-          "/media/local/pets/..%5C..%5Coutside%5Cfifo",
-          "/media/local//etc/hostname",
-          "/media/local/%2Fetc%2Fhostname",
-          "/media/local/pets/%00.png",
-        ]
-      ) {
-        const res = await raw(signed(target));
-        assert.equal(res.status, 404, `${target}: ${res.body}`);
-        assert.match(res.body, /"error":\{"code":"not_found"/, target);
-        assert.doesNotMatch(res.body, /secret/, target);
-      }
-    });
+withEscape(
+  "media escapes: dot segments, encoded or not, and encoded slashes",
+  async ({ signed, raw }) => {
+    for (
+      const target of [
+        "/media/local/../outside/fifo",
+        "/media/local/pets/../../outside/fifo",
+        "/media/local/%2e%2e/outside/fifo",
+        "/media/local/%2E%2E/outside/secret.txt",
+        "/media/local/..%2Foutside%2Ffifo",
+        "/media/local/pets%2F..%2F..%2Foutside%2Fsecret.txt",
+        "/media/local/pets/..%5C..%5Coutside%5Cfifo",
+        "/media/local//etc/hostname",
+        "/media/local/%2Fetc%2Fhostname",
+        "/media/local/pets/%00.png",
+      ]
+    ) {
+      const res = await raw(signed(target));
+      assert.equal(res.status, 404, `${target}: ${res.body}`);
+      assert.match(res.body, /"error":\{"code":"not_found"/, target);
+      assert.doesNotMatch(res.body, /secret/, target);
+    }
+  },
+);
 
-    await t.step("a symlink out of the root", async () => {
-      for (const target of ["/media/local/pets/link-out", "/media/local/pets/secret-link.png"]) {
-        const res = await get(h, `http://localhost${signed(target)}`);
-        assertError(res, 404, "not_found");
-      }
-    });
-
-    await t.step("an absolute path outside the root is never given a URL", async () => {
-      const ds = await dataset(h, [`file://${fs.outside}/secret.txt`, "file:///etc/hostname"]);
-      const annotator = await h.user("annotator");
-      const claim = await annotator.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-      assert.equal(claim.status, 201);
-      assert.equal(claim.body.media, null);
-      assert.match(claim.body.media_unavailable, /is not under MEDIA_LOCAL_ROOT/);
-      const listed = await h.req("GET", `/api/v1/datasets/${ds.id}/images?media=true`);
-      for (const item of listed.body.items) {
-        assert.equal(item.media, null);
-        assert.match(item.media_unavailable, /is not under MEDIA_LOCAL_ROOT/);
-      }
-    });
-
-    await t.step("a file that does not exist, and a directory", async () => {
-      for (const target of ["/media/local/pets/none.png", "/media/local/pets"]) {
-        assertError(await get(h, `http://localhost${signed(target)}`), 404, "not_found");
-      }
-    });
-  } finally {
-    await server.shutdown();
-    await h.close();
-    await fs.close();
+withEscape("media escapes: a symlink out of the root", async ({ h, signed }) => {
+  for (const target of ["/media/local/pets/link-out", "/media/local/pets/secret-link.png"]) {
+    const res = await get(h, `http://localhost${signed(target)}`);
+    assertError(res, 404, "not_found");
   }
 });
+
+withEscape(
+  "media escapes: an absolute path outside the root is never given a URL",
+  async ({ h, fs }) => {
+    const ds = await dataset(h, [`file://${fs.outside}/secret.txt`, "file:///etc/hostname"]);
+    const annotator = await h.user("annotator");
+    const claim = await annotator.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(claim.status, 201);
+    assert.equal(claim.body.media, null);
+    assert.match(claim.body.media_unavailable, /is not under MEDIA_LOCAL_ROOT/);
+    const listed = await h.req("GET", `/api/v1/datasets/${ds.id}/images?media=true`);
+    for (const item of listed.body.items) {
+      assert.equal(item.media, null);
+      assert.match(item.media_unavailable, /is not under MEDIA_LOCAL_ROOT/);
+    }
+  },
+);
+
+withEscape(
+  "media escapes: a file that does not exist, and a directory",
+  async ({ h, signed }) => {
+    for (const target of ["/media/local/pets/none.png", "/media/local/pets"]) {
+      assertError(await get(h, `http://localhost${signed(target)}`), 404, "not_found");
+    }
+  },
+);
 
 Deno.test("an expired or altered media token is 401 or 403 with the error shape", async () => {
   const fs = await mediaRoot();
@@ -322,8 +350,14 @@ Deno.test("renewClaim answers the claim with fresh media for the new lease", asy
   try {
     const ds = await dataset(h, [fileUri(fs.root, "b.jpg")]);
     const annotator = await h.user("annotator");
+    const first = await annotator.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    // The lease as if granted 2 s ago (media URLs expire in whole seconds), instead of waiting:
+    // claiming again answers the held claim with media for that lease.
+    const leftMs = Date.parse(first.body.claim.expires_at) - Date.now();
+    assert.equal(await setClaimExpiry(h.db, first.body.claim.id, leftMs - 2000), 1);
     const claim = await annotator.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(claim.status, 200);
+    assert.equal(claim.body.claim.id, first.body.claim.id);
     const renewed = await annotator.req("POST", `/api/v1/claims/${claim.body.claim.id}/renew`);
     assert.equal(renewed.status, 200);
     for (const key of ["id", "image_id", "dataset_id", "user_id", "expires_at"]) {
