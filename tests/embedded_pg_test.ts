@@ -160,6 +160,7 @@ Deno.test("two data directories: two servers on two ports, each port remembered"
   }
 });
 
+// One test in steps: they share the running server (an initdb and a start take seconds).
 Deno.test("a running server is reused only by its own data directory", async (t) => {
   const s = await scratch();
   const [a, b] = [`${s.dir}/a/postgres`, `${s.dir}/b/postgres`];
@@ -230,6 +231,7 @@ Deno.test("two starts of one data directory at once share one server", async () 
 
 const ROOT = Deno.uid() === 0;
 
+// One test in steps: each start is what the one before it left behind.
 Deno.test({
   name: "as root, a data directory user postgres cannot reach: kept in " + ROOT_STATE_DIR,
   ignore: !ROOT,
@@ -303,48 +305,71 @@ Deno.test({
           }
         },
       );
-
-      await t.step("a throwaway cluster leaves nothing behind", async () => {
-        const server = await startEmbeddedPostgres({
-          dir: `${s.dir}/throwaway`,
-          port: freePort(),
-          database: "postgres",
-          persistent: false,
-        });
-        const kept = server.dataDir;
-        assert.ok(kept.startsWith(`${ROOT_STATE_DIR}/data-`), kept);
-        await server.stop();
-        await assert.rejects(() => Deno.lstat(kept), Deno.errors.NotFound);
-        await assert.rejects(() => Deno.lstat(`${s.dir}/throwaway`), Deno.errors.NotFound);
-      });
-
-      await t.step("data already in the closed directory: one line, two ways out", async () => {
-        const stuck = `${s.dir}/stuck`;
-        await Deno.mkdir(stuck);
-        await Deno.writeTextFile(`${stuck}/PG_VERSION`, "18\n");
-        await assert.rejects(
-          () => startEmbeddedPostgres({ dir: stuck, database: "annotations" }),
-          (e: unknown) => {
-            assert.ok(e instanceof EmbeddedPostgresError, String(e));
-            assert.match(
-              e.message,
-              new RegExp(
-                `^${stuck} holds data that user postgres, which runs PostgreSQL for root, cannot ` +
-                  `reach, as it cannot enter ` +
-                  `${s.dir}: run as the user who created it, or make the path enterable ` +
-                  `\\(chmod o\\+x ${s.dir}\\)$`,
-              ),
-            );
-            return true;
-          },
-        );
-      });
     } finally {
       if (target) await Deno.remove(target, { recursive: true }).catch(() => {});
       await s.cleanup();
     }
   },
 });
+
+/** As root, a test in a scratch directory closed to everyone but its owner (a clone under /root). */
+function withClosedScratch(name: string, fn: (dir: string) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: !ROOT,
+    async fn() {
+      const s = await scratch();
+      await Deno.chmod(s.dir, 0o700);
+      try {
+        await fn(s.dir);
+      } finally {
+        await s.cleanup();
+      }
+    },
+  });
+}
+
+withClosedScratch(
+  "as root, in a directory user postgres cannot reach: a throwaway cluster leaves nothing behind",
+  async (dir) => {
+    const server = await startEmbeddedPostgres({
+      dir: `${dir}/throwaway`,
+      port: freePort(),
+      database: "postgres",
+      persistent: false,
+    });
+    const kept = server.dataDir;
+    assert.ok(kept.startsWith(`${ROOT_STATE_DIR}/data-`), kept);
+    await server.stop();
+    await assert.rejects(() => Deno.lstat(kept), Deno.errors.NotFound);
+    await assert.rejects(() => Deno.lstat(`${dir}/throwaway`), Deno.errors.NotFound);
+  },
+);
+
+withClosedScratch(
+  "as root, in a directory user postgres cannot reach: data already there is one line, two ways out",
+  async (dir) => {
+    const stuck = `${dir}/stuck`;
+    await Deno.mkdir(stuck);
+    await Deno.writeTextFile(`${stuck}/PG_VERSION`, "18\n");
+    await assert.rejects(
+      () => startEmbeddedPostgres({ dir: stuck, database: "annotations" }),
+      (e: unknown) => {
+        assert.ok(e instanceof EmbeddedPostgresError, String(e));
+        assert.match(
+          e.message,
+          new RegExp(
+            `^${stuck} holds data that user postgres, which runs PostgreSQL for root, cannot ` +
+              `reach, as it cannot enter ` +
+              `${dir}: run as the user who created it, or make the path enterable ` +
+              `\\(chmod o\\+x ${dir}\\)$`,
+          ),
+        );
+        return true;
+      },
+    );
+  },
+);
 
 /** Whether this process may make a mount namespace (root, with unshare(1) and CAP_SYS_ADMIN). */
 function canUnshare(): boolean {

@@ -41,6 +41,8 @@ async function task(
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
+// One test in steps: they run in one copy of the checkout, and db:status and user:create use
+// the database the dev server's first start made (an initdb: seconds).
 Deno.test({
   name: "as root in a clone under /root (mode 700): dev, db:status, user:create and test run",
   ignore: Deno.uid() !== 0,
