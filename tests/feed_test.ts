@@ -69,11 +69,17 @@ interface Feed {
   ds: { id: string };
   /** `n` annotations of `source` in one transaction (as a bulk load writes them); their ids. */
   write(source: AnnotationSource, n: number, on?: Handle): Promise<string[]>;
-  /** Polls until a page comes back empty; every id received, and the last cursor. */
+  /**
+   * Polls until a page comes back empty (and, with `want`, that many ids came: a poll may come back
+   * empty for a moment while a transaction of another database ends, which feed_horizon cannot
+   * place, and other tests' databases are cloned and dropped all the time); every id received,
+   * and the last cursor.
+   */
   drain(
     source: AnnotationSource | null,
     after: FeedCursor | null,
     limit?: number,
+    want?: number,
   ): Promise<{ ids: string[]; cursor: FeedCursor }>;
   /** Five human rows written first, and the human poll that read them. */
   firstHumans: string[];
@@ -132,10 +138,15 @@ function withFeed(name: string, fn: (f: Feed) => Promise<void>): void {
         [image, ds.id, source, source === "machine" ? machine : annotator, n],
       )).map((r) => r.id);
 
-    const drain = async (source: AnnotationSource | null, after: FeedCursor | null, limit = 3) => {
+    const drain = async (
+      source: AnnotationSource | null,
+      after: FeedCursor | null,
+      limit = 3,
+      want = 0,
+    ) => {
       const ids: string[] = [];
       let cursor = after;
-      for (;;) {
+      for (const deadline = Date.now() + 5000;;) {
         const page =
           (await listDatasetAnnotations(db, ds.id, { source, after: cursor, limit }, SEES_ALL))!;
         assert.ok(page.items.length <= limit);
@@ -143,12 +154,15 @@ function withFeed(name: string, fn: (f: Feed) => Promise<void>): void {
         ids.push(...page.items.map((a) => a.id));
         cursor = decodeFeedCursor(page.next_cursor);
         assert.ok(cursor, page.next_cursor);
-        if (!page.items.length) return { ids, cursor };
+        if (!page.items.length) {
+          if (ids.length >= want || Date.now() > deadline) return { ids, cursor };
+          await new Promise((r) => setTimeout(r, 20));
+        }
       }
     };
 
     const firstHumans = await write("human", 5);
-    const start = await drain("human", null);
+    const start = await drain("human", null, 3, firstHumans.length);
     assert.deepEqual(start.ids, firstHumans);
     // A bulk prediction load lands after the human poller's cursor.
     const bulk = [...await write("machine", 20_000), ...await write("machine", 10_000)];
@@ -221,13 +235,18 @@ withFeed(
       laterHumans.push(...await write("human", 2));
       laterMachines.push(...await write("machine", 3));
     }
-    const humans = await drain("human", null, 3);
+    const humans = await drain("human", null, 3, firstHumans.length + laterHumans.length);
     assert.deepEqual(humans.ids, [...firstHumans, ...laterHumans], "each human row once");
-    const resumed = await drain("human", start.cursor, 4);
+    const resumed = await drain("human", start.cursor, 4, laterHumans.length);
     assert.deepEqual(resumed.ids, laterHumans, "resuming from a cursor before the bulk");
-    const machines = await drain("machine", null, 1000);
+    const machines = await drain("machine", null, 1000, bulk.length + laterMachines.length);
     assert.deepEqual(machines.ids, [...bulk, ...laterMachines]);
-    const all = await drain(null, start.cursor, 1000);
+    const all = await drain(
+      null,
+      start.cursor,
+      1000,
+      bulk.length + laterHumans.length + laterMachines.length,
+    );
     assert.equal(all.ids.length, bulk.length + laterHumans.length + laterMachines.length);
     assert.equal(new Set(all.ids).size, all.ids.length);
   },
@@ -278,7 +297,7 @@ withFeed(
 
     finish.resolve();
     await open;
-    const rest = await drain("human", c, 10);
+    const rest = await drain("human", c, 10, 1 + later.length);
     assert.deepEqual(rest.ids, [late, ...later], "the late row was not skipped");
   },
 );
