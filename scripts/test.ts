@@ -3,8 +3,9 @@
  *
  * The server is the one in TEST_DATABASE_URL (any database on it, used only to create and drop
  * others) or, when that is unset, an embedded one started here on a free port and deleted after.
- * One template database is migrated with dbmate; each test then clones its own database from it
- * (tests/harness.ts), so files run in parallel and no test sees another's rows. Without a path
+ * One template database is migrated with dbmate; each test then takes a clone of it of its own
+ * (tests/harness.ts; a few are made ahead here), so files run in parallel and no test sees
+ * another's rows. Without a path
  * among the arguments, `deno test` runs what deno.json's test.include names: tests/.
  */
 import postgres from "postgres";
@@ -19,6 +20,50 @@ function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${database}`;
   return u.toString();
+}
+
+/**
+ * Keeps `keep` clones of the template ready for the tests (tests/harness.ts takes one by renaming
+ * it): a clone takes 100 ms, and a second or more on a busy machine, which every test would
+ * otherwise wait for. Two connections make them while the tests run.
+ */
+function cloneAhead(
+  url: string,
+  template: string,
+  prefix: string,
+  keep = 6,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  let made = 0;
+  const ready = `${prefix}ready_`;
+  const maker = async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      while (!stopped) {
+        const [{ n }] = await sql.unsafe<{ n: number }[]>(
+          "SELECT count(*)::int AS n FROM pg_database WHERE starts_with(datname, $1)",
+          [ready],
+        );
+        if (n < keep) {
+          await sql.unsafe(`CREATE DATABASE ${ready}${++made} TEMPLATE ${template}`);
+        } else {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    } catch (e) {
+      // The tests make their own clones then; the run is not failed for it.
+      if (!stopped) console.error(`making clones ahead stopped: ${(e as Error).message}`);
+    } finally {
+      await sql.end();
+    }
+  };
+  const makers = [maker(), maker()];
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(makers);
+    },
+  };
 }
 
 const args = Deno.args.length ? Deno.args : ["tests/"];
@@ -51,6 +96,8 @@ if (!serverUrl) {
 }
 
 const template = `annotation_test_template_${Deno.pid}`;
+/** Every clone of the template the tests use starts with this (tests/harness.ts). */
+const clonePrefix = `test_${Deno.pid}_`;
 const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
 let code = 1;
 try {
@@ -59,14 +106,31 @@ try {
   const migrated = await dbmate(withDatabase(serverUrl, template), ["up"]);
   if (migrated.code !== 0) throw new Error(`migrating the template failed:\n${migrated.stderr}`);
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "--allow-all", "--parallel", ...args],
-    env: { TEST_DATABASE_URL: serverUrl, TEST_TEMPLATE_DB: template },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  code = (await child.status).code;
+  const ahead = cloneAhead(serverUrl, template, clonePrefix);
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["test", "--allow-all", "--parallel", ...args],
+      env: {
+        TEST_DATABASE_URL: serverUrl,
+        TEST_TEMPLATE_DB: template,
+        TEST_CLONE_PREFIX: clonePrefix,
+      },
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    code = (await child.status).code;
+  } finally {
+    await ahead.stop();
+  }
 } finally {
+  // What is left of the tests' clones: made ahead and not taken, or left by a killed test.
+  const clones = await admin.unsafe<{ name: string }[]>(
+    "SELECT datname AS name FROM pg_database WHERE starts_with(datname, $1)",
+    [clonePrefix],
+  ).catch(() => []);
+  for (const { name } of clones) {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+  }
   await admin.unsafe(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`).catch(() => {});
   await admin.end();
   await stopEmbedded?.();

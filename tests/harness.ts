@@ -28,17 +28,42 @@ function requiredEnv(name: string): string {
   return value;
 }
 
-/** Creates a database from the template; `close` drops it. */
-export async function createTestDb(poolMax = 10): Promise<TestDb> {
-  const serverUrl = requiredEnv("TEST_DATABASE_URL");
-  const template = requiredEnv("TEST_TEMPLATE_DB");
-  const name = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+/**
+ * A clone of the template for one test: one scripts/test.ts made ahead (`<prefix>ready_<n>`,
+ * renamed to be this test's, so two tests never take the same), or a new one when none is ready.
+ * Every name starts with TEST_CLONE_PREFIX, and scripts/test.ts drops what is left at the end.
+ */
+async function cloneTemplate(serverUrl: string, template: string): Promise<string> {
+  const prefix = Deno.env.get("TEST_CLONE_PREFIX") ?? "test_";
+  const name = `${prefix}${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
   try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const [ready] = await admin.unsafe<{ name: string }[]>(
+        `SELECT datname AS name FROM pg_database WHERE starts_with(datname, $1)
+         ORDER BY random() LIMIT 1`,
+        [`${prefix}ready_`],
+      );
+      if (!ready) break;
+      try {
+        await admin.unsafe(`ALTER DATABASE ${ready.name} RENAME TO ${name}`);
+        return name;
+      } catch {
+        // Another test renamed it first: look again.
+      }
+    }
     await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    return name;
   } finally {
     await admin.end();
   }
+}
+
+/** A database cloned from the template, for one test; `close` drops it. */
+export async function createTestDb(poolMax = 10): Promise<TestDb> {
+  const serverUrl = requiredEnv("TEST_DATABASE_URL");
+  const template = requiredEnv("TEST_TEMPLATE_DB");
+  const name = await cloneTemplate(serverUrl, template);
   const u = new URL(serverUrl);
   u.pathname = `/${name}`;
   const url = u.toString();
