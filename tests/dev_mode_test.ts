@@ -90,6 +90,17 @@ async function waitForListening(dev: Dev, timeoutMs: number): Promise<Record<str
   }
 }
 
+/**
+ * Waits until the output matches `pattern` (or `timeoutMs` passes): the dev-admin banner is
+ * written after the "listening" line, and can arrive in a later read of the pipe.
+ */
+async function untilPrinted(dev: Dev, pattern: RegExp, timeoutMs: number): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    if (pattern.test(dev.lines.join("\n"))) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** SIGTERM, and the exit code (the server stops the embedded PostgreSQL it started). */
 async function stop(dev: Dev): Promise<number> {
   try {
@@ -166,6 +177,7 @@ Deno.test({
           const started = performance.now();
           dev = startDev(cwd, env);
           const listening = await waitForListening(dev, 60_000);
+          await untilPrinted(dev, KEY_BANNER, 10_000);
           const output = dev.lines.join("\n");
           assert.ok(logLine(dev, "embedded PostgreSQL started"), output);
           assert.ok(logLine(dev, "migrations up to date"), output);
@@ -348,6 +360,7 @@ Deno.test({
       taken.close();
       dev = startDev(cwd, env);
       const listening = await waitForListening(dev, 60_000);
+      await untilPrinted(dev, KEY_BANNER, 10_000);
       const banner = KEY_BANNER.exec(dev.lines.join("\n"));
       assert.ok(banner, dev.lines.join("\n"));
       // The curl line names the port the server listens on.
