@@ -115,17 +115,19 @@ withApp("auth: bad, rotated and disabled keys get the same 401", async (h) => {
 withApp("auth: bad keys cost the same time, whatever the reason", async (h) => {
   const disabled = await h.user("machine");
   await h.req("DELETE", `/api/v1/users/${disabled.id}`);
-  const median = async (key: string) => {
-    const times: number[] = [];
-    for (let i = 0; i < 25; i++) {
-      const t0 = performance.now();
-      await h.anon("POST", "/api/v1/auth/token", { api_key: key });
-      times.push(performance.now() - t0);
-    }
-    return times.sort((a, b) => a - b)[12];
+  const time = async (key: string) => {
+    const t0 = performance.now();
+    await h.anon("POST", "/api/v1/auth/token", { api_key: key });
+    return performance.now() - t0;
   };
-  const unknown = await median(`ak_${"A".repeat(43)}`);
-  const off = await median(disabled.apiKey);
+  const times = { unknown: [] as number[], disabled: [] as number[] };
+  // Taken in turns, so a change of load on the machine weighs on both alike.
+  for (let i = 0; i < 25; i++) {
+    times.unknown.push(await time(`ak_${"A".repeat(43)}`));
+    times.disabled.push(await time(disabled.apiKey));
+  }
+  const median = (ms: number[]) => ms.sort((a, b) => a - b)[12];
+  const [unknown, off] = [median(times.unknown), median(times.disabled)];
   assert.ok(Math.abs(unknown - off) < 5, `unknown ${unknown} ms vs disabled ${off} ms`);
 });
 
