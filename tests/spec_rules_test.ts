@@ -184,94 +184,94 @@ Deno.test("metadata: the document's JsonValue refuses NUL characters where the s
   assert.equal(UpdateImage.safeParse(big).success, false);
 });
 
-Deno.test("the document states each rule the server enforces", async (t) => {
-  const c = components;
-  const nameFields: [string, Schema][] = [
-    ["CreateDataset.name", c.CreateDataset.properties.name],
-    ["CreateDataset.labels.items", c.CreateDataset.properties.labels.items],
-    ["CreateUser.name", c.CreateUser.properties.name],
-    ["Model.name", c.Model.properties.name],
-    ["Model.version", c.Model.properties.version],
-    ["NewImage.external_id", c.NewImage.properties.external_id],
-    ["Prediction.external_id", c.Prediction.properties.external_id],
-    ["BBox.label", c.BBox.properties.label],
-    ["CreateAnnotation.labels.items", c.CreateAnnotation.properties.labels.items],
-  ];
+// The document states each rule the server enforces.
 
-  await t.step("names and labels: not blank, no NUL, a maximum length", () => {
-    for (const [where, s] of nameFields) {
-      assert.equal(s.pattern, NOT_BLANK.source, where);
-      assert.ok(s.maxLength > 0, `${where}: maxLength`);
-    }
-    assert.equal(c.CreateDataset.properties.description.pattern, NO_NUL.source);
-    assert.deepEqual(c.CreateUser.properties.name.not, { pattern: "^idp:" });
-  });
+const c = components;
+const nameFields: [string, Schema][] = [
+  ["CreateDataset.name", c.CreateDataset.properties.name],
+  ["CreateDataset.labels.items", c.CreateDataset.properties.labels.items],
+  ["CreateUser.name", c.CreateUser.properties.name],
+  ["Model.name", c.Model.properties.name],
+  ["Model.version", c.Model.properties.version],
+  ["NewImage.external_id", c.NewImage.properties.external_id],
+  ["Prediction.external_id", c.Prediction.properties.external_id],
+  ["BBox.label", c.BBox.properties.label],
+  ["CreateAnnotation.labels.items", c.CreateAnnotation.properties.labels.items],
+];
 
-  await t.step("a dataset's labels are distinct; a PATCH changes something", () => {
-    assert.equal(c.CreateDataset.properties.labels.uniqueItems, true);
-    assert.equal(c.UpdateDataset.properties.labels.uniqueItems, true);
-    assert.equal(c.UpdateDataset.minProperties, 1);
-    assert.equal(c.UpdateImage.minProperties, 1);
-  });
+Deno.test("document rules: names and labels: not blank, no NUL, a maximum length", () => {
+  for (const [where, s] of nameFields) {
+    assert.equal(s.pattern, NOT_BLANK.source, where);
+    assert.ok(s.maxLength > 0, `${where}: maxLength`);
+  }
+  assert.equal(c.CreateDataset.properties.description.pattern, NO_NUL.source);
+  assert.deepEqual(c.CreateUser.properties.name.not, { pattern: "^idp:" });
+});
 
-  await t.step("an image: a known URI scheme, width and height together, metadata", () => {
-    const uri = new RegExp(c.NewImage.properties.uri.pattern, "u");
-    for (const ok of ["s3://b/a.jpg", "gs://b/a", "https://h/a", "http://h/a", "file:///a"]) {
-      assert.ok(uri.test(ok), ok);
-    }
-    for (const bad of ["ftp://h/a", "s3://", "s3://b/a b", "HTTPS://h/a", "s3://b/\u0000"]) {
-      assert.ok(!uri.test(bad), bad);
-    }
-    assert.equal(c.NewImage.anyOf.length, 2);
-    const metadata = c.NewImage.properties.metadata;
-    assert.equal(metadata.additionalProperties.$ref, "#/components/schemas/JsonValue");
-    assert.equal(metadata.propertyNames.pattern, NO_NUL.source);
-    assert.ok(c.JsonValue.anyOf, "JsonValue is a component");
-  });
+Deno.test("document rules: a dataset's labels are distinct; a PATCH changes something", () => {
+  assert.equal(c.CreateDataset.properties.labels.uniqueItems, true);
+  assert.equal(c.UpdateDataset.properties.labels.uniqueItems, true);
+  assert.equal(c.UpdateDataset.minProperties, 1);
+  assert.equal(c.UpdateImage.minProperties, 1);
+});
 
-  await t.step("bulk items name their image by exactly one of image_id and external_id", () => {
-    for (const name of ["Prediction", "PriorityItem"]) {
-      assert.deepEqual(c[name].oneOf, [{ required: ["image_id"] }, { required: ["external_id"] }]);
-    }
-  });
+Deno.test("document rules: an image: a known URI scheme, width and height together, metadata", () => {
+  const uri = new RegExp(c.NewImage.properties.uri.pattern, "u");
+  for (const ok of ["s3://b/a.jpg", "gs://b/a", "https://h/a", "http://h/a", "file:///a"]) {
+    assert.ok(uri.test(ok), ok);
+  }
+  for (const bad of ["ftp://h/a", "s3://", "s3://b/a b", "HTTPS://h/a", "s3://b/\u0000"]) {
+    assert.ok(!uri.test(bad), bad);
+  }
+  assert.equal(c.NewImage.anyOf.length, 2);
+  const metadata = c.NewImage.properties.metadata;
+  assert.equal(metadata.additionalProperties.$ref, "#/components/schemas/JsonValue");
+  assert.equal(metadata.propertyNames.pattern, NO_NUL.source);
+  assert.ok(c.JsonValue.anyOf, "JsonValue is a component");
+});
 
-  await t.step("an annotation has labels, shapes, or says empty", () => {
-    for (const name of ["CreateAnnotation", "Prediction"]) {
-      assert.equal(c[name].properties.empty.type, "boolean");
-      assert.equal(c[name].anyOf.length, 3, name);
-    }
-    assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1" }));
-    assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1", labels: [] }));
-    assert.ok(!documentAccepts("CreateAnnotation", { labels: ["cat"], empty: true }));
-    assert.ok(documentAccepts("CreateAnnotation", { claim_id: "1", labels: [], empty: true }));
-    assert.ok(documentAccepts("CreateAnnotation", { labels: ["cat"], empty: false }));
-  });
+Deno.test("document rules: bulk items name their image by exactly one of image_id and external_id", () => {
+  for (const name of ["Prediction", "PriorityItem"]) {
+    assert.deepEqual(c[name].oneOf, [{ required: ["image_id"] }, { required: ["external_id"] }]);
+  }
+});
 
-  await t.step("a polygon's point is a pair", () => {
-    const point = c.Polygon.properties.points.items;
-    assert.equal(point.minItems, 2);
-    assert.equal(point.maxItems, 2);
-    assert.equal(point.prefixItems.length, 2);
-  });
+Deno.test("document rules: an annotation has labels, shapes, or says empty", () => {
+  for (const name of ["CreateAnnotation", "Prediction"]) {
+    assert.equal(c[name].properties.empty.type, "boolean");
+    assert.equal(c[name].anyOf.length, 3, name);
+  }
+  assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1" }));
+  assert.ok(!documentAccepts("CreateAnnotation", { claim_id: "1", labels: [] }));
+  assert.ok(!documentAccepts("CreateAnnotation", { labels: ["cat"], empty: true }));
+  assert.ok(documentAccepts("CreateAnnotation", { claim_id: "1", labels: [], empty: true }));
+  assert.ok(documentAccepts("CreateAnnotation", { labels: ["cat"], empty: false }));
+});
 
-  await t.step("the feed cursor has the form the server hands out", () => {
-    const params = document.paths["/api/v1/datasets/{datasetId}/annotations"].get.parameters;
-    const after = params.find((p: Schema) => p.name === "after");
-    assert.equal(after.schema.pattern, FEED_CURSOR.source);
-    assert.match(after.description, /handed out/);
-  });
+Deno.test("document rules: a polygon's point is a pair", () => {
+  const point = c.Polygon.properties.points.items;
+  assert.equal(point.minItems, 2);
+  assert.equal(point.maxItems, 2);
+  assert.equal(point.prefixItems.length, 2);
+});
 
-  await t.step("every bound is stated", () => {
-    assert.equal(c.CreateDataset.properties.labels.maxItems, 1000);
-    assert.equal(c.CreateDataset.properties.description.maxLength, 10_000);
-    assert.equal(c.NewImage.properties.uri.maxLength, 2048);
-    assert.equal(c.NewImage.properties.external_id.maxLength, 256);
-    assert.equal(c.RegisterImages.properties.images.maxItems, 10_000);
-    assert.equal(c.CreatePredictions.properties.predictions.maxItems, 10_000);
-    assert.equal(c.SetPriorities.properties.priorities.maxItems, 10_000);
-    assert.equal(c.CreateAnnotation.properties.shapes.maxItems, 1000);
-    assert.equal(c.CreateAnnotation.properties.labels.maxItems, 1000);
-    assert.equal(c.Polygon.properties.points.maxItems, 10_000);
-    assert.equal(c.BBox.properties.width.exclusiveMinimum, 0);
-  });
+Deno.test("document rules: the feed cursor has the form the server hands out", () => {
+  const params = document.paths["/api/v1/datasets/{datasetId}/annotations"].get.parameters;
+  const after = params.find((p: Schema) => p.name === "after");
+  assert.equal(after.schema.pattern, FEED_CURSOR.source);
+  assert.match(after.description, /handed out/);
+});
+
+Deno.test("document rules: every bound is stated", () => {
+  assert.equal(c.CreateDataset.properties.labels.maxItems, 1000);
+  assert.equal(c.CreateDataset.properties.description.maxLength, 10_000);
+  assert.equal(c.NewImage.properties.uri.maxLength, 2048);
+  assert.equal(c.NewImage.properties.external_id.maxLength, 256);
+  assert.equal(c.RegisterImages.properties.images.maxItems, 10_000);
+  assert.equal(c.CreatePredictions.properties.predictions.maxItems, 10_000);
+  assert.equal(c.SetPriorities.properties.priorities.maxItems, 10_000);
+  assert.equal(c.CreateAnnotation.properties.shapes.maxItems, 1000);
+  assert.equal(c.CreateAnnotation.properties.labels.maxItems, 1000);
+  assert.equal(c.Polygon.properties.points.maxItems, 10_000);
+  assert.equal(c.BBox.properties.width.exclusiveMinimum, 0);
 });
