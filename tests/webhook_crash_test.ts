@@ -120,7 +120,8 @@ Deno.test("kill -9 during a burst of annotations: every committed annotation's e
 
 Deno.test("a graceful shutdown cuts off a send it cannot finish, and the next server sends it again", async () => {
   const tdb = await createTestDb(4);
-  // The first attempt of each event hangs past the shutdown; later ones are answered.
+  // The first attempt of each event hangs past the shutdown; later ones are answered. Real time:
+  // the server processes and the receiver only share the wall clock.
   const receiver = startReceiver({
     respond: (_r, n) => n === 1 ? sleep(6_000).then(() => 200) : 200,
   });

@@ -380,6 +380,8 @@ Deno.test("during a rotation both secrets sign; ping sends webhook.ping", async 
 
 Deno.test("one slow receiver does not delay another webhook", async () => {
   const s = await setup();
+  // Real time: the receiver is another server answering over a socket, and what is measured is
+  // that its silence (longer than the 5 s this test waits) holds up no other webhook's sends.
   const slow = startReceiver({ respond: () => sleep(6_000).then(() => 200) });
   const fast = startReceiver();
   try {
