@@ -212,6 +212,28 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
 }
 
 /**
+ * The OpenAPI document an app serves at /api/openapi.json, asked without credentials. It needs no
+ * database (the app's pool points nowhere and never connects), so a test module can read it when
+ * it loads and make each operation a top-level test of its own.
+ */
+// deno-lint-ignore no-explicit-any
+export async function openApiDocument(): Promise<any> {
+  const db = connect("postgres://unused@127.0.0.1:1/unused", {
+    max: 1,
+    connectTimeoutSeconds: 1,
+    statementTimeoutMs: 0,
+  });
+  try {
+    const app = createApp({ db, config: testConfig(), log: silentLogger });
+    const res = await app.request("/api/openapi.json");
+    if (res.status !== 200) throw new Error(`/api/openapi.json answered ${res.status}`);
+    return await res.json();
+  } finally {
+    await db.end();
+  }
+}
+
+/**
  * One top-level test on its own fresh app (and database), closed afterwards, so
  * `deno task test --filter "<name>"` runs it alone and no test sees another's rows.
  */

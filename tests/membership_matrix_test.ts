@@ -19,7 +19,14 @@
  */
 import assert from "node:assert/strict";
 import { DIGEST_SQL } from "../testkit/fuzz.ts";
-import { createTestApp, type Requester, type Res, type TestApp, type TestUser } from "./harness.ts";
+import {
+  openApiDocument,
+  type Requester,
+  type Res,
+  type TestApp,
+  type TestUser,
+  withApp,
+} from "./harness.ts";
 
 /** In every string of the hidden dataset; nowhere else. */
 const MARK = `s3cr3t${crypto.randomUUID().slice(0, 8)}`;
@@ -311,11 +318,18 @@ function idsOut(res: Res, params: Record<string, string>): string {
   return `${res.status} ${out}`;
 }
 
-Deno.test("membership: every operation of the spec, for members, non-members and admins", async (t) => {
-  const h = await createTestApp();
-  try {
-    const spec = (await h.anon("GET", "/api/openapi.json")).body;
-    const ops = specOps(spec);
+/**
+ * The operations, read once from the document an app serves (it needs no database: the pool
+ * points nowhere and never connects), so that each is a top-level test of its own.
+ */
+const OPS = specOps(await openApiDocument());
+
+/** One operation's test, on an app of its own: two members, two non-members and the admin. */
+function withCallers(
+  name: string,
+  fn: (h: TestApp, members: Members, callers: Caller[]) => Promise<void>,
+): void {
+  withApp(name, async (h) => {
     const members: Members = {
       annotator: await h.user("annotator"),
       machine: await h.user("machine"),
@@ -327,95 +341,99 @@ Deno.test("membership: every operation of the spec, for members, non-members and
       { name: "member machine", user: members.machine, sees: true },
       { name: "non-member machine", user: await h.user("machine"), sees: false },
     ];
-    const digest = async () => (await h.db.unsafe(DIGEST_SQL))[0].digest as string;
+    await fn(h, members, callers);
+  });
+}
 
-    await t.step("every operation can be called: a recipe for each body and parameter", () => {
-      // Ids that name no dataset's rows: users, and admins' webhooks and their events.
-      const known = new Set([...Object.keys(UNKNOWN), "userId", "webhookId", "eventId"]);
-      for (const op of ops) {
-        for (const p of op.params) {
-          assert.ok(known.has(p), `${op.operationId}: fill path parameter {${p}} (UNKNOWN)`);
-        }
-        if (op.hasBody) assert.ok(RECIPES[op.operationId]?.call, `${op.operationId}: a recipe`);
-        for (const p of ["userId", "webhookId", "eventId"]) {
-          if (op.params.includes(p)) {
-            assert.ok(RECIPES[op.operationId]?.call, `${op.operationId}: which ${p}? (a recipe)`);
-          }
-        }
+Deno.test("membership: every operation can be called: a recipe for each body and parameter", () => {
+  // Ids that name no dataset's rows: users, and admins' webhooks and their events.
+  const known = new Set([...Object.keys(UNKNOWN), "userId", "webhookId", "eventId"]);
+  for (const op of OPS) {
+    for (const p of op.params) {
+      assert.ok(known.has(p), `${op.operationId}: fill path parameter {${p}} (UNKNOWN)`);
+    }
+    if (op.hasBody) assert.ok(RECIPES[op.operationId]?.call, `${op.operationId}: a recipe`);
+    for (const p of ["userId", "webhookId", "eventId"]) {
+      if (op.params.includes(p)) {
+        assert.ok(RECIPES[op.operationId]?.call, `${op.operationId}: which ${p}? (a recipe)`);
       }
-      assert.ok(ops.length >= 30, `${ops.length} operations`);
-    });
+    }
+  }
+  assert.ok(OPS.length >= 30, `${OPS.length} operations`);
+});
 
-    for (const op of ops) {
-      await t.step(op.operationId, async () => {
-        const recipe = RECIPES[op.operationId] ?? {};
-        const scoped = op.params.some((p) => p in UNKNOWN);
-        const request = async (fx: Hidden, c: Caller): Promise<Call> => {
-          const made = await recipe.call?.(fx, c, h) ?? {};
-          return { ...made, params: { ...defaultParams(fx), ...made.params } };
-        };
-        const send = (req: Requester, call: Call) => req(op.method, url(op, call), call.body);
-        const allowed = (c: Caller) => op.roles === null || op.roles.includes(c.user.role);
+for (const op of OPS) {
+  withCallers(
+    `membership: ${op.operationId} for members, non-members and admins`,
+    async (h, members, callers) => {
+      const digest = async () => (await h.db.unsafe(DIGEST_SQL))[0].digest as string;
+      const recipe = RECIPES[op.operationId] ?? {};
+      const scoped = op.params.some((p) => p in UNKNOWN);
+      const request = async (fx: Hidden, c: Caller): Promise<Call> => {
+        const made = await recipe.call?.(fx, c, h) ?? {};
+        return { ...made, params: { ...defaultParams(fx), ...made.params } };
+      };
+      const send = (req: Requester, call: Call) => req(op.method, url(op, call), call.body);
+      const allowed = (c: Caller) => op.roles === null || op.roles.includes(c.user.role);
 
-        // Those who may not see the dataset, on one fixture: nothing they send to it changes
-        // anything (the requests are made first: a recipe may create a user).
-        const fx = await hidden(h, members);
-        const outsiders = callers.filter((c) => !c.sees);
-        const calls = await Promise.all(outsiders.map((c) => request(fx, c)));
-        const before = await digest();
-        for (const [i, c] of outsiders.entries()) {
-          const call = calls[i];
-          const res = await send(c.user.req, call);
-          const what = `${op.operationId} as ${c.name}`;
-          assert.ok(!text(res).includes(MARK), `${what}: the dataset's data in ${text(res)}`);
-          if (!allowed(c)) {
-            assert.equal(res.status, 403, `${what}: ${text(res)}`);
-            continue;
-          }
-          if (!scoped) {
-            const expected = recipe.status ?? op.success;
-            assert.ok([expected].flat().includes(res.status), `${what}: ${text(res)}`);
-            continue;
-          }
-          // The same request with unknown ids in the path: the answer must be the same.
-          const scopedParams = Object.fromEntries(
-            Object.entries(call.params).filter(([k]) => k in UNKNOWN),
-          );
-          const unknown = { ...call, params: { ...call.params } };
-          for (const k of Object.keys(scopedParams)) unknown.params[k] = UNKNOWN[k];
-          const theirs = await send(c.user.req, unknown);
-          assert.equal(res.status, 404, `${what}: ${text(res)}`);
-          assert.equal(
-            idsOut(res, scopedParams),
-            idsOut(
-              theirs,
-              Object.fromEntries(
-                Object.keys(scopedParams).map((k) => [k, UNKNOWN[k]]),
-              ),
-            ),
-            `${what}: the answer differs from an unknown id's`,
-          );
+      // Those who may not see the dataset, on one fixture: nothing they send to it changes
+      // anything (the requests are made first: a recipe may create a user).
+      const fx = await hidden(h, members);
+      const outsiders = callers.filter((c) => !c.sees);
+      const calls = await Promise.all(outsiders.map((c) => request(fx, c)));
+      const before = await digest();
+      for (const [i, c] of outsiders.entries()) {
+        const call = calls[i];
+        const res = await send(c.user.req, call);
+        const what = `${op.operationId} as ${c.name}`;
+        assert.ok(!text(res).includes(MARK), `${what}: the dataset's data in ${text(res)}`);
+        if (!allowed(c)) {
+          assert.equal(res.status, 403, `${what}: ${text(res)}`);
+          continue;
         }
-        if (scoped) {
-          assert.equal(await digest(), before, `${op.operationId}: a non-member changed something`);
-        }
-
-        // Those who see it, each on a fixture of its own (their calls change things).
-        for (const c of callers.filter((c) => c.sees)) {
-          const own = op.method === "GET" ? fx : await hidden(h, members);
-          const res = await send(c.user.req, await request(own, c));
-          const what = `${op.operationId} as ${c.name}`;
-          if (!allowed(c)) {
-            assert.equal(res.status, 403, `${what}: ${text(res)}`);
-            continue;
-          }
+        if (!scoped) {
           const expected = recipe.status ?? op.success;
           assert.ok([expected].flat().includes(res.status), `${what}: ${text(res)}`);
-          if (recipe.shows) assert.ok(text(res).includes(MARK), `${what} shows the dataset`);
+          continue;
         }
-      });
-    }
-  } finally {
-    await h.close();
-  }
-});
+        // The same request with unknown ids in the path: the answer must be the same. Only the
+        // path's own ids are written as names: on a fresh database a dataset and an image may
+        // share an id, and getImage's answer names the image, not the dataset.
+        const scopedParams = Object.fromEntries(
+          Object.entries(call.params).filter(([k]) => k in UNKNOWN && op.params.includes(k)),
+        );
+        const unknown = { ...call, params: { ...call.params } };
+        for (const k of Object.keys(scopedParams)) unknown.params[k] = UNKNOWN[k];
+        const theirs = await send(c.user.req, unknown);
+        assert.equal(res.status, 404, `${what}: ${text(res)}`);
+        assert.equal(
+          idsOut(res, scopedParams),
+          idsOut(
+            theirs,
+            Object.fromEntries(
+              Object.keys(scopedParams).map((k) => [k, UNKNOWN[k]]),
+            ),
+          ),
+          `${what}: the answer differs from an unknown id's`,
+        );
+      }
+      if (scoped) {
+        assert.equal(await digest(), before, `${op.operationId}: a non-member changed something`);
+      }
+
+      // Those who see it, each on a fixture of its own (their calls change things).
+      for (const c of callers.filter((c) => c.sees)) {
+        const own = op.method === "GET" ? fx : await hidden(h, members);
+        const res = await send(c.user.req, await request(own, c));
+        const what = `${op.operationId} as ${c.name}`;
+        if (!allowed(c)) {
+          assert.equal(res.status, 403, `${what}: ${text(res)}`);
+          continue;
+        }
+        const expected = recipe.status ?? op.success;
+        assert.ok([expected].flat().includes(res.status), `${what}: ${text(res)}`);
+        if (recipe.shows) assert.ok(text(res).includes(MARK), `${what} shows the dataset`);
+      }
+    },
+  );
+}

@@ -25,6 +25,7 @@ import {
   SEES_ALL,
   type TestApp,
   type TestUser,
+  withApp,
 } from "./harness.ts";
 
 let seq = 0;
@@ -58,142 +59,178 @@ const remove = (h: TestApp, ds: string, u: TestUser) =>
 const withoutId = (res: Res, id: string) =>
   `${res.status} ${JSON.stringify(res.body).replace(new RegExp(`\\b${id}\\b`, "g"), "{id}")}`;
 
-Deno.test("membership: who sees a dataset", async (t) => {
-  const h = await createTestApp();
-  try {
+/** Who sees what: a `members` dataset with one member, an `open` one, and three users. */
+interface Visibility {
+  h: TestApp;
+  member: TestUser;
+  outsider: TestUser;
+  machine: TestUser;
+  closed: { id: string; images: string[] };
+  open: { id: string; images: string[] };
+}
+
+function withVisibility(name: string, fn: (v: Visibility) => Promise<void>): void {
+  withApp(`membership: ${name}`, async (h) => {
     const member = await h.user("annotator");
     const outsider = await h.user("annotator");
     const machine = await h.user("machine");
     const closed = await dataset(h);
     const open = await dataset(h, { access: "open" });
     assert.equal((await add(h, closed.id, member)).status, 204);
+    await fn({ h, member, outsider, machine, closed, open });
+  });
+}
 
-    await t.step("a new dataset is for its members; `open` is for everyone", async () => {
-      assert.equal((await h.req("GET", `/api/v1/datasets/${closed.id}`)).body.access, "members");
-      assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).body.access, "open");
-      const listed = async (u: TestUser) =>
-        (await u.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) => d.id);
-      assert.deepEqual(await listed(member), [closed.id, open.id]);
-      assert.deepEqual(await listed(outsider), [open.id], "not listed for a non-member");
-      assert.deepEqual(await listed(machine), [open.id]);
-      const all = (await h.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) =>
-        d.id
-      );
-      assert.ok(all.includes(closed.id) && all.includes(open.id), "an admin sees every dataset");
-    });
+withVisibility(
+  "a new dataset is for its members; `open` is for everyone",
+  async ({ h, member, outsider, machine, closed, open }) => {
+    assert.equal((await h.req("GET", `/api/v1/datasets/${closed.id}`)).body.access, "members");
+    assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).body.access, "open");
+    const listed = async (u: TestUser) =>
+      (await u.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) => d.id);
+    assert.deepEqual(await listed(member), [closed.id, open.id]);
+    assert.deepEqual(await listed(outsider), [open.id], "not listed for a non-member");
+    assert.deepEqual(await listed(machine), [open.id]);
+    const all = (await h.req("GET", "/api/v1/datasets")).body.items.map((d: { id: string }) =>
+      d.id
+    );
+    assert.ok(all.includes(closed.id) && all.includes(open.id), "an admin sees every dataset");
+  },
+);
 
-    await t.step("a non-member gets an unknown id's 404, never a 403", async () => {
-      const unknown = "987654321";
-      for (const path of ["", "/stats", "/images"]) {
-        const theirs = await outsider.req("GET", `/api/v1/datasets/${closed.id}${path}`);
-        const none = await outsider.req("GET", `/api/v1/datasets/${unknown}${path}`);
-        assertError(theirs, 404, "not_found");
-        assert.equal(withoutId(theirs, closed.id), withoutId(none, unknown), path);
-      }
-      const image = await outsider.req("GET", `/api/v1/images/${closed.images[0]}`);
-      const noImage = await outsider.req("GET", `/api/v1/images/${unknown}`);
-      assert.equal(withoutId(image, closed.images[0]), withoutId(noImage, unknown));
-      assertError(await outsider.req("POST", `/api/v1/datasets/${closed.id}/claims`), 404);
-      const ok = await member.req("POST", `/api/v1/datasets/${closed.id}/claims`);
-      assert.equal(ok.status, 201, "a member claims");
-      assert.equal((await outsider.req("POST", `/api/v1/datasets/${open.id}/claims`)).status, 201);
-    });
+withVisibility(
+  "a non-member gets an unknown id's 404, never a 403",
+  async ({ member, outsider, closed, open }) => {
+    const unknown = "987654321";
+    for (const path of ["", "/stats", "/images"]) {
+      const theirs = await outsider.req("GET", `/api/v1/datasets/${closed.id}${path}`);
+      const none = await outsider.req("GET", `/api/v1/datasets/${unknown}${path}`);
+      assertError(theirs, 404, "not_found");
+      assert.equal(withoutId(theirs, closed.id), withoutId(none, unknown), path);
+    }
+    const image = await outsider.req("GET", `/api/v1/images/${closed.images[0]}`);
+    const noImage = await outsider.req("GET", `/api/v1/images/${unknown}`);
+    assert.equal(withoutId(image, closed.images[0]), withoutId(noImage, unknown));
+    assertError(await outsider.req("POST", `/api/v1/datasets/${closed.id}/claims`), 404);
+    const ok = await member.req("POST", `/api/v1/datasets/${closed.id}/claims`);
+    assert.equal(ok.status, 201, "a member claims");
+    assert.equal((await outsider.req("POST", `/api/v1/datasets/${open.id}/claims`)).status, 201);
+  },
+);
 
-    await t.step("added, a user sees the dataset at once; removed, at once no longer", async () => {
-      assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
-      assert.equal((await add(h, closed.id, machine)).status, 204);
-      const feed = await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`);
-      assert.equal(feed.status, 200);
-      assert.equal((await remove(h, closed.id, machine)).status, 204);
-      assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
-      assertError(
-        await machine.req(
-          "GET",
-          `/api/v1/datasets/${closed.id}/annotations?after=${
-            encodeURIComponent(feed.body.next_cursor)
-          }`,
-        ),
-        404,
-      );
-    });
+withVisibility(
+  "added, a user sees the dataset at once; removed, at once no longer",
+  async ({ h, machine, closed }) => {
+    assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
+    assert.equal((await add(h, closed.id, machine)).status, 204);
+    const feed = await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`);
+    assert.equal(feed.status, 200);
+    assert.equal((await remove(h, closed.id, machine)).status, 204);
+    assertError(await machine.req("GET", `/api/v1/datasets/${closed.id}/annotations`), 404);
+    assertError(
+      await machine.req(
+        "GET",
+        `/api/v1/datasets/${closed.id}/annotations?after=${
+          encodeURIComponent(feed.body.next_cursor)
+        }`,
+      ),
+      404,
+    );
+  },
+);
 
-    await t.step("updateDataset changes access; admins see a dataset either way", async () => {
-      const res = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "members" });
-      assert.equal(res.status, 200);
-      assert.equal(res.body.access, "members");
-      assertError(await outsider.req("GET", `/api/v1/datasets/${open.id}`), 404);
-      assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
-      assertError(await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "all" }), 400);
-      const back = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "open" });
-      assert.equal(back.body.access, "open");
-      assert.equal((await outsider.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
-    });
-  } finally {
-    await h.close();
-  }
-});
+withVisibility(
+  "updateDataset changes access; admins see a dataset either way",
+  async ({ h, outsider, open }) => {
+    const res = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "members" });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.access, "members");
+    assertError(await outsider.req("GET", `/api/v1/datasets/${open.id}`), 404);
+    assert.equal((await h.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
+    assertError(await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "all" }), 400);
+    const back = await h.req("PATCH", `/api/v1/datasets/${open.id}`, { access: "open" });
+    assert.equal(back.body.access, "open");
+    assert.equal((await outsider.req("GET", `/api/v1/datasets/${open.id}`)).status, 200);
+  },
+);
 
-Deno.test("membership: adding, listing and removing members", async (t) => {
-  const h = await createTestApp();
-  try {
+/** A `members` dataset with no member yet, an annotator and a machine, and its member list. */
+interface Roster {
+  h: TestApp;
+  a: TestUser;
+  m: TestUser;
+  ds: { id: string; images: string[] };
+  members(): Promise<{ user_id: string; name: string; role: string; added_at: string }[]>;
+}
+
+function withRoster(name: string, fn: (r: Roster) => Promise<void>): void {
+  withApp(`membership: ${name}`, async (h) => {
     const a = await h.user("annotator");
     const m = await h.user("machine");
     const ds = await dataset(h);
     const members = async () =>
-      (await h.req("GET", `/api/v1/datasets/${ds.id}/members`)).body.items as {
-        user_id: string;
-        name: string;
-        role: string;
-        added_at: string;
-      }[];
+      (await h.req("GET", `/api/v1/datasets/${ds.id}/members`)).body.items;
+    await fn({ h, a, m, ds, members });
+  });
+}
 
-    await t.step("PUT is idempotent: a second add changes nothing", async () => {
-      assert.deepEqual(await members(), []);
-      assert.equal((await add(h, ds.id, a)).status, 204);
-      const first = await members();
-      assert.equal((await add(h, ds.id, a)).status, 204);
-      assert.deepEqual(await members(), first, "added_at is the first add's");
-      assert.equal((await add(h, ds.id, m)).status, 204);
-      const list = await members();
-      assert.deepEqual(list.map((x) => [x.user_id, x.name, x.role]), [
-        [a.id, a.name, "annotator"],
-        [m.id, m.name, "machine"],
-      ]);
-      assert.ok(list.every((x) => !Number.isNaN(Date.parse(x.added_at))));
-    });
-
-    await t.step("DELETE is idempotent", async () => {
-      assert.equal((await remove(h, ds.id, m)).status, 204);
-      assert.equal((await remove(h, ds.id, m)).status, 204);
-      assert.deepEqual((await members()).map((x) => x.user_id), [a.id]);
-    });
-
-    await t.step("an unknown dataset or user is 404, naming which", async () => {
-      for (const method of ["PUT", "DELETE"]) {
-        const noDataset = await h.req(method, `/api/v1/datasets/999999/members/${a.id}`);
-        assertError(noDataset, 404, "not_found");
-        assert.match(noDataset.body.error.message, /dataset 999999/);
-        const noUser = await h.req(method, `/api/v1/datasets/${ds.id}/members/999999`);
-        assertError(noUser, 404, "not_found");
-        assert.match(noUser.body.error.message, /user 999999/);
-      }
-      assertError(await h.req("GET", "/api/v1/datasets/999999/members"), 404, "not_found");
-      assertError(await h.req("PUT", `/api/v1/datasets/${ds.id}/members/x`), 400);
-    });
-
-    await t.step("only admins manage members", async () => {
-      assertError(await a.req("GET", `/api/v1/datasets/${ds.id}/members`), 403, "forbidden");
-      assertError(await a.req("PUT", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
-      assertError(await m.req("DELETE", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
-    });
-  } finally {
-    await h.close();
-  }
+withRoster("PUT is idempotent: a second add changes nothing", async ({ h, a, m, ds, members }) => {
+  assert.deepEqual(await members(), []);
+  assert.equal((await add(h, ds.id, a)).status, 204);
+  const first = await members();
+  assert.equal((await add(h, ds.id, a)).status, 204);
+  assert.deepEqual(await members(), first, "added_at is the first add's");
+  assert.equal((await add(h, ds.id, m)).status, 204);
+  const list = await members();
+  assert.deepEqual(list.map((x) => [x.user_id, x.name, x.role]), [
+    [a.id, a.name, "annotator"],
+    [m.id, m.name, "machine"],
+  ]);
+  assert.ok(list.every((x) => !Number.isNaN(Date.parse(x.added_at))));
 });
 
-Deno.test("removing a member ends its claim at once, as revoked", async (t) => {
-  const h = await createTestApp();
-  try {
+withRoster("DELETE is idempotent", async ({ h, a, m, ds, members }) => {
+  assert.equal((await add(h, ds.id, a)).status, 204);
+  assert.equal((await add(h, ds.id, m)).status, 204);
+  assert.equal((await remove(h, ds.id, m)).status, 204);
+  assert.equal((await remove(h, ds.id, m)).status, 204);
+  assert.deepEqual((await members()).map((x) => x.user_id), [a.id]);
+});
+
+withRoster("an unknown dataset or user is 404, naming which", async ({ h, a, ds }) => {
+  for (const method of ["PUT", "DELETE"]) {
+    const noDataset = await h.req(method, `/api/v1/datasets/999999/members/${a.id}`);
+    assertError(noDataset, 404, "not_found");
+    assert.match(noDataset.body.error.message, /dataset 999999/);
+    const noUser = await h.req(method, `/api/v1/datasets/${ds.id}/members/999999`);
+    assertError(noUser, 404, "not_found");
+    assert.match(noUser.body.error.message, /user 999999/);
+  }
+  assertError(await h.req("GET", "/api/v1/datasets/999999/members"), 404, "not_found");
+  assertError(await h.req("PUT", `/api/v1/datasets/${ds.id}/members/x`), 400);
+});
+
+withRoster("only admins manage members", async ({ a, m, ds }) => {
+  assertError(await a.req("GET", `/api/v1/datasets/${ds.id}/members`), 403, "forbidden");
+  assertError(await a.req("PUT", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
+  assertError(await m.req("DELETE", `/api/v1/datasets/${ds.id}/members/${a.id}`), 403);
+});
+
+/**
+ * Two members of a one-image dataset: `gone` holds the claim on the image, so `stays` gets none;
+ * then `gone` is removed.
+ */
+interface Revoked {
+  h: TestApp;
+  gone: TestUser;
+  stays: TestUser;
+  ds: { id: string; images: string[] };
+  claimId: string;
+  imageId: string;
+}
+
+function withRevoked(name: string, fn: (r: Revoked) => Promise<void>): void {
+  withApp(`removing a member: ${name}`, async (h) => {
     const gone = await h.user("annotator");
     const stays = await h.user("annotator");
     // One image: whoever holds it blocks the other.
@@ -204,70 +241,81 @@ Deno.test("removing a member ends its claim at once, as revoked", async (t) => {
     assert.equal(claim.status, 201);
     const { id: claimId, image_id: imageId } = claim.body.claim;
     assert.equal((await stays.req("POST", `/api/v1/datasets/${ds.id}/claims`)).status, 204);
+    assert.equal((await remove(h, ds.id, gone)).status, 204);
+    await fn({ h, gone, stays, ds, claimId, imageId });
+  });
+}
 
-    await t.step("the image is claimable again the moment the member is removed", async () => {
-      assert.equal((await remove(h, ds.id, gone)).status, 204);
-      const next = await stays.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-      assert.equal(next.status, 201, JSON.stringify(next.body));
-      assert.equal(next.body.claim.image_id, imageId);
-      const ended = await rawOne<{ end_reason: string }>(
-        h.db,
-        "SELECT end_reason FROM claims WHERE id = $1::bigint",
-        [claimId],
-      );
-      assert.equal(ended?.end_reason, "revoked");
-    });
+withRevoked(
+  "the image is claimable again at once, and the claim ended as revoked",
+  async ({ h, stays, ds, claimId, imageId }) => {
+    const next = await stays.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(next.status, 201, JSON.stringify(next.body));
+    assert.equal(next.body.claim.image_id, imageId);
+    const ended = await rawOne<{ end_reason: string }>(
+      h.db,
+      "SELECT end_reason FROM claims WHERE id = $1::bigint",
+      [claimId],
+    );
+    assert.equal(ended?.end_reason, "revoked");
+  },
+);
 
-    await t.step("the removed user's submit, renew and release are an unknown id's", async () => {
-      const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
-        claim_id: claimId,
-        labels: ["cat"],
-      });
-      assertError(submit, 404, "not_found");
-      assertError(await gone.req("POST", `/api/v1/claims/${claimId}/renew`), 404, "not_found");
-      assertError(await gone.req("DELETE", `/api/v1/claims/${claimId}`), 404, "not_found");
-      assertError(await gone.req("POST", `/api/v1/datasets/${ds.id}/claims`), 404, "not_found");
+withRevoked(
+  "the removed user's submit, renew and release are an unknown id's",
+  async ({ gone, ds, claimId, imageId }) => {
+    const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
+      claim_id: claimId,
+      labels: ["cat"],
     });
+    assertError(submit, 404, "not_found");
+    assertError(await gone.req("POST", `/api/v1/claims/${claimId}/renew`), 404, "not_found");
+    assertError(await gone.req("DELETE", `/api/v1/claims/${claimId}`), 404, "not_found");
+    assertError(await gone.req("POST", `/api/v1/datasets/${ds.id}/claims`), 404, "not_found");
+  },
+);
 
-    await t.step("added back, the old claim is 409 claim_revoked", async () => {
-      await add(h, ds.id, gone);
-      const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
-        claim_id: claimId,
-        labels: ["cat"],
-      });
-      assertError(submit, 409, "claim_revoked");
+withRevoked(
+  "added back, the old claim is 409 claim_revoked",
+  async ({ h, gone, ds, claimId, imageId }) => {
+    await add(h, ds.id, gone);
+    const submit = await gone.req("POST", `/api/v1/images/${imageId}/annotations`, {
+      claim_id: claimId,
+      labels: ["cat"],
     });
+    assertError(submit, 409, "claim_revoked");
+  },
+);
 
-    await t.step("in an open dataset, removal leaves the claim alone", async () => {
-      const open = await dataset(h, { access: "open", images: 1 });
-      await add(h, open.id, gone);
-      const c = await gone.req("POST", `/api/v1/datasets/${open.id}/claims`);
-      assert.equal(c.status, 201);
-      await remove(h, open.id, gone);
-      const renewed = await gone.req("POST", `/api/v1/claims/${c.body.claim.id}/renew`);
-      assert.equal(renewed.status, 200, "still the holder's: the dataset is everyone's");
-    });
+withApp("removing a member of an open dataset leaves its claim alone", async (h) => {
+  const gone = await h.user("annotator");
+  const open = await dataset(h, { access: "open", images: 1 });
+  await add(h, open.id, gone);
+  const c = await gone.req("POST", `/api/v1/datasets/${open.id}/claims`);
+  assert.equal(c.status, 201);
+  await remove(h, open.id, gone);
+  const renewed = await gone.req("POST", `/api/v1/claims/${c.body.claim.id}/renew`);
+  assert.equal(renewed.status, 200, "still the holder's: the dataset is everyone's");
+});
 
-    await t.step("turning a dataset to members revokes only non-members' claims", async () => {
-      const ds2 = await dataset(h, { access: "open", images: 3 });
-      await add(h, ds2.id, stays);
-      const mine = await stays.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
-      const theirs = await gone.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
-      const patched = await h.req("PATCH", `/api/v1/datasets/${ds2.id}`, { access: "members" });
-      assert.equal(patched.status, 200);
-      const reasons = await h.db.unsafe(
-        "SELECT id::text, active, end_reason FROM claims WHERE id = ANY ($1::bigint[])",
-        [[mine.body.claim.id, theirs.body.claim.id]],
-      );
-      const byId = Object.fromEntries(reasons.map((r) => [r.id, r]));
-      assert.equal(byId[mine.body.claim.id].active, true, "a member's claim holds");
-      assert.equal(byId[theirs.body.claim.id].end_reason, "revoked");
-      const stats = await h.req("GET", `/api/v1/datasets/${ds2.id}/stats`);
-      assert.equal(stats.body.active_claims, 1);
-    });
-  } finally {
-    await h.close();
-  }
+withApp("turning a dataset to members revokes only non-members' claims", async (h) => {
+  const stays = await h.user("annotator");
+  const gone = await h.user("annotator");
+  const ds2 = await dataset(h, { access: "open", images: 3 });
+  await add(h, ds2.id, stays);
+  const mine = await stays.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
+  const theirs = await gone.req("POST", `/api/v1/datasets/${ds2.id}/claims`);
+  const patched = await h.req("PATCH", `/api/v1/datasets/${ds2.id}`, { access: "members" });
+  assert.equal(patched.status, 200);
+  const reasons = await h.db.unsafe(
+    "SELECT id::text, active, end_reason FROM claims WHERE id = ANY ($1::bigint[])",
+    [[mine.body.claim.id, theirs.body.claim.id]],
+  );
+  const byId = Object.fromEntries(reasons.map((r) => [r.id, r]));
+  assert.equal(byId[mine.body.claim.id].active, true, "a member's claim holds");
+  assert.equal(byId[theirs.body.claim.id].end_reason, "revoked");
+  const stats = await h.req("GET", `/api/v1/datasets/${ds2.id}/stats`);
+  assert.equal(stats.body.active_claims, 1);
 });
 
 Deno.test("batched claims and submits answer each caller by its own membership", async () => {
