@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
   EmbeddedPostgresError,
+  type EmbeddedServer,
   freePort,
   ROOT_STATE_DIR,
   startEmbeddedPostgres,
@@ -160,56 +161,72 @@ Deno.test("two data directories: two servers on two ports, each port remembered"
   }
 });
 
-// One test in steps: they share the running server (an initdb and a start take seconds).
-Deno.test("a running server is reused only by its own data directory", async (t) => {
-  const s = await scratch();
-  const [a, b] = [`${s.dir}/a/postgres`, `${s.dir}/b/postgres`];
-  const first = await startEmbeddedPostgres({ dir: a, database: "annotations" });
-  try {
-    await t.step("the same directory: the running server, not a second one", async () => {
-      const reused = await startEmbeddedPostgres({ dir: a, database: "annotations" });
-      assert.equal(reused.started, false);
-      assert.equal(reused.port, first.port);
-      await reused.stop(); // A no-op: it did not start it.
-      assert.equal(await dataDirectory(first.url), await Deno.realPath(a));
-    });
+/** One test with a server running on data directory `a`; `b` is a second directory, unmade. */
+function withRunningServer(
+  name: string,
+  fn: (t: { s: { dir: string }; a: string; b: string; first: EmbeddedServer }) => Promise<void>,
+): void {
+  Deno.test(`a running server is reused only by its own data directory: ${name}`, async () => {
+    const s = await scratch();
+    const [a, b] = [`${s.dir}/a/postgres`, `${s.dir}/b/postgres`];
+    const first = await startEmbeddedPostgres({ dir: a, database: "annotations" });
+    try {
+      await fn({ s, a, b, first });
+    } finally {
+      await first.stop();
+      await s.cleanup();
+    }
+  });
+}
 
-    await t.step("another directory remembering that port: a server of its own", async () => {
-      // As when the other clone's server took the port this one had before.
-      await Deno.mkdir(`${s.dir}/b`);
-      await Deno.writeTextFile(`${b}.port`, `${first.port}\n`);
-      const second = await startEmbeddedPostgres({ dir: b, database: "annotations" });
-      try {
-        assert.equal(second.started, true);
-        assert.notEqual(second.port, first.port);
-        assert.equal(await dataDirectory(second.url), await Deno.realPath(b));
-        assert.equal(await Deno.readTextFile(`${b}.port`), `${second.port}\n`, "remembered");
-      } finally {
-        await second.stop();
-      }
-    });
+withRunningServer(
+  "the same directory: the running server, not a second one",
+  async ({ a, first }) => {
+    const reused = await startEmbeddedPostgres({ dir: a, database: "annotations" });
+    assert.equal(reused.started, false);
+    assert.equal(reused.port, first.port);
+    await reused.stop(); // A no-op: it did not start it.
+    assert.equal(await dataDirectory(first.url), await Deno.realPath(a));
+  },
+);
 
-    await t.step("EMBEDDED_DB_PORT other than the running server's: refused", async () => {
-      const other = freePort();
-      await assert.rejects(
-        () =>
-          startEmbeddedPostgres({
-            dir: a,
-            port: other,
-            portSetting: "EMBEDDED_DB_PORT",
-            database: "annotations",
-          }),
-        new RegExp(
-          `already running on port ${first.port}, not EMBEDDED_DB_PORT=${other}: stop it, ` +
-            `or unset EMBEDDED_DB_PORT`,
-        ),
-      );
-    });
-  } finally {
-    await first.stop();
-    await s.cleanup();
-  }
-});
+withRunningServer(
+  "another directory remembering that port: a server of its own",
+  async ({ s, b, first }) => {
+    // As when the other clone's server took the port this one had before.
+    await Deno.mkdir(`${s.dir}/b`);
+    await Deno.writeTextFile(`${b}.port`, `${first.port}\n`);
+    const second = await startEmbeddedPostgres({ dir: b, database: "annotations" });
+    try {
+      assert.equal(second.started, true);
+      assert.notEqual(second.port, first.port);
+      assert.equal(await dataDirectory(second.url), await Deno.realPath(b));
+      assert.equal(await Deno.readTextFile(`${b}.port`), `${second.port}\n`, "remembered");
+    } finally {
+      await second.stop();
+    }
+  },
+);
+
+withRunningServer(
+  "EMBEDDED_DB_PORT other than the running server's: refused",
+  async ({ a, first }) => {
+    const other = freePort();
+    await assert.rejects(
+      () =>
+        startEmbeddedPostgres({
+          dir: a,
+          port: other,
+          portSetting: "EMBEDDED_DB_PORT",
+          database: "annotations",
+        }),
+      new RegExp(
+        `already running on port ${first.port}, not EMBEDDED_DB_PORT=${other}: stop it, ` +
+          `or unset EMBEDDED_DB_PORT`,
+      ),
+    );
+  },
+);
 
 Deno.test("two starts of one data directory at once share one server", async () => {
   const s = await scratch();
@@ -231,86 +248,113 @@ Deno.test("two starts of one data directory at once share one server", async () 
 
 const ROOT = Deno.uid() === 0;
 
-// One test in steps: each start is what the one before it left behind.
-Deno.test({
-  name: "as root, a data directory user postgres cannot reach: kept in " + ROOT_STATE_DIR,
-  ignore: !ROOT,
-  async fn(t) {
-    const s = await scratch();
-    // Like a clone under /root: closed to everyone but its owner.
-    await Deno.chmod(s.dir, 0o700);
-    const dir = `${s.dir}/postgres`;
-    let target = "";
+/**
+ * As root, one test on `.data/postgres` in a scratch directory closed to everyone but its owner
+ * (like a clone under /root). `kept(target)` records where the data went, removed afterwards.
+ */
+function withRootData(
+  name: string,
+  fn: (dir: string, kept: (target: string) => void) => Promise<void>,
+): void {
+  Deno.test({
+    name: `as root, a data directory user postgres cannot reach: ${name}`,
+    ignore: !ROOT,
+    async fn() {
+      const s = await scratch();
+      await Deno.chmod(s.dir, 0o700);
+      let target = "";
+      try {
+        await fn(`${s.dir}/postgres`, (t) => target = t);
+      } finally {
+        if (target) await Deno.remove(target, { recursive: true }).catch(() => {});
+        await s.cleanup();
+      }
+    },
+  });
+}
+
+/** Starts the embedded server on `dir` (as root: its data under ROOT_STATE_DIR), with a table. */
+async function startWithTable(dir: string, kept: (target: string) => void): Promise<string> {
+  const server = await startEmbeddedPostgres({ dir, database: "annotations" });
+  try {
+    kept(server.dataDir);
+    await query(server.url, "CREATE TABLE kept (x int)");
+    return server.dataDir;
+  } finally {
+    await server.stop();
+  }
+}
+
+withRootData(
+  `kept in ${ROOT_STATE_DIR}, .data/postgres a symlink to it`,
+  async (dir, kept) => {
+    const server = await startEmbeddedPostgres({ dir, database: "annotations" });
     try {
-      await t.step("started: the data is elsewhere, .data/postgres a symlink to it", async () => {
-        const server = await startEmbeddedPostgres({ dir, database: "annotations" });
-        try {
-          target = server.dataDir;
-          assert.ok(target.startsWith(`${ROOT_STATE_DIR}/data-`), target);
-          assert.ok((await Deno.lstat(dir)).isSymlink);
-          assert.equal(await Deno.realPath(dir), target);
-          assert.equal(await dataDirectory(server.url), target);
-          const owner = (await Deno.stat(target)).uid;
-          assert.notEqual(owner, 0, "owned by the postgres user");
-          await query(server.url, "CREATE TABLE kept (x int)");
-        } finally {
-          await server.stop();
-        }
-      });
-
-      await t.step("started again: the same data", async () => {
-        const server = await startEmbeddedPostgres({ dir, database: "annotations" });
-        try {
-          assert.equal(server.dataDir, target);
-          await query(server.url, "SELECT x FROM kept");
-        } finally {
-          await server.stop();
-        }
-      });
-
-      await t.step("the symlink deleted (rm -rf .data): a new, empty cluster", async () => {
-        await Deno.remove(dir);
-        const server = await startEmbeddedPostgres({ dir, database: "annotations" });
-        try {
-          assert.equal(server.dataDir, target, "the same place: the path did not change");
-          const rows = await query(server.url, "SELECT 1 FROM pg_tables WHERE tablename = 'kept'");
-          assert.equal(rows.length, 0, "the old data is gone");
-        } finally {
-          await server.stop();
-        }
-      });
-
-      await t.step(
-        "a killed server, then rm -rf .data: its stale pid file is no obstacle",
-        async () => {
-          const server = await startEmbeddedPostgres({
-            dir,
-            database: "annotations",
-            stopOnSignals: false,
-          });
-          const pid = Number((await Deno.readTextFile(`${target}/postmaster.pid`)).split("\n")[0]);
-          Deno.kill(pid, "SIGKILL");
-          while (await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) {
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          await server.stop(); // Reaps the killed child.
-          assert.ok((await Deno.stat(`${target}/postmaster.pid`)).isFile, "left behind");
-          await Deno.remove(dir);
-          const again = await startEmbeddedPostgres({ dir, database: "annotations" });
-          try {
-            assert.equal(again.dataDir, target);
-            assert.equal(await dataDirectory(again.url), target);
-          } finally {
-            await again.stop();
-          }
-        },
-      );
+      const target = server.dataDir;
+      kept(target);
+      assert.ok(target.startsWith(`${ROOT_STATE_DIR}/data-`), target);
+      assert.ok((await Deno.lstat(dir)).isSymlink);
+      assert.equal(await Deno.realPath(dir), target);
+      assert.equal(await dataDirectory(server.url), target);
+      const owner = (await Deno.stat(target)).uid;
+      assert.notEqual(owner, 0, "owned by the postgres user");
     } finally {
-      if (target) await Deno.remove(target, { recursive: true }).catch(() => {});
-      await s.cleanup();
+      await server.stop();
     }
   },
+);
+
+withRootData("started again: the same data", async (dir, kept) => {
+  const target = await startWithTable(dir, kept);
+  const server = await startEmbeddedPostgres({ dir, database: "annotations" });
+  try {
+    assert.equal(server.dataDir, target);
+    await query(server.url, "SELECT x FROM kept");
+  } finally {
+    await server.stop();
+  }
 });
+
+withRootData("the symlink deleted (rm -rf .data): a new, empty cluster", async (dir, kept) => {
+  const target = await startWithTable(dir, kept);
+  await Deno.remove(dir);
+  const server = await startEmbeddedPostgres({ dir, database: "annotations" });
+  try {
+    assert.equal(server.dataDir, target, "the same place: the path did not change");
+    const rows = await query(server.url, "SELECT 1 FROM pg_tables WHERE tablename = 'kept'");
+    assert.equal(rows.length, 0, "the old data is gone");
+  } finally {
+    await server.stop();
+  }
+});
+
+withRootData(
+  "a killed server, then rm -rf .data: its stale pid file is no obstacle",
+  async (dir, kept) => {
+    const server = await startEmbeddedPostgres({
+      dir,
+      database: "annotations",
+      stopOnSignals: false,
+    });
+    const target = server.dataDir;
+    kept(target);
+    const pid = Number((await Deno.readTextFile(`${target}/postmaster.pid`)).split("\n")[0]);
+    Deno.kill(pid, "SIGKILL");
+    while (await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await server.stop(); // Reaps the killed child.
+    assert.ok((await Deno.stat(`${target}/postmaster.pid`)).isFile, "left behind");
+    await Deno.remove(dir);
+    const again = await startEmbeddedPostgres({ dir, database: "annotations" });
+    try {
+      assert.equal(again.dataDir, target);
+      assert.equal(await dataDirectory(again.url), target);
+    } finally {
+      await again.stop();
+    }
+  },
+);
 
 /** As root, a test in a scratch directory closed to everyone but its owner (a clone under /root). */
 function withClosedScratch(name: string, fn: (dir: string) => Promise<void>): void {
