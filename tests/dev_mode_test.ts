@@ -147,118 +147,140 @@ async function stopOrphanedPostgres(dataDir: string): Promise<void> {
 
 const KEY_BANNER = /Created development admin "dev-admin"\. Its API key \(shown once\):\s+(ak_\S+)/;
 
-// One test in two steps: the second start is what the first left behind, and each start of the
-// embedded PostgreSQL takes seconds (an initdb the first time).
-Deno.test({
-  name: "deno task dev with no database: embedded PostgreSQL under ./.data, reused next time",
-  // The embedded server's own processes end with the test, not necessarily before its last tick.
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn(t) {
-    const cwd = await Deno.makeTempDir({ prefix: "annotation-dev-" });
-    // PostgreSQL runs as its own user when the tests run as root: it must reach .data/ in here.
-    await Deno.chmod(cwd, 0o755);
-    const env = {
-      APP_ENV: "development",
-      HOST: "127.0.0.1",
-      PORT: "0",
-      EMBEDDED_DB_PORT: String(freePort()),
-      LOG_LEVEL: "info",
-    };
-    let dev: Dev | undefined;
-    try {
-      let apiKey = "";
-      let firstToken = "";
-      let secret = "";
+/** A working directory of its own for `deno task dev`, with no database configured. */
+interface DevDir {
+  cwd: string;
+  env: Record<string, string>;
+  /** Starts the dev server there (stopped at the test's end if still running). */
+  start(): Dev;
+}
 
-      await t.step(
-        "first start: initialises, migrates, prints the spec URL and a key",
-        async () => {
-          const started = performance.now();
-          dev = startDev(cwd, env);
-          const listening = await waitForListening(dev, 60_000);
-          await untilPrinted(dev, KEY_BANNER, 10_000);
-          const output = dev.lines.join("\n");
-          assert.ok(logLine(dev, "embedded PostgreSQL started"), output);
-          assert.ok(logLine(dev, "migrations up to date"), output);
-          const url = String(listening.url).replace("localhost", "127.0.0.1");
-          assert.equal(listening.spec, `${listening.url}/api/spec.html`);
-          assert.match(
-            String(listening.database),
-            new RegExp(`127\\.0\\.0\\.1:${env.EMBEDDED_DB_PORT}`),
-          );
+/**
+ * One test of `deno task dev` in a fresh working directory; each start of the embedded
+ * PostgreSQL takes seconds (an initdb the first time).
+ */
+function withDevDir(name: string, fn: (d: DevDir) => Promise<void>): void {
+  Deno.test({
+    name: `deno task dev with no database: ${name}`,
+    // The embedded server's own processes end with the test, not necessarily before its last tick.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const cwd = await Deno.makeTempDir({ prefix: "annotation-dev-" });
+      // PostgreSQL runs as its own user when the tests run as root: it must reach .data/ in here.
+      await Deno.chmod(cwd, 0o755);
+      const env = {
+        APP_ENV: "development",
+        HOST: "127.0.0.1",
+        PORT: "0",
+        EMBEDDED_DB_PORT: String(freePort()),
+        LOG_LEVEL: "info",
+      };
+      let dev: Dev | undefined;
+      try {
+        await fn({ cwd, env, start: () => dev = startDev(cwd, env) });
+      } finally {
+        if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
+        await stopOrphanedPostgres(`${cwd}/.data/postgres`);
+        await Deno.remove(cwd, { recursive: true });
+      }
+    },
+  });
+}
 
-          const banner = KEY_BANNER.exec(output);
-          assert.ok(banner, `the dev-admin key is printed:\n${output}`);
-          apiKey = banner[1];
-          assert.equal(
-            output.split(apiKey).length - 1,
-            2,
-            "the key, and the curl line that uses it",
-          );
+/**
+ * The first start in a directory: it initialises the embedded PostgreSQL under ./.data, migrates,
+ * prints the spec URL and a dev-admin key, and stops. Answers the key, a token and the JWT secret.
+ */
+async function firstStart(
+  d: DevDir,
+): Promise<{ apiKey: string; firstToken: string; secret: string }> {
+  const started = performance.now();
+  const dev = d.start();
+  const listening = await waitForListening(dev, 60_000);
+  await untilPrinted(dev, KEY_BANNER, 10_000);
+  const output = dev.lines.join("\n");
+  assert.ok(logLine(dev, "embedded PostgreSQL started"), output);
+  assert.ok(logLine(dev, "migrations up to date"), output);
+  const url = String(listening.url).replace("localhost", "127.0.0.1");
+  assert.equal(listening.spec, `${listening.url}/api/spec.html`);
+  assert.match(
+    String(listening.database),
+    new RegExp(`127\\.0\\.0\\.1:${d.env.EMBEDDED_DB_PORT}`),
+  );
 
-          const spec = await fetch(`${url}/api/spec.html`);
-          assert.equal(spec.status, 200);
-          await spec.body?.cancel();
-          const ready = await fetch(`${url}/readyz`);
-          assert.equal(ready.status, 200, "no migration pending");
-          await ready.body?.cancel();
-          const token = await fetch(`${url}/api/v1/auth/token`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ api_key: apiKey }),
-          });
-          assert.equal(token.status, 200);
-          firstToken = (await token.json()).access_token;
-          const me = await fetch(`${url}/api/v1/me`, {
-            headers: { authorization: `Bearer ${firstToken}` },
-          });
-          assert.deepEqual((await me.json()).name, "dev-admin");
+  const banner = KEY_BANNER.exec(output);
+  assert.ok(banner, `the dev-admin key is printed:\n${output}`);
+  const apiKey = banner[1];
+  assert.equal(
+    output.split(apiKey).length - 1,
+    2,
+    "the key, and the curl line that uses it",
+  );
 
-          // Everything under this working directory's .data/.
-          assert.ok((await Deno.stat(`${cwd}/.data/postgres/PG_VERSION`)).isFile);
-          secret = await Deno.readTextFile(`${cwd}/.data/jwt-secret`);
-          assert.ok(secret.trim().length >= 32);
+  const spec = await fetch(`${url}/api/spec.html`);
+  assert.equal(spec.status, 200);
+  await spec.body?.cancel();
+  const ready = await fetch(`${url}/readyz`);
+  assert.equal(ready.status, 200, "no migration pending");
+  await ready.body?.cancel();
+  const token = await fetch(`${url}/api/v1/auth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ api_key: apiKey }),
+  });
+  assert.equal(token.status, 200);
+  const firstToken: string = (await token.json()).access_token;
+  const me = await fetch(`${url}/api/v1/me`, {
+    headers: { authorization: `Bearer ${firstToken}` },
+  });
+  assert.deepEqual((await me.json()).name, "dev-admin");
 
-          assert.equal(await stop(dev), 0, dev.lines.join("\n"));
-          assert.ok(performance.now() - started < 30_000, "under 30 s");
-        },
-      );
+  // Everything under this working directory's .data/.
+  assert.ok((await Deno.stat(`${d.cwd}/.data/postgres/PG_VERSION`)).isFile);
+  const secret = await Deno.readTextFile(`${d.cwd}/.data/jwt-secret`);
+  assert.ok(secret.trim().length >= 32);
 
-      await t.step("second start: the same data, the same secret, no new key", async () => {
-        const started = performance.now();
-        dev = startDev(cwd, env);
-        const listening = await waitForListening(dev, 30_000);
-        const output = dev.lines.join("\n");
-        const url = String(listening.url).replace("localhost", "127.0.0.1");
-        assert.doesNotMatch(output, /Created development admin/);
-        assert.doesNotMatch(output, /ak_[A-Za-z0-9_-]{43}/, "no key printed");
-        assert.equal(logLine(dev, "migrations up to date")?.applied, 0, "nothing left to apply");
-        assert.equal(await Deno.readTextFile(`${cwd}/.data/jwt-secret`), secret);
+  assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+  assert.ok(performance.now() - started < 30_000, "under 30 s");
+  return { apiKey, firstToken, secret };
+}
 
-        // A token of the first run is still good (same secret), and so is the key (same data).
-        const me = await fetch(`${url}/api/v1/me`, {
-          headers: { authorization: `Bearer ${firstToken}` },
-        });
-        assert.equal(me.status, 200);
-        await me.body?.cancel();
-        const token = await fetch(`${url}/api/v1/auth/token`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ api_key: apiKey }),
-        });
-        assert.equal(token.status, 200);
-        await token.body?.cancel();
-
-        assert.equal(await stop(dev), 0, dev.lines.join("\n"));
-        assert.ok(performance.now() - started < 30_000, "under 30 s");
-      });
-    } finally {
-      if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
-      await stopOrphanedPostgres(`${cwd}/.data/postgres`);
-      await Deno.remove(cwd, { recursive: true });
-    }
+withDevDir(
+  "first start: embedded PostgreSQL under ./.data, initialised, migrated, the spec URL and a key",
+  async (d) => {
+    await firstStart(d);
   },
+);
+
+withDevDir("second start: the same data, the same secret, no new key", async (d) => {
+  const { apiKey, firstToken, secret } = await firstStart(d);
+  const started = performance.now();
+  const dev = d.start();
+  const listening = await waitForListening(dev, 30_000);
+  const output = dev.lines.join("\n");
+  const url = String(listening.url).replace("localhost", "127.0.0.1");
+  assert.doesNotMatch(output, /Created development admin/);
+  assert.doesNotMatch(output, /ak_[A-Za-z0-9_-]{43}/, "no key printed");
+  assert.equal(logLine(dev, "migrations up to date")?.applied, 0, "nothing left to apply");
+  assert.equal(await Deno.readTextFile(`${d.cwd}/.data/jwt-secret`), secret);
+
+  // A token of the first run is still good (same secret), and so is the key (same data).
+  const me = await fetch(`${url}/api/v1/me`, {
+    headers: { authorization: `Bearer ${firstToken}` },
+  });
+  assert.equal(me.status, 200);
+  await me.body?.cancel();
+  const token = await fetch(`${url}/api/v1/auth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ api_key: apiKey }),
+  });
+  assert.equal(token.status, 200);
+  await token.body?.cancel();
+
+  assert.equal(await stop(dev), 0, dev.lines.join("\n"));
+  assert.ok(performance.now() - started < 30_000, "under 30 s");
 });
 
 Deno.test({
