@@ -20,6 +20,16 @@ CREATE TYPE public.lease AS (
 );
 
 --
+-- Name: completes_image(boolean, bigint[], bigint, smallint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.completes_image(done boolean, annotators bigint[], user_id bigint, k smallint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT NOT done AND NOT (user_id = ANY (annotators)) AND cardinality(annotators) + 1 >= k
+$$;
+
+--
 -- Name: dataset_completed_now(bigint, bigint[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -82,13 +92,19 @@ CREATE FUNCTION public.holds_live_lease(leases public.lease[], claim_id bigint) 
 $$;
 
 --
--- Name: image_status(boolean, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+-- Name: image_status(boolean, timestamp with time zone, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.image_status(done boolean, full_until timestamp with time zone) RETURNS text
+CREATE FUNCTION public.image_status(done boolean, full_until timestamp with time zone, review text) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-  SELECT CASE WHEN done THEN 'done' WHEN full_until > now() THEN 'in_progress' ELSE 'pending' END
+  SELECT CASE
+    WHEN review = 'accepted' THEN 'accepted'
+    WHEN review = 'waiting' THEN 'in_review'
+    WHEN done THEN 'done'
+    WHEN full_until > now() THEN 'in_progress'
+    ELSE 'pending'
+  END
 $$;
 
 --
@@ -102,9 +118,11 @@ CREATE FUNCTION public.latest_predictions(image_id bigint) RETURNS jsonb
   FROM (
     SELECT DISTINCT ON (a.model_name)
       a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
-      a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at
+      a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.status,
+      a.reviewed_by::text, a.reviewed_at, a.review_comment
     FROM annotations a
     WHERE a.image_id = latest_predictions.image_id AND a.source = 'machine'
+      AND a.status = 'submitted'
     ORDER BY a.model_name, a.id DESC
   ) p
 $$;
@@ -193,6 +211,115 @@ CREATE FUNCTION public.new_image_rows(dataset_id bigint, external_ids json, uris
 $$;
 
 --
+-- Name: review_annotations(bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.review_annotations(image_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  RETURN (
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+      'id', a.id::text, 'image_id', a.image_id::text, 'dataset_id', a.dataset_id::text,
+      'source', a.source, 'author_id', a.author_id::text, 'author_name', u.name,
+      'model_name', a.model_name, 'model_version', a.model_version, 'confidence', a.confidence,
+      'labels', to_jsonb(a.labels), 'shapes', a.shapes, 'created_at', a.created_at,
+      'status', a.status, 'reviewed_by', a.reviewed_by::text, 'reviewed_at', a.reviewed_at,
+      'review_comment', a.review_comment
+    ) ORDER BY a.id), '[]'::jsonb)
+    FROM annotations a
+    JOIN users u ON u.id = a.author_id
+    WHERE a.image_id = review_annotations.image_id AND a.source = 'human'
+      AND a.status IN ('submitted', 'accepted')
+  );
+END
+$$;
+
+--
+-- Name: review_selected(bigint, bigint, double precision); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.review_selected(dataset_id bigint, image_id bigint, rate double precision) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT rate > 0 AND (hashint8extended(image_id, dataset_id) & 9223372036854775807)::float8
+    / 9223372036854775808.0 < rate
+$$;
+
+--
+-- Name: rework_note(bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.rework_note(image_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT jsonb_build_object('comment', a.review_comment, 'reviewed_by', a.reviewed_by::text,
+    'reviewed_at', a.reviewed_at, 'rejected_annotation_id', a.id::text)
+  FROM annotations a
+  WHERE a.image_id = rework_note.image_id AND a.source = 'human' AND a.status = 'rejected'
+  ORDER BY a.id DESC
+  LIMIT 1
+$$;
+
+--
+-- Name: settle_human_annotations(bigint, text, bigint, text, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.settle_human_annotations(image_id bigint, new_status text, by_user bigint, comment text, except_id bigint) RETURNS bigint[]
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  authors bigint[];
+BEGIN
+  WITH changed AS (
+    UPDATE annotations a
+    SET status = new_status, reviewed_by = by_user, reviewed_at = now(),
+      review_comment = comment, txid = pg_current_xact_id()
+    WHERE a.image_id = settle_human_annotations.image_id AND a.source = 'human'
+      AND a.status IN ('submitted', 'accepted') AND a.id IS DISTINCT FROM except_id
+    RETURNING a.author_id
+  )
+  SELECT coalesce(array_agg(DISTINCT author_id), '{}') INTO authors FROM changed;
+  RETURN authors;
+END
+$$;
+
+--
+-- Name: supersede_predictions(bigint, bigint[], text[], bigint[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.supersede_predictions(dataset_id bigint, image_ids bigint[], model_names text[], keep_ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  n integer;
+BEGIN
+  -- Two keys: this lock's class, and the (dataset, model) pair hashed to 32 bits.
+  PERFORM pg_advisory_xact_lock(72401191, h)
+  FROM (
+    SELECT DISTINCT hashtext(supersede_predictions.dataset_id::text || '/' || m) AS h
+    FROM unnest(model_names) m
+    ORDER BY 1
+  ) k;
+  WITH kept AS (
+    SELECT t.image_id, t.model_name, max(t.keep_id) AS keep_id
+    FROM unnest(image_ids, model_names, keep_ids) AS t (image_id, model_name, keep_id)
+    GROUP BY t.image_id, t.model_name
+  ),
+  changed AS (
+    UPDATE annotations a
+    SET status = 'superseded', txid = pg_current_xact_id()
+    FROM kept k
+    WHERE a.image_id = k.image_id AND a.source = 'machine' AND a.model_name = k.model_name
+      AND a.status = 'submitted' AND a.id <> k.keep_id
+    RETURNING 1
+  )
+  SELECT count(*) INTO n FROM changed;
+  RETURN n;
+END
+$$;
+
+--
 -- Name: webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, double precision, text[], jsonb, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -265,12 +392,17 @@ CREATE TABLE public.annotations (
     shapes jsonb DEFAULT '[]'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    status text DEFAULT 'submitted'::text NOT NULL,
+    reviewed_by bigint,
+    reviewed_at timestamp with time zone,
+    review_comment text,
     CONSTRAINT annotations_claim_human_only CHECK (((source = 'human'::text) OR (claim_id IS NULL))),
     CONSTRAINT annotations_confidence_check CHECK (((confidence >= (0)::double precision) AND (confidence <= (1)::double precision))),
     CONSTRAINT annotations_confidence_machine_only CHECK (((source = 'machine'::text) OR (confidence IS NULL))),
     CONSTRAINT annotations_model_complete CHECK (((model_name IS NULL) = (model_version IS NULL))),
     CONSTRAINT annotations_model_iff_machine CHECK (((source = 'machine'::text) = (model_name IS NOT NULL))),
-    CONSTRAINT annotations_source_check CHECK ((source = ANY (ARRAY['human'::text, 'machine'::text])))
+    CONSTRAINT annotations_source_check CHECK ((source = ANY (ARRAY['human'::text, 'machine'::text]))),
+    CONSTRAINT annotations_status_check CHECK ((status = ANY (ARRAY['submitted'::text, 'accepted'::text, 'rejected'::text, 'superseded'::text])))
 );
 
 --
@@ -357,6 +489,21 @@ UNION ALL
    FROM public.ended_claims;
 
 --
+-- Name: current_reviews; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.current_reviews (
+    user_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    review_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    active boolean NOT NULL
+)
+WITH (fillfactor='50');
+
+--
 -- Name: dataset_members; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -379,10 +526,12 @@ CREATE TABLE public.datasets (
     claim_ttl_seconds integer DEFAULT 900 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     access text DEFAULT 'members'::text NOT NULL,
+    review_rate double precision DEFAULT 0 NOT NULL,
     CONSTRAINT datasets_access_check CHECK ((access = ANY (ARRAY['members'::text, 'open'::text]))),
     CONSTRAINT datasets_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
     CONSTRAINT datasets_claim_ttl_seconds_check CHECK (((claim_ttl_seconds >= 30) AND (claim_ttl_seconds <= 86400))),
-    CONSTRAINT datasets_labels_not_empty CHECK (((cardinality(labels) >= 1) AND (cardinality(labels) <= 1000)))
+    CONSTRAINT datasets_labels_not_empty CHECK (((cardinality(labels) >= 1) AND (cardinality(labels) <= 1000))),
+    CONSTRAINT datasets_review_rate_check CHECK (((review_rate >= (0)::double precision) AND (review_rate <= (1)::double precision)))
 );
 
 --
@@ -396,6 +545,25 @@ ALTER TABLE public.datasets ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: ended_reviews; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ended_reviews (
+    review_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone NOT NULL,
+    end_reason text NOT NULL,
+    decision text,
+    CONSTRAINT ended_reviews_decision CHECK (((end_reason = 'completed'::text) = (decision IS NOT NULL))),
+    CONSTRAINT ended_reviews_decision_check CHECK ((decision = ANY (ARRAY['accept'::text, 'fix'::text, 'reject'::text]))),
+    CONSTRAINT ended_reviews_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text])))
 );
 
 --
@@ -418,9 +586,17 @@ CREATE TABLE public.images (
     full_until timestamp with time zone,
     annotations_per_image smallint DEFAULT 1 NOT NULL,
     skipped_by bigint[],
+    review text,
+    review_lease public.lease,
+    review_since timestamp with time zone,
+    rework_for bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    rework_until timestamp with time zone,
     CONSTRAINT images_annotations_per_image_check CHECK (((annotations_per_image >= 1) AND (annotations_per_image <= 10))),
     CONSTRAINT images_height_check CHECK ((height > 0)),
     CONSTRAINT images_priority_check CHECK (((priority <> 'NaN'::double precision) AND (priority <> 'Infinity'::double precision) AND (priority <> '-Infinity'::double precision))),
+    CONSTRAINT images_review_check CHECK ((review = ANY (ARRAY['waiting'::text, 'accepted'::text]))),
+    CONSTRAINT images_review_lease_waiting CHECK (((review_lease IS NULL) OR (review = 'waiting'::text))),
+    CONSTRAINT images_review_queue CHECK (((review = 'waiting'::text) = (review_since IS NOT NULL))),
     CONSTRAINT images_width_check CHECK ((width > 0))
 )
 WITH (fillfactor='85');
@@ -437,6 +613,17 @@ ALTER TABLE public.images ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: review_ids; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.review_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
 
 --
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
@@ -458,7 +645,7 @@ CREATE TABLE public.users (
     external_subject text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     disabled_at timestamp with time zone,
-    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'annotator'::text, 'machine'::text])))
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'reviewer'::text, 'annotator'::text, 'machine'::text])))
 );
 
 --
@@ -584,6 +771,13 @@ ALTER TABLE ONLY public.current_claims
     ADD CONSTRAINT current_claims_pkey PRIMARY KEY (user_id, dataset_id);
 
 --
+-- Name: current_reviews current_reviews_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_reviews
+    ADD CONSTRAINT current_reviews_pkey PRIMARY KEY (user_id, dataset_id);
+
+--
 -- Name: dataset_members dataset_members_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -610,6 +804,13 @@ ALTER TABLE ONLY public.datasets
 
 ALTER TABLE ONLY public.ended_claims
     ADD CONSTRAINT ended_claims_pkey PRIMARY KEY (claim_id);
+
+--
+-- Name: ended_reviews ended_reviews_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ended_reviews
+    ADD CONSTRAINT ended_reviews_pkey PRIMARY KEY (review_id);
 
 --
 -- Name: images images_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -687,6 +888,12 @@ CREATE INDEX annotations_dataset_source_txid_id_idx ON public.annotations USING 
 CREATE INDEX annotations_image_id_id_idx ON public.annotations USING btree (image_id, id);
 
 --
+-- Name: ended_reviews_dataset_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ended_reviews_dataset_id_idx ON public.ended_reviews USING btree (dataset_id);
+
+--
 -- Name: images_claim_queue_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -703,6 +910,18 @@ CREATE UNIQUE INDEX images_dataset_external_id_key ON public.images USING btree 
 --
 
 CREATE INDEX images_dataset_id_id_idx ON public.images USING btree (dataset_id, id);
+
+--
+-- Name: images_review_queue_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX images_review_queue_idx ON public.images USING btree (dataset_id, priority DESC, review_since, id) WHERE (review = 'waiting'::text);
+
+--
+-- Name: images_rework_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX images_rework_idx ON public.images USING btree (dataset_id, priority DESC, id) WHERE (rework_until IS NOT NULL);
 
 --
 -- Name: webhook_attempts_webhook_id_id_idx; Type: INDEX; Schema: public; Owner: -
@@ -731,6 +950,13 @@ ALTER TABLE ONLY public.annotations
     ADD CONSTRAINT annotations_image_id_fkey FOREIGN KEY (image_id) REFERENCES public.images(id) ON DELETE CASCADE;
 
 --
+-- Name: annotations annotations_reviewed_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.annotations
+    ADD CONSTRAINT annotations_reviewed_by_fkey FOREIGN KEY (reviewed_by) REFERENCES public.users(id);
+
+--
 -- Name: current_claims current_claims_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -743,6 +969,20 @@ ALTER TABLE ONLY public.current_claims
 
 ALTER TABLE ONLY public.current_claims
     ADD CONSTRAINT current_claims_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+--
+-- Name: current_reviews current_reviews_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_reviews
+    ADD CONSTRAINT current_reviews_dataset_id_fkey FOREIGN KEY (dataset_id) REFERENCES public.datasets(id) ON DELETE CASCADE;
+
+--
+-- Name: current_reviews current_reviews_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_reviews
+    ADD CONSTRAINT current_reviews_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
 
 --
 -- Name: dataset_members dataset_members_dataset_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -791,4 +1031,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206021000'),
     ('20261206024049'),
     ('20261206024325'),
-    ('20261206030357');
+    ('20261206030357'),
+    ('20261206040446');

@@ -16,6 +16,7 @@ import type { Deps } from "../lib/runtime/deps.ts";
 import * as q from "../sql/annotations/queries.ts";
 import { getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
+import { getReviewTarget } from "../sql/reviews/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
 import { type Claimed, claimOperations, claimProblem } from "./claims.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
@@ -47,7 +48,7 @@ interface Size {
 }
 
 /** Problems with labels and shapes, as details with `prefix` paths (empty when there are none). */
-function checkContent(
+export function checkContent(
   body: { labels?: string[]; shapes?: q.Shape[] },
   vocabulary: ReadonlySet<string>,
   size: Size,
@@ -83,7 +84,7 @@ function checkContent(
 }
 
 /** A 422 for the first problems found, if any. */
-function rejectContent(problems: ErrorDetail[]): void {
+export function rejectContent(problems: ErrorDetail[]): void {
   if (!problems.length) return;
   const outside = problems.some((p) => p.message.startsWith("lies outside"));
   const labels = problems.some((p) => p.message.endsWith("is not a dataset label"));
@@ -109,7 +110,7 @@ function checkRole(body: AnnotationInput, caller: Principal): void {
   if (body.confidence !== undefined) {
     throw invalidField("body.confidence", "only machine annotations carry a confidence");
   }
-  if (caller.role === "annotator" && body.claim_id === undefined) {
+  if ((caller.role === "annotator" || caller.role === "reviewer") && body.claim_id === undefined) {
     throw invalidField("body.claim_id", "required: claim the image first (claimNextImage)");
   }
 }
@@ -136,12 +137,19 @@ export interface AnnotationOperations {
     predictions: q.NewPrediction[],
     caller: Principal,
   ): Promise<{ created: number; not_found: ImageRef[] }>;
-  /** The image's annotations (404 for an unknown image, or one the caller may not see). */
+  /** The image's current annotations, or with `history` all of them (404 for an unknown image). */
   listForImage(
     imageId: string,
     source: q.AnnotationSource | null,
+    history: boolean,
     caller: Caller,
   ): Promise<q.Annotation[]>;
+  /** The author's new version of their submitted annotation (the old one superseded). */
+  amend(
+    annotationId: string,
+    content: { labels: string[]; shapes: q.Shape[] },
+    caller: Principal,
+  ): Promise<q.Annotation>;
 }
 
 export function annotationOperations(deps: Deps): AnnotationOperations {
@@ -267,10 +275,59 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       return { created: result.created, not_found: refsAt(predictions, result.not_found) };
     },
 
-    async listForImage(imageId, source, caller) {
+    async listForImage(imageId, source, history, caller) {
       const who = callerParams(caller);
       if (!(await getImage(db, { id: imageId, ...who }))) throw notFound(`image ${imageId}`);
-      return await q.listImageAnnotations(db, { image_id: imageId, source, ...who });
+      return await q.listImageAnnotations(db, {
+        image_id: imageId,
+        source,
+        statuses: history ? [...q.ANNOTATION_STATUSES] : q.CURRENT_STATUSES,
+        ...who,
+      });
+    },
+
+    async amend(annotationId, content, caller) {
+      const amended = await q.amendAnnotation(db, {
+        annotation_id: annotationId,
+        user_id: caller.id,
+        caller_role: caller.role,
+        ...content,
+      });
+      if (amended) return amended;
+      // Refused: find out why, most specific first.
+      const original = await q.getAnnotation(db, { id: annotationId, ...callerParams(caller) });
+      if (!original) throw notFound(`annotation ${annotationId}`);
+      if (original.author_id !== caller.id || original.source !== "human") {
+        throw new ApiError(
+          403,
+          "annotation_not_yours",
+          `annotation ${annotationId} is another user's: only its author may amend it`,
+        );
+      }
+      if (original.status !== "submitted") {
+        throw new ApiError(
+          409,
+          "annotation_not_current",
+          `annotation ${annotationId} is ${original.status}: only a submitted annotation can ` +
+            "be amended",
+        );
+      }
+      const target = await getReviewTarget(db, {
+        image_id: original.image_id,
+        user_id: caller.id,
+        caller_role: caller.role,
+      });
+      if (!target) throw notFound(`annotation ${annotationId}`);
+      if (target.review === "accepted" || target.review_lease_live) {
+        throw new ApiError(
+          409,
+          "image_in_review",
+          `image ${original.image_id} is being reviewed (or was accepted): it can no longer be ` +
+            "amended",
+        );
+      }
+      rejectContent(checkContent(content, new Set(target.labels), target, "body"));
+      throw new ApiError(409, "conflict", `image ${original.image_id} changed meanwhile; retry`);
     },
   };
   return ops;

@@ -12,22 +12,30 @@ import { type Caller, requireDataset } from "./datasets.ts";
 
 export type ExportFormat = "jsonl" | "coco";
 
+/** Which images and annotations an export holds. */
+export interface ExportFilter {
+  /** Null: every source. */
+  source: q.AnnotationSource | null;
+  images: q.ExportImages;
+  /** Also the rejected and superseded annotations. */
+  history: boolean;
+}
+
 /**
  * The dataset's export as chunks of bytes, read lazily from one snapshot (404 before the first
- * byte for an unknown dataset, or one the caller may not see). `source` null exports every
- * source.
+ * byte for an unknown dataset, or one the caller may not see).
  */
 export async function exportDataset(
   db: Db,
   datasetId: string,
   format: ExportFormat,
-  source: q.AnnotationSource | null,
+  filter: ExportFilter,
   caller: Caller,
 ): Promise<AsyncIterable<Uint8Array>> {
   await requireDataset(db, datasetId, caller);
   const who = callerParams(caller);
   return readSnapshot(db, (tx) => {
-    const pass = () => q.exportAnnotations(tx, { dataset_id: datasetId, source, ...who });
+    const pass = () => q.exportAnnotations(tx, { dataset_id: datasetId, ...filter, ...who });
     if (format === "jsonl") return jsonLines(pass());
     // The categories are read in the snapshot the annotations come from (its first statement),
     // so every label an exported annotation uses is among them.
@@ -103,6 +111,7 @@ function cocoAnnotations(
         author_id: a.author_id,
         model: a.model,
         created_at: a.created_at.toISOString(),
+        status: a.status,
       },
     });
     out.push(`{"id":${nextId + out.length},"image_id":${a.image_id},${rest.slice(1)}`);

@@ -9,12 +9,14 @@ import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { annotationOperations } from "../operations/annotations.ts";
 import {
+  AmendAnnotation,
   Annotation,
   annotationJson,
   CreateAnnotation,
   CreatePredictions,
   CreatePredictionsResult,
   SourceFilter,
+  StatusFilter,
 } from "../schemas/annotations.ts";
 import { claimedImageJson, CreatedAnnotation } from "../schemas/claims.ts";
 import { idParam } from "../schemas/common.ts";
@@ -27,7 +29,7 @@ const createAnnotationRoute = createRoute({
   method: "post",
   path: "/images/{imageId}/annotations",
   operationId: "createAnnotation",
-  ...secured("admin", "annotator", "machine"),
+  ...secured("admin", "reviewer", "annotator", "machine"),
   tags: ["annotations"],
   summary: "Annotate an image (human with a claim, or machine with a model)",
   description: "The source is the caller's: annotators and admins make `human` annotations, " +
@@ -97,13 +99,53 @@ const listImageAnnotationsRoute = createRoute({
   method: "get",
   path: "/images/{imageId}/annotations",
   operationId: "listImageAnnotations",
-  ...secured("admin", "machine"),
+  ...secured("admin", "reviewer", "machine"),
   tags: ["annotations"],
   summary: "An image's annotations, oldest first",
-  request: { params: imageParams, query: z.object({ source: SourceFilter }) },
+  description: "The current ones (submitted, accepted); `?status=all` adds the rejected and " +
+    "superseded ones, each with who reviewed or replaced it.",
+  request: {
+    params: imageParams,
+    query: z.object({ source: SourceFilter, status: StatusFilter }),
+  },
   responses: {
     200: jsonResponse(z.object({ items: z.array(Annotation) }), "The annotations"),
     ...errors("invalid_image_id", 401, 403, "image_not_found"),
+  },
+});
+
+const amendAnnotationRoute = createRoute({
+  method: "put",
+  path: "/annotations/{annotationId}",
+  operationId: "amendAnnotation",
+  ...secured("admin", "reviewer", "annotator"),
+  tags: ["annotations"],
+  summary: "Replace your own submitted annotation while its image is not yet reviewed",
+  description: "The annotation is not edited: it becomes `superseded` and a new one (same " +
+    "image, author and claim) is created with the new content and returned. Only its author " +
+    "may amend it, only while it is `submitted`, and only while no reviewer holds a live " +
+    "review lease on the image and the image is not accepted (409 image_in_review). Labels " +
+    "and bounds are checked as createAnnotation checks them.",
+  request: {
+    params: z.object({ annotationId: idParam("annotationId") }),
+    body: jsonBody(AmendAnnotation),
+  },
+  responses: {
+    201: jsonResponse(Annotation, "The new annotation"),
+    ...errors(
+      "invalid_annotation_id",
+      "invalid_annotation",
+      "malformed_json",
+      401,
+      "annotation_not_yours",
+      "annotation_not_found",
+      "annotation_not_current",
+      "image_in_review",
+      "image_changed",
+      413,
+      415,
+      422,
+    ),
   },
 });
 
@@ -142,8 +184,23 @@ export function annotationsRouter(deps: Deps) {
     })
     .openapi(listImageAnnotationsRoute, async (c) => {
       const { imageId } = c.req.valid("param");
-      const { source } = c.req.valid("query");
-      const items = await ops.listForImage(imageId, source ?? null, c.get("principal"));
+      const { source, status } = c.req.valid("query");
+      const items = await ops.listForImage(
+        imageId,
+        source ?? null,
+        status === "all",
+        c.get("principal"),
+      );
       return c.json({ items: items.map(annotationJson) }, 200);
+    })
+    .openapi(amendAnnotationRoute, async (c) => {
+      const { annotationId } = c.req.valid("param");
+      const { empty: _, ...body } = c.req.valid("json");
+      const amended = await ops.amend(
+        annotationId,
+        { labels: body.labels ?? [], shapes: body.shapes ?? [] },
+        c.get("principal"),
+      );
+      return c.json(annotationJson(amended), 201);
     });
 }

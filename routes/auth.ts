@@ -44,7 +44,7 @@ const getMeRoute = createRoute({
   operationId: "getMe",
   tags: ["auth"],
   summary: "The caller",
-  ...secured("admin", "annotator", "machine"),
+  ...secured("admin", "reviewer", "annotator", "machine"),
   responses: { 200: jsonResponse(Me, "The caller"), ...errors(401) },
 });
 

@@ -13,7 +13,7 @@ const claimNextImageRoute = createRoute({
   method: "post",
   path: "/datasets/{datasetId}/claims",
   operationId: "claimNextImage",
-  ...secured("admin", "annotator"),
+  ...secured("admin", "reviewer", "annotator"),
   tags: ["claims"],
   summary: "Lease the next image to annotate",
   description: "Picks the highest-priority image (then the oldest) that still needs a human " +
@@ -36,7 +36,7 @@ const renewClaimRoute = createRoute({
   method: "post",
   path: "/claims/{claimId}/renew",
   operationId: "renewClaim",
-  ...secured("admin", "annotator"),
+  ...secured("admin", "reviewer", "annotator"),
   tags: ["claims"],
   summary: "Extend a lease by the dataset's claim_ttl_seconds from now (holder only)",
   description: "An expired lease can still be renewed while nobody else has taken its slot.",
@@ -60,7 +60,7 @@ const releaseClaimRoute = createRoute({
   method: "delete",
   path: "/claims/{claimId}",
   operationId: "releaseClaim",
-  ...secured("admin", "annotator"),
+  ...secured("admin", "reviewer", "annotator"),
   tags: ["claims"],
   summary: "Give an image back without annotating it (holder, or an admin)",
   description: "The image is claimable again at once. With `skip=true` it is never offered " +

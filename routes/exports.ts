@@ -13,7 +13,8 @@ const exportDatasetRoute = createRoute({
   operationId: "exportDataset",
   ...secured("admin", "machine"),
   tags: ["annotations"],
-  summary: "Export every image with its annotations, streamed (COCO or JSON lines)",
+  summary: "Export the labelled (or accepted, or all) images with their annotations, streamed " +
+    "(COCO or JSON lines)",
   description: "Streamed from one database snapshot through a cursor: memory stays constant " +
     "however large the dataset.\n\n" +
     "`jsonl`: one line per image, the image with all its annotations (every shape type and " +
@@ -34,6 +35,16 @@ const exportDatasetRoute = createRoute({
     query: z.object({
       format: z.enum(["jsonl", "coco"]).default("jsonl"),
       source: z.enum(["human", "machine", "all"]).default("all"),
+      status: z.enum(["accepted", "labeled", "all"]).default("labeled").openapi({
+        description: "Which images: `labeled` (the default) those with at least one current " +
+          "human annotation (an image nobody labelled yet is not exported as empty, which a " +
+          "trainer would read as a negative); `accepted` those a reviewer accepted or fixed; " +
+          "`all` every image",
+      }),
+      history: z.enum(["true", "false"]).default("false").openapi({
+        description: "true: also the rejected and superseded annotations (each with its " +
+          "`status`); otherwise only the current ones (submitted, accepted)",
+      }),
     }),
   },
   responses: {
@@ -52,14 +63,12 @@ export function exportsRouter(deps: Deps) {
   return createRouter()
     .openapi(exportDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const { format, source } = c.req.valid("query");
-      const chunks = await exportDataset(
-        deps.db,
-        datasetId,
-        format,
-        source === "all" ? null : source,
-        c.get("principal"),
-      );
+      const { format, source, status, history } = c.req.valid("query");
+      const chunks = await exportDataset(deps.db, datasetId, format, {
+        source: source === "all" ? null : source,
+        images: status,
+        history: history === "true",
+      }, c.get("principal"));
       const name = `dataset-${datasetId}.${format === "coco" ? "json" : "jsonl"}`;
       const res = c.body(ReadableStream.from(chunks), 200, {
         "content-type": format === "coco" ? "application/json" : "application/x-ndjson",

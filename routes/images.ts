@@ -59,7 +59,7 @@ const listImagesRoute = createRoute({
   method: "get",
   path: "/datasets/{datasetId}/images",
   operationId: "listImages",
-  ...secured("admin", "annotator", "machine"),
+  ...secured("admin", "reviewer", "annotator", "machine"),
   tags: ["images"],
   summary: "Page through a dataset's images, oldest first, or find one by external_id",
   description: "With `external_id`, the page holds the one image with that external_id (the " +
@@ -85,7 +85,7 @@ const getImageRoute = createRoute({
   method: "get",
   path: "/images/{imageId}",
   operationId: "getImage",
-  ...secured("admin", "annotator", "machine"),
+  ...secured("admin", "reviewer", "annotator", "machine"),
   tags: ["images"],
   summary: "Get an image",
   request: { params: imageParams, query: z.object({ media: MediaQuery }) },

@@ -24,7 +24,7 @@ const getImageMediaRoute = createRoute({
   method: "get",
   path: "/images/{imageId}/media",
   operationId: "getImageMedia",
-  ...securedOrUrlToken("admin", "annotator", "machine"),
+  ...securedOrUrlToken("admin", "reviewer", "annotator", "machine"),
   tags: ["images"],
   summary: "Redirect to the image's bytes (for an <img src>)",
   description: "Answers 302 to a fresh URL a browser loads with no header: presigned for " +

@@ -64,7 +64,7 @@ const rotateApiKeyRoute = createRoute({
   description: "A non-admin may rotate only its own key. An identity-provider user cannot mint " +
     "a key for itself (409 `external_user`): it would outlive revocation at the provider; an " +
     "admin can give it one.",
-  ...secured("admin", "annotator", "machine"),
+  ...secured("admin", "reviewer", "annotator", "machine"),
   request: { params: userParams },
   responses: {
     200: jsonResponse(z.object({ api_key: ApiKey }), "The new key; the old one stops working"),

@@ -71,6 +71,19 @@ export const Annotation = z.object({
   labels: z.array(z.string()),
   shapes: z.array(Shape),
   created_at: Timestamp,
+  status: z.enum(["submitted", "accepted", "rejected", "superseded"]).openapi({
+    description: "submitted: current, not reviewed. accepted: current, accepted by a reviewer " +
+      "(or a reviewer's fix, or an admin's correction of an accepted image). rejected: a " +
+      "reviewer rejected it (review_comment says why). superseded: replaced by a reviewer's " +
+      "fix, an admin's correction, its author's amendment, or (a prediction) a newer prediction " +
+      "of the same model. Lists and exports show the current ones (submitted, accepted) unless " +
+      "asked for the history",
+  }),
+  reviewed_by: Id.nullable().openapi({
+    description: "Who accepted, rejected or superseded it: a reviewer, or the admin who corrected",
+  }),
+  reviewed_at: Timestamp.nullable(),
+  review_comment: z.string().nullable(),
 }).openapi("Annotation");
 
 /**
@@ -173,6 +186,20 @@ export const SourceFilter = z.enum(["human", "machine"]).optional().openapi({
   description: "Only annotations of this source",
 });
 
+export const StatusFilter = z.enum(["current", "all"]).default("current").openapi({
+  description: "current: submitted and accepted annotations; all: also the rejected and " +
+    "superseded ones (the history)",
+});
+
+export const AmendAnnotation = z.strictObject({
+  labels: Labels.optional(),
+  shapes: Shapes.optional(),
+  empty: Empty.optional(),
+}).superRefine(checkEmpty).openapi("AmendAnnotation", {
+  description: 'The new content: labels, shapes, or both; or `"empty": true` and neither',
+  ...keywords({ anyOf: EMPTY_RULE }),
+});
+
 export const FeedPage = z.object({
   items: z.array(Annotation),
   next_cursor: z.string().openapi({
@@ -194,5 +221,9 @@ export function annotationJson(a: q.Annotation): z.infer<typeof Annotation> {
     labels: a.labels,
     shapes: a.shapes as ShapeT[],
     created_at: a.created_at.toISOString(),
+    status: a.status,
+    reviewed_by: a.reviewed_by,
+    reviewed_at: a.reviewed_at?.toISOString() ?? null,
+    review_comment: a.review_comment,
   };
 }

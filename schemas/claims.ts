@@ -16,11 +16,25 @@ export const Claim = z.object({
   }),
 }).openapi("Claim");
 
+export const Rework = z.object({
+  comment: z.string().nullable().openapi({ description: "The reviewer's reason" }),
+  reviewed_by: Id.openapi({ description: "The reviewer" }),
+  reviewed_at: Timestamp,
+  rejected_annotation_id: Id,
+}).openapi("Rework", {
+  description: "Why the image is back: a reviewer rejected its annotations (submitReview)",
+});
+
 export const ClaimedImage = z.object({
   claim: Claim,
   image: Image,
   predictions: z.array(Annotation).openapi({
     description: "The image's machine annotations, the latest per model, to pre-fill the editor",
+  }),
+  rework: Rework.nullable().openapi({
+    description: "For an image a reviewer sent back: the reject's comment, to redo the work " +
+      "by; null otherwise. The annotators whose work was rejected get the image back first: " +
+      "their next claim in the dataset returns it, for one claim TTL after the reject",
   }),
   ...MediaFields,
 }).openapi("ClaimedImage", {
@@ -70,6 +84,7 @@ export function claimedImageJson(
     claim: q.NewClaim;
     image: Parameters<typeof imageJson>[0];
     predictions: q.Prediction[];
+    rework: q.Rework | null;
     media: MediaJson;
   },
 ): z.infer<typeof ClaimedImage> {
@@ -77,6 +92,7 @@ export function claimedImageJson(
     claim: claimJson(c.claim),
     image: imageJson(c.image),
     predictions: c.predictions.map(annotationJson),
+    rework: c.rework && { ...c.rework, reviewed_at: c.rework.reviewed_at.toISOString() },
     ...c.media,
   };
 }

@@ -33,7 +33,14 @@ const Priority = Finite.openapi({
   example: 0.87,
 });
 
-export const ImageStatus = z.enum(["pending", "in_progress", "done"]);
+export const ImageStatus = z.enum(["pending", "in_progress", "done", "in_review", "accepted"])
+  .openapi({
+    description: "pending: it needs a human annotation and has a free slot (a rejected image is " +
+      "pending again). in_progress: every remaining slot is under a live claim. done: it has " +
+      "its annotations_per_image human annotations and was not selected for review. in_review: " +
+      "it has them and waits for a reviewer (the dataset's review_rate selected it). accepted: a " +
+      "reviewer accepted or fixed its annotations.",
+  });
 
 export const Image = z.object({
   id: Id,

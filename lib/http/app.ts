@@ -23,6 +23,7 @@ import { imagesRouter } from "../../routes/images.ts";
 import { localMediaRouter, mediaRouter } from "../../routes/media.ts";
 import { membersRouter } from "../../routes/members.ts";
 import { metricsRouter } from "../../routes/metrics.ts";
+import { reviewsRouter } from "../../routes/reviews.ts";
 import { mountSpecPage, SPEC_JSON_PATH } from "../../routes/spec.ts";
 import { usersRouter } from "../../routes/users.ts";
 import { webRouter } from "../../routes/web.ts";
@@ -124,6 +125,7 @@ export function createApp(options: AppOptions) {
   app.route("/api/v1", mediaRouter(deps));
   app.route("/api/v1", claimsRouter(deps));
   app.route("/api/v1", annotationsRouter(deps));
+  app.route("/api/v1", reviewsRouter(deps));
   app.route("/api/v1", feedRouter(deps));
   app.route("/api/v1", exportsRouter(deps));
   app.route("/api/v1", webhooksRouter(deps));

@@ -62,6 +62,8 @@ const EXAMPLES = {
   invalid_image_id: { status: 400, ...invalid("path.imageId", "must be a decimal id") },
   invalid_claim_id: { status: 400, ...invalid("path.claimId", "must be a decimal id") },
   invalid_user_id: { status: 400, ...invalid("path.userId", "must be a decimal id") },
+  invalid_review_id: { status: 400, ...invalid("path.reviewId", "must be a decimal id") },
+  invalid_annotation_id: { status: 400, ...invalid("path.annotationId", "must be a decimal id") },
   invalid_token_request: {
     status: 400,
     ...invalid("body.api_key", "Invalid input: expected string, received undefined"),
@@ -143,7 +145,19 @@ const EXAMPLES = {
     code: "claim_not_yours",
     message: "claim 7 is held by another user",
   },
+  review_not_yours: {
+    status: 403,
+    code: "review_not_yours",
+    message: "review 9 is held by another reviewer",
+  },
+  annotation_not_yours: {
+    status: 403,
+    code: "annotation_not_yours",
+    message: "annotation 12 is another user's: only its author may amend it",
+  },
   dataset_not_found: { status: 404, code: "not_found", message: "dataset 42 not found" },
+  review_not_found: { status: 404, code: "not_found", message: "review 9 not found" },
+  annotation_not_found: { status: 404, code: "not_found", message: "annotation 12 not found" },
   image_not_found: { status: 404, code: "not_found", message: "image 42 not found" },
   claim_not_found: { status: 404, code: "not_found", message: "claim 7 not found" },
   user_not_found: { status: 404, code: "not_found", message: "user 5 not found" },
@@ -183,6 +197,42 @@ const EXAMPLES = {
     status: 409,
     code: "claim_mismatch",
     message: "claim 7 is for image 41, not image 42",
+  },
+  review_expired: {
+    status: 409,
+    code: "review_expired",
+    message: "review 9 expired and its image has been taken by another reviewer (or left the " +
+      "review queue)",
+  },
+  review_completed: {
+    status: 409,
+    code: "review_completed",
+    message: "review 9 has already been completed",
+  },
+  review_released: {
+    status: 409,
+    code: "review_released",
+    message: "review 9 has already been released",
+  },
+  review_mismatch: {
+    status: 409,
+    code: "review_mismatch",
+    message: "review 9 is for image 41, not image 42",
+  },
+  own_annotation: {
+    status: 409,
+    code: "own_annotation",
+    message: "you annotated image 42: a reviewer never reviews their own work",
+  },
+  annotation_not_current: {
+    status: 409,
+    code: "annotation_not_current",
+    message: "annotation 12 is superseded: only a submitted annotation can be amended",
+  },
+  image_in_review: {
+    status: 409,
+    code: "image_in_review",
+    message: "image 42 is being reviewed (or was accepted): it can no longer be amended",
   },
   image_changed: {
     status: 409,

@@ -7,18 +7,26 @@
  * Adding an event type: add it here, and in the statement that makes the change a CTE that
  * inserts its webhook_deliveries rows for `webhook_subscribers('<type>', <dataset id>)` (copy
  * claim_expired_event from sql/claims/claim_next_image.sql). Nothing else changes: the table
- * takes any type, and the workers send whatever it holds. The review workflow's review.accepted,
- * review.rejected and review.fixed come that way with the review statements.
+ * takes any type, and the workers send whatever it holds (the review.* events came that way).
  */
 export const EVENT_TYPES = {
   "annotation.created": "a human or machine annotation was recorded " +
     "(sql/annotations/create_*.sql, create_predictions.sql): the annotation and its image",
-  "image.completed": "a submit gave an image its annotations_per_image-th human annotation " +
-    "(sql/annotations/create_human_annotation*.sql): the image and its annotators",
+  "image.completed": "a submit gave an image its annotations_per_image-th human annotation and " +
+    "the dataset's review_rate did not send it to review " +
+    "(sql/annotations/create_human_annotation*.sql), or a reviewer accepted or fixed it " +
+    "(sql/reviews/submit_review.sql): the image and its annotators",
   "dataset.completed": "that submit left no image of the dataset to annotate " +
     "(sql/annotations/create_human_annotation*.sql)",
   "claim.expired": "a claim was found expired and ended, when its holder claimed again in the " +
     "dataset (sql/claims/claim_next_image.sql): the claim",
+  "review.accepted":
+    "a reviewer accepted an image's annotations (sql/reviews/submit_review.sql): " +
+    "the review (decision, reviewer, comment, the annotators judged) and the image",
+  "review.fixed": "a reviewer replaced an image's annotations with their own " +
+    "(sql/reviews/submit_review.sql): the review, with the fix's annotation id, and the image",
+  "review.rejected": "a reviewer rejected an image's annotations and sent it back for rework " +
+    "(sql/reviews/submit_review.sql): the review, with its comment, and the image",
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

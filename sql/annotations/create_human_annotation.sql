@@ -22,12 +22,16 @@
 -- caller diagnoses a refusal.
 --
 -- Then: the user joins annotators (once), the claim's lease leaves the image (expired leases are
--- pruned), done becomes cardinality(annotators) >= annotations_per_image, full_until follows,
+-- pruned), done becomes cardinality(annotators) >= annotations_per_image, full_until follows;
+-- the submit that completes the image sends it to review (review 'waiting') when the dataset's
+-- review_rate selects it, and the submitter's rework reservation (rework_for) is used up;
 -- the claim ends ('completed': its current_claims row turns inactive, a HOT update, and it enters
 -- ended_claims), and the annotation is inserted and returned. No row: the claim is not an active
--- claim of this user on this image, the image does not exist, or the slot is gone. Last, the
--- webhook events the change makes (annotation.created; image.completed when this submit gave the
--- image its k-th annotation; dataset.completed when that left no image to annotate), for the
+-- claim of this user on this image, the image does not exist, or the slot is gone. An admin's
+-- correction (no claim) supersedes the image's current human annotations (corrected); on an
+-- accepted image it is accepted itself. Last, the webhook events the change makes
+-- (annotation.created; image.completed when this submit gave the image its k-th annotation and
+-- did not send it to review; dataset.completed when that left no image to annotate), for the
 -- webhooks subscribed to them.
 WITH caller_claim AS MATERIALIZED (
   SELECT dataset_id, claimed_at, expires_at
@@ -47,6 +51,23 @@ image_annotated AS (
   UPDATE images i
   SET annotators = CASE WHEN :user_id::bigint = ANY (i.annotators) THEN i.annotators
       ELSE i.annotators || :user_id::bigint END,
+    -- Review: the submit that completes the image sends it to review when the dataset's
+    -- review_rate selects it (review_selected: reproducible, per image).
+    review = CASE WHEN completes_image(i.done, i.annotators, :user_id::bigint,
+        i.annotations_per_image) AND review_selected(i.dataset_id, i.id, d.review_rate)
+      THEN 'waiting' ELSE i.review END,
+    review_since = CASE WHEN completes_image(i.done, i.annotators, :user_id::bigint,
+        i.annotations_per_image) AND review_selected(i.dataset_id, i.id, d.review_rate)
+      THEN now() ELSE i.review_since END,
+    -- Rework: the submitter's reservation is used up; once the image is complete, or the window
+    -- has passed, none is left (and the image leaves images_rework_idx).
+    rework_for = CASE WHEN i.rework_until > now() AND NOT completes_image(i.done, i.annotators,
+        :user_id::bigint, i.annotations_per_image)
+      THEN array_remove(i.rework_for, :user_id::bigint) ELSE '{}' END,
+    rework_until = CASE WHEN i.rework_until > now() AND NOT completes_image(i.done, i.annotators,
+        :user_id::bigint, i.annotations_per_image)
+        AND cardinality(array_remove(i.rework_for, :user_id::bigint)) > 0
+      THEN i.rework_until END,
     leases = live_leases(i.leases, :claim_id::bigint),
     done = cardinality(i.annotators)
         + CASE WHEN :user_id::bigint = ANY (i.annotators) THEN 0 ELSE 1 END
@@ -76,6 +97,7 @@ image_annotated AS (
       )
     )
   RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.annotators, i.annotations_per_image,
+    i.review,
     -- This submit made the image done: it had k - 1 human annotations and now has k (done is
     -- always cardinality(annotators) >= k, so only the annotator it added can complete it).
     i.done AND cardinality(i.annotators) = i.annotations_per_image
@@ -97,12 +119,25 @@ claim_ended AS (
   CROSS JOIN caller_claim c
 ),
 annotation_inserted AS (
-  INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes)
+  -- An admin's correction of an accepted image is accepted: the admin vouches for it.
+  INSERT INTO annotations (image_id, dataset_id, source, author_id, claim_id, labels, shapes,
+    status, reviewed_by, reviewed_at)
   SELECT a.id, a.dataset_id, 'human', :user_id::bigint, :claim_id::bigint, :labels::text[],
-    :shapes::jsonb
+    :shapes::jsonb, CASE WHEN x.vouched THEN 'accepted' ELSE 'submitted' END,
+    CASE WHEN x.vouched THEN :user_id::bigint END, CASE WHEN x.vouched THEN now() END
   FROM image_annotated a
+  CROSS JOIN LATERAL (
+    SELECT :claim_id::bigint IS NULL AND a.review IS NOT DISTINCT FROM 'accepted' AS vouched
+  ) x
   RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
-    labels, shapes, created_at
+    labels, shapes, created_at, status, reviewed_by, reviewed_at, review_comment
+),
+corrected AS MATERIALIZED (
+  -- An admin's correction supersedes the image's current human annotations (not itself), with a
+  -- fresh snapshot taken after image_annotated locked the row (settle_human_annotations).
+  SELECT settle_human_annotations(n.image_id, 'superseded', :user_id::bigint, NULL, n.id) AS authors
+  FROM annotation_inserted n
+  WHERE :claim_id::bigint IS NULL
 ),
 -- Webhook events (the outbox, db/migrations/20261206024049_webhooks.sql): each built and written
 -- only when an enabled webhook subscribes to it (webhook_subscribers, tested before the data is
@@ -128,7 +163,8 @@ event AS MATERIALIZED (
         'annotator_ids', (SELECT array_agg(u::text) FROM unnest(i.annotators) u),
         'completed_by_annotation_id', n.id::text
       )
-    WHERE i.completed
+    -- With review, the image completes when a reviewer accepts it (submit_review.sql).
+    WHERE i.completed AND i.review IS DISTINCT FROM 'waiting'
       AND EXISTS (SELECT FROM webhook_subscribers('image.completed', i.dataset_id))
     UNION ALL
     SELECT 'dataset.completed',
@@ -146,5 +182,8 @@ event_queued AS (
   CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
 )
 SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at
-FROM annotation_inserted;
+  model_name, model_version, confidence, labels, shapes, created_at, status, reviewed_by::text,
+  reviewed_at, review_comment
+FROM annotation_inserted
+-- corrected is a SELECT: it runs only when read.
+WHERE (SELECT count(*) FROM corrected) >= 0;

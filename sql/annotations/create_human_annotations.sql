@@ -38,6 +38,20 @@ locked_images AS MATERIALIZED (
 image_annotated AS (
   UPDATE images i
   SET annotators = i.annotators || d.user_id,
+    -- Review and rework as in create_human_annotation.sql.
+    review = CASE WHEN completes_image(i.done, i.annotators, d.user_id, i.annotations_per_image)
+        AND review_selected(i.dataset_id, i.id, s.review_rate)
+      THEN 'waiting' ELSE i.review END,
+    review_since = CASE WHEN completes_image(i.done, i.annotators, d.user_id,
+        i.annotations_per_image) AND review_selected(i.dataset_id, i.id, s.review_rate)
+      THEN now() ELSE i.review_since END,
+    rework_for = CASE WHEN i.rework_until > now() AND NOT completes_image(i.done, i.annotators,
+        d.user_id, i.annotations_per_image)
+      THEN array_remove(i.rework_for, d.user_id) ELSE '{}' END,
+    rework_until = CASE WHEN i.rework_until > now() AND NOT completes_image(i.done, i.annotators,
+        d.user_id, i.annotations_per_image)
+        AND cardinality(array_remove(i.rework_for, d.user_id)) > 0
+      THEN i.rework_until END,
     leases = live_leases(i.leases, d.claim_id),
     done = cardinality(i.annotators) + 1 >= i.annotations_per_image,
     full_until = lease_full_until(
@@ -58,7 +72,7 @@ image_annotated AS (
       OR has_free_slot(i.annotators, i.leases, i.annotations_per_image, d.claim_id)
     )
   RETURNING i.id, i.dataset_id, d.user_id, d.claim_id, d.claimed_at, d.expires_at, d.labels,
-    d.shapes, i.external_id, i.uri, i.annotators, i.annotations_per_image,
+    d.shapes, i.external_id, i.uri, i.annotators, i.annotations_per_image, i.review,
     -- This submit made the image done: it added the k-th annotator (each submit adds one).
     i.done AND cardinality(i.annotators) = i.annotations_per_image AS completed
 ),
@@ -80,7 +94,7 @@ annotation_inserted AS (
   SELECT a.id, a.dataset_id, 'human', a.user_id, a.claim_id, a.labels, a.shapes
   FROM image_annotated a
   RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
-    labels, shapes, created_at
+    labels, shapes, created_at, status, reviewed_by, reviewed_at, review_comment
 ),
 -- Webhook events, as in create_human_annotation.sql (which says why they are shaped so).
 -- dataset.completed: once per dataset whose images this batch completed, with all of them.
@@ -106,7 +120,7 @@ event AS MATERIALIZED (
       )
     FROM image_annotated i
     JOIN annotation_inserted n ON n.image_id = i.id
-    WHERE i.completed
+    WHERE i.completed AND i.review IS DISTINCT FROM 'waiting'
       AND EXISTS (SELECT FROM webhook_subscribers('image.completed', i.dataset_id))
     UNION ALL
     SELECT c.dataset_id, 'dataset.completed',
@@ -131,5 +145,6 @@ event_queued AS (
   CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
 )
 SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at
+  model_name, model_version, confidence, labels, shapes, created_at, status, reviewed_by::text,
+  reviewed_at, review_comment
 FROM annotation_inserted;

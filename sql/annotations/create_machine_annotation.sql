@@ -5,7 +5,9 @@
 -- bottom-most coordinates) inside the image when its size is known. No row also when the author
 -- (role :caller_role) may not see the image's dataset (may_see_dataset): then the image is, to
 -- it, one that does not exist. Its annotation.created webhook event is written with it, for the
--- webhooks subscribed (create_human_annotation.sql says how the events are shaped).
+-- webhooks subscribed (create_human_annotation.sql says how the events are shaped). It supersedes
+-- the same model's earlier prediction on the image (supersede_predictions: a lock per dataset and
+-- model, then a fresh snapshot, so two concurrent pushes leave one current prediction per model).
 WITH annotation_inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
     confidence, labels, shapes)
@@ -20,7 +22,12 @@ WITH annotation_inserted AS (
     AND (i.width IS NULL OR :max_x::float8 <= i.width)
     AND (i.height IS NULL OR :max_y::float8 <= i.height)
   RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
-    labels, shapes, created_at
+    labels, shapes, created_at, status, reviewed_by, reviewed_at, review_comment
+),
+superseded AS MATERIALIZED (
+  SELECT supersede_predictions(n.dataset_id, ARRAY[n.image_id], ARRAY[n.model_name], ARRAY[n.id])
+    AS n
+  FROM annotation_inserted n
 ),
 event AS MATERIALIZED (
   SELECT n.dataset_id, 'annotation.created' AS type,
@@ -41,5 +48,8 @@ event_queued AS (
   CROSS JOIN LATERAL webhook_subscribers(e.type, e.dataset_id) s
 )
 SELECT id::text, image_id::text, dataset_id::text, source, author_id::text,
-  model_name, model_version, confidence, labels, shapes, created_at
-FROM annotation_inserted;
+  model_name, model_version, confidence, labels, shapes, created_at, status, reviewed_by::text,
+  reviewed_at, review_comment
+FROM annotation_inserted
+-- superseded is a SELECT: it runs only when read.
+WHERE (SELECT count(*) FROM superseded) >= 0;

@@ -9,7 +9,9 @@
 -- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
 -- image rows. No row at all when the dataset does not exist or the author (role :caller_role) may
 -- not see it (may_see_dataset, tested once in `dataset`): nothing is written then. Their
--- annotation.created webhook events are written with them.
+-- annotation.created webhook events are written with them. Each supersedes its model's earlier
+-- prediction on its image (supersede_predictions: one lock per model in the batch, then a fresh
+-- snapshot; within a batch the last of a model on an image wins).
 WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
@@ -42,6 +44,11 @@ inserted AS (
   RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
     labels, shapes, created_at
 ),
+superseded AS MATERIALIZED (
+  SELECT supersede_predictions(:dataset_id::bigint, array_agg(n.image_id), array_agg(n.model_name),
+    array_agg(n.id)) AS n
+  FROM inserted n
+),
 -- annotation.created for each, for the webhooks subscribed (create_human_annotation.sql says how
 -- the events are shaped): nothing built or written when none is.
 event AS MATERIALIZED (
@@ -63,6 +70,7 @@ event_queued AS (
   CROSS JOIN webhook_subscribers('annotation.created', :dataset_id::bigint) s
 )
 SELECT (SELECT count(*) FROM inserted)::integer AS created,
+  (SELECT n FROM superseded) AS superseded,
   coalesce((SELECT array_agg(ord ORDER BY ord) FROM resolved WHERE id IS NULL), '{}')::integer[]
     AS not_found
 FROM dataset;

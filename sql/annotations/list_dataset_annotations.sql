@@ -5,6 +5,11 @@
 -- annotation columns null). No rows at all when the dataset does not exist or caller :caller_id
 -- (role :caller_role) may not see it (may_see_dataset, tested once in `dataset`).
 --
+-- A row's status changes (accepted, rejected, superseded: settle_human_annotations,
+-- supersede_predictions, amend_annotation.sql) move it to the changing transaction's txid, so
+-- the feed delivers it again, after the cursor, with its new status: a client keeps the latest
+-- version of each id, and sees every status change in commit order.
+--
 -- A polling client must never miss a row. Ordering by id alone would: ids are drawn when a row is
 -- inserted, not when it commits, so a transaction that inserted id 10 and commits after id 11 was
 -- already delivered lands behind the client's cursor. Instead every row carries the id of the
@@ -48,18 +53,20 @@ dataset AS MATERIALIZED (
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,
-  a.created_at, a.txid::text
+  a.created_at, a.status, a.reviewed_by::text, a.reviewed_at, a.review_comment, a.txid::text
 FROM horizon h
 CROSS JOIN dataset
 LEFT JOIN LATERAL (
   SELECT per_source.id, per_source.image_id, per_source.dataset_id, per_source.source,
     per_source.author_id, per_source.model_name, per_source.model_version,
     per_source.confidence, per_source.labels, per_source.shapes, per_source.created_at,
+    per_source.status, per_source.reviewed_by, per_source.reviewed_at, per_source.review_comment,
     per_source.txid
   FROM unnest(:sources::text[]) AS s (source)
   CROSS JOIN LATERAL (
     SELECT a.id, a.image_id, a.dataset_id, a.source, a.author_id, a.model_name,
-      a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.txid
+      a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.status, a.reviewed_by,
+      a.reviewed_at, a.review_comment, a.txid
     FROM annotations a
     WHERE a.dataset_id = :dataset_id::bigint
       AND a.source = s.source

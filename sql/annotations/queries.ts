@@ -7,6 +7,14 @@ import type { CallerParams, Role } from "../users/queries.ts";
 
 export type AnnotationSource = "human" | "machine";
 
+/**
+ * submitted and accepted are current; rejected and superseded are history (the migration
+ * 20261206040446_review_workflow.sql says what each means).
+ */
+export const ANNOTATION_STATUSES = ["submitted", "accepted", "rejected", "superseded"] as const;
+export type AnnotationStatus = typeof ANNOTATION_STATUSES[number];
+export const CURRENT_STATUSES: AnnotationStatus[] = ["submitted", "accepted"];
+
 /** A shape as stored (jsonb). Shapes are validated by schemas/annotations.ts, not here. */
 export type Shape =
   | {
@@ -38,6 +46,11 @@ export interface Annotation {
   labels: string[];
   shapes: Shape[];
   created_at: Date;
+  status: AnnotationStatus;
+  /** Who accepted, rejected or superseded it (a reviewer, or an admin's correction). */
+  reviewed_by: string | null;
+  reviewed_at: Date | null;
+  review_comment: string | null;
 }
 
 /** An annotation as the statements return it: the model in two columns. */
@@ -55,10 +68,17 @@ function toAnnotation(row: AnnotationRow): Annotation {
 }
 
 /** An annotation as a statement builds it in JSON (jsonb_agg, to_jsonb): timestamps as text. */
-export type AnnotationJsonRow = Omit<AnnotationRow, "created_at"> & { created_at: string };
+export type AnnotationJsonRow = Omit<AnnotationRow, "created_at" | "reviewed_at"> & {
+  created_at: string;
+  reviewed_at: string | null;
+};
 
 export function annotationFromJson(row: AnnotationJsonRow): Annotation {
-  return toAnnotation({ ...row, created_at: new Date(row.created_at) });
+  return toAnnotation({
+    ...row,
+    created_at: new Date(row.created_at),
+    reviewed_at: row.reviewed_at === null ? null : new Date(row.reviewed_at),
+  });
 }
 
 /**
@@ -273,6 +293,8 @@ export interface CreatePredictionsParams {
 }
 export interface CreatePredictionsRow {
   created: number;
+  /** Earlier predictions of the same models on the same images that these replaced. */
+  superseded: number;
   /** 1-based positions of the predictions whose image is not in the dataset. */
   not_found: number[];
 }
@@ -308,6 +330,8 @@ export interface ListImageAnnotationsParams extends CallerParams {
   image_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
+  /** The statuses to list (CURRENT_STATUSES, or all of them for the history). */
+  statuses: AnnotationStatus[];
 }
 const LIST_IMAGE_ANNOTATIONS = statement<ListImageAnnotationsParams, AnnotationRow>(
   "annotations/list_image_annotations",
@@ -424,10 +448,16 @@ export interface ExportedImage extends Image {
   annotations: Annotation[];
 }
 
+/** Which images an export holds: accepted ones, those with a current human annotation, or all. */
+export type ExportImages = "accepted" | "labeled" | "all";
+
 export interface ExportAnnotationsParams extends CallerParams {
   dataset_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
+  images: ExportImages;
+  /** Also the rejected and superseded annotations. */
+  history: boolean;
 }
 type ExportAnnotationsRow = Omit<ExportedImage, "annotations"> & {
   annotations: AnnotationJsonRow[];
@@ -449,4 +479,44 @@ export async function* exportAnnotations(
   for await (const rows of stream(db, EXPORT_ANNOTATIONS, p, batchSize)) {
     yield rows.map((r) => ({ ...r, annotations: r.annotations.map(annotationFromJson) }));
   }
+}
+
+export interface AmendAnnotationParams {
+  annotation_id: string;
+  /** The author, who is the caller. */
+  user_id: string;
+  caller_role: Role;
+  labels: string[];
+  shapes: Shape[];
+}
+const AMEND_ANNOTATION = statement<AmendAnnotationParams & ContentParams, AnnotationRow>(
+  "annotations/amend_annotation",
+);
+
+/**
+ * Replaces the author's submitted annotation with a new row (the old one superseded). `null`: not
+ * the caller's submitted annotation, the image is under review or accepted, the caller is no
+ * longer one of its annotators (rejected), or the content does not fit: see getAnnotation and
+ * getReviewTarget.
+ */
+export async function amendAnnotation(
+  db: Handle,
+  p: AmendAnnotationParams,
+): Promise<Annotation | null> {
+  const row = await one(db, AMEND_ANNOTATION, { ...p, ...contentParams(p.labels, p.shapes) });
+  return row && toAnnotation(row);
+}
+
+export interface AnnotationIdParams extends CallerParams {
+  id: string;
+}
+const GET_ANNOTATION = statement<AnnotationIdParams, AnnotationRow>("annotations/get_annotation");
+
+/** `null` when there is no such annotation or the caller may not see its dataset. */
+export async function getAnnotation(
+  db: Handle,
+  p: AnnotationIdParams,
+): Promise<Annotation | null> {
+  const row = await one(db, GET_ANNOTATION, p);
+  return row && toAnnotation(row);
 }

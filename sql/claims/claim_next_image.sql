@@ -18,8 +18,10 @@
 -- LOCKED): the caller tells that apart from an empty queue with find_claimable_image.sql.
 --
 -- Claimable: not done, not annotated by the caller, not skipped by the caller (releaseClaim with
--- ?skip=true), and not full (full_until null or past). Taken highest priority first, then oldest
--- (lowest id).
+-- ?skip=true), not full (full_until null or past), and not reserved for other annotators'
+-- rework (rework_until ahead). Taken highest priority first, then oldest (lowest id); but first
+-- an image a reviewer sent back for the caller's own rework (rework_for, while rework_until is
+-- ahead), whatever its priority.
 --
 -- Why the claim state lives on the image row: two annotators claiming at once must never both
 -- take the last slot of an image. The scan locks image rows FOR NO KEY UPDATE SKIP LOCKED under
@@ -41,7 +43,11 @@
 --   caller_claim   the caller's current_claims row, locked.
 --   renewed_lease  the caller's claim has expired but is still active: renew it while its slot is
 --                  free; renewed_claim moves its expiry.
---   next_image     MATERIALIZED, so LIMIT 1 is honoured: walks images_claim_queue_idx
+--   rework_image   the rework rule: one probe of images_rework_idx (dataset_id, priority DESC,
+--                  id) WHERE rework_until IS NOT NULL, which holds only rejected images awaiting
+--                  rework, for one reserved for the caller; locked as queue_image locks.
+--   queue_image    when there is none (a one-time filter), MATERIALIZED, so LIMIT 1 is honoured:
+--                  walks images_claim_queue_idx
 --                  (dataset_id, priority DESC, id) WHERE NOT done, exactly the ORDER BY (no Sort),
 --                  and stops at the first claimable row it can lock. Runs only when the caller
 --                  holds no live claim (one-time filters, evaluated before the scan). The filter
@@ -49,6 +55,7 @@
 --                  UPDATE, not FOR UPDATE: a submit's annotation insert takes FOR KEY SHARE on the
 --                  image through its foreign key. full_until lets it step over fully leased images
 --                  without unnesting their leases.
+--   next_image     the one image picked: rework_image's or queue_image's.
 --   new_claim      the new claim's id, start and expiry.
 --   claim_row_updated / claim_row_inserted
 --                  the caller's current_claims row takes the new claim: rewritten in place (a HOT
@@ -61,7 +68,8 @@
 --                  full_until. No indexed column changes: on a page with room (fillfactor 85)
 --                  this is a HOT update.
 --   answer         'held' or 'new' with the image as it is now and its latest prediction per
---                  model (latest_predictions), so a claim is one round trip.
+--                  model (latest_predictions), so a claim is one round trip; for an image sent
+--                  back by a reviewer, the reviewer's note (rework_note).
 --
 -- Cost: 1.8 ms of PostgreSQL CPU per claim + submit cycle, one at a time (32 annotators, pool
 -- of 10, 100,000 images, PostgreSQL 18 on 2 CPUs), against 1.3 ms for the naive cycle of
@@ -107,7 +115,9 @@ renewed_claim AS (
   WHERE c.user_id = :user_id::bigint AND c.dataset_id = :dataset_id::bigint
   RETURNING c.claim_id
 ),
-next_image AS MATERIALIZED (
+rework_image AS MATERIALIZED (
+  -- An image a reviewer sent back for the caller's rework, still reserved for them: one probe of
+  -- images_rework_idx (only rejected images awaiting rework are in it).
   SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
     i.annotations_per_image AS k
   FROM images i
@@ -115,6 +125,8 @@ next_image AS MATERIALIZED (
     AND NOT EXISTS (SELECT FROM renewed_claim)
     AND EXISTS (SELECT FROM dataset)
     AND i.dataset_id = :dataset_id::bigint
+    AND i.rework_until > now()
+    AND :user_id::bigint = ANY (i.rework_for)
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (:user_id::bigint = ANY (i.annotators))
@@ -122,6 +134,30 @@ next_image AS MATERIALIZED (
   ORDER BY i.priority DESC, i.id
   LIMIT 1
   FOR NO KEY UPDATE SKIP LOCKED
+),
+queue_image AS MATERIALIZED (
+  SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
+    i.annotations_per_image AS k
+  FROM images i
+  WHERE NOT EXISTS (SELECT FROM caller_claim WHERE live)
+    AND NOT EXISTS (SELECT FROM renewed_claim)
+    AND NOT EXISTS (SELECT FROM rework_image)
+    AND EXISTS (SELECT FROM dataset)
+    AND i.dataset_id = :dataset_id::bigint
+    AND NOT i.done
+    AND (i.full_until IS NULL OR i.full_until <= now())
+    AND NOT (:user_id::bigint = ANY (i.annotators))
+    AND (:user_id::bigint = ANY (i.skipped_by)) IS NOT TRUE
+    -- Not reserved for other annotators' rework (rework_until ahead).
+    AND (i.rework_until IS NULL OR i.rework_until <= now())
+  ORDER BY i.priority DESC, i.id
+  LIMIT 1
+  FOR NO KEY UPDATE SKIP LOCKED
+),
+next_image AS MATERIALIZED (
+  SELECT id, annotated, live, k FROM rework_image
+  UNION ALL
+  SELECT id, annotated, live, k FROM queue_image
 ),
 new_claim AS MATERIALIZED (
   -- Dated when granted: the clock as the locked image row comes out of next_image, not now()
@@ -198,13 +234,13 @@ image_leased AS (
   FROM granted g CROSS JOIN next_image n
   WHERE i.id = g.image_id
   RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata,
-    i.created_at, i.done, i.full_until
+    i.created_at, i.done, i.full_until, i.review, i.rework_for
 ),
 answer AS (
   SELECT 'held' AS state, c.claim_id, c.claimed_at,
     coalesce((SELECT expires_at FROM renewed_lease), c.expires_at) AS expires_at,
     i.id AS image_id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority,
-    i.metadata, i.created_at, i.done,
+    i.metadata, i.created_at, i.done, i.review, i.rework_for,
     -- i is the image as this statement's snapshot saw it: not with the renewed lease.
     CASE WHEN EXISTS (SELECT FROM renewed_lease) THEN (SELECT full_until FROM renewed_lease)
       ELSE i.full_until END AS full_until
@@ -215,15 +251,19 @@ answer AS (
     AND i.id = (SELECT image_id FROM caller_claim)
   UNION ALL
   SELECT 'new', g.claim_id, g.claimed_at, g.expires_at, l.id, l.dataset_id, l.external_id,
-    l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done, l.full_until
+    l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done, l.review,
+    l.rework_for, l.full_until
   FROM granted g
   CROSS JOIN image_leased l
 )
 SELECT coalesce(a.state, 'conflict') AS state,
   a.claim_id::text, :user_id::bigint::text AS user_id, a.claimed_at AS claim_created_at,
   a.expires_at, a.image_id::text AS id, a.dataset_id::text, a.external_id, a.uri, a.width,
-  a.height, a.priority, a.metadata, image_status(a.done, a.full_until) AS status, a.created_at,
+  a.height, a.priority, a.metadata, image_status(a.done, a.full_until, a.review) AS status,
+  a.created_at,
   -- Null for 'conflict'.
-  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions
+  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions,
+  -- The reviewer's note when the image was sent back for rework (read only then).
+  CASE WHEN cardinality(a.rework_for) > 0 THEN rework_note(a.image_id) END AS rework
 FROM next_image n
 FULL JOIN answer a ON true;

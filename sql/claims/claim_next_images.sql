@@ -7,9 +7,11 @@
 --   'new'    a new claim on a claimable image.
 --   'single' not decided here: run claim_next_image.sql for this caller. The caller's claim has
 --            expired but is still active (renewal, or its end as 'expired'); a concurrent first
---            claim by the same caller inserted first; or fewer images could be locked than
---            callers wanted one; or the caller may not see the dataset (may_see_dataset, tested
---            once per caller in `visible`), which the single statement answers as no dataset.
+--            claim by the same caller inserted first; fewer images could be locked than
+--            callers wanted one; a reviewer sent an image back for the caller's rework (the
+--            single statement hands it to them first); or the caller may not see the dataset
+--            (may_see_dataset, tested once per caller in `visible`), which the single statement
+--            answers as no dataset.
 -- The locking is claim_next_image.sql's (read its reasons): the callers' current_claims rows
 -- first, in user order, so two batches holding some of the same callers never deadlock; then
 -- images with FOR NO KEY UPDATE SKIP LOCKED, which never waits. An image goes to at most one
@@ -42,12 +44,26 @@ caller_claim AS MATERIALIZED (
   ORDER BY c.user_id
   FOR NO KEY UPDATE
 ),
+rework_caller AS MATERIALIZED (
+  -- Callers for whom an image awaits rework (claim_next_image.sql's rework rule): left to the
+  -- single statement, which hands it to them first. One probe of images_rework_idx per batch.
+  SELECT DISTINCT u.user_id
+  FROM images i
+  CROSS JOIN LATERAL unnest(i.rework_for) AS u (user_id)
+  WHERE i.dataset_id = :dataset_id::bigint
+    AND i.rework_until > now()
+    AND i.rework_for && :user_ids::bigint[]
+    AND NOT i.done
+    AND u.user_id = ANY (:user_ids::bigint[])
+),
 wanting AS MATERIALIZED (
-  -- Callers with no claim in the dataset yet, or none active: they get a new one.
+  -- Callers with no claim in the dataset yet, or none active: they get a new one (but those with
+  -- rework waiting: rework_caller).
   SELECT u.user_id, row_number() OVER (ORDER BY u.user_id) AS n
   FROM unnest(:user_ids::bigint[]) AS u (user_id)
   WHERE u.user_id IN (SELECT user_id FROM visible)
     AND NOT EXISTS (SELECT FROM caller_claim c WHERE c.user_id = u.user_id AND c.active)
+    AND NOT EXISTS (SELECT FROM rework_caller r WHERE r.user_id = u.user_id)
 ),
 next_image AS MATERIALIZED (
   -- claim_next_image.sql's scan for as many rows as callers want; the LIMIT is an InitPlan,
@@ -60,6 +76,7 @@ next_image AS MATERIALIZED (
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (i.annotators && :user_ids::bigint[])
     AND (i.skipped_by && :user_ids::bigint[]) IS NOT TRUE
+    AND (i.rework_until IS NULL OR i.rework_until <= now())
   ORDER BY i.priority DESC, i.id
   LIMIT (SELECT count(*) FROM wanting)
   FOR NO KEY UPDATE SKIP LOCKED
@@ -114,26 +131,27 @@ image_leased AS (
   FROM granted g
   WHERE i.id = g.image_id
   RETURNING i.id, i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata,
-    i.created_at, i.done, i.full_until
+    i.created_at, i.done, i.full_until, i.review, i.rework_for
 ),
 answer AS (
   SELECT 'held' AS state, c.user_id, c.claim_id, c.claimed_at, c.expires_at, i.id AS image_id,
     i.dataset_id, i.external_id, i.uri, i.width, i.height, i.priority, i.metadata, i.created_at,
-    i.done, i.full_until
+    i.done, i.full_until, i.review, i.rework_for
   FROM caller_claim c
   JOIN images i ON i.id = c.image_id
   WHERE c.live AND c.user_id IN (SELECT user_id FROM visible)
   UNION ALL
   SELECT 'new', g.user_id, g.claim_id, g.claimed_at, g.expires_at, l.id, l.dataset_id,
     l.external_id, l.uri, l.width, l.height, l.priority, l.metadata, l.created_at, l.done,
-    l.full_until
+    l.full_until, l.review, l.rework_for
   FROM granted g
   JOIN image_leased l ON l.id = g.image_id
 )
 SELECT coalesce(a.state, 'single') AS state, u.user_id::text AS user_id,
   a.claim_id::text, a.claimed_at AS claim_created_at, a.expires_at,
   a.image_id::text AS id, a.dataset_id::text, a.external_id, a.uri, a.width, a.height,
-  a.priority, a.metadata, image_status(a.done, a.full_until) AS status, a.created_at,
-  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions
+  a.priority, a.metadata, image_status(a.done, a.full_until, a.review) AS status, a.created_at,
+  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions,
+  CASE WHEN cardinality(a.rework_for) > 0 THEN rework_note(a.image_id) END AS rework
 FROM unnest(:user_ids::bigint[]) AS u (user_id)
 LEFT JOIN answer a ON a.user_id = u.user_id;

@@ -17,4 +17,6 @@ SELECT EXISTS (
       WHERE d.id = :dataset_id::bigint
         AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
     )
+    -- Free, or reserved for the caller's own rework.
+    AND (i.rework_until IS NULL OR i.rework_until <= now() OR :user_id::bigint = ANY (i.rework_for))
 ) AS claimable;

@@ -36,6 +36,14 @@ export interface NewClaim {
   expires_at: Date;
 }
 
+/** Why an image came back to the annotation queue: a reviewer's reject (rework_note). */
+export interface Rework {
+  comment: string | null;
+  reviewed_by: string;
+  reviewed_at: Date;
+  rejected_annotation_id: string;
+}
+
 /** A machine annotation that pre-fills the editor: the latest of its model on the image. */
 export type Prediction = Annotation;
 
@@ -47,6 +55,8 @@ export type ClaimOutcome =
     image: Image;
     /** The image's latest machine annotation per model, by model name. */
     predictions: Prediction[];
+    /** For an image a reviewer sent back: the reject's note; null otherwise. */
+    rework: Rework | null;
   }
   /** Lost to a concurrent claim by the same caller: call again, which answers `held`. */
   | { state: "conflict" };
@@ -58,6 +68,7 @@ interface ClaimedRow extends Image {
   claim_created_at: Date;
   expires_at: Date;
   predictions: AnnotationJsonRow[];
+  rework: (Omit<Rework, "reviewed_at"> & { reviewed_at: string }) | null;
 }
 
 export interface ClaimNextImageParams {
@@ -124,7 +135,16 @@ export async function claimNextImages(
 }
 
 function claimOutcome(row: ClaimedRow & { state: string }, state: "held" | "new"): ClaimOutcome {
-  const { state: _, claim_id, user_id, claim_created_at, expires_at, predictions, ...image } = row;
+  const {
+    state: _,
+    claim_id,
+    user_id,
+    claim_created_at,
+    expires_at,
+    predictions,
+    rework,
+    ...image
+  } = row;
   return {
     state,
     claim: {
@@ -137,6 +157,7 @@ function claimOutcome(row: ClaimedRow & { state: string }, state: "held" | "new"
     },
     image,
     predictions: predictions.map(annotationFromJson),
+    rework: rework && { ...rework, reviewed_at: new Date(rework.reviewed_at) },
   };
 }
 

@@ -3,7 +3,7 @@
 -- larger ids. :after_id is the last id of the previous page (0 for the first page). None when
 -- caller :caller_id (role :caller_role) may not see the dataset (may_see_dataset, an InitPlan).
 SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
-  i.metadata, image_status(i.done, i.full_until) AS status, i.created_at
+  i.metadata, image_status(i.done, i.full_until, i.review) AS status, i.created_at
 FROM images i
 WHERE i.dataset_id = :dataset_id::bigint AND i.id > :after_id::bigint
   AND EXISTS (

@@ -4,7 +4,7 @@ import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
 import type { CallerParams } from "../users/queries.ts";
 
-export type ImageStatus = "pending" | "in_progress" | "done";
+export type ImageStatus = "pending" | "in_progress" | "done" | "in_review" | "accepted";
 
 /** An image as the API shows it (image_status gives its status). */
 export interface Image {

@@ -9,4 +9,4 @@ WHERE i.id = :id::bigint
   AND d.id = i.dataset_id
   AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
 RETURNING i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
-  i.metadata, image_status(i.done, i.full_until) AS status, i.created_at;
+  i.metadata, image_status(i.done, i.full_until, i.review) AS status, i.created_at;

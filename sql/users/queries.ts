@@ -3,8 +3,12 @@ import { many, one } from "../../lib/db/query.ts";
 import type { Handle } from "../../lib/db/pool.ts";
 import { statement } from "../../lib/db/statement.ts";
 
-/** The roles, highest privilege first; the users table's CHECK lists the same. */
-export const ROLES = ["admin", "annotator", "machine"] as const;
+/**
+ * The roles, highest privilege first; the users table's CHECK lists the same. A reviewer may do
+ * everything an annotator may, and review; an identity provider's token naming several roles is
+ * read as the first of them here.
+ */
+export const ROLES = ["admin", "reviewer", "annotator", "machine"] as const;
 export type Role = typeof ROLES[number];
 
 export interface User {
