@@ -117,6 +117,7 @@ export function datasetsRouter(deps: Deps) {
         annotations_per_image: body.annotations_per_image,
         claim_ttl_seconds: body.claim_ttl_seconds,
         access: body.access,
+        review_rate: body.review_rate,
       });
       return c.json(datasetJson(created), 201);
     })

@@ -25,6 +25,13 @@ const AnnotationsPerImage = z.number().int().min(1).max(10).openapi({
 const ClaimTtl = z.number().int().min(30).max(86400).openapi({
   description: "Lease length, in seconds, of a claim on an image",
 });
+const ReviewRate = z.number().min(0).max(1).openapi({
+  description: "The share of images that go to review when they get their " +
+    "annotations_per_image-th human annotation: 0 none, 1 every one, 0.1 a tenth. Each image is " +
+    "chosen by a hash of its id and the dataset's, so the same images are chosen every time. A " +
+    "change applies to images completed after it",
+  example: 0.1,
+});
 
 export const Access = z.enum(ACCESS).openapi("Access", {
   description: "Who may see the dataset besides admins: `members`, only its members (added by " +
@@ -40,6 +47,7 @@ export const Dataset = z.object({
   annotations_per_image: z.number().int(),
   claim_ttl_seconds: z.number().int(),
   access: Access,
+  review_rate: z.number(),
   created_at: Timestamp,
 }).openapi("Dataset");
 
@@ -54,6 +62,7 @@ export const CreateDataset = z.strictObject({
   annotations_per_image: AnnotationsPerImage.default(1),
   claim_ttl_seconds: ClaimTtl.default(900),
   access: Access.default("members"),
+  review_rate: ReviewRate.default(0),
 }).openapi("CreateDataset");
 
 export const UpdateDataset = z.strictObject({
@@ -69,6 +78,7 @@ export const UpdateDataset = z.strictObject({
     description: "Turning a dataset to `members` ends the live claims of those who are not " +
       "members at once (their end reason is `revoked`).",
   }),
+  review_rate: ReviewRate.optional(),
 }).refine((b) => Object.keys(b).length > 0, "give at least one field to change").openapi(
   "UpdateDataset",
   { minProperties: 1 },
@@ -80,13 +90,36 @@ export const DatasetStats = z.object({
   in_progress: z.number().int().openapi({
     description: "Images whose remaining slots are all under live claims",
   }),
-  done: z.number().int().openapi({ description: "Images with annotations_per_image human ones" }),
+  done: z.number().int().openapi({
+    description: "Images with annotations_per_image human ones, not selected for review",
+  }),
+  in_review: z.number().int().openapi({ description: "Images waiting for a reviewer" }),
+  accepted: z.number().int().openapi({ description: "Images a reviewer accepted or fixed" }),
+  rejected: z.number().int().openapi({
+    description: "Images a reviewer sent back that wait for their rework (counted in pending " +
+      "or in_progress too)",
+  }),
   human_annotations: z.number().int(),
   machine_annotations: z.number().int(),
   active_claims: z.number().int().openapi({ description: "Live (unexpired) claims" }),
-  annotators: z.array(z.object({ user_id: Id, annotations: z.number().int() })).openapi({
-    description: "Human annotations per user, most first",
-  }),
+  annotators: z.array(z.object({
+    user_id: Id,
+    annotations: z.number().int().openapi({
+      description: "Human annotations (an amended one counts once)",
+    }),
+    accepted: z.number().int(),
+    rejected: z.number().int(),
+    acceptance_rate: z.number().nullable().openapi({
+      description: "accepted / (accepted + rejected); null before any of theirs was reviewed",
+    }),
+  })).openapi({ description: "Per annotator, most annotations first" }),
+  reviewers: z.array(z.object({
+    user_id: Id,
+    reviews: z.number().int(),
+    accepted: z.number().int(),
+    fixed: z.number().int(),
+    rejected: z.number().int(),
+  })).openapi({ description: "Completed reviews per reviewer, by decision, most first" }),
 }).openapi("DatasetStats");
 
 export const DatasetMember = z.object({
@@ -105,6 +138,7 @@ export function datasetJson(d: q.Dataset): z.infer<typeof Dataset> {
     annotations_per_image: d.annotations_per_image,
     claim_ttl_seconds: d.claim_ttl_seconds,
     access: d.access,
+    review_rate: d.review_rate,
     created_at: d.created_at.toISOString(),
   };
 }

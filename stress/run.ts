@@ -12,6 +12,8 @@
  *   limits     slow clients, oversized bodies, 1,000 concurrent connections
  *   webhooks   every committed change's event delivered, signed, never twice at once, through a
  *              kill -9, a receiver down for a while and one answering 500s
+ *   review     no image reviewed twice, no accepted annotation lost, every rejected image
+ *              re-annotated: annotators and reviewers on 2 servers, a kill -9
  *
  * `--quick` shrinks every load but keeps every scenario (CI runs it): 2 × kill -9, both PostgreSQL
  * faults, 1,000 fuzzed requests, the whole auth battery, the 1,000-connection burst and every kind
@@ -26,6 +28,7 @@ import { crashScenario } from "./scenarios/crash.ts";
 import { dbRestartScenario } from "./scenarios/db_restart.ts";
 import { fuzzScenario } from "./scenarios/fuzz.ts";
 import { limitsScenario } from "./scenarios/limits.ts";
+import { reviewScenario } from "./scenarios/review.ts";
 import { webhooksScenario } from "./scenarios/webhooks.ts";
 
 const SCENARIOS: Scenario[] = [
@@ -36,6 +39,7 @@ const SCENARIOS: Scenario[] = [
   authScenario,
   limitsScenario,
   webhooksScenario,
+  reviewScenario,
 ];
 
 /** The longest a run may take, in seconds: a full run (issue 7), and a `--quick` one (CI). */

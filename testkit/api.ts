@@ -117,7 +117,7 @@ export async function createUser(
   base: string,
   admin: string,
   name: string,
-  role: "admin" | "annotator" | "machine",
+  role: "admin" | "reviewer" | "annotator" | "machine",
 ): Promise<User> {
   const res = await call(base, admin, "POST", "/api/v1/users", { name, role });
   if (res.status !== 201) throw new Error(`createUser: ${res.status} ${JSON.stringify(res.body)}`);
@@ -130,7 +130,7 @@ export function createUsers(
   base: string | ((i: number) => string),
   admin: string,
   prefix: string,
-  role: "admin" | "annotator" | "machine",
+  role: "admin" | "reviewer" | "annotator" | "machine",
   n: number,
 ): Promise<User[]> {
   const at = typeof base === "string" ? () => base : base;

@@ -16,6 +16,8 @@ export interface Dataset {
   annotations_per_image: number;
   claim_ttl_seconds: number;
   access: Access;
+  /** The share of images sent to review when they get their k-th human annotation. */
+  review_rate: number;
   created_at: Date;
 }
 
@@ -26,6 +28,7 @@ export interface CreateDatasetParams {
   annotations_per_image: number;
   claim_ttl_seconds: number;
   access: Access;
+  review_rate: number;
 }
 const CREATE_DATASET = statement<CreateDatasetParams, Dataset>("datasets/create_dataset");
 
@@ -73,6 +76,7 @@ export interface DatasetChanges {
   claim_ttl_seconds?: number;
   annotations_per_image?: number;
   access?: Access;
+  review_rate?: number;
 }
 
 export interface UpdateDatasetParams extends CallerParams {
@@ -84,6 +88,7 @@ export interface UpdateDatasetParams extends CallerParams {
   claim_ttl_seconds: number | null;
   annotations_per_image: number | null;
   access: Access | null;
+  review_rate: number | null;
 }
 const UPDATE_DATASET = statement<UpdateDatasetParams, Dataset>("datasets/update_dataset");
 
@@ -105,6 +110,7 @@ export function updateDataset(
     access: p.access ?? null,
     caller_id: p.caller_id,
     caller_role: p.caller_role,
+    review_rate: p.review_rate ?? null,
   });
 }
 
@@ -113,12 +119,30 @@ export interface DatasetStats {
   pending: number;
   in_progress: number;
   done: number;
+  in_review: number;
+  accepted: number;
+  /** Images a reviewer sent back that wait for their rework (also pending or in_progress). */
+  rejected: number;
   human_annotations: number;
   machine_annotations: number;
   /** Claims still holding their slot: active and unexpired. */
   active_claims: number;
-  /** Human annotations per user, most first. */
-  annotators: { user_id: string; annotations: number }[];
+  /** Per annotator, most annotations first: acceptance_rate null before any review. */
+  annotators: {
+    user_id: string;
+    annotations: number;
+    accepted: number;
+    rejected: number;
+    acceptance_rate: number | null;
+  }[];
+  /** Completed reviews per reviewer, by decision, most first. */
+  reviewers: {
+    user_id: string;
+    reviews: number;
+    accepted: number;
+    fixed: number;
+    rejected: number;
+  }[];
 }
 const GET_DATASET_STATS = statement<DatasetIdParams, DatasetStats>("datasets/get_dataset_stats");
 

@@ -20,13 +20,15 @@ WITH updated AS (
     labels = coalesce(:labels::text[], labels),
     claim_ttl_seconds = coalesce(:claim_ttl_seconds::integer, claim_ttl_seconds),
     annotations_per_image = coalesce(:annotations_per_image::smallint, annotations_per_image),
-    access = coalesce(:access::text, access)
+    access = coalesce(:access::text, access),
+    -- Applies to images completed from now on (a completed image is not re-selected).
+    review_rate = coalesce(:review_rate::float8, review_rate)
   WHERE id = :id::bigint
     AND may_see_dataset(id, access, :caller_id::bigint, :caller_role::text)
     AND (:labels::text[] IS NULL OR labels = (:labels::text[])[1:cardinality(labels)])
   RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
-    created_at
+    review_rate, created_at
 )
 SELECT id::text, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
-  created_at
+  review_rate, created_at
 FROM updated;
