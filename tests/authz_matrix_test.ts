@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { type Requester, type TestApp, withApp } from "./harness.ts";
 
-type Caller = "admin" | "annotator" | "machine" | "none";
-const CALLERS: Caller[] = ["admin", "annotator", "machine", "none"];
+type Caller = "admin" | "reviewer" | "annotator" | "machine" | "none";
+const CALLERS: Caller[] = ["admin", "reviewer", "annotator", "machine", "none"];
 
 interface Op {
   operationId: string;
@@ -29,9 +29,12 @@ interface Fixtures {
   /** A webhook (on a documentation address: never sent to, no worker runs) and a ping of it. */
   webhookId: string;
   eventId: string;
+  /** An image in review (annotated by another annotator), and that annotation. */
+  reviewImageId: string;
+  annotationId: string;
 }
 
-const ALL: Caller[] = ["admin", "annotator", "machine"];
+const ALL: Caller[] = ["admin", "reviewer", "annotator", "machine"];
 let seq = 0;
 
 const OPS: Op[] = [
@@ -179,20 +182,20 @@ const OPS: Op[] = [
   },
   {
     operationId: "claimNextImage",
-    allowed: ["admin", "annotator"],
+    allowed: ["admin", "reviewer", "annotator"],
     ok: 201,
     call: (r, fx) => r("POST", `/api/v1/datasets/${fx.datasetId}/claims`),
   },
   {
     operationId: "renewClaim",
-    allowed: ["admin", "annotator"],
+    allowed: ["admin", "reviewer", "annotator"],
     ok: 200,
     call: async (r, fx) => r("POST", `/api/v1/claims/${await ownClaim(r, fx)}/renew`),
   },
   {
     // Holder or admin; another annotator's claim is 403 (tests/claims_test.ts).
     operationId: "releaseClaim",
-    allowed: ["admin", "annotator"],
+    allowed: ["admin", "reviewer", "annotator"],
     ok: 204,
     call: async (r, fx) => r("DELETE", `/api/v1/claims/${await ownClaim(r, fx)}`),
   },
@@ -222,9 +225,59 @@ const OPS: Op[] = [
   },
   {
     operationId: "listImageAnnotations",
-    allowed: ["admin", "machine"],
+    allowed: ["admin", "reviewer", "machine"],
     ok: 200,
     call: (r, fx) => r("GET", `/api/v1/images/${fx.imageId}/annotations`),
+  },
+  {
+    // The author amends their own (tests/reviews_test.ts): each caller annotates, then amends.
+    operationId: "amendAnnotation",
+    allowed: ["admin", "reviewer", "annotator"],
+    ok: 201,
+    call: async (r, fx) => {
+      const claim = await r("POST", `/api/v1/datasets/${fx.datasetId}/claims`);
+      let id = fx.annotationId;
+      if (claim.status === 201) {
+        const { id: claimId, image_id } = claim.body.claim;
+        const a = await r("POST", `/api/v1/images/${image_id}/annotations`, {
+          claim_id: claimId,
+          labels: ["a"],
+        });
+        id = a.body.id;
+      }
+      return r("PUT", `/api/v1/annotations/${id}`, { labels: ["b"] });
+    },
+  },
+  {
+    operationId: "claimNextReview",
+    allowed: ["admin", "reviewer"],
+    ok: 201,
+    call: (r, fx) => r("POST", `/api/v1/datasets/${fx.datasetId}/reviews`),
+  },
+  {
+    operationId: "renewReview",
+    allowed: ["admin", "reviewer"],
+    ok: 200,
+    call: async (r, fx) => r("POST", `/api/v1/reviews/${await ownReview(r, fx)}/renew`),
+  },
+  {
+    operationId: "releaseReview",
+    allowed: ["admin", "reviewer"],
+    ok: 204,
+    call: async (r, fx) => r("DELETE", `/api/v1/reviews/${await ownReview(r, fx)}`),
+  },
+  {
+    operationId: "submitReview",
+    allowed: ["admin", "reviewer"],
+    ok: 200,
+    call: async (r, fx) => {
+      const review = await r("POST", `/api/v1/datasets/${fx.datasetId}/reviews`);
+      const id = review.status === 201 ? review.body.review.id : "1";
+      return r("POST", `/api/v1/images/${fx.reviewImageId}/reviews`, {
+        claim_id: id,
+        decision: "accept",
+      });
+    },
   },
   {
     operationId: "listDatasetAnnotations",
@@ -307,6 +360,12 @@ async function ownClaim(r: Requester, fx: Fixtures): Promise<string> {
   return res.status === 201 ? res.body.claim.id : fx.claimId;
 }
 
+/** The caller's own review lease when it may review; otherwise any id (refused by role first). */
+async function ownReview(r: Requester, fx: Fixtures): Promise<string> {
+  const res = await r("POST", `/api/v1/datasets/${fx.datasetId}/reviews`);
+  return res.status === 201 ? res.body.review.id : "1";
+}
+
 /**
  * Fresh objects for each call, so one call's effect (a delete) never changes another's answer.
  * The dataset is `open`: this matrix is about roles; tests/membership_matrix_test.ts adds
@@ -317,14 +376,29 @@ async function fixtures(h: TestApp): Promise<Fixtures> {
     name: `fx-${++seq}`,
     labels: ["a", "b"],
     access: "open",
+    review_rate: 1,
   });
-  // Two images: the fixture user's claim takes one, and a caller's own claim the other.
+  // Three images: another annotator's annotation puts the first in review, the fixture user's
+  // claim takes the second, and a caller's own claim the third.
   const img = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
     images: [
       { uri: "s3://b/fx.jpg", width: 100, height: 100, priority: 1 },
       { uri: "s3://b/fx2.jpg", width: 100, height: 100, priority: 0 },
+      { uri: "s3://b/fx3.jpg", width: 100, height: 100, priority: 2 },
     ],
   });
+  const author = await h.req("POST", "/api/v1/users", { name: `fx-${++seq}`, role: "annotator" });
+  const authorToken = await h.anon("POST", "/api/v1/auth/token", { api_key: author.body.api_key });
+  const authorReq = h.client(authorToken.body.access_token);
+  const authorClaim = await authorReq("POST", `/api/v1/datasets/${ds.body.id}/claims`);
+  const annotation = await authorReq(
+    "POST",
+    `/api/v1/images/${img.body.images[2].id}/annotations`,
+    {
+      claim_id: authorClaim.body.claim.id,
+      labels: ["a"],
+    },
+  );
   const user = await h.req("POST", "/api/v1/users", { name: `fx-${++seq}`, role: "annotator" });
   const token = await h.anon("POST", "/api/v1/auth/token", { api_key: user.body.api_key });
   const claim = await h.client(token.body.access_token)(
@@ -341,6 +415,8 @@ async function fixtures(h: TestApp): Promise<Fixtures> {
     eventId: ping.body.event_id,
     datasetId: ds.body.id,
     imageId: img.body.images[0].id,
+    reviewImageId: img.body.images[2].id,
+    annotationId: annotation.body.id,
     userId: user.body.user.id,
     claimId: claim.body.claim.id,
   };
@@ -380,6 +456,7 @@ for (const op of OPS) {
   withApp(`authz: ${op.operationId} answers each role as the matrix says`, async (h) => {
     const users = {
       admin: h.admin,
+      reviewer: await h.user("reviewer"),
       annotator: await h.user("annotator"),
       machine: await h.user("machine"),
     };

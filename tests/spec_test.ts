@@ -201,7 +201,13 @@ withSpec(
 const CODES: Record<string, string[]> = {
   400: ["validation_failed", "bad_request", "invalid_value"],
   401: ["unauthorized", "invalid_token", "invalid_api_key", "token_expired"],
-  403: ["forbidden", "claim_not_yours", "invalid_token"],
+  403: [
+    "forbidden",
+    "claim_not_yours",
+    "review_not_yours",
+    "annotation_not_yours",
+    "invalid_token",
+  ],
   404: ["not_found", "media_unavailable"],
   409: [
     "dataset_exists",
@@ -211,6 +217,13 @@ const CODES: Record<string, string[]> = {
     "claim_completed",
     "claim_released",
     "claim_mismatch",
+    "review_expired",
+    "review_completed",
+    "review_released",
+    "review_mismatch",
+    "own_annotation",
+    "annotation_not_current",
+    "image_in_review",
     "user_disabled",
     "external_user",
     "cannot_disable_self",

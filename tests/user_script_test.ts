@@ -109,7 +109,10 @@ withApp("user:create: wrong arguments are exit 2 with the usage", async (app) =>
     [[], /give a name and a role/],
     [["only-a-name"], /give a name and a role/],
     [["a", "annotator", "extra"], /expected 2 arguments, got 3/],
-    [["someone", "superuser"], /unknown role "superuser": use one of admin, annotator/],
+    [
+      ["someone", "superuser"],
+      /unknown role "superuser": use one of admin, reviewer, annotator/,
+    ],
     [["   ", "admin"], /the name must not be blank/],
     [["x".repeat(201), "admin"], /at most 200 characters/],
     [["a", "annotator", "--dataset"], /--dataset needs a dataset id/],

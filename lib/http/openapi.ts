@@ -138,7 +138,7 @@ const EXAMPLES = {
   forbidden: {
     status: 403,
     code: "forbidden",
-    message: "the annotator role may not do this (allowed: admin, machine)",
+    message: "the annotator role may not do this (allowed: admin, reviewer, machine)",
   },
   claim_not_yours: {
     status: 403,

@@ -28,13 +28,16 @@ export interface CreateDatasetParams {
   annotations_per_image: number;
   claim_ttl_seconds: number;
   access: Access;
-  review_rate: number;
+  /** 0 (no review) when not given. */
+  review_rate?: number;
 }
-const CREATE_DATASET = statement<CreateDatasetParams, Dataset>("datasets/create_dataset");
+const CREATE_DATASET = statement<Required<CreateDatasetParams>, Dataset>(
+  "datasets/create_dataset",
+);
 
 /** `null` when the name is taken. */
 export function createDataset(db: Handle, p: CreateDatasetParams): Promise<Dataset | null> {
-  return one(db, CREATE_DATASET, p);
+  return one(db, CREATE_DATASET, { ...p, review_rate: p.review_rate ?? 0 });
 }
 
 export interface DatasetIdParams extends CallerParams {
