@@ -4,7 +4,7 @@
  * statements refuse (labels outside the dataset's, shapes outside the image) is diagnosed here.
  */
 import { Batcher } from "../lib/db/batcher.ts";
-import { isInputError } from "../lib/db/pool.ts";
+import { isInputError, isPgError } from "../lib/db/pool.ts";
 import {
   ApiError,
   type ErrorDetail,
@@ -21,6 +21,26 @@ import { callerParams, type Principal } from "../sql/users/queries.ts";
 import { type Claimed, claimOperations, claimProblem } from "./claims.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
 import { type ImageRef, refsAt } from "./images.ts";
+
+/**
+ * Runs a statement that writes predictions again when a concurrent push of the same model to the
+ * same image committed first (the unique violation of annotations_current_prediction_key: the
+ * statement's snapshot did not see that push, so it could not supersede it). The next run's
+ * snapshot does. After the last try: 503 busy.
+ */
+async function retryPredictionRace<T>(write: () => Promise<T>): Promise<T> {
+  for (const pause of [0, 5, 20, 50]) {
+    if (pause) await new Promise((resolve) => setTimeout(resolve, pause));
+    try {
+      return await write();
+    } catch (e) {
+      const raced = isPgError(e) && e.code === "23505" &&
+        e.constraint_name === "annotations_current_prediction_key";
+      if (!raced) throw e;
+    }
+  }
+  throw new ApiError(503, "busy", "concurrent pushes of the same model kept conflicting; retry");
+}
 
 /** A createAnnotation body, validated. */
 export interface AnnotationInput {
@@ -209,14 +229,16 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       // One round trip when all is well: the statements check labels and bounds themselves, and
       // only a refusal pays for finding out why.
       const created = caller.role === "machine"
-        ? await q.createMachineAnnotation(db, {
-          image_id: imageId,
-          author_id: caller.id,
-          caller_role: caller.role,
-          model: body.model!,
-          confidence: body.confidence ?? null,
-          ...content,
-        })
+        ? await retryPredictionRace(() =>
+          q.createMachineAnnotation(db, {
+            image_id: imageId,
+            author_id: caller.id,
+            caller_role: caller.role,
+            model: body.model!,
+            confidence: body.confidence ?? null,
+            ...content,
+          })
+        )
         : await createHuman({
           claim_id: body.claim_id ?? null,
           image_id: imageId,
@@ -268,7 +290,9 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
           : byExternal.get(p.external_id ?? null)) ?? unknown;
         return checkContent(p, vocabulary, size, `body.predictions.${i}`);
       }));
-      const result = await q.createPredictions(db, datasetId, caller, predictions);
+      const result = await retryPredictionRace(() =>
+        q.createPredictions(db, datasetId, caller, predictions)
+      );
       // Gone from the caller's sight since requireDataset: as if it had been deleted.
       if (!result) throw notFound(`dataset ${datasetId}`);
       metrics.annotations.inc({ source: "machine" }, result.created);

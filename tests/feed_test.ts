@@ -131,7 +131,8 @@ function withFeed(name: string, fn: (f: Feed) => Promise<void>): void {
         `INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name,
            model_version)
          SELECT $1::bigint, $2::bigint, $3::text, $4::bigint,
-           CASE WHEN $3::text = 'machine' THEN 'bulk' END,
+           -- One model per row: an image holds one current prediction per model.
+           CASE WHEN $3::text = 'machine' THEN 'bulk-' || gen_random_uuid() END,
            CASE WHEN $3::text = 'machine' THEN '1' END
          FROM generate_series(1, $5::integer)
          RETURNING id::text`,

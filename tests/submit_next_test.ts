@@ -64,6 +64,7 @@ Deno.test("next: true answers the annotation and the next claim, which claimNext
       "media",
       "media_unavailable",
       "predictions",
+      "rework",
     ]);
     // The first claim was completed before the next was made: one live claim, the new one.
     const first = await a.req("POST", `/api/v1/claims/${c.body.claim.id}/renew`);

@@ -198,63 +198,63 @@ BEGIN
 END
 $$;
 
--- Supersedes, for each (image, model name) pair given, every current prediction of that model on
--- that image except the newest of `keep_ids` for the pair: a machine re-pushing a prediction
--- replaces its model's earlier one. One advisory lock per (dataset, model) in the batch, taken in
--- a fixed order (two loads never deadlock), then a fresh snapshot (VOLATILE, as above): two
--- concurrent pushes of one model serialise here, and the second supersedes the first's row. Not a
--- lock per image: a 10,000-prediction load would overflow the lock table. Returns how many rows it
--- superseded.
-CREATE FUNCTION supersede_predictions(dataset_id bigint, image_ids bigint[], model_names text[],
-  keep_ids bigint[])
-RETURNS integer
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-  n integer;
-BEGIN
-  -- Two keys: this lock's class, and the (dataset, model) pair hashed to 32 bits.
-  PERFORM pg_advisory_xact_lock(72401191, h)
-  FROM (
-    SELECT DISTINCT hashtext(supersede_predictions.dataset_id::text || '/' || m) AS h
-    FROM unnest(model_names) m
-    ORDER BY 1
-  ) k;
-  WITH kept AS (
-    SELECT t.image_id, t.model_name, max(t.keep_id) AS keep_id
-    FROM unnest(image_ids, model_names, keep_ids) AS t (image_id, model_name, keep_id)
-    GROUP BY t.image_id, t.model_name
-  ),
-  changed AS (
-    UPDATE annotations a
-    SET status = 'superseded', txid = pg_current_xact_id()
-    FROM kept k
-    WHERE a.image_id = k.image_id AND a.source = 'machine' AND a.model_name = k.model_name
-      AND a.status = 'submitted' AND a.id <> k.keep_id
-    RETURNING 1
-  )
-  SELECT count(*) INTO n FROM changed;
-  RETURN n;
-END
-$$;
+-- At most one current prediction per model on an image: a machine re-pushing a prediction
+-- supersedes its model's earlier one in the same statement (create_machine_annotation.sql,
+-- create_predictions.sql), and this index makes the rule the database's. Two pushes of one model
+-- to one image at once: the second to insert waits for the first's index entry and, once the
+-- first commits, fails with a unique violation; the server runs it again, and its new snapshot
+-- sees the first and supersedes it. Partial: human annotations add no entry, and neither do
+-- history rows. The predictions already stored are settled first (the newest of each image and
+-- model stays current), without moving them in the changes feed.
+UPDATE annotations a
+SET status = 'superseded'
+WHERE a.source = 'machine'
+  AND EXISTS (
+    SELECT FROM annotations b
+    WHERE b.image_id = a.image_id AND b.source = 'machine' AND b.model_name = a.model_name
+      AND b.id > a.id
+  );
+CREATE UNIQUE INDEX annotations_current_prediction_key ON annotations (image_id, model_name)
+  WHERE source = 'machine' AND status = 'submitted';
 
--- The image's current prediction per model name (the one no newer push of that model has
--- superseded; before supersession the highest id), ordered by model name, as the JSON objects
--- the claim answers carry to pre-fill the editor. Reads annotations_image_id_id_idx.
+-- The image's current prediction per model name (annotations_current_prediction_key: one per
+-- model), ordered by model name, as the JSON objects the claim answers carry to pre-fill the
+-- editor.
 CREATE OR REPLACE FUNCTION latest_predictions(image_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.model_name), '[]'::jsonb)
   FROM (
-    SELECT DISTINCT ON (a.model_name)
-      a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
+    SELECT a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
       a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.status,
       a.reviewed_by::text, a.reviewed_at, a.review_comment
     FROM annotations a
     WHERE a.image_id = latest_predictions.image_id AND a.source = 'machine'
       AND a.status = 'submitted'
-    ORDER BY a.model_name, a.id DESC
   ) p
+$$;
+
+-- An annotation in a webhook event's data: as the API shows it, now with its status and review.
+-- Replaces the eleven-argument one (20261206024049_webhooks.sql).
+DROP FUNCTION webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, float8, text[],
+  jsonb, timestamptz);
+CREATE FUNCTION webhook_annotation(id bigint, image_id bigint, dataset_id bigint, source text,
+  author_id bigint, model_name text, model_version text, confidence float8, labels text[],
+  shapes jsonb, created_at timestamptz, status text, reviewed_by bigint, reviewed_at timestamptz,
+  review_comment text)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT jsonb_build_object(
+    'id', id::text, 'image_id', image_id::text, 'dataset_id', dataset_id::text,
+    'source', source, 'author_id', author_id::text,
+    'model', CASE WHEN model_name IS NOT NULL
+      THEN jsonb_build_object('name', model_name, 'version', model_version) END,
+    'confidence', confidence, 'labels', to_jsonb(labels), 'shapes', shapes,
+    'created_at', webhook_time(created_at), 'status', status,
+    'reviewed_by', reviewed_by::text, 'reviewed_at', webhook_time(reviewed_at),
+    'review_comment', review_comment
+  )
 $$;
 
 -- The rework note a claim on an image sent back by a reviewer carries: the latest reject's
@@ -272,6 +272,23 @@ $$;
 
 -- migrate:down
 DROP FUNCTION rework_note(bigint);
+DROP FUNCTION webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, float8, text[],
+  jsonb, timestamptz, text, bigint, timestamptz, text);
+CREATE FUNCTION webhook_annotation(id bigint, image_id bigint, dataset_id bigint, source text,
+  author_id bigint, model_name text, model_version text, confidence float8, labels text[],
+  shapes jsonb, created_at timestamptz)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT jsonb_build_object(
+    'id', id::text, 'image_id', image_id::text, 'dataset_id', dataset_id::text,
+    'source', source, 'author_id', author_id::text,
+    'model', CASE WHEN model_name IS NOT NULL
+      THEN jsonb_build_object('name', model_name, 'version', model_version) END,
+    'confidence', confidence, 'labels', to_jsonb(labels), 'shapes', shapes,
+    'created_at', webhook_time(created_at)
+  )
+$$;
 CREATE OR REPLACE FUNCTION latest_predictions(image_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
@@ -285,7 +302,7 @@ AS $$
     ORDER BY a.model_name, a.id DESC
   ) p
 $$;
-DROP FUNCTION supersede_predictions(bigint, bigint[], text[], bigint[]);
+DROP INDEX annotations_current_prediction_key;
 DROP FUNCTION review_annotations(bigint);
 DROP FUNCTION settle_human_annotations(bigint, text, bigint, text, bigint);
 DROP FUNCTION completes_image(boolean, bigint[], bigint, smallint);

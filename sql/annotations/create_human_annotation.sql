@@ -151,7 +151,8 @@ event AS MATERIALIZED (
     SELECT 'annotation.created' AS type,
       jsonb_build_object(
         'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
-          n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+          n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at, n.status,
+          n.reviewed_by, n.reviewed_at, n.review_comment),
         'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
       ) AS data
     WHERE EXISTS (SELECT FROM webhook_subscribers('annotation.created', i.dataset_id))

@@ -9,9 +9,12 @@
 -- multidimensional array. Annotations are inserted in input order. Predictions do not touch the
 -- image rows. No row at all when the dataset does not exist or the author (role :caller_role) may
 -- not see it (may_see_dataset, tested once in `dataset`): nothing is written then. Their
--- annotation.created webhook events are written with them. Each supersedes its model's earlier
--- prediction on its image (supersede_predictions: one lock per model in the batch, then a fresh
--- snapshot; within a batch the last of a model on an image wins).
+-- annotation.created webhook events are written with them.
+--
+-- Each supersedes its model's current prediction on its image, as create_machine_annotation.sql
+-- does (which says what a concurrent push of the same model does: a unique violation, and the
+-- caller runs the batch again); within the batch, the last prediction of a model for an image is
+-- the current one and the others are stored superseded.
 WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
@@ -27,27 +30,33 @@ input AS (
 ),
 resolved AS MATERIALIZED (
   SELECT n.ord, n.id, input.model_name, input.model_version, input.confidence, input.labels,
-    input.shapes
+    input.shapes,
+    row_number() OVER (PARTITION BY n.id, input.model_name ORDER BY n.ord DESC) = 1 AS last
   FROM named_images(:dataset_id::bigint, :image_ids::bigint[], :external_ids::text[]) n
   JOIN input ON input.ord = n.ord
   WHERE EXISTS (SELECT FROM dataset)
 ),
+superseded AS MATERIALIZED (
+  UPDATE annotations a
+  SET status = 'superseded', txid = pg_current_xact_id()
+  FROM (SELECT DISTINCT r.id, r.model_name FROM resolved r WHERE r.id IS NOT NULL) r
+  WHERE a.image_id = r.id AND a.source = 'machine' AND a.model_name = r.model_name
+    AND a.status = 'submitted'
+  RETURNING a.id
+),
 inserted AS (
   INSERT INTO annotations (image_id, dataset_id, source, author_id, model_name, model_version,
-    confidence, labels, shapes)
+    confidence, labels, shapes, status)
   SELECT r.id, :dataset_id::bigint, 'machine', :author_id::bigint, r.model_name, r.model_version,
     r.confidence,
-    ARRAY(SELECT jsonb_array_elements_text(r.labels)), coalesce(r.shapes, '[]'::jsonb)
+    ARRAY(SELECT jsonb_array_elements_text(r.labels)), coalesce(r.shapes, '[]'::jsonb),
+    CASE WHEN r.last THEN 'submitted' ELSE 'superseded' END
   FROM resolved r
-  WHERE r.id IS NOT NULL
+  -- superseded runs first: the earlier predictions leave the unique index before these enter.
+  WHERE r.id IS NOT NULL AND (SELECT count(*) FROM superseded) >= 0
   ORDER BY r.ord
   RETURNING id, image_id, dataset_id, source, author_id, model_name, model_version, confidence,
-    labels, shapes, created_at
-),
-superseded AS MATERIALIZED (
-  SELECT supersede_predictions(:dataset_id::bigint, array_agg(n.image_id), array_agg(n.model_name),
-    array_agg(n.id)) AS n
-  FROM inserted n
+    labels, shapes, created_at, status, reviewed_by, reviewed_at, review_comment
 ),
 -- annotation.created for each, for the webhooks subscribed (create_human_annotation.sql says how
 -- the events are shaped): nothing built or written when none is.
@@ -55,7 +64,8 @@ event AS MATERIALIZED (
   SELECT 'annotation.created' AS type,
     jsonb_build_object(
       'annotation', webhook_annotation(n.id, n.image_id, n.dataset_id, n.source, n.author_id,
-        n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at),
+        n.model_name, n.model_version, n.confidence, n.labels, n.shapes, n.created_at, n.status,
+        n.reviewed_by, n.reviewed_at, n.review_comment),
       'image', webhook_image(i.id, i.dataset_id, i.external_id, i.uri)
     ) AS data,
     nextval('webhook_event_ids') AS id
@@ -70,7 +80,6 @@ event_queued AS (
   CROSS JOIN webhook_subscribers('annotation.created', :dataset_id::bigint) s
 )
 SELECT (SELECT count(*) FROM inserted)::integer AS created,
-  (SELECT n FROM superseded) AS superseded,
   coalesce((SELECT array_agg(ord ORDER BY ord) FROM resolved WHERE id IS NULL), '{}')::integer[]
     AS not_found
 FROM dataset;

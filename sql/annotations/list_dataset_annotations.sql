@@ -5,8 +5,8 @@
 -- annotation columns null). No rows at all when the dataset does not exist or caller :caller_id
 -- (role :caller_role) may not see it (may_see_dataset, tested once in `dataset`).
 --
--- A row's status changes (accepted, rejected, superseded: settle_human_annotations,
--- supersede_predictions, amend_annotation.sql) move it to the changing transaction's txid, so
+-- A row's status changes (accepted, rejected, superseded: settle_human_annotations, the machine
+-- create statements, amend_annotation.sql) move it to the changing transaction's txid, so
 -- the feed delivers it again, after the cursor, with its new status: a client keeps the latest
 -- version of each id, and sees every status change in commit order.
 --

@@ -293,8 +293,6 @@ export interface CreatePredictionsParams {
 }
 export interface CreatePredictionsRow {
   created: number;
-  /** Earlier predictions of the same models on the same images that these replaced. */
-  superseded: number;
   /** 1-based positions of the predictions whose image is not in the dataset. */
   not_found: number[];
 }
@@ -330,10 +328,10 @@ export interface ListImageAnnotationsParams extends CallerParams {
   image_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
-  /** The statuses to list (CURRENT_STATUSES, or all of them for the history). */
-  statuses: AnnotationStatus[];
+  /** The statuses to list: CURRENT_STATUSES unless given (all of them for the history). */
+  statuses?: AnnotationStatus[];
 }
-const LIST_IMAGE_ANNOTATIONS = statement<ListImageAnnotationsParams, AnnotationRow>(
+const LIST_IMAGE_ANNOTATIONS = statement<Required<ListImageAnnotationsParams>, AnnotationRow>(
   "annotations/list_image_annotations",
 );
 
@@ -345,7 +343,11 @@ export async function listImageAnnotations(
   db: Handle,
   p: ListImageAnnotationsParams,
 ): Promise<Annotation[]> {
-  return (await many(db, LIST_IMAGE_ANNOTATIONS, p)).map(toAnnotation);
+  return (await many(db, LIST_IMAGE_ANNOTATIONS, {
+    ...p,
+    statuses: p.statuses ?? CURRENT_STATUSES,
+  }))
+    .map(toAnnotation);
 }
 
 /** A position in a dataset's changes feed: the last row delivered. */
@@ -455,14 +457,15 @@ export interface ExportAnnotationsParams extends CallerParams {
   dataset_id: string;
   /** Null: every source. */
   source: AnnotationSource | null;
-  images: ExportImages;
-  /** Also the rejected and superseded annotations. */
-  history: boolean;
+  /** Every image unless given. */
+  images?: ExportImages;
+  /** Also the rejected and superseded annotations (not unless given). */
+  history?: boolean;
 }
 type ExportAnnotationsRow = Omit<ExportedImage, "annotations"> & {
   annotations: AnnotationJsonRow[];
 };
-const EXPORT_ANNOTATIONS = statement<ExportAnnotationsParams, ExportAnnotationsRow>(
+const EXPORT_ANNOTATIONS = statement<Required<ExportAnnotationsParams>, ExportAnnotationsRow>(
   "annotations/export_annotations",
 );
 
@@ -476,7 +479,8 @@ export async function* exportAnnotations(
   p: ExportAnnotationsParams,
   batchSize = 500,
 ): AsyncGenerator<ExportedImage[]> {
-  for await (const rows of stream(db, EXPORT_ANNOTATIONS, p, batchSize)) {
+  const all = { ...p, images: p.images ?? "all", history: p.history ?? false };
+  for await (const rows of stream(db, EXPORT_ANNOTATIONS, all, batchSize)) {
     yield rows.map((r) => ({ ...r, annotations: r.annotations.map(annotationFromJson) }));
   }
 }
