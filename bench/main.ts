@@ -21,6 +21,8 @@
  *  7. memory  the server's peak RSS through it all (VmHWM; sections/memory.ts).
  *  8. mixed   a fresh server's peak RSS under two registerImages streams at once, then 32
  *             annotators (sections/mixed_memory.ts).
+ *  9. review  the cycle on a review_rate 1 dataset against the ceiling, then 16 reviewers'
+ *             claimNextReview -> submitReview (sections/review.ts).
  * Then it checks the claims table (no image handed out twice, sections/checks.ts), prints one
  * table of ratios per setup (table.ts) and writes it all, with the claim's plans
  * (sections/plans.ts), as JSON with --json.
@@ -42,6 +44,7 @@ import { latencySection } from "./sections/latency.ts";
 import { ServerMemory } from "./sections/memory.ts";
 import { mixedMemorySection } from "./sections/mixed_memory.ts";
 import { plansSection } from "./sections/plans.ts";
+import { reviewSection } from "./sections/review.ts";
 import { scaleSection } from "./sections/scale.ts";
 import { prepareDatabase, setUp } from "./sections/setup.ts";
 import { printTable, type Ratio, ratioRows } from "./table.ts";
@@ -103,11 +106,16 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
       ["scale-big", datasets.scaleBig, scale?.bigRuns ?? []],
       ["mixed", mixed?.datasetId, mixed ? [mixed.run] : []],
     ], cycle.naiveRuns > 0);
+    // Enough images that the annotators never drain it: every cycle completes one.
+    const review = opts.skip.has("review")
+      ? null
+      : await reviewSection(ctx, Math.max(20_000, 2 * opts.cycles));
     const figures = {
       cycle: cycle.figures,
       low: low?.figures ?? null,
       scale: scale?.figures ?? null,
       ingest,
+      review: review?.figures ?? null,
       memory: memory.figures(),
       mixed: mixed?.figures ?? null,
       checks,

@@ -47,7 +47,17 @@ export interface Options {
   access: "members" | "open";
 }
 
-export const SECTIONS = ["fetch", "fused", "ceiling", "peer", "low", "scale", "ingest", "mixed"];
+export const SECTIONS = [
+  "fetch",
+  "fused",
+  "ceiling",
+  "peer",
+  "low",
+  "scale",
+  "ingest",
+  "mixed",
+  "review",
+];
 
 const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --quick               100,000 images and fewer cycles (CI size)

@@ -8,6 +8,7 @@ import type { ingestSection } from "./sections/ingest.ts";
 import type { latencySection } from "./sections/latency.ts";
 import type { ServerMemory } from "./sections/memory.ts";
 import type { mixedMemorySection } from "./sections/mixed_memory.ts";
+import type { reviewSection } from "./sections/review.ts";
 import type { scaleSection } from "./sections/scale.ts";
 
 export interface Ratio {
@@ -51,6 +52,7 @@ export interface Figures {
   low: Awaited<ReturnType<typeof latencySection>>["figures"] | null;
   scale: Awaited<ReturnType<typeof scaleSection>>["figures"] | null;
   ingest: Awaited<ReturnType<typeof ingestSection>> | null;
+  review: Awaited<ReturnType<typeof reviewSection>>["figures"] | null;
   memory: ReturnType<ServerMemory["figures"]>;
   mixed: Awaited<ReturnType<typeof mixedMemorySection>>["figures"] | null;
   checks: Awaited<ReturnType<typeof checksSection>>;
@@ -93,7 +95,7 @@ export function cpuRow(
 
 /** One row per target, with the absolute figures beside the ratio. */
 export function ratioRows(opts: Options, figures: Figures): Ratio[] {
-  const { cycle, low, scale, ingest, memory, mixed, checks } = figures;
+  const { cycle, low, scale, ingest, review, memory, mixed, checks } = figures;
   const C = opts.concurrency;
   const ratio = (a: number, b: number) => round(a / b, 3);
   const rows: Ratio[] = [];
@@ -113,7 +115,9 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
       ),
     };
   };
-  rows.push(throughput(`HTTP cycle / naive SQL cycle (${label})`, cycle.ours, 0.8, 1.0));
+  rows.push(
+    throughput(`HTTP cycle / naive SQL cycle (${label}, review_rate 0)`, cycle.ours, 0.8, 1.0),
+  );
   rows.push(throughput(`  the same, plain fetch clients`, cycle.fetch));
   rows.push(cpuRow(
     "CPU per cycle, clients excluded: naive (PG + pgbench) / ours (PG + server)",
@@ -122,6 +126,31 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
     "skipped",
   ));
   rows.push(cpuRow("  the same, plain fetch clients", cycle.fetch, ceiling, "skipped"));
+  rows.push({
+    measure: `HTTP cycle / naive SQL cycle (${C} annotators, review_rate 1)`,
+    ours: review ? `${fmt(review.annotate.cycles_per_s)} cycles/s` : "skipped",
+    reference: review?.ceiling ? `${fmt(review.ceiling.cycles_per_s)} cycles/s` : "skipped",
+    ratio: review?.ceiling
+      ? ratio(review.annotate.cycles_per_s, review.ceiling.cycles_per_s)
+      : null,
+    must: ">= 0.8",
+    aim: ">= 1.0",
+    pass: review?.ceiling
+      ? review.annotate.cycles_per_s / review.ceiling.cycles_per_s >= 0.8
+      : null,
+  });
+  rows.push({
+    measure: `review cycle, ${review?.review.reviewers ?? 16} reviewers / annotation cycle`,
+    ours: review
+      ? `${fmt(review.review.cycles_per_s)} reviews/s (claim p50 ${review.review.claim.p50_ms}, ` +
+        `submit p50 ${review.review.submit.p50_ms} ms)`
+      : "skipped",
+    reference: review ? `${fmt(review.annotate.cycles_per_s)} cycles/s` : "skipped",
+    ratio: review ? ratio(review.review.cycles_per_s, review.annotate.cycles_per_s) : null,
+    must: "none twice",
+    aim: "",
+    pass: review ? review.review.reviewed_twice === 0 : null,
+  });
   rows.push({
     measure: `HTTP cycle / pg-boss fetch+complete (${C} concurrent)`,
     ours: cycle.ours ? `${fmt(cycle.ours.cycles_per_s)} cycles/s` : "skipped",

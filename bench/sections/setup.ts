@@ -73,7 +73,7 @@ export async function prepareDatabase(
   return { version, settings, title };
 }
 
-async function seedImages(sql: postgres.Sql, table: string, datasetId: string, n: number) {
+export async function seedImages(sql: postgres.Sql, table: string, datasetId: string, n: number) {
   const text = sqlFile("seed_images").replace("%TABLE%", table);
   // In slices, so one statement's WAL and memory stay modest.
   for (let at = 0; at < n; at += 250_000) {

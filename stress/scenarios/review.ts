@@ -228,7 +228,8 @@ export const reviewScenario: Scenario = {
           { id: string; image_id: string; author_id: string; status: string; reviewed_by: string }[]
         >`SELECT id::text, image_id::text, author_id::text, status, reviewed_by::text
           FROM annotations WHERE dataset_id = ${ds}::bigint AND source = 'human'`;
-        const byImage = new Map<string, typeof rows>();
+        type Row = (typeof rows)[number];
+        const byImage = new Map<string, Row[]>();
         for (const r of rows) byImage.set(r.image_id, [...(byImage.get(r.image_id) ?? []), r]);
         const reviewState = new Map(
           (await sql<{ id: string; review: string | null }[]>`
