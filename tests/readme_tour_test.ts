@@ -294,9 +294,12 @@ Deno.test({
       assert.equal(again.code, 0, again.output);
       const now2 = Deno.readTextFileSync(`${dir}/human-annotations.jsonl`).trim().split("\n");
       assert.deepEqual(now2.slice(0, delivered.length), delivered, "earlier rows kept");
-      assert.deepEqual(now2.slice(delivered.length).map((l) => JSON.parse(l).id), [
-        correction.body.id,
-      ]);
+      // The correction, and the annotation it superseded, delivered again with its new status.
+      const corrected = JSON.parse(delivered[0]).id;
+      assert.deepEqual(
+        now2.slice(delivered.length).map((l) => [JSON.parse(l).id, JSON.parse(l).status]).sort(),
+        [[corrected, "superseded"], [correction.body.id, "submitted"]].sort(),
+      );
       await assertCursorValid(server, dir, dataset);
     } finally {
       await server.stop();

@@ -11,10 +11,11 @@ import fc from "fast-check";
 import type { z } from "zod";
 import { mutate, random } from "../testkit/conformance.ts";
 import { builtDocument } from "../scripts/spec.ts";
-import { CreateAnnotation, CreatePredictions } from "../schemas/annotations.ts";
+import { AmendAnnotation, CreateAnnotation, CreatePredictions } from "../schemas/annotations.ts";
 import { NO_NUL, NOT_BLANK } from "../schemas/common.ts";
 import { CreateDataset, UpdateDataset } from "../schemas/datasets.ts";
 import { RegisterImages, SetPriorities, UpdateImage } from "../schemas/images.ts";
+import { SubmitReview } from "../schemas/reviews.ts";
 import { CreateUser, TokenRequest } from "../schemas/users.ts";
 import { CreateWebhook, UpdateWebhook } from "../schemas/webhooks.ts";
 import { FEED_CURSOR } from "../sql/annotations/queries.ts";
@@ -49,10 +50,12 @@ const BODIES: [string, z.ZodType, unknown[]][] = [
   ["CreateDataset", CreateDataset, [
     { name: "pets", labels: ["cat", "dog"] },
     { name: "p", description: "d", labels: ["a"], annotations_per_image: 2, claim_ttl_seconds: 60 },
+    { name: "r", labels: ["a"], review_rate: 0.25 },
   ]],
   ["UpdateDataset", UpdateDataset, [
     { labels: ["cat", "dog", "bird"] },
     { description: null, annotations_per_image: 3, claim_ttl_seconds: 30 },
+    { review_rate: 1 },
   ]],
   ["RegisterImages", RegisterImages, [{
     images: [
@@ -76,6 +79,14 @@ const BODIES: [string, z.ZodType, unknown[]][] = [
     { claim_id: "3", labels: ["cat"], shapes },
     { claim_id: "3", empty: true },
     { model, confidence: 0.9, shapes: [shapes[1]], empty: false },
+  ]],
+  ["AmendAnnotation", AmendAnnotation, [{ labels: ["cat"], shapes }, { empty: true }]],
+  ["SubmitReview", SubmitReview, [
+    { claim_id: "9", decision: "accept" },
+    { claim_id: "9", decision: "accept", comment: "fine" },
+    { claim_id: "9", decision: "reject", comment: "the cat is a dog" },
+    { claim_id: "9", decision: "fix", annotation: { labels: ["dog"], shapes } },
+    { claim_id: "9", decision: "fix", comment: "c", annotation: { empty: true } },
   ]],
   ["CreatePredictions", CreatePredictions, [{
     predictions: [
