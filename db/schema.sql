@@ -116,14 +116,12 @@ CREATE FUNCTION public.latest_predictions(image_id bigint) RETURNS jsonb
     AS $$
   SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.model_name), '[]'::jsonb)
   FROM (
-    SELECT DISTINCT ON (a.model_name)
-      a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
+    SELECT a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::text,
       a.model_name, a.model_version, a.confidence, a.labels, a.shapes, a.created_at, a.status,
       a.reviewed_by::text, a.reviewed_at, a.review_comment
     FROM annotations a
     WHERE a.image_id = latest_predictions.image_id AND a.source = 'machine'
       AND a.status = 'submitted'
-    ORDER BY a.model_name, a.id DESC
   ) p
 $$;
 
@@ -285,45 +283,10 @@ END
 $$;
 
 --
--- Name: supersede_predictions(bigint, bigint[], text[], bigint[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, double precision, text[], jsonb, timestamp with time zone, text, bigint, timestamp with time zone, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.supersede_predictions(dataset_id bigint, image_ids bigint[], model_names text[], keep_ids bigint[]) RETURNS integer
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-  n integer;
-BEGIN
-  -- Two keys: this lock's class, and the (dataset, model) pair hashed to 32 bits.
-  PERFORM pg_advisory_xact_lock(72401191, h)
-  FROM (
-    SELECT DISTINCT hashtext(supersede_predictions.dataset_id::text || '/' || m) AS h
-    FROM unnest(model_names) m
-    ORDER BY 1
-  ) k;
-  WITH kept AS (
-    SELECT t.image_id, t.model_name, max(t.keep_id) AS keep_id
-    FROM unnest(image_ids, model_names, keep_ids) AS t (image_id, model_name, keep_id)
-    GROUP BY t.image_id, t.model_name
-  ),
-  changed AS (
-    UPDATE annotations a
-    SET status = 'superseded', txid = pg_current_xact_id()
-    FROM kept k
-    WHERE a.image_id = k.image_id AND a.source = 'machine' AND a.model_name = k.model_name
-      AND a.status = 'submitted' AND a.id <> k.keep_id
-    RETURNING 1
-  )
-  SELECT count(*) INTO n FROM changed;
-  RETURN n;
-END
-$$;
-
---
--- Name: webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, double precision, text[], jsonb, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.webhook_annotation(id bigint, image_id bigint, dataset_id bigint, source text, author_id bigint, model_name text, model_version text, confidence double precision, labels text[], shapes jsonb, created_at timestamp with time zone) RETURNS jsonb
+CREATE FUNCTION public.webhook_annotation(id bigint, image_id bigint, dataset_id bigint, source text, author_id bigint, model_name text, model_version text, confidence double precision, labels text[], shapes jsonb, created_at timestamp with time zone, status text, reviewed_by bigint, reviewed_at timestamp with time zone, review_comment text) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   SELECT jsonb_build_object(
@@ -332,7 +295,9 @@ CREATE FUNCTION public.webhook_annotation(id bigint, image_id bigint, dataset_id
     'model', CASE WHEN model_name IS NOT NULL
       THEN jsonb_build_object('name', model_name, 'version', model_version) END,
     'confidence', confidence, 'labels', to_jsonb(labels), 'shapes', shapes,
-    'created_at', webhook_time(created_at)
+    'created_at', webhook_time(created_at), 'status', status,
+    'reviewed_by', reviewed_by::text, 'reviewed_at', webhook_time(reviewed_at),
+    'review_comment', review_comment
   )
 $$;
 
@@ -874,6 +839,12 @@ ALTER TABLE ONLY public.webhook_deliveries
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+--
+-- Name: annotations_current_prediction_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX annotations_current_prediction_key ON public.annotations USING btree (image_id, model_name) WHERE ((source = 'machine'::text) AND (status = 'submitted'::text));
 
 --
 -- Name: annotations_dataset_source_txid_id_idx; Type: INDEX; Schema: public; Owner: -
