@@ -1,5 +1,5 @@
 -- migrate:up
--- Review and corrections (docs/decisions/0016-review-workflow.md): a reviewer role, a per-dataset
+-- Review and corrections (docs/decisions/0017-review-workflow.md): a reviewer role, a per-dataset
 -- review rate, the review state on the image row (where the claim and review statements decide,
 -- for the reasons sql/claims/claim_next_image.sql gives), an annotation status, and the review
 -- leases' tables, shaped like the claims' (current_claims, ended_claims).
