@@ -5,7 +5,7 @@
  * cycle is review_rate 0). Then the review cycle: 16 reviewers loop claimNextReview ->
  * submitReview (accept) over the images those annotators completed.
  */
-import { call, createUser, expectStatus } from "../../testkit/api.ts";
+import { addMembers, call, createUser, expectStatus } from "../../testkit/api.ts";
 import { checkpoint, type Ctx, fmt, log, metered, type Run, summary } from "../lib/context.ts";
 import { cpuPerCycle, type Serving } from "../lib/cpu.ts";
 import type { NaiveRun } from "../lib/pgbench.ts";
@@ -60,19 +60,30 @@ export async function reviewSection(ctx: Ctx, images: number) {
       name: "bench-review",
       labels: ["car", "person"],
       review_rate: 1,
+      access: opts.access,
     }),
     201,
   );
   const datasetId = created.body.id as string;
   await seedImages(sql, "images", datasetId, images);
   await sql`ANALYZE images`;
-  const reviewers = await Promise.all(
+  const reviewerUsers = await Promise.all(
     Array.from(
       { length: REVIEWERS },
-      async (_, i) =>
-        (await createUser(base, ctx.adminToken, `bench-reviewer-${i}`, "reviewer")).token,
+      (_, i) => createUser(base, ctx.adminToken, `bench-reviewer-${i}`, "reviewer"),
     ),
   );
+  const reviewers = reviewerUsers.map((u) => u.token);
+  // A `members` dataset (the default, as the other sections' datasets): the annotators and the
+  // reviewers are members, so every claim, submit and review looks its caller up.
+  if (opts.access === "members") {
+    const annotatorIds = (await sql<{ id: string }[]>`
+      SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%'`).map((r) => r.id);
+    await addMembers(base, ctx.adminToken, datasetId, [
+      ...annotatorIds,
+      ...reviewerUsers.map((u) => u.id),
+    ]);
+  }
   const perRound = Math.ceil(opts.cycles / opts.rounds);
   log(
     `\nreview: ${C} annotators on a review_rate 1 dataset of ${fmt(images)} images, ` +

@@ -14,7 +14,14 @@
  *   its image.
  * Loopback only, bounded in time and count.
  */
-import { adminToken, call, createUsers, expectStatus, type User } from "../../testkit/api.ts";
+import {
+  addMembers,
+  adminToken,
+  call,
+  createUsers,
+  expectStatus,
+  type User,
+} from "../../testkit/api.ts";
 import { killHard, type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { sleep } from "../../testkit/time.ts";
 import { type Ctx, fmt, type Result, type Scenario, sqlFor } from "../lib/scenario.ts";
@@ -144,7 +151,9 @@ export const reviewScenario: Scenario = {
           name: "review",
           labels: ["cat", "dog"],
           review_rate: 1,
-          access: "open",
+          // Its annotators and reviewers are made members: every claim, submit and review checks
+          // the caller's membership, as in a team's dataset.
+          access: "members",
           // Short leases, so leases lost with the killed server come back within the run.
           claim_ttl_seconds: 30,
         }),
@@ -163,6 +172,7 @@ export const reviewScenario: Scenario = {
       }
       const anns = await createUsers(base, admin, "rv-a", "annotator", annotators);
       const revs = await createUsers(base, admin, "rv-r", "reviewer", reviewers);
+      await addMembers(base, admin, ds, [...anns, ...revs].map((u) => u.id));
       const tally: Tally = { claims: 0, submits: 0, reviews: 0, decided: [], bad: [] };
       const stopReviews = { now: false };
       const stopAnnotators = { now: false };
