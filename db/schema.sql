@@ -892,7 +892,7 @@ CREATE INDEX images_review_queue_idx ON public.images USING btree (dataset_id, p
 -- Name: images_rework_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX images_rework_idx ON public.images USING btree (dataset_id, priority DESC, id) WHERE (rework_until IS NOT NULL);
+CREATE INDEX images_rework_idx ON public.images USING gin (rework_for) WITH (fastupdate=off) WHERE (rework_until IS NOT NULL);
 
 --
 -- Name: webhook_attempts_webhook_id_id_idx; Type: INDEX; Schema: public; Owner: -

@@ -50,10 +50,14 @@ ALTER TABLE images
 CREATE INDEX images_review_queue_idx ON images (dataset_id, priority DESC, review_since, id)
   WHERE review = 'waiting';
 
--- Rejected images waiting for their annotators' rework. The claim statements probe it once per
--- claim (dataset_id, then the caller among rework_for); it holds only images rejected and not yet
--- re-annotated, so the probe of a dataset with none reads one index page.
-CREATE INDEX images_rework_idx ON images (dataset_id, priority DESC, id)
+-- Rejected images waiting for their annotators' rework, by annotator: the claim statements probe
+-- it once per claim for the caller's own (rework_for @> ARRAY[caller]), then keep its dataset's.
+-- GIN on the array, not a btree led by dataset_id: a btree probe reads every image of the dataset
+-- awaiting anyone's rework (1,000 for others: 390-600 µs a claim, against 4-6 µs for none), this
+-- one only the caller's (10-11 µs either way; docs/decisions/0017-review-workflow.md,
+-- bench/experiments/rework_probe.ts). fastupdate off: only a reject and a rework's submit write
+-- entries, and a pending list would be read by every claim.
+CREATE INDEX images_rework_idx ON images USING gin (rework_for) WITH (fastupdate = off)
   WHERE rework_until IS NOT NULL;
 
 -- An annotation's standing:

@@ -43,9 +43,11 @@
 --   caller_claim   the caller's current_claims row, locked.
 --   renewed_lease  the caller's claim has expired but is still active: renew it while its slot is
 --                  free; renewed_claim moves its expiry.
---   rework_image   the rework rule: one probe of images_rework_idx (dataset_id, priority DESC,
---                  id) WHERE rework_until IS NOT NULL, which holds only rejected images awaiting
---                  rework, for one reserved for the caller; locked as queue_image locks.
+--   rework_image   the rework rule: one probe of images_rework_idx, GIN on rework_for WHERE
+--                  rework_until IS NOT NULL (only rejected images awaiting rework), for the
+--                  caller's own, of which the dataset's, highest priority first (a sort of those
+--                  few); locked as queue_image locks. Its cost does not grow with other
+--                  annotators' pending rework (the migration says why not a btree).
 --   queue_image    when there is none (a one-time filter), MATERIALIZED, so LIMIT 1 is honoured:
 --                  walks images_claim_queue_idx
 --                  (dataset_id, priority DESC, id) WHERE NOT done, exactly the ORDER BY (no Sort),
@@ -117,7 +119,7 @@ renewed_claim AS (
 ),
 rework_image AS MATERIALIZED (
   -- An image a reviewer sent back for the caller's rework, still reserved for them: one probe of
-  -- images_rework_idx (only rejected images awaiting rework are in it).
+  -- images_rework_idx for the caller (@>, the operator its GIN answers).
   SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
     i.annotations_per_image AS k
   FROM images i
@@ -126,7 +128,7 @@ rework_image AS MATERIALIZED (
     AND EXISTS (SELECT FROM dataset)
     AND i.dataset_id = :dataset_id::bigint
     AND i.rework_until > now()
-    AND :user_id::bigint = ANY (i.rework_for)
+    AND i.rework_for @> ARRAY[:user_id::bigint]
     AND NOT i.done
     AND (i.full_until IS NULL OR i.full_until <= now())
     AND NOT (:user_id::bigint = ANY (i.annotators))

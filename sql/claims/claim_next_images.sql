@@ -46,7 +46,8 @@ caller_claim AS MATERIALIZED (
 ),
 rework_caller AS MATERIALIZED (
   -- Callers for whom an image awaits rework (claim_next_image.sql's rework rule): left to the
-  -- single statement, which hands it to them first. One probe of images_rework_idx per batch.
+  -- single statement, which hands it to them first. One probe of images_rework_idx (GIN on
+  -- rework_for: && finds the callers' own) per batch.
   SELECT DISTINCT u.user_id
   FROM images i
   CROSS JOIN LATERAL unnest(i.rework_for) AS u (user_id)
