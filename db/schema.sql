@@ -528,7 +528,7 @@ CREATE TABLE public.ended_reviews (
     decision text,
     CONSTRAINT ended_reviews_decision CHECK (((end_reason = 'completed'::text) = (decision IS NOT NULL))),
     CONSTRAINT ended_reviews_decision_check CHECK ((decision = ANY (ARRAY['accept'::text, 'fix'::text, 'reject'::text]))),
-    CONSTRAINT ended_reviews_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text])))
+    CONSTRAINT ended_reviews_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text])))
 );
 
 --

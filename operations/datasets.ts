@@ -8,6 +8,7 @@ import type { Handle } from "../lib/db/pool.ts";
 import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { revokeClaims } from "../sql/claims/queries.ts";
+import { revokeReviews } from "../sql/reviews/queries.ts";
 import * as q from "../sql/datasets/queries.ts";
 import { setAnnotationsPerImage } from "../sql/images/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
@@ -56,6 +57,7 @@ export async function updateDataset(
       }
       if (d && changes.access === "members") {
         await revokeClaims(tx, { dataset_id: id, user_id: null, ...who });
+        await revokeReviews(tx, { dataset_id: id, user_id: null, ...who });
       }
       return d;
     });
@@ -83,8 +85,9 @@ export async function addMember(
 
 /**
  * Takes the user off the dataset's members (not one: nothing changes) and, when that takes the
- * dataset from them (it is `members` and they are no admin), ends their claim there at once as
- * `revoked`: its image is claimable again, and their submit with it is refused. One transaction,
+ * dataset from them (it is `members` and they are no admin), ends their claim and their review
+ * lease there at once as `revoked`: the image is claimable (or reviewable) again, and their
+ * submit with it is refused. One transaction,
  * so the membership and the claim end together (sql/claims/revoke_claims.sql says what a claim
  * racing with it can still do).
  */
@@ -97,7 +100,10 @@ export async function removeMember(
   const p = { dataset_id: datasetId, user_id: userId, ...callerParams(caller) };
   const found = await transaction(deps.db, async (tx) => {
     const found = await q.removeDatasetMember(tx, p);
-    if (found.dataset_found && found.user_found) await revokeClaims(tx, p);
+    if (found.dataset_found && found.user_found) {
+      await revokeClaims(tx, p);
+      await revokeReviews(tx, p);
+    }
     return found;
   });
   requireBoth(found, datasetId, userId);

@@ -23,6 +23,7 @@ const REVIEW_PROBLEMS = [
   "review_expired",
   "review_completed",
   "review_released",
+  "review_revoked",
 ] as const;
 
 const claimNextReviewRoute = createRoute({

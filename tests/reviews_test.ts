@@ -239,6 +239,62 @@ Deno.test("a reviewer is never offered an image they annotated", async () => {
   }
 });
 
+Deno.test("a members dataset: only member reviewers review; removed, a reviewer's lease ends at once, as revoked", async () => {
+  const h = await createTestApp();
+  try {
+    const ds = await h.req("POST", "/api/v1/datasets", {
+      name: `reviews-${++seq}`,
+      labels: ["cat"],
+      review_rate: 1,
+    });
+    assert.equal(ds.body.access, "members");
+    const id = ds.body.id;
+    await h.req("POST", `/api/v1/datasets/${id}/images`, {
+      images: [{ uri: "s3://b/m/0.jpg" }],
+    });
+    const [ann, rev, other] = [
+      await h.user("annotator"),
+      await h.user("reviewer"),
+      await h.user("reviewer"),
+    ];
+    for (const u of [ann, rev, other]) {
+      assert.equal((await h.req("PUT", `/api/v1/datasets/${id}/members/${u.id}`)).status, 204);
+    }
+    const { image } = await annotate(ann, id);
+    const outsider = await h.user("reviewer");
+    assertError(await claimReview(outsider, id), 404, "not_found");
+
+    const lease = await claimReview(rev, id);
+    assert.equal(lease.status, 201);
+    const reviewId = lease.body.review.id;
+    assert.equal((await claimReview(other, id)).status, 204, "one reviewer at a time");
+    assert.equal((await h.req("DELETE", `/api/v1/datasets/${id}/members/${rev.id}`)).status, 204);
+    // The image is reviewable again at once, by another member.
+    const taken = await claimReview(other, id);
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    assert.equal(taken.body.image.id, image);
+    const ended = await rawOne<{ end_reason: string }>(
+      h.db,
+      "SELECT end_reason FROM ended_reviews WHERE review_id = $1::bigint",
+      [reviewId],
+    );
+    assert.equal(ended?.end_reason, "revoked");
+    // Its reviewer no longer sees the dataset: its review is an unknown id; added back, it is
+    // told the review was revoked.
+    assertError(await decide(rev, image, { claim_id: reviewId, decision: "accept" }), 404);
+    assertError(await rev.req("POST", `/api/v1/reviews/${reviewId}/renew`), 404);
+    await h.req("PUT", `/api/v1/datasets/${id}/members/${rev.id}`);
+    assertError(await rev.req("POST", `/api/v1/reviews/${reviewId}/renew`), 409, "review_revoked");
+    assertError(
+      await decide(rev, image, { claim_id: reviewId, decision: "accept" }),
+      409,
+      "review_revoked",
+    );
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("accept: the current human annotations are accepted and the image accepted", async () => {
   const h = await createTestApp();
   try {

@@ -220,6 +220,7 @@ const CODES: Record<string, string[]> = {
     "review_expired",
     "review_completed",
     "review_released",
+    "review_revoked",
     "review_mismatch",
     "own_annotation",
     "annotation_not_current",

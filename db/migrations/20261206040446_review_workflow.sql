@@ -100,8 +100,9 @@ CREATE TABLE ended_reviews (
   claimed_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
   ended_at timestamptz NOT NULL,
-  -- 'completed' (submitted, with its decision), 'released', 'expired'.
-  end_reason text NOT NULL CHECK (end_reason IN ('completed', 'released', 'expired')),
+  -- 'completed' (submitted, with its decision), 'released', 'expired', 'revoked' (its reviewer
+  -- could no longer see the dataset: sql/reviews/revoke_reviews.sql).
+  end_reason text NOT NULL CHECK (end_reason IN ('completed', 'released', 'expired', 'revoked')),
   decision text CHECK (decision IN ('accept', 'fix', 'reject')),
   CONSTRAINT ended_reviews_decision CHECK ((end_reason = 'completed') = (decision IS NOT NULL))
 );

@@ -214,6 +214,11 @@ const EXAMPLES = {
     code: "review_released",
     message: "review 9 has already been released",
   },
+  review_revoked: {
+    status: 409,
+    code: "review_revoked",
+    message: "review 9 has already been revoked",
+  },
   review_mismatch: {
     status: 409,
     code: "review_mismatch",

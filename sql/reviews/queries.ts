@@ -24,7 +24,8 @@ export interface Review {
   expires_at: Date;
   /** Not yet submitted or released. */
   active: boolean;
-  end_reason: "completed" | "released" | "expired" | null;
+  /** `revoked`: ended because its reviewer may no longer see the dataset (revokeReviews). */
+  end_reason: "completed" | "released" | "expired" | "revoked" | null;
   /** The decision of a completed review. */
   decision: ReviewDecision | null;
   /** Active and unexpired. */
@@ -244,4 +245,22 @@ const GET_REVIEW_TARGET = statement<ReviewTargetParams, ReviewTarget>(
 /** The image's review state and the caller's part in it, for diagnosing a refusal. */
 export function getReviewTarget(db: Handle, p: ReviewTargetParams): Promise<ReviewTarget | null> {
   return one(db, GET_REVIEW_TARGET, p);
+}
+
+export interface RevokeReviewsParams extends CallerParams {
+  dataset_id: string;
+  /** Only this user's review; null: every reviewer's. */
+  user_id: string | null;
+}
+const REVOKE_REVIEWS = statement<RevokeReviewsParams, { revoked: number }>(
+  "reviews/revoke_reviews",
+);
+
+/**
+ * Ends as `revoked`, giving their images back to the review queue at once, the active review
+ * leases in the dataset of reviewers (or of the one user) who may no longer see it. Run in the
+ * transaction that took it from them, after revokeClaims. Returns how many it ended.
+ */
+export async function revokeReviews(db: Handle, p: RevokeReviewsParams): Promise<number> {
+  return (await one(db, REVOKE_REVIEWS, p))!.revoked;
 }
