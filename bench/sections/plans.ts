@@ -50,20 +50,28 @@ export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: s
   const [claimText, claimValues] = statementOf("../../sql/claims/claim_next_image.sql", {
     dataset_id: datasetId,
     user_id: explainUserId,
+    caller_role: "annotator",
   });
   const explainClaim = await explain(claimText, claimValues);
-  const explainClaimGeneric = await explain(claimText, claimValues, true);
+  // EXECUTE's arguments are SQL literals: the role is quoted.
+  const literals = claimValues.map((v) => /^\d+$/.test(v) ? v : `'${v}'`);
+  const explainClaimGeneric = await explain(claimText, literals, true);
   // The batched claim (the statement most claims take: lib/db/batcher.ts) for 16 annotators.
   const batchUsers = (await sql<{ id: string }[]>`
     SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%' ORDER BY id LIMIT 16`)
     .map((r) => r.id);
-  const batch = (users: string) =>
+  const roles = batchUsers.map(() => "annotator").join(",");
+  const batch = (users: string, userRoles: string) =>
     statementOf("../../sql/claims/claim_next_images.sql", {
       dataset_id: datasetId,
       user_ids: users,
+      user_roles: userRoles,
     });
-  const explainBatch = await explain(...batch(`{${batchUsers.join(",")}}`));
-  const explainBatchGeneric = await explain(...batch(`'{${batchUsers.join(",")}}'`), true);
+  const explainBatch = await explain(...batch(`{${batchUsers.join(",")}}`, `{${roles}}`));
+  const explainBatchGeneric = await explain(
+    ...batch(`'{${batchUsers.join(",")}}'`, `'{${roles}}'`),
+    true,
+  );
   const naiveClaim = read("../naive_cycle.sql")
     .split("\n").filter((l) => !l.startsWith("--")).join("\n").split("\\gset")[0]
     .replaceAll(":client_id", "0").replaceAll(":dataset_id", "1");
