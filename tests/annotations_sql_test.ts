@@ -7,6 +7,7 @@ import { type Db, type Handle } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
 import {
   type Annotation,
+  ANNOTATION_STATUSES,
   type AnnotationSource,
   createHumanAnnotation,
   createMachineAnnotation,
@@ -183,7 +184,11 @@ withDb(
     const ds = await newDataset(db, 4);
     const machine = await newUser(db, "machine");
     const before: string[] = [];
-    for (let i = 0; i < 3; i++) before.push((await predict(db, ds.images[0], machine))!.id);
+    // A model per prediction: a second prediction of one model on an image would supersede
+    // the first, which the feed then delivers again (tests/reviews_test.ts).
+    for (let i = 0; i < 3; i++) {
+      before.push((await predict(db, ds.images[0], machine, `before-${i}`))!.id);
+    }
 
     // A transaction writes a row and stays open...
     const inserted = Promise.withResolvers<string>();
@@ -195,7 +200,9 @@ withDb(
     const late = await inserted.promise;
     // ...while later rows (larger ids) commit.
     const after: string[] = [];
-    for (let i = 0; i < 3; i++) after.push((await predict(db, ds.images[2], machine))!.id);
+    for (let i = 0; i < 3; i++) {
+      after.push((await predict(db, ds.images[2], machine, `after-${i}`))!.id);
+    }
     assert.ok(after.every((id) => BigInt(id) > BigInt(late)));
 
     const client = new FeedClient(db, ds.id, null, 2);
@@ -236,10 +243,12 @@ withDb(
     await Promise.all(Array.from({ length: 12 }, async (_, w) => {
       for (let i = 0; i < 8; i++) {
         await transaction(db, async (tx) => {
-          written.push((await predict(tx, ds.images[w % 10], machine))!.id);
+          written.push((await predict(tx, ds.images[w % 10], machine, `w${w}-${i}-a`))!.id);
           // Hold the transaction open for a while, so commit order differs from id order.
           await delay(Math.floor(Math.random() * 15));
-          written.push((await predict(tx, ds.images[(w + 1) % 10], machine))!.id);
+          written.push(
+            (await predict(tx, ds.images[(w + 1) % 10], machine, `w${w}-${i}-b`))!.id,
+          );
         });
       }
     }));
@@ -400,11 +409,29 @@ withDb(
       ),
       [human.id],
     );
+    // The current ones: a model's newer prediction superseded its older ones.
+    assert.deepEqual(
+      (await listImageAnnotations(db, { image_id: img, source: "machine", ...SEES_ALL })).map((
+        a,
+      ) => a.id),
+      [sam1!.id, yolo1b!.id],
+    );
+    const history = [...ANNOTATION_STATUSES];
     assert.equal(
-      (await listImageAnnotations(db, { image_id: img, source: "machine", ...SEES_ALL })).length,
+      (await listImageAnnotations(db, {
+        image_id: img,
+        source: "machine",
+        statuses: history,
+        ...SEES_ALL,
+      })).length,
       4,
     );
-    const all = await listImageAnnotations(db, { image_id: img, source: null, ...SEES_ALL });
+    const all = await listImageAnnotations(db, {
+      image_id: img,
+      source: null,
+      statuses: history,
+      ...SEES_ALL,
+    });
     assert.deepEqual(all.map((a) => a.id), [...all.map((a) => a.id)].sort((a, b) => +a - +b));
     assert.equal(all.length, 5);
     assert.equal(await predict(db, "999999", machine), null, "no such image");
@@ -434,10 +461,14 @@ withDb("annotation queries: stats match a hand count", async ({ db }) => {
     pending: 7,
     in_progress: 0,
     done: 0,
+    in_review: 0,
+    accepted: 0,
+    rejected: 0,
     human_annotations: 0,
     machine_annotations: 0,
     active_claims: 0,
     annotators: [],
+    reviewers: [],
   });
   // Image 1: done (a, b). Image 2: a annotated, c holds a claim: in progress.
   await claimAndAnnotate(db, ds.id, a); // image 1
@@ -468,10 +499,18 @@ withDb("annotation queries: stats match a hand count", async ({ db }) => {
     pending: 5,
     in_progress: 1,
     done: 1,
+    in_review: 0,
+    accepted: 0,
+    rejected: 0,
     human_annotations: 3,
     machine_annotations: 3,
     active_claims: 2,
-    annotators: [{ user_id: a, annotations: 2 }, { user_id: b, annotations: 1 }],
+    // Nothing reviewed yet: no acceptance rate (tests/reviews_test.ts has one).
+    annotators: [
+      { user_id: a, annotations: 2, accepted: 0, rejected: 0, acceptance_rate: null },
+      { user_id: b, annotations: 1, accepted: 0, rejected: 0, acceptance_rate: null },
+    ],
+    reviewers: [],
   });
   assert.equal(await getDatasetStats(db, { id: "999999", ...SEES_ALL }), null);
 });

@@ -113,8 +113,12 @@ withAnnotations(
       "image_id",
       "labels",
       "model",
+      "review_comment",
+      "reviewed_at",
+      "reviewed_by",
       "shapes",
       "source",
+      "status",
     ]);
     assert.equal(res.body.source, "human");
     assert.equal(res.body.author_id, ann.id);
@@ -565,8 +569,11 @@ withAnnotations(
     }
     assert.equal(seen.length, 25);
     assert.equal(new Set(seen).size, 25);
-    // A row written after the empty page is delivered from the cursor it handed out.
-    await machine.req("POST", `/api/v1/datasets/${ds.id}/predictions`, { predictions: [pred] });
+    // A row written after the empty page is delivered from the cursor it handed out (another
+    // model's: the same model's would also supersede, and so deliver again, its current one).
+    await machine.req("POST", `/api/v1/datasets/${ds.id}/predictions`, {
+      predictions: [{ ...pred, model: { name: "other", version: "1" } }],
+    });
     const more = await pollFeed(machine, feed, after, 1);
     assert.equal(more.items.length, 1);
     assert.ok(!seen.includes(more.items[0].id));
@@ -606,9 +613,11 @@ withAnnotations(
       await held;
     });
     await insertedP;
+    // Other models: a push of the early transaction's model would wait for it (one current
+    // prediction per model on an image).
     for (let i = 0; i < 3; i++) {
       const res = await machine.req("POST", `/api/v1/images/${ds.images[0]}/annotations`, {
-        model,
+        model: { name: `later-${i}`, version: "1" },
         labels: ["dog"],
       });
       assert.equal(res.status, 201);
@@ -684,10 +693,16 @@ withAnnotations(
       pending: 1,
       in_progress: 1,
       done: 1,
+      in_review: 0,
+      accepted: 0,
+      rejected: 0,
       human_annotations: 1,
       machine_annotations: 1,
       active_claims: 1,
-      annotators: [{ user_id: ann.id, annotations: 1 }],
+      annotators: [
+        { user_id: ann.id, annotations: 1, accepted: 0, rejected: 0, acceptance_rate: null },
+      ],
+      reviewers: [],
     });
     assertError(await ann.req("GET", "/api/v1/datasets/999999999/stats"), 404);
   },
@@ -702,7 +717,12 @@ withAnnotations(
       predictions: ds.images.map((id) => ({ image_id: id, model, labels: ["cat"] })),
     });
     assert.equal((await humanSubmit(ann, ds.id, { labels: ["dog"] })).status, 201);
-    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export`, {
+    // By default only the labelled image (tests/reviews_test.ts); every image with status=all.
+    const labeled = await h.app.request(`/api/v1/datasets/${ds.id}/export`, {
+      headers: { authorization: `Bearer ${machine.token}` },
+    });
+    assert.equal((await labeled.text()).trimEnd().split("\n").length, 1);
+    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export?status=all`, {
       headers: { authorization: `Bearer ${machine.token}` },
     });
     assert.equal(res.status, 200);
@@ -713,14 +733,17 @@ withAnnotations(
     assert.equal(lines.reduce((s, l) => s + l.annotations.length, 0), n + 1);
     assert.equal(lines[0].annotations.at(-1).source, "human");
     assert.equal(lines[0].status, "done");
-    const human = await h.app.request(`/api/v1/datasets/${ds.id}/export?source=human`, {
-      headers: { authorization: `Bearer ${machine.token}` },
-    });
+    const human = await h.app.request(
+      `/api/v1/datasets/${ds.id}/export?source=human&status=all`,
+      {
+        headers: { authorization: `Bearer ${machine.token}` },
+      },
+    );
     const humanLines = (await human.text()).trimEnd().split("\n").map((l) => JSON.parse(l));
     assert.equal(humanLines.length, n, "images without matching annotations stay listed");
     assert.equal(humanLines.reduce((s, l) => s + l.annotations.length, 0), 1);
     // A client that hangs up mid-export ends the snapshot transaction and frees the connection.
-    const cut = await h.app.request(`/api/v1/datasets/${ds.id}/export`, {
+    const cut = await h.app.request(`/api/v1/datasets/${ds.id}/export?status=all`, {
       headers: { authorization: `Bearer ${machine.token}` },
     });
     const reader = cut.body!.getReader();
@@ -759,7 +782,7 @@ withAnnotations(
       confidence: 0.75,
       shapes: [shapes[0]],
     });
-    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export?format=coco`, {
+    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export?format=coco&status=all`, {
       headers: { authorization: `Bearer ${h.admin.token}` },
     });
     assert.equal(res.headers.get("content-type"), "application/json");
@@ -794,7 +817,7 @@ withAnnotations(
     assert.equal(predicted.score, 0.75);
     assert.deepEqual(predicted.attributes.model, model);
     const humanOnly = await (await h.app.request(
-      `/api/v1/datasets/${ds.id}/export?format=coco&source=human`,
+      `/api/v1/datasets/${ds.id}/export?format=coco&source=human&status=all`,
       { headers: { authorization: `Bearer ${h.admin.token}` } },
     )).json();
     assert.equal(humanOnly.annotations.length, 2);

@@ -41,13 +41,21 @@ function withExport(name: string, fn: (e: Export) => Promise<void>): void {
       return { id: ds.body.id as string, images: reg.body.images.map((i: { id: string }) => i.id) };
     }
 
+    // A model per call: a model's second prediction on an image would supersede its first.
+    let models = 0;
     const predict = (imageId: string, shapes: object[]) =>
-      machine.req("POST", `/api/v1/images/${imageId}/annotations`, { model, shapes });
+      machine.req("POST", `/api/v1/images/${imageId}/annotations`, {
+        model: { ...model, name: `${model.name}-${++models}` },
+        shapes,
+      });
 
     const exportCoco = async (datasetId: string, query = "") => {
-      const res = await h.app.request(`/api/v1/datasets/${datasetId}/export?format=coco${query}`, {
-        headers: { authorization: `Bearer ${machine.token}` },
-      });
+      const res = await h.app.request(
+        `/api/v1/datasets/${datasetId}/export?format=coco&status=all${query}`,
+        {
+          headers: { authorization: `Bearer ${machine.token}` },
+        },
+      );
       assert.equal(res.status, 200);
       return await res.json();
     };
@@ -117,7 +125,7 @@ withExport(
   async ({ h, machine, dataset, predict, exportCoco }) => {
     const ds = await dataset(["cat"], [{}]);
     assert.equal((await predict(ds.images[0], [box("cat")])).status, 201);
-    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export?format=coco`, {
+    const res = await h.app.request(`/api/v1/datasets/${ds.id}/export?format=coco&status=all`, {
       headers: { authorization: `Bearer ${machine.token}` },
     });
     const reader = res.body!.getReader();

@@ -1,8 +1,8 @@
 /**
  * Membership × every operation of the spec: read from /api/openapi.json, so an operation added
  * later is in it without anyone listing it. On a dataset whose access is `members`, each
- * operation is called by an admin, by an annotator and a machine that are members, and by an
- * annotator and a machine that are not:
+ * operation is called by an admin, by a reviewer, an annotator and a machine that are members, and
+ * by a reviewer, an annotator and a machine that are not:
  *
  * - a role the operation does not allow gets its 403, member or not;
  * - an admin and a member get the operation's success (a 2xx or 3xx the spec lists), and for a
@@ -14,7 +14,8 @@
  *   non-member sends changes the database.
  *
  * An operation with a request body needs a recipe below (a valid body for it), and a path
- * parameter other than datasetId, imageId, claimId and userId needs a way to be filled: without
+ * parameter other than datasetId, imageId, claimId, reviewId, annotationId and userId needs a way
+ * to be filled: without
  * them the test fails, so a new endpoint cannot skip the rule by being new.
  */
 import assert from "node:assert/strict";
@@ -32,14 +33,22 @@ import {
 const MARK = `s3cr3t${crypto.randomUUID().slice(0, 8)}`;
 let seq = 0;
 
-/** A `members` dataset with data everywhere: images, predictions, a human annotation, a claim. */
+/**
+ * A `members` dataset with data everywhere: images, predictions, human annotations, a claim, a
+ * review. Every image goes to review (review_rate 1), and one image is left for a caller's own
+ * claim.
+ */
 interface Hidden {
   datasetId: string;
-  /** Annotated by the member annotator and predicted by the member machine. */
+  /** Annotated by the member annotator and predicted by the member machine; in review, leased. */
   imageId: string;
   /** The member annotator's live claim, and its image. */
   claimId: string;
   claimImageId: string;
+  /** The member reviewer's live review lease, on imageId. */
+  reviewId: string;
+  /** The member annotator's annotation of another image, waiting for review without a lease. */
+  annotationId: string;
   /** A next_cursor of the dataset's feed. */
   cursor: string;
   label: string;
@@ -50,11 +59,14 @@ const UNKNOWN: Record<string, string> = {
   datasetId: "999999991",
   imageId: "999999992",
   claimId: "999999993",
+  reviewId: "999999994",
+  annotationId: "999999995",
 };
 
 interface Members {
   annotator: TestUser;
   machine: TestUser;
+  reviewer: TestUser;
 }
 
 async function hidden(h: TestApp, members: Members): Promise<Hidden> {
@@ -70,23 +82,24 @@ async function hidden(h: TestApp, members: Members): Promise<Hidden> {
       name: `${tag}-name`,
       description: `${tag}-description`,
       labels: [label, `${tag}-other`],
+      review_rate: 1,
     }),
     "dataset",
   );
   assert.equal(ds.access, "members", "new datasets are for members");
-  for (const m of [members.annotator, members.machine]) {
+  for (const m of [members.annotator, members.machine, members.reviewer]) {
     ok(await h.req("PUT", `/api/v1/datasets/${ds.id}/members/${m.id}`), "member");
   }
   // deno-lint-ignore no-explicit-any
   const reg: any = ok(
     await members.machine.req("POST", `/api/v1/datasets/${ds.id}/images`, {
-      images: [0, 1, 2].map((i) => ({
+      images: [0, 1, 2, 3].map((i) => ({
         // The first by https://, which getImageMedia redirects to as it is (s3:// needs keys).
         uri: i === 0 ? `https://${tag}-host.example/0.jpg` : `s3://${tag}-bucket/${i}.jpg`,
         external_id: `${tag}-ext-${i}`,
         width: 100,
         height: 100,
-        priority: 3 - i,
+        priority: 4 - i,
         metadata: { note: `${tag}-meta` },
       })),
     }),
@@ -111,16 +124,30 @@ async function hidden(h: TestApp, members: Members): Promise<Hidden> {
     );
     return c.claim as { id: string; image_id: string };
   };
-  const first = await claim();
-  assert.equal(first.image_id, ids[0], "the highest priority first");
-  ok(
-    await members.annotator.req("POST", `/api/v1/images/${first.image_id}/annotations`, {
-      claim_id: first.id,
-      labels: [label],
-    }),
-    "submit",
-  );
+  const submitted: string[] = [];
+  for (const at of [0, 1]) {
+    const c = await claim();
+    assert.equal(c.image_id, ids[at], "the highest priority first");
+    // deno-lint-ignore no-explicit-any
+    const a: any = ok(
+      await members.annotator.req("POST", `/api/v1/images/${c.image_id}/annotations`, {
+        claim_id: c.id,
+        labels: [label],
+      }),
+      "submit",
+    );
+    submitted.push(a.id);
+  }
   const live = await claim();
+  // Review ids far from the other ids: submitReview's body names one, and an answer's ids are
+  // compared with an unknown id's by their digits (on a fresh database, image 1 and review 1).
+  await h.db.unsafe("SELECT setval('review_ids', greatest(nextval('review_ids'), 500000000))");
+  // deno-lint-ignore no-explicit-any
+  const review: any = ok(
+    await members.reviewer.req("POST", `/api/v1/datasets/${ds.id}/reviews`),
+    "review",
+  );
+  assert.equal(review.image.id, ids[0], "the highest priority first");
   // deno-lint-ignore no-explicit-any
   const feed: any = ok(await h.req("GET", `/api/v1/datasets/${ds.id}/annotations`), "feed");
   return {
@@ -128,6 +155,8 @@ async function hidden(h: TestApp, members: Members): Promise<Hidden> {
     imageId: ids[0],
     claimId: live.id,
     claimImageId: live.image_id,
+    reviewId: review.review.id,
+    annotationId: submitted[1],
     cursor: feed.next_cursor,
     label,
   };
@@ -172,6 +201,27 @@ async function webhook(h: TestApp, fx: Hidden): Promise<{ webhookId: string; eve
 }
 const onWebhook: Recipe = { call: async (fx, _c, h) => ({ params: await webhook(h, fx) }) };
 
+/**
+ * The claim a caller works with: the member annotator's for the member annotator and for those
+ * who do not see the dataset (the probe), else a claim of the caller's own (the free image).
+ */
+async function claimFor(fx: Hidden, c: Caller): Promise<{ id: string; image_id: string }> {
+  if (!c.sees || c.user.role === "annotator" || c.user.role === "machine") {
+    return { id: fx.claimId, image_id: fx.claimImageId };
+  }
+  const own = await c.user.req("POST", `/api/v1/datasets/${fx.datasetId}/claims`);
+  assert.ok(own.status < 300, JSON.stringify(own.body));
+  return own.body.claim;
+}
+
+/** The review lease a caller works with: the member reviewer's, or an admin's own. */
+async function reviewFor(fx: Hidden, c: Caller): Promise<{ id: string; image_id: string }> {
+  if (!c.sees || c.user.role !== "admin") return { id: fx.reviewId, image_id: fx.imageId };
+  const own = await c.user.req("POST", `/api/v1/datasets/${fx.datasetId}/reviews`);
+  assert.equal(own.status, 201, JSON.stringify(own.body));
+  return { id: own.body.review.id, image_id: own.body.image.id };
+}
+
 /** How to call each operation; one with a body or an odd parameter must be listed. */
 const RECIPES: Record<string, Recipe> = {
   createToken: { call: () => ({ body: { api_key: "ak_nobody" } }), status: 401 },
@@ -201,28 +251,56 @@ const RECIPES: Record<string, Recipe> = {
     call: (fx) => ({ body: { priorities: [{ image_id: fx.imageId, priority: 9 }] } }),
   },
   claimNextImage: { shows: true },
-  renewClaim: {
-    // An admin renews a claim of its own; an annotator the member annotator's (its own when a
-    // member).
+  // An admin and a member reviewer renew and release a claim of their own; an annotator the
+  // member annotator's (its own when a member).
+  renewClaim: { call: async (fx, c) => ({ params: { claimId: (await claimFor(fx, c)).id } }) },
+  releaseClaim: { call: async (fx, c) => ({ params: { claimId: (await claimFor(fx, c)).id } }) },
+  createAnnotation: {
+    // With a claim for annotators and reviewers, a model for machines, neither for an admin (a
+    // correction).
     call: async (fx, c) => {
-      if (c.user.role !== "admin") return { params: { claimId: fx.claimId } };
-      const own = await c.user.req("POST", `/api/v1/datasets/${fx.datasetId}/claims`);
-      return { params: { claimId: own.body.claim.id } };
+      if (c.user.role === "machine") {
+        return { body: { model: { name: "m", version: "1" }, labels: [fx.label] } };
+      }
+      if (c.user.role === "admin") return { body: { labels: [fx.label] } };
+      const claim = await claimFor(fx, c);
+      return {
+        params: { imageId: claim.image_id },
+        body: { claim_id: claim.id, labels: [fx.label] },
+      };
     },
   },
-  releaseClaim: { call: (fx) => ({ params: { claimId: fx.claimId } }) },
-  createAnnotation: {
-    // With a claim for annotators (the member annotator's), a model for machines, neither for
-    // an admin (a correction).
-    call: (fx, c) =>
-      c.user.role === "annotator"
-        ? {
-          params: { imageId: fx.claimImageId },
-          body: { claim_id: fx.claimId, labels: [fx.label] },
-        }
-        : c.user.role === "machine"
-        ? { body: { model: { name: "m", version: "1" }, labels: [fx.label] } }
-        : { body: { labels: [fx.label] } },
+  amendAnnotation: {
+    // The member annotator amends its annotation; an admin or a member reviewer one of its own,
+    // made on a claim of its own.
+    call: async (fx, c) => {
+      const body = { labels: [fx.label, fx.label] };
+      if (!c.sees || c.user.role === "annotator" || c.user.role === "machine") {
+        return { params: { annotationId: fx.annotationId }, body };
+      }
+      const claim = await claimFor(fx, c);
+      const made = await c.user.req("POST", `/api/v1/images/${claim.image_id}/annotations`, {
+        claim_id: claim.id,
+        labels: [fx.label],
+      });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      return { params: { annotationId: made.body.id }, body };
+    },
+  },
+  claimNextReview: { shows: true },
+  renewReview: {
+    call: async (fx, c) => ({ params: { reviewId: (await reviewFor(fx, c)).id } }),
+  },
+  // An admin may release anyone's review.
+  releaseReview: { call: (fx) => ({ params: { reviewId: fx.reviewId } }) },
+  submitReview: {
+    call: async (fx, c) => {
+      const review = await reviewFor(fx, c);
+      return {
+        params: { imageId: review.image_id },
+        body: { claim_id: review.id, decision: "accept" },
+      };
+    },
   },
   createPredictions: {
     call: (fx) => ({
@@ -265,7 +343,13 @@ const RECIPES: Record<string, Recipe> = {
 
 /** What fills each path parameter by default. */
 function defaultParams(fx: Hidden): Record<string, string> {
-  return { datasetId: fx.datasetId, imageId: fx.imageId, claimId: fx.claimId };
+  return {
+    datasetId: fx.datasetId,
+    imageId: fx.imageId,
+    claimId: fx.claimId,
+    reviewId: fx.reviewId,
+    annotationId: fx.annotationId,
+  };
 }
 
 interface SpecOp {
@@ -333,9 +417,12 @@ function withCallers(
     const members: Members = {
       annotator: await h.user("annotator"),
       machine: await h.user("machine"),
+      reviewer: await h.user("reviewer"),
     };
     const callers: Caller[] = [
       { name: "admin", user: h.admin, sees: true },
+      { name: "member reviewer", user: members.reviewer, sees: true },
+      { name: "non-member reviewer", user: await h.user("reviewer"), sees: false },
       { name: "member annotator", user: members.annotator, sees: true },
       { name: "non-member annotator", user: await h.user("annotator"), sees: false },
       { name: "member machine", user: members.machine, sees: true },

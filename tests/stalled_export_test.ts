@@ -24,7 +24,7 @@ async function bigDataset(h: TestApp): Promise<string> {
 
 /** Starts an export and reads its first chunk only: the stream stays open, unread. */
 async function stalledExport(h: TestApp, datasetId: string) {
-  const res = await h.app.request(`/api/v1/datasets/${datasetId}/export`, {
+  const res = await h.app.request(`/api/v1/datasets/${datasetId}/export?status=all`, {
     headers: { authorization: `Bearer ${h.admin.token}` },
   });
   assert.equal(res.status, 200);
@@ -66,7 +66,7 @@ withStalled(
     }
     // Hanging up ends them all, and every export that waited for a turn still completes.
     await Promise.all(exports.map((e) => e.reader.cancel()));
-    const full = await h.req("GET", `/api/v1/datasets/${datasetId}/export`);
+    const full = await h.req("GET", `/api/v1/datasets/${datasetId}/export?status=all`);
     assert.equal(full.status, 200);
     assert.equal(String(full.body).trim().split("\n").length, 2000);
   },
