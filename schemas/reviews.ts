@@ -100,15 +100,12 @@ export const SubmitReview = z.strictObject({
   description: "reject needs `comment`; fix needs `annotation`, which only a fix may carry",
   ...keywords({
     oneOf: [
+      // `annotation: false`: the property may not be present (JSON Schema 2020-12).
+      { properties: { decision: { const: "accept" }, annotation: false }, required: ["decision"] },
+      { properties: { decision: { const: "fix" } }, required: ["decision", "annotation"] },
       {
-        properties: { decision: { const: "accept" } },
-        not: { required: ["annotation"] },
-      },
-      { properties: { decision: { const: "fix" } }, required: ["annotation"] },
-      {
-        properties: { decision: { const: "reject" } },
-        required: ["comment"],
-        not: { required: ["annotation"] },
+        properties: { decision: { const: "reject" }, annotation: false },
+        required: ["decision", "comment"],
       },
     ],
   }),
