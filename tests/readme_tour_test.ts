@@ -30,6 +30,16 @@ function tourBlocks(): string[] {
   return blocks;
 }
 
+/** The first shell block of the README's section `heading` (a `## ` line). */
+function sectionBlock(heading: string): string {
+  const start = README.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `the README has a section ${heading}`);
+  const end = README.indexOf("\n## ", start + 1);
+  const block = /^```sh\n([\s\S]*?)^```$/m.exec(README.slice(start, end < 0 ? undefined : end));
+  assert.ok(block, `the section ${heading} has a shell block`);
+  return block[1];
+}
+
 /** The block that `marker` identifies (the claims loop, the feed loop). */
 function blockWith(blocks: string[], marker: string): number {
   const found = blocks.flatMap((b, i) => b.includes(marker) ? [i] : []);
@@ -140,11 +150,22 @@ async function bash(dir: string, script: string): Promise<{ code: number; output
 }
 
 /** A call as the dev-admin. */
-async function asAdmin(server: DevServer, method: string, path: string, body?: unknown) {
+function asAdmin(server: DevServer, method: string, path: string, body?: unknown) {
+  return asKey(server, server.adminKey, method, path, body);
+}
+
+/** A call as the user whose API key is `apiKey`. */
+async function asKey(
+  server: DevServer,
+  apiKey: string,
+  method: string,
+  path: string,
+  body?: unknown,
+) {
   const tokenRes = await fetch(`${server.url}/api/v1/auth/token`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ api_key: server.adminKey }),
+    body: JSON.stringify({ api_key: apiKey }),
   });
   const { access_token } = await tokenRes.json();
   const res = await fetch(`${server.url}/api/v1${path}`, {
@@ -155,7 +176,8 @@ async function asAdmin(server: DevServer, method: string, path: string, body?: u
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: res.status, body: await res.json() };
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
 /** The tour's results: every image annotated from its prediction, the feed and exports complete. */
@@ -331,6 +353,72 @@ Deno.test({
         server.requests().map((r) => `${r.route} ${r.status}`),
         ["/api/v1/auth/token 401"],
       );
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the README's review block, after the tour, accepts the image waiting for review",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const blocks = tourBlocks();
+    const server = await startDevServer();
+    const dir = await Deno.makeTempDir({ prefix: "readme-tour-" });
+    try {
+      const tour = await bash(dir, [localise(blocks[0], server), ...blocks.slice(1)].join("\n"));
+      assert.equal(tour.code, 0, `the tour failed:\n${tour.output}`);
+      const env = Object.fromEntries(
+        Deno.readTextFileSync(`${dir}/tour.env`).trim().split("\n").map((l) => l.split("=", 2)),
+      );
+      // Every image completed from now on goes to review; a reviewer member, one new image,
+      // annotated by the tour's annotator.
+      const dataset = env.DATASET;
+      const rate = await asAdmin(server, "PATCH", `/datasets/${dataset}`, { review_rate: 1 });
+      assert.equal(rate.status, 200, JSON.stringify(rate.body));
+      const reviewer = await asAdmin(server, "POST", "/users", { name: "rob", role: "reviewer" });
+      assert.equal(reviewer.status, 201, JSON.stringify(reviewer.body));
+      const member = await asAdmin(
+        server,
+        "PUT",
+        `/datasets/${dataset}/members/${reviewer.body.user.id}`,
+      );
+      assert.equal(member.status, 204);
+      const added = await asKey(server, env.MODEL_KEY, "POST", `/datasets/${dataset}/images`, {
+        images: [{ uri: "s3://my-bucket/pets/late.jpg", external_id: "late" }],
+      });
+      assert.equal(added.status, 200, JSON.stringify(added.body));
+      const claim = await asKey(server, env.ANNOTATOR_KEY, "POST", `/datasets/${dataset}/claims`);
+      assert.equal(claim.status, 201, JSON.stringify(claim.body));
+      const image = claim.body.claim.image_id;
+      const submit = await asKey(
+        server,
+        env.ANNOTATOR_KEY,
+        "POST",
+        `/images/${image}/annotations`,
+        {
+          claim_id: claim.body.claim.id,
+          labels: ["cat"],
+          shapes: [],
+        },
+      );
+      assert.equal(submit.status, 201, JSON.stringify(submit.body));
+      assert.equal((await asAdmin(server, "GET", `/images/${image}`)).body.status, "in_review");
+
+      const script = [
+        localise(blocks[0], server),
+        ". ./tour.env",
+        `REVIEWER_KEY=${reviewer.body.api_key}`,
+        "set -e",
+        sectionBlock("Review"),
+      ].join("\n");
+      const run = await bash(dir, script);
+      assert.equal(run.code, 0, `the review block failed:\n${run.output}`);
+      assert.equal((await asAdmin(server, "GET", `/images/${image}`)).body.status, "accepted");
     } finally {
       await server.stop();
       await Deno.remove(dir, { recursive: true });
