@@ -7,37 +7,21 @@
  */
 import assert from "node:assert/strict";
 import { createTestDb } from "./harness.ts";
-import { adminToken } from "../testkit/api.ts";
+import * as api from "../testkit/api.ts";
 import { dbEnv, productionEnv, type ServerProcess, startServer } from "../testkit/process.ts";
 
 const ANNOTATORS = 16;
 const IMAGES = 60;
 const K = 2;
 
-interface Res {
-  status: number;
-  // deno-lint-ignore no-explicit-any
-  body: any;
-}
-
-async function call(
+/** testkit's `call` on one of the servers' API (a lost connection comes back as status 0). */
+const call = (
   server: ServerProcess,
   token: string | null,
   method: string,
   path: string,
   body?: unknown,
-): Promise<Res> {
-  const headers: Record<string, string> = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${server.url}/api/v1${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+) => api.call(`${server.url}/api/v1`, token, method, path, body);
 
 Deno.test("two server processes, 16 annotators, k=2: each image twice, never crowded", async () => {
   const tdb = await createTestDb(4);
@@ -47,7 +31,7 @@ Deno.test("two server processes, 16 annotators, k=2: each image twice, never cro
     const env = { ...productionEnv(), ...dbEnv(tdb.url), DB_POOL_MAX: "8" };
     servers.push(...await Promise.all([startServer(env), startServer(env)]));
     const [a, b] = servers;
-    const admin = await adminToken(a);
+    const admin = await api.adminToken(a);
 
     const ds = await call(a, admin, "POST", "/datasets", {
       name: "two-processes",
