@@ -18,27 +18,16 @@
 import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
 import { migrate } from "../../lib/db/migrate.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
 import { createHumanAnnotation } from "../../sql/annotations/queries.ts";
 import { claimNextImage } from "../../sql/claims/queries.ts";
-import { createDatabase, startDebianCluster } from "../../testkit/debian_postgres.ts";
+import { scratchDatabase } from "../lib/database.ts";
 
 const args = Deno.args;
 const i = args.indexOf("--rounds");
 const rounds = i >= 0 ? Number(args[i + 1]) : 6;
 const debian = args.includes("--debian");
 
-const server = debian
-  ? await (async () => {
-    const cluster = await startDebianCluster();
-    return { url: await createDatabase(cluster, "membership"), stop: () => cluster.destroy() };
-  })()
-  : await startEmbeddedPostgres({
-    dir: `.data/bench-membership-${Deno.pid}`,
-    port: freePort(),
-    database: "membership",
-    persistent: false,
-  });
+const server = await scratchDatabase("membership", debian);
 const sql = postgres(server.url, { max: 1, onnotice: () => {} });
 try {
   await migrate(sql as unknown as Db, server.url);

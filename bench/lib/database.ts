@@ -179,3 +179,23 @@ export async function topStatements(sql: postgres.Sql, limit = 25): Promise<Stat
     LIMIT ${limit}`;
   return rows;
 }
+
+/**
+ * A throwaway database `name` for an experiment (bench/experiments/): on the embedded PostgreSQL,
+ * or with `debian` on a Debian PostgreSQL 15 cluster at its defaults (not `tuned`).
+ */
+export async function scratchDatabase(
+  name: string,
+  debian: boolean,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  if (debian) {
+    const cluster = await startDebianCluster();
+    return { url: await createDatabase(cluster, name), stop: () => cluster.destroy() };
+  }
+  return await startEmbeddedPostgres({
+    dir: `.data/bench-${name}-${Deno.pid}`,
+    port: freePort(),
+    database: name,
+    persistent: false,
+  });
+}
