@@ -83,12 +83,20 @@ $$;
 --
 
 CREATE FUNCTION public.holds_live_lease(leases public.lease[], claim_id bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     AS $$
-  SELECT EXISTS (
-    SELECT FROM unnest(leases) l WHERE l.claim_id = holds_live_lease.claim_id
-      AND l.expires_at > now()
-  )
+DECLARE
+  l lease;
+BEGIN
+  IF leases IS NOT NULL THEN
+    FOREACH l IN ARRAY leases LOOP
+      IF l.claim_id = holds_live_lease.claim_id AND l.expires_at > now() THEN
+        RETURN true;
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN false;
+END
 $$;
 
 --
@@ -111,7 +119,7 @@ $$;
 -- Name: latest_predictions(bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.latest_predictions(image_id bigint) RETURNS jsonb
+CREATE FUNCTION public.latest_predictions(image_id bigint) RETURNS TABLE(predictions jsonb)
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.model_name), '[]'::jsonb)
@@ -130,17 +138,30 @@ $$;
 --
 
 CREATE FUNCTION public.lease_full_until(annotated integer, live public.lease[], k integer) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
-  SELECT CASE
-    WHEN annotated < k AND annotated + cardinality(live) >= k
-    THEN (
-      SELECT l.expires_at FROM unnest(live) l
-      ORDER BY l.expires_at
+DECLARE
+  l lease;
+  earliest timestamptz;
+BEGIN
+  IF annotated < k AND annotated + cardinality(live) >= k THEN
+    IF cardinality(live) = k - annotated THEN
+      FOREACH l IN ARRAY live LOOP
+        IF earliest IS NULL OR l.expires_at < earliest THEN
+          earliest := l.expires_at;
+        END IF;
+      END LOOP;
+      RETURN earliest;
+    END IF;
+    RETURN (
+      SELECT u.expires_at FROM unnest(live) u
+      ORDER BY u.expires_at
       OFFSET cardinality(live) - (k - annotated)
       LIMIT 1
-    )
-  END
+    );
+  END IF;
+  RETURN NULL;
+END
 $$;
 
 --
@@ -148,11 +169,21 @@ $$;
 --
 
 CREATE FUNCTION public.live_leases(leases public.lease[], except_claim bigint) RETURNS public.lease[]
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     AS $$
-  SELECT coalesce(array_agg(l), '{}')
-  FROM unnest(leases) l
-  WHERE l.expires_at > now() AND l.claim_id IS DISTINCT FROM except_claim
+DECLARE
+  l lease;
+  live lease[] := '{}';
+BEGIN
+  IF leases IS NOT NULL THEN
+    FOREACH l IN ARRAY leases LOOP
+      IF l.expires_at > now() AND l.claim_id IS DISTINCT FROM except_claim THEN
+        live := live || l;
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN live;
+END
 $$;
 
 --
@@ -1003,4 +1034,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206024049'),
     ('20261206024325'),
     ('20261206030357'),
-    ('20261206040446');
+    ('20261206040446'),
+    ('20261206080000');

@@ -264,8 +264,9 @@ SELECT coalesce(a.state, 'conflict') AS state,
   a.height, a.priority, a.metadata, image_status(a.done, a.full_until, a.review) AS status,
   a.created_at,
   -- Null for 'conflict'.
-  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions,
+  CASE WHEN a.state IS NOT NULL THEN p.predictions END AS predictions,
   -- The reviewer's note when the image was sent back for rework (read only then).
   CASE WHEN cardinality(a.rework_for) > 0 THEN rework_note(a.image_id) END AS rework
 FROM next_image n
-FULL JOIN answer a ON true;
+FULL JOIN answer a ON true
+LEFT JOIN LATERAL latest_predictions(a.image_id) p ON true;

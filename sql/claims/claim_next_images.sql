@@ -152,7 +152,8 @@ SELECT coalesce(a.state, 'single') AS state, u.user_id::text AS user_id,
   a.claim_id::text, a.claimed_at AS claim_created_at, a.expires_at,
   a.image_id::text AS id, a.dataset_id::text, a.external_id, a.uri, a.width, a.height,
   a.priority, a.metadata, image_status(a.done, a.full_until, a.review) AS status, a.created_at,
-  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions,
+  CASE WHEN a.state IS NOT NULL THEN p.predictions END AS predictions,
   CASE WHEN cardinality(a.rework_for) > 0 THEN rework_note(a.image_id) END AS rework
 FROM unnest(:user_ids::bigint[]) AS u (user_id)
-LEFT JOIN answer a ON a.user_id = u.user_id;
+LEFT JOIN answer a ON a.user_id = u.user_id
+LEFT JOIN LATERAL latest_predictions(a.image_id) p ON true;

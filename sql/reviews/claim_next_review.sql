@@ -128,6 +128,7 @@ SELECT coalesce(a.state, 'conflict') AS state,
   a.created_at,
   -- Null for 'conflict'.
   CASE WHEN a.state IS NOT NULL THEN review_annotations(a.image_id) END AS annotations,
-  CASE WHEN a.state IS NOT NULL THEN latest_predictions(a.image_id) END AS predictions
+  CASE WHEN a.state IS NOT NULL THEN p.predictions END AS predictions
 FROM next_image n
-FULL JOIN answer a ON true;
+FULL JOIN answer a ON true
+LEFT JOIN LATERAL latest_predictions(a.image_id) p ON true;

@@ -1,0 +1,154 @@
+/**
+ * `deno run -A bench/experiments/batch_latency.ts [--images N] [--batch N] [--batches N]
+ *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--explain]`
+ *
+ * The serial cost of one claim batch and one submit batch: with one batch of each in flight
+ * (lib/db/batcher.ts), a batch's time from send to answer bounds the cycle's throughput (items
+ * per batch / batch time) while the machine still has idle CPU, so a microsecond per item in these
+ * statements is throughput. Claims `--batch` users' images in one claim_next_images.sql and
+ * submits them in one create_human_annotations.sql, `--batches` times on one connection, and
+ * prints each statement's median and mean milliseconds. With `--claim-b` / `--submit-b` (variants
+ * taking the same parameters; `--setup FILE` creates what they need after the migrations) the
+ * batches alternate between the server's statement (A) and the variant (B), so the machine's
+ * other load hits both alike. `--explain`: one batch's plans (auto_explain, ANALYZE, nested).
+ */
+import postgres from "postgres";
+import type { Db } from "../../lib/db/query.ts";
+import { many } from "../../lib/db/query.ts";
+import { inlineStatement } from "../../lib/db/statement.ts";
+import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+
+const args = Deno.args;
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const setups = args.flatMap((a, i) => a === "--setup" ? [args[i + 1]] : []);
+const images = flag("--images", 1_000_000);
+const size = flag("--batch", 14);
+const batches = flag("--batches", 300);
+const explain = args.includes("--explain");
+const here = (p: string) => new URL(p, import.meta.url);
+const load = async (file: string) =>
+  inlineStatement<Record<string, unknown>, Row>(
+    await Deno.readTextFile(file),
+  );
+type Row = Record<string, unknown>;
+const sides = {
+  A: {
+    claim: await load(here("../../sql/claims/claim_next_images.sql").pathname),
+    submit: await load(here("../../sql/annotations/create_human_annotations.sql").pathname),
+  },
+  B: {
+    claim: await load(
+      option("--claim-b") ?? here("../../sql/claims/claim_next_images.sql").pathname,
+    ),
+    submit: await load(
+      option("--submit-b") ?? here("../../sql/annotations/create_human_annotations.sql").pathname,
+    ),
+  },
+};
+const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined;
+
+const pg = await startEmbeddedPostgres({
+  dir: `.data/bench-batch-latency-${Deno.pid}`,
+  port: freePort(),
+  database: "cycle",
+  persistent: false,
+  settings: {},
+});
+const notices: string[] = [];
+const sql = postgres(pg.url, { max: 1, onnotice: (n) => notices.push(n.message) });
+try {
+  await migrate(sql as unknown as Db, pg.url);
+  for (const file of setups) await sql.unsafe(await Deno.readTextFile(file));
+  const [{ id: datasetId }] = await sql`
+    INSERT INTO datasets (name, labels, access) VALUES ('cycle', '{car}', 'members')
+    RETURNING id::text`;
+  const users = (await sql`
+    INSERT INTO users (name, role)
+    SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${size}) g
+    RETURNING id::text`).map((r) => r.id as string);
+  await sql`INSERT INTO dataset_members (dataset_id, user_id)
+    SELECT ${datasetId}::bigint, unnest(${users}::bigint[])`;
+  const seed = await Deno.readTextFile(here("../sql/seed_images.sql"));
+  await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
+  await sql`VACUUM (ANALYZE)`;
+  const db = sql as unknown as Db;
+  const shapes = [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }];
+  const times = () => ({ claim: [] as number[], submit: [] as number[] });
+  const ms = { A: times(), B: times() };
+  const once = async (side: "A" | "B") => {
+    let t = performance.now();
+    const claimed = await many(db, sides[side].claim, {
+      dataset_id: datasetId,
+      user_ids: users,
+      user_roles: users.map(() => "annotator"),
+    });
+    ms[side].claim.push(performance.now() - t);
+    const submits = claimed.map((c) => {
+      if (c.state !== "new") throw new Error(`claim not new: ${JSON.stringify(c)}`);
+      return {
+        claim_id: c.claim_id,
+        image_id: c.id,
+        user_id: c.user_id,
+        role: "annotator",
+        labels: ["car"],
+        shapes,
+        used: ["car"],
+        max_x: 110,
+        max_y: 70,
+      };
+    });
+    t = performance.now();
+    const made = await many(db, sides[side].submit, { submits });
+    ms[side].submit.push(performance.now() - t);
+    if (made.length !== size) throw new Error(`${size - made.length} submits refused`);
+  };
+  const order = (i: number) => (paired ? (["A", "B", "B", "A"] as const)[i % 4] : "A");
+  for (let i = 0; i < 40; i++) await once(order(i));
+  await sql`ANALYZE`;
+  for (const s of [ms.A, ms.B]) s.claim.length = s.submit.length = 0;
+  for (let i = 0; i < batches; i++) await once(order(i));
+  const stats = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return {
+      median: sorted[sorted.length >> 1],
+      mean: xs.reduce((a, b) => a + b, 0) / xs.length,
+    };
+  };
+  for (const side of paired ? ["A", "B"] as const : ["A"] as const) {
+    for (const kind of ["claim", "submit"] as const) {
+      const { median, mean } = stats(ms[side][kind]);
+      console.log(
+        `${side} ${kind.padEnd(6)} batch: median ${median.toFixed(3)} ms, mean ${
+          mean.toFixed(3)
+        } ms (${(1000 * median / size).toFixed(0)} µs an item at the median), ${size} items`,
+      );
+    }
+  }
+  if (paired) {
+    for (const kind of ["claim", "submit"] as const) {
+      console.log(
+        `B/A ${kind}: median ${(stats(ms.B[kind]).median / stats(ms.A[kind]).median).toFixed(3)}`,
+      );
+    }
+  }
+  if (explain) {
+    await sql`LOAD 'auto_explain'`;
+    await sql.unsafe(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
+      SET auto_explain.log_buffers = on; SET auto_explain.log_nested_statements = on;
+      SET auto_explain.log_level = notice`);
+    notices.length = 0;
+    await once(paired ? "B" : "A");
+    console.log(notices.join("\n\n"));
+  }
+} finally {
+  await sql.end();
+  await pg.stop();
+}

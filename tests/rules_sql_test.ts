@@ -1,0 +1,114 @@
+/**
+ * The SQL rules the claim and submit statements call per row, written for speed (PL/pgSQL, an
+ * inlined set-returning function; db/migrations/20261206080000_cycle_rules_without_call_overhead.sql):
+ * they answer exactly what their plain definitions say, and the inlined one stays inlined.
+ */
+import assert from "node:assert/strict";
+import { rawMany, withDb } from "./harness.ts";
+
+interface Case {
+  i: number;
+  /** null: a null array. Each lease expires `in` seconds from now (negative: expired). */
+  leases: { claim_id: number; user_id: number; in: number }[] | null;
+  except: number | null;
+  claim: number;
+  annotated: number;
+  k: number;
+}
+
+/** A seeded generator, so a failure names a case that comes back. */
+function cases(n: number, seed = 20261206): Case[] {
+  let s = seed;
+  const next = (m: number) => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    // The high bits: an LCG's low bits repeat with a short period.
+    return Math.floor(s / 65536) % m;
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const leases = next(10) === 0 ? null : Array.from({ length: next(5) }, () => ({
+      claim_id: 1 + next(4),
+      user_id: 1 + next(3),
+      // Ties and both sides of now: -60, -1, 1, 60, 60, 3600 seconds.
+      in: [-60, -1, 1, 60, 60, 3600][next(6)],
+    }));
+    return {
+      i,
+      leases,
+      except: next(3) === 0 ? null : 1 + next(4),
+      claim: 1 + next(4),
+      annotated: next(4),
+      k: 1 + next(4),
+    };
+  });
+}
+
+withDb(
+  "live_leases, holds_live_lease and lease_full_until answer as their definitions",
+  async (h) => {
+    const all = cases(600);
+    const rows = await rawMany<{
+      i: number;
+      live: string;
+      live_ref: string;
+      holds: boolean;
+      holds_ref: boolean;
+      full: Date | null;
+      full_ref: Date | null;
+    }>(
+      h.db,
+      `WITH c AS (
+      SELECT (x->>'i')::int AS i,
+        CASE WHEN jsonb_typeof(x->'leases') = 'null' THEN NULL ELSE ARRAY(
+          SELECT ROW((l->>'claim_id')::bigint, (l->>'user_id')::bigint,
+            now() + make_interval(secs => (l->>'in')::float8))::lease
+          FROM jsonb_array_elements(x->'leases') WITH ORDINALITY AS e (l, n)
+          ORDER BY e.n
+        ) END AS leases,
+        (x->>'except')::bigint AS except_claim, (x->>'claim')::bigint AS claim_id,
+        (x->>'annotated')::int AS annotated, (x->>'k')::int AS k
+      FROM jsonb_array_elements($1::text::jsonb) x
+    )
+    SELECT c.i,
+      live_leases(c.leases, c.except_claim)::text AS live,
+      (SELECT coalesce(array_agg(l), '{}') FROM unnest(c.leases) l
+        WHERE l.expires_at > now() AND l.claim_id IS DISTINCT FROM c.except_claim)::text
+        AS live_ref,
+      holds_live_lease(c.leases, c.claim_id) AS holds,
+      EXISTS (SELECT FROM unnest(c.leases) l WHERE l.claim_id = c.claim_id
+        AND l.expires_at > now()) AS holds_ref,
+      lease_full_until(c.annotated, c.leases, c.k) AS full,
+      CASE WHEN c.annotated < c.k AND c.annotated + cardinality(c.leases) >= c.k THEN (
+        SELECT l.expires_at FROM unnest(c.leases) l ORDER BY l.expires_at
+        OFFSET cardinality(c.leases) - (c.k - c.annotated) LIMIT 1
+      ) END AS full_ref
+    FROM c
+    ORDER BY c.i`,
+      [JSON.stringify(all)],
+    );
+    assert.equal(rows.length, all.length);
+    let full = 0;
+    for (const r of rows) {
+      const c = JSON.stringify(all[r.i]);
+      assert.equal(r.live, r.live_ref, `live_leases, case ${c}`);
+      assert.equal(r.holds, r.holds_ref, `holds_live_lease, case ${c}`);
+      assert.deepEqual(r.full, r.full_ref, `lease_full_until, case ${c}`);
+      if (r.full) full++;
+    }
+    // The generator reaches every branch: some held, some not, and full_until both set and null.
+    assert.ok(rows.some((r) => r.holds) && rows.some((r) => !r.holds));
+    assert.ok(full > 20 && full < rows.length - 20, `${full} of ${rows.length} cases full`);
+  },
+);
+
+withDb("latest_predictions is inlined into the statement that reads it", async (h) => {
+  const plan = (await rawMany<{ "QUERY PLAN": string }>(
+    h.db,
+    `EXPLAIN (VERBOSE, COSTS OFF)
+    SELECT p.predictions FROM (VALUES (1::bigint)) v (id)
+    LEFT JOIN LATERAL latest_predictions(v.id) p ON true`,
+  )).map((r) => r["QUERY PLAN"]).join("\n");
+  // Inlined: the function's own scan of annotations appears in the caller's plan; a call would
+  // show as a Function Scan (LANGUAGE, volatility and STRICT decide; see the migration).
+  assert.doesNotMatch(plan, /Function Scan/, plan);
+  assert.match(plan, /annotations/, plan);
+});
