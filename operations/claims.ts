@@ -51,9 +51,15 @@ export interface ClaimOperations {
    * The caller's next image in the dataset (state `new`), or the live claim it already holds
    * there (`held`); `null` when nothing is left for it. 404 for an unknown dataset (or one the
    * caller may not see), 503 when the claimable images stayed locked through every try.
-   * `origin`: the server's, for media URLs.
+   * `origin`: the server's, for media URLs. `together`: the call arrives with the other calls
+   * it could share a batch with (lib/db/batcher.ts submit), as createAnnotation with `next` does.
    */
-  claimNext(datasetId: string, caller: Caller, origin: string): Promise<Claimed | null>;
+  claimNext(
+    datasetId: string,
+    caller: Caller,
+    origin: string,
+    together?: boolean,
+  ): Promise<Claimed | null>;
   /** The claim with its new expiry and fresh media, or the claimProblem. */
   renew(
     claimId: string,
@@ -107,12 +113,12 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
   });
 
   return {
-    async claimNext(datasetId, caller, origin) {
+    async claimNext(datasetId, caller, origin, together = false) {
       const p = { dataset_id: datasetId, user_id: caller.id, caller_role: caller.role };
       for (const pause of CLAIM_RETRY_MS) {
         if (pause) await sleep(pause);
         const outcome =
-          (!pause && batchMax ? await batch.submit({ datasetId, caller }) : undefined) ??
+          (!pause && batchMax ? await batch.submit({ datasetId, caller }, together) : undefined) ??
             await q.claimNextImage(db, p);
         if (!outcome) {
           // Nothing claimable, all of it locked, or no such dataset (or none the caller may

@@ -235,7 +235,7 @@ Deno.test("Batcher: a request expiring cancels its batch, for all in it", async 
 });
 
 Deno.test(
-  "Batcher: lingerMs: an idle lane waits for company only once batches have had it",
+  "Batcher: lingerMs: an idle lane waits for company only once batches have had it, unless the item came together with its company",
   async () => {
     const sent: string[][] = [];
     const make = (lingerMs: number) =>
@@ -271,6 +271,13 @@ Deno.test(
     await Promise.all([b.submit("x"), b.submit("y")]);
     assert.deepEqual(sent, [["x", "y"]]);
     assert.deepEqual(await apart(b, ["c", "d"]), [["c", "d"]]);
+    // Items that arrive together (released by one finished batch) go without lingering, still
+    // in one batch.
+    sent.length = 0;
+    const t1 = performance.now();
+    assert.deepEqual(await Promise.all([b.submit("t", true), b.submit("u", true)]), ["t", "u"]);
+    assert.ok(performance.now() - t1 < 100, "together: sent after the current I/O, not lingerMs");
+    assert.deepEqual(sent, [["t", "u"]]);
     // Without lingerMs the same arrivals go alone.
     const none = make(0);
     await Promise.all([none.submit("x"), none.submit("y")]);

@@ -1,7 +1,8 @@
 /**
  * `deno run -A bench/experiments/cycle_ab.ts [--images N] [--cycles N] [--rounds N]
  *   [--concurrency N] [--a K=V]... [--b K=V]... [--a-flag F]... [--b-flag F]...
- *   [--a-servers N] [--b-servers N] [--a-root DIR] [--b-root DIR] [--setup embedded|tuned]`:
+ *   [--a-servers N] [--b-servers N] [--a-root DIR] [--b-root DIR] [--setup embedded|tuned]
+ *   [--client lean|fetch|fused]`:
  * the HTTP annotator cycle of two server configurations, paired.
  *
  * Starts two servers on one database (production settings, each its own process, with its own
@@ -15,6 +16,8 @@
  * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
  * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
  * `--setup tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts).
+ * `--client`: the load generator: the lean HTTP/1.1 client (default), plain `fetch` claim ->
+ * submit, or `fetch` with the fused cycle (submit with `"next": true`); bench/workers/.
  */
 import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
@@ -25,6 +28,7 @@ import { type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
 import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
+import type { FetchCycleJob } from "../workers/fetch_cycle.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {
@@ -37,6 +41,8 @@ const images = flag("--images", 100_000);
 const cycles = flag("--cycles", 3_000);
 const rounds = flag("--rounds", 6);
 const concurrency = flag("--concurrency", 32);
+const loadClient = all("--client")[0] ?? "lean";
+if (!["lean", "fetch", "fused"].includes(loadClient)) throw new Error(`--client ${loadClient}?`);
 const configs = [
   {
     name: "A",
@@ -143,15 +149,21 @@ try {
     const cpuOf = () => all.reduce((t, s) => t + s.cpuSeconds(), 0);
     const cpu0 = cpuOf();
     const shared = budget(n);
-    const { wallS, results } = await runWorkers<CycleJob, CycleResult>(
-      new URL("../workers/http_cycle.ts", import.meta.url),
-      split(side.tokens, 2).map((tokens, i) => ({
-        base: all[i % all.length].url,
-        datasetId: side.datasetId,
-        tokens,
-        budget: shared,
-      })),
-    );
+    const jobs = split(side.tokens, 2).map((tokens, i) => ({
+      base: all[i % all.length].url,
+      datasetId: side.datasetId,
+      tokens,
+      budget: shared,
+    }));
+    const { wallS, results } = loadClient === "lean"
+      ? await runWorkers<CycleJob, CycleResult>(
+        new URL("../workers/http_cycle.ts", import.meta.url),
+        jobs,
+      )
+      : await runWorkers<FetchCycleJob, CycleResult>(
+        new URL("../workers/fetch_cycle.ts", import.meta.url),
+        jobs.map((j) => ({ ...j, loop: loadClient === "fused" ? "fused" : "two-request" })),
+      );
     const done = results.reduce((a, r) => a + r.cycles, 0);
     if (done !== n) throw new Error(`${side.name}: ${done} of ${n} cycles`);
     const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / Math.max(1, xs.length);
