@@ -13,9 +13,9 @@
  * the requests already read from the network (setImmediate), or after `lingerMs` when the latest
  * batch had company: under load a batch's answers bring the next requests back spread over about a
  * millisecond (at 32 annotators 11 % more cycles/s). A lone caller never waits, nor do items
- * submitted `together` (callers one finished batch released at once, all in this turn). Otherwise items join
- * the next batch, sent when one finishes. Items that may not share a statement (`exclusive`) wait
- * for a later one.
+ * submitted `together` (callers one finished batch released at once, all in this turn).
+ * Otherwise items join the next batch, sent when one finishes. Items that may not share a
+ * statement (`exclusive`) wait for a later one.
  *
  * Deadlines (lib/db/scope.ts): an item whose request expires while queued leaves the queue with
  * `undefined` (its own path then fails with the deadline's reason, having written nothing). A sent
