@@ -190,15 +190,14 @@ $$;
 -- Name: may_see_dataset(bigint, text, bigint, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.may_see_dataset(dataset_id bigint, access text, caller_id bigint, caller_role text) RETURNS boolean
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
+CREATE FUNCTION public.may_see_dataset(dataset_id bigint, access text, caller_id bigint, caller_role text) RETURNS TABLE(visible boolean)
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-BEGIN
-  RETURN caller_role = 'admin' OR access = 'open' OR EXISTS (
+  SELECT true
+  WHERE caller_role = 'admin' OR access = 'open' OR EXISTS (
     SELECT FROM dataset_members m
     WHERE m.dataset_id = may_see_dataset.dataset_id AND m.user_id = caller_id
-  );
-END
+  )
 $$;
 
 --

@@ -421,7 +421,7 @@ Deno.test("may_see_dataset: admins everything, everyone open, members members", 
     for (const [access, user, role, expected] of cases) {
       const row = await rawOne<{ ok: boolean }>(
         h.db,
-        "SELECT may_see_dataset($1::bigint, $2::text, $3::bigint, $4::text) AS ok",
+        "SELECT EXISTS (SELECT FROM may_see_dataset($1::bigint, $2::text, $3::bigint, $4::text)) AS ok",
         [ds.id, access, user, role],
       );
       assert.equal(row?.ok, expected, `${access}, ${role} ${user}`);

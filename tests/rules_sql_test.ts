@@ -1,7 +1,7 @@
 /**
- * The SQL rules the claim and submit statements call per row, written for speed (PL/pgSQL, an
- * inlined set-returning function; db/migrations/20261206080000_cycle_rules_without_call_overhead.sql):
- * they answer exactly what their plain definitions say, and the inlined one stays inlined.
+ * The SQL rules the claim and submit statements call per row, written for speed (PL/pgSQL, inlined
+ * set-returning functions; db/migrations/20261206080000_cycle_rules_without_call_overhead.sql):
+ * they answer exactly what their plain definitions say, and the inlined ones stay inlined.
  */
 import assert from "node:assert/strict";
 import { rawMany, withDb } from "./harness.ts";
@@ -100,15 +100,33 @@ withDb(
   },
 );
 
-withDb("latest_predictions is inlined into the statement that reads it", async (h) => {
-  const plan = (await rawMany<{ "QUERY PLAN": string }>(
+/** The plan of `query`, as EXPLAIN (VERBOSE) prints it. */
+async function plan(h: { db: Parameters<typeof rawMany>[0] }, query: string): Promise<string> {
+  const rows = await rawMany<{ "QUERY PLAN": string }>(
     h.db,
-    `EXPLAIN (VERBOSE, COSTS OFF)
-    SELECT p.predictions FROM (VALUES (1::bigint)) v (id)
+    `EXPLAIN (VERBOSE, COSTS OFF) ${query}`,
+  );
+  return rows.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+// Inlined: the function's own scan appears in the caller's plan; a call would show as a Function
+// Scan (LANGUAGE, volatility, STRICT and SECURITY DEFINER decide; see the migration).
+withDb(
+  "latest_predictions and may_see_dataset are inlined into the statements that read them",
+  async (h) => {
+    const predictions = await plan(
+      h,
+      `SELECT p.predictions FROM (VALUES (1::bigint)) v (id)
     LEFT JOIN LATERAL latest_predictions(v.id) p ON true`,
-  )).map((r) => r["QUERY PLAN"]).join("\n");
-  // Inlined: the function's own scan of annotations appears in the caller's plan; a call would
-  // show as a Function Scan (LANGUAGE, volatility and STRICT decide; see the migration).
-  assert.doesNotMatch(plan, /Function Scan/, plan);
-  assert.match(plan, /annotations/, plan);
-});
+    );
+    assert.doesNotMatch(predictions, /Function Scan/, predictions);
+    assert.match(predictions, /annotations/, predictions);
+    const rule = await plan(
+      h,
+      `SELECT d.id FROM datasets d
+    WHERE EXISTS (SELECT FROM may_see_dataset(d.id, d.access, 1::bigint, 'annotator'))`,
+    );
+    assert.doesNotMatch(rule, /Function Scan/, rule);
+    assert.match(rule, /dataset_members/, rule);
+  },
+);

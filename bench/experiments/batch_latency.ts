@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/experiments/batch_latency.ts [--images N] [--batch N] [--batches N]
- *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--explain]`
+ *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--explain] [--pg embedded|tuned]`
  *
  * The serial cost of one claim batch and one submit batch: with one batch of each in flight
  * (lib/db/batcher.ts), a batch's time from send to answer bounds the cycle's throughput (items
@@ -11,12 +11,14 @@
  * taking the same parameters; `--setup FILE` creates what they need after the migrations) the
  * batches alternate between the server's statement (A) and the variant (B), so the machine's
  * other load hits both alike. `--explain`: one batch's plans (auto_explain, ANALYZE, nested).
+ * `--pg tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts)
+ * instead of the embedded PostgreSQL 18.
  */
 import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
 import { many } from "../../lib/db/query.ts";
 import { inlineStatement } from "../../lib/db/statement.ts";
-import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
+import { openBenchDatabase } from "../lib/database.ts";
 import { migrate } from "../../lib/db/migrate.ts";
 
 const args = Deno.args;
@@ -55,13 +57,7 @@ const sides = {
 };
 const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined;
 
-const pg = await startEmbeddedPostgres({
-  dir: `.data/bench-batch-latency-${Deno.pid}`,
-  port: freePort(),
-  database: "cycle",
-  persistent: false,
-  settings: {},
-});
+const pg = await openBenchDatabase(option("--pg") === "tuned" ? "tuned" : "embedded", undefined);
 const notices: string[] = [];
 const sql = postgres(pg.url, { max: 1, onnotice: (n) => notices.push(n.message) });
 try {

@@ -1,8 +1,8 @@
 -- migrate:up
--- The lease rules and the claim's predictions, rewritten so that calling them costs the claim and
--- submit statements less; each still says exactly what it said before. A `LANGUAGE sql` function
--- whose body holds a subquery is never inlined: each call runs its own small plan, which cost the
--- 14-submit batch about 9 % of its time and the claim batch 3 %
+-- The lease rules, the claim's predictions and the membership rule, rewritten so that calling
+-- them costs the claim and submit statements less; each still says exactly what it said before.
+-- A `LANGUAGE sql` function whose body holds a subquery is never inlined: each call runs its own
+-- small plan, which cost the 14-submit batch about 9 % of its time and the claim batch 3 %
 -- (bench/experiments/batch_latency.ts, decision 0019). PL/pgSQL keeps its plans for the session
 -- and walks the one- or two-element lease arrays without a plan at all.
 
@@ -82,7 +82,7 @@ $$;
 -- editor: one row, read as `LEFT JOIN LATERAL latest_predictions(i.id) p ON true`. A set-returning
 -- SQL function is inlined into the calling statement (one subquery of its plan); the scalar one it
 -- replaces ran as a function call per claim, 7 % of the claim batch's time. Inlining needs it to
--- stay LANGUAGE sql, STABLE and not STRICT (tests/statements_test.ts checks).
+-- stay LANGUAGE sql, STABLE and not STRICT (tests/rules_sql_test.ts checks).
 DROP FUNCTION latest_predictions(bigint);
 CREATE FUNCTION latest_predictions(image_id bigint) RETURNS TABLE (predictions jsonb)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -98,7 +98,41 @@ AS $$
   ) p
 $$;
 
+-- Whether a caller (caller_id, with role caller_role) may see dataset dataset_id, whose
+-- `access` the caller passes from the row it read: admins see every dataset, everyone an `open`
+-- one, a dataset's members a `members` one. One row (true) when it may, none when not: read as
+-- `EXISTS (SELECT FROM may_see_dataset(...))`, which PostgreSQL inlines into the calling
+-- statement as a subquery. The PL/pgSQL function it replaces (decision 0016) cost each call a
+-- function call: 4 % of the 14-submit batch's time and 3 % of the claim batch's on PostgreSQL 18,
+-- 2 % and 6 % on 15 (decision 0019). Inlining needs it to stay LANGUAGE sql, STABLE, not STRICT
+-- and not SECURITY DEFINER (tests/rules_sql_test.ts checks).
+DROP FUNCTION may_see_dataset(bigint, text, bigint, text);
+CREATE FUNCTION may_see_dataset(dataset_id bigint, access text, caller_id bigint,
+  caller_role text)
+RETURNS TABLE (visible boolean)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT true
+  WHERE caller_role = 'admin' OR access = 'open' OR EXISTS (
+    SELECT FROM dataset_members m
+    WHERE m.dataset_id = may_see_dataset.dataset_id AND m.user_id = caller_id
+  )
+$$;
+
 -- migrate:down
+DROP FUNCTION may_see_dataset(bigint, text, bigint, text);
+CREATE FUNCTION may_see_dataset(dataset_id bigint, access text, caller_id bigint,
+  caller_role text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+  RETURN caller_role = 'admin' OR access = 'open' OR EXISTS (
+    SELECT FROM dataset_members m
+    WHERE m.dataset_id = may_see_dataset.dataset_id AND m.user_id = caller_id
+  );
+END
+$$;
 DROP FUNCTION latest_predictions(bigint);
 CREATE FUNCTION latest_predictions(image_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE

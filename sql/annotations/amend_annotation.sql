@@ -22,7 +22,7 @@ locked AS MATERIALIZED (
   FROM images i
   JOIN datasets d ON d.id = i.dataset_id
   WHERE i.id = (SELECT image_id FROM original)
-    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text))
     AND :user_id::bigint = ANY (i.annotators)
     AND i.review IS DISTINCT FROM 'accepted'
     AND (i.review_lease IS NULL OR (i.review_lease).expires_at <= now())

@@ -81,7 +81,7 @@ image_annotated AS (
   FROM datasets d
   WHERE i.id = :image_id::bigint
     AND d.id = i.dataset_id
-    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text))
     AND :used_labels::text[] <@ d.labels
     AND (i.width IS NULL OR :max_x::float8 <= i.width)
     AND (i.height IS NULL OR :max_y::float8 <= i.height)
@@ -102,7 +102,8 @@ image_annotated AS (
     -- always cardinality(annotators) >= k, so only the annotator it added can complete it).
     i.done AND cardinality(i.annotators) = i.annotations_per_image
       AND (:claim_id::bigint IS NOT NULL
-        OR NOT (:user_id::bigint = ANY ((SELECT annotators FROM image_before)::bigint[]))) AS completed
+        OR NOT (:user_id::bigint = ANY ((SELECT annotators FROM image_before)::bigint[])))
+      AS completed
 ),
 claim_completed AS (
   UPDATE current_claims

@@ -62,7 +62,7 @@ image_annotated AS (
     AND (SELECT count(*) FROM locked_images) > 0
     AND s.id = i.dataset_id
     -- Once per submit, on its dataset row.
-    AND may_see_dataset(s.id, s.access, d.user_id, d.role)
+    AND EXISTS (SELECT FROM may_see_dataset(s.id, s.access, d.user_id, d.role))
     AND d.used <@ s.labels
     AND (i.width IS NULL OR d.max_x <= i.width)
     AND (i.height IS NULL OR d.max_y <= i.height)

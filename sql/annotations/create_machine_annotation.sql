@@ -17,7 +17,7 @@ WITH target AS MATERIALIZED (
   FROM images i
   JOIN datasets d ON d.id = i.dataset_id
   WHERE i.id = :image_id::bigint
-    AND may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text))
     AND :used_labels::text[] <@ d.labels
     AND (i.width IS NULL OR :max_x::float8 <= i.width)
     AND (i.height IS NULL OR :max_y::float8 <= i.height)

@@ -19,7 +19,7 @@ WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :author_id::bigint, :caller_role::text))
 ),
 input AS (
   SELECT t.ord, t.model_name, t.model_version, t.confidence, t.labels::jsonb AS labels,

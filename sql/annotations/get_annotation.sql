@@ -7,4 +7,4 @@ SELECT a.id::text, a.image_id::text, a.dataset_id::text, a.source, a.author_id::
 FROM annotations a
 JOIN datasets d ON d.id = a.dataset_id
 WHERE a.id = :id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

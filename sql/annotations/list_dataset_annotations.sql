@@ -49,7 +49,7 @@ dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 )
 SELECT h.xmin::text AS horizon, a.id::text, a.image_id::text, a.dataset_id::text, a.source,
   a.author_id::text, a.model_name, a.model_version, a.confidence, a.labels, a.shapes,

@@ -11,7 +11,7 @@ FROM images i
 JOIN datasets d ON d.id = i.dataset_id
 JOIN annotations a ON a.image_id = i.id
 WHERE i.id = :image_id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
   AND (:source::text IS NULL OR a.source = :source::text)
   AND a.status = ANY (:statuses::text[])
 ORDER BY a.id;

@@ -83,7 +83,7 @@ dataset AS MATERIALIZED (
   SELECT d.claim_ttl_seconds AS ttl
   FROM datasets d
   WHERE d.id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
-    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text))
 ),
 caller_claim AS MATERIALIZED (
   SELECT claim_id, image_id, claimed_at, expires_at, active, active AND expires_at > now() AS live

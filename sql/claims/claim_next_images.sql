@@ -1,8 +1,8 @@
 -- name: ClaimNextImages :many
 -- claim_next_image.sql for several callers of dataset :dataset_id at once (:user_ids, distinct,
--- with their roles at the same positions in :user_roles), in one statement and one commit: the server gathers the claims that arrive while earlier ones
--- run (lib/db/batcher.ts). It decides the common cases and hands the others back, one row per
--- caller, in state:
+-- with their roles at the same positions in :user_roles), in one statement and one commit: the
+-- server gathers the claims that arrive while earlier ones run (lib/db/batcher.ts). It decides
+-- the common cases and hands the others back, one row per caller, in state:
 --   'held'   the caller's live claim in this dataset, unchanged.
 --   'new'    a new claim on a claimable image.
 --   'single' not decided here: run claim_next_image.sql for this caller. The caller's claim has
@@ -32,7 +32,7 @@ visible AS MATERIALIZED (
   SELECT u.user_id
   FROM dataset d
   CROSS JOIN unnest(:user_ids::bigint[], :user_roles::text[]) AS u (user_id, role)
-  WHERE may_see_dataset(d.id, d.access, u.user_id, u.role)
+  WHERE EXISTS (SELECT FROM may_see_dataset(d.id, d.access, u.user_id, u.role))
 ),
 caller_claim AS MATERIALIZED (
   SELECT c.user_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at, c.active,

@@ -15,7 +15,8 @@ SELECT EXISTS (
     AND EXISTS (
       SELECT FROM datasets d
       WHERE d.id = :dataset_id::bigint
-        AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+        AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint,
+          :caller_role::text))
     )
     -- Free, or reserved for the caller's own rework.
     AND (i.rework_until IS NULL OR i.rework_until <= now() OR :user_id::bigint = ANY (i.rework_for))

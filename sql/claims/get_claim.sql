@@ -9,4 +9,4 @@ SELECT c.id::text, c.dataset_id::text, c.image_id::text, c.user_id::text, c.crea
 FROM claims c
 JOIN datasets d ON d.id = c.dataset_id
 WHERE c.id = :id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -24,8 +24,8 @@ WITH revoked AS MATERIALIZED (
   WHERE c.dataset_id = :dataset_id::bigint
     AND (:user_id::bigint IS NULL OR c.user_id = :user_id::bigint)
     AND c.active
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
-    AND NOT may_see_dataset(d.id, d.access, u.id, u.role)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
+    AND NOT EXISTS (SELECT FROM may_see_dataset(d.id, d.access, u.id, u.role))
   ORDER BY c.user_id
   FOR NO KEY UPDATE OF c
 ),

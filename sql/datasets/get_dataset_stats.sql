@@ -69,4 +69,4 @@ CROSS JOIN LATERAL (
   WHERE a.dataset_id = d.id
 ) ann
 WHERE d.id = :id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -7,4 +7,4 @@ SELECT d.id::text, d.name, d.description, d.labels, d.annotations_per_image, d.c
   (SELECT count(*) FROM images i WHERE i.dataset_id = d.id)::integer AS image_count
 FROM datasets d
 WHERE d.id = :id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -7,5 +7,5 @@ FROM datasets d
 JOIN dataset_members m ON m.dataset_id = d.id
 JOIN users u ON u.id = m.user_id
 WHERE d.id = :dataset_id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 ORDER BY m.added_at, m.user_id;

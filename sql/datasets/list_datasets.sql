@@ -4,5 +4,5 @@
 SELECT d.id::text, d.name, d.description, d.labels, d.annotations_per_image, d.claim_ttl_seconds,
   d.access, d.review_rate, d.created_at
 FROM datasets d
-WHERE may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+WHERE EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 ORDER BY d.id;

@@ -8,7 +8,7 @@ WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 ),
 member AS MATERIALIZED (
   SELECT u.id FROM users u WHERE u.id = :user_id::bigint

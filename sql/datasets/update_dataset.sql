@@ -24,7 +24,7 @@ WITH updated AS (
     -- Applies to images completed from now on (a completed image is not re-selected).
     review_rate = coalesce(:review_rate::float8, review_rate)
   WHERE id = :id::bigint
-    AND may_see_dataset(id, access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(id, access, :caller_id::bigint, :caller_role::text))
     AND (:labels::text[] IS NULL OR labels = (:labels::text[])[1:cardinality(labels)])
   RETURNING id, name, description, labels, annotations_per_image, claim_ttl_seconds, access,
     review_rate, created_at

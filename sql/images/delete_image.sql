@@ -9,7 +9,7 @@ WITH deleted AS (
   USING datasets d
   WHERE i.id = :id::bigint
     AND d.id = i.dataset_id
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
   RETURNING i.id, i.dataset_id
 ),
 freed AS (

@@ -9,4 +9,4 @@ FROM images i
 JOIN datasets d ON d.id = i.dataset_id
 WHERE i.dataset_id = :dataset_id::bigint AND i.external_id = :external_id::text
   AND i.id > :after_id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -12,5 +12,6 @@ WHERE i.dataset_id = :dataset_id::bigint
   AND EXISTS (
     SELECT FROM datasets d
     WHERE d.id = :dataset_id::bigint
-      AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+      AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint,
+        :caller_role::text))
   );

@@ -7,4 +7,4 @@ SELECT i.id::text, i.dataset_id::text, i.width, i.height, d.labels
 FROM images i
 JOIN datasets d ON d.id = i.dataset_id
 WHERE i.id = :image_id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -7,4 +7,4 @@ SELECT i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, 
 FROM images i
 JOIN datasets d ON d.id = i.dataset_id
 WHERE i.id = :id::bigint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

@@ -15,7 +15,7 @@ WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 ),
 input AS MATERIALIZED (
   SELECT r.ord, r.id, r.external_id, r.uri, r.width, r.height, r.priority, r.metadata,

@@ -41,4 +41,4 @@ FROM datasets d
 WHERE d.id = :dataset_id::bigint
   AND i.dataset_id = :dataset_id::bigint
   AND i.annotations_per_image <> :annotations_per_image::smallint
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text);
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text));

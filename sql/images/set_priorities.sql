@@ -9,7 +9,7 @@ WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 ),
 resolved AS MATERIALIZED (
   SELECT n.ord, n.id, p.priority

@@ -7,6 +7,6 @@ SET priority = coalesce(:priority::float8, i.priority),
 FROM datasets d
 WHERE i.id = :id::bigint
   AND d.id = i.dataset_id
-  AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+  AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 RETURNING i.id::text, i.dataset_id::text, i.external_id, i.uri, i.width, i.height, i.priority,
   i.metadata, image_status(i.done, i.full_until, i.review) AS status, i.created_at;

@@ -13,6 +13,7 @@ SELECT EXISTS (
     AND EXISTS (
       SELECT FROM datasets d
       WHERE d.id = :dataset_id::bigint
-        AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+        AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint,
+          :caller_role::text))
     )
 ) AS reviewable;

@@ -17,5 +17,5 @@ FROM (
   WHERE e.review_id = :id::bigint
 ) r
 JOIN datasets d ON d.id = r.dataset_id
-WHERE may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+WHERE EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 LIMIT 1;

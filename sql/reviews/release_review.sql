@@ -9,7 +9,7 @@ WITH caller_review AS MATERIALIZED (
   FROM current_reviews c
   JOIN datasets d ON d.id = c.dataset_id
   WHERE c.user_id = :user_id::bigint AND c.review_id = :review_id::bigint AND c.active
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
   FOR NO KEY UPDATE OF c
 ),
 image_unleased AS (

@@ -46,7 +46,7 @@ locked AS MATERIALIZED (
   JOIN datasets d ON d.id = i.dataset_id
   WHERE i.id = :image_id::bigint
     AND EXISTS (SELECT FROM caller_review)
-    AND may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text))
     AND i.review = 'waiting'
     AND (i.review_lease).claim_id = :review_id::bigint
     AND NOT (:user_id::bigint = ANY (i.annotators))

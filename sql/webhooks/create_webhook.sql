@@ -6,7 +6,7 @@ SELECT :url::text, :events::text[], :dataset_id::bigint, :description::text, :se
 WHERE :dataset_id::bigint IS NULL OR EXISTS (
   SELECT FROM datasets d
   WHERE d.id = :dataset_id::bigint
-    AND may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text)
+    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
 )
 RETURNING id::text, url, events, dataset_id::text, description, enabled, disabled_reason,
   failing_since, CASE WHEN previous_secret_until > now() THEN previous_secret_until END
