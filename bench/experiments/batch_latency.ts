@@ -1,6 +1,7 @@
 /**
  * `deno run -A bench/experiments/batch_latency.ts [--images N] [--batch N] [--batches N]
- *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--explain] [--pg embedded|tuned]`
+ *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--b-set NAME=VALUE]... [--explain]
+ *   [--pg embedded|tuned]`
  *
  * The serial cost of one claim batch and one submit batch: with one batch of each in flight
  * (lib/db/batcher.ts), a batch's time from send to answer bounds the cycle's throughput (items
@@ -10,7 +11,8 @@
  * prints each statement's median and mean milliseconds. With `--claim-b` / `--submit-b` (variants
  * taking the same parameters; `--setup FILE` creates what they need after the migrations) the
  * batches alternate between the server's statement (A) and the variant (B), so the machine's
- * other load hits both alike. `--explain`: one batch's plans (auto_explain, ANALYZE, nested).
+ * other load hits both alike. `--b-set NAME=VALUE`: side B runs on a connection of its own with
+ * that setting (e.g. plan_cache_mode=force_generic_plan). `--explain`: one batch's plans (auto_explain, ANALYZE, nested).
  * `--pg tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts)
  * instead of the embedded PostgreSQL 18.
  */
@@ -55,7 +57,11 @@ const sides = {
     ),
   },
 };
-const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined;
+const bSettings = Object.fromEntries(
+  args.flatMap((a, i) => a === "--b-set" ? [args[i + 1].split(/=(.*)/s).slice(0, 2)] : []),
+);
+const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined ||
+  Object.keys(bSettings).length > 0;
 
 const pg = await openBenchDatabase(option("--pg") === "tuned" ? "tuned" : "embedded", undefined);
 const notices: string[] = [];
@@ -75,13 +81,14 @@ try {
   const seed = await Deno.readTextFile(here("../sql/seed_images.sql"));
   await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
   await sql`VACUUM (ANALYZE)`;
-  const db = sql as unknown as Db;
+  const sqlB = postgres(pg.url, { max: 1, onnotice: () => {}, connection: bSettings });
+  const dbs = { A: sql as unknown as Db, B: sqlB as unknown as Db };
   const shapes = [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }];
   const times = () => ({ claim: [] as number[], submit: [] as number[] });
   const ms = { A: times(), B: times() };
   const once = async (side: "A" | "B") => {
     let t = performance.now();
-    const claimed = await many(db, sides[side].claim, {
+    const claimed = await many(dbs[side], sides[side].claim, {
       dataset_id: datasetId,
       user_ids: users,
       user_roles: users.map(() => "annotator"),
@@ -102,7 +109,7 @@ try {
       };
     });
     t = performance.now();
-    const made = await many(db, sides[side].submit, { submits });
+    const made = await many(dbs[side], sides[side].submit, { submits });
     ms[side].submit.push(performance.now() - t);
     if (made.length !== size) throw new Error(`${size - made.length} submits refused`);
   };
@@ -144,6 +151,7 @@ try {
     await once(paired ? "B" : "A");
     console.log(notices.join("\n\n"));
   }
+  await sqlB.end();
 } finally {
   await sql.end();
   await pg.stop();
