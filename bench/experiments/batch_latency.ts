@@ -1,7 +1,7 @@
 /**
  * `deno run -A bench/experiments/batch_latency.ts [--images N] [--batch N] [--batches N]
  *   [--setup FILE]... [--claim-b FILE] [--submit-b FILE] [--b-set NAME=VALUE]... [--explain]
- *   [--pg embedded|tuned]`
+ *   [--pg embedded|tuned] [--pg-stats]`
  *
  * The serial cost of one claim batch and one submit batch: with one batch of each in flight
  * (lib/db/batcher.ts), a batch's time from send to answer bounds the cycle's throughput (items
@@ -14,7 +14,8 @@
  * other load hits both alike. `--b-set NAME=VALUE`: side B runs on a connection of its own with
  * that setting (e.g. plan_cache_mode=force_generic_plan). `--explain`: one batch's plans (auto_explain, ANALYZE, nested).
  * `--pg tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts)
- * instead of the embedded PostgreSQL 18.
+ * instead of the embedded PostgreSQL 18. `--pg-stats`: each statement's mean planning and execution
+ * time on the server (pg_stat_statements), beside the time the client waited.
  */
 import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
@@ -63,7 +64,12 @@ const bSettings = Object.fromEntries(
 const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined ||
   Object.keys(bSettings).length > 0;
 
-const pg = await openBenchDatabase(option("--pg") === "tuned" ? "tuned" : "embedded", undefined);
+const pgStats = args.includes("--pg-stats");
+const pg = await openBenchDatabase(
+  option("--pg") === "tuned" ? "tuned" : "embedded",
+  undefined,
+  pgStats,
+);
 const notices: string[] = [];
 const sql = postgres(pg.url, { max: 1, onnotice: (n) => notices.push(n.message) });
 try {
@@ -82,6 +88,9 @@ try {
   await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
   await sql`VACUUM (ANALYZE)`;
   const sqlB = postgres(pg.url, { max: 1, onnotice: () => {}, connection: bSettings });
+  if (pgStats) {
+    for (const c of [sql, sqlB]) await c`SET pg_stat_statements.track_planning = on`;
+  }
   const dbs = { A: sql as unknown as Db, B: sqlB as unknown as Db };
   const shapes = [{ type: "bbox", label: "car", x: 10, y: 20, width: 100, height: 50 }];
   const times = () => ({ claim: [] as number[], submit: [] as number[] });
@@ -116,6 +125,10 @@ try {
   const order = (i: number) => (paired ? (["A", "B", "B", "A"] as const)[i % 4] : "A");
   for (let i = 0; i < 40; i++) await once(order(i));
   await sql`ANALYZE`;
+  if (pgStats) {
+    await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
+    await sql`SELECT pg_stat_statements_reset()`;
+  }
   for (const s of [ms.A, ms.B]) s.claim.length = s.submit.length = 0;
   for (let i = 0; i < batches; i++) await once(order(i));
   const stats = (xs: number[]) => {
@@ -139,6 +152,21 @@ try {
     for (const kind of ["claim", "submit"] as const) {
       console.log(
         `B/A ${kind}: median ${(stats(ms.B[kind]).median / stats(ms.A[kind]).median).toFixed(3)}`,
+      );
+    }
+  }
+  if (pgStats) {
+    const rows = await sql<
+      { query: string; calls: string; plans: string; plan: number; exec: number }[]
+    >`
+      SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 40) AS query, calls::text, plans::text,
+        mean_plan_time AS plan, mean_exec_time AS exec
+      FROM pg_stat_statements WHERE calls >= ${batches / 2} ORDER BY total_exec_time DESC`;
+    for (const r of rows) {
+      console.log(
+        `pg_stat_statements: ${r.calls} calls, ${r.plans} plans of ${r.plan.toFixed(3)} ms, exec ${
+          r.exec.toFixed(3)
+        } ms: ${r.query}`,
       );
     }
   }
