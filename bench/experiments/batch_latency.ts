@@ -23,21 +23,13 @@ import { many } from "../../lib/db/query.ts";
 import { inlineStatement } from "../../lib/db/statement.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { migrate } from "../../lib/db/migrate.ts";
+import { all, flag, has, option } from "../lib/args.ts";
 
-const args = Deno.args;
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const option = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const setups = args.flatMap((a, i) => a === "--setup" ? [args[i + 1]] : []);
+const setups = all("--setup");
 const images = flag("--images", 1_000_000);
 const size = flag("--batch", 14);
 const batches = flag("--batches", 300);
-const explain = args.includes("--explain");
+const explain = has("--explain");
 const here = (p: string) => new URL(p, import.meta.url);
 const load = async (file: string) =>
   inlineStatement<Record<string, unknown>, Row>(
@@ -59,12 +51,12 @@ const sides = {
   },
 };
 const bSettings = Object.fromEntries(
-  args.flatMap((a, i) => a === "--b-set" ? [args[i + 1].split(/=(.*)/s).slice(0, 2)] : []),
+  all("--b-set").map((kv) => kv.split(/=(.*)/s).slice(0, 2)),
 );
 const paired = option("--claim-b") !== undefined || option("--submit-b") !== undefined ||
   Object.keys(bSettings).length > 0;
 
-const pgStats = args.includes("--pg-stats");
+const pgStats = has("--pg-stats");
 const pg = await openBenchDatabase(
   option("--pg") === "tuned" ? "tuned" : "embedded",
   undefined,

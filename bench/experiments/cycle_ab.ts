@@ -29,13 +29,8 @@ import { budget, runWorkers, split } from "../lib/workers.ts";
 import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
 import type { FetchCycleJob } from "../workers/fetch_cycle.ts";
+import { all, flag, option } from "../lib/args.ts";
 
-const args = Deno.args;
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const all = (name: string) => args.flatMap((a, i) => a === name ? [args[i + 1]] : []);
 const envOf = (name: string) => Object.fromEntries(all(name).map((kv) => kv.split(/=(.*)/s)));
 const images = flag("--images", 100_000);
 const cycles = flag("--cycles", 3_000);
@@ -94,8 +89,7 @@ async function serversMs(bases: string[]) {
   return { claim: add("claim"), submit: add("submit") };
 }
 
-const setupAt = args.indexOf("--setup");
-const setup = setupAt >= 0 && args[setupAt + 1] === "tuned" ? "tuned" : "embedded";
+const setup = option("--setup") === "tuned" ? "tuned" : "embedded";
 const db = await openBenchDatabase(setup, Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 try {

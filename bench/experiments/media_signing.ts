@@ -8,8 +8,9 @@ import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createMedia, type Media } from "../../lib/media/index.ts";
 import { parseConfig } from "../../lib/runtime/config.ts";
+import { flag } from "../lib/args.ts";
 
-const n = Number(Deno.args[Deno.args.indexOf("--n") + 1]) || 20_000;
+const n = flag("--n", 20_000);
 const keys = { AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY: "x".repeat(40) };
 const root = await Deno.makeTempDir();
 const config = parseConfig({

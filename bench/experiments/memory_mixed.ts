@@ -27,20 +27,15 @@ import type { Ctx } from "../lib/context.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { parseArgs } from "../options.ts";
 import { mixedLoad, RssSampler } from "../sections/mixed_memory.ts";
+import { all, flag, has, option } from "../lib/args.ts";
 
-const args = Deno.args;
-const value = (name: string, fallback: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const all = (name: string) => args.flatMap((a, i) => a === name ? [args[i + 1]] : []);
-const images = Number(value("--images", "50000"));
-const cycles = Number(value("--cycles", "10000"));
-const inspect = args.includes("--inspect");
+const images = flag("--images", 50_000);
+const cycles = flag("--cycles", 10_000);
+const inspect = has("--inspect");
 /** One profile only, when the RSS first reaches this in the annotators' phase: nothing else polls. */
-const profileAtMiB = Number(value("--profile-at-mib", "0"));
-const traceGc = args.includes("--trace-gc");
-const setup = value("--setup", "embedded") === "tuned" ? "tuned" : "embedded";
+const profileAtMiB = flag("--profile-at-mib", 0);
+const traceGc = has("--trace-gc");
+const setup = option("--setup") === "tuned" ? "tuned" : "embedded";
 const serverEnv = Object.fromEntries(all("--server-env").map((kv) => kv.split(/=(.*)/s)));
 
 const MIB = 1024 * 1024;

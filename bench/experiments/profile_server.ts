@@ -19,24 +19,20 @@ import { startLoadServer } from "../../testkit/process.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { registerBody } from "../lib/rows.ts";
+import { all, flag, has, option } from "../lib/args.ts";
 
-const args = Deno.args;
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const out = args.includes("--out") ? args[args.indexOf("--out") + 1] : undefined;
+const out = option("--out");
 /** --server-flag F (repeatable): an extra `deno run` flag for the server, e.g. --v8-flags=... */
-const serverFlags = args.flatMap((a, i) => a === "--server-flag" ? [args[i + 1]] : []);
-const root = args.includes("--root") ? args[args.indexOf("--root") + 1] : undefined;
+const serverFlags = all("--server-flag");
+const root = option("--root");
 const images = flag("--images", 100_000);
 const cycles = flag("--cycles", 6_000);
 const concurrency = flag("--concurrency", 32);
 const top = flag("--top", 40);
 /** --ingest: registerImages batches of 10,000 (one client) instead of the annotator cycle. */
-const ingest = args.includes("--ingest");
+const ingest = has("--ingest");
 /** --no-profile: only the CPU figure, without the sampling profiler's own cost. */
-const profiling = !args.includes("--no-profile");
+const profiling = !has("--no-profile");
 
 /** A minimal Chrome DevTools protocol client over the inspector's WebSocket. */
 async function inspector(port: number) {

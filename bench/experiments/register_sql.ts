@@ -13,19 +13,23 @@ import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
 import { freePort, startEmbeddedPostgres } from "../../lib/runtime/embedded_pg.ts";
 import { migrate } from "../../lib/db/migrate.ts";
-import { imageBatch } from "../../sql/images/queries.ts";
+import { imageBatch, type ImageBatchParams } from "../../sql/images/queries.ts";
 import { copyText, imageRow } from "../lib/rows.ts";
+import { flag } from "../lib/args.ts";
+import { bind, inlineStatement, type Statement } from "../../lib/db/statement.ts";
 
-const i = Deno.args.indexOf("--batches");
-const batches = i >= 0 ? Number(Deno.args[i + 1]) : 30;
+const batches = flag("--batches", 30);
 const BATCH = 10_000;
 const read = (path: string | URL) => Deno.readTextFile(path);
-const statements: Record<string, string> = {
-  register: await read(new URL("../../sql/images/register_images.sql", import.meta.url)),
-  insert_new: await read(new URL("../../sql/images/insert_new_images.sql", import.meta.url)),
+/** The statements as the server runs them: named parameters bound by lib/db/statement.ts. */
+const load = async (path: string | URL) =>
+  inlineStatement<ImageBatchParams, Record<string, unknown>>(await read(path));
+const statements: Record<string, Statement<ImageBatchParams, Record<string, unknown>>> = {
+  register: await load(new URL("../../sql/images/register_images.sql", import.meta.url)),
+  insert_new: await load(new URL("../../sql/images/insert_new_images.sql", import.meta.url)),
 };
 const proposedFile = Deno.env.get("PROPOSED");
-if (proposedFile) statements.proposed = await read(proposedFile);
+if (proposedFile) statements.proposed = await load(proposedFile);
 const copy = await read(new URL("../sql/copy_images.sql", import.meta.url));
 const names = [...Object.keys(statements), "copy"];
 
@@ -45,12 +49,15 @@ try {
     ids[name] = id;
   }
   await sql`ANALYZE`;
-  const params = (datasetId: string, first: number) =>
-    Object.values(imageBatch(
-      datasetId,
-      Array.from({ length: BATCH }, (_, k) => imageRow("r", first + k)),
-      { caller_id: "0", caller_role: "admin" },
-    )) as postgres.ParameterOrJSON<never>[];
+  const params = (name: string, first: number) =>
+    bind(
+      statements[name],
+      imageBatch(
+        ids[name],
+        Array.from({ length: BATCH }, (_, k) => imageRow("r", first + k)),
+        { caller_id: "0", caller_role: "admin" },
+      ),
+    ) as postgres.ParameterOrJSON<never>[];
   const timed = async (fn: () => Promise<unknown>) => {
     const t = performance.now();
     await fn();
@@ -60,9 +67,9 @@ try {
   console.log(`images in dataset  ${names.map((n) => `${n} ms`.padStart(14)).join("")}`);
   for (let b = 0; b < batches; b++) {
     const first = b * BATCH + 1;
-    for (const [name, text] of Object.entries(statements)) {
-      const p = params(ids[name], first);
-      ms[name].push(await timed(() => sql.unsafe(text, p, { prepare: true })));
+    for (const [name, statement] of Object.entries(statements)) {
+      const p = params(name, first);
+      ms[name].push(await timed(() => sql.unsafe(statement.text, p, { prepare: true })));
     }
     const text = copyText(ids.copy, "r", first, BATCH);
     ms.copy.push(
@@ -86,7 +93,7 @@ try {
     // A re-sent batch: every row exists; both must answer the existing ids, in order.
     const [x, y] = await Promise.all(
       ["register", "proposed"].map((n) =>
-        sql.unsafe(statements[n], params(ids[n], 1), { prepare: true })
+        sql.unsafe(statements[n].text, params(n, 1), { prepare: true })
       ),
     );
     const ok = x.length === y.length &&

@@ -21,11 +21,10 @@ import { migrate } from "../../lib/db/migrate.ts";
 import { createHumanAnnotation } from "../../sql/annotations/queries.ts";
 import { claimNextImage } from "../../sql/claims/queries.ts";
 import { scratchDatabase } from "../lib/database.ts";
+import { flag, has } from "../lib/args.ts";
 
-const args = Deno.args;
-const at = args.indexOf("--rounds");
-const rounds = at >= 0 ? Number(args[at + 1]) : 6;
-const debian = args.includes("--debian");
+const rounds = flag("--rounds", 6);
+const debian = has("--debian");
 
 const server = await scratchDatabase("rework", debian);
 const sql = postgres(server.url, { max: 1, onnotice: () => {} });

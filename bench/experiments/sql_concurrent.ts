@@ -27,23 +27,15 @@ import {
   createHumanAnnotations,
 } from "../../sql/annotations/queries.ts";
 import { claimNextImage, claimNextImages } from "../../sql/claims/queries.ts";
+import { all, flag, has, option } from "../lib/args.ts";
 
-const args = Deno.args;
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const option = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const setups = args.flatMap((a, i) => a === "--setup" ? [args[i + 1]] : []);
+const setups = all("--setup");
 const images = flag("--images", 100_000);
 const cycles = flag("--cycles", 3_000);
 const rounds = flag("--rounds", 3);
 const concurrency = flag("--concurrency", 32);
 const poolMax = flag("--pool", 10);
-const pgStats = args.includes("--pg-stats");
+const pgStats = has("--pg-stats");
 // --batch N: claims and submits go through lib/db/batcher.ts (N batches of each in flight), as the
 // server sends them; --batch-submits N sets the submits' apart; --batch-size caps a batch.
 const batchInFlight = flag("--batch", 0);
@@ -245,7 +237,7 @@ try {
       }
     }
   }
-  if (args.includes("--explain")) {
+  if (has("--explain")) {
     // The claim's plan while the other annotators keep cycling: what one claim reads when the
     // head of the queue is busy (in a transaction rolled back, so nothing changes).
     budget = 1_000_000;
