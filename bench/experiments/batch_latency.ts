@@ -147,6 +147,14 @@ try {
       );
     }
   }
+  // The round trip without a statement's work: what the client waits for besides PostgreSQL.
+  const trips: number[] = [];
+  for (let i = 0; i < batches; i++) {
+    const t = performance.now();
+    await sql.unsafe("SELECT 1", [], { prepare: true });
+    trips.push(performance.now() - t);
+  }
+  console.log(`round trip (SELECT 1): median ${stats(trips).median.toFixed(3)} ms`);
   if (pgStats) {
     const rows = await sql<
       { query: string; calls: string; plans: string; plan: number; exec: number }[]
