@@ -21,7 +21,8 @@ import postgres from "postgres";
 import type { Db } from "../../lib/db/query.ts";
 import { many } from "../../lib/db/query.ts";
 import { inlineStatement } from "../../lib/db/statement.ts";
-import { openBenchDatabase } from "../lib/database.ts";
+import { annotatedDataset, openBenchDatabase } from "../lib/database.ts";
+import { seedImages } from "../sections/setup.ts";
 import { migrate } from "../../lib/db/migrate.ts";
 import { all, flag, has, option } from "../lib/args.ts";
 
@@ -67,17 +68,11 @@ const sql = postgres(pg.url, { max: 1, onnotice: (n) => notices.push(n.message) 
 try {
   await migrate(sql as unknown as Db, pg.url);
   for (const file of setups) await sql.unsafe(await Deno.readTextFile(file));
-  const [{ id: datasetId }] = await sql`
-    INSERT INTO datasets (name, labels, access) VALUES ('cycle', '{car}', 'members')
-    RETURNING id::text`;
-  const users = (await sql`
-    INSERT INTO users (name, role)
-    SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${size}) g
-    RETURNING id::text`).map((r) => r.id as string);
-  await sql`INSERT INTO dataset_members (dataset_id, user_id)
-    SELECT ${datasetId}::bigint, unnest(${users}::bigint[])`;
-  const seed = await Deno.readTextFile(here("../sql/seed_images.sql"));
-  await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
+  const { datasetId, users } = await annotatedDataset(sql, {
+    access: "members",
+    annotators: size,
+  });
+  await seedImages(sql, "images", datasetId, images);
   await sql`VACUUM (ANALYZE)`;
   const sqlB = postgres(pg.url, { max: 1, onnotice: () => {}, connection: bSettings });
   if (pgStats) {

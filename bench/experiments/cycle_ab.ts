@@ -30,6 +30,7 @@ import { percentile } from "../lib/stats.ts";
 import type { CycleJob, CycleResult } from "../workers/http_cycle.ts";
 import type { FetchCycleJob } from "../workers/fetch_cycle.ts";
 import { all, flag, option } from "../lib/args.ts";
+import { seedImages } from "../sections/setup.ts";
 
 const envOf = (name: string) => Object.fromEntries(all(name).map((kv) => kv.split(/=(.*)/s)));
 const images = flag("--images", 100_000);
@@ -94,7 +95,6 @@ const db = await openBenchDatabase(setup, Deno.env.get("DATABASE_URL"));
 const sql = postgres(db.url, { max: 2, onnotice: () => {} });
 try {
   await migrate(sql as unknown as Db, db.url);
-  const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
   const sides: (typeof configs[number] & {
     server: ServerProcess;
     extra: ServerProcess[];
@@ -118,7 +118,7 @@ try {
       INSERT INTO datasets (name, labels, access)
       VALUES (${`cycle-ab-${c.name}`}, ${["car", "person"]}::text[], 'open')
       RETURNING id::text`;
-    await sql.unsafe(seed.replace("%TABLE%", "images"), [datasetId, c.name, 1, images]);
+    await seedImages(sql, "images", datasetId, images);
     const tokens = await createAnnotators(server.url, admin, concurrency, `cycle-ab-${c.name}`);
     const extra = [];
     for (let i = 1; i < c.servers; i++) {

@@ -20,6 +20,7 @@ import { openBenchDatabase } from "../lib/database.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { registerBody } from "../lib/rows.ts";
 import { all, flag, has, option } from "../lib/args.ts";
+import { seedImages } from "../sections/setup.ts";
 
 const out = option("--out");
 /** --server-flag F (repeatable): an extra `deno run` flag for the server, e.g. --v8-flags=... */
@@ -106,8 +107,7 @@ try {
     INSERT INTO datasets (name, labels, access)
     VALUES ('profile', ${["car", "person"]}::text[], 'open')
     RETURNING id::text`;
-  const seed = await Deno.readTextFile(new URL("../sql/seed_images.sql", import.meta.url));
-  await sql.unsafe(seed.replace("%TABLE%", "images"), [ds.id, "p", 1, images]);
+  await seedImages(sql, "images", ds.id, images);
   await sql`VACUUM (ANALYZE)`;
   const tokens = await createAnnotators(server.url, admin, concurrency, "profile-annotator");
   let budget = 0;

@@ -28,6 +28,8 @@ import {
 } from "../../sql/annotations/queries.ts";
 import { claimNextImage, claimNextImages } from "../../sql/claims/queries.ts";
 import { all, flag, has, option } from "../lib/args.ts";
+import { annotatedDataset } from "../lib/database.ts";
+import { seedImages } from "../sections/setup.ts";
 
 const setups = all("--setup");
 const images = flag("--images", 100_000);
@@ -70,16 +72,12 @@ try {
   await migrate(admin as unknown as Db, pg.url);
   for (const file of setups) await admin.unsafe(await Deno.readTextFile(file));
   await admin.unsafe(await Deno.readTextFile(here("../sql/naive_schema.sql")));
-  const [{ id: datasetId }] = await admin`
-    INSERT INTO datasets (name, labels, access) VALUES ('cycle', '{car}', 'open')
-    RETURNING id::text`;
-  const users = (await admin`
-    INSERT INTO users (name, role)
-    SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${concurrency}) g
-    RETURNING id::text`).map((r) => r.id as string);
-  const seed = await Deno.readTextFile(here("../sql/seed_images.sql"));
-  await admin.unsafe(seed.replace("%TABLE%", "images"), [datasetId, "s", 1, images]);
-  await admin.unsafe(seed.replace("%TABLE%", "naive_images"), ["1", "s", 1, images]);
+  const { datasetId, users } = await annotatedDataset(admin, {
+    access: "open",
+    annotators: concurrency,
+  });
+  await seedImages(admin, "images", datasetId, images);
+  await seedImages(admin, "naive_images", "1", images);
   await admin`VACUUM (ANALYZE)`;
   if (pgStats) await admin`CREATE EXTENSION pg_stat_statements`;
   const [{ pid }] = await admin`SELECT pg_backend_pid() AS pid`;

@@ -199,3 +199,26 @@ export async function scratchDatabase(
     persistent: false,
   });
 }
+
+/**
+ * For the experiments that run the server's statements without HTTP: a dataset (`access`) with
+ * `annotators` annotator users, made its members when the dataset is `members`. The images come
+ * from seedImages (bench/sections/setup.ts).
+ */
+export async function annotatedDataset(
+  sql: postgres.Sql,
+  opts: { access: "open" | "members"; annotators: number },
+): Promise<{ datasetId: string; users: string[] }> {
+  const [{ id: datasetId }] = await sql<{ id: string }[]>`
+    INSERT INTO datasets (name, labels, access) VALUES ('cycle', '{car}', ${opts.access})
+    RETURNING id::text`;
+  const users = (await sql<{ id: string }[]>`
+    INSERT INTO users (name, role)
+    SELECT 'annotator-' || g, 'annotator' FROM generate_series(1, ${opts.annotators}) g
+    RETURNING id::text`).map((r) => r.id);
+  if (opts.access === "members") {
+    await sql`INSERT INTO dataset_members (dataset_id, user_id)
+      SELECT ${datasetId}::bigint, unnest(${users}::bigint[])`;
+  }
+  return { datasetId, users };
+}
