@@ -10,7 +10,7 @@ import { fusedCycleSupport } from "../bench/lib/spec.ts";
 import { parseArgs } from "../bench/options.ts";
 import { cpuRow, type Ratio, tableLines } from "../bench/table.ts";
 import { CreateAnnotation } from "../schemas/annotations.ts";
-import { createTestApp } from "./harness.ts";
+import { withApp } from "./harness.ts";
 
 const cpu = (c: Partial<Cpu>): Cpu => ({ server: 0, pg: 0, loadgen: 0, reaped: 0, ...c });
 
@@ -172,17 +172,15 @@ Deno.test("the fused cycle runs only when createAnnotation's body has `next`, ho
   assert.match(fusedCycleSupport({ paths: {} }).note, /no createAnnotation/);
 });
 
-Deno.test("the fused cycle's detection reads the server's own document as the schema says", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "the fused cycle's detection reads the server's own document as the schema says",
+  async (h) => {
     const spec = await (await h.app.request("/api/openapi.json")).json();
     const support = fusedCycleSupport(spec);
     assert.doesNotMatch(support.note, /no createAnnotation/);
     assert.equal(support.supported, "next" in CreateAnnotation.shape);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
 Deno.test("--quick runs on the embedded PostgreSQL only, the full run on both setups", () => {
   assert.deepEqual(parseArgs(["--quick"]).setups, ["embedded"]);

@@ -15,6 +15,7 @@ import {
   setClaimExpiry,
   TEST_JWT_SECRET,
   type TestApp,
+  withApp,
 } from "./harness.ts";
 
 const encoder = new TextEncoder();
@@ -376,9 +377,9 @@ Deno.test("renewClaim answers the claim with fresh media for the new lease", asy
   }
 });
 
-Deno.test("a scheme with nothing configured gives media null and says why, never a 500", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "a scheme with nothing configured gives media null and says why, never a 500",
+  async (h) => {
     const uris = [
       "s3://bucket/a.jpg",
       "gs://bucket/a.jpg",
@@ -413,10 +414,8 @@ Deno.test("a scheme with nothing configured gives media null and says why, never
     }
     // With no root, /media/local serves nothing.
     assertError(await get(h, "http://localhost/media/local/a.jpg?token=1.x"), 404, "not_found");
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
 Deno.test("CORS: listed origins get preflights without authentication; others get nothing", async () => {
   const h = await createTestApp({

@@ -18,7 +18,6 @@ import { makeDataset, noBrowser, servePage } from "./browser.ts";
 import {
   assertError,
   createEmptyDb,
-  createTestApp,
   rawExec,
   rawOne,
   type Res,
@@ -318,116 +317,101 @@ withApp("turning a dataset to members revokes only non-members' claims", async (
   assert.equal(stats.body.active_claims, 1);
 });
 
-Deno.test("batched claims and submits answer each caller by its own membership", async () => {
-  const h = await createTestApp();
-  try {
-    const ds = await dataset(h, { images: 40 });
-    const inside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
-    const outside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
-    for (const u of inside) await add(h, ds.id, u);
-    // Together, so the claims go to PostgreSQL in batches mixing both.
-    const claims = await Promise.all(
-      [...inside, ...outside].map((u) => u.req("POST", `/api/v1/datasets/${ds.id}/claims`)),
-    );
-    const got = claims.slice(0, 8);
-    assert.deepEqual(got.map((r) => r.status), inside.map(() => 201));
-    assert.equal(new Set(got.map((r) => r.body.claim.image_id)).size, 8, "eight images");
-    for (const r of claims.slice(8)) assertError(r, 404, "not_found");
-    // Submits together, one of them by a member removed meanwhile.
-    await remove(h, ds.id, inside[7]);
-    const submits = await Promise.all(
-      inside.map((u, i) =>
-        u.req("POST", `/api/v1/images/${got[i].body.claim.image_id}/annotations`, {
-          claim_id: got[i].body.claim.id,
-          labels: ["cat"],
-        })
-      ),
-    );
-    assert.deepEqual(submits.map((r) => r.status), [201, 201, 201, 201, 201, 201, 201, 404]);
-    const stats = await h.req("GET", `/api/v1/datasets/${ds.id}/stats`);
-    assert.equal(stats.body.human_annotations, 7);
-    assert.equal(stats.body.active_claims, 0);
-  } finally {
-    await h.close();
-  }
+withApp("batched claims and submits answer each caller by its own membership", async (h) => {
+  const ds = await dataset(h, { images: 40 });
+  const inside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
+  const outside = await Promise.all(Array.from({ length: 8 }, () => h.user("annotator")));
+  for (const u of inside) await add(h, ds.id, u);
+  // Together, so the claims go to PostgreSQL in batches mixing both.
+  const claims = await Promise.all(
+    [...inside, ...outside].map((u) => u.req("POST", `/api/v1/datasets/${ds.id}/claims`)),
+  );
+  const got = claims.slice(0, 8);
+  assert.deepEqual(got.map((r) => r.status), inside.map(() => 201));
+  assert.equal(new Set(got.map((r) => r.body.claim.image_id)).size, 8, "eight images");
+  for (const r of claims.slice(8)) assertError(r, 404, "not_found");
+  // Submits together, one of them by a member removed meanwhile.
+  await remove(h, ds.id, inside[7]);
+  const submits = await Promise.all(
+    inside.map((u, i) =>
+      u.req("POST", `/api/v1/images/${got[i].body.claim.image_id}/annotations`, {
+        claim_id: got[i].body.claim.id,
+        labels: ["cat"],
+      })
+    ),
+  );
+  assert.deepEqual(submits.map((r) => r.status), [201, 201, 201, 201, 201, 201, 201, 404]);
+  const stats = await h.req("GET", `/api/v1/datasets/${ds.id}/stats`);
+  assert.equal(stats.body.human_annotations, 7);
+  assert.equal(stats.body.active_claims, 0);
 });
 
-Deno.test("the statements refuse a holder whose membership is gone, claim or not", async () => {
-  const h = await createTestApp();
-  try {
-    const u = await h.user("annotator");
-    const ds = await dataset(h, { images: 2 });
-    await add(h, ds.id, u);
-    const c = await u.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-    assert.equal(c.status, 201);
-    // The membership row goes without revoke_claims.sql: the claim stays active, and only the
-    // statements' own rule stands between it and the dataset.
-    await rawExec(h.db, "DELETE FROM dataset_members WHERE user_id = $1::bigint", [u.id]);
-    const role = "annotator" as const;
-    assert.equal(
-      await claimNextImage(h.db, { dataset_id: ds.id, user_id: u.id, caller_role: role }),
-      null,
-    );
-    assert.deepEqual(
-      await claimNextImages(h.db, { dataset_id: ds.id, user_ids: [u.id], user_roles: [role] }),
-      [undefined],
-      "no 'held' answer showing the image",
-    );
-    const claimId = c.body.claim.id;
-    assert.equal(
-      await renewClaim(h.db, { claim_id: claimId, user_id: u.id, caller_role: role }),
-      null,
-    );
-    assert.equal(
-      await releaseClaim(h.db, {
-        claim_id: claimId,
-        user_id: u.id,
-        caller_id: u.id,
-        caller_role: role,
-      }),
-      null,
-    );
-    assert.equal(await getClaim(h.db, { id: claimId, caller_id: u.id, caller_role: role }), null);
-    const submit = await createHumanAnnotation(h.db, {
+withApp("the statements refuse a holder whose membership is gone, claim or not", async (h) => {
+  const u = await h.user("annotator");
+  const ds = await dataset(h, { images: 2 });
+  await add(h, ds.id, u);
+  const c = await u.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+  assert.equal(c.status, 201);
+  // The membership row goes without revoke_claims.sql: the claim stays active, and only the
+  // statements' own rule stands between it and the dataset.
+  await rawExec(h.db, "DELETE FROM dataset_members WHERE user_id = $1::bigint", [u.id]);
+  const role = "annotator" as const;
+  assert.equal(
+    await claimNextImage(h.db, { dataset_id: ds.id, user_id: u.id, caller_role: role }),
+    null,
+  );
+  assert.deepEqual(
+    await claimNextImages(h.db, { dataset_id: ds.id, user_ids: [u.id], user_roles: [role] }),
+    [undefined],
+    "no 'held' answer showing the image",
+  );
+  const claimId = c.body.claim.id;
+  assert.equal(
+    await renewClaim(h.db, { claim_id: claimId, user_id: u.id, caller_role: role }),
+    null,
+  );
+  assert.equal(
+    await releaseClaim(h.db, {
       claim_id: claimId,
-      image_id: c.body.claim.image_id,
       user_id: u.id,
+      caller_id: u.id,
       caller_role: role,
-      labels: ["cat"],
-      shapes: [],
-    });
-    assert.equal(submit, null);
-    const claim = await getClaim(h.db, { id: claimId, ...SEES_ALL });
-    assert.equal(claim?.active, true, "nothing was written");
-  } finally {
-    await h.close();
-  }
+    }),
+    null,
+  );
+  assert.equal(await getClaim(h.db, { id: claimId, caller_id: u.id, caller_role: role }), null);
+  const submit = await createHumanAnnotation(h.db, {
+    claim_id: claimId,
+    image_id: c.body.claim.image_id,
+    user_id: u.id,
+    caller_role: role,
+    labels: ["cat"],
+    shapes: [],
+  });
+  assert.equal(submit, null);
+  const claim = await getClaim(h.db, { id: claimId, ...SEES_ALL });
+  assert.equal(claim?.active, true, "nothing was written");
 });
 
-Deno.test("may_see_dataset: admins everything, everyone open, members members", async () => {
-  const h = await createTestApp();
-  try {
-    const member = await h.user("annotator");
-    const ds = await dataset(h, { images: 1 });
-    await add(h, ds.id, member);
-    const cases: [string, string, string, boolean][] = [
-      ["members", member.id, "annotator", true],
-      ["members", "987654", "annotator", false],
-      ["members", "987654", "machine", false],
-      ["members", "987654", "admin", true],
-      ["open", "987654", "annotator", true],
-      ["open", "987654", "machine", true],
-    ];
-    for (const [access, user, role, expected] of cases) {
-      const row = await rawOne<{ ok: boolean }>(
-        h.db,
-        "SELECT EXISTS (SELECT FROM may_see_dataset($1::bigint, $2::text, $3::bigint, $4::text)) AS ok",
-        [ds.id, access, user, role],
-      );
-      assert.equal(row?.ok, expected, `${access}, ${role} ${user}`);
-    }
-  } finally {
-    await h.close();
+withApp("may_see_dataset: admins everything, everyone open, members members", async (h) => {
+  const member = await h.user("annotator");
+  const ds = await dataset(h, { images: 1 });
+  await add(h, ds.id, member);
+  const cases: [string, string, string, boolean][] = [
+    ["members", member.id, "annotator", true],
+    ["members", "987654", "annotator", false],
+    ["members", "987654", "machine", false],
+    ["members", "987654", "admin", true],
+    ["open", "987654", "annotator", true],
+    ["open", "987654", "machine", true],
+  ];
+  for (const [access, user, role, expected] of cases) {
+    const row = await rawOne<{ ok: boolean }>(
+      h.db,
+      "SELECT EXISTS (SELECT FROM may_see_dataset($1::bigint, $2::text, $3::bigint, $4::text)) AS ok",
+      [ds.id, access, user, role],
+    );
+    assert.equal(row?.ok, expected, `${access}, ${role} ${user}`);
   }
 });
 

@@ -201,78 +201,73 @@ Deno.test("a timed-out write is cancelled: the 503 never hides a row that lands 
   }
 });
 
-Deno.test("claims_issued_total and annotations_created_total count what happened", async () => {
-  const h = await createTestApp();
-  try {
-    const scrape = async () => (await h.anon("GET", "/metrics")).body as string;
-    const values = async () => {
-      const text = await scrape();
-      return {
-        claims: metricValue(text, "claims_issued_total") ?? 0,
-        human: metricValue(text, "annotations_created_total", '{source="human"}') ?? 0,
-        machine: metricValue(text, "annotations_created_total", '{source="machine"}') ?? 0,
-      };
+withApp("claims_issued_total and annotations_created_total count what happened", async (h) => {
+  const scrape = async () => (await h.anon("GET", "/metrics")).body as string;
+  const values = async () => {
+    const text = await scrape();
+    return {
+      claims: metricValue(text, "claims_issued_total") ?? 0,
+      human: metricValue(text, "annotations_created_total", '{source="human"}') ?? 0,
+      machine: metricValue(text, "annotations_created_total", '{source="machine"}') ?? 0,
     };
-    assert.deepEqual(await values(), { claims: 0, human: 0, machine: 0 });
+  };
+  assert.deepEqual(await values(), { claims: 0, human: 0, machine: 0 });
 
-    const ds = await h.req("POST", "/api/v1/datasets", {
-      name: "counted",
+  const ds = await h.req("POST", "/api/v1/datasets", {
+    name: "counted",
+    labels: ["cat"],
+    access: "open",
+  });
+  const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
+    images: [0, 1, 2].map((i) => ({ uri: `s3://b/counted-${i}.jpg`, external_id: `c${i}` })),
+  });
+  assert.equal(reg.status, 200);
+  const annotator = await h.user("annotator");
+  const machine = await h.user("machine");
+
+  const claim = await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`);
+  assert.equal(claim.status, 201);
+  assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
+  // Asking again returns the same live claim (200): not a new one.
+  assert.equal(
+    (await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`)).status,
+    200,
+  );
+  assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
+
+  const submit = await annotator.req(
+    "POST",
+    `/api/v1/images/${claim.body.claim.image_id}/annotations`,
+    { claim_id: claim.body.claim.id, labels: ["cat"] },
+  );
+  assert.equal(submit.status, 201);
+  assert.deepEqual(await values(), { claims: 1, human: 1, machine: 0 });
+
+  const preds = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, {
+    predictions: [
+      { external_id: "c1", model: { name: "m", version: "1" }, empty: true },
+      { external_id: "c2", model: { name: "m", version: "1" }, empty: true },
+      { external_id: "missing", model: { name: "m", version: "1" }, empty: true },
+    ],
+  });
+  assert.equal(preds.status, 200);
+  assert.equal(preds.body.created, 2);
+  assert.deepEqual(await values(), { claims: 1, human: 1, machine: 2 }, "only rows created");
+
+  const one = await machine.req("POST", `/api/v1/images/${reg.body.images[0].id}/annotations`, {
+    model: { name: "m", version: "2" },
+    labels: ["cat"],
+  });
+  assert.equal(one.status, 201);
+  // A refused submit counts nothing.
+  assertError(
+    await annotator.req("POST", `/api/v1/images/${claim.body.claim.image_id}/annotations`, {
+      claim_id: claim.body.claim.id,
       labels: ["cat"],
-      access: "open",
-    });
-    const reg = await h.req("POST", `/api/v1/datasets/${ds.body.id}/images`, {
-      images: [0, 1, 2].map((i) => ({ uri: `s3://b/counted-${i}.jpg`, external_id: `c${i}` })),
-    });
-    assert.equal(reg.status, 200);
-    const annotator = await h.user("annotator");
-    const machine = await h.user("machine");
-
-    const claim = await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`);
-    assert.equal(claim.status, 201);
-    assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
-    // Asking again returns the same live claim (200): not a new one.
-    assert.equal(
-      (await annotator.req("POST", `/api/v1/datasets/${ds.body.id}/claims`)).status,
-      200,
-    );
-    assert.deepEqual(await values(), { claims: 1, human: 0, machine: 0 });
-
-    const submit = await annotator.req(
-      "POST",
-      `/api/v1/images/${claim.body.claim.image_id}/annotations`,
-      { claim_id: claim.body.claim.id, labels: ["cat"] },
-    );
-    assert.equal(submit.status, 201);
-    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 0 });
-
-    const preds = await machine.req("POST", `/api/v1/datasets/${ds.body.id}/predictions`, {
-      predictions: [
-        { external_id: "c1", model: { name: "m", version: "1" }, empty: true },
-        { external_id: "c2", model: { name: "m", version: "1" }, empty: true },
-        { external_id: "missing", model: { name: "m", version: "1" }, empty: true },
-      ],
-    });
-    assert.equal(preds.status, 200);
-    assert.equal(preds.body.created, 2);
-    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 2 }, "only rows created");
-
-    const one = await machine.req("POST", `/api/v1/images/${reg.body.images[0].id}/annotations`, {
-      model: { name: "m", version: "2" },
-      labels: ["cat"],
-    });
-    assert.equal(one.status, 201);
-    // A refused submit counts nothing.
-    assertError(
-      await annotator.req("POST", `/api/v1/images/${claim.body.claim.image_id}/annotations`, {
-        claim_id: claim.body.claim.id,
-        labels: ["cat"],
-      }),
-      409,
-    );
-    assert.deepEqual(await values(), { claims: 1, human: 1, machine: 3 });
-  } finally {
-    await h.close();
-  }
+    }),
+    409,
+  );
+  assert.deepEqual(await values(), { claims: 1, human: 1, machine: 3 });
 });
 
 Deno.test("expected 503s are logged at warn without a stack; unexpected errors at error", async () => {

@@ -6,14 +6,7 @@
  * getDatasetStats). Concurrency is in tests/review_races_test.ts and review_processes_test.ts.
  */
 import assert from "node:assert/strict";
-import {
-  assertError,
-  createTestApp,
-  rawExec,
-  rawOne,
-  type TestApp,
-  type TestUser,
-} from "./harness.ts";
+import { assertError, rawExec, rawOne, type TestApp, type TestUser, withApp } from "./harness.ts";
 
 let seq = 0;
 
@@ -89,22 +82,17 @@ function expireReview(h: TestApp, reviewId: string): Promise<number> {
   );
 }
 
-Deno.test("review_rate 0: a completed image is done and nothing waits for review", async () => {
-  const h = await createTestApp();
-  try {
-    const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
-    const ds = await dataset(h, 1, { rate: 0 });
-    const { image } = await annotate(ann, ds.id);
-    assert.equal(await imageStatus(h, image), "done");
-    assert.equal((await claimReview(rev, ds.id)).status, 204);
-  } finally {
-    await h.close();
-  }
+withApp("review_rate 0: a completed image is done and nothing waits for review", async (h) => {
+  const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+  const ds = await dataset(h, 1, { rate: 0 });
+  const { image } = await annotate(ann, ds.id);
+  assert.equal(await imageStatus(h, image), "done");
+  assert.equal((await claimReview(rev, ds.id)).status, 204);
 });
 
-Deno.test("review_rate selects images by a hash of their ids: the same answer every time", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "review_rate selects images by a hash of their ids: the same answer every time",
+  async (h) => {
     const ds = await dataset(h, 200, { rate: 0.3 });
     const picks = await h.db.unsafe<{ id: string; picked: boolean }[]>(
       `SELECT i.id::text, review_selected(i.dataset_id, i.id, 0.3) AS picked FROM images i
@@ -140,14 +128,12 @@ Deno.test("review_rate selects images by a hash of their ids: the same answer ev
       [ds.id],
     );
     assert.equal(wrong?.n, 0);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
-Deno.test("the review queue: a lease with the annotations and their authors, held until submitted", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "the review queue: a lease with the annotations and their authors, held until submitted",
+  async (h) => {
     const [ann, rev, rev2] = [
       await h.user("annotator"),
       await h.user("reviewer"),
@@ -218,30 +204,23 @@ Deno.test("the review queue: a lease with the annotations and their authors, hel
     assert.equal(back.body.image.id, first.image);
     assert.notEqual(back.body.review.id, r.body.review.id);
     assertError(await rev.req("POST", "/api/v1/reviews/999999/renew"), 404);
-  } finally {
-    await h.close();
-  }
+  },
+);
+
+withApp("a reviewer is never offered an image they annotated", async (h) => {
+  const rev = await h.user("reviewer");
+  const ds = await dataset(h, 1);
+  // Reviewers may annotate too.
+  const { image } = await annotate(rev, ds.id);
+  assert.equal(await imageStatus(h, image), "in_review");
+  assert.equal((await claimReview(rev, ds.id)).status, 204);
+  const other = await h.user("reviewer");
+  assert.equal((await claimReview(other, ds.id)).status, 201);
 });
 
-Deno.test("a reviewer is never offered an image they annotated", async () => {
-  const h = await createTestApp();
-  try {
-    const rev = await h.user("reviewer");
-    const ds = await dataset(h, 1);
-    // Reviewers may annotate too.
-    const { image } = await annotate(rev, ds.id);
-    assert.equal(await imageStatus(h, image), "in_review");
-    assert.equal((await claimReview(rev, ds.id)).status, 204);
-    const other = await h.user("reviewer");
-    assert.equal((await claimReview(other, ds.id)).status, 201);
-  } finally {
-    await h.close();
-  }
-});
-
-Deno.test("a members dataset: only member reviewers review; removed, a reviewer's lease ends at once, as revoked", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "a members dataset: only member reviewers review; removed, a reviewer's lease ends at once, as revoked",
+  async (h) => {
     const ds = await h.req("POST", "/api/v1/datasets", {
       name: `reviews-${++seq}`,
       labels: ["cat"],
@@ -290,41 +269,34 @@ Deno.test("a members dataset: only member reviewers review; removed, a reviewer'
       409,
       "review_revoked",
     );
-  } finally {
-    await h.close();
-  }
+  },
+);
+
+withApp("accept: the current human annotations are accepted and the image accepted", async (h) => {
+  const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+  const ds = await dataset(h, 1);
+  const { image, annotation } = await annotate(ann, ds.id);
+  const r = await claimReview(rev, ds.id);
+  const body = { claim_id: r.body.review.id, decision: "accept", comment: "fine" };
+  assertError(await decide(rev, "999999", body), 409, "review_mismatch");
+  const res = await decide(rev, image, body);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.image.status, "accepted");
+  assert.deepEqual(res.body.author_ids, [ann.id]);
+  assert.equal(res.body.fix, null);
+  const [a] = await annotations(h, image);
+  assert.equal(a.id, annotation);
+  assert.equal(a.status, "accepted");
+  assert.equal(a.reviewed_by, rev.id);
+  assert.equal(await imageStatus(h, image), "accepted");
+  // Submitted once: a second submit with the same lease is refused.
+  assertError(await decide(rev, image, body), 409, "review_completed");
+  assert.equal((await claimReview(rev, ds.id)).status, 204);
 });
 
-Deno.test("accept: the current human annotations are accepted and the image accepted", async () => {
-  const h = await createTestApp();
-  try {
-    const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
-    const ds = await dataset(h, 1);
-    const { image, annotation } = await annotate(ann, ds.id);
-    const r = await claimReview(rev, ds.id);
-    const body = { claim_id: r.body.review.id, decision: "accept", comment: "fine" };
-    assertError(await decide(rev, "999999", body), 409, "review_mismatch");
-    const res = await decide(rev, image, body);
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    assert.equal(res.body.image.status, "accepted");
-    assert.deepEqual(res.body.author_ids, [ann.id]);
-    assert.equal(res.body.fix, null);
-    const [a] = await annotations(h, image);
-    assert.equal(a.id, annotation);
-    assert.equal(a.status, "accepted");
-    assert.equal(a.reviewed_by, rev.id);
-    assert.equal(await imageStatus(h, image), "accepted");
-    // Submitted once: a second submit with the same lease is refused.
-    assertError(await decide(rev, image, body), 409, "review_completed");
-    assert.equal((await claimReview(rev, ds.id)).status, 204);
-  } finally {
-    await h.close();
-  }
-});
-
-Deno.test("reject: annotations rejected, the image back in the queue, rework first for its annotator", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "reject: annotations rejected, the image back in the queue, rework first for its annotator",
+  async (h) => {
     const [ann, other, rev] = [
       await h.user("annotator"),
       await h.user("annotator"),
@@ -377,41 +349,34 @@ Deno.test("reject: annotations rejected, the image back in the queue, rework fir
       [first.image],
     );
     assert.deepEqual(left, { rework_for: [], rework_until: null });
-  } finally {
-    await h.close();
-  }
+  },
+);
+
+withApp("rework: after one claim TTL anyone may take the rejected image", async (h) => {
+  const [ann, other, rev] = [
+    await h.user("annotator"),
+    await h.user("annotator"),
+    await h.user("reviewer"),
+  ];
+  const ds = await dataset(h, 1);
+  const { image } = await annotate(ann, ds.id);
+  const r = await claimReview(rev, ds.id);
+  await decide(rev, image, { claim_id: r.body.review.id, decision: "reject", comment: "no" });
+  assert.equal((await other.req("POST", `/api/v1/datasets/${ds.id}/claims`)).status, 204);
+  await rawExec(
+    h.db,
+    "UPDATE images SET rework_until = now() - interval '1 second' WHERE id = $1::bigint",
+    [image],
+  );
+  const taken = await other.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+  assert.equal(taken.status, 201);
+  assert.equal(taken.body.image.id, image);
+  assert.equal(taken.body.rework.comment, "no");
 });
 
-Deno.test("rework: after one claim TTL anyone may take the rejected image", async () => {
-  const h = await createTestApp();
-  try {
-    const [ann, other, rev] = [
-      await h.user("annotator"),
-      await h.user("annotator"),
-      await h.user("reviewer"),
-    ];
-    const ds = await dataset(h, 1);
-    const { image } = await annotate(ann, ds.id);
-    const r = await claimReview(rev, ds.id);
-    await decide(rev, image, { claim_id: r.body.review.id, decision: "reject", comment: "no" });
-    assert.equal((await other.req("POST", `/api/v1/datasets/${ds.id}/claims`)).status, 204);
-    await rawExec(
-      h.db,
-      "UPDATE images SET rework_until = now() - interval '1 second' WHERE id = $1::bigint",
-      [image],
-    );
-    const taken = await other.req("POST", `/api/v1/datasets/${ds.id}/claims`);
-    assert.equal(taken.status, 201);
-    assert.equal(taken.body.image.id, image);
-    assert.equal(taken.body.rework.comment, "no");
-  } finally {
-    await h.close();
-  }
-});
-
-Deno.test("fix: the reviewer's annotation replaces the others and the image is accepted", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "fix: the reviewer's annotation replaces the others and the image is accepted",
+  async (h) => {
     const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
     const ds = await dataset(h, 1);
     const { image, annotation } = await annotate(ann, ds.id);
@@ -448,44 +413,37 @@ Deno.test("fix: the reviewer's annotation replaces the others and the image is a
     ]);
     assert.equal(all[0].reviewed_by, rev.id);
     assert.deepEqual((await annotations(h, image)).map((a) => a.id), [res.body.fix.id]);
-  } finally {
-    await h.close();
+  },
+);
+
+withApp("a reviewer who became an annotator of the image cannot decide on it", async (h) => {
+  const ann = await h.user("annotator");
+  const ds = await dataset(h, 1);
+  const { image } = await annotate(ann, ds.id);
+  // The admin reviews, and meanwhile corrects the image itself: now one of its annotators.
+  const r = await claimReview(h.admin, ds.id);
+  assert.equal(r.status, 201);
+  const corrected = await h.req("POST", `/api/v1/images/${image}/annotations`, {
+    labels: ["dog"],
+  });
+  assert.equal(corrected.status, 201);
+  for (const decision of ["fix", "accept"]) {
+    assertError(
+      await decide(h.admin, image, {
+        claim_id: r.body.review.id,
+        decision,
+        ...(decision === "fix" ? { annotation: { labels: ["cat"] } } : {}),
+      }),
+      409,
+      "own_annotation",
+    );
   }
+  assert.equal(await imageStatus(h, image), "in_review");
 });
 
-Deno.test("a reviewer who became an annotator of the image cannot decide on it", async () => {
-  const h = await createTestApp();
-  try {
-    const ann = await h.user("annotator");
-    const ds = await dataset(h, 1);
-    const { image } = await annotate(ann, ds.id);
-    // The admin reviews, and meanwhile corrects the image itself: now one of its annotators.
-    const r = await claimReview(h.admin, ds.id);
-    assert.equal(r.status, 201);
-    const corrected = await h.req("POST", `/api/v1/images/${image}/annotations`, {
-      labels: ["dog"],
-    });
-    assert.equal(corrected.status, 201);
-    for (const decision of ["fix", "accept"]) {
-      assertError(
-        await decide(h.admin, image, {
-          claim_id: r.body.review.id,
-          decision,
-          ...(decision === "fix" ? { annotation: { labels: ["cat"] } } : {}),
-        }),
-        409,
-        "own_annotation",
-      );
-    }
-    assert.equal(await imageStatus(h, image), "in_review");
-  } finally {
-    await h.close();
-  }
-});
-
-Deno.test("a review lease that expired: accepted late while nobody took the image, refused after", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "a review lease that expired: accepted late while nobody took the image, refused after",
+  async (h) => {
     const [ann, rev, rev2] = [
       await h.user("annotator"),
       await h.user("reviewer"),
@@ -530,14 +488,12 @@ Deno.test("a review lease that expired: accepted late while nobody took the imag
       [r2.body.review.id],
     );
     assert.equal(ended?.end_reason, "expired");
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
-Deno.test("amendAnnotation: the author replaces their submission until the image is reviewed", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "amendAnnotation: the author replaces their submission until the image is reviewed",
+  async (h) => {
     const [ann, other, rev] = [
       await h.user("annotator"),
       await h.user("annotator"),
@@ -566,14 +522,12 @@ Deno.test("amendAnnotation: the author replaces their submission until the image
     assertError(await amend(ann, v2.body.id), 409, "image_in_review");
     await decide(rev, image, { claim_id: r.body.review.id, decision: "accept" });
     assertError(await amend(ann, v2.body.id), 409, "annotation_not_current");
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
-Deno.test("corrections supersede: an admin's correction, and a machine's re-pushed prediction", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "corrections supersede: an admin's correction, and a machine's re-pushed prediction",
+  async (h) => {
     const [ann, machine] = [await h.user("annotator"), await h.user("machine")];
     const ds = await dataset(h, 1, { rate: 0 });
     const { image, annotation } = await annotate(ann, ds.id);
@@ -617,80 +571,68 @@ Deno.test("corrections supersede: an admin's correction, and a machine's re-push
     assert.equal(machines[0].id, p1.body.id);
     assert.equal(machines[1].id, q1.body.id);
     assert.equal(machines[2].id, p2.body.id);
-  } finally {
-    await h.close();
-  }
+  },
+);
+
+withApp("exportDataset: labeled by default, accepted on request, history on request", async (h) => {
+  const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+  const ds = await dataset(h, 3);
+  const a = await annotate(ann, ds.id); // accepted
+  const b = await annotate(ann, ds.id); // fixed
+  // The third image is never annotated.
+  let r = await claimReview(rev, ds.id);
+  assert.equal(r.body.image.id, a.image);
+  await decide(rev, a.image, { claim_id: r.body.review.id, decision: "accept" });
+  r = await claimReview(rev, ds.id);
+  const fixed = await decide(rev, b.image, {
+    claim_id: r.body.review.id,
+    decision: "fix",
+    annotation: { labels: ["dog"] },
+  });
+  assert.equal(fixed.status, 200);
+  const lines = async (query: string) => {
+    const res = await h.req("GET", `/api/v1/datasets/${ds.id}/export?${query}`);
+    assert.equal(res.status, 200);
+    return (res.body as string).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  };
+  const labeled = await lines("format=jsonl");
+  assert.deepEqual(labeled.map((i) => i.id), [a.image, b.image]);
+  assert.deepEqual(labeled[1].annotations.map((x: { id: string }) => x.id), [fixed.body.fix.id]);
+  const all = await lines("status=all");
+  assert.equal(all.length, 3);
+  assert.deepEqual(all[2].annotations, []);
+  const history = await lines("status=accepted&history=true");
+  assert.deepEqual(history.map((i) => i.status), ["accepted", "accepted"]);
+  assert.deepEqual(history[1].annotations.map((x: { status: string }) => x.status), [
+    "superseded",
+    "accepted",
+  ]);
+  const coco = await h.req("GET", `/api/v1/datasets/${ds.id}/export?format=coco&status=accepted`);
+  assert.equal(coco.status, 200);
+  assert.equal(coco.body.images.length, 2);
 });
 
-Deno.test("exportDataset: labeled by default, accepted on request, history on request", async () => {
-  const h = await createTestApp();
-  try {
-    const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
-    const ds = await dataset(h, 3);
-    const a = await annotate(ann, ds.id); // accepted
-    const b = await annotate(ann, ds.id); // fixed
-    // The third image is never annotated.
-    let r = await claimReview(rev, ds.id);
-    assert.equal(r.body.image.id, a.image);
-    await decide(rev, a.image, { claim_id: r.body.review.id, decision: "accept" });
-    r = await claimReview(rev, ds.id);
-    const fixed = await decide(rev, b.image, {
-      claim_id: r.body.review.id,
-      decision: "fix",
-      annotation: { labels: ["dog"] },
-    });
-    assert.equal(fixed.status, 200);
-    const lines = async (query: string) => {
-      const res = await h.req("GET", `/api/v1/datasets/${ds.id}/export?${query}`);
-      assert.equal(res.status, 200);
-      return (res.body as string).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-    };
-    const labeled = await lines("format=jsonl");
-    assert.deepEqual(labeled.map((i) => i.id), [a.image, b.image]);
-    assert.deepEqual(labeled[1].annotations.map((x: { id: string }) => x.id), [fixed.body.fix.id]);
-    const all = await lines("status=all");
-    assert.equal(all.length, 3);
-    assert.deepEqual(all[2].annotations, []);
-    const history = await lines("status=accepted&history=true");
-    assert.deepEqual(history.map((i) => i.status), ["accepted", "accepted"]);
-    assert.deepEqual(history[1].annotations.map((x: { status: string }) => x.status), [
-      "superseded",
-      "accepted",
-    ]);
-    const coco = await h.req("GET", `/api/v1/datasets/${ds.id}/export?format=coco&status=accepted`);
-    assert.equal(coco.status, 200);
-    assert.equal(coco.body.images.length, 2);
-  } finally {
-    await h.close();
-  }
+withApp("the changes feed delivers a status change again, after the cursor", async (h) => {
+  const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+  const ds = await dataset(h, 1);
+  const { image, annotation } = await annotate(ann, ds.id);
+  const page = async (after?: string) =>
+    (await h.req(
+      "GET",
+      `/api/v1/datasets/${ds.id}/annotations?source=human${after ? `&after=${after}` : ""}`,
+    )).body as { items: { id: string; status: string }[]; next_cursor: string };
+  const first = await page();
+  assert.deepEqual(first.items.map((i) => [i.id, i.status]), [[annotation, "submitted"]]);
+  const r = await claimReview(rev, ds.id);
+  await decide(rev, image, { claim_id: r.body.review.id, decision: "reject", comment: "no" });
+  const second = await page(first.next_cursor);
+  assert.deepEqual(second.items.map((i) => [i.id, i.status]), [[annotation, "rejected"]]);
+  assert.deepEqual((await page(second.next_cursor)).items, []);
 });
 
-Deno.test("the changes feed delivers a status change again, after the cursor", async () => {
-  const h = await createTestApp();
-  try {
-    const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
-    const ds = await dataset(h, 1);
-    const { image, annotation } = await annotate(ann, ds.id);
-    const page = async (after?: string) =>
-      (await h.req(
-        "GET",
-        `/api/v1/datasets/${ds.id}/annotations?source=human${after ? `&after=${after}` : ""}`,
-      )).body as { items: { id: string; status: string }[]; next_cursor: string };
-    const first = await page();
-    assert.deepEqual(first.items.map((i) => [i.id, i.status]), [[annotation, "submitted"]]);
-    const r = await claimReview(rev, ds.id);
-    await decide(rev, image, { claim_id: r.body.review.id, decision: "reject", comment: "no" });
-    const second = await page(first.next_cursor);
-    assert.deepEqual(second.items.map((i) => [i.id, i.status]), [[annotation, "rejected"]]);
-    assert.deepEqual((await page(second.next_cursor)).items, []);
-  } finally {
-    await h.close();
-  }
-});
-
-Deno.test("getDatasetStats counts review states, annotators' acceptance and reviewers' reviews", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "getDatasetStats counts review states, annotators' acceptance and reviewers' reviews",
+  async (h) => {
     const [ann, ann2, rev] = [
       await h.user("annotator"),
       await h.user("annotator"),
@@ -737,14 +679,12 @@ Deno.test("getDatasetStats counts review states, annotators' acceptance and revi
       fixed: 0,
       rejected: 1,
     }]);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
-Deno.test("review webhook events: review.accepted, review.rejected, review.fixed and image.completed on acceptance", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "review webhook events: review.accepted, review.rejected, review.fixed and image.completed on acceptance",
+  async (h) => {
     const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
     const ds = await dataset(h, 3);
     await rawExec(
@@ -785,7 +725,5 @@ Deno.test("review webhook events: review.accepted, review.rejected, review.fixed
       ["review.fixed", images[2].image],
       ["image.completed", images[2].image],
     ]);
-  } finally {
-    await h.close();
-  }
-});
+  },
+);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createMedia, type MediaAnswer } from "../lib/media/index.ts";
-import { createTestApp, testConfig } from "./harness.ts";
+import { createTestApp, testConfig, withApp } from "./harness.ts";
 
 /** The directives of a Content-Security-Policy, by name. */
 function directives(policy: string): Map<string, string[]> {
@@ -31,45 +31,40 @@ async function url(answer: MediaAnswer | Promise<MediaAnswer>): Promise<string> 
   return a.url;
 }
 
-Deno.test("GET / is the annotator's page, locked down, with a link to the spec page", async () => {
-  const h = await createTestApp();
-  try {
-    const res = await h.app.request("/");
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
-    assert.equal(res.headers.get("x-frame-options"), "DENY");
-    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-    assert.equal(res.headers.get("referrer-policy"), "no-referrer");
-    const csp = directives(res.headers.get("content-security-policy")!);
-    assert.deepEqual(Object.fromEntries(csp), {
-      "default-src": ["'none'"],
-      "script-src": ["'self'"],
-      "style-src": ["'self'"],
-      "img-src": ["'self'"],
-      "connect-src": ["'self'"],
-      "base-uri": ["'none'"],
-      "form-action": ["'none'"],
-      "frame-ancestors": ["'none'"],
-    });
-    const html = await res.text();
-    assert.match(html, /<a href="\/api\/spec\.html">/);
-    // Nothing inline for the policy to refuse: scripts and styles are files.
-    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
-    assert.doesNotMatch(html, /<style|\sstyle=/);
-    for (const [, path] of html.matchAll(/(?:src|href)="(\/app\/[^"]+)"/g)) {
-      const asset = await h.app.request(path);
-      assert.equal(asset.status, 200, path);
-      assert.equal(asset.headers.get("x-content-type-options"), "nosniff", path);
-    }
-    assert.equal((await h.app.request("/api/spec.html")).status, 200);
-  } finally {
-    await h.close();
+withApp("GET / is the annotator's page, locked down, with a link to the spec page", async (h) => {
+  const res = await h.app.request("/");
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(res.headers.get("x-frame-options"), "DENY");
+  assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(res.headers.get("referrer-policy"), "no-referrer");
+  const csp = directives(res.headers.get("content-security-policy")!);
+  assert.deepEqual(Object.fromEntries(csp), {
+    "default-src": ["'none'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'none'"],
+    "frame-ancestors": ["'none'"],
+  });
+  const html = await res.text();
+  assert.match(html, /<a href="\/api\/spec\.html">/);
+  // Nothing inline for the policy to refuse: scripts and styles are files.
+  assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/);
+  assert.doesNotMatch(html, /<style|\sstyle=/);
+  for (const [, path] of html.matchAll(/(?:src|href)="(\/app\/[^"]+)"/g)) {
+    const asset = await h.app.request(path);
+    assert.equal(asset.status, 200, path);
+    assert.equal(asset.headers.get("x-content-type-options"), "nosniff", path);
   }
+  assert.equal((await h.app.request("/api/spec.html")).status, 200);
 });
 
-Deno.test("the page's files are served with their types and ETags; unknown ones are 404", async () => {
-  const h = await createTestApp();
-  try {
+withApp(
+  "the page's files are served with their types and ETags; unknown ones are 404",
+  async (h) => {
     const types: Record<string, string> = {
       "/": "text/html; charset=utf-8",
       "/app/app.js": "text/javascript; charset=utf-8",
@@ -101,10 +96,8 @@ Deno.test("the page's files are served with their types and ETags; unknown ones 
       assert.equal(res.status, 404, path);
       assert.equal((await res.json()).error.code, "not_found", path);
     }
-  } finally {
-    await h.close();
-  }
-});
+  },
+);
 
 Deno.test("the page's img-src allows the hosts the media signers hand out, and no more", async () => {
   const until = new Date(Date.now() + 3600_000);

@@ -7,137 +7,122 @@
 import assert from "node:assert/strict";
 import { blockedAddress, targetCheck } from "../lib/webhooks/targets.ts";
 import { secretBytes } from "../lib/webhooks/signing.ts";
-import { assertError, createTestApp, rawOne } from "./harness.ts";
+import { assertError, createTestApp, rawOne, withApp } from "./harness.ts";
 
-Deno.test("createWebhook shows the secret once; list and get never show it", async () => {
-  const h = await createTestApp();
-  try {
-    const ds = await h.req("POST", "/api/v1/datasets", { name: "wh", labels: ["a"] });
-    const res = await h.req("POST", "/api/v1/webhooks", {
+withApp("createWebhook shows the secret once; list and get never show it", async (h) => {
+  const ds = await h.req("POST", "/api/v1/datasets", { name: "wh", labels: ["a"] });
+  const res = await h.req("POST", "/api/v1/webhooks", {
+    url: "https://203.0.113.7/hooks",
+    events: ["annotation.created", "image.completed"],
+    dataset_id: ds.body.id,
+    description: "training pipeline",
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  assert.match(res.body.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
+  assert.equal(secretBytes(res.body.secret).length, 32);
+  const w = res.body.webhook;
+  assert.deepEqual(
+    { ...w, id: "", created_at: "", updated_at: "" },
+    {
+      id: "",
       url: "https://203.0.113.7/hooks",
       events: ["annotation.created", "image.completed"],
       dataset_id: ds.body.id,
       description: "training pipeline",
-    });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    assert.match(res.body.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
-    assert.equal(secretBytes(res.body.secret).length, 32);
-    const w = res.body.webhook;
-    assert.deepEqual(
-      { ...w, id: "", created_at: "", updated_at: "" },
-      {
-        id: "",
-        url: "https://203.0.113.7/hooks",
-        events: ["annotation.created", "image.completed"],
-        dataset_id: ds.body.id,
-        description: "training pipeline",
-        enabled: true,
-        status: "active",
-        failing_since: null,
-        disabled_reason: null,
-        previous_secret_until: null,
-        created_at: "",
-        updated_at: "",
-      },
-    );
-    const list = await h.req("GET", "/api/v1/webhooks");
-    const got = await h.req("GET", `/api/v1/webhooks/${w.id}`);
-    assert.deepEqual(list.body.items, [w]);
-    assert.deepEqual(got.body, w);
-    assert.ok(!JSON.stringify([list.body, got.body]).includes(res.body.secret.slice(6)));
-    // Stored as the key's bytes, never returned after this answer.
-    const stored = await rawOne<{ secret: Uint8Array }>(
-      h.db,
-      "SELECT secret FROM webhooks WHERE id = $1",
-      [w.id],
-    );
-    assert.deepEqual([...stored!.secret], [...secretBytes(res.body.secret)]);
-    const rotated = await h.req("POST", `/api/v1/webhooks/${w.id}/secret`);
-    assert.notEqual(rotated.body.secret, res.body.secret);
-    assert.ok(rotated.body.webhook.previous_secret_until);
-  } finally {
-    await h.close();
-  }
+      enabled: true,
+      status: "active",
+      failing_since: null,
+      disabled_reason: null,
+      previous_secret_until: null,
+      created_at: "",
+      updated_at: "",
+    },
+  );
+  const list = await h.req("GET", "/api/v1/webhooks");
+  const got = await h.req("GET", `/api/v1/webhooks/${w.id}`);
+  assert.deepEqual(list.body.items, [w]);
+  assert.deepEqual(got.body, w);
+  assert.ok(!JSON.stringify([list.body, got.body]).includes(res.body.secret.slice(6)));
+  // Stored as the key's bytes, never returned after this answer.
+  const stored = await rawOne<{ secret: Uint8Array }>(
+    h.db,
+    "SELECT secret FROM webhooks WHERE id = $1",
+    [w.id],
+  );
+  assert.deepEqual([...stored!.secret], [...secretBytes(res.body.secret)]);
+  const rotated = await h.req("POST", `/api/v1/webhooks/${w.id}/secret`);
+  assert.notEqual(rotated.body.secret, res.body.secret);
+  assert.ok(rotated.body.webhook.previous_secret_until);
 });
 
-Deno.test("webhook requests are validated: events, URL, dataset, ids", async () => {
-  const h = await createTestApp();
-  try {
-    const post = (body: unknown) => h.req("POST", "/api/v1/webhooks", body);
-    const url = "https://203.0.113.7/";
-    assertError(await post({ url, events: [] }), 400, "validation_failed");
-    assertError(await post({ url, events: ["annotation.deleted"] }), 400, "validation_failed");
-    assertError(await post({ url, events: ["webhook.ping"] }), 400, "validation_failed");
-    assertError(
-      await post({ url, events: ["image.completed", "image.completed"] }),
-      400,
-      "validation_failed",
-    );
-    assertError(await post({ url: "ftp://203.0.113.7/", events: ["image.completed"] }), 400);
-    assertError(await post({ url: "not a url", events: ["image.completed"] }), 400);
-    assertError(await post({ url, events: ["image.completed"], secret: "x" }), 400);
-    assertError(await post({ url, events: ["image.completed"], dataset_id: "999" }), 404);
-    assertError(await h.req("GET", "/api/v1/webhooks/999"), 404, "not_found");
-    assertError(await h.req("PATCH", "/api/v1/webhooks/999", { enabled: false }), 404);
-    assertError(await h.req("DELETE", "/api/v1/webhooks/999"), 404);
-    assertError(await h.req("POST", "/api/v1/webhooks/999/ping"), 404);
-    assertError(await h.req("POST", "/api/v1/webhooks/999/secret"), 404);
-    assertError(await h.req("GET", "/api/v1/webhooks/999/deliveries"), 404);
-    const w = (await post({ url, events: ["image.completed"] })).body.webhook;
-    assertError(await h.req("PATCH", `/api/v1/webhooks/${w.id}`, {}), 400, "validation_failed");
-    assertError(
-      await h.req("POST", `/api/v1/webhooks/${w.id}/events/42/redeliver`),
-      400,
-      "validation_failed",
-    );
-    assertError(
-      await h.req("POST", `/api/v1/webhooks/${w.id}/events/evt_424242/redeliver`),
-      404,
-      "not_found",
-    );
-  } finally {
-    await h.close();
-  }
+withApp("webhook requests are validated: events, URL, dataset, ids", async (h) => {
+  const post = (body: unknown) => h.req("POST", "/api/v1/webhooks", body);
+  const url = "https://203.0.113.7/";
+  assertError(await post({ url, events: [] }), 400, "validation_failed");
+  assertError(await post({ url, events: ["annotation.deleted"] }), 400, "validation_failed");
+  assertError(await post({ url, events: ["webhook.ping"] }), 400, "validation_failed");
+  assertError(
+    await post({ url, events: ["image.completed", "image.completed"] }),
+    400,
+    "validation_failed",
+  );
+  assertError(await post({ url: "ftp://203.0.113.7/", events: ["image.completed"] }), 400);
+  assertError(await post({ url: "not a url", events: ["image.completed"] }), 400);
+  assertError(await post({ url, events: ["image.completed"], secret: "x" }), 400);
+  assertError(await post({ url, events: ["image.completed"], dataset_id: "999" }), 404);
+  assertError(await h.req("GET", "/api/v1/webhooks/999"), 404, "not_found");
+  assertError(await h.req("PATCH", "/api/v1/webhooks/999", { enabled: false }), 404);
+  assertError(await h.req("DELETE", "/api/v1/webhooks/999"), 404);
+  assertError(await h.req("POST", "/api/v1/webhooks/999/ping"), 404);
+  assertError(await h.req("POST", "/api/v1/webhooks/999/secret"), 404);
+  assertError(await h.req("GET", "/api/v1/webhooks/999/deliveries"), 404);
+  const w = (await post({ url, events: ["image.completed"] })).body.webhook;
+  assertError(await h.req("PATCH", `/api/v1/webhooks/${w.id}`, {}), 400, "validation_failed");
+  assertError(
+    await h.req("POST", `/api/v1/webhooks/${w.id}/events/42/redeliver`),
+    400,
+    "validation_failed",
+  );
+  assertError(
+    await h.req("POST", `/api/v1/webhooks/${w.id}/events/evt_424242/redeliver`),
+    404,
+    "not_found",
+  );
 });
 
-Deno.test("updateWebhook changes what is given; disabling and enabling; deleting", async () => {
-  const h = await createTestApp();
-  try {
-    const w = (await h.req("POST", "/api/v1/webhooks", {
-      url: "https://203.0.113.7/a",
-      events: ["image.completed"],
-      description: "d",
-    })).body.webhook;
-    let res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, {
-      url: "https://203.0.113.8/b",
-      events: ["claim.expired", "dataset.completed"],
-    });
-    assert.equal(res.status, 200);
-    assert.equal(res.body.url, "https://203.0.113.8/b");
-    assert.deepEqual(res.body.events, ["claim.expired", "dataset.completed"]);
-    assert.equal(res.body.description, "d");
-    res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, { enabled: false, description: null });
-    assert.equal(res.body.status, "disabled");
-    assert.equal(res.body.disabled_reason, "admin");
-    assert.equal(res.body.description, null);
-    assertError(await h.req("POST", `/api/v1/webhooks/${w.id}/ping`), 409, "webhook_disabled");
-    res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, { enabled: true });
-    assert.equal(res.body.status, "active");
-    assert.equal(res.body.disabled_reason, null);
-    const ping = await h.req("POST", `/api/v1/webhooks/${w.id}/ping`);
-    assert.equal(ping.status, 202);
-    assert.match(ping.body.event_id, /^evt_\d+$/);
-    assert.equal((await h.req("DELETE", `/api/v1/webhooks/${w.id}`)).status, 204);
-    assertError(await h.req("GET", `/api/v1/webhooks/${w.id}`), 404);
-    const left = await rawOne<{ n: number }>(
-      h.db,
-      "SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_id = $1",
-      [w.id],
-    );
-    assert.equal(left!.n, 0, "its queued events went with it");
-  } finally {
-    await h.close();
-  }
+withApp("updateWebhook changes what is given; disabling and enabling; deleting", async (h) => {
+  const w = (await h.req("POST", "/api/v1/webhooks", {
+    url: "https://203.0.113.7/a",
+    events: ["image.completed"],
+    description: "d",
+  })).body.webhook;
+  let res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, {
+    url: "https://203.0.113.8/b",
+    events: ["claim.expired", "dataset.completed"],
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.url, "https://203.0.113.8/b");
+  assert.deepEqual(res.body.events, ["claim.expired", "dataset.completed"]);
+  assert.equal(res.body.description, "d");
+  res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, { enabled: false, description: null });
+  assert.equal(res.body.status, "disabled");
+  assert.equal(res.body.disabled_reason, "admin");
+  assert.equal(res.body.description, null);
+  assertError(await h.req("POST", `/api/v1/webhooks/${w.id}/ping`), 409, "webhook_disabled");
+  res = await h.req("PATCH", `/api/v1/webhooks/${w.id}`, { enabled: true });
+  assert.equal(res.body.status, "active");
+  assert.equal(res.body.disabled_reason, null);
+  const ping = await h.req("POST", `/api/v1/webhooks/${w.id}/ping`);
+  assert.equal(ping.status, 202);
+  assert.match(ping.body.event_id, /^evt_\d+$/);
+  assert.equal((await h.req("DELETE", `/api/v1/webhooks/${w.id}`)).status, 204);
+  assertError(await h.req("GET", `/api/v1/webhooks/${w.id}`), 404);
+  const left = await rawOne<{ n: number }>(
+    h.db,
+    "SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_id = $1",
+    [w.id],
+  );
+  assert.equal(left!.n, 0, "its queued events went with it");
 });
 
 const PRIVATE_URLS: [string, RegExp][] = [
