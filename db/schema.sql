@@ -216,15 +216,18 @@ CREATE FUNCTION public.named_images(dataset_id bigint, image_ids bigint[], exter
 $$;
 
 --
--- Name: new_image_rows(bigint, json, json, json, json, json, json); Type: FUNCTION; Schema: public; Owner: -
+-- Name: new_image_rows(bigint, bigint, text, json, json, json, json, json, json); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.new_image_rows(dataset_id bigint, external_ids json, uris json, widths json, heights json, priorities json, metadata_objects json) RETURNS TABLE(ord bigint, id bigint, external_id text, uri text, width integer, height integer, priority double precision, metadata jsonb, annotations_per_image smallint)
+CREATE FUNCTION public.new_image_rows(dataset_id bigint, caller_id bigint, caller_role text, external_ids json, uris json, widths json, heights json, priorities json, metadata_objects json) RETURNS TABLE(ord bigint, id bigint, external_id text, uri text, width integer, height integer, priority double precision, metadata jsonb, annotations_per_image smallint)
     LANGUAGE sql
     AS $$
   WITH dataset AS MATERIALIZED (
-    SELECT d.annotations_per_image FROM datasets d WHERE d.id = new_image_rows.dataset_id
-    FOR SHARE
+    SELECT d.annotations_per_image
+    FROM datasets d
+    WHERE d.id = new_image_rows.dataset_id
+      AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, caller_id, caller_role))
+    FOR SHARE OF d
   )
   SELECT t.ord, nextval((SELECT pg_get_serial_sequence('images', 'id'))), t.external_id, t.uri,
     t.width::integer, t.height::integer, t.priority::float8, t.metadata::jsonb,
@@ -1034,4 +1037,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206024325'),
     ('20261206030357'),
     ('20261206040446'),
-    ('20261206080000');
+    ('20261206080000'),
+    ('20261206100000');

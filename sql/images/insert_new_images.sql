@@ -8,30 +8,20 @@
 -- statement fails on images_dataset_external_id_key (23505) and writes nothing, and the caller
 -- sends the batch through register_images.sql instead.
 --
--- Answers the new ids in input order (new_image_rows draws them in that order); no rows at all
+-- Answers the new ids in input order: new_image_rows draws them in that order. No rows at all
 -- when the dataset is gone, or caller :caller_id (role :caller_role) may not see it
--- (may_see_dataset, tested once in `dataset`, before new_image_rows locks the dataset row).
-WITH dataset AS MATERIALIZED (
-  SELECT d.id
-  FROM datasets d
-  WHERE d.id = :dataset_id::bigint
-    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
-),
-input AS MATERIALIZED (
-  SELECT r.ord, r.id, r.external_id, r.uri, r.width, r.height, r.priority, r.metadata,
-    r.annotations_per_image
-  FROM new_image_rows(:dataset_id::bigint, :external_ids::json, :uris::json, :widths::json,
-    :heights::json, :priorities::json, :metadata::json) r
-  WHERE EXISTS (SELECT FROM dataset)
-),
-inserted AS (
+-- (new_image_rows then gives none).
+WITH inserted AS (
   INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,
     annotations_per_image)
   OVERRIDING SYSTEM VALUE
-  SELECT id, :dataset_id::bigint, external_id, uri, width, height, coalesce(priority, 0),
-    metadata, annotations_per_image
-  FROM input
+  SELECT r.id, :dataset_id::bigint, r.external_id, r.uri, r.width, r.height,
+    coalesce(r.priority, 0), r.metadata, r.annotations_per_image
+  FROM new_image_rows(:dataset_id::bigint, :caller_id::bigint, :caller_role::text,
+    :external_ids::json, :uris::json, :widths::json, :heights::json, :priorities::json,
+    :metadata::json) r
+  RETURNING images.id
 )
-SELECT input.id::text AS id
-FROM input
-ORDER BY input.ord;
+SELECT id::text AS id
+FROM inserted
+ORDER BY inserted.id;

@@ -11,21 +11,14 @@
 -- subquery per skipped row: a LEFT JOIN of the input to the dataset's images gets merge-joined by
 -- a planner whose statistics do not know how big the dataset has grown, and then every batch
 -- reads and sorts every image of the dataset (docs/decisions). No rows at all when the dataset
--- does not exist or caller :caller_id (role :caller_role) may not see it (may_see_dataset, tested
--- once in `dataset`, before new_image_rows locks the dataset row): not even the ids of images
--- already registered.
-WITH dataset AS MATERIALIZED (
-  SELECT d.id
-  FROM datasets d
-  WHERE d.id = :dataset_id::bigint
-    AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :caller_id::bigint, :caller_role::text))
-),
-input AS MATERIALIZED (
+-- does not exist or caller :caller_id (role :caller_role) may not see it (new_image_rows then
+-- gives none): not even the ids of images already registered.
+WITH input AS MATERIALIZED (
   SELECT r.ord, r.id, r.external_id, r.uri, r.width, r.height, r.priority, r.metadata,
     r.annotations_per_image
-  FROM new_image_rows(:dataset_id::bigint, :external_ids::json, :uris::json, :widths::json,
-    :heights::json, :priorities::json, :metadata::json) r
-  WHERE EXISTS (SELECT FROM dataset)
+  FROM new_image_rows(:dataset_id::bigint, :caller_id::bigint, :caller_role::text,
+    :external_ids::json, :uris::json, :widths::json, :heights::json, :priorities::json,
+    :metadata::json) r
 ),
 inserted AS (
   INSERT INTO images (id, dataset_id, external_id, uri, width, height, priority, metadata,
