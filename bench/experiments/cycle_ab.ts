@@ -14,7 +14,8 @@
  * from another checkout (a worktree of another commit, with `deno install` run in it): two
  * versions of the code on one database, migrated by this checkout.
  * Load from elsewhere on the machine then hits both alike: the per-round ratios B/A, and their
- * median, say more than two bench runs do. Prints cycles/s and CPU ms per cycle of each round.
+ * median, say more than two bench runs do. Prints cycles/s, CPU ms per cycle and the WAL written per
+ * cycle (bytes and full-page images, from pg_stat_wal) of each round.
  * `--setup tuned`: on Debian's PostgreSQL 15 with production-like settings (bench/lib/database.ts).
  * `--client`: the load generator: the lean HTTP/1.1 client (default), plain `fetch` claim ->
  * submit, or `fetch` with the fused cycle (submit with `"next": true`); bench/workers/.
@@ -138,6 +139,12 @@ try {
     });
   }
   await sql`VACUUM (ANALYZE)`;
+  /** The cluster's WAL so far: what a round wrote, full-page images apart (after a CHECKPOINT). */
+  const walStats = async () => {
+    const [w] = await sql<{ bytes: string; fpi: string }[]>`
+      SELECT wal_bytes::text AS bytes, wal_fpi::text AS fpi FROM pg_stat_wal`;
+    return { bytes: Number(w.bytes), fpi: Number(w.fpi) };
+  };
   const run = async (side: typeof sides[number], n: number) => {
     const all = [side.server, ...side.extra];
     const cpuOf = () => all.reduce((t, s) => t + s.cpuSeconds(), 0);
@@ -178,7 +185,9 @@ try {
       // Every server of the side (--b-servers): the latency sums and counts add up.
       const servers = [side.server, ...side.extra];
       const before = await serversMs(servers.map((s) => s.url));
+      const wal0 = await walStats();
       const { rate, cpuS, client } = await run(side, cycles);
+      const wal1 = await walStats();
       const after = await serversMs(servers.map((s) => s.url));
       const inServer = (k: "claim" | "submit") =>
         (after[k].sum - before[k].sum) / Math.max(1, after[k].count - before[k].count);
@@ -191,7 +200,9 @@ try {
             client.claim.toFixed(2)
           } (in the handlers ${inServer("claim").toFixed(2)}, p99 ${
             client.claimP99.toFixed(1)
-          }), submit ${client.submit.toFixed(2)} (${inServer("submit").toFixed(2)})`,
+          }), submit ${client.submit.toFixed(2)} (${inServer("submit").toFixed(2)}); WAL ${
+            ((wal1.bytes - wal0.bytes) / cycles / 1024).toFixed(1)
+          } KiB/cycle, ${((wal1.fpi - wal0.fpi) / cycles).toFixed(2)} full-page images/cycle`,
       );
     }
   }

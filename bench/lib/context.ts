@@ -58,6 +58,23 @@ export interface Run {
   wallS: number;
   /** CPU each party used during the run (bench/lib/cpu.ts). */
   cpu: Cpu;
+  /** The WAL the cluster wrote during the run (pg_stat_wal): bytes and full-page images. */
+  wal?: Wal;
+}
+
+export interface Wal {
+  bytes: number;
+  fpi: number;
+}
+
+async function walNow(sql: postgres.Sql): Promise<Wal | undefined> {
+  try {
+    const [w] = await sql<{ bytes: string; fpi: string }[]>`
+      SELECT wal_bytes::text AS bytes, wal_fpi::text AS fpi FROM pg_stat_wal`;
+    return { bytes: Number(w.bytes), fpi: Number(w.fpi) };
+  } catch {
+    return undefined; // pg_stat_wal needs PostgreSQL 14
+  }
 }
 
 function cpuNow(ctx: Ctx): Cpu {
@@ -68,14 +85,26 @@ function cpuNow(ctx: Ctx): Cpu {
   });
 }
 
-/** Runs `fn`, adding the CPU each party used meanwhile to its answer. */
-export async function metered<R>(ctx: Ctx, fn: () => Promise<R>): Promise<R & { cpu: Cpu }> {
+/**
+ * Runs `fn`, adding the CPU each party used meanwhile to its answer, and the WAL the cluster
+ * wrote (the runs of a round follow one another, so it is this run's).
+ */
+export async function metered<R>(
+  ctx: Ctx,
+  fn: () => Promise<R>,
+): Promise<R & { cpu: Cpu; wal?: Wal }> {
+  const wal0 = await walNow(ctx.sql);
   const before = cpuNow(ctx);
   const r = await fn();
   // Connections that just closed: let their backends exit and be reaped (their CPU then moves
   // to the postmaster's account) rather than vanish between the two reads.
   await sleep(300);
-  return { ...r, cpu: cpuDelta(before, cpuNow(ctx)) };
+  const cpu = cpuDelta(before, cpuNow(ctx));
+  const wal1 = await walNow(ctx.sql);
+  const wal = wal0 && wal1
+    ? { bytes: wal1.bytes - wal0.bytes, fpi: wal1.fpi - wal0.fpi }
+    : undefined;
+  return { ...r, cpu, wal };
 }
 
 export interface RateFigures {
@@ -94,9 +123,15 @@ export const rate = (cycles: number, wallS: number): RateFigures => ({
 export function summary(runs: Run[], serving: Serving) {
   const cycles = runs.reduce((a, r) => a + r.cycles, 0);
   const wallS = runs.reduce((a, r) => a + r.wallS, 0);
+  const metered = runs.every((r) => r.wal);
+  const wal = (k: keyof Wal) => runs.reduce((a, r) => a + (r.wal?.[k] ?? 0), 0) / cycles;
   return {
     ...rate(cycles, wallS),
     cpu_ms_per_cycle: cpuPerCycle(serving, runs),
+    /** WAL written per cycle: KiB and full-page images (null without pg_stat_wal). */
+    wal_per_cycle: metered
+      ? { kib: round(wal("bytes") / 1024, 2), full_page_images: round(wal("fpi"), 2) }
+      : null,
     rounds: runs.map((r) => round(r.cycles / r.wallS, 1)),
   };
 }

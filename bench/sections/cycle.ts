@@ -40,7 +40,7 @@ export async function httpCycle(
   const shared = budget(cycles);
   const groups = split(ctx.tokens.slice(0, annotators), Math.min(ctx.opts.loadWorkers, annotators));
   const base = ctx.server.url;
-  const { wallS, results, cpu } = await metered(
+  const { wallS, results, cpu, wal } = await metered(
     ctx,
     () =>
       client === "lean"
@@ -63,6 +63,7 @@ export async function httpCycle(
     cycles: results.reduce((a, r) => a + r.cycles, 0),
     wallS,
     cpu,
+    wal,
     claimMs: results.flatMap((r) => r.claimMs),
     submitMs: results.flatMap((r) => r.submitMs),
     imageIds: results.flatMap((r) => r.imageIds),
@@ -89,7 +90,7 @@ export async function naiveCycle(ctx: Ctx, clients: number, cycles: number) {
 
 /** pg-boss fetch + complete on ctx.queue. */
 export async function peerCycle(ctx: Ctx, concurrency: number, cycles: number) {
-  const { wallS, results: [r], cpu } = await metered(
+  const { wallS, results: [r], cpu, wal } = await metered(
     ctx,
     () =>
       runWorkers<PgBossJob, PgBossResult>(new URL("../workers/pgboss.ts", import.meta.url), [{
@@ -101,7 +102,7 @@ export async function peerCycle(ctx: Ctx, concurrency: number, cycles: number) {
       }]),
   );
   if (r.cycles !== cycles) throw new Error(`pg-boss ran ${r.cycles} of ${cycles} cycles`);
-  return { ...r, wallS, cpu };
+  return { ...r, wallS, cpu, wal };
 }
 
 type Timed = Run & { cycles: number };
@@ -141,7 +142,11 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
         `${fmt(c.loadgen, 2)}`;
     log(
       `  round ${r + 1} ${name.padEnd(8)} ${fmt(run.cycles / run.wallS).padStart(6)} cycles/s` +
-        `   CPU ms/cycle: ${fmt(c.machine, 2)} (${parts})`,
+        `   CPU ms/cycle: ${fmt(c.machine, 2)} (${parts})` +
+        (run.wal
+          ? `   WAL/cycle: ${fmt(run.wal.bytes / run.cycles / 1024, 1)} KiB, ` +
+            `${fmt(run.wal.fpi / run.cycles, 2)} full pages`
+          : ""),
     );
   };
   const names: Record<Client, string> = { lean: "ours", fetch: "fetch", fused: "fused" };

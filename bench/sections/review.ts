@@ -31,7 +31,7 @@ async function reviewCycle(
 ): Promise<ReviewRun> {
   const shared = budget(reviews);
   const workers = Math.min(ctx.opts.loadWorkers, tokens.length);
-  const { wallS, results, cpu } = await metered(ctx, () =>
+  const { wallS, results, cpu, wal } = await metered(ctx, () =>
     runWorkers<ReviewJob, ReviewResult>(
       new URL("../workers/http_review.ts", import.meta.url),
       split(tokens, workers).map((t) => ({
@@ -45,6 +45,7 @@ async function reviewCycle(
     cycles: results.reduce((a, r) => a + r.cycles, 0),
     wallS,
     cpu,
+    wal,
     claimMs: results.flatMap((r) => r.claimMs),
     submitMs: results.flatMap((r) => r.submitMs),
     imageIds: results.flatMap((r) => r.imageIds),
