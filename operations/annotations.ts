@@ -182,7 +182,17 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
   const submits = new Batcher({
     key: () => "",
     exclusive: (a: q.ClaimedHumanAnnotation) => [`user ${a.user_id}`, `image ${a.image_id}`],
-    run: (_key, items) => q.createHumanAnnotations(db, items),
+    run: async (_key, items) => {
+      const answers = await q.createHumanAnnotations(db, items);
+      // The annotators answered here claim their next image right away: their datasets' claim
+      // lanes wait for them (lib/db/batcher.ts expect).
+      const answered = new Map<string, number>();
+      for (const a of answers) {
+        if (a) answered.set(a.dataset_id, (answered.get(a.dataset_id) ?? 0) + 1);
+      }
+      for (const [datasetId, n] of answered) claims.expectClaims(datasetId, n);
+      return answers;
+    },
     maxSize: batchMax,
     maxInFlight: 1,
     lingerMs: deps.config.db.batchLingerMs,

@@ -71,6 +71,11 @@ export interface ClaimOperations {
    * is never offered to the claim's holder again (it stays claimable for everyone else).
    */
   release(claimId: string, caller: Principal, skip?: boolean): Promise<void>;
+  /**
+   * `n` annotators of the dataset were just answered (a submit batch) and are expected to claim
+   * their next image at once: the claim lane waits for them under load (lib/db/batcher.ts expect).
+   */
+  expectClaims(datasetId: string, n: number): void;
 }
 
 /** One per app (its Deps): every route that claims shares the batcher below. */
@@ -109,10 +114,18 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
     maxSize: batchMax,
     maxInFlight: 1,
     lingerMs: deps.config.db.batchLingerMs,
+    // The annotators a submit batch answered come back within about a millisecond of each other
+    // (the server writes their answers one by one); waiting up to twice the linger for all of
+    // them keeps them in one claim batch (decision 0020).
+    expectMs: 2 * deps.config.db.batchLingerMs,
     runAlone: isInputError,
   });
 
   return {
+    expectClaims(datasetId, n) {
+      batch.expect(datasetId, n);
+    },
+
     async claimNext(datasetId, caller, origin, together = false) {
       const p = { dataset_id: datasetId, user_id: caller.id, caller_role: caller.role };
       for (const pause of CLAIM_RETRY_MS) {

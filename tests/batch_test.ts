@@ -285,6 +285,69 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "Batcher: expect: an idle lane under load waits for the callers announced, and no longer",
+  async () => {
+    const sent: string[][] = [];
+    const b = new Batcher<string, string>({
+      key: () => "k",
+      exclusive: () => [],
+      run: (_key, items) => {
+        sent.push(items);
+        return Promise.resolve(items);
+      },
+      maxSize: 10,
+      maxInFlight: 1,
+      lingerMs: 5,
+      expectMs: 300,
+    });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // Under load: the latest batch had company.
+    await Promise.all([b.submit("x"), b.submit("y")]);
+    // Three announced: the first two wait past the linger for the third, which sends at once.
+    sent.length = 0;
+    b.expect("k", 3);
+    const t0 = performance.now();
+    const first = [b.submit("a"), b.submit("b")];
+    await pause(50);
+    assert.deepEqual(sent, [], "held for the announced callers, past lingerMs");
+    const third = b.submit("c");
+    assert.deepEqual(await Promise.all([...first, third]), ["a", "b", "c"]);
+    assert.deepEqual(sent, [["a", "b", "c"]]);
+    assert.ok(performance.now() - t0 < 250, "sent when the last arrived, not at expectMs");
+    // Announced callers who do not all come: the lane sends at expectMs and forgets them.
+    sent.length = 0;
+    b.expect("k", 5);
+    const t1 = performance.now();
+    assert.deepEqual(await Promise.all([b.submit("d"), b.submit("e")]), ["d", "e"]);
+    assert.ok(performance.now() - t1 >= 290, "waited for the missing three until expectMs");
+    const t2 = performance.now();
+    assert.deepEqual(await Promise.all([b.submit("f"), b.submit("g")]), ["f", "g"]);
+    assert.ok(performance.now() - t2 < 150, "the next items wait only the linger");
+    assert.deepEqual(sent, [["d", "e"], ["f", "g"]]);
+    // Items released together are not held, announced or not.
+    sent.length = 0;
+    b.expect("k", 4);
+    const t3 = performance.now();
+    await Promise.all([b.submit("t", true), b.submit("u", true)]);
+    assert.ok(performance.now() - t3 < 150);
+    // Without expectMs, expect changes nothing.
+    const plain = new Batcher<string, string>({
+      key: () => "k",
+      exclusive: () => [],
+      run: (_key, items) => Promise.resolve(items),
+      maxSize: 10,
+      maxInFlight: 1,
+      lingerMs: 5,
+    });
+    await Promise.all([plain.submit("x"), plain.submit("y")]);
+    plain.expect("k", 3);
+    const t4 = performance.now();
+    await plain.submit("a");
+    assert.ok(performance.now() - t4 < 150, "only the linger");
+  },
+);
+
 let seq = 0;
 
 async function dataset(db: Handle, opts: { k?: number; priorities: number[]; size?: number }) {

@@ -12,8 +12,11 @@
  * When a lane (a key) has fewer than `maxInFlight` batches running, its queued items go out after
  * the requests already read from the network (setImmediate), or after `lingerMs` when the latest
  * batch had company: under load a batch's answers bring the next requests back spread over about a
- * millisecond (at 32 annotators 11 % more cycles/s). A lone caller never waits, nor do items
- * submitted `together` (callers one finished batch released at once, all in this turn).
+ * millisecond (at 32 annotators 11 % more cycles/s). When callers are known to be on their way
+ * (`expect`: the annotators a submit batch just answered, whose next claims follow), the lane
+ * waits for them instead, up to `expectMs`, and sends as soon as the last arrives. A lone caller
+ * never waits, nor do items submitted `together` (callers one finished batch released at once,
+ * all in this turn).
  * Otherwise items join the next batch, sent when one finishes. Items that may not share a
  * statement (`exclusive`) wait for a later one.
  *
@@ -39,6 +42,12 @@ export interface BatcherOptions<I, O> {
    * batcher (any key) had more than one item; 0 (the default): never.
    */
   lingerMs?: number;
+  /**
+   * How long an idle lane under load waits for callers announced with `expect` (instead of
+   * `lingerMs`); it sends as soon as they have all arrived. 0 (the default): expectations are
+   * ignored.
+   */
+  expectMs?: number;
   /**
    * A batch running longer than this holds its lane up: the items queued behind it, and those
    * that arrive until it ends, run on their own (default 1,000 ms), so while the database is
@@ -71,6 +80,14 @@ interface Lane<I, O> {
   sentAt: number;
   /** Releases the queue if the running batch is still running at stallMs. */
   watch: ReturnType<typeof setTimeout> | undefined;
+  /** While the lane waits for expected callers: sends now (the last of them arrived). */
+  early?: () => void;
+}
+
+/** Callers announced for a lane: how many have not arrived yet, and until when to wait. */
+interface Expected {
+  n: number;
+  until: number;
 }
 
 const cancelled = new Error("the batch was cancelled by a request's deadline");
@@ -78,6 +95,7 @@ const cancelled = new Error("the batch was cancelled by a request's deadline");
 export class Batcher<I, O> {
   readonly #opts: BatcherOptions<I, O>;
   readonly #lanes = new Map<string, Lane<I, O>>();
+  readonly #expected = new Map<string, Expected>();
   /** Batches sent and items in them, for tests and the bench. */
   readonly stats = { batches: 0, items: 0 };
   /** Items in the latest batch sent: whether callers are arriving together. */
@@ -85,6 +103,30 @@ export class Batcher<I, O> {
 
   constructor(opts: BatcherOptions<I, O>) {
     this.#opts = opts;
+  }
+
+  /**
+   * `n` callers will submit items of lane `key` shortly (within `expectMs`): until they have, or
+   * until then, an idle lane under load holds its items for them rather than for `lingerMs`.
+   */
+  expect(key: string, n: number): void {
+    const wait = this.#opts.expectMs ?? 0;
+    if (wait <= 0 || n <= 0) return;
+    const now = performance.now();
+    const e = this.#expected.get(key);
+    const pending = e && e.until > now ? e.n : 0;
+    this.#expected.set(key, { n: Math.min(pending + n, this.#opts.maxSize), until: now + wait });
+  }
+
+  /** One caller of lane `key` arrived: how many announced ones are still to come (0: none). */
+  #arrived(key: string): number {
+    const e = this.#expected.get(key);
+    if (!e) return 0;
+    if (e.until <= performance.now() || --e.n <= 0) {
+      this.#expected.delete(key);
+      return 0;
+    }
+    return e.n;
   }
 
   /**
@@ -107,16 +149,31 @@ export class Batcher<I, O> {
     const answer = new Promise<O | undefined>((resolve, reject) => {
       lane.queue.push({ item, scope, resolve, reject });
     });
+    const toCome = this.#arrived(key);
+    // The last expected caller is in: a lane waiting for them sends (after this turn's I/O).
+    if (toCome === 0 && lane.early) lane.early();
     // Not at once: after the requests already read from the network (setImmediate runs after
     // the I/O callbacks), which arrive together when a batch's answers went out together.
     if (!lane.soon && !full) {
       lane.soon = true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let gone = false;
       const go = () => {
+        if (gone) return;
+        gone = true;
+        clearTimeout(timer);
+        lane.early = undefined;
         lane.soon = false;
         this.#flush(key, lane);
       };
+      const underLoad = this.#lastSize > 1 && !together;
+      const expected = this.#expected.get(key);
       const linger = this.#opts.lingerMs ?? 0;
-      if (linger > 0 && this.#lastSize > 1 && !together) setTimeout(go, linger);
+      if (underLoad && toCome > 0 && expected) {
+        // Those who have not come by then are forgotten (#arrived: past `until`).
+        timer = setTimeout(go, Math.max(0, expected.until - performance.now()));
+        lane.early = () => setImmediate(go);
+      } else if (underLoad && linger > 0) timer = setTimeout(go, linger);
       else setImmediate(go);
     }
     if (full && !lane.watch) {
