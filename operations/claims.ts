@@ -114,9 +114,9 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
     maxSize: batchMax,
     maxInFlight: 1,
     lingerMs: deps.config.db.batchLingerMs,
-    // The annotators a submit batch answered come back within about a millisecond of each other
-    // (the server writes their answers one by one); waiting up to twice the linger for all of
-    // them keeps them in one claim batch (decision 0020).
+    // The annotators a submit batch answered come back spread over 1.5-2 ms (the server writes
+    // their answers one by one); waiting up to twice the linger for all of them keeps them in one
+    // claim batch (decision 0020).
     expectMs: 2 * deps.config.db.batchLingerMs,
     runAlone: isInputError,
   });
