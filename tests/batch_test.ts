@@ -234,22 +234,26 @@ Deno.test("Batcher: a request expiring cancels its batch, for all in it", async 
   assert.deepEqual([a.inFlight, y.inFlight], [0, 0]);
 });
 
+/** One lane's batcher answering each item with itself, its batches recorded in `sent`. */
+function recorder(sent: string[][], timing: { lingerMs: number; expectMs?: number }) {
+  return new Batcher<string, string>({
+    key: () => "k",
+    exclusive: () => [],
+    run: (_key, items) => {
+      sent.push(items);
+      return Promise.resolve(items);
+    },
+    maxSize: 10,
+    maxInFlight: 1,
+    ...timing,
+  });
+}
+
 Deno.test(
   "Batcher: lingerMs: an idle lane waits for company only once batches have had it, unless the item came together with its company",
   async () => {
     const sent: string[][] = [];
-    const make = (lingerMs: number) =>
-      new Batcher<string, string>({
-        key: () => "k",
-        exclusive: () => [],
-        run: (_key, items) => {
-          sent.push(items);
-          return Promise.resolve(items);
-        },
-        maxSize: 10,
-        maxInFlight: 1,
-        lingerMs,
-      });
+    const make = (lingerMs: number) => recorder(sent, { lingerMs });
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     /** Two items 5 ms apart, then the batches they went in. */
     const apart = async (b: Batcher<string, string>, names: [string, string]) => {
@@ -289,18 +293,7 @@ Deno.test(
   "Batcher: expect: an idle lane under load waits for the callers announced, and no longer",
   async () => {
     const sent: string[][] = [];
-    const b = new Batcher<string, string>({
-      key: () => "k",
-      exclusive: () => [],
-      run: (_key, items) => {
-        sent.push(items);
-        return Promise.resolve(items);
-      },
-      maxSize: 10,
-      maxInFlight: 1,
-      lingerMs: 5,
-      expectMs: 300,
-    });
+    const b = recorder(sent, { lingerMs: 5, expectMs: 300 });
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     // Under load: the latest batch had company.
     await Promise.all([b.submit("x"), b.submit("y")]);
@@ -332,14 +325,7 @@ Deno.test(
     await Promise.all([b.submit("t", true), b.submit("u", true)]);
     assert.ok(performance.now() - t3 < 150);
     // Without expectMs, expect changes nothing.
-    const plain = new Batcher<string, string>({
-      key: () => "k",
-      exclusive: () => [],
-      run: (_key, items) => Promise.resolve(items),
-      maxSize: 10,
-      maxInFlight: 1,
-      lingerMs: 5,
-    });
+    const plain = recorder([], { lingerMs: 5 });
     await Promise.all([plain.submit("x"), plain.submit("y")]);
     plain.expect("k", 3);
     const t4 = performance.now();
