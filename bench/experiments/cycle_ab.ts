@@ -24,6 +24,7 @@ import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
 import type { Db } from "../../lib/db/query.ts";
 import { openBenchDatabase } from "../lib/database.ts";
+import { walNow } from "../lib/context.ts";
 import { adminToken, createAnnotators } from "../../testkit/api.ts";
 import { type ServerProcess, startLoadServer } from "../../testkit/process.ts";
 import { budget, runWorkers, split } from "../lib/workers.ts";
@@ -139,12 +140,6 @@ try {
     });
   }
   await sql`VACUUM (ANALYZE)`;
-  /** The cluster's WAL so far: what a round wrote, full-page images apart (after a CHECKPOINT). */
-  const walStats = async () => {
-    const [w] = await sql<{ bytes: string; fpi: string }[]>`
-      SELECT wal_bytes::text AS bytes, wal_fpi::text AS fpi FROM pg_stat_wal`;
-    return { bytes: Number(w.bytes), fpi: Number(w.fpi) };
-  };
   const run = async (side: typeof sides[number], n: number) => {
     const all = [side.server, ...side.extra];
     const cpuOf = () => all.reduce((t, s) => t + s.cpuSeconds(), 0);
@@ -185,24 +180,26 @@ try {
       // Every server of the side (--b-servers): the latency sums and counts add up.
       const servers = [side.server, ...side.extra];
       const before = await serversMs(servers.map((s) => s.url));
-      const wal0 = await walStats();
+      const wal0 = await walNow(sql);
       const { rate, cpuS, client } = await run(side, cycles);
-      const wal1 = await walStats();
+      const wal1 = await walNow(sql);
       const after = await serversMs(servers.map((s) => s.url));
       const inServer = (k: "claim" | "submit") =>
         (after[k].sum - before[k].sum) / Math.max(1, after[k].count - before[k].count);
       side.rates.push(rate);
       side.cpuMs += 1000 * cpuS;
       side.n += cycles;
+      const wal = wal0 && wal1
+        ? `; WAL ${((wal1.bytes - wal0.bytes) / cycles / 1024).toFixed(1)} KiB/cycle, ` +
+          `${((wal1.fpi - wal0.fpi) / cycles).toFixed(2)} full-page images/cycle`
+        : "";
       console.log(
         `round ${r + 1} ${side.name}: ${rate.toFixed(0)} cycles/s, server ` +
           `${(1000 * cpuS / cycles).toFixed(3)} ms/cycle; mean ms claim ${
             client.claim.toFixed(2)
           } (in the handlers ${inServer("claim").toFixed(2)}, p99 ${
             client.claimP99.toFixed(1)
-          }), submit ${client.submit.toFixed(2)} (${inServer("submit").toFixed(2)}); WAL ${
-            ((wal1.bytes - wal0.bytes) / cycles / 1024).toFixed(1)
-          } KiB/cycle, ${((wal1.fpi - wal0.fpi) / cycles).toFixed(2)} full-page images/cycle`,
+          }), submit ${client.submit.toFixed(2)} (${inServer("submit").toFixed(2)})${wal}`,
       );
     }
   }

@@ -67,7 +67,8 @@ export interface Wal {
   fpi: number;
 }
 
-async function walNow(sql: postgres.Sql): Promise<Wal | undefined> {
+/** The cluster's WAL so far (pg_stat_wal); undefined before PostgreSQL 14. */
+export async function walNow(sql: postgres.Sql): Promise<Wal | undefined> {
   try {
     const [w] = await sql<{ bytes: string; fpi: string }[]>`
       SELECT wal_bytes::text AS bytes, wal_fpi::text AS fpi FROM pg_stat_wal`;
