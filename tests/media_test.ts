@@ -102,6 +102,8 @@ Deno.test("a claim of a file:// image carries a URL that serves its bytes for th
     assert.equal(whole.headers.get("accept-ranges"), "bytes");
     const etag = whole.headers.get("etag")!;
     assert.match(etag, /^"[0-9a-f]+-[0-9a-f]+"$/);
+    // A Response the handler built itself carries the request id too.
+    assert.match(whole.headers.get("x-request-id")!, /^[0-9a-f-]{36}$/);
 
     const part = await get(h, media.url, { range: "bytes=2-5" });
     assert.equal(part.status, 206);

@@ -65,6 +65,33 @@ withLogged(
 );
 
 withLogged(
+  "observability: every kind of answer carries the request's id, the one its log line has",
+  async ({ h, lines }) => {
+    const id = (res: { headers: Headers }) => res.headers.get("x-request-id");
+    const sent = { "x-request-id": "kept-1" };
+    const created = await h.req("POST", "/api/v1/datasets", { name: "ids", labels: ["a"] }, sent);
+    assert.equal(created.status, 201);
+    assert.equal(id(created), "kept-1");
+    // 204 (no image to claim), an error thrown by a handler, one thrown by authentication, an
+    // unmatched path.
+    const answers = [
+      await h.req("POST", `/api/v1/datasets/${created.body.id}/claims`),
+      await h.req("GET", "/api/v1/datasets/12345"),
+      await h.app.request("/api/v1/datasets"),
+      await h.app.request("/nowhere"),
+    ];
+    assert.deepEqual(answers.map((r) => r.status), [204, 404, 401, 404]);
+    lines.length = 0;
+    for (const res of answers) assert.match(id(res)!, /^[0-9a-f-]{36}$/);
+    const unauthorized = await h.app.request("/api/v1/datasets", { headers: sent });
+    assert.equal(id(unauthorized), "kept-1");
+    const logged = lines.map((l) => JSON.parse(l)).find((e) => e.msg === "request");
+    assert.equal(logged.request_id, "kept-1");
+    assert.equal(logged.status, 401);
+  },
+);
+
+withLogged(
   "observability: no token, API key or password ever reaches the log",
   async ({ h, lines }) => {
     lines.length = 0;

@@ -38,9 +38,14 @@ export function requestLog(log: Logger, metrics: Metrics): MiddlewareHandler<App
   return async (c, next) => {
     const started = performance.now();
     const given = c.req.header("x-request-id");
-    c.set("requestId", given && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID());
+    const id = given && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+    c.set("requestId", id);
+    // Set before the handler, so that the answers built with the context carry it from the
+    // start; set after, Hono copies the answer into a new Response with a streamed body (about
+    // 8 µs a request). A Response a handler built itself gets it here.
+    c.header("x-request-id", id);
     await next();
-    c.header("x-request-id", c.get("requestId"));
+    if (!c.res.headers.has("x-request-id")) c.header("x-request-id", id);
     const seconds = (performance.now() - started) / 1000;
     const matched = routePath(c, -1);
     const route = matched.endsWith("*") ? "unmatched" : matched;
@@ -74,28 +79,30 @@ const CANCEL_GRACE_MS = 5_000;
 export function deadline(limitMs: number): MiddlewareHandler<AppEnv> {
   const timedOut = () => new ApiError(503, "timeout", `the request took longer than ${limitMs} ms`);
   const deadlines = new Deadlines();
-  return async (_c, next) => {
-    const scope = new QueryScope();
-    let late!: () => void;
-    const lateness = new Promise<"late">((resolve) => late = () => resolve("late"));
-    const forget = deadlines.add(limitMs, late);
-    const work = scope.run(next);
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      if (await Promise.race([work.then(() => "done" as const), lateness]) === "done") return;
-      const timeout = timedOut();
-      scope.expire(timeout);
-      // Nothing running: nothing can be written any more (no query may start), answer now.
-      if (scope.inFlight === 0) throw timeout;
-      const grace = new Promise<"late">((resolve) => {
-        graceTimer = setTimeout(() => resolve("late"), CANCEL_GRACE_MS);
+  // One promise a request, settled by the handler or by the deadline, whichever comes first
+  // (a race of three promises cost about 1.5 µs a request more).
+  return (_c, next) =>
+    new Promise<void>((resolve, reject) => {
+      const scope = new QueryScope();
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      const settle = (failed: boolean, error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        forget();
+        clearTimeout(graceTimer);
+        if (failed) reject(error);
+        else resolve();
+      };
+      const forget = deadlines.add(limitMs, () => {
+        const timeout = timedOut();
+        scope.expire(timeout);
+        // Nothing running: nothing can be written any more (no query may start), answer now.
+        if (scope.inFlight === 0) settle(true, timeout);
+        else graceTimer = setTimeout(() => settle(true, timeout), CANCEL_GRACE_MS);
       });
-      if (await Promise.race([work.then(() => "done" as const), grace]) === "late") throw timeout;
-    } finally {
-      forget();
-      clearTimeout(graceTimer);
-    }
-  };
+      scope.run(next).then(() => settle(false), (e) => settle(true, e));
+    });
 }
 
 /**
@@ -104,13 +111,23 @@ export function deadline(limitMs: number): MiddlewareHandler<AppEnv> {
  * BadResource) the answer is a 400, not a 500; errors from later handlers pass through.
  */
 export function limitBody(maxSize: number): MiddlewareHandler {
+  const tooLarge = () =>
+    new ApiError(413, "payload_too_large", `the request body exceeds ${maxSize} bytes`);
   const limit = bodyLimit({
     maxSize,
     onError: () => {
-      throw new ApiError(413, "payload_too_large", `the request body exceeds ${maxSize} bytes`);
+      throw tooLarge();
     },
   });
   return async (c, next) => {
+    // A declared length is checked from the header alone, as bodyLimit does, but without
+    // touching the body first (Deno builds a stream for it: about 4 µs a request).
+    const headers = c.req.raw.headers;
+    const length = headers.get("content-length");
+    if (length !== null && !headers.has("transfer-encoding")) {
+      if (parseInt(length, 10) > maxSize) throw tooLarge();
+      return await next();
+    }
     let passed = false;
     try {
       return await limit(c, () => {
@@ -141,13 +158,13 @@ export class BodyBudget {
   async admit(c: Context, next: () => Promise<void>): Promise<void> {
     const method = c.req.method;
     if (method === "GET" || method === "HEAD" || method === "DELETE") return await next();
-    const length = c.req.header("content-length");
-    const size = !c.req.raw.body
-      ? 0
-      : length !== undefined
+    const length = c.req.raw.headers.get("content-length");
+    const size = length !== null
       ? Math.min(Number(length) || 0, this.maxBody)
       // No declared length (chunked, or HTTP/2): as large as it may grow.
-      : this.maxBody;
+      : c.req.raw.body
+      ? this.maxBody
+      : 0;
     if (size <= LARGE_BODY_BYTES) return await next();
     const release = await this.#bytes.take(size, this.waitMs);
     if (!release) {
