@@ -9,6 +9,8 @@
  * alternating claim and submit. Prints the server's CPU per request (from /proc), rounds
  * interleaved so the machine's other load hits every variant alike. Variants:
  *   bare   Deno.serve, JSON.parse of the body, JSON.stringify of the answer: the floor
+ *   bare+id  the same with a second response header (x-request-id): Deno.serve has a fast path
+ *          for an answer whose one header is its content-type
  *   app    the app's pipeline (lib/http/app.ts's middleware, the route-level security
  *          (lib/http/security.ts), the route's zod validation, c.json) with a stub token check
  *   app-X  the same without piece X (log, deadline, limit, vars, auth, valid), several joined
@@ -77,12 +79,19 @@ function handler(variant: string): (req: Request) => Response | Promise<Response
       status,
       headers: { "content-type": "application/json" },
     });
-  if (variant === "bare") {
+  if (variant === "bare" || variant === "bare+id") {
+    const answer = variant === "bare"
+      ? json
+      : (v: unknown, status: number) =>
+        new Response(JSON.stringify(v), {
+          status,
+          headers: { "content-type": "application/json", "x-request-id": crypto.randomUUID() },
+        });
     return async (req) => {
-      if (req.url.endsWith("/claims")) return json(CLAIM_ANSWER, 201);
+      if (req.url.endsWith("/claims")) return answer(CLAIM_ANSWER, 201);
       const body = await req.json();
       if (!body.shapes) throw new Error("no shapes");
-      return json(SUBMIT_ANSWER, 201);
+      return answer(SUBMIT_ANSWER, 201);
     };
   }
   const principal = { id: "12", role: "annotator", name: "a" } as unknown as Principal;
