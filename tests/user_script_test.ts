@@ -88,7 +88,9 @@ withApp("user:create: --dataset makes the user a member of each dataset it names
   assert.match(run.stderr, new RegExp(`a member of datasets ${ds[0]}, ${ds[1]}`));
   const token = await app.anon("POST", "/api/v1/auth/token", { api_key: run.stdout.trim() });
   const list = await app.client(token.body.access_token)("GET", "/api/v1/datasets");
-  assert.deepEqual(list.body.items.map((d: { id: string }) => d.id), ds);
+  // Created at once, so either may have the lower id; the list is in id order.
+  const byId = [...ds].sort((a, b) => Number(a) - Number(b));
+  assert.deepEqual(list.body.items.map((d: { id: string }) => d.id), byId);
   for (const id of ds) {
     const members = await app.req("GET", `/api/v1/datasets/${id}/members`);
     assert.deepEqual(members.body.items.map((m: { name: string }) => m.name), ["labeller-2"]);
