@@ -52,11 +52,19 @@ for (;;) {
 }
 `;
 
+interface Wait {
+  gen: number;
+  fn: () => void;
+  /** performance.now() when it is due: what `setTimeout` needs if the worker is lost. */
+  at: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
 interface Slots {
   ctl: Int32Array;
   gen: Int32Array;
   delay: Float64Array;
-  callbacks: ({ gen: number; fn: () => void } | undefined)[];
+  callbacks: (Wait | undefined)[];
   free: number[];
   generation: number;
   worker: Worker;
@@ -81,10 +89,26 @@ function start(): Slots | null {
     worker.on("message", (id: number) => {
       const i = Math.floor(id / 0x40000000);
       const entry = s.callbacks[i];
-      if (entry?.gen !== id % 0x40000000) return;
+      if (entry?.gen !== id % 0x40000000 || entry.timer !== undefined) return;
       release(s, i);
       entry.fn();
     });
+    // A worker that fails or ends (it never should) hands its pending waits to `setTimeout`, and
+    // so does every later wait.
+    const lost = () => {
+      if (slots !== s) return;
+      slots = null;
+      s.callbacks.forEach((entry, i) => {
+        if (!entry || entry.timer !== undefined) return;
+        entry.timer = setTimeout(() => {
+          if (s.callbacks[i] !== entry) return;
+          release(s, i);
+          entry.fn();
+        }, Math.max(0, entry.at - performance.now()));
+      });
+    };
+    worker.on("error", lost);
+    worker.on("exit", lost);
     return s;
   } catch {
     return null;
@@ -109,12 +133,15 @@ export function after(ms: number, fn: () => void): () => void {
   }
   if (s.free.length === SLOTS - 1) s.worker.ref();
   const gen = s.generation = (s.generation % 0x3fffffff) + 1;
-  s.callbacks[i] = { gen, fn };
+  s.callbacks[i] = { gen, fn, at: performance.now() + ms };
   s.delay[i] = Math.max(0, ms);
   Atomics.store(s.gen, i, gen);
   Atomics.add(s.ctl, 0, 1);
   Atomics.notify(s.ctl, 0);
   return () => {
-    if (s.callbacks[i]?.gen === gen) release(s, i);
+    const entry = s.callbacks[i];
+    if (entry?.gen !== gen) return;
+    clearTimeout(entry.timer);
+    release(s, i);
   };
 }
