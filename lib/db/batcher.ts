@@ -11,8 +11,9 @@
  *
  * When a lane (a key) has fewer than `maxInFlight` batches running, its queued items go out after
  * the requests already read from the network (setImmediate), or after `lingerMs` (timed by
- * lib/runtime/timer.ts: `setTimeout` would double 1 ms) when the latest batch had company: under load a batch's answers bring the next requests back spread over about a
- * millisecond (at 32 annotators 11 % more cycles/s). When callers are known to be on their way
+ * lib/runtime/timer.ts: `setTimeout` would double 1 ms) when the latest batch had company: under
+ * load a batch's answers bring the next requests back spread over about a millisecond (at 32
+ * annotators 11 % more cycles/s). When callers are known to be on their way
  * (`expect`: the annotators a submit batch just answered, whose next claims follow), the lane
  * waits for them instead, up to `expectMs`, and sends as soon as the last arrives. A lone caller
  * never waits, nor do items submitted `together` (callers one finished batch released at once,
