@@ -428,6 +428,101 @@ CREATE SEQUENCE public.claim_ids
     CACHE 1;
 
 --
+-- Name: current_leases; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.current_leases (
+    user_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    claim_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    active boolean NOT NULL,
+    kind text NOT NULL
+)
+PARTITION BY LIST (kind);
+
+--
+-- Name: TABLE current_leases; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.current_leases IS 'Each holder''s latest lease per dataset and kind (annotate: current_claims; review: current_reviews).';
+
+--
+-- Name: ended_leases; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ended_leases (
+    claim_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone NOT NULL,
+    end_reason text NOT NULL,
+    decision text,
+    kind text NOT NULL
+)
+PARTITION BY LIST (kind);
+
+--
+-- Name: TABLE ended_leases; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.ended_leases IS 'Leases that ended, and how (annotate: ended_claims; review: ended_reviews).';
+
+--
+-- Name: leases; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.leases AS
+ SELECT current_leases.kind,
+    current_leases.claim_id AS id,
+    current_leases.dataset_id,
+    current_leases.image_id,
+    current_leases.user_id,
+    current_leases.claimed_at AS created_at,
+    current_leases.expires_at,
+    true AS active,
+    NULL::timestamp with time zone AS ended_at,
+    NULL::text AS end_reason,
+    NULL::text AS decision
+   FROM public.current_leases
+  WHERE current_leases.active
+UNION ALL
+ SELECT ended_leases.kind,
+    ended_leases.claim_id AS id,
+    ended_leases.dataset_id,
+    ended_leases.image_id,
+    ended_leases.user_id,
+    ended_leases.claimed_at AS created_at,
+    ended_leases.expires_at,
+    false AS active,
+    ended_leases.ended_at,
+    ended_leases.end_reason,
+    ended_leases.decision
+   FROM public.ended_leases;
+
+--
+-- Name: claims; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.claims AS
+ SELECT leases.id,
+    leases.dataset_id,
+    leases.image_id,
+    leases.user_id,
+    leases.created_at,
+    leases.expires_at,
+    leases.active,
+    leases.ended_at,
+    leases.end_reason
+   FROM public.leases
+  WHERE (leases.kind = 'annotate'::text);
+
+--
 -- Name: current_claims; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -438,53 +533,11 @@ CREATE TABLE public.current_claims (
     image_id bigint NOT NULL,
     claimed_at timestamp with time zone NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    active boolean NOT NULL
+    active boolean NOT NULL,
+    kind text DEFAULT 'annotate'::text NOT NULL,
+    CONSTRAINT current_claims_kind CHECK ((kind = 'annotate'::text))
 )
 WITH (fillfactor='50');
-
---
--- Name: ended_claims; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.ended_claims (
-    claim_id bigint NOT NULL,
-    dataset_id bigint NOT NULL,
-    image_id bigint NOT NULL,
-    user_id bigint NOT NULL,
-    claimed_at timestamp with time zone NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    ended_at timestamp with time zone NOT NULL,
-    end_reason text NOT NULL,
-    CONSTRAINT ended_claims_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text])))
-);
-
---
--- Name: claims; Type: VIEW; Schema: public; Owner: -
---
-
-CREATE VIEW public.claims AS
- SELECT current_claims.claim_id AS id,
-    current_claims.dataset_id,
-    current_claims.image_id,
-    current_claims.user_id,
-    current_claims.claimed_at AS created_at,
-    current_claims.expires_at,
-    true AS active,
-    NULL::timestamp with time zone AS ended_at,
-    NULL::text AS end_reason
-   FROM public.current_claims
-  WHERE current_claims.active
-UNION ALL
- SELECT ended_claims.claim_id AS id,
-    ended_claims.dataset_id,
-    ended_claims.image_id,
-    ended_claims.user_id,
-    ended_claims.claimed_at AS created_at,
-    ended_claims.expires_at,
-    false AS active,
-    ended_claims.ended_at,
-    ended_claims.end_reason
-   FROM public.ended_claims;
 
 --
 -- Name: current_reviews; Type: TABLE; Schema: public; Owner: -
@@ -493,11 +546,13 @@ UNION ALL
 CREATE TABLE public.current_reviews (
     user_id bigint NOT NULL,
     dataset_id bigint NOT NULL,
-    review_id bigint NOT NULL,
+    claim_id bigint NOT NULL,
     image_id bigint NOT NULL,
     claimed_at timestamp with time zone NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    active boolean NOT NULL
+    active boolean NOT NULL,
+    kind text DEFAULT 'review'::text NOT NULL,
+    CONSTRAINT current_reviews_kind CHECK ((kind = 'review'::text))
 )
 WITH (fillfactor='50');
 
@@ -546,11 +601,11 @@ ALTER TABLE public.datasets ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
--- Name: ended_reviews; Type: TABLE; Schema: public; Owner: -
+-- Name: ended_claims; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.ended_reviews (
-    review_id bigint NOT NULL,
+CREATE TABLE public.ended_claims (
+    claim_id bigint NOT NULL,
     dataset_id bigint NOT NULL,
     image_id bigint NOT NULL,
     user_id bigint NOT NULL,
@@ -559,9 +614,31 @@ CREATE TABLE public.ended_reviews (
     ended_at timestamp with time zone NOT NULL,
     end_reason text NOT NULL,
     decision text,
+    kind text DEFAULT 'annotate'::text NOT NULL,
+    CONSTRAINT ended_claims_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text]))),
+    CONSTRAINT ended_claims_kind CHECK ((kind = 'annotate'::text)),
+    CONSTRAINT ended_claims_no_decision CHECK ((decision IS NULL))
+);
+
+--
+-- Name: ended_reviews; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ended_reviews (
+    claim_id bigint NOT NULL,
+    dataset_id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone NOT NULL,
+    end_reason text NOT NULL,
+    decision text,
+    kind text DEFAULT 'review'::text NOT NULL,
     CONSTRAINT ended_reviews_decision CHECK (((end_reason = 'completed'::text) = (decision IS NOT NULL))),
     CONSTRAINT ended_reviews_decision_check CHECK ((decision = ANY (ARRAY['accept'::text, 'fix'::text, 'reject'::text]))),
-    CONSTRAINT ended_reviews_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text])))
+    CONSTRAINT ended_reviews_end_reason_check CHECK ((end_reason = ANY (ARRAY['completed'::text, 'released'::text, 'expired'::text, 'revoked'::text]))),
+    CONSTRAINT ended_reviews_kind CHECK ((kind = 'review'::text))
 );
 
 --
@@ -755,6 +832,30 @@ ALTER TABLE public.webhooks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: current_claims; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_leases ATTACH PARTITION public.current_claims FOR VALUES IN ('annotate');
+
+--
+-- Name: current_reviews; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.current_leases ATTACH PARTITION public.current_reviews FOR VALUES IN ('review');
+
+--
+-- Name: ended_claims; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ended_leases ATTACH PARTITION public.ended_claims FOR VALUES IN ('annotate');
+
+--
+-- Name: ended_reviews; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ended_leases ATTACH PARTITION public.ended_reviews FOR VALUES IN ('review');
+
+--
 -- Name: annotations annotations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -808,7 +909,7 @@ ALTER TABLE ONLY public.ended_claims
 --
 
 ALTER TABLE ONLY public.ended_reviews
-    ADD CONSTRAINT ended_reviews_pkey PRIMARY KEY (review_id);
+    ADD CONSTRAINT ended_reviews_pkey PRIMARY KEY (claim_id);
 
 --
 -- Name: images images_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1038,4 +1139,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206030357'),
     ('20261206040446'),
     ('20261206080000'),
-    ('20261206100000');
+    ('20261206100000'),
+    ('20261206160000');

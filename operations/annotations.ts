@@ -14,13 +14,14 @@ import {
 } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import * as q from "../sql/annotations/queries.ts";
-import { getClaim } from "../sql/claims/queries.ts";
 import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/queries.ts";
+import { getLease } from "../sql/leases/queries.ts";
 import { getReviewTarget } from "../sql/reviews/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
-import { type Claimed, claimOperations, claimProblem } from "./claims.ts";
+import { type Claimed, claimOperations } from "./claims.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
 import { type ImageRef, refsAt } from "./images.ts";
+import { leaseProblem } from "./leases.ts";
 
 /**
  * Runs a statement that writes predictions again when a concurrent push of the same model to the
@@ -221,7 +222,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
       throw new ApiError(409, "conflict", `image ${imageId} changed meanwhile; retry`);
     }
     const claimId = body.claim_id;
-    const claim = await getClaim(db, { id: claimId, ...who });
+    const claim = await getLease(db, { kind: "annotate", id: claimId, ...who });
     if (claim && claim.user_id === caller.id && claim.image_id !== imageId) {
       throw new ApiError(
         409,
@@ -229,7 +230,7 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
         `claim ${claimId} is for image ${claim.image_id}, not image ${imageId}`,
       );
     }
-    throw claimProblem(claim, claimId, caller.id);
+    throw leaseProblem("annotate", claim, claimId, caller.id);
   }
 
   const ops: AnnotationOperations = {

@@ -1,14 +1,13 @@
 /**
- * Claims: leasing the next image (batched, retried, diagnosed), renewing and releasing a lease,
- * and the one error for a claim its caller cannot use.
+ * Claims: leasing the next image (batched, retried, diagnosed). Renewing and releasing a claim,
+ * and the error for one its caller cannot use, are operations/leases.ts's (kind `annotate`).
  */
 import { Batcher } from "../lib/db/batcher.ts";
 import { isInputError } from "../lib/db/pool.ts";
-import { ApiError, notFound } from "../lib/http/errors.ts";
+import { ApiError } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import type { MediaJson } from "../schemas/media.ts";
 import * as q from "../sql/claims/queries.ts";
-import { callerParams, type Principal } from "../sql/users/queries.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
 import { mediaOperations } from "./media.ts";
 
@@ -25,27 +24,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A claim that is being handed out (new, or the one the caller already holds), with media. */
 export type Claimed = Exclude<q.ClaimOutcome, { state: "conflict" }> & { media: MediaJson };
 
-/**
- * The error for a claim that `userId` could not use (renew, release or submit with): missing,
- * someone else's, ended, or expired with its slot taken by another annotator since.
- */
-export function claimProblem(claim: q.Claim | null, claimId: string, userId: string): ApiError {
-  if (!claim) return notFound(`claim ${claimId}`);
-  if (claim.user_id !== userId) {
-    return new ApiError(403, "claim_not_yours", `claim ${claimId} is held by another user`);
-  }
-  if (!claim.active) {
-    const reason = claim.end_reason ?? "ended";
-    return new ApiError(409, `claim_${reason}`, `claim ${claimId} has already been ${reason}`);
-  }
-  // Active but refused: it expired and another annotator has taken its slot since.
-  return new ApiError(
-    409,
-    "claim_expired",
-    `claim ${claimId} expired and its image has been claimed by someone else`,
-  );
-}
-
 export interface ClaimOperations {
   /**
    * The caller's next image in the dataset (state `new`), or the live claim it already holds
@@ -60,17 +38,6 @@ export interface ClaimOperations {
     origin: string,
     together?: boolean,
   ): Promise<Claimed | null>;
-  /** The claim with its new expiry and fresh media, or the claimProblem. */
-  renew(
-    claimId: string,
-    caller: Principal,
-    origin: string,
-  ): Promise<q.Claim & { media: MediaJson }>;
-  /**
-   * Ends the claim (its holder, or an admin for anyone's), or the claimProblem. `skip`: the image
-   * is never offered to the claim's holder again (it stays claimable for everyone else).
-   */
-  release(claimId: string, caller: Principal, skip?: boolean): Promise<void>;
   /**
    * `n` annotators of the dataset were just answered (a submit batch) and are expected to claim
    * their next image at once: the claim lane waits for them under load (lib/db/batcher.ts expect).
@@ -154,33 +121,6 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
         "the claimable images stayed locked by other requests (or concurrent claims by this " +
           "user kept conflicting); retry",
       );
-    },
-
-    async renew(claimId, caller, origin) {
-      const renewed = await q.renewClaim(db, {
-        claim_id: claimId,
-        user_id: caller.id,
-        caller_role: caller.role,
-      });
-      if (renewed) {
-        const { image_uri, ...claim } = renewed;
-        return {
-          ...claim,
-          media: await media.forImage({ uri: image_uri }, claim.expires_at, origin),
-        };
-      }
-      const claim = await q.getClaim(db, { id: claimId, ...callerParams(caller) });
-      throw claimProblem(claim, claimId, caller.id);
-    },
-
-    async release(claimId, caller, skip = false) {
-      const who = callerParams(caller);
-      // An admin may release anyone's claim: released as its holder, found first.
-      const holder = caller.role === "admin"
-        ? (await q.getClaim(db, { id: claimId, ...who }))?.user_id ?? caller.id
-        : caller.id;
-      if (await q.releaseClaim(db, { claim_id: claimId, user_id: holder, skip, ...who })) return;
-      throw claimProblem(await q.getClaim(db, { id: claimId, ...who }), claimId, holder);
     },
   };
 }

@@ -7,10 +7,9 @@ import { transaction } from "../lib/db/query.ts";
 import type { Handle } from "../lib/db/pool.ts";
 import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
-import { revokeClaims } from "../sql/claims/queries.ts";
-import { revokeReviews } from "../sql/reviews/queries.ts";
 import * as q from "../sql/datasets/queries.ts";
 import { setAnnotationsPerImage } from "../sql/images/queries.ts";
+import { revokeLeases } from "../sql/leases/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
 
 /** Who calls: its id and role are all may_see_dataset needs. */
@@ -56,8 +55,7 @@ export async function updateDataset(
         await setAnnotationsPerImage(tx, { dataset_id: id, annotations_per_image: k, ...who });
       }
       if (d && changes.access === "members") {
-        await revokeClaims(tx, { dataset_id: id, user_id: null, ...who });
-        await revokeReviews(tx, { dataset_id: id, user_id: null, ...who });
+        await revokeLeases(tx, { dataset_id: id, user_id: null, ...who });
       }
       return d;
     });
@@ -88,7 +86,7 @@ export async function addMember(
  * dataset from them (it is `members` and they are no admin), ends their claim and their review
  * lease there at once as `revoked`: the image is claimable (or reviewable) again, and their
  * submit with it is refused. One transaction,
- * so the membership and the claim end together (sql/claims/revoke_claims.sql says what a claim
+ * so the membership and the leases end together (sql/leases/revoke_leases.sql says what a claim
  * racing with it can still do).
  */
 export async function removeMember(
@@ -101,8 +99,7 @@ export async function removeMember(
   const found = await transaction(deps.db, async (tx) => {
     const found = await q.removeDatasetMember(tx, p);
     if (found.dataset_found && found.user_found) {
-      await revokeClaims(tx, p);
-      await revokeReviews(tx, p);
+      await revokeLeases(tx, p);
     }
     return found;
   });

@@ -1,15 +1,18 @@
 /**
- * Reviews: leasing the next image waiting for review (retried, diagnosed), renewing and releasing
- * a review lease, submitting a decision, and the one error for a review its caller cannot use.
+ * Reviews: leasing the next image waiting for review (retried, diagnosed) and submitting a
+ * decision. Renewing and releasing a review, and the error for one its caller cannot use, are
+ * operations/leases.ts's (kind `review`).
  */
 import { ApiError, notFound } from "../lib/http/errors.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import type { MediaJson } from "../schemas/media.ts";
 import type { Shape } from "../sql/annotations/queries.ts";
+import { getLease, type ReviewDecision } from "../sql/leases/queries.ts";
 import * as q from "../sql/reviews/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
 import { checkContent, rejectContent } from "./annotations.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
+import { leaseProblem } from "./leases.ts";
 import { mediaOperations } from "./media.ts";
 
 /** As claims (operations/claims.ts): tries before 503 busy, and the pause before each. */
@@ -22,30 +25,9 @@ export type ClaimedReview = Extract<q.ReviewOutcome, { state: "held" | "new" }> 
   media: MediaJson;
 };
 
-/**
- * The error for a review that `userId` could not use (submit, renew or release): missing,
- * another reviewer's, ended, or expired with the image taken by another reviewer since.
- */
-export function reviewProblem(review: q.Review | null, reviewId: string, userId: string): ApiError {
-  if (!review) return notFound(`review ${reviewId}`);
-  if (review.user_id !== userId) {
-    return new ApiError(403, "review_not_yours", `review ${reviewId} is held by another reviewer`);
-  }
-  if (!review.active) {
-    const reason = review.end_reason ?? "ended";
-    return new ApiError(409, `review_${reason}`, `review ${reviewId} has already been ${reason}`);
-  }
-  return new ApiError(
-    409,
-    "review_expired",
-    `review ${reviewId} expired and its image has been taken by another reviewer (or left ` +
-      "the review queue)",
-  );
-}
-
 export interface ReviewDecisionInput {
   claim_id: string;
-  decision: q.ReviewDecision;
+  decision: ReviewDecision;
   comment?: string;
   annotation?: { labels?: string[]; shapes?: Shape[] };
 }
@@ -57,14 +39,6 @@ export interface ReviewOperations {
    * see, 503 when the reviewable images stayed locked through every try.
    */
   claimNext(datasetId: string, caller: Caller, origin: string): Promise<ClaimedReview | null>;
-  /** The review with its new expiry and fresh media, or the reviewProblem. */
-  renew(
-    reviewId: string,
-    caller: Principal,
-    origin: string,
-  ): Promise<q.Review & { media: MediaJson }>;
-  /** Ends the review (its holder, or an admin for anyone's), or the reviewProblem. */
-  release(reviewId: string, caller: Principal): Promise<void>;
   /** Records the decision, or says why it was refused. */
   submit(imageId: string, body: ReviewDecisionInput, caller: Principal): Promise<q.ReviewResult>;
 }
@@ -80,7 +54,7 @@ export function reviewOperations(deps: Deps): ReviewOperations {
     caller: Principal,
   ): Promise<never> {
     const who = callerParams(caller);
-    const review = await q.getReview(db, { id: body.claim_id, ...who });
+    const review = await getLease(db, { kind: "review", id: body.claim_id, ...who });
     if (review && review.user_id === caller.id && review.image_id !== imageId) {
       throw new ApiError(
         409,
@@ -89,7 +63,7 @@ export function reviewOperations(deps: Deps): ReviewOperations {
       );
     }
     if (!review || review.user_id !== caller.id || !review.active) {
-      throw reviewProblem(review, body.claim_id, caller.id);
+      throw leaseProblem("review", review, body.claim_id, caller.id);
     }
     const target = await q.getReviewTarget(db, {
       image_id: imageId,
@@ -112,7 +86,7 @@ export function reviewOperations(deps: Deps): ReviewOperations {
       }
       throw new ApiError(409, "conflict", `image ${imageId} changed meanwhile; retry`);
     }
-    throw reviewProblem(review, body.claim_id, caller.id);
+    throw leaseProblem("review", review, body.claim_id, caller.id);
   }
 
   return {
@@ -139,33 +113,6 @@ export function reviewOperations(deps: Deps): ReviewOperations {
         "busy",
         "the images waiting for review stayed locked by other requests; retry",
       );
-    },
-
-    async renew(reviewId, caller, origin) {
-      const renewed = await q.renewReview(db, {
-        review_id: reviewId,
-        user_id: caller.id,
-        caller_role: caller.role,
-      });
-      if (renewed) {
-        const { image_uri, ...review } = renewed;
-        return {
-          ...review,
-          media: await media.forImage({ uri: image_uri }, review.expires_at, origin),
-        };
-      }
-      const review = await q.getReview(db, { id: reviewId, ...callerParams(caller) });
-      throw reviewProblem(review, reviewId, caller.id);
-    },
-
-    async release(reviewId, caller) {
-      const who = callerParams(caller);
-      // An admin may release anyone's review: released as its holder, found first.
-      const holder = caller.role === "admin"
-        ? (await q.getReview(db, { id: reviewId, ...who }))?.user_id ?? caller.id
-        : caller.id;
-      if (await q.releaseReview(db, { review_id: reviewId, user_id: holder, ...who })) return;
-      throw reviewProblem(await q.getReview(db, { id: reviewId, ...who }), reviewId, holder);
     },
 
     async submit(imageId, body, caller) {

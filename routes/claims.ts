@@ -5,6 +5,7 @@ import { createRouter } from "../lib/http/router.ts";
 import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { claimOperations } from "../operations/claims.ts";
+import { leaseOperations } from "../operations/leases.ts";
 import { ClaimedImage, claimedImageJson, claimJson, RenewedClaim } from "../schemas/claims.ts";
 import { idParam } from "../schemas/common.ts";
 import { publicOrigin } from "../operations/media.ts";
@@ -91,6 +92,7 @@ const releaseClaimRoute = createRoute({
 });
 
 export function claimsRouter(deps: Deps) {
+  const leases = leaseOperations(deps);
   const ops = claimOperations(deps);
   return createRouter()
     .openapi(claimNextImageRoute, async (c) => {
@@ -105,12 +107,22 @@ export function claimsRouter(deps: Deps) {
     })
     .openapi(renewClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
-      const renewed = await ops.renew(claimId, c.get("principal"), publicOrigin(deps, c.req.url));
+      const renewed = await leases.renew(
+        "annotate",
+        claimId,
+        c.get("principal"),
+        publicOrigin(deps, c.req.url),
+      );
       return c.json({ ...claimJson(renewed), ...renewed.media }, 200);
     })
     .openapi(releaseClaimRoute, async (c) => {
       const { claimId } = c.req.valid("param");
-      await ops.release(claimId, c.get("principal"), c.req.valid("query").skip === "true");
+      await leases.release(
+        "annotate",
+        claimId,
+        c.get("principal"),
+        c.req.valid("query").skip === "true",
+      );
       return c.body(null, 204);
     });
 }

@@ -6,6 +6,7 @@ import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
 import { publicOrigin } from "../operations/media.ts";
 import { reviewOperations } from "../operations/reviews.ts";
+import { leaseOperations } from "../operations/leases.ts";
 import { idParam } from "../schemas/common.ts";
 import {
   RenewedReview,
@@ -118,6 +119,7 @@ const submitReviewRoute = createRoute({
 });
 
 export function reviewsRouter(deps: Deps) {
+  const leases = leaseOperations(deps);
   const ops = reviewOperations(deps);
   return createRouter()
     .openapi(claimNextReviewRoute, async (c) => {
@@ -132,12 +134,17 @@ export function reviewsRouter(deps: Deps) {
     })
     .openapi(renewReviewRoute, async (c) => {
       const { reviewId } = c.req.valid("param");
-      const renewed = await ops.renew(reviewId, c.get("principal"), publicOrigin(deps, c.req.url));
+      const renewed = await leases.renew(
+        "review",
+        reviewId,
+        c.get("principal"),
+        publicOrigin(deps, c.req.url),
+      );
       return c.json({ ...reviewJson(renewed), ...renewed.media }, 200);
     })
     .openapi(releaseReviewRoute, async (c) => {
       const { reviewId } = c.req.valid("param");
-      await ops.release(reviewId, c.get("principal"));
+      await leases.release("review", reviewId, c.get("principal"));
       return c.body(null, 204);
     })
     .openapi(submitReviewRoute, async (c) => {

@@ -16,7 +16,8 @@ import {
   createMachineAnnotation,
   listImageAnnotations,
 } from "../sql/annotations/queries.ts";
-import { claimNextImage, claimNextImages, getClaim } from "../sql/claims/queries.ts";
+import { claimNextImage, claimNextImages } from "../sql/claims/queries.ts";
+import { getLease } from "../sql/leases/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
 import { annotators, rawMany, SEES_ALL, setClaimExpiry, withDb } from "./harness.ts";
@@ -393,7 +394,7 @@ withDb(
       assert.ok(o?.state === "new");
       assert.equal(o.claim.user_id, us[i]);
       assert.equal(o.image.status, "in_progress");
-      const claim = await getClaim(db, { id: o.claim.id, ...SEES_ALL });
+      const claim = await getLease(db, { kind: "annotate", id: o.claim.id, ...SEES_ALL });
       assert.equal(claim?.image_id, o.image.id);
       assert.equal(claim?.active, true);
     }
@@ -450,7 +451,10 @@ withDb(
     });
     assert.ok(ousted?.state === "new");
     assert.equal(ousted.image.id, ds.images[2]);
-    assert.equal((await getClaim(db, { id: old.claim.id, ...SEES_ALL }))?.end_reason, "expired");
+    assert.equal(
+      (await getLease(db, { kind: "annotate", id: old.claim.id, ...SEES_ALL }))?.end_reason,
+      "expired",
+    );
   },
 );
 
@@ -586,13 +590,13 @@ withDb(
         "nothing written",
       );
       assert.equal(
-        (await getClaim(db, { id: c[i].claim.id, ...SEES_ALL }))?.active,
+        (await getLease(db, { kind: "annotate", id: c[i].claim.id, ...SEES_ALL }))?.active,
         true,
         "the claim still holds",
       );
     }
     for (const i of [0, 5]) {
-      const claim = await getClaim(db, { id: c[i].claim.id, ...SEES_ALL });
+      const claim = await getLease(db, { kind: "annotate", id: c[i].claim.id, ...SEES_ALL });
       assert.equal(claim?.end_reason, "completed");
     }
     // A completed claim submitted again is refused.

@@ -18,10 +18,8 @@ import {
   type ClaimNextImageParams,
   claimNextImages,
   type ClaimOutcome,
-  getClaim,
-  releaseClaim,
-  renewClaim,
 } from "../sql/claims/queries.ts";
+import { getLease, releaseLease, renewLease } from "../sql/leases/queries.ts";
 import { createDataset, updateDataset } from "../sql/datasets/queries.ts";
 import {
   getImage,
@@ -211,7 +209,8 @@ withDb(
     const ca = await claim(db, ds.id, a);
     assert.equal(ca?.image.id, ds.images[0]);
     assert.equal(
-      await releaseClaim(db, {
+      await releaseLease(db, {
+        kind: "annotate",
         claim_id: ca.claim.id,
         user_id: b,
         caller_id: b,
@@ -220,7 +219,8 @@ withDb(
       null,
       "not b's claim",
     );
-    const released = await releaseClaim(db, {
+    const released = await releaseLease(db, {
+      kind: "annotate",
       claim_id: ca.claim.id,
       user_id: a,
       caller_id: a,
@@ -231,7 +231,8 @@ withDb(
     assert.equal(released.end_reason, "released");
     assert.equal(released.live, false);
     assert.equal(
-      await releaseClaim(db, {
+      await releaseLease(db, {
+        kind: "annotate",
         claim_id: ca.claim.id,
         user_id: a,
         caller_id: a,
@@ -244,7 +245,8 @@ withDb(
     const cb = await claim(db, ds.id, b);
     assert.equal(cb?.image.id, ds.images[0], "claimable again at once");
     assert.equal(
-      (await releaseClaim(db, {
+      (await releaseLease(db, {
+        kind: "annotate",
         claim_id: cb.claim.id,
         user_id: b,
         caller_id: b,
@@ -269,11 +271,17 @@ withDb("claim query: renew extends the claim and its lease; holder only", async 
     [c!.claim.id],
   );
   assert.equal(
-    await renewClaim(db, { claim_id: c!.claim.id, user_id: b, caller_role: "annotator" }),
+    await renewLease(db, {
+      kind: "annotate",
+      claim_id: c!.claim.id,
+      user_id: b,
+      caller_role: "annotator",
+    }),
     null,
     "not b's claim",
   );
-  const renewed = await renewClaim(db, {
+  const renewed = await renewLease(db, {
+    kind: "annotate",
     claim_id: c!.claim.id,
     user_id: a,
     caller_role: "annotator",
@@ -290,18 +298,27 @@ withDb("claim query: renew extends the claim and its lease; holder only", async 
   );
   assert.equal(lease?.n, 1);
   assert.equal(lease.expires_at.getTime(), renewed.expires_at.getTime());
-  // The claim as getClaim reads it, and the image's URI (for the answer's fresh media).
+  // The claim as getLease reads it, and the image's URI (for the answer's fresh media).
   const { image_uri, ...claimRow } = renewed;
   assert.equal(image_uri, c!.image.uri);
-  assert.deepEqual(await getClaim(db, { id: c!.claim.id, ...SEES_ALL }), claimRow);
-  await releaseClaim(db, {
+  assert.deepEqual(
+    await getLease(db, { kind: "annotate", id: c!.claim.id, ...SEES_ALL }),
+    claimRow,
+  );
+  await releaseLease(db, {
+    kind: "annotate",
     claim_id: c!.claim.id,
     user_id: a,
     caller_id: a,
     caller_role: "annotator",
   });
   assert.equal(
-    await renewClaim(db, { claim_id: c!.claim.id, user_id: a, caller_role: "annotator" }),
+    await renewLease(db, {
+      kind: "annotate",
+      claim_id: c!.claim.id,
+      user_id: a,
+      caller_role: "annotator",
+    }),
     null,
     "not active",
   );
@@ -315,7 +332,7 @@ withDb(
     const ca = await claim(db, ds.id, a);
     assert.equal(ca?.image.id, ds.images[0]);
     assert.equal(await setClaimExpiry(db, ca.claim.id, -1000), 1);
-    const expired = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
+    const expired = await getLease(db, { kind: "annotate", id: ca.claim.id, ...SEES_ALL });
     assert.equal(expired?.active, true);
     assert.equal(expired.live, false);
     assert.equal(await status(db, ds.images[0]), "pending", "an expired lease does not count");
@@ -324,7 +341,12 @@ withDb(
     assert.equal(cb?.image.id, ds.images[0], "handed to the next caller");
     assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null, "slot taken");
     assert.equal(
-      await renewClaim(db, { claim_id: ca.claim.id, user_id: a, caller_role: "annotator" }),
+      await renewLease(db, {
+        kind: "annotate",
+        claim_id: ca.claim.id,
+        user_id: a,
+        caller_role: "annotator",
+      }),
       null,
       "slot taken",
     );
@@ -335,7 +357,7 @@ withDb(
     const next = await claim(db, ds.id, a);
     assert.equal(next?.state, "new");
     assert.equal(next.image.id, ds.images[1]);
-    const old = await getClaim(db, { id: ca.claim.id, ...SEES_ALL });
+    const old = await getLease(db, { kind: "annotate", id: ca.claim.id, ...SEES_ALL });
     assert.equal(old?.active, false);
     assert.equal(old.end_reason, "expired");
   },
@@ -349,7 +371,8 @@ withDb("claim query: an expired claim is accepted while nobody took the slot", a
   // Someone else takes the image meanwhile but lets it go again: the slot is free.
   const cb = await claim(db, ds.id, b);
   assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
-  await releaseClaim(db, {
+  await releaseLease(db, {
+    kind: "annotate",
     claim_id: cb.claim.id,
     user_id: b,
     caller_id: b,
@@ -360,7 +383,7 @@ withDb("claim query: an expired claim is accepted while nobody took the slot", a
   assert.equal(ann.source, "human");
   assert.equal(ann.author_id, a);
   assert.equal(ann.model, null);
-  const done = await getClaim(db, { id: ca!.claim.id, ...SEES_ALL });
+  const done = await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL });
   assert.equal(done?.end_reason, "completed");
   assert.equal(await status(db, ds.images[0]), "done");
   assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null, "submitted once");
@@ -369,7 +392,8 @@ withDb("claim query: an expired claim is accepted while nobody took the slot", a
   const c2 = await claim(db, ds.id, a);
   assert.equal(c2?.image.id, ds.images[1]);
   await setClaimExpiry(db, c2.claim.id, -1000);
-  const renewed = await renewClaim(db, {
+  const renewed = await renewLease(db, {
+    kind: "annotate",
     claim_id: c2.claim.id,
     user_id: a,
     caller_role: "annotator",
@@ -379,7 +403,12 @@ withDb("claim query: an expired claim is accepted while nobody took the slot", a
   await setClaimExpiry(db, c2.claim.id, -1000);
   assert.equal((await claim(db, ds.id, b))?.image.id, ds.images[1]);
   assert.equal(
-    await renewClaim(db, { claim_id: c2.claim.id, user_id: a, caller_role: "annotator" }),
+    await renewLease(db, {
+      kind: "annotate",
+      claim_id: c2.claim.id,
+      user_id: a,
+      caller_role: "annotator",
+    }),
     null,
   );
 });
@@ -398,7 +427,10 @@ withDb(
     assert.equal(again.image.id, ds.images[0]);
     assert.equal(again.image.status, "in_progress");
     assert.ok(again.claim.expires_at.getTime() > Date.now() + 50_000, "renewed for the TTL");
-    assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.live, true);
+    assert.equal(
+      (await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL }))?.live,
+      true,
+    );
     assert.equal(await status(db, ds.images[0]), "in_progress", "the lease is back");
     assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a));
   },
@@ -415,7 +447,10 @@ withDb(
     assert.equal(await status(db, ds.images[0]), "done");
     const made = await annotate(db, ca!.claim.id, ds.images[0], a);
     assert.ok(made, "the holder's work is not thrown away");
-    assert.equal((await getClaim(db, { id: ca!.claim.id, ...SEES_ALL }))?.end_reason, "completed");
+    assert.equal(
+      (await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL }))?.end_reason,
+      "completed",
+    );
     const [row] = await rawMany<{ n: number }>(
       db,
       "SELECT cardinality(annotators) AS n FROM images WHERE id = $1::bigint",

@@ -7,13 +7,8 @@ import assert from "node:assert/strict";
 import { connect } from "../lib/db/pool.ts";
 import { dbmate } from "../lib/db/migrate.ts";
 import { createHumanAnnotation } from "../sql/annotations/queries.ts";
-import {
-  claimNextImage,
-  claimNextImages,
-  getClaim,
-  releaseClaim,
-  renewClaim,
-} from "../sql/claims/queries.ts";
+import { claimNextImage, claimNextImages } from "../sql/claims/queries.ts";
+import { getLease, releaseLease, renewLease } from "../sql/leases/queries.ts";
 import { makeDataset, noBrowser, servePage } from "./browser.ts";
 import {
   assertError,
@@ -383,7 +378,7 @@ withApp("the statements refuse a holder whose membership is gone, claim or not",
   await add(h, ds.id, u);
   const c = await u.req("POST", `/api/v1/datasets/${ds.id}/claims`);
   assert.equal(c.status, 201);
-  // The membership row goes without revoke_claims.sql: the claim stays active, and only the
+  // The membership row goes without revoke_leases.sql: the claim stays active, and only the
   // statements' own rule stands between it and the dataset.
   await rawExec(h.db, "DELETE FROM dataset_members WHERE user_id = $1::bigint", [u.id]);
   const role = "annotator" as const;
@@ -398,11 +393,17 @@ withApp("the statements refuse a holder whose membership is gone, claim or not",
   );
   const claimId = c.body.claim.id;
   assert.equal(
-    await renewClaim(h.db, { claim_id: claimId, user_id: u.id, caller_role: role }),
+    await renewLease(h.db, {
+      kind: "annotate",
+      claim_id: claimId,
+      user_id: u.id,
+      caller_role: role,
+    }),
     null,
   );
   assert.equal(
-    await releaseClaim(h.db, {
+    await releaseLease(h.db, {
+      kind: "annotate",
       claim_id: claimId,
       user_id: u.id,
       caller_id: u.id,
@@ -410,7 +411,10 @@ withApp("the statements refuse a holder whose membership is gone, claim or not",
     }),
     null,
   );
-  assert.equal(await getClaim(h.db, { id: claimId, caller_id: u.id, caller_role: role }), null);
+  assert.equal(
+    await getLease(h.db, { kind: "annotate", id: claimId, caller_id: u.id, caller_role: role }),
+    null,
+  );
   const submit = await createHumanAnnotation(h.db, {
     claim_id: claimId,
     image_id: c.body.claim.image_id,
@@ -420,7 +424,7 @@ withApp("the statements refuse a holder whose membership is gone, claim or not",
     shapes: [],
   });
   assert.equal(submit, null);
-  const claim = await getClaim(h.db, { id: claimId, ...SEES_ALL });
+  const claim = await getLease(h.db, { kind: "annotate", id: claimId, ...SEES_ALL });
   assert.equal(claim?.active, true, "nothing was written");
 });
 
@@ -448,7 +452,7 @@ withApp("may_see_dataset: admins everything, everyone open, members members", as
 
 /** The tables whose rows belong to a dataset. */
 const SCOPED =
-  /\b(datasets|images|annotations|current_claims|ended_claims|claims|dataset_members)\b/;
+  /\b(datasets|images|annotations|(current_|ended_)?(claims|reviews|leases)|dataset_members)\b/;
 
 /** Statements that need no rule, and why. */
 const UNSCOPED: Record<string, string> = {

@@ -143,7 +143,7 @@ Deno.test("two server processes, 8 reviewers: each image decided once, never two
     // from its start until it ended or expired, whichever came first.
     const crowded = await tdb.db.unsafe(
       `WITH reviews AS (
-         SELECT review_id, image_id, claimed_at, least(ended_at, expires_at) AS until
+         SELECT claim_id AS review_id, image_id, claimed_at, least(ended_at, expires_at) AS until
          FROM ended_reviews WHERE dataset_id = $1::bigint
        )
        SELECT x.review_id::text, y.review_id::text AS other

@@ -197,9 +197,9 @@ Deno.test("a review submit held up across its lease's expiry loses to the review
       h.db,
       `WITH r AS (
          UPDATE current_reviews SET expires_at = now() + interval '400 milliseconds'
-         WHERE review_id = $1::bigint RETURNING image_id, review_id, user_id, expires_at
+         WHERE claim_id = $1::bigint RETURNING image_id, claim_id, user_id, expires_at
        )
-       UPDATE images i SET review_lease = ROW(r.review_id, r.user_id, r.expires_at)::lease
+       UPDATE images i SET review_lease = ROW(r.claim_id, r.user_id, r.expires_at)::lease
        FROM r WHERE i.id = r.image_id`,
       [review.id],
     );
@@ -207,7 +207,7 @@ Deno.test("a review submit held up across its lease's expiry loses to the review
     try {
       await locker.unsafe("BEGIN");
       await locker.unsafe(
-        "SELECT 1 FROM current_reviews WHERE review_id = $1::bigint FOR UPDATE",
+        "SELECT 1 FROM current_reviews WHERE claim_id = $1::bigint FOR UPDATE",
         [review.id],
       );
       const late = a.req("POST", `/api/v1/images/${review.image_id}/reviews`, {

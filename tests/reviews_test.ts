@@ -74,9 +74,9 @@ function expireReview(h: TestApp, reviewId: string): Promise<number> {
     h.db,
     `WITH r AS (
        UPDATE current_reviews SET expires_at = now() - interval '1 second'
-       WHERE review_id = $1::bigint AND active RETURNING image_id, review_id, user_id, expires_at
+       WHERE claim_id = $1::bigint AND active RETURNING image_id, claim_id, user_id, expires_at
      )
-     UPDATE images i SET review_lease = ROW(r.review_id, r.user_id, r.expires_at)::lease
+     UPDATE images i SET review_lease = ROW(r.claim_id, r.user_id, r.expires_at)::lease
      FROM r WHERE i.id = r.image_id`,
     [reviewId],
   );
@@ -254,7 +254,7 @@ withApp(
     assert.equal(taken.body.image.id, image);
     const ended = await rawOne<{ end_reason: string }>(
       h.db,
-      "SELECT end_reason FROM ended_reviews WHERE review_id = $1::bigint",
+      "SELECT end_reason FROM ended_reviews WHERE claim_id = $1::bigint",
       [reviewId],
     );
     assert.equal(ended?.end_reason, "revoked");
@@ -269,6 +269,55 @@ withApp(
       409,
       "review_revoked",
     );
+  },
+);
+
+withApp(
+  "removed from a dataset, a reviewer loses its claim and its review there at once, both revoked",
+  async (h) => {
+    const ds = await dataset(h, 2);
+    assert.equal(
+      (await h.req("PATCH", `/api/v1/datasets/${ds.id}`, { access: "members" })).status,
+      200,
+    );
+    const [ann, rev, other] = [
+      await h.user("annotator"),
+      await h.user("reviewer"),
+      await h.user("reviewer"),
+    ];
+    for (const u of [ann, rev, other]) {
+      assert.equal((await h.req("PUT", `/api/v1/datasets/${ds.id}/members/${u.id}`)).status, 204);
+    }
+    const { image: reviewed } = await annotate(ann, ds.id);
+    // Reviewers may annotate too: rev holds the other image's claim and the first one's review.
+    const claim = await rev.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(claim.status, 201, JSON.stringify(claim.body));
+    const review = await claimReview(rev, ds.id);
+    assert.equal(review.status, 201, JSON.stringify(review.body));
+    assert.equal(review.body.image.id, reviewed);
+    assert.equal((await other.req("POST", `/api/v1/datasets/${ds.id}/claims`)).status, 204);
+    assert.equal((await claimReview(other, ds.id)).status, 204);
+
+    assert.equal(
+      (await h.req("DELETE", `/api/v1/datasets/${ds.id}/members/${rev.id}`)).status,
+      204,
+    );
+    const ended = await rawExec(
+      h.db,
+      `SELECT 1 FROM ended_leases
+       WHERE end_reason = 'revoked' AND user_id = $1::bigint
+         AND ((kind = 'annotate' AND claim_id = $2::bigint)
+           OR (kind = 'review' AND claim_id = $3::bigint))`,
+      [rev.id, claim.body.claim.id, review.body.review.id],
+    );
+    assert.equal(ended, 2, "both leases ended as revoked");
+    // Both images are free again at once, for another member.
+    const reclaimed = await other.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.equal(reclaimed.status, 201, JSON.stringify(reclaimed.body));
+    assert.equal(reclaimed.body.image.id, claim.body.image.id);
+    const rereviewed = await claimReview(other, ds.id);
+    assert.equal(rereviewed.status, 201, JSON.stringify(rereviewed.body));
+    assert.equal(rereviewed.body.image.id, reviewed);
   },
 );
 
@@ -484,7 +533,7 @@ withApp(
     assert.equal(next.body.image.id, c.image);
     const ended = await rawOne<{ end_reason: string }>(
       h.db,
-      "SELECT end_reason FROM ended_reviews WHERE review_id = $1::bigint",
+      "SELECT end_reason FROM ended_reviews WHERE claim_id = $1::bigint",
       [r2.body.review.id],
     );
     assert.equal(ended?.end_reason, "expired");

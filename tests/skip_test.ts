@@ -3,7 +3,8 @@
  * every claim path (the single statement, the batch, the empty-queue diagnosis).
  */
 import assert from "node:assert/strict";
-import { claimNextImages, releaseClaim } from "../sql/claims/queries.ts";
+import { claimNextImages } from "../sql/claims/queries.ts";
+import { releaseLease } from "../sql/leases/queries.ts";
 import {
   annotators,
   assertError,
@@ -142,7 +143,8 @@ Deno.test("a batch of claims never hands a caller an image it skipped", () =>
     const c = await claim(a, ds.id);
     assert.equal(c.body.image.id, ds.images[0]);
     assert.ok(
-      await releaseClaim(h.db, {
+      await releaseLease(h.db, {
+        kind: "annotate",
         claim_id: c.body.claim.id,
         user_id: a.id,
         skip: true,

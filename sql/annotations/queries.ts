@@ -148,7 +148,7 @@ const CREATE_HUMAN_ANNOTATION = statement<CreateHumanAnnotationParams, Annotatio
  * Records a human annotation and completes its claim. `null`: the content does not fit the
  * dataset or image (see ContentBounds), the claim is not an active claim of this user on this
  * image, the image is missing (or its dataset one the user may not see), or (claim expired)
- * someone else took the slot. Look the image and the claim up (getAnnotationTarget, getClaim) to
+ * someone else took the slot. Look the image and the claim up (getAnnotationTarget, getLease) to
  * tell these apart.
  */
 export async function createHumanAnnotation(

@@ -8,33 +8,11 @@ import {
   type AnnotationJsonRow,
 } from "../annotations/queries.ts";
 import type { Image } from "../images/queries.ts";
-import type { CallerParams, Role } from "../users/queries.ts";
-
-/** A claim as it stands, live or ended. */
-export interface Claim {
-  id: string;
-  dataset_id: string;
-  image_id: string;
-  user_id: string;
-  created_at: Date;
-  expires_at: Date;
-  /** Not yet completed, released or ended as expired. */
-  active: boolean;
-  /** `revoked`: ended because its holder may no longer see the dataset (revokeClaims). */
-  end_reason: "completed" | "released" | "expired" | "revoked" | null;
-  /** Active and unexpired: the claim holds its slot. */
-  live: boolean;
-}
+import type { NewLease } from "../leases/queries.ts";
+import type { Role } from "../users/queries.ts";
 
 /** A claim as claimNextImage hands it out (always active and live). */
-export interface NewClaim {
-  id: string;
-  dataset_id: string;
-  image_id: string;
-  user_id: string;
-  created_at: Date;
-  expires_at: Date;
-}
+export type NewClaim = NewLease;
 
 /** Why an image came back to the annotation queue: a reviewer's reject (rework_note). */
 export interface Rework {
@@ -159,71 +137,6 @@ function claimOutcome(row: ClaimedRow & { state: string }, state: "held" | "new"
     predictions: predictions.map(annotationFromJson),
     rework: rework && { ...rework, reviewed_at: new Date(rework.reviewed_at) },
   };
-}
-
-export interface ClaimIdParams extends CallerParams {
-  id: string;
-}
-const GET_CLAIM = statement<ClaimIdParams, Claim>("claims/get_claim");
-
-/** `null` when there is no such claim or the caller may not see its dataset. */
-export function getClaim(db: Handle, p: ClaimIdParams): Promise<Claim | null> {
-  return one(db, GET_CLAIM, p);
-}
-
-export interface HeldClaimParams {
-  claim_id: string;
-  /** The holder, who is the caller. */
-  user_id: string;
-  caller_role: Role;
-}
-/** A renewed claim, with its image's URI (the answer carries fresh media for it). */
-export interface RenewedClaim extends Claim {
-  image_uri: string;
-}
-const RENEW_CLAIM = statement<HeldClaimParams, RenewedClaim>("claims/renew_claim");
-
-/**
- * Extends the user's active claim by the dataset's claim_ttl_seconds from now. `null`: no such
- * active claim of this user, it expired and someone else has taken its slot, or the user may no
- * longer see the dataset.
- */
-export function renewClaim(db: Handle, p: HeldClaimParams): Promise<RenewedClaim | null> {
-  return one(db, RENEW_CLAIM, p);
-}
-
-export interface ReleaseClaimParams extends CallerParams {
-  claim_id: string;
-  /** The holder: the caller, or another user when an admin releases it. */
-  user_id: string;
-  /** Also record that the holder skipped the image: it is never offered to them again. */
-  skip?: boolean;
-}
-const RELEASE_CLAIM = statement<ReleaseClaimParams, Claim>("claims/release_claim");
-
-/**
- * Ends the user's active claim and frees its image at once. `null`: no such active claim of
- * that user (an admin releasing another user's claim passes the holder, from getClaim), or the
- * caller may not see its dataset.
- */
-export function releaseClaim(db: Handle, p: ReleaseClaimParams): Promise<Claim | null> {
-  return one(db, RELEASE_CLAIM, { ...p, skip: p.skip ?? false });
-}
-
-export interface RevokeClaimsParams extends CallerParams {
-  dataset_id: string;
-  /** Only this user's claim; null: every holder's. */
-  user_id: string | null;
-}
-const REVOKE_CLAIMS = statement<RevokeClaimsParams, { revoked: number }>("claims/revoke_claims");
-
-/**
- * Ends as `revoked`, freeing their images at once, the active claims in the dataset of holders
- * (or of the one user) who may no longer see it. Run in the transaction that took it from them,
- * after the statement that did. Returns how many it ended.
- */
-export async function revokeClaims(db: Handle, p: RevokeClaimsParams): Promise<number> {
-  return (await one(db, REVOKE_CLAIMS, p))!.revoked;
 }
 
 const FIND_CLAIMABLE_IMAGE = statement<ClaimNextImageParams, { claimable: boolean }>(

@@ -1,9 +1,10 @@
 -- name: RemoveDatasetMember :one
 -- Takes user :user_id off dataset :dataset_id's members; not one, nothing changes. One row always:
 -- whether the dataset (as caller :caller_id, role :caller_role, sees it: may_see_dataset) and the
--- user exist, so the caller answers 404 for the right one. The user's live claim there, if they
--- can no longer see the dataset, is ended by sql/claims/revoke_claims.sql, run next in the same
--- transaction: a statement of its own, so that it reads the membership as this one left it.
+-- user exist, so the caller answers 404 for the right one. The user's live claim and review lease
+-- there, if they can no longer see the dataset, are ended by sql/leases/revoke_leases.sql, run
+-- next in the same transaction: a statement of its own, so that it reads the membership as this
+-- one left it.
 WITH dataset AS MATERIALIZED (
   SELECT d.id
   FROM datasets d

@@ -11,8 +11,8 @@
 -- same transaction: sql/images/set_annotations_per_image.sql, run after this by updateDataset
 -- (operations/datasets.ts). This statement's row lock on the dataset makes a concurrent
 -- registerImages (which reads k FOR SHARE) wait until the images have it. A new :access of
--- 'members' ends the claims of those who no longer see the dataset, in the same transaction
--- (sql/claims/revoke_claims.sql).
+-- 'members' ends the claims and review leases of those who no longer see the dataset, in the
+-- same transaction (sql/leases/revoke_leases.sql).
 WITH updated AS (
   UPDATE datasets
   SET description = CASE WHEN :description_given::boolean THEN :description::text

@@ -37,7 +37,8 @@ dataset AS MATERIALIZED (
     AND EXISTS (SELECT FROM may_see_dataset(d.id, d.access, :user_id::bigint, :caller_role::text))
 ),
 caller_review AS MATERIALIZED (
-  SELECT review_id, image_id, claimed_at, expires_at, active, active AND expires_at > now() AS live
+  SELECT claim_id AS review_id, image_id, claimed_at, expires_at, active,
+    active AND expires_at > now() AS live
   FROM current_reviews
   WHERE user_id = :user_id::bigint AND dataset_id = :dataset_id::bigint
     AND EXISTS (SELECT FROM dataset)
@@ -68,25 +69,25 @@ new_review AS MATERIALIZED (
 ),
 review_row_updated AS (
   UPDATE current_reviews c
-  SET review_id = n.review_id, image_id = n.image_id, claimed_at = n.claimed_at,
+  SET claim_id = n.review_id, image_id = n.image_id, claimed_at = n.claimed_at,
     expires_at = n.expires_at, active = true
   FROM new_review n
   WHERE c.user_id = :user_id::bigint AND c.dataset_id = :dataset_id::bigint
-  RETURNING c.review_id
+  RETURNING c.claim_id
 ),
 review_row_inserted AS (
-  INSERT INTO current_reviews (user_id, dataset_id, review_id, image_id, claimed_at, expires_at,
+  INSERT INTO current_reviews (user_id, dataset_id, claim_id, image_id, claimed_at, expires_at,
     active)
   SELECT :user_id::bigint, :dataset_id::bigint, n.review_id, n.image_id, n.claimed_at,
     n.expires_at, true
   FROM new_review n
   WHERE NOT EXISTS (SELECT FROM caller_review)
   ON CONFLICT (user_id, dataset_id) DO NOTHING
-  RETURNING review_id
+  RETURNING claim_id
 ),
 expired_review_ended AS (
   -- The caller's expired review, replaced: ended at its expiry.
-  INSERT INTO ended_reviews (review_id, dataset_id, image_id, user_id, claimed_at, expires_at,
+  INSERT INTO ended_reviews (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
     ended_at, end_reason)
   SELECT c.review_id, :dataset_id::bigint, c.image_id, :user_id::bigint, c.claimed_at,
     c.expires_at, c.expires_at, 'expired'

@@ -10,37 +10,11 @@ import {
   type Shape,
 } from "../annotations/queries.ts";
 import type { Image } from "../images/queries.ts";
-import type { CallerParams, Role } from "../users/queries.ts";
+import type { NewLease, ReviewDecision } from "../leases/queries.ts";
+import type { Role } from "../users/queries.ts";
 
-export type ReviewDecision = "accept" | "fix" | "reject";
-
-/** A review lease as it stands, live or ended. */
-export interface Review {
-  id: string;
-  dataset_id: string;
-  image_id: string;
-  user_id: string;
-  created_at: Date;
-  expires_at: Date;
-  /** Not yet submitted or released. */
-  active: boolean;
-  /** `revoked`: ended because its reviewer may no longer see the dataset (revokeReviews). */
-  end_reason: "completed" | "released" | "expired" | "revoked" | null;
-  /** The decision of a completed review. */
-  decision: ReviewDecision | null;
-  /** Active and unexpired. */
-  live: boolean;
-}
-
-/** A review lease as claimNextReview hands it out. */
-export interface NewReview {
-  id: string;
-  dataset_id: string;
-  image_id: string;
-  user_id: string;
-  created_at: Date;
-  expires_at: Date;
-}
+/** A review lease as claimNextReview hands it out (always active and live). */
+export type NewReview = NewLease;
 
 /** A current human annotation as a reviewer sees it: with its author's name. */
 export type ReviewedAnnotation = Annotation & { author_name: string };
@@ -127,48 +101,6 @@ export async function findReviewableImage(
   return (await one(db, FIND_REVIEWABLE_IMAGE, p))?.reviewable ?? false;
 }
 
-export interface ReviewIdParams extends CallerParams {
-  id: string;
-}
-const GET_REVIEW = statement<ReviewIdParams, Review>("reviews/get_review");
-
-/** `null` when there is no such review or the caller may not see its dataset. */
-export function getReview(db: Handle, p: ReviewIdParams): Promise<Review | null> {
-  return one(db, GET_REVIEW, p);
-}
-
-export interface HeldReviewParams {
-  review_id: string;
-  /** The holder, who is the caller. */
-  user_id: string;
-  caller_role: Role;
-}
-/** A renewed review, with its image's URI (the answer carries fresh media). */
-export interface RenewedReview extends Review {
-  image_uri: string;
-}
-const RENEW_REVIEW = statement<HeldReviewParams, RenewedReview>("reviews/renew_review");
-
-/**
- * Extends the reviewer's active review by the dataset's claim_ttl_seconds from now. `null`: no
- * such active review of theirs, or it expired and another reviewer took the image.
- */
-export function renewReview(db: Handle, p: HeldReviewParams): Promise<RenewedReview | null> {
-  return one(db, RENEW_REVIEW, p);
-}
-
-export interface ReleaseReviewParams extends CallerParams {
-  review_id: string;
-  /** The holder: the caller, or another reviewer when an admin releases it. */
-  user_id: string;
-}
-const RELEASE_REVIEW = statement<ReleaseReviewParams, Review>("reviews/release_review");
-
-/** Ends the review and returns the image to the review queue. `null`: no such active review. */
-export function releaseReview(db: Handle, p: ReleaseReviewParams): Promise<Review | null> {
-  return one(db, RELEASE_REVIEW, p);
-}
-
 export interface NewReviewDecision {
   review_id: string;
   image_id: string;
@@ -245,22 +177,4 @@ const GET_REVIEW_TARGET = statement<ReviewTargetParams, ReviewTarget>(
 /** The image's review state and the caller's part in it, for diagnosing a refusal. */
 export function getReviewTarget(db: Handle, p: ReviewTargetParams): Promise<ReviewTarget | null> {
   return one(db, GET_REVIEW_TARGET, p);
-}
-
-export interface RevokeReviewsParams extends CallerParams {
-  dataset_id: string;
-  /** Only this user's review; null: every reviewer's. */
-  user_id: string | null;
-}
-const REVOKE_REVIEWS = statement<RevokeReviewsParams, { revoked: number }>(
-  "reviews/revoke_reviews",
-);
-
-/**
- * Ends as `revoked`, giving their images back to the review queue at once, the active review
- * leases in the dataset of reviewers (or of the one user) who may no longer see it. Run in the
- * transaction that took it from them, after revokeClaims. Returns how many it ended.
- */
-export async function revokeReviews(db: Handle, p: RevokeReviewsParams): Promise<number> {
-  return (await one(db, REVOKE_REVIEWS, p))!.revoked;
 }

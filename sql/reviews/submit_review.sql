@@ -30,12 +30,12 @@
 --   events        review.<accepted|fixed|rejected>, and image.completed on acceptance (with review
 --                 on, an image completes when it is accepted, not at its k-th annotation), for
 --                 the webhooks subscribed.
--- No row: any check above failed; the caller diagnoses which (get_review.sql,
+-- No row: any check above failed; the caller diagnoses which (leases/get_lease.sql,
 -- get_review_target.sql).
 WITH caller_review AS MATERIALIZED (
   SELECT dataset_id, claimed_at, expires_at
   FROM current_reviews
-  WHERE user_id = :user_id::bigint AND review_id = :review_id::bigint
+  WHERE user_id = :user_id::bigint AND claim_id = :review_id::bigint
     AND image_id = :image_id::bigint AND active
   FOR NO KEY UPDATE
 ),
@@ -117,7 +117,7 @@ review_completed AS (
     AND EXISTS (SELECT FROM image_reviewed)
 ),
 review_ended AS (
-  INSERT INTO ended_reviews (review_id, dataset_id, image_id, user_id, claimed_at, expires_at,
+  INSERT INTO ended_reviews (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
     ended_at, end_reason, decision)
   SELECT :review_id::bigint, i.dataset_id, i.id, :user_id::bigint, c.claimed_at, c.expires_at,
     now(), 'completed', :decision::text

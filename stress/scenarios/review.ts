@@ -206,9 +206,9 @@ export const reviewScenario: Scenario = {
 
         // No image reviewed twice: overlapping reviews, or a review after a non-reject.
         const overlapping = await sql`
-          SELECT a.image_id::text, a.review_id::text AS a, b.review_id::text AS b
+          SELECT a.image_id::text, a.claim_id::text AS a, b.claim_id::text AS b
           FROM ended_reviews a JOIN ended_reviews b
-            ON b.image_id = a.image_id AND b.review_id > a.review_id
+            ON b.image_id = a.image_id AND b.claim_id > a.claim_id
           WHERE a.end_reason = 'completed' AND b.end_reason = 'completed'
             AND (a.decision <> 'reject' OR b.claimed_at < a.ended_at)
           LIMIT 10`;
@@ -216,9 +216,9 @@ export const reviewScenario: Scenario = {
           violations.push(`image ${r.image_id} reviewed twice: reviews ${r.a} and ${r.b}`);
         }
         const unearned = await sql`
-          SELECT a.image_id::text, a.review_id::text
+          SELECT a.image_id::text, a.claim_id::text AS review_id
           FROM ended_reviews a JOIN ended_reviews b
-            ON b.image_id = a.image_id AND b.review_id > a.review_id
+            ON b.image_id = a.image_id AND b.claim_id > a.claim_id
           WHERE a.end_reason = 'completed' AND b.end_reason = 'completed'
             AND NOT EXISTS (
               SELECT FROM annotations n
