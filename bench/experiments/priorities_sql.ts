@@ -1,0 +1,120 @@
+/**
+ * `[PROPOSED=file.sql] deno run -A bench/experiments/priorities_sql.ts [--images N] [--batches N]
+ *   [--setup embedded|tuned] [--explain]`: setPriorities' statement (sql/images/set_priorities.sql)
+ * without HTTP, against the bench's raw `UPDATE … FROM unnest(…)` and optionally a proposed
+ * statement (PROPOSED, the same parameters), each on a dataset of its own in one images table.
+ * Batches of 10,000 shuffled ids, interleaved batch by batch; prints the median ms per batch of
+ * each, and the WAL each wrote per batch. `--explain`: the last batch of each is EXPLAIN (ANALYZE,
+ * BUFFERS) instead, printed.
+ */
+import postgres from "postgres";
+import type { Db } from "../../lib/db/query.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+import { bind, inlineStatement, type Statement } from "../../lib/db/statement.ts";
+import { flag, option } from "../lib/args.ts";
+import { openBenchDatabase, type Setup } from "../lib/database.ts";
+import { seedImages } from "../sections/setup.ts";
+
+const images = flag("--images", 1_000_000);
+const batches = flag("--batches", 30);
+const setup = (option("--setup") ?? "embedded") as Setup;
+/** --explain: EXPLAIN (ANALYZE, BUFFERS) of the last batch of each statement. */
+const explain = Deno.args.includes("--explain");
+const BATCH = 10_000;
+type P = Record<string, unknown>;
+const load = async (path: string | URL) =>
+  inlineStatement<P, Record<string, unknown>>(await Deno.readTextFile(path));
+const statements: Record<string, Statement<P, Record<string, unknown>>> = {
+  ours: await load(new URL("../../sql/images/set_priorities.sql", import.meta.url)),
+};
+const proposedFile = Deno.env.get("PROPOSED");
+if (proposedFile) statements.proposed = await load(proposedFile);
+const unnest = await Deno.readTextFile(new URL("../sql/unnest_priorities.sql", import.meta.url));
+const names = [...Object.keys(statements), "unnest"];
+
+const bench = await openBenchDatabase(setup, undefined);
+const sql = postgres(bench.url, { max: 1, onnotice: () => {} });
+try {
+  await migrate(sql as unknown as Db, bench.url);
+  const ids: Record<string, string[]> = {};
+  const datasets: Record<string, string> = {};
+  for (const name of names) {
+    const [{ id }] = await sql`
+      INSERT INTO datasets (name, labels) VALUES (${name}, '{car}') RETURNING id::text`;
+    datasets[name] = id;
+    await seedImages(sql, "images", id, images);
+    ids[name] = (await sql`
+      SELECT id::text FROM images WHERE dataset_id = ${id} ORDER BY random()`).map((r) => r.id);
+  }
+  await sql`VACUUM (ANALYZE) images`;
+  await sql`CHECKPOINT`;
+  const ms: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const wal: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const walNow = async () =>
+    BigInt((await sql`SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS b`)[0].b);
+  for (let b = 0; b < batches; b++) {
+    const order = b % 2 ? [...names].reverse() : names;
+    for (const name of order) {
+      const slice = ids[name].slice((b * BATCH) % images, (b * BATCH) % images + BATCH);
+      const priorities = slice.map(() => Math.random());
+      const w0 = await walNow();
+      const t = performance.now();
+      const last = explain && b === batches - 1;
+      const text = (s: string) => (last ? `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${s}` : s);
+      if (last) {
+        const plan = name === "unnest"
+          ? await sql.unsafe(text(unnest), [slice, priorities])
+          : await sql.unsafe(
+            text(statements[name].text),
+            bind(statements[name], {
+              dataset_id: datasets[name],
+              image_ids: slice,
+              external_ids: slice.map(() => null),
+              priorities,
+              caller_id: "0",
+              caller_role: "admin",
+            }) as postgres.ParameterOrJSON<never>[],
+          );
+        console.log(`== ${name}\n${plan.map((r) => r["QUERY PLAN"]).join("\n")}`);
+        continue;
+      }
+      if (name === "unnest") {
+        const r = await sql.unsafe(unnest, [slice, priorities], { prepare: true });
+        if (r.count !== slice.length) throw new Error(`unnest updated ${r.count}`);
+      } else {
+        const p = {
+          dataset_id: datasets[name],
+          image_ids: slice,
+          external_ids: slice.map(() => null),
+          priorities,
+          caller_id: "0",
+          caller_role: "admin",
+        };
+        const [r] = await sql.unsafe(
+          statements[name].text,
+          bind(statements[name], p) as postgres.ParameterOrJSON<never>[],
+          { prepare: true },
+        );
+        if (r.updated !== slice.length) throw new Error(`${name} updated ${r.updated}`);
+      }
+      ms[name].push(performance.now() - t);
+      wal[name].push(Number((await walNow()) - w0));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const name of names) {
+    console.log(
+      `${name.padEnd(9)} median ${median(ms[name]).toFixed(1)} ms a batch ` +
+        `(${(BATCH / median(ms[name]) * 1000).toFixed(0)} rows/s), WAL ${
+          (median(wal[name]) / 1024).toFixed(0)
+        } KiB a batch`,
+    );
+  }
+  for (const name of Object.keys(statements)) {
+    const r = ms[name].map((m, i) => ms.unnest[i] / m);
+    console.log(`unnest / ${name}: median ${median(r).toFixed(2)}`);
+  }
+} finally {
+  await sql.end({ timeout: 5 });
+  await bench.stop();
+}
