@@ -8,6 +8,7 @@ import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../testkit/attacks.
 import { createApp } from "../lib/http/app.ts";
 import { type Config, parseConfig } from "../lib/runtime/config.ts";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
+import { dbmate } from "../lib/db/migrate.ts";
 import { type Logger, silentLogger } from "../lib/runtime/log.ts";
 import { hashApiKey, newApiKey } from "../lib/auth/keys.ts";
 import { type Clock, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
@@ -324,6 +325,22 @@ export async function createEmptyDb(): Promise<{ url: string; close(): Promise<v
       }
     },
   };
+}
+
+/**
+ * Rolls the database at `url` back (dbmate rollback, one migration at a time) until migration
+ * `version` is no longer applied: the schema as it was just before it, for a migration test.
+ */
+export async function rollBackBefore(db: Handle, url: string, version: string): Promise<void> {
+  for (;;) {
+    const [{ applied }] = await db.unsafe(
+      "SELECT EXISTS (SELECT FROM schema_migrations WHERE version = $1) AS applied",
+      [version],
+    );
+    if (!applied) return;
+    const back = await dbmate(url, ["rollback"]);
+    if (back.code !== 0) throw new Error(`dbmate rollback failed: ${back.stderr}`);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { connect } from "../lib/db/pool.ts";
 import { dbmate } from "../lib/db/migrate.ts";
-import { createEmptyDb } from "./harness.ts";
+import { createEmptyDb, rollBackBefore } from "./harness.ts";
 
 const VERSION = "20261206160000";
 
@@ -15,17 +15,7 @@ Deno.test("the lease migration keeps every claim and review, and rolls back", as
   const db = connect(empty.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 60_000 });
   try {
     const up = async () => assert.equal((await dbmate(empty.url, ["up"])).code, 0);
-    const back = async () => {
-      for (;;) {
-        const [{ applied }] = await db.unsafe(
-          "SELECT EXISTS (SELECT FROM schema_migrations WHERE version = $1) AS applied",
-          [VERSION],
-        );
-        if (!applied) return;
-        const r = await dbmate(empty.url, ["rollback"]);
-        assert.equal(r.code, 0, r.stderr);
-      }
-    };
+    const back = () => rollBackBefore(db, empty.url, VERSION);
     await up();
     await back();
     // Leases as the tables held them before: one live claim and one live review, one of each

@@ -16,6 +16,7 @@ import {
   rawExec,
   rawOne,
   type Res,
+  rollBackBefore,
   SEES_ALL,
   type TestApp,
   type TestUser,
@@ -498,17 +499,8 @@ Deno.test("the migration keeps existing datasets open and makes new ones members
   const db = connect(empty.url, { max: 1, connectTimeoutSeconds: 10, statementTimeoutMs: 60_000 });
   try {
     assert.equal((await dbmate(empty.url, ["up"])).code, 0);
-    const version = "20261206024325";
     // Back to before it (past any later migration), a dataset as it was then, and up again.
-    for (;;) {
-      const [{ applied }] = await db.unsafe(
-        "SELECT EXISTS (SELECT FROM schema_migrations WHERE version = $1) AS applied",
-        [version],
-      );
-      if (!applied) break;
-      const back = await dbmate(empty.url, ["rollback"]);
-      assert.equal(back.code, 0, back.stderr);
-    }
+    await rollBackBefore(db, empty.url, "20261206024325");
     await db.unsafe("INSERT INTO datasets (name, labels) VALUES ('before', '{a}')");
     assert.equal((await dbmate(empty.url, ["up"])).code, 0);
     await db.unsafe("INSERT INTO datasets (name, labels) VALUES ('after', '{a}')");

@@ -57,46 +57,33 @@ try {
     for (const name of order) {
       const slice = ids[name].slice((b * BATCH) % images, (b * BATCH) % images + BATCH);
       const priorities = slice.map(() => Math.random());
-      const w0 = await walNow();
-      const t = performance.now();
-      const last = explain && b === batches - 1;
-      const text = (s: string) => (last ? `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${s}` : s);
-      if (last) {
-        const plan = name === "unnest"
-          ? await sql.unsafe(text(unnest), [slice, priorities])
-          : await sql.unsafe(
-            text(statements[name].text),
-            bind(statements[name], {
-              dataset_id: datasets[name],
-              image_ids: slice,
-              external_ids: slice.map(() => null),
-              priorities,
-              caller_id: "0",
-              caller_role: "admin",
-            }) as postgres.ParameterOrJSON<never>[],
-          );
-        console.log(`== ${name}\n${plan.map((r) => r["QUERY PLAN"]).join("\n")}`);
-        continue;
-      }
-      if (name === "unnest") {
-        const r = await sql.unsafe(unnest, [slice, priorities], { prepare: true });
-        if (r.count !== slice.length) throw new Error(`unnest updated ${r.count}`);
-      } else {
-        const p = {
+      // The statement and its parameters: the raw UPDATE's two arrays, or setPriorities' own.
+      const [text, params] = name === "unnest" ? [unnest, [slice, priorities]] : [
+        statements[name].text,
+        bind(statements[name], {
           dataset_id: datasets[name],
           image_ids: slice,
           external_ids: slice.map(() => null),
           priorities,
           caller_id: "0",
           caller_role: "admin",
-        };
-        const [r] = await sql.unsafe(
-          statements[name].text,
-          bind(statements[name], p) as postgres.ParameterOrJSON<never>[],
-          { prepare: true },
+        }),
+      ];
+      if (explain && b === batches - 1) {
+        const plan = await sql.unsafe(
+          `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ${text}`,
+          params as postgres.ParameterOrJSON<never>[],
         );
-        if (r.updated !== slice.length) throw new Error(`${name} updated ${r.updated}`);
+        console.log(`== ${name}\n${plan.map((r) => r["QUERY PLAN"]).join("\n")}`);
+        continue;
       }
+      const w0 = await walNow();
+      const t = performance.now();
+      const rows = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], {
+        prepare: true,
+      });
+      const updated = name === "unnest" ? rows.count : rows[0].updated;
+      if (updated !== slice.length) throw new Error(`${name} updated ${updated}`);
       ms[name].push(performance.now() - t);
       wal[name].push(Number((await walNow()) - w0));
     }
