@@ -4,9 +4,9 @@ import { errors, jsonBody, jsonResponse } from "../lib/http/openapi.ts";
 import { createRouter } from "../lib/http/router.ts";
 import { secured } from "../lib/http/security.ts";
 import type { Deps } from "../lib/runtime/deps.ts";
+import { leaseOperations } from "../operations/leases.ts";
 import { publicOrigin } from "../operations/media.ts";
 import { reviewOperations } from "../operations/reviews.ts";
-import { leaseOperations } from "../operations/leases.ts";
 import { idParam } from "../schemas/common.ts";
 import {
   RenewedReview,
