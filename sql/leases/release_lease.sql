@@ -9,11 +9,11 @@
 --   review    the image's review_lease is cleared if it is still this review's; the image is
 --             back in the review queue.
 --
--- Locks the user's current_leases row (found by its partition key's first column) before the
--- image row, like every lease statement. No row: no such active lease of this user. (An admin
--- releasing another user's lease finds its holder first, with get_lease.sql.) No row also when
--- caller :caller_id (role :caller_role: the holder, or that admin) may not see the lease's
--- dataset (may_see_dataset).
+-- Locks the user's current_leases row (found by user_id, the first column of its partition's
+-- primary key) before the image row, like every lease statement. No row: no such active lease of
+-- this user. (An admin releasing another user's lease finds its holder first, with
+-- get_lease.sql.) No row also when caller :caller_id (role :caller_role: the holder, or that
+-- admin) may not see the lease's dataset (may_see_dataset).
 WITH caller_lease AS MATERIALIZED (
   SELECT c.kind, c.dataset_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at
   FROM current_leases c

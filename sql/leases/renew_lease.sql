@@ -8,13 +8,14 @@
 --             else having taken the image since: another review would have replaced it) and the
 --             image still waits for review.
 --
--- Locks the user's current_leases row (found by its partition key's first column) before the
--- image row, like every lease statement. "Still theirs" is judged on the image row, which is
--- re-read in its newest version when the row is locked (EvalPlanQual), not by the lease's own
--- expires_at: a renew held up behind a claim that took the expired slot must see that the slot
--- has gone (that claim pruned the lease). Answers the image's URI too (the answer carries a fresh
--- media URL). No row: no such active lease of this user, it expired and its slot has been taken,
--- or the user (role :caller_role) may no longer see the dataset (may_see_dataset).
+-- Locks the user's current_leases row (found by user_id, the first column of its partition's
+-- primary key) before the image row, like every lease statement. "Still theirs" is judged on the
+-- image row, which is re-read in its newest version when the row is locked (EvalPlanQual), not by
+-- the lease's own expires_at: a renew held up behind a claim that took the expired slot must see
+-- that the slot has gone (that claim pruned the lease). Answers the image's URI too (the answer
+-- carries a fresh media URL). No row: no such active lease of this user, it expired and its image
+-- (or slot) has been taken, or the user (role :caller_role) may no longer see the dataset
+-- (may_see_dataset).
 WITH caller_lease AS MATERIALIZED (
   SELECT c.kind, c.dataset_id, c.claim_id, c.image_id,
     now() + make_interval(secs => d.claim_ttl_seconds) AS new_expires_at
