@@ -11,22 +11,25 @@
 -- The partitions keep their own keys (a key on the parent would have to include kind, which
 -- would widen every claim's index entries): current_* on (user_id, dataset_id), ended_* on
 -- claim_id. Claim and review ids come from two sequences, so (kind, claim_id) is what names a
--- lease across the two. They keep their CHECK constraints too (end_reason's values, and a
--- review's decision set exactly when it completed): a CHECK on the parent must be matched by
--- name in every partition.
+-- lease across the two. They keep their CHECK constraints too, as they were (end_reason's
+-- values, and a review's decision set exactly when it completed).
 
 ALTER TABLE current_claims
-  ADD COLUMN kind text NOT NULL DEFAULT 'annotate' CONSTRAINT current_claims_kind CHECK (kind = 'annotate');
+  ADD COLUMN kind text NOT NULL DEFAULT 'annotate'
+    CONSTRAINT current_claims_kind CHECK (kind = 'annotate');
 ALTER TABLE current_reviews RENAME COLUMN review_id TO claim_id;
 ALTER TABLE current_reviews
-  ADD COLUMN kind text NOT NULL DEFAULT 'review' CONSTRAINT current_reviews_kind CHECK (kind = 'review');
+  ADD COLUMN kind text NOT NULL DEFAULT 'review'
+    CONSTRAINT current_reviews_kind CHECK (kind = 'review');
 
 ALTER TABLE ended_claims
   ADD COLUMN decision text CONSTRAINT ended_claims_no_decision CHECK (decision IS NULL),
-  ADD COLUMN kind text NOT NULL DEFAULT 'annotate' CONSTRAINT ended_claims_kind CHECK (kind = 'annotate');
+  ADD COLUMN kind text NOT NULL DEFAULT 'annotate'
+    CONSTRAINT ended_claims_kind CHECK (kind = 'annotate');
 ALTER TABLE ended_reviews RENAME COLUMN review_id TO claim_id;
 ALTER TABLE ended_reviews
-  ADD COLUMN kind text NOT NULL DEFAULT 'review' CONSTRAINT ended_reviews_kind CHECK (kind = 'review');
+  ADD COLUMN kind text NOT NULL DEFAULT 'review'
+    CONSTRAINT ended_reviews_kind CHECK (kind = 'review');
 
 CREATE TABLE current_leases (
   user_id bigint NOT NULL,
