@@ -96,9 +96,10 @@ export const JSON_VALUE_COMPONENT = keywords({
 /**
  * A JSON object stored as jsonb: at most MAX_JSON_BYTES as JSON, no NUL characters anywhere in
  * it. JSON Schema can state the second (recursively, JSON_VALUE_COMPONENT), not the first: that
- * one is in the description. A parsed JSON value is an object unless it is null or an array, so
- * that is the whole test, and the object is passed on as it is: zod's record would copy each
- * one key by key (10-25 ms of a 10,000-image registerImages batch, against 2-7).
+ * one is in the description. Among parsed JSON values, those of typeof "object" are objects,
+ * arrays and null, so that test is the whole check, and the object is passed on as it is: zod's
+ * record would copy each one key by key (10-25 ms of a 10,000-image registerImages batch,
+ * against 2-7).
  */
 export const JsonObject = z.custom<Record<string, unknown>>(
   (v) => typeof v === "object" && v !== null && !Array.isArray(v),
