@@ -94,16 +94,18 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
     const cycle = await cycleSection(ctx, datasets.big);
     memory.cyclesDone();
     const low = opts.skip.has("low") ? null : await latencySection(ctx, datasets.big);
-    const scale = datasets.scaleBig
-      ? await scaleSection(ctx, datasets.small, datasets.scaleBig)
+    const scale = datasets.scale
+      ? await scaleSection(ctx, datasets.scale.small, datasets.scale.big)
       : null;
     const explain = await plansSection(ctx, datasets.big, explainUserId);
     const ingest = opts.skip.has("ingest") ? null : await ingestSection(ctx);
     const mixed = opts.skip.has("mixed") ? null : await mixedMemorySection(ctx);
     const checks = await checksSection(ctx, [
       ["big", datasets.big, [...cycle.httpRuns, ...(low ? [low.run] : [])]],
-      ["scale-small", datasets.small, scale?.smallRuns ?? []],
-      ["scale-big", datasets.scaleBig, scale?.bigRuns ?? []],
+      ...(datasets.scale?.small ?? []).map((id, r) =>
+        [`scale-small-${r + 1}`, id, scale ? [scale.smallRuns[r]] : []] as const
+      ),
+      ["scale-big", datasets.scale?.big, scale?.bigRuns ?? []],
       ["mixed", mixed?.datasetId, mixed ? [mixed.run] : []],
     ], cycle.naiveRuns > 0);
     // Enough images that the annotators never drain it: every cycle completes one.

@@ -13,8 +13,10 @@ export interface Options {
   cycles: number;
   rounds: number;
   lowCycles: number;
-  /** Cycles per scale run (each dataset runs twice, interleaved). */
+  /** Cycles per scale run: `scaleRounds` rounds of a small run and a big run, interleaved. */
   scaleCycles: number;
+  scaleRounds: number;
+  /** Images in each of the scale section's small datasets (one per round). */
   smallImages: number;
   /** Images registered (and priorities set) in the ingest section. */
   ingestImages: number;
@@ -94,7 +96,8 @@ export function parseArgs(args: string[]): Options {
     cycles: quick ? 9_000 : 30_000,
     rounds: 3,
     lowCycles: quick ? 3_000 : 8_000,
-    scaleCycles: quick ? 1_500 : 2_500,
+    scaleCycles: quick ? 1_500 : 5_000,
+    scaleRounds: 4,
     smallImages: 10_000,
     ingestImages: quick ? 100_000 : 1_000_000,
     loadWorkers: 2,
@@ -198,8 +201,9 @@ export function parseArgs(args: string[]): Options {
         throw new Error(`unknown argument ${args[i]}\n${USAGE}`);
     }
   }
-  // The big dataset's images the runs take: the lean, fetch and fused cycles, low, scale.
-  const used = 3 * o.cycles + o.lowCycles + 2 * o.scaleCycles + 1_000;
+  // The images the runs take from the big dataset (the lean, fetch and fused cycles, low) and
+  // from the scale section's own.
+  const used = Math.max(3 * o.cycles + o.lowCycles + 1_000, o.scaleRounds * o.scaleCycles);
   if (used > o.images) throw new Error(`--images ${o.images}: the runs would use ${used} images`);
   if (o.mixedCycles > o.mixedImages) {
     throw new Error(`--mixed-images ${o.mixedImages}: the annotators take ${o.mixedCycles}`);

@@ -10,7 +10,7 @@ import type { HttpRun } from "./cycle.ts";
 export async function checksSection(
   ctx: Ctx,
   /** Each dataset's name in the report, its id (undefined: not used) and the runs on it. */
-  datasets: [string, string | undefined, HttpRun[]][],
+  datasets: (readonly [string, string | undefined, HttpRun[]])[],
   naiveRan: boolean,
 ) {
   const { sql } = ctx;

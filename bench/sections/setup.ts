@@ -104,9 +104,11 @@ async function seedPgBoss(url: string, queue: string, n: number): Promise<void> 
 /** The datasets of the HTTP runs. */
 export interface Datasets {
   big: string;
-  small: string;
-  /** The scale section's big dataset; undefined when it is skipped. */
-  scaleBig?: string;
+  /**
+   * The scale section's datasets, undefined when it is skipped: a small one for each round (each
+   * round's small run starts on an untouched queue, as the big run does) and a big one.
+   */
+  scale?: { small: string[]; big: string };
 }
 
 /**
@@ -137,18 +139,23 @@ export async function setUp(
 
   let t = performance.now();
   const warmupId = await dataset("bench-warmup");
-  const smallId = await dataset("bench-scale-small");
+  const smallIds = [];
+  if (!opts.skip.has("scale")) {
+    for (let r = 1; r <= opts.scaleRounds; r++) {
+      smallIds.push(await dataset(`bench-scale-small-${r}`));
+    }
+  }
   const bigId = await dataset("bench-big");
-  // The scale runs get a big dataset of their own: both of them start on an untouched queue.
+  // The scale runs get a big dataset of their own: both sides start on an untouched queue.
   const scaleBigId = opts.skip.has("scale") ? undefined : await dataset("bench-scale-big");
   await seedImages(sql, "images", warmupId, 3_000);
-  await seedImages(sql, "images", smallId, opts.smallImages);
+  for (const id of smallIds) await seedImages(sql, "images", id, opts.smallImages);
   await seedImages(sql, "images", bigId, opts.images);
   if (scaleBigId) await seedImages(sql, "images", scaleBigId, opts.images);
   log(
-    `\nsetup: ${scaleBigId ? "2 x " : ""}${fmt(opts.images)} + ${fmt(opts.smallImages)} ` +
-      `images seeded ` +
-      `in ${fmt((performance.now() - t) / 1000, 1)} s`,
+    `\nsetup: ${scaleBigId ? "2 x " : ""}${fmt(opts.images)} ` +
+      (smallIds.length ? `+ ${smallIds.length} x ${fmt(opts.smallImages)} ` : "") +
+      `images seeded in ${fmt((performance.now() - t) / 1000, 1)} s`,
   );
   const queue = "bench-annotate";
   if (!opts.skip.has("ceiling")) {
@@ -191,5 +198,12 @@ export async function setUp(
   // connections cached while those tables were empty scan them sequentially, and the cycle's
   // cost grows with every row (docs/decisions/0011-bench-method.md).
   if (!opts.staleStats) await sql`ANALYZE`;
-  return { ctx, datasets: { big: bigId, small: smallId, scaleBig: scaleBigId }, explainUserId };
+  return {
+    ctx,
+    datasets: {
+      big: bigId,
+      scale: scaleBigId ? { small: smallIds, big: scaleBigId } : undefined,
+    },
+    explainUserId,
+  };
 }
