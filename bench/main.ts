@@ -91,7 +91,7 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
       noteRss,
     });
 
-    const cycle = await cycleSection(ctx, datasets.big);
+    const cycle = await cycleSection(ctx, datasets.cycle);
     memory.cyclesDone();
     const low = opts.skip.has("low") ? null : await latencySection(ctx, datasets.big);
     const scale = datasets.scale
@@ -101,7 +101,9 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
     const ingest = opts.skip.has("ingest") ? null : await ingestSection(ctx);
     const mixed = opts.skip.has("mixed") ? null : await mixedMemorySection(ctx);
     const checks = await checksSection(ctx, [
-      ["big", datasets.big, [...cycle.httpRuns, ...(low ? [low.run] : [])]],
+      ["big", datasets.big, [...cycle.httpRuns.lean, ...(low ? [low.run] : [])]],
+      ["big-fetch", datasets.cycle.fetch, cycle.httpRuns.fetch],
+      ["big-fused", datasets.cycle.fused, cycle.httpRuns.fused],
       ...(datasets.scale?.small ?? []).map((id, r) =>
         [`scale-small-${r + 1}`, id, scale ? [scale.smallRuns[r]] : []] as const
       ),

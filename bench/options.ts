@@ -201,9 +201,9 @@ export function parseArgs(args: string[]): Options {
         throw new Error(`unknown argument ${args[i]}\n${USAGE}`);
     }
   }
-  // The images the runs take from the big dataset (the lean, fetch and fused cycles, low) and
-  // from the scale section's own.
-  const used = Math.max(3 * o.cycles + o.lowCycles + 1_000, o.scaleRounds * o.scaleCycles);
+  // The most images the runs take from one big dataset: the lean cycle's and the low section's
+  // (fetch and fused each have their own), or the scale section's.
+  const used = Math.max(o.cycles + o.lowCycles + 1_000, o.scaleRounds * o.scaleCycles);
   if (used > o.images) throw new Error(`--images ${o.images}: the runs would use ${used} images`);
   if (o.mixedCycles > o.mixedImages) {
     throw new Error(`--mixed-images ${o.mixedImages}: the annotators take ${o.mixedCycles}`);

@@ -108,11 +108,11 @@ export async function peerCycle(ctx: Ctx, concurrency: number, cycles: number) {
 type Timed = Run & { cycles: number };
 
 /**
- * The rounds on the big dataset: ours with the lean client and with plain fetch clients, the fused
- * cycle when the server has it, the ceiling and the peer; with --pg-stats, the statements that
- * took the most time.
+ * The rounds: ours with the lean client and with plain fetch clients, the fused cycle when the
+ * server has it, the ceiling and the peer, each on a queue of its own (`datasets`: a big dataset
+ * per client); with --pg-stats, the statements that took the most time.
  */
-export async function cycleSection(ctx: Ctx, datasetId: string) {
+export async function cycleSection(ctx: Ctx, datasets: Record<Client, string | undefined>) {
   const { opts, sql } = ctx;
   const C = opts.concurrency;
   const perRound = Math.ceil(opts.cycles / opts.rounds);
@@ -165,7 +165,7 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
         say(r, "pg-boss", "peer", run);
       } else {
         const client: Client = s === "ours" ? "lean" : s as Client;
-        const run = await httpCycle(ctx, datasetId, C, perRound, client);
+        const run = await httpCycle(ctx, datasets[client]!, C, perRound, client);
         http[client].push(run);
         say(r, names[client], "http", run);
         ctx.noteRss(`cycle round ${r + 1} (${names[client]})`);
@@ -216,8 +216,8 @@ export async function cycleSection(ctx: Ctx, datasetId: string) {
     }
     : null;
   return {
-    /** Every HTTP run on the dataset, for the checks. */
-    httpRuns: [...http.lean, ...http.fetch, ...http.fused],
+    /** Each client's HTTP runs, for the checks. */
+    httpRuns: http,
     naiveRuns: naive.length,
     statements,
     figures: {

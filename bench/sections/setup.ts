@@ -19,7 +19,7 @@ import { type BenchDatabase, serverSettings } from "../lib/database.ts";
 import { fusedCycleSupport } from "../lib/spec.ts";
 import { bossFor } from "../lib/pgboss.ts";
 import type { Options } from "../options.ts";
-import { httpCycle, naiveCycle, peerCycle } from "./cycle.ts";
+import { type Client, httpCycle, naiveCycle, peerCycle } from "./cycle.ts";
 
 const DESCRIBED = [
   "shared_buffers",
@@ -105,6 +105,14 @@ async function seedPgBoss(url: string, queue: string, n: number): Promise<void> 
 export interface Datasets {
   big: string;
   /**
+   * The big dataset of each client's cycle: the lean one's is `big`; fetch and fused get one of
+   * their own when they run, so that each system of the cycle rounds claims from a queue only its
+   * own runs used, as the ceiling and the peer do (a completed image's entry stays at the head of
+   * the queue index until a vacuum, and every later claim steps over it:
+   * bench/experiments/queue_head.ts).
+   */
+  cycle: Record<Client, string | undefined>;
+  /**
    * The scale section's datasets, undefined when it is skipped: a small one for each round (each
    * round's small run starts on an untouched queue, as the big run does) and a big one.
    */
@@ -146,14 +154,21 @@ export async function setUp(
     }
   }
   const bigId = await dataset("bench-big");
+  const fetchBigId = opts.skip.has("fetch") ? undefined : await dataset("bench-big-fetch");
+  const fusedBigId = opts.skip.has("fused") || !fused.supported
+    ? undefined
+    : await dataset("bench-big-fused");
   // The scale runs get a big dataset of their own: both sides start on an untouched queue.
   const scaleBigId = opts.skip.has("scale") ? undefined : await dataset("bench-scale-big");
   await seedImages(sql, "images", warmupId, 3_000);
   for (const id of smallIds) await seedImages(sql, "images", id, opts.smallImages);
-  await seedImages(sql, "images", bigId, opts.images);
+  for (const id of [bigId, fetchBigId, fusedBigId]) {
+    if (id) await seedImages(sql, "images", id, opts.images);
+  }
   if (scaleBigId) await seedImages(sql, "images", scaleBigId, opts.images);
   log(
-    `\nsetup: ${scaleBigId ? "2 x " : ""}${fmt(opts.images)} ` +
+    `\nsetup: ${[bigId, fetchBigId, fusedBigId, scaleBigId].filter(Boolean).length} x ` +
+      `${fmt(opts.images)} ` +
       (smallIds.length ? `+ ${smallIds.length} x ${fmt(opts.smallImages)} ` : "") +
       `images seeded in ${fmt((performance.now() - t) / 1000, 1)} s`,
   );
@@ -202,6 +217,7 @@ export async function setUp(
     ctx,
     datasets: {
       big: bigId,
+      cycle: { lean: bigId, fetch: fetchBigId, fused: fusedBigId },
       scale: scaleBigId ? { small: smallIds, big: scaleBigId } : undefined,
     },
     explainUserId,
