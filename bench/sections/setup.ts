@@ -114,7 +114,7 @@ export interface Datasets {
   cycle: Record<Client, string | undefined>;
   /**
    * The scale section's datasets, undefined when it is skipped: a small one for each round (each
-   * round's small run starts on an untouched queue, as the big run does) and a big one.
+   * round's small run starts on an untouched queue) and a big one.
    */
   scale?: { small: string[]; big: string };
 }
@@ -158,7 +158,7 @@ export async function setUp(
   const fusedBigId = opts.skip.has("fused") || !fused.supported
     ? undefined
     : await dataset("bench-big-fused");
-  // The scale runs get a big dataset of their own: both sides start on an untouched queue.
+  // The scale runs get a big dataset of their own, untouched before them.
   const scaleBigId = opts.skip.has("scale") ? undefined : await dataset("bench-scale-big");
   await seedImages(sql, "images", warmupId, 3_000);
   for (const id of smallIds) await seedImages(sql, "images", id, opts.smallImages);
