@@ -827,6 +827,11 @@ function withTwoPools(
       applicationName: "second-process",
     });
     try {
+      // Its first query before any other, as a server process's start-up runs one (main.ts,
+      // checkConnection). Without it a claim batch on this fresh pool once had its user ids sent
+      // as "2,4,…" (malformed array literal) in a CI run: postgres.js 3.4.9 learns the array
+      // types with a pool's first query (upstream: porsager/postgres#789).
+      await second`SELECT 1`;
       const ds = await newDataset(h.db, {
         k: opts.k,
         priorities: Array.from({ length: opts.images }, (_, i) => i % 3),
