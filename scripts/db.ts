@@ -11,13 +11,12 @@ import { openDatabaseUrl } from "../lib/runtime/dev_database.ts";
 import { cliLogger as cliLog } from "../lib/runtime/log.ts";
 import { dbmate, type DbmateResult, migrate, migrationVersions } from "../lib/db/migrate.ts";
 import { lockMigrations, unlockMigrations } from "../sql/schema/queries.ts";
+import { main, UsageError } from "./cli.ts";
 
 const USAGE = `usage: deno task db:migrate          apply pending migrations
        deno task db:rollback         roll back the most recent migration
        deno task db:status           list applied and pending migrations
        deno task db:new <name>       create db/migrations/<timestamp>_<name>.sql (snake_case name)`;
-
-class UsageError extends Error {}
 
 function print(result: DbmateResult): void {
   if (result.stdout) Deno.stdout.writeSync(new TextEncoder().encode(result.stdout));
@@ -106,15 +105,4 @@ async function run(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await run(Deno.args);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`${e.message}\n\n${USAGE}`);
-      Deno.exit(2);
-    }
-    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await main(run, USAGE);

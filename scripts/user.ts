@@ -23,6 +23,7 @@ import { cliLogger as cliLog } from "../lib/runtime/log.ts";
 import { pendingMigrations } from "../lib/db/migrate.ts";
 import { addDatasetMember } from "../sql/datasets/queries.ts";
 import { type CallerParams, createUser, type Role, ROLES } from "../sql/users/queries.ts";
+import { main, UsageError } from "./cli.ts";
 
 const USAGE = `usage: deno task user:create <name> <role> [--dataset <id>]...
 
@@ -40,8 +41,6 @@ const OPERATOR: CallerParams = { caller_id: "0", caller_role: "admin" };
 
 /** The same limits as the createUser API route. */
 const MAX_NAME = 200;
-
-class UsageError extends Error {}
 
 function parseArgs(args: string[]): { name: string; role: Role; datasets: string[] } {
   const positional: string[] = [];
@@ -140,15 +139,4 @@ async function run(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await run(Deno.args);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`${e.message}\n\n${USAGE}`);
-      Deno.exit(2);
-    }
-    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await main(run, USAGE);
