@@ -317,11 +317,10 @@ function databaseUrlFrom(env: Env, problems: string[]): URL | undefined {
   return url;
 }
 
-/** Why a CA bundle cannot be used, or null when it holds at least one PEM certificate. */
-function unusableCaBundle(path: string): string | null {
-  let text: string;
+/** The file's text, or why it cannot be read (`cannot read PATH: no such file`, …). */
+function readConfigFile(path: string): { text: string } | { problem: string } {
   try {
-    text = Deno.readTextFileSync(path);
+    return { text: Deno.readTextFileSync(path) };
   } catch (e) {
     const reason = e instanceof Deno.errors.NotFound
       ? "no such file"
@@ -330,8 +329,15 @@ function unusableCaBundle(path: string): string | null {
       : e instanceof Deno.errors.IsADirectory
       ? "is a directory"
       : (e as Error).message;
-    return `cannot read ${path}: ${reason}`;
+    return { problem: `cannot read ${path}: ${reason}` };
   }
+}
+
+/** Why a CA bundle cannot be used, or null when it holds at least one PEM certificate. */
+function unusableCaBundle(path: string): string | null {
+  const read = readConfigFile(path);
+  if ("problem" in read) return read.problem;
+  const { text } = read;
   if (!text.includes("-----BEGIN CERTIFICATE-----")) {
     return `${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`;
   }
@@ -406,21 +412,12 @@ function readSecretFiles(vars: Record<string, string>, problems: string[]): Map<
       problems.push(`${name}, ${name}_FILE: both are set; set one`);
       continue;
     }
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(path);
-    } catch (e) {
-      const reason = e instanceof Deno.errors.NotFound
-        ? "no such file"
-        : e instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : e instanceof Deno.errors.IsADirectory
-        ? "is a directory"
-        : (e as Error).message;
-      problems.push(`${name}_FILE: cannot read ${path}: ${reason}`);
+    const read = readConfigFile(path);
+    if ("problem" in read) {
+      problems.push(`${name}_FILE: ${read.problem}`);
       continue;
     }
-    const value = text.replace(/[\r\n]+$/, "");
+    const value = read.text.replace(/[\r\n]+$/, "");
     if (!value) {
       problems.push(`${name}_FILE: ${path} is empty`);
       continue;
