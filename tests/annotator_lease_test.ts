@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { rawOne, setClaimExpiry, type TestApp } from "./harness.ts";
-import { makeDataset, noBrowser, screenPoint, servePage, signInAndPick, watch } from "./browser.ts";
+import {
+  makeDataset,
+  noBrowser,
+  openAnnotator,
+  screenPoint,
+  servePage,
+  signInAndPick,
+} from "./browser.ts";
 
 const ignore = noBrowser("tests/annotator_lease_test.ts");
 
@@ -46,11 +53,7 @@ Deno.test({
         claim_ttl_seconds: 30,
       });
       const annotator = await s.h.user("annotator");
-      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ds.name);
-      await page.getByRole("img", { name: "kept", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ds.name, "kept");
       const before = await activeClaim(s.h, annotator.id);
       assert.ok(before);
       const claimedAt = Date.now();
@@ -90,11 +93,7 @@ Deno.test({
       const [lost] = ds.images;
       const annotator = await s.h.user("annotator");
       const other = await s.h.user("annotator");
-      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ds.name);
-      await page.getByRole("img", { name: "lost", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ds.name, "lost");
       await drawBox(page, "lost", lost.scene, [400, 200, 600, 400]);
 
       // The lease runs out while the person works, and someone else takes the image.
@@ -139,11 +138,7 @@ Deno.test({
       });
       const [image] = ds.images;
       const annotator = await s.h.user("annotator");
-      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ds.name);
-      await page.getByRole("img", { name: "kept", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ds.name, "kept");
       await drawBox(page, "kept", image.scene, [100, 100, 300, 250]);
       await page.getByRole("button", { name: "Box: ball" }).waitFor();
 

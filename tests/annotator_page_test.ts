@@ -4,7 +4,15 @@
  * API, in the image's own pixels.
  */
 import assert from "node:assert/strict";
-import { makeDataset, noBrowser, screenPoint, servePage, signInAndPick, watch } from "./browser.ts";
+import {
+  makeDataset,
+  noBrowser,
+  openAnnotator,
+  screenPoint,
+  servePage,
+  signInAndPick,
+  watch,
+} from "./browser.ts";
 
 const ignore = noBrowser("tests/annotator_page_test.ts");
 
@@ -123,11 +131,9 @@ Deno.test({
       });
       const [image] = ds.images;
       const annotator = await s.h.user("annotator");
-      const context = await s.browser.newContext({ viewport: { width: 1920, height: 1080 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ds.name);
-      await page.getByRole("img", { name: "small", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ds.name, "small", {
+        viewport: { width: 1920, height: 1080 },
+      });
       const at = (x: number, y: number) => screenPoint(page, "small", image.scene, x, y);
 
       // A polygon round the crate: three clicks and Enter.
@@ -213,11 +219,7 @@ Deno.test({
       const [first, second] = ds.images;
       const annotator = await s.h.user("annotator");
       const other = await s.h.user("annotator");
-      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ds.name);
-      await page.getByRole("img", { name: "first", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ds.name, "first");
 
       await page.keyboard.press("s");
       await page.getByRole("img", { name: "second", exact: true }).waitFor();
@@ -300,11 +302,7 @@ Deno.test({
       });
       const added = await s.h.req("PUT", `/api/v1/datasets/${ours.id}/members/${annotator.id}`);
       assert.equal(added.status, 204);
-      const context = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const { errors } = watch(page);
-      await signInAndPick(page, s.base, annotator, ours.name);
-      await page.getByRole("img", { name: "ours", exact: true }).waitFor();
+      const { context, page, errors } = await openAnnotator(s, annotator, ours.name, "ours");
       const names = await page.getByLabel("Dataset").locator("option").allTextContents();
       assert.deepEqual(names.filter((n) => !n.endsWith("…")).sort(), [ours.name, open.name].sort());
       assert.ok(!names.includes(theirs.name));

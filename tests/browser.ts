@@ -4,7 +4,7 @@
  * Without chromium the tests are reported as ignored, with a warning saying so (CI installs it).
  */
 import { deflateSync } from "node:zlib";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { createTestApp, type TestApp, type TestUser } from "./harness.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -265,6 +265,28 @@ export async function signInAndPick(
   if (opts.stay) await page.getByLabel(/Stay signed in/).check();
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByLabel("Dataset").selectOption({ label: datasetName });
+}
+
+/**
+ * A new browser context (1280x800 unless `viewport` says otherwise) whose page is signed in as
+ * `user` on the dataset and shows image `first` (its alt text); `errors` collects what went wrong
+ * in it (watch). The caller closes `context`.
+ */
+export async function openAnnotator(
+  s: Served,
+  user: TestUser,
+  datasetName: string,
+  first: string,
+  opts: { viewport?: { width: number; height: number } } = {},
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await s.browser.newContext({
+    viewport: opts.viewport ?? { width: 1280, height: 800 },
+  });
+  const page = await context.newPage();
+  const { errors } = watch(page);
+  await signInAndPick(page, s.base, user, datasetName);
+  await page.getByRole("img", { name: first, exact: true }).waitFor();
+  return { context, page, errors };
 }
 
 /** The screen position (CSS pixels, whole ones, as a mouse sits) of image pixel (x, y). */
