@@ -18,6 +18,7 @@ import { findImageSizes, getAnnotationTarget, getImage } from "../sql/images/que
 import { getLease } from "../sql/leases/queries.ts";
 import { getReviewTarget } from "../sql/reviews/queries.ts";
 import { callerParams, type Principal } from "../sql/users/queries.ts";
+import { claimNextImages, type ClaimOutcome } from "../sql/claims/queries.ts";
 import { type Claimed, claimOperations } from "./claims.ts";
 import { type Caller, requireDataset } from "./datasets.ts";
 import { type ImageRef, refsAt } from "./images.ts";
@@ -61,6 +62,16 @@ export interface AnnotatedAndNext {
   next: Claimed | null;
   /** Why claiming failed after the annotation was saved (a 503 `busy`, …). */
   nextError?: { code: string; message: string };
+}
+
+/** A submit the batch runs; `nextIn`: the claim's dataset, when a claim is to follow it. */
+type Submit = q.ClaimedHumanAnnotation & { nextIn?: string };
+
+/** A saved annotation, and the claim made right behind it (submitThenClaim), if any. */
+interface Submitted {
+  annotation: q.Annotation;
+  /** Resolves to the claim's outcome, or undefined when none was made. */
+  next?: Promise<ClaimOutcome | undefined>;
 }
 
 interface Size {
@@ -182,14 +193,19 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
   // again or, if things changed meanwhile, accepts it; either way as if alone.
   const submits = new Batcher({
     key: () => "",
-    exclusive: (a: q.ClaimedHumanAnnotation) => [`user ${a.user_id}`, `image ${a.image_id}`],
+    exclusive: (a: Submit) => [`user ${a.user_id}`, `image ${a.image_id}`],
     run: async (_key, items) => {
-      const answers = await q.createHumanAnnotations(db, items);
-      // The annotators answered here claim their next image right away: their datasets' claim
-      // lanes wait for them (lib/db/batcher.ts expect).
+      const behind = items.filter((i) => i.nextIn !== undefined);
+      const answers: (Submitted | undefined)[] = behind.length
+        ? await submitThenClaim(items, behind)
+        : (await q.createHumanAnnotations(db, items)).map((a) => a && { annotation: a });
+      // The other annotators answered here claim their next image right away: their datasets'
+      // claim lanes wait for them (lib/db/batcher.ts expect).
       const answered = new Map<string, number>();
       for (const a of answers) {
-        if (a) answered.set(a.dataset_id, (answered.get(a.dataset_id) ?? 0) + 1);
+        if (!a || a.next) continue;
+        const { dataset_id } = a.annotation;
+        answered.set(dataset_id, (answered.get(dataset_id) ?? 0) + 1);
       }
       for (const [datasetId, n] of answered) claims.expectClaims(datasetId, n);
       return answers;
@@ -199,12 +215,51 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
     lingerMs: deps.config.db.batchLingerMs,
     runAlone: isInputError,
   });
-  const createHuman = async (a: q.NewHumanAnnotation) => {
+
+  /**
+   * The submit batch and, right behind it on the same connection, the next claims of the submits
+   * that asked for one: one claimNextImages per dataset, which PostgreSQL runs as soon as the
+   * submit has committed, with no round trip through the server in between. A claim is made only
+   * for a caller whose submit completed the claim it sent (after_claim_ids); for the others
+   * nothing is written, and their `next` is undefined.
+   */
+  async function submitThenClaim(items: Submit[], behind: Submit[]) {
+    const conn = await db.reserve();
+    const claimsMade: Promise<unknown>[] = [];
+    try {
+      // Not awaited before the claims are sent: postgres.js writes them behind it.
+      const saved = q.createHumanAnnotations(conn, items);
+      const next = new Map<Submit, Promise<ClaimOutcome | undefined>>();
+      const byDataset = Map.groupBy(behind, (i) => i.nextIn!);
+      for (const [datasetId, group] of byDataset) {
+        const made = claimNextImages(conn, {
+          dataset_id: datasetId,
+          user_ids: group.map((i) => i.user_id),
+          user_roles: group.map((i) => i.caller_role),
+          after_claim_ids: group.map((i) => i.claim_id),
+        }).catch(() => []); // each caller then claims as claimNext does
+        claimsMade.push(made);
+        group.forEach((item, n) => next.set(item, made.then((outcomes) => outcomes[n])));
+      }
+      const annotations = await saved;
+      return annotations.map((a, i) => a && { annotation: a, next: next.get(items[i]) });
+    } finally {
+      Promise.all(claimsMade).finally(() => conn.release());
+    }
+  }
+
+  /** A human annotation saved, with the claim made behind it when one was asked for. */
+  const createHuman = async (
+    a: q.NewHumanAnnotation,
+    nextIn?: string,
+  ): Promise<Submitted | null> => {
     const { claim_id } = a;
     const batched = claim_id !== null && batchMax
-      ? await submits.submit({ ...a, claim_id })
+      ? await submits.submit({ ...a, claim_id, nextIn })
       : undefined;
-    return batched ?? await q.createHumanAnnotation(db, a);
+    if (batched) return batched;
+    const annotation = await q.createHumanAnnotation(db, a);
+    return annotation && { annotation };
   };
 
   /** Why a valid-looking annotation was refused: 404, 422, or the claim's problem. */
@@ -233,45 +288,66 @@ export function annotationOperations(deps: Deps): AnnotationOperations {
     throw leaseProblem("annotate", claim, claimId, caller.id);
   }
 
+  /**
+   * create, and the claim made right behind the submit when `nextIn` (the claim's dataset) is
+   * given and the submit went in a batch.
+   */
+  async function save(
+    imageId: string,
+    body: AnnotationInput,
+    caller: Principal,
+    nextIn?: string,
+  ): Promise<Submitted> {
+    checkRole(body, caller);
+    const content = { labels: body.labels ?? [], shapes: body.shapes ?? [] };
+    // One round trip when all is well: the statements check labels and bounds themselves, and
+    // only a refusal pays for finding out why.
+    const saved = caller.role === "machine"
+      ? await retryPredictionRace(() =>
+        q.createMachineAnnotation(db, {
+          image_id: imageId,
+          author_id: caller.id,
+          caller_role: caller.role,
+          model: body.model!,
+          confidence: body.confidence ?? null,
+          ...content,
+        })
+      ).then((annotation) => annotation && { annotation })
+      : await createHuman({
+        claim_id: body.claim_id ?? null,
+        image_id: imageId,
+        user_id: caller.id,
+        caller_role: caller.role,
+        ...content,
+      }, nextIn);
+    if (!saved) return await diagnose(imageId, body, caller);
+    metrics.annotations.inc({ source: saved.annotation.source });
+    return saved;
+  }
+
   const ops: AnnotationOperations = {
     async create(imageId, body, caller) {
-      checkRole(body, caller);
-      const content = { labels: body.labels ?? [], shapes: body.shapes ?? [] };
-      // One round trip when all is well: the statements check labels and bounds themselves, and
-      // only a refusal pays for finding out why.
-      const created = caller.role === "machine"
-        ? await retryPredictionRace(() =>
-          q.createMachineAnnotation(db, {
-            image_id: imageId,
-            author_id: caller.id,
-            caller_role: caller.role,
-            model: body.model!,
-            confidence: body.confidence ?? null,
-            ...content,
-          })
-        )
-        : await createHuman({
-          claim_id: body.claim_id ?? null,
-          image_id: imageId,
-          user_id: caller.id,
-          caller_role: caller.role,
-          ...content,
-        });
-      if (!created) return await diagnose(imageId, body, caller);
-      metrics.annotations.inc({ source: created.source });
-      return created;
+      return (await save(imageId, body, caller)).annotation;
     },
 
     async createAndClaimNext(imageId, body, caller, origin) {
-      const annotation = await ops.create(imageId, body, caller);
+      // Known here when this process handed the claim out: the next claim then goes right behind
+      // the submit (submitThenClaim).
+      const nextIn = body.claim_id === undefined
+        ? undefined
+        : claims.takeClaimDataset(body.claim_id);
+      const { annotation, next: behind } = await save(imageId, body, caller, nextIn);
       try {
+        const made = await behind;
         return {
           annotation,
-          // Together: the submit batch released its callers at once, and their next claims
-          // arrive at the claim lane in this same turn, all the company they will have; waiting
-          // DB_BATCH_LINGER_MS for more cost the fused cycle 15 % of its throughput
-          // (bench/experiments/cycle_ab.ts --client fused, decision 0019).
-          next: await claims.claimNext(annotation.dataset_id, caller, origin, true),
+          next: made && made.state !== "conflict"
+            ? await claims.handOut(made, origin)
+            // Together: the submit batch released its callers at once, and their next claims
+            // arrive at the claim lane in this same turn, all the company they will have;
+            // waiting DB_BATCH_LINGER_MS for more cost the fused cycle 15 % of its throughput
+            // (bench/experiments/cycle_ab.ts --client fused, decision 0019).
+            : await claims.claimNext(annotation.dataset_id, caller, origin, true),
         };
       } catch (e) {
         // The annotation is saved whatever happens now: a refusal or an outage of the claim is

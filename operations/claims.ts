@@ -24,6 +24,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A claim that is being handed out (new, or the one the caller already holds), with media. */
 export type Claimed = Exclude<q.ClaimOutcome, { state: "conflict" }> & { media: MediaJson };
 
+/**
+ * How many claims handed out by this process are remembered with their dataset
+ * (takeClaimDataset): far more than the annotators one server serves at once; each entry is two
+ * short strings.
+ */
+const REMEMBERED_CLAIMS = 10_000;
+
 export interface ClaimOperations {
   /**
    * The caller's next image in the dataset (state `new`), or the live claim it already holds
@@ -43,6 +50,18 @@ export interface ClaimOperations {
    * their next image at once: the claim lane waits for them under load (lib/db/batcher.ts expect).
    */
   expectClaims(datasetId: string, n: number): void;
+  /**
+   * The dataset of a claim this process handed out, forgotten once taken: lets
+   * createAnnotation with `next` send the next claim right behind its submit (operations/
+   * annotations.ts). undefined when not known here (another replica's claim, a restart, a
+   * second submit of the claim); the caller then claims as claimNext does.
+   */
+  takeClaimDataset(claimId: string): string | undefined;
+  /** A claim made by claimNextImages outside claimNext, handed out as claimNext hands one out. */
+  handOut(
+    outcome: Exclude<q.ClaimOutcome, { state: "conflict" }>,
+    origin: string,
+  ): Promise<Claimed>;
 }
 
 /** One per app (its Deps): every route that claims shares the batcher below. */
@@ -50,8 +69,8 @@ const perApp = new WeakMap<Deps, ClaimOperations>();
 
 /**
  * The claim operations of the app built from `deps`: made once, so claimNextImage and
- * createAnnotation with `next` feed the same batcher (its one-user-per-batch rule holds across
- * both).
+ * createAnnotation with `next` share one batcher and one memory of the claims handed out
+ * (takeClaimDataset).
  */
 export function claimOperations(deps: Deps): ClaimOperations {
   let ops = perApp.get(deps);
@@ -77,6 +96,7 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
         dataset_id: datasetId,
         user_ids: items.map((i) => i.caller.id),
         user_roles: items.map((i) => i.caller.role),
+        after_claim_ids: null,
       }),
     maxSize: batchMax,
     maxInFlight: 1,
@@ -88,10 +108,37 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
     runAlone: isInputError,
   });
 
+  // Claim id -> dataset id, oldest first (a Map keeps insertion order).
+  const claimDatasets = new Map<string, string>();
+  const handOut = async (
+    outcome: Exclude<q.ClaimOutcome, { state: "conflict" }>,
+    origin: string,
+  ): Promise<Claimed> => {
+    if (outcome.state === "new") metrics.claims.inc();
+    claimDatasets.delete(outcome.claim.id);
+    claimDatasets.set(outcome.claim.id, outcome.claim.dataset_id);
+    if (claimDatasets.size > REMEMBERED_CLAIMS) {
+      claimDatasets.delete(claimDatasets.keys().next().value!);
+    }
+    // Signed once the lease is known, so the URL lives as long as the lease.
+    return {
+      ...outcome,
+      media: await media.forImage(outcome.image, outcome.claim.expires_at, origin),
+    };
+  };
+
   return {
     expectClaims(datasetId, n) {
       batch.expect(datasetId, n);
     },
+
+    takeClaimDataset(claimId) {
+      const datasetId = claimDatasets.get(claimId);
+      claimDatasets.delete(claimId);
+      return datasetId;
+    },
+
+    handOut,
 
     async claimNext(datasetId, caller, origin, together = false) {
       const p = { dataset_id: datasetId, user_id: caller.id, caller_role: caller.role };
@@ -108,12 +155,7 @@ function makeClaimOperations(deps: Deps): ClaimOperations {
           return null;
         }
         if (outcome.state === "conflict") continue;
-        if (outcome.state === "new") metrics.claims.inc();
-        // Signed once the lease is known, so the URL lives as long as the lease.
-        return {
-          ...outcome,
-          media: await media.forImage(outcome.image, outcome.claim.expires_at, origin),
-        };
+        return await handOut(outcome, origin);
       }
       throw new ApiError(
         503,

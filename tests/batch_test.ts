@@ -17,7 +17,7 @@ import {
   listImageAnnotations,
 } from "../sql/annotations/queries.ts";
 import { claimNextImage, claimNextImages } from "../sql/claims/queries.ts";
-import { getLease } from "../sql/leases/queries.ts";
+import { getLease, releaseLease } from "../sql/leases/queries.ts";
 import { createDataset } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
 import { annotators, rawMany, SEES_ALL, setClaimExpiry, withDb } from "./harness.ts";
@@ -386,6 +386,7 @@ withDb(
       dataset_id: ds.id,
       user_ids: us,
       user_roles: annotators(us),
+      after_claim_ids: null,
     });
     assert.ok(got.every((o) => o?.state === "new"));
     const images = got.map((o) => o?.state === "new" ? o.image.id : "");
@@ -423,6 +424,7 @@ withDb(
       dataset_id: ds.id,
       user_ids: [holder, lapsed],
       user_roles: annotators([holder, lapsed]),
+      after_claim_ids: null,
     });
     assert.ok(a?.state === "held");
     assert.deepEqual(a.claim, held.claim);
@@ -441,6 +443,7 @@ withDb(
       dataset_id: ds.id,
       user_ids: [fresh],
       user_roles: annotators([fresh]),
+      after_claim_ids: null,
     });
     assert.ok(c?.state === "new");
     assert.equal(c.image.id, old.image.id);
@@ -467,6 +470,7 @@ withDb("claim_next_images: more callers than images: the rest are left to the si
     dataset_id: ds.id,
     user_ids: us,
     user_roles: annotators(us),
+    after_claim_ids: null,
   });
   assert.equal(got.filter((o) => o?.state === "new").length, 2);
   assert.equal(got.filter((o) => o === undefined).length, 2);
@@ -475,6 +479,7 @@ withDb("claim_next_images: more callers than images: the rest are left to the si
       dataset_id: "999999",
       user_ids: us.slice(0, 1),
       user_roles: annotators(us.slice(0, 1)),
+      after_claim_ids: null,
     }),
     [undefined],
   );
@@ -506,11 +511,71 @@ withDb("claim_next_images: k=2: an image a caller annotated is not taken for the
     dataset_id: ds.id,
     user_ids: [u1, u2],
     user_roles: annotators([u1, u2]),
+    after_claim_ids: null,
   });
   const taken = got.flatMap((o) => o?.state === "new" ? [o.image.id] : []);
   assert.ok(!taken.includes(ds.images[0]) || taken.length === 0);
   for (const o of got) if (o?.state === "new") assert.equal(o.image.id, ds.images[1]);
 });
+
+withDb(
+  "claim_next_images after a submit: only callers whose submitted claim ended completed",
+  { poolMax: 4 },
+  async ({ db }) => {
+    const ds = await dataset(db, { priorities: [9, 8, 7, 6, 5, 4] });
+    const [done, released, other] = await users(db, 3);
+    const claimed = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: [done, released, other],
+      user_roles: annotators([done, released, other]),
+      after_claim_ids: null,
+    });
+    const [d, r, o] = claimed.map((c) => {
+      assert.ok(c?.state === "new");
+      return c;
+    });
+    const [saved] = await createHumanAnnotations(db, [{
+      claim_id: d.claim.id,
+      image_id: d.image.id,
+      user_id: done,
+      caller_role: "annotator",
+      labels: ["cat"],
+      shapes: [],
+    }]);
+    assert.ok(saved);
+    const gone = await releaseLease(db, {
+      kind: "annotate",
+      claim_id: r.claim.id,
+      user_id: released,
+      caller_id: released,
+      caller_role: "annotator",
+    });
+    assert.ok(gone);
+    // `other` names done's completed claim as theirs, and still holds their own.
+    const next = await claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: [done, released, other],
+      user_roles: annotators([done, released, other]),
+      after_claim_ids: [d.claim.id, r.claim.id, d.claim.id],
+    });
+    assert.ok(next[0]?.state === "new", "the completed claim's caller gets the next image");
+    // The released image, back in the queue, is the highest left.
+    assert.equal(r.image.id, ds.images[1]);
+    assert.equal(next[0].image.id, ds.images[1]);
+    assert.deepEqual(next.slice(1), [undefined, undefined]);
+    // Nothing was written for the other two: no claim for the releaser, the other's unchanged.
+    const rows = await rawMany<{ user_id: string; claim_id: string; active: boolean }>(
+      db,
+      `SELECT user_id::text, claim_id::text, active FROM current_claims
+       WHERE dataset_id = $1::bigint AND user_id = ANY ($2::bigint[]) ORDER BY user_id`,
+      [ds.id, [released, other]],
+    );
+    assert.deepEqual([...rows], [
+      { user_id: released, claim_id: r.claim.id, active: false },
+      { user_id: other, claim_id: o.claim.id, active: true },
+    ]);
+  },
+);
 
 withDb(
   "claim_next_images: the claim carries the latest prediction per model",
@@ -539,6 +604,7 @@ withDb(
       dataset_id: ds.id,
       user_ids: [u],
       user_roles: annotators([u]),
+      after_claim_ids: null,
     });
     assert.ok(o?.state === "new");
     assert.deepEqual(o.predictions.map((p) => p.model), [{ name: "m", version: "2" }]);
@@ -555,6 +621,7 @@ withDb(
       dataset_id: ds.id,
       user_ids: us,
       user_roles: annotators(us),
+      after_claim_ids: null,
     });
     const c = claims.map((o) => {
       assert.ok(o?.state === "new");

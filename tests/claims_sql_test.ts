@@ -619,6 +619,7 @@ function batchedProcess(db: Db, datasetId: string) {
         dataset_id: datasetId,
         user_ids: users,
         user_roles: annotators(users),
+        after_claim_ids: null,
       }),
     maxSize: 64,
     maxInFlight: 1,

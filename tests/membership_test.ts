@@ -388,7 +388,12 @@ withApp("the statements refuse a holder whose membership is gone, claim or not",
     null,
   );
   assert.deepEqual(
-    await claimNextImages(h.db, { dataset_id: ds.id, user_ids: [u.id], user_roles: [role] }),
+    await claimNextImages(h.db, {
+      dataset_id: ds.id,
+      user_ids: [u.id],
+      user_roles: [role],
+      after_claim_ids: null,
+    }),
     [undefined],
     "no 'held' answer showing the image",
   );

@@ -159,6 +159,7 @@ Deno.test("a batch of claims never hands a caller an image it skipped", () =>
       dataset_id: ds.id,
       user_ids: [a.id, b.id],
       user_roles: annotators([a.id, b.id]),
+      after_claim_ids: null,
     });
     const given = outcomes.map((o) => o?.state === "new" ? o.image.id : undefined);
     assert.deepEqual(given, [ds.images[1], ds.images[2]]);

@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { assertError, createTestApp, rawOne, type TestApp, type TestUser } from "./harness.ts";
+import { createApp } from "../lib/http/app.ts";
+import { silentLogger } from "../lib/runtime/log.ts";
+import {
+  assertError,
+  createTestApp,
+  rawOne,
+  type TestApp,
+  testConfig,
+  type TestUser,
+} from "./harness.ts";
 
 let seq = 0;
 
@@ -139,6 +148,50 @@ Deno.test("machines cannot ask for next; a refused submit claims nothing", () =>
     const held = await claim(a, ds.id);
     assert.equal(held.status, 200);
     assert.equal(held.body.claim.id, c.body.claim.id);
+  }));
+
+Deno.test("a submit with next on a released claim is refused and claims nothing behind it", () =>
+  withApp(async (h) => {
+    const a = await h.user("annotator");
+    const ds = await dataset(h, [2, 1]);
+    const c = await claim(a, ds.id);
+    assert.equal((await a.req("DELETE", `/api/v1/claims/${c.body.claim.id}`)).status, 204);
+    const res = await a.req("POST", `/api/v1/images/${c.body.image.id}/annotations`, {
+      claim_id: c.body.claim.id,
+      labels: ["cat"],
+      next: true,
+    });
+    assertError(res, 409, "claim_released");
+    // No claim was made for the refused submit: the next claim is a new one, not one held.
+    const after = await claim(a, ds.id);
+    assert.equal(after.status, 201);
+  }));
+
+Deno.test("next works for a claim this server did not hand out (another replica's)", () =>
+  withApp(async (h) => {
+    const a = await h.user("annotator");
+    const ds = await dataset(h, [2, 1]);
+    // A second app over the same database stands for a second server process.
+    const other = createApp({
+      db: h.db,
+      config: testConfig(),
+      log: silentLogger,
+      now: h.clock.now,
+    });
+    const c = await other.request(`/api/v1/datasets/${ds.id}/claims`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${a.token}` },
+    });
+    assert.equal(c.status, 201);
+    const { claim: theirs, image } = await c.json();
+    const res = await a.req("POST", `/api/v1/images/${image.id}/annotations`, {
+      claim_id: theirs.id,
+      labels: ["cat"],
+      next: true,
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.body.annotation.image_id, ds.images[0]);
+    assert.equal(res.body.next.image.id, ds.images[1]);
   }));
 
 Deno.test("an admin's correction with next claims the admin's next image", () =>

@@ -96,6 +96,7 @@ try {
         dataset_id: datasetId,
         user_ids: users,
         user_roles: users.map(() => "annotator"),
+        after_claim_ids: null,
       }),
     maxSize: batchSize,
     maxInFlight: batchInFlight,

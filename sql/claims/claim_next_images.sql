@@ -11,7 +11,8 @@
 --            callers wanted one; a reviewer sent an image back for the caller's rework (the
 --            single statement hands it to them first); or the caller may not see the dataset
 --            (may_see_dataset, tested once per caller in `visible`), which the single statement
---            answers as no dataset.
+--            answers as no dataset; or (:after_claim_ids) the caller's submitted claim did not end
+--            'completed'.
 -- The locking is claim_next_image.sql's (read its reasons): the callers' current_claims rows
 -- first, in user order, so two batches holding some of the same callers never deadlock; then
 -- images with FOR NO KEY UPDATE SKIP LOCKED, which never waits. An image goes to at most one
@@ -28,11 +29,21 @@ dataset AS MATERIALIZED (
   WHERE d.id = :dataset_id::bigint AND (SELECT value FROM async_commit) IS NOT NULL
 ),
 visible AS MATERIALIZED (
-  -- The callers who may see the dataset: only they are answered or given an image here.
+  -- The callers who may see the dataset: only they are answered or given an image here. With
+  -- :after_claim_ids (null, or one claim id per caller at the caller's position), only those
+  -- callers whose claim of that id ended 'completed': the claim sent right behind a submit on
+  -- the same connection (createAnnotation with `next`) is made only once that submit has
+  -- completed the claim; the others are left 'single' and nothing is written for them.
   SELECT u.user_id
   FROM dataset d
-  CROSS JOIN unnest(:user_ids::bigint[], :user_roles::text[]) AS u (user_id, role)
+  CROSS JOIN unnest(:user_ids::bigint[], :user_roles::text[], :after_claim_ids::bigint[])
+    AS u (user_id, role, after_claim_id)
   WHERE EXISTS (SELECT FROM may_see_dataset(d.id, d.access, u.user_id, u.role))
+    AND (u.after_claim_id IS NULL OR EXISTS (
+      SELECT FROM ended_claims e
+      WHERE e.claim_id = u.after_claim_id AND e.user_id = u.user_id
+        AND e.end_reason = 'completed'
+    ))
 ),
 caller_claim AS MATERIALIZED (
   SELECT c.user_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at, c.active,

@@ -84,6 +84,12 @@ export interface ClaimNextImagesParams {
   user_ids: readonly string[];
   /** Each user's role, at the user's position in user_ids. */
   user_roles: readonly Role[];
+  /**
+   * null, or for each user the claim a submit sent just before this statement was to complete:
+   * the user is answered only if that claim ended 'completed' (otherwise undefined, and nothing
+   * is written for them).
+   */
+  after_claim_ids: readonly string[] | null;
 }
 export interface ClaimNextImagesRow extends ClaimedRow {
   /** 'single': left to claim_next_image.sql for this user. */
