@@ -88,6 +88,7 @@ try {
       dataset_id: datasetId,
       user_ids: users,
       user_roles: users.map(() => "annotator"),
+      after_claim_ids: null,
     });
     ms[side].claim.push(performance.now() - t);
     const submits = claimed.map((c) => {

@@ -51,10 +51,11 @@ try {
   const { text, params } = compile(
     await Deno.readTextFile(new URL("../../sql/claims/claim_next_images.sql", import.meta.url)),
   );
-  const values: Record<string, string> = {
+  const values: Record<string, string | null> = {
     dataset_id: datasetId,
     user_ids: `{${explainUsers.join(",")}}`,
     user_roles: `{${explainUsers.map(() => "annotator").join(",")}}`,
+    after_claim_ids: null,
   };
   const plan = async () => {
     let lines: string[] = [];

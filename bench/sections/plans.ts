@@ -14,7 +14,10 @@ const read = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.u
  * A statement of sql/ as PostgreSQL receives it (its :name parameters as $n, lib/db/statement.ts)
  * and its values by name, in $n order.
  */
-function statementOf(path: string, values: Record<string, string>): [string, string[]] {
+function statementOf(
+  path: string,
+  values: Record<string, string | null>,
+): [string, (string | null)[]] {
   const { text, params } = compile(read(path));
   return [text, params.map((name) => values[name])];
 }
@@ -24,7 +27,7 @@ export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: s
   // Run for real, so inside a transaction that is rolled back; twice, the second one reported
   // (warm caches). `generic`: as a prepared statement with the generic plan, the one the
   // server's named statements may settle on after five executions.
-  const explain = async (text: string, params: string[], generic = false) => {
+  const explain = async (text: string, params: (string | null)[], generic = false) => {
     let plan = "";
     for (let i = 0; i < 2; i++) {
       await sql.begin(async (tx) => {
@@ -54,22 +57,24 @@ export async function plansSection(ctx: Ctx, datasetId: string, explainUserId: s
   });
   const explainClaim = await explain(claimText, claimValues);
   // EXECUTE's arguments are SQL literals: the role is quoted.
-  const literals = claimValues.map((v) => /^\d+$/.test(v) ? v : `'${v}'`);
+  const literals = claimValues.map((v) => v === null ? "NULL" : /^\d+$/.test(v) ? v : `'${v}'`);
   const explainClaimGeneric = await explain(claimText, literals, true);
   // The batched claim (the statement most claims take: lib/db/batcher.ts) for 16 annotators.
   const batchUsers = (await sql<{ id: string }[]>`
     SELECT id::text FROM users WHERE name LIKE 'bench-annotator-%' ORDER BY id LIMIT 16`)
     .map((r) => r.id);
   const roles = batchUsers.map(() => "annotator").join(",");
-  const batch = (users: string, userRoles: string) =>
+  // The claim as claimNextImage's batch sends it: no submit in front of it (after_claim_ids null).
+  const batch = (users: string, userRoles: string, after: string | null) =>
     statementOf("../../sql/claims/claim_next_images.sql", {
       dataset_id: datasetId,
       user_ids: users,
       user_roles: userRoles,
+      after_claim_ids: after,
     });
-  const explainBatch = await explain(...batch(`{${batchUsers.join(",")}}`, `{${roles}}`));
+  const explainBatch = await explain(...batch(`{${batchUsers.join(",")}}`, `{${roles}}`, null));
   const explainBatchGeneric = await explain(
-    ...batch(`'{${batchUsers.join(",")}}'`, `'{${roles}}'`),
+    ...batch(`'{${batchUsers.join(",")}}'`, `'{${roles}}'`, "NULL"),
     true,
   );
   const naiveClaim = read("../naive_cycle.sql")
