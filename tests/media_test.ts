@@ -297,7 +297,7 @@ Deno.test("getImageMedia redirects to the bytes, with a bearer token or a listin
       "s3://bucket/c.jpg",
     ]);
     const [local, web, s3] = ds.images;
-    for (const role of ["admin", "annotator", "machine"] as const) {
+    for (const role of ["admin", "reviewer", "annotator", "machine"] as const) {
       const u = await h.user(role);
       const res = await u.req("GET", `/api/v1/images/${local}/media`);
       assert.equal(res.status, 302, role);

@@ -15,8 +15,8 @@ const TOKEN = /^([0-9]{1,12})\.([A-Za-z0-9_-]{43})$/;
 /**
  * HMAC-SHA256 (RFC 2104) with a fixed key, from the two SHA-256 states after the key's inner and
  * outer pad blocks, copied for each message: node:crypto's createHmac derives the pads again on
- * every call (12.8 µs a MAC in Deno 2.9.6, against 4.9 µs so; tests/url_tokens_test.ts checks it
- * against createHmac and RFC 4231).
+ * every call (12.8 µs a MAC in Deno 2.9.6, against 4.9 µs so; tests/media_signing_test.ts checks
+ * it against createHmac and RFC 4231).
  */
 export class FixedKeyHmac {
   #inner: Hash;
