@@ -30,8 +30,11 @@ export interface Receiver {
 }
 
 export interface ReceiverOptions {
-  /** The status for a request (the n-th, 1-based, with this webhook-id); may wait first. */
-  respond?: (r: Received, nthForId: number) => number | Promise<number>;
+  /**
+   * The answer to a request (the n-th, 1-based, with this webhook-id): a status, or a whole
+   * Response (a redirect's Location); may wait first.
+   */
+  respond?: (r: Received, nthForId: number) => number | Response | Promise<number | Response>;
   /** A fixed port (to come back on after close). */
   port?: number;
 }
@@ -61,8 +64,8 @@ export function startReceiver(opts: ReceiverOptions = {}): Receiver {
       const n = (perId.get(r.id) ?? 0) + 1;
       perId.set(r.id, n);
       try {
-        const status = opts.respond ? await opts.respond(r, n) : 200;
-        return new Response(null, { status });
+        const answer = opts.respond ? await opts.respond(r, n) : 200;
+        return typeof answer === "number" ? new Response(null, { status: answer }) : answer;
       } finally {
         inFlight.delete(r.id);
       }

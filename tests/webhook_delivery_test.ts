@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Metrics } from "../lib/runtime/metrics.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
-import { PER_WEBHOOK, startWebhookWorker, type WebhookWorker } from "../lib/webhooks/worker.ts";
+import {
+  LEASE_SECONDS,
+  PER_WEBHOOK,
+  startWebhookWorker,
+  type WebhookWorker,
+  type WorkerOptions,
+} from "../lib/webhooks/worker.ts";
+import { targetCheck } from "../lib/webhooks/targets.ts";
 import { type Received, startReceiver } from "../testkit/webhook_receiver.ts";
 import { sleep } from "../testkit/time.ts";
 import {
@@ -25,7 +32,7 @@ const ENV = { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true", WEBHOOK_RETRY_SCHEDULE: "0.
 interface Setup {
   h: TestApp;
   metrics: Metrics;
-  worker(env?: Record<string, string>): WebhookWorker;
+  worker(env?: Record<string, string>, opts?: Partial<WorkerOptions>): WebhookWorker;
   stop(): Promise<void>;
 }
 
@@ -37,7 +44,7 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
   return {
     h,
     metrics,
-    worker(more = {}) {
+    worker(more = {}, opts = {}) {
       const w = startWebhookWorker({
         db: h.db,
         config: testConfig({ ...ENV, ...env, ...more }),
@@ -45,6 +52,7 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
         metrics,
         pollMs: 20,
         statsMs: 100,
+        ...opts,
       });
       workers.push(w);
       return w;
@@ -481,6 +489,55 @@ Deno.test("image.completed, dataset.completed (once, under concurrent submits) a
     assert.equal(expired.image_id, c.body.claim.image_id);
   } finally {
     await receiver.close();
+    await s.stop();
+  }
+});
+
+Deno.test("a 3xx is a failed attempt: the redirect is not followed", async () => {
+  const s = await setup();
+  const elsewhere = startReceiver();
+  const receiver = startReceiver({
+    respond: () => new Response(null, { status: 302, headers: { location: elsewhere.url } }),
+  });
+  try {
+    const { h } = s;
+    const ds = await dataset(h, 1);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker();
+    await annotate(await h.user("annotator"), ds);
+    await waitForAttempts(h, hook.id, 1);
+    const page = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    const [attempt] = page.body.items;
+    assert.equal(attempt.status_code, 302);
+    assert.equal(attempt.outcome, "retrying");
+    assert.equal(elsewhere.received.length, 0, "the Location was not fetched");
+  } finally {
+    await receiver.close();
+    await elsewhere.close();
+    await s.stop();
+  }
+});
+
+Deno.test("an attempt ends at the send timeout even while the address check hangs", async () => {
+  const s = await setup();
+  try {
+    const { h } = s;
+    const ds = await dataset(h, 1);
+    const hook = await webhook(h, "http://hangs.invalid/hook", ["annotation.created"]);
+    // A resolver that never answers and ignores the abort signal: the attempt must not wait
+    // for it, or the delivery's lease could run out while it is still being sent.
+    const hang = () => new Promise<string[]>(() => {});
+    const check = targetCheck({ allowPrivate: false, httpsOnly: false, resolve: hang });
+    s.worker({}, { timeoutMs: 300, check });
+    await annotate(await h.user("annotator"), ds);
+    await waitForAttempts(h, hook.id, 1, 5_000);
+    const page = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    const [attempt] = page.body.items;
+    assert.equal(attempt.status_code, null);
+    assert.equal(attempt.outcome, "retrying");
+    assert.equal(attempt.error, "the destination's address was not resolved within 0.3 s");
+    assert.ok(attempt.latency_ms >= 290 && attempt.latency_ms < LEASE_SECONDS * 1000 / 10);
+  } finally {
     await s.stop();
   }
 });

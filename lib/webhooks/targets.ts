@@ -17,15 +17,18 @@
 
 import type { Config } from "../runtime/config.ts";
 
-/** Why a destination is refused, or null when it may be sent to. */
-export type TargetCheck = (url: string) => Promise<string | null>;
+/**
+ * Why a destination is refused, or null when it may be sent to. `signal` stops the name's
+ * resolution (the delivery worker's send timeout covers the check too).
+ */
+export type TargetCheck = (url: string, signal?: AbortSignal) => Promise<string | null>;
 
 export interface TargetPolicy {
   allowPrivate: boolean;
   /** Only https:// (production, unless allowPrivate). */
   httpsOnly: boolean;
   /** Name resolution, replaceable in tests of the guard. */
-  resolve?: (host: string) => Promise<string[]>;
+  resolve?: (host: string, signal?: AbortSignal) => Promise<string[]>;
 }
 
 /** IPv4 ranges no webhook may reach: [first octets as a 32-bit number, prefix length, name]. */
@@ -105,11 +108,11 @@ export function blockedAddress(ip: string): string | null {
   return ip.includes(":") ? blockedV6(ip) : blockedV4(ip);
 }
 
-async function resolveHost(host: string): Promise<string[]> {
+async function resolveHost(host: string, signal?: AbortSignal): Promise<string[]> {
   const found: string[] = [];
   for (const type of ["A", "AAAA"] as const) {
     try {
-      found.push(...await Deno.resolveDns(host, type));
+      found.push(...await Deno.resolveDns(host, type, { signal }));
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
@@ -120,7 +123,7 @@ async function resolveHost(host: string): Promise<string[]> {
 /** The guard for a server's configuration. */
 export function targetCheck(policy: TargetPolicy): TargetCheck {
   const resolve = policy.resolve ?? resolveHost;
-  return async (text) => {
+  return async (text, signal) => {
     let url: URL;
     try {
       url = new URL(text);
@@ -136,8 +139,9 @@ export function targetCheck(policy: TargetPolicy): TargetCheck {
     const literal = v4Number(host) !== null || host.includes(":");
     let addresses: string[];
     try {
-      addresses = literal ? [host] : await resolve(host);
+      addresses = literal ? [host] : await resolve(host, signal);
     } catch (e) {
+      if (signal?.aborted) throw e;
       return `${host} could not be resolved: ${(e as Error).message}`;
     }
     if (!addresses.length) return `${host} does not resolve to any address`;

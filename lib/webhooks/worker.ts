@@ -3,8 +3,8 @@
  * graceful shutdown before the pool closes). It takes due deliveries from the outbox
  * (sql/webhooks/claim_deliveries.sql: FOR UPDATE SKIP LOCKED and a lease, so the workers of
  * several replicas share the work and never send one attempt twice at once), POSTs each with the
- * Standard Webhooks headers and a 15 s timeout, and records the outcome
- * (sql/webhooks/record_attempts.sql, many at once).
+ * Standard Webhooks headers within 15 s (the destination's address check included), and records
+ * the outcome (sql/webhooks/record_attempts.sql, many at once).
  *
  * - 2xx: delivered. 410 Gone: the webhook is disabled. Anything else, a timeout, a refused
  *   connection or a destination the SSRF guard refuses: retried after the next delay of
@@ -39,6 +39,14 @@ export const POLL_MS = 250;
 const BUSY_PAUSE_MS = 10;
 /** How often the queue gauges are read from the database. */
 const STATS_MS = 5_000;
+
+/** Rejects with the signal's reason once it aborts (never settles otherwise). */
+function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
 
 export interface WorkerOptions {
   db: Db;
@@ -141,27 +149,36 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
     let status: number | null = null;
     let error: string | null = null;
     let interrupted = false;
-    const refused = await check(d.url).catch((e) => `check failed: ${(e as Error).message}`);
-    if (refused) {
-      error = `refused: ${refused}`;
-    } else {
-      const id = eventIdText(d.event_id);
-      const timestamp = Math.floor(Date.now() / 1000);
-      const body = JSON.stringify({
-        type: d.event_type,
-        timestamp: d.created_at.toISOString(),
-        data: d.data,
-      });
-      const keys = d.previous_secret ? [d.secret, d.previous_secret] : [d.secret];
-      // One timer per send, cleared when it ends (AbortSignal.timeout's would linger 15 s each).
-      const abort = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        abort.abort();
-      }, timeoutMs);
-      aborts.add(abort);
-      try {
+    let checked = false;
+    // One timer per attempt, cleared when it ends (AbortSignal.timeout's would linger 15 s
+    // each). It covers the address check as well as the send, so an attempt ends within
+    // timeoutMs, well inside its delivery's lease (LEASE_SECONDS), however slow the DNS.
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, timeoutMs);
+    aborts.add(abort);
+    try {
+      // Raced with the timer, so a resolver that ignores the signal cannot hold the attempt.
+      const refused = await Promise.race([check(d.url, abort.signal), whenAborted(abort.signal)])
+        .catch((e) => {
+          if (abort.signal.aborted) throw e;
+          return `check failed: ${(e as Error).message}`;
+        });
+      checked = true;
+      if (refused) {
+        error = `refused: ${refused}`;
+      } else {
+        const id = eventIdText(d.event_id);
+        const timestamp = Math.floor(Date.now() / 1000);
+        const body = JSON.stringify({
+          type: d.event_type,
+          timestamp: d.created_at.toISOString(),
+          data: d.data,
+        });
+        const keys = d.previous_secret ? [d.secret, d.previous_secret] : [d.secret];
         const res = await fetch(d.url, {
           method: "POST",
           headers: {
@@ -177,21 +194,23 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
         });
         status = res.status;
         await res.body?.cancel();
-      } catch (e) {
-        if (timedOut) {
-          error = `no answer within ${timeoutMs / 1000} s`;
-        } else if (abort.signal.aborted) {
-          interrupted = true;
-          error = "interrupted: the server shut down during the send";
-        } else {
-          // fetch's own message is "fetch failed"; its cause says what failed (refused, reset…).
-          const cause = (e as Error).cause as Error | undefined;
-          error = (cause?.message ?? (e as Error).message).slice(0, 500);
-        }
-      } finally {
-        clearTimeout(timer);
-        aborts.delete(abort);
       }
+    } catch (e) {
+      if (timedOut) {
+        error = checked
+          ? `no answer within ${timeoutMs / 1000} s`
+          : `the destination's address was not resolved within ${timeoutMs / 1000} s`;
+      } else if (abort.signal.aborted) {
+        interrupted = true;
+        error = "interrupted: the server shut down during the send";
+      } else {
+        // fetch's own message is "fetch failed"; its cause says what failed (refused, reset…).
+        const cause = (e as Error).cause as Error | undefined;
+        error = (cause?.message ?? (e as Error).message).slice(0, 500);
+      }
+    } finally {
+      clearTimeout(timer);
+      aborts.delete(abort);
     }
     const latency = Math.round(performance.now() - started);
     const base = {
