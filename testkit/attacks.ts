@@ -551,7 +551,20 @@ export async function runAttacks(setup: AttackSetup): Promise<Outcome[]> {
     detail: `${ext.status}; A's image has ${onA.body.items?.length}, B's ${onB.body.items?.length}`,
   });
 
-  await anotherTeam({ json, out, admin, tag, A, B, claimB, annA, machine, digest: setup.digest });
+  await anotherTeam({
+    json,
+    out,
+    admin,
+    tag,
+    A,
+    B,
+    claimB,
+    annA,
+    annB,
+    machine,
+    user,
+    digest: setup.digest,
+  });
   return out;
 }
 
@@ -577,12 +590,17 @@ async function anotherTeam(x: {
   B: { id: string; images: string[] };
   claimB: { id: string; image_id: string };
   annA: { token: string };
+  annB: { token: string };
   machine: { token: string };
+  user(role: string): Promise<{ id: string; token: string }>;
   digest(): Promise<string>;
 }): Promise<void> {
-  const { json, out, admin, A, B, claimB, annA, machine } = x;
+  const { json, out, admin, A, B, claimB, annA, annB, machine } = x;
   // B's data: a human annotation (an admin's correction) so its feed and export have rows.
-  await json(admin, "POST", `/api/v1/images/${B.images[1]}/annotations`, { labels: ["car"] });
+  const corrected = await json(admin, "POST", `/api/v1/images/${B.images[1]}/annotations`, {
+    labels: ["car"],
+  });
+  const annotationB = (corrected.body as { id: string }).id;
   const feed = (await json(admin, "GET", `/api/v1/datasets/${B.id}/annotations`)).body as {
     next_cursor: string;
   };
@@ -590,7 +608,8 @@ async function anotherTeam(x: {
   const secrets = [`atk-${x.tag}-b`, `s3://atk/${x.tag}/b/`, '"car"'];
   const unknown = "999999999";
   type Probe = [who: string, token: string, method: string, path: string, payload?: unknown];
-  const probes = (id: (kind: "dataset" | "image" | "claim") => string): Probe[] => [
+  type Kind = "dataset" | "image" | "claim" | "annotation";
+  const probes = (id: (kind: Kind) => string): Probe[] => [
     ["annotator A", annA.token, "GET", `/api/v1/datasets/${id("dataset")}`],
     ["annotator A", annA.token, "GET", `/api/v1/datasets/${id("dataset")}/stats`],
     [
@@ -606,6 +625,9 @@ async function anotherTeam(x: {
     ["annotator A", annA.token, "DELETE", `/api/v1/claims/${id("claim")}`],
     ["annotator A", annA.token, "POST", `/api/v1/images/${id("image")}/annotations`, {
       claim_id: claimB.id,
+      labels: ["car"],
+    }],
+    ["annotator A", annA.token, "PUT", `/api/v1/annotations/${id("annotation")}`, {
       labels: ["car"],
     }],
     ["machine", machine.token, "GET", `/api/v1/datasets/${id("dataset")}`],
@@ -639,25 +661,29 @@ async function anotherTeam(x: {
     ],
     ["machine", machine.token, "GET", `/api/v1/datasets/${id("dataset")}/export?format=coco`],
   ];
-  const theirs = probes((kind) =>
-    kind === "dataset" ? B.id : kind === "image" ? claimB.image_id : claimB.id
-  );
-  const none = probes(() => unknown);
+  const ofB = { dataset: B.id, image: claimB.image_id, claim: claimB.id, annotation: annotationB };
+  /** Each probe with B's ids against the same with unknown ids: the answers must be one. */
+  const probeAll = async (theirs: Probe[], none: Probe[], ids: string[]) => {
+    // Ids (B's, and the unknown one) read as {id} on both sides: a body may echo the ids sent.
+    const idsRead = [...ids, unknown].map((id) => new RegExp(`\\b${id}\\b`, "g"));
+    const normal = (r: WireResponse) =>
+      idsRead.reduce((t, re) => t.replace(re, "{id}"), `${r.status} ${r.text}`);
+    for (const [i, [who, token, method, path, payload]] of theirs.entries()) {
+      const res = await json(token, method, path, payload);
+      const ref = await json(token, method, none[i][3], none[i][4]);
+      const same = normal(res) === normal(ref);
+      const leaked = secrets.filter((s) => res.text.includes(s));
+      out.push({
+        attack: `${who}, no member of B: ${method} ${path.replace(/\?.*/, "")} with B's ids`,
+        ok: res.status === 404 && same && !leaked.length,
+        detail:
+          `${res.status} ${res.text.slice(0, 120)}${same ? "" : `; unknown id: ${ref.text}`}` +
+          (leaked.length ? `; B's data: ${leaked.join(", ")}` : ""),
+      });
+    }
+  };
   const before = await x.digest();
-  for (const [i, [who, token, method, path, payload]] of theirs.entries()) {
-    const res = await json(token, method, path, payload);
-    const ref = await json(token, method, none[i][3], payload);
-    const ids = [B.id, claimB.image_id, claimB.id].map((id) => new RegExp(`\\b${id}\\b`, "g"));
-    const same = ids.reduce((t, re) => t.replace(re, "{id}"), `${res.status} ${res.text}`) ===
-      `${ref.status} ${ref.text}`.replaceAll(unknown, "{id}");
-    const leaked = secrets.filter((s) => res.text.includes(s));
-    out.push({
-      attack: `${who}, no member of B: ${method} ${path.replace(/\?.*/, "")} with B's ids`,
-      ok: res.status === 404 && same && !leaked.length,
-      detail: `${res.status} ${res.text.slice(0, 120)}${same ? "" : `; unknown id: ${ref.text}`}` +
-        (leaked.length ? `; B's data: ${leaked.join(", ")}` : ""),
-    });
-  }
+  await probeAll(probes((kind) => ofB[kind]), probes(() => unknown), Object.values(ofB));
   for (const [who, token] of [["annotator A", annA.token], ["machine", machine.token]]) {
     const list = await json(token, "GET", "/api/v1/datasets");
     const ids = (list.body as { items?: { id: string }[] }).items?.map((d) => d.id) ?? [];
@@ -684,6 +710,54 @@ async function anotherTeam(x: {
     attack: "  … none of the probes of another team's dataset wrote anything",
     ok: unchanged,
     detail: unchanged ? "digest unchanged" : "the database changed",
+  });
+
+  // Reviews: B's claimed image, submitted, waits for review (review_rate 1) and is held by B's
+  // own reviewer; a reviewer of team A probes the queue, the lease and the decision.
+  const [reviewerA, reviewerB] = [await x.user("reviewer"), await x.user("reviewer")];
+  for (const [ds, u] of [[A, reviewerA], [B, reviewerB]] as const) {
+    await json(admin, "PUT", `/api/v1/datasets/${ds.id}/members/${u.id}`);
+  }
+  await json(admin, "PATCH", `/api/v1/datasets/${B.id}`, { review_rate: 1 });
+  const submitted = await json(
+    annB.token,
+    "POST",
+    `/api/v1/images/${claimB.image_id}/annotations`,
+    {
+      claim_id: claimB.id,
+      labels: ["car"],
+    },
+  );
+  const held = await json(reviewerB.token, "POST", `/api/v1/datasets/${B.id}/reviews`);
+  const reviewB = (held.body as { review?: { id: string; image_id: string } }).review;
+  out.push({
+    attack: "  (setup: an image of B in review, held by B's reviewer)",
+    ok: submitted.status === 201 && held.status === 201 && reviewB?.image_id === claimB.image_id,
+    detail: `submit ${submitted.status}, claimNextReview ${held.status} ${held.text.slice(0, 80)}`,
+  });
+  if (!reviewB) return;
+  const reviewProbes = (id: (kind: "dataset" | "image" | "review") => string): Probe[] => [
+    ["reviewer A", reviewerA.token, "POST", `/api/v1/datasets/${id("dataset")}/reviews`],
+    ["reviewer A", reviewerA.token, "POST", `/api/v1/reviews/${id("review")}/renew`],
+    ["reviewer A", reviewerA.token, "DELETE", `/api/v1/reviews/${id("review")}`],
+    ["reviewer A", reviewerA.token, "POST", `/api/v1/images/${id("image")}/reviews`, {
+      claim_id: reviewB.id,
+      decision: "accept",
+    }],
+    ["reviewer A", reviewerA.token, "GET", `/api/v1/images/${id("image")}/annotations`],
+  ];
+  const ofReview = { dataset: B.id, image: reviewB.image_id, review: reviewB.id };
+  const beforeReview = await x.digest();
+  await probeAll(
+    reviewProbes((kind) => ofReview[kind]),
+    reviewProbes(() => unknown),
+    Object.values(ofReview),
+  );
+  const untouched = (await x.digest()) === beforeReview;
+  out.push({
+    attack: "  … none of the probes of another team's review wrote anything",
+    ok: untouched,
+    detail: untouched ? "digest unchanged" : "the database changed",
   });
 }
 
