@@ -401,6 +401,85 @@ withApp(
   },
 );
 
+withApp("the review queue: highest priority first, then the image waiting longest", async (h) => {
+  const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+  const ds = await dataset(h, 4);
+  const [i0, i1, i2, i3] = ds.images;
+  const prioritise = async (p: [string, number][]) =>
+    assert.equal(
+      (await h.req("PUT", `/api/v1/datasets/${ds.id}/priorities`, {
+        priorities: p.map(([image_id, priority]) => ({ image_id, priority })),
+      })).status,
+      200,
+    );
+  // Annotated (so entering review) in the order i3, i0, i1, i2: the last registered first.
+  await prioritise([[i3, 9]]);
+  for (const expected of [i3, i0, i1, i2]) {
+    assert.equal((await annotate(ann, ds.id)).image, expected);
+  }
+  // Then i2 and i3 share the highest priority: i3 has waited longer, though its id is higher.
+  await prioritise([[i0, 0], [i1, 5], [i2, 10], [i3, 10]]);
+  const order: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await claimReview(rev, ds.id);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    order.push(r.body.image.id);
+    const d = await decide(rev, r.body.image.id, {
+      claim_id: r.body.review.id,
+      decision: "accept",
+    });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+  }
+  assert.deepEqual(order, [i3, i2, i1, i0]);
+});
+
+withApp(
+  "reject at k = 2: both annotations rejected, each annotator's rework first, k new ones to complete",
+  async (h) => {
+    const [a, b, c, rev] = [
+      await h.user("annotator"),
+      await h.user("annotator"),
+      await h.user("annotator"),
+      await h.user("reviewer"),
+    ];
+    const ds = await dataset(h, 2, { k: 2 });
+    const first = await annotate(a, ds.id);
+    assert.equal((await annotate(b, ds.id)).image, first.image);
+    assert.equal(await imageStatus(h, first.image), "in_review");
+    const r = await claimReview(rev, ds.id);
+    assert.equal(r.body.image.id, first.image);
+    assert.equal(r.body.annotations.length, 2);
+    const res = await decide(rev, first.image, {
+      claim_id: r.body.review.id,
+      decision: "reject",
+      comment: "boxes missing",
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual((await annotations(h, first.image, true)).map((x) => x.status), [
+      "rejected",
+      "rejected",
+    ]);
+    // Reserved for its two annotators: a third gets the other image.
+    const o = await c.req("POST", `/api/v1/datasets/${ds.id}/claims`);
+    assert.notEqual(o.body.image.id, first.image);
+    // One redo leaves it pending (one current annotation of the two it needs) ...
+    const redoA = await annotate(a, ds.id, ["dog"]);
+    assert.equal(redoA.image, first.image);
+    assert.equal(
+      redoA.claim.rework && (redoA.claim.rework as { comment: string }).comment,
+      "boxes missing",
+    );
+    assert.equal(await imageStatus(h, first.image), "pending");
+    // ... the second completes it, and it goes back to review.
+    assert.equal((await annotate(b, ds.id, ["dog"])).image, first.image);
+    assert.equal(await imageStatus(h, first.image), "in_review");
+    assert.deepEqual(
+      (await annotations(h, first.image)).map((x) => [x.author_id, x.status]).sort(),
+      [[a.id, "submitted"], [b.id, "submitted"]].sort(),
+    );
+  },
+);
+
 withApp("rework: after one claim TTL anyone may take the rejected image", async (h) => {
   const [ann, other, rev] = [
     await h.user("annotator"),
