@@ -20,6 +20,7 @@ import {
   type ClaimOutcome,
 } from "../sql/claims/queries.ts";
 import { getLease, releaseLease, renewLease } from "../sql/leases/queries.ts";
+import { claimNextReview, type ClaimNextReviewParams } from "../sql/reviews/queries.ts";
 import { createDataset, updateDataset } from "../sql/datasets/queries.ts";
 import {
   getImage,
@@ -964,4 +965,68 @@ withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, asy
   assert.equal(r?.state, "new");
   const ms = performance.now() - started;
   assert.ok(ms < 1000, `claim took ${ms} ms`);
+});
+
+withDb("review claim query: the review queue's index, in its order, at 100,000 images", {
+  poolMax: 5,
+}, async ({ db }) => {
+  const REVIEW = statement<ClaimNextReviewParams>("reviews/claim_next_review");
+  const ds = await newDataset(db, { priorities: [] });
+  // Every image annotated and waiting for review, entered at scattered times.
+  await rawExec(
+    db,
+    `INSERT INTO images (dataset_id, uri, priority, done, review, review_since)
+       SELECT $1::bigint, 's3://big/' || g || '.jpg', (g * 7919) % 100, true, 'waiting',
+         now() - make_interval(secs => (g::bigint * 104729) % 100000)
+       FROM generate_series(1, 100000) g`,
+    [ds.id],
+  );
+  const [reviewer] = await newUsers(db, 1, "reviewer");
+  await rawExec(db, "ANALYZE images", []);
+  const params = { dataset_id: ds.id, user_id: reviewer, caller_role: "reviewer" as const };
+
+  const check = (plan: Record<string, unknown>, what: string) => {
+    const nodes = planNodes(plan);
+    const queue = nodes.find((n) => n["Index Name"] === "images_review_queue_idx");
+    assert.ok(queue, `${what}: no scan on images_review_queue_idx`);
+    assert.equal(queue["Node Type"], "Index Scan");
+    for (const sort of nodes.filter((n) => n["Node Type"] === "Sort")) {
+      const tables = new Set(planNodes(sort).map((n) => n["Relation Name"]).filter(Boolean));
+      assert.ok(!tables.has("images"), `${what}: a Sort over images`);
+    }
+    assert.ok(
+      !nodes.some((n) => n["Relation Name"] === "images" && n["Node Type"] === "Seq Scan"),
+      `${what}: a sequential scan on images`,
+    );
+  };
+  const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+    db,
+    `EXPLAIN (FORMAT JSON) ${REVIEW.text}`,
+    bind(REVIEW, params),
+  );
+  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
+  await transaction(db, async (tx) => {
+    const types = REVIEW.params.map((p) => p === "caller_role" ? "text" : "bigint");
+    const values = REVIEW.params.map((p) => `'${params[p]}'`);
+    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
+    await rawExec(tx, `PREPARE review_generic (${types.join(", ")}) AS ${REVIEW.text}`, []);
+    const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
+      tx,
+      `EXPLAIN (FORMAT JSON) EXECUTE review_generic (${values.join(", ")})`,
+      [],
+    );
+    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
+    await rawExec(tx, "DEALLOCATE review_generic", []);
+  });
+
+  // And the order it reads: the highest priority, then the longest waiting.
+  const head = await rawOne<{ id: string }>(
+    db,
+    `SELECT id::text FROM images WHERE dataset_id = $1::bigint AND review = 'waiting'
+     ORDER BY priority DESC, review_since, id LIMIT 1`,
+    [ds.id],
+  );
+  const got = await claimNextReview(db, params);
+  assert.equal(got?.state, "new");
+  assert.equal(got?.image.id, head?.id);
 });
