@@ -563,9 +563,11 @@ Deno.test("the guard refuses a private destination at send time too, without con
   }
 });
 
-Deno.test("docs/api.md's receiver verifies real deliveries, refuses forged ones, does each once", async () => {
-  const doc = Deno.readTextFileSync(new URL("../docs/api.md", import.meta.url));
-  const code = /\*\*Signatures\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(doc)![1];
+/**
+ * A documented receiver, run as its reader would run it: it verifies real deliveries, refuses
+ * forged ones and does each event once (it prints `id body` for each it handles).
+ */
+async function documentedReceiver(code: string) {
   const dir = Deno.makeTempDirSync();
   Deno.writeTextFileSync(`${dir}/receiver.ts`, code);
   const s = await setup();
@@ -628,6 +630,24 @@ Deno.test("docs/api.md's receiver verifies real deliveries, refuses forged ones,
     Deno.removeSync(dir, { recursive: true });
     await s.stop();
   }
+}
+
+Deno.test("docs/api.md's receiver (no dependency) verifies, refuses forgeries, works once", async () => {
+  const doc = Deno.readTextFileSync(new URL("../docs/api.md", import.meta.url));
+  await documentedReceiver(/\*\*Signatures\*\*[\s\S]*?```ts\n([\s\S]*?)```/.exec(doc)![1]);
+});
+
+Deno.test("the README's receiver (standardwebhooks) verifies, refuses forgeries, works once", async () => {
+  const file = new URL("../docs/examples/webhook_receiver.ts", import.meta.url);
+  assert.match(
+    Deno.readTextFileSync(new URL("../README.md", import.meta.url)),
+    /\(docs\/examples\/webhook_receiver\.ts\)/,
+  );
+  const code = Deno.readTextFileSync(file);
+  // Pinned in the script (it runs outside this project) to the version the tests use.
+  const { imports } = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  assert.ok(code.includes(`from "${imports.standardwebhooks}"`), imports.standardwebhooks);
+  await documentedReceiver(code);
 });
 
 Deno.test("the queue gauges show what is owed and how old the oldest is", async () => {
