@@ -16,17 +16,27 @@ export const SERVER_ADMIN_KEY = "ak_server_process_admin_key_0123456789abcdef";
 export const SERVER_JWT_SECRET = "server-process-jwt-secret-0123456789-abcdef";
 
 /**
- * `deno task start` without its `APP_ENV=production` prefix, `deno run` and the entry point: its
- * permission and V8 flags. (Spawned servers get APP_ENV from the caller's environment.)
+ * A `deno run … main.ts` task of deno.json without its `APP_ENV=…` prefix, `deno run` and the
+ * entry point: its permission and V8 flags. (Spawned servers get APP_ENV from their environment.)
  */
-export function startTaskFlags(root = ROOT_DIR): string[] {
+function taskFlags(task: "start" | "dev", root: string): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${root}/deno.json`));
-  const words = String(config.tasks.start).split(/\s+/);
-  if (words[0] === "APP_ENV=production") words.shift();
+  const words = String(config.tasks[task]).split(/\s+/);
+  if (/^APP_ENV=/.test(words[0])) words.shift();
   if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
-    throw new Error(`unexpected start task: ${config.tasks.start}`);
+    throw new Error(`unexpected ${task} task: ${config.tasks[task]}`);
   }
   return words.slice(2, -1);
+}
+
+/** `deno task start`'s flags (taskFlags). */
+export function startTaskFlags(root = ROOT_DIR): string[] {
+  return taskFlags("start", root);
+}
+
+/** `deno task dev`'s flags (taskFlags). */
+export function devTaskFlags(root = ROOT_DIR): string[] {
+  return taskFlags("dev", root);
 }
 
 export interface RunOptions {
@@ -43,6 +53,8 @@ export interface RunOptions {
    * commit's worktree, for comparing two versions (bench/experiments/cycle_ab.ts --a-root).
    */
   root?: string;
+  /** The working directory, left in place; default a new empty one, removed at the exit. */
+  cwd?: string;
 }
 
 /** The `deno` arguments that run a script under the project root as `deno task start` does. */
@@ -112,7 +124,11 @@ export interface ChildProcess {
 }
 
 /** Reads a stream line by line into `sink` until it ends, keeping the last `keep` lines. */
-async function collect(stream: ReadableStream<Uint8Array>, sink: string[], keep: number) {
+export async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  sink: string[],
+  keep = Infinity,
+): Promise<void> {
   let rest = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     const parts = (rest + chunk).split("\n");
@@ -137,7 +153,7 @@ function parseLogs(lines: string[], level?: string): Record<string, unknown>[] {
 
 /** Spawns a script with exactly `env` (plus what deno needs to find its cache). */
 export function spawnProcess(env: Record<string, string>, opts: RunOptions = {}): ChildProcess {
-  const cwd = Deno.makeTempDirSync({ prefix: "annotation-server-cwd-" });
+  const cwd = opts.cwd ?? Deno.makeTempDirSync({ prefix: "annotation-server-cwd-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: serverArgs(opts),
     cwd,
@@ -150,13 +166,13 @@ export function spawnProcess(env: Record<string, string>, opts: RunOptions = {})
   const lines: string[] = [];
   const keep = opts.keepLines ?? Infinity;
   const done = Promise.all([
-    collect(child.stdout, lines, keep),
-    collect(child.stderr, lines, keep),
+    readLines(child.stdout, lines, keep),
+    readLines(child.stderr, lines, keep),
   ]);
   let code: number | undefined;
   const exited = child.status.then(async (s) => {
     await done;
-    await Deno.remove(cwd, { recursive: true }).catch(() => {});
+    if (!opts.cwd) await Deno.remove(cwd, { recursive: true }).catch(() => {});
     code = s.code;
     return s.code;
   });

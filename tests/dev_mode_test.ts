@@ -12,53 +12,21 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort } from "../lib/runtime/embedded_pg.ts";
 import { createEmptyDb, createTestDb } from "./harness.ts";
-import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
+import {
+  baseEnv,
+  type ChildProcess,
+  devTaskFlags,
+  ROOT_DIR,
+  spawnProcess,
+} from "../testkit/process.ts";
 
 const decoder = new TextDecoder();
 
-/** `deno task dev` without `deno run` and the entry point: its flags. */
-function devTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT_DIR}/deno.json`));
-  const words = String(config.tasks.dev).split(/\s+/);
-  assert.deepEqual([words[0], words[1], words.at(-1)], ["deno", "run", "main.ts"]);
-  return words.slice(2, -1);
-}
-
-interface Dev {
-  lines: string[];
-  child: Deno.ChildProcess;
-  exited: Promise<number>;
-}
-
-/** Reads a stream line by line into `sink` until it ends. */
-async function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<void> {
-  let rest = "";
-  for await (const chunk of stream) {
-    const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-    rest = parts.pop()!;
-    sink.push(...parts);
-  }
-  if (rest) sink.push(rest);
-}
+type Dev = ChildProcess;
 
 /** The server as `deno task dev` runs it, in `cwd`, with only `env` (no DATABASE_URL). */
 function startDev(cwd: string, env: Record<string, string>): Dev {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", `--config=${ROOT_DIR}/deno.json`, ...devTaskFlags(), `${ROOT_DIR}/main.ts`],
-    cwd,
-    clearEnv: true,
-    env: { ...baseEnv(), ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const done = Promise.all([collect(child.stdout, lines), collect(child.stderr, lines)]);
-  const exited = child.status.then(async (s) => {
-    await done;
-    return s.code;
-  });
-  return { lines, child, exited };
+  return spawnProcess(env, { permissions: devTaskFlags(), cwd });
 }
 
 function logLine(dev: Dev, msg: string): Record<string, unknown> | undefined {
@@ -103,11 +71,7 @@ async function untilPrinted(dev: Dev, pattern: RegExp, timeoutMs: number): Promi
 
 /** SIGTERM, and the exit code (the server stops the embedded PostgreSQL it started). */
 async function stop(dev: Dev): Promise<number> {
-  try {
-    dev.child.kill("SIGTERM");
-  } catch {
-    // Already exited.
-  }
+  dev.kill("SIGTERM");
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
@@ -180,7 +144,7 @@ function withDevDir(name: string, fn: (d: DevDir) => Promise<void>): void {
       try {
         await fn({ cwd, env, start: () => dev = startDev(cwd, env) });
       } finally {
-        if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
+        if (dev) await stop(dev).catch(() => dev!.kill("SIGKILL"));
         await stopOrphanedPostgres(`${cwd}/.data/postgres`);
         await Deno.remove(cwd, { recursive: true });
       }
@@ -332,7 +296,7 @@ Deno.test({
       );
       for (const dev of devs) assert.equal(await stop(dev), 0, dev.lines.join("\n"));
     } finally {
-      for (const dev of devs) await stop(dev).catch(() => dev.child.kill("SIGKILL"));
+      for (const dev of devs) await stop(dev).catch(() => dev.kill("SIGKILL"));
       for (const cwd of clones) {
         await stopOrphanedPostgres(`${cwd}/.data/postgres`);
         await Deno.remove(cwd, { recursive: true });
@@ -404,7 +368,7 @@ Deno.test({
       } catch {
         // Closed above.
       }
-      if (dev) await stop(dev).catch(() => dev!.child.kill("SIGKILL"));
+      if (dev) await stop(dev).catch(() => dev!.kill("SIGKILL"));
       await db.close();
       await Deno.remove(cwd, { recursive: true });
     }

@@ -11,7 +11,7 @@ import {
   ROOT_STATE_DIR,
   startEmbeddedPostgres,
 } from "../lib/runtime/embedded_pg.ts";
-import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
+import { baseEnv, devTaskFlags, readLines, ROOT_DIR } from "../testkit/process.ts";
 
 /** A fresh parent directory for this test's data directories; `cleanup` removes it. */
 async function scratch(): Promise<{ dir: string; cleanup(): Promise<void> }> {
@@ -437,8 +437,6 @@ Deno.test({
       // Only this process tree sees the read-only /tmp (a private mount namespace).
       const script = "mount -t tmpfs -o ro,size=1m tmpfs /tmp && touch /tmp/probe 2>/dev/null " +
         '&& exit 99; exec "$@"';
-      const config = JSON.parse(await Deno.readTextFile(`${ROOT_DIR}/deno.json`));
-      const flags = String(config.tasks.dev).split(/\s+/).slice(2, -1);
       const child = new Deno.Command("unshare", {
         args: [
           "-m",
@@ -449,7 +447,7 @@ Deno.test({
           Deno.execPath(),
           "run",
           `--config=${ROOT_DIR}/deno.json`,
-          ...flags,
+          ...devTaskFlags(),
           `${ROOT_DIR}/main.ts`,
         ],
         cwd: s.dir,
@@ -459,12 +457,7 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       const lines: string[] = [];
-      const read = async (stream: ReadableStream<Uint8Array>) => {
-        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-          lines.push(...chunk.split("\n"));
-        }
-      };
-      const done = Promise.all([read(child.stdout), read(child.stderr)]);
+      const done = Promise.all([readLines(child.stdout, lines), readLines(child.stderr, lines)]);
       const deadline = Date.now() + 60_000;
       let exited = false;
       child.status.then(() => exited = true);

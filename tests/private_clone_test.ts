@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { ROOT_STATE_DIR } from "../lib/runtime/embedded_pg.ts";
-import { baseEnv, ROOT_DIR } from "../testkit/process.ts";
+import { baseEnv, readLines, ROOT_DIR } from "../testkit/process.ts";
 
 const decoder = new TextDecoder();
 
@@ -87,12 +87,7 @@ withClone("deno task dev: listens, with a dev-admin key that works", async (clon
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
-  const read = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      lines.push(...chunk.split("\n"));
-    }
-  };
-  const done = Promise.all([read(child.stdout), read(child.stderr)]);
+  const done = Promise.all([readLines(child.stdout, lines), readLines(child.stderr, lines)]);
   let exited = false;
   child.status.then(() => exited = true);
   const deadline = Date.now() + 120_000;

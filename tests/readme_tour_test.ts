@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../lib/auth/tokens.ts";
 import { createEmptyDb } from "./harness.ts";
-import { baseEnv, ROOT_DIR, spawnProcess } from "../testkit/process.ts";
+import { baseEnv, devTaskFlags, ROOT_DIR, spawnProcess } from "../testkit/process.ts";
 
 const README = Deno.readTextFileSync(`${ROOT_DIR}/README.md`);
 
@@ -58,14 +58,6 @@ function installed(program: string): boolean {
 
 const TOOLS = ["bash", "curl", "jq"];
 const ignore = !TOOLS.every(installed);
-
-/** `deno task dev` without `deno run` and the entry point: its flags. */
-function devTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT_DIR}/deno.json`));
-  const words = String(config.tasks.dev).split(/\s+/);
-  assert.deepEqual([words[0], words[1], words.at(-1)], ["deno", "run", "main.ts"]);
-  return words.slice(2, -1);
-}
 
 const KEY_BANNER = /Created development admin "dev-admin"\. Its API key \(shown once\):\s+(ak_\S+)/;
 
