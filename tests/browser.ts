@@ -17,6 +17,24 @@ export function chromiumInstalled(): boolean {
   }
 }
 
+/** Debian's Chromium, headless, quiet (no updates, sync or background requests); `args` added. */
+export function launchChromium(args: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      ...args,
+    ],
+  });
+}
+
 /** True when the browser tests cannot run; says so once, visibly. */
 export function noBrowser(file: string): boolean {
   if (chromiumInstalled()) return false;
@@ -142,19 +160,7 @@ export async function servePage(config: Record<string, string> = {}): Promise<Se
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     h.app.fetch,
   );
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   return {
     h,
     base: `http://127.0.0.1:${server.addr.port}`,

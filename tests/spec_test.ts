@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { createApp } from "../lib/http/app.ts";
 import { silentLogger } from "../lib/runtime/log.ts";
 import { connect } from "../lib/db/pool.ts";
 import { createTestDb, testConfig, withApp } from "./harness.ts";
+import { chromiumInstalled, launchChromium } from "./browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 /** Resolved to 127.0.0.1 inside the browser only. */
 const PUBLIC_HOST = "annotations.example.test";
 const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -43,14 +42,6 @@ function operations(spec: Spec): { path: string; method: string; op: Operation }
       .filter(([method]) => HTTP_METHODS.includes(method))
       .map(([method, op]) => ({ path, method, op }))
   );
-}
-
-function chromiumInstalled(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
 }
 
 // The OpenAPI document.
@@ -302,22 +293,9 @@ Deno.test({
     const app = createApp({ db: tdb.db, config: testConfig(), log: silentLogger });
     const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
     const base = `http://127.0.0.1:${server.addr.port}`;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        // A non-loopback name for the same server: Swagger UI behaves differently on localhost
-        // (it skips its online validator there), and production is never served from loopback.
-        `--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1`,
-      ],
-    });
+    // A non-loopback name for the same server: Swagger UI behaves differently on localhost
+    // (it skips its online validator there), and production is never served from loopback.
+    const browser = await launchChromium([`--host-resolver-rules=MAP ${PUBLIC_HOST} 127.0.0.1`]);
     try {
       const spec = await (await fetch(`${base}/api/openapi.json`)).json() as Spec;
       const expected = operations(spec).length;
