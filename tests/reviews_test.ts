@@ -759,6 +759,67 @@ withApp("the changes feed delivers a status change again, after the cursor", asy
 });
 
 withApp(
+  "the changes feed, in order: an amend, an accept, a fix, an admin's correction of an accepted image",
+  async (h) => {
+    const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
+    const ds = await dataset(h, 2);
+    type Row = { id: string; status: string; image_id: string; author_id: string };
+    const page = async (after?: string) =>
+      (await h.req(
+        "GET",
+        `/api/v1/datasets/${ds.id}/annotations?source=human${after ? `&after=${after}` : ""}`,
+      )).body as { items: Row[]; next_cursor: string };
+    const one = await annotate(ann, ds.id);
+    const two = await annotate(ann, ds.id);
+    let cursor = (await page()).next_cursor;
+    const next = async () => {
+      const p = await page(cursor);
+      cursor = p.next_cursor;
+      return p.items.map((i) => [i.id, i.status]);
+    };
+    // The author amends the first: the old one superseded, the new one submitted.
+    const amended = await ann.req("PUT", `/api/v1/annotations/${one.annotation}`, {
+      labels: ["dog"],
+    });
+    assert.equal(amended.status, 201, JSON.stringify(amended.body));
+    assert.deepEqual(await next(), [[one.annotation, "superseded"], [
+      amended.body.id,
+      "submitted",
+    ]]);
+    // Accepted.
+    let r = await claimReview(rev, ds.id);
+    assert.equal(r.body.image.id, one.image);
+    await decide(rev, one.image, { claim_id: r.body.review.id, decision: "accept" });
+    assert.deepEqual(await next(), [[amended.body.id, "accepted"]]);
+    // Fixed: the reviewer's own annotation, accepted; the one it replaces superseded.
+    r = await claimReview(rev, ds.id);
+    const fixed = await decide(rev, two.image, {
+      claim_id: r.body.review.id,
+      decision: "fix",
+      annotation: { labels: ["cat", "dog"] },
+    });
+    assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
+    const fix = await next();
+    assert.deepEqual(fix.find(([id]) => id === two.annotation), [two.annotation, "superseded"]);
+    assert.deepEqual(fix.filter(([, status]) => status === "accepted").length, 1);
+    assert.equal(fix.length, 2);
+    // An admin corrects the accepted first image: the correction is accepted (the admin vouches
+    // for it), the accepted annotation superseded, the image stays accepted.
+    const corrected = await h.req("POST", `/api/v1/images/${one.image}/annotations`, {
+      labels: ["cat"],
+    });
+    assert.equal(corrected.status, 201, JSON.stringify(corrected.body));
+    assert.equal(corrected.body.status, "accepted");
+    assert.deepEqual(
+      (await next()).sort(),
+      [[amended.body.id, "superseded"], [corrected.body.id, "accepted"]].sort(),
+    );
+    assert.equal(await imageStatus(h, one.image), "accepted");
+    assert.deepEqual(await next(), []);
+  },
+);
+
+withApp(
   "getDatasetStats counts review states, annotators' acceptance and reviewers' reviews",
   async (h) => {
     const [ann, ann2, rev] = [
