@@ -702,6 +702,37 @@ withApp(
   },
 );
 
+withApp(
+  "16 pushes of one model's prediction at once: all stored, exactly one current",
+  async (h) => {
+    const [machine, other] = [await h.user("machine"), await h.user("machine")];
+    const ds = await dataset(h, 1, { rate: 0 });
+    const [image] = ds.images;
+    const pushes = await Promise.all(
+      Array.from(
+        { length: 16 },
+        (_, i) =>
+          (i % 2 ? machine : other).req("POST", `/api/v1/images/${image}/annotations`, {
+            model: { name: "det", version: String(i) },
+            labels: ["cat"],
+          }),
+      ),
+    );
+    assert.deepEqual(
+      pushes.map((p) => p.status),
+      Array(16).fill(201),
+    );
+    const all =
+      (await h.req("GET", `/api/v1/images/${image}/annotations?source=machine&status=all`)).body
+        .items as { id: string; status: string }[];
+    assert.equal(all.length, 16);
+    const current = all.filter((a) => a.status === "submitted");
+    assert.equal(current.length, 1, JSON.stringify(all));
+    // The current one is the last stored; every earlier one is superseded.
+    assert.equal(current[0].id, all.at(-1)!.id);
+  },
+);
+
 withApp("exportDataset: labeled by default, accepted on request, history on request", async (h) => {
   const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
   const ds = await dataset(h, 3);
