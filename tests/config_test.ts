@@ -190,6 +190,42 @@ Deno.test("parseConfig: DB_BATCH_MAX", () => {
   }
 });
 
+Deno.test("parseConfig: WEBHOOK_RETRY_SCHEDULE: delays in seconds, about 3 days by default", () => {
+  const standard = parseConfig({}).webhooks.retrySchedule;
+  assert.deepEqual(standard.slice(0, 5), [5, 300, 1800, 7200, 18000]);
+  const days = standard.reduce((a, b) => a + b, 0) / 86400;
+  assert.ok(days > 2.5 && days < 3.5, `${days} days`);
+  assert.deepEqual(
+    parseConfig({ WEBHOOK_RETRY_SCHEDULE: "0.2, 0.2,60" }).webhooks.retrySchedule,
+    [0.2, 0.2, 60],
+  );
+  // Empty is unset, as for every variable: the default.
+  assert.deepEqual(parseConfig({ WEBHOOK_RETRY_SCHEDULE: "" }).webhooks.retrySchedule, standard);
+  const many = Array(101).fill("1").join(",");
+  for (const bad of ["5,,6", "-1", "1e3", "604801", "soon", many]) {
+    assert.throws(
+      () => parseConfig({ WEBHOOK_RETRY_SCHEDULE: bad }),
+      (e) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => p.startsWith("WEBHOOK_RETRY_SCHEDULE:")),
+      bad,
+    );
+  }
+});
+
+Deno.test("parseConfig: WEBHOOK_ALLOW_PRIVATE_TARGETS: unset, true in development only", () => {
+  const allow = (vars: Record<string, string>) =>
+    parseConfig(vars, { tokens: false }).webhooks.allowPrivateTargets;
+  assert.equal(allow({}), true);
+  assert.equal(allow({ APP_ENV: "test" }), false);
+  assert.equal(allow({ APP_ENV: "development", WEBHOOK_ALLOW_PRIVATE_TARGETS: "false" }), false);
+  assert.equal(allow({ APP_ENV: "test", WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" }), true);
+  assert.match(
+    problems({ WEBHOOK_ALLOW_PRIVATE_TARGETS: "yes" }).join("\n"),
+    /^WEBHOOK_ALLOW_PRIVATE_TARGETS:/m,
+  );
+});
+
 // parseConfig: media (S3, Cloud Storage, local files, CORS).
 
 Deno.test("parseConfig media: nothing set: nothing but https:// is served, and no CORS", () => {
