@@ -19,6 +19,7 @@ import { targetCheck } from "../lib/webhooks/targets.ts";
 import { type Received, startReceiver } from "../testkit/webhook_receiver.ts";
 import { sleep } from "../testkit/time.ts";
 import {
+  assertError,
   createTestApp,
   rawOne,
   setClaimExpiry,
@@ -409,6 +410,52 @@ Deno.test("one slow receiver does not delay another webhook", async () => {
     await s.stop();
     await slow.close();
     await fast.close();
+  }
+});
+
+Deno.test("deliveries come in keyset pages; a redeliver while the event is being sent is 409", async () => {
+  const s = await setup();
+  // The receiver holds each event's first attempt until released: those events are being sent.
+  let release = () => {};
+  const held = new Promise<void>((r) => release = r);
+  const receiver = startReceiver({ respond: (_r, n) => n === 1 ? held.then(() => 200) : 200 });
+  try {
+    const { h } = s;
+    const ds = await dataset(h, 1);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    await annotate(await h.user("annotator"), ds);
+    // Five pings and the annotation's event: six attempts once delivered.
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await h.req("POST", `/api/v1/webhooks/${hook.id}/ping`)).status, 202);
+    }
+    const pings = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    assert.deepEqual(pings.body.items, [], "nothing attempted before a worker runs");
+    s.worker();
+    await receiver.waitFor((r) => r.length >= 1);
+    const sending = receiver.received[0].id;
+    const busy = await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${sending}/redeliver`);
+    assertError(busy, 409, "delivery_in_progress");
+    release();
+    await waitForAttempts(h, hook.id, 6);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: { status: number; body: { items: { id: string }[]; next_cursor: string | null } } =
+        await h.req(
+          "GET",
+          `/api/v1/webhooks/${hook.id}/deliveries?limit=4${cursor ? `&cursor=${cursor}` : ""}`,
+        );
+      assert.equal(res.status, 200);
+      assert.ok(res.body.items.length <= 4);
+      seen.push(...res.body.items.map((a) => a.id));
+      cursor = res.body.next_cursor;
+    } while (cursor);
+    assert.equal(seen.length, 6);
+    assert.equal(new Set(seen).size, 6, "no attempt twice across pages");
+  } finally {
+    release();
+    await receiver.close();
+    await s.stop();
   }
 });
 
