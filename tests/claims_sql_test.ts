@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
-import { bind, statement } from "../lib/db/statement.ts";
+import { bind, type Statement, statement } from "../lib/db/statement.ts";
 import { Batcher } from "../lib/db/batcher.ts";
 import {
   type Annotation,
@@ -886,9 +886,40 @@ function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
   return [plan, ...children.flatMap(planNodes)];
 }
 
+/**
+ * `check` on a claim statement's plans with `params`: the custom plan, and the generic one a
+ * prepared statement may settle on after a few runs.
+ */
+async function checkPlans<P extends Record<string, string>>(
+  db: Db,
+  stmt: Statement<P, unknown>,
+  params: P,
+  check: (plan: Record<string, unknown>, what: string) => void,
+): Promise<void> {
+  type Explained = { "QUERY PLAN": [{ Plan: Record<string, unknown> }] };
+  const custom = await rawOne<Explained>(
+    db,
+    `EXPLAIN (FORMAT JSON) ${stmt.text}`,
+    bind(stmt, params),
+  );
+  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
+  await transaction(db, async (tx) => {
+    const types = stmt.params.map((p) => p === "caller_role" ? "text" : "bigint");
+    const values = stmt.params.map((p) => `'${params[p as keyof P]}'`);
+    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
+    await rawExec(tx, `PREPARE generic_plan (${types.join(", ")}) AS ${stmt.text}`, []);
+    const generic = await rawOne<Explained>(
+      tx,
+      `EXPLAIN (FORMAT JSON) EXECUTE generic_plan (${values.join(", ")})`,
+      [],
+    );
+    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
+    await rawExec(tx, "DEALLOCATE generic_plan", []);
+  });
+}
+
 withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, async ({ db }) => {
   const CLAIM_STATEMENT = statement<ClaimNextImageParams>("claims/claim_next_image");
-  const CLAIM = CLAIM_STATEMENT.text;
   const ds = await newDataset(db, { priorities: [] });
   await rawExec(
     db,
@@ -938,27 +969,7 @@ withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, asy
   };
 
   const params = { dataset_id: ds.id, user_id: users[2], caller_role: "annotator" as const };
-  const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-    db,
-    `EXPLAIN (FORMAT JSON) ${CLAIM}`,
-    bind(CLAIM_STATEMENT, params),
-  );
-  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
-
-  // The plan a prepared statement may settle on after a few runs: the generic one.
-  await transaction(db, async (tx) => {
-    const types = CLAIM_STATEMENT.params.map((p) => p === "caller_role" ? "text" : "bigint");
-    const values = CLAIM_STATEMENT.params.map((p) => `'${params[p]}'`);
-    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-    await rawExec(tx, `PREPARE claim_generic (${types.join(", ")}) AS ${CLAIM}`, []);
-    const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-      tx,
-      `EXPLAIN (FORMAT JSON) EXECUTE claim_generic (${values.join(", ")})`,
-      [],
-    );
-    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
-    await rawExec(tx, "DEALLOCATE claim_generic", []);
-  });
+  await checkPlans(db, CLAIM_STATEMENT, params, check);
 
   const started = performance.now();
   const r = await claim(db, ds.id, users[2]);
@@ -999,25 +1010,7 @@ withDb("review claim query: the review queue's index, in its order, at 100,000 i
       `${what}: a sequential scan on images`,
     );
   };
-  const custom = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-    db,
-    `EXPLAIN (FORMAT JSON) ${REVIEW.text}`,
-    bind(REVIEW, params),
-  );
-  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
-  await transaction(db, async (tx) => {
-    const types = REVIEW.params.map((p) => p === "caller_role" ? "text" : "bigint");
-    const values = REVIEW.params.map((p) => `'${params[p]}'`);
-    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-    await rawExec(tx, `PREPARE review_generic (${types.join(", ")}) AS ${REVIEW.text}`, []);
-    const generic = await rawOne<{ "QUERY PLAN": [{ Plan: Record<string, unknown> }] }>(
-      tx,
-      `EXPLAIN (FORMAT JSON) EXECUTE review_generic (${values.join(", ")})`,
-      [],
-    );
-    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
-    await rawExec(tx, "DEALLOCATE review_generic", []);
-  });
+  await checkPlans(db, REVIEW, params, check);
 
   // And the order it reads: the highest priority, then the longest waiting.
   const head = await rawOne<{ id: string }>(
