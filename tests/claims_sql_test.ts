@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, type Db, type Handle } from "../lib/db/pool.ts";
 import { transaction } from "../lib/db/query.ts";
-import { bind, type Statement, statement } from "../lib/db/statement.ts";
+import { statement } from "../lib/db/statement.ts";
 import { Batcher } from "../lib/db/batcher.ts";
 import {
   type Annotation,
@@ -40,6 +40,7 @@ import {
   setClaimExpiry,
   withDb,
 } from "./harness.ts";
+import { checkPlans, type PlanNode, planNodes } from "./plans.ts";
 
 let seq = 0;
 
@@ -880,44 +881,6 @@ withTwoPools(
   },
 );
 
-/** Every node of an EXPLAIN (FORMAT JSON) plan. */
-function planNodes(plan: Record<string, unknown>): Record<string, unknown>[] {
-  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
-  return [plan, ...children.flatMap(planNodes)];
-}
-
-/**
- * `check` on a claim statement's plans with `params`: the custom plan, and the generic one a
- * prepared statement may settle on after a few runs.
- */
-async function checkPlans<P extends Record<string, string>>(
-  db: Db,
-  stmt: Statement<P, unknown>,
-  params: P,
-  check: (plan: Record<string, unknown>, what: string) => void,
-): Promise<void> {
-  type Explained = { "QUERY PLAN": [{ Plan: Record<string, unknown> }] };
-  const custom = await rawOne<Explained>(
-    db,
-    `EXPLAIN (FORMAT JSON) ${stmt.text}`,
-    bind(stmt, params),
-  );
-  check(custom!["QUERY PLAN"][0].Plan, "custom plan");
-  await transaction(db, async (tx) => {
-    const types = stmt.params.map((p) => p === "caller_role" ? "text" : "bigint");
-    const values = stmt.params.map((p) => `'${params[p as keyof P]}'`);
-    await rawExec(tx, "SET LOCAL plan_cache_mode = force_generic_plan", []);
-    await rawExec(tx, `PREPARE generic_plan (${types.join(", ")}) AS ${stmt.text}`, []);
-    const generic = await rawOne<Explained>(
-      tx,
-      `EXPLAIN (FORMAT JSON) EXECUTE generic_plan (${values.join(", ")})`,
-      [],
-    );
-    check(generic!["QUERY PLAN"][0].Plan, "generic plan");
-    await rawExec(tx, "DEALLOCATE generic_plan", []);
-  });
-}
-
 withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, async ({ db }) => {
   const CLAIM_STATEMENT = statement<ClaimNextImageParams>("claims/claim_next_image");
   const ds = await newDataset(db, { priorities: [] });
@@ -937,7 +900,7 @@ withDb("claim query: stays an index scan at 100,000 images", { poolMax: 5 }, asy
   await claim(db, ds.id, users[1]);
   await rawExec(db, "ANALYZE images", []);
 
-  const check = (plan: Record<string, unknown>, what: string) => {
+  const check = (plan: PlanNode, what: string) => {
     const nodes = planNodes(plan);
     // The sorts allowed are the predictions' (one image's annotations, by model name) and the
     // rework probe's (the caller's own images awaiting rework, found on images_rework_idx):
@@ -996,7 +959,7 @@ withDb("review claim query: the review queue's index, in its order, at 100,000 i
   await rawExec(db, "ANALYZE images", []);
   const params = { dataset_id: ds.id, user_id: reviewer, caller_role: "reviewer" as const };
 
-  const check = (plan: Record<string, unknown>, what: string) => {
+  const check = (plan: PlanNode, what: string) => {
     const nodes = planNodes(plan);
     const queue = nodes.find((n) => n["Index Name"] === "images_review_queue_idx");
     assert.ok(queue, `${what}: no scan on images_review_queue_idx`);
