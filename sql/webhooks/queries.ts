@@ -177,10 +177,32 @@ export interface AttemptResult {
   /** Seconds until the next attempt, with 'retrying'. */
   retry_in: number | null;
 }
-const RECORD_ATTEMPTS = statement<{ results: AttemptResult[] }>("webhooks/record_attempts");
+/** AttemptResult's fields as arrays, one attempt at each position. */
+export interface RecordAttemptsParams {
+  webhook_ids: string[];
+  event_ids: string[];
+  attempts: number[];
+  attempted_at: string[];
+  status_codes: (number | null)[];
+  latencies_ms: number[];
+  errors: (string | null)[];
+  outcomes: AttemptOutcome[];
+  retries_in: (number | null)[];
+}
+const RECORD_ATTEMPTS = statement<RecordAttemptsParams>("webhooks/record_attempts");
 
 export function recordAttempts(db: Handle, results: AttemptResult[]): Promise<number> {
-  return exec(db, RECORD_ATTEMPTS, { results });
+  return exec(db, RECORD_ATTEMPTS, {
+    webhook_ids: results.map((r) => r.webhook_id),
+    event_ids: results.map((r) => r.event_id),
+    attempts: results.map((r) => r.attempt),
+    attempted_at: results.map((r) => r.attempted_at),
+    status_codes: results.map((r) => r.status_code),
+    latencies_ms: results.map((r) => r.latency_ms),
+    errors: results.map((r) => r.error),
+    outcomes: results.map((r) => r.outcome),
+    retries_in: results.map((r) => r.retry_in),
+  });
 }
 
 export interface DeliveryStats {

@@ -1,8 +1,8 @@
 -- name: RecordAttempts :exec
--- What workers' sends came to, many at once (the worker gathers them, lib/db/batcher.ts):
--- :results is a JSON array of {webhook_id, event_id, attempt, attempted_at, status_code,
--- latency_ms, error, outcome, retry_in} (outcome: delivered, retrying, failed or gone; retry_in:
--- seconds until the next attempt, with 'retrying'). Each is logged in webhook_attempts, and its
+-- What workers' sends came to, many at once (the worker gathers them): one attempt at each
+-- position of the arrays :webhook_ids, :event_ids, :attempts, :attempted_at, :status_codes,
+-- :latencies_ms, :errors, :outcomes (delivered, retrying, failed or gone) and :retries_in
+-- (seconds until the next attempt, with 'retrying'). Each is logged in webhook_attempts, and its
 -- delivery moves on: delivered, failed, or pending until the retry. A delivery redelivered or
 -- re-leased since this attempt began (its attempt count moved on) keeps its new state; the
 -- attempt is still logged.
@@ -18,10 +18,16 @@ result AS MATERIALIZED (
   SELECT r.webhook_id, r.event_id, r.attempt, r.attempted_at, r.status_code, r.latency_ms,
     r.error, r.outcome,
     CASE WHEN r.outcome = 'retrying' THEN now() + make_interval(secs => r.retry_in) END
-      AS next_attempt_at
-  FROM json_to_recordset(:results::json) AS r (webhook_id bigint, event_id bigint,
-    attempt smallint, attempted_at timestamptz, status_code smallint, latency_ms integer,
-    error text, outcome text, retry_in float8)
+      AS next_attempt_at,
+    'sending'::text AS leased_state
+  -- Arrays, not a JSON array of records: a generic plan takes unnest of an array parameter for
+  -- 10 rows and json_to_recordset for 100, and at 100 the update below reads all of
+  -- webhook_deliveries (a hash join) rather than probing its primary key (delivery_updated).
+  FROM unnest(:webhook_ids::bigint[], :event_ids::bigint[], :attempts::smallint[],
+    :attempted_at::timestamptz[], :status_codes::smallint[], :latencies_ms::integer[],
+    :errors::text[], :outcomes::text[], :retries_in::float8[])
+    AS r (webhook_id, event_id, attempt, attempted_at, status_code, latency_ms, error, outcome,
+      retry_in)
   WHERE (SELECT value FROM async_commit) IS NOT NULL
 ),
 logged AS (
@@ -40,8 +46,14 @@ delivery_updated AS (
       ELSE 'failed' END,
     next_attempt_at = r.next_attempt_at
   FROM result r
+  -- Each row probed by its primary key. The state is compared with a column, not the constant
+  -- 'sending', which would let the planner read the partial due index instead: that index lists
+  -- only the deliveries in flight, so it looks cheap, but it also holds the dead entries of every
+  -- delivery since the table was last vacuumed. In the bench's webhook run (1,700 deliveries/s,
+  -- 31,000 in the table) that plan read 500 pages a call and the whole table 2,600, 1.7 and 6.5 ms
+  -- a call, against 0.2 for the probes.
   WHERE d.webhook_id = r.webhook_id AND d.event_id = r.event_id
-    AND d.state = 'sending' AND d.attempts = r.attempt
+    AND d.state = r.leased_state AND d.attempts = r.attempt
 ),
 webhook_outcome AS (
   SELECT r.webhook_id, bool_or(r.outcome = 'gone') AS gone,
