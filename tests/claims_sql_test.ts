@@ -12,6 +12,7 @@ import {
   type ClaimedHumanAnnotation,
   createHumanAnnotation,
   createHumanAnnotations,
+  type CreateHumanAnnotationsParams,
 } from "../sql/annotations/queries.ts";
 import {
   claimNextImage,
@@ -985,4 +986,69 @@ withDb("review claim query: the review queue's index, in its order, at 100,000 i
   const got = await claimNextReview(db, params);
   assert.equal(got?.state, "new");
   assert.equal(got?.image.id, head?.id);
+});
+
+withDb("submit batch query: finds the callers' claims by key among 20,000", {
+  poolMax: 5,
+}, async ({ db }) => {
+  // 5,000 other annotators holding a claim in each of 4 datasets: current_claims grows with
+  // annotators times datasets, and read whole it would cost each batch milliseconds.
+  const datasets = [];
+  for (let i = 0; i < 4; i++) datasets.push(await newDataset(db, { priorities: [0, 0] }));
+  const others = await newUsers(db, 5000);
+  await rawExec(
+    db,
+    `INSERT INTO current_claims (user_id, dataset_id, claim_id, image_id, claimed_at, expires_at,
+       active, kind)
+     SELECT u, d, nextval('claim_ids'), $3::bigint, now(), now() + interval '15 minutes', true,
+       'annotate'
+     FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS d`,
+    [others, datasets.map((d) => d.id), datasets[0].images[0]],
+  );
+  const ds = await newDataset(db, { priorities: Array(8).fill(0) });
+  const submitters = await newUsers(db, 8);
+  const submits: ClaimedHumanAnnotation[] = [];
+  for (const user of submitters) {
+    const r = await claim(db, ds.id, user);
+    submits.push({
+      caller_role: "annotator",
+      claim_id: r!.claim.id,
+      image_id: r!.image.id,
+      user_id: user,
+      labels: ["cat"],
+      shapes: [{ type: "point", label: "cat", x: 1, y: 2 }],
+    });
+  }
+  await rawExec(db, "ANALYZE current_claims");
+
+  const check = (plan: PlanNode, what: string) => {
+    const reads = planNodes(plan).filter((n) =>
+      n["Relation Name"] === "current_claims" && n["Node Type"] !== "ModifyTable"
+    );
+    assert.ok(reads.length > 0, `${what}: current_claims not read`);
+    for (const read of reads) {
+      const index = planNodes(read).find((n) => n["Index Name"])?.["Index Name"];
+      assert.equal(index, "current_claims_pkey", `${what}: ${read["Node Type"]} ${index}`);
+    }
+  };
+  const SUBMIT_BATCH = statement<CreateHumanAnnotationsParams>(
+    "annotations/create_human_annotations",
+  );
+  const params = {
+    submits: submits.map((a) => ({
+      claim_id: a.claim_id!,
+      image_id: a.image_id,
+      user_id: a.user_id,
+      role: a.caller_role,
+      labels: a.labels,
+      shapes: a.shapes,
+      used: ["cat"],
+      max_x: 1,
+      max_y: 2,
+    })),
+  };
+  await checkPlans(db, SUBMIT_BATCH, params, check);
+
+  const made = await createHumanAnnotations(db, submits);
+  assert.equal(made.filter(Boolean).length, 8);
 });
