@@ -1041,6 +1041,12 @@ CREATE INDEX webhook_attempts_webhook_id_id_idx ON public.webhook_attempts USING
 CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (webhook_id, next_attempt_at) WHERE (state = ANY (ARRAY['pending'::text, 'sending'::text]));
 
 --
+-- Name: webhook_deliveries_ended_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_ended_idx ON public.webhook_deliveries USING btree (created_at) WHERE (state = ANY (ARRAY['delivered'::text, 'failed'::text]));
+
+--
 -- Name: annotations annotations_author_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1140,4 +1146,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206040446'),
     ('20261206080000'),
     ('20261206100000'),
-    ('20261206160000');
+    ('20261206160000'),
+    ('20261206235500');

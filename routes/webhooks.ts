@@ -128,6 +128,7 @@ const listWebhookDeliveriesRoute = createRoute({
   operationId: "listWebhookDeliveries",
   tags: ["webhooks"],
   summary: "Page through a webhook's delivery attempts, newest first",
+  description: "Attempts are kept `WEBHOOK_RETENTION_DAYS` (30 by default) after they were made.",
   ...secured("admin"),
   request: {
     params: webhookParams,
@@ -149,7 +150,8 @@ const redeliverWebhookEventRoute = createRoute({
   tags: ["webhooks"],
   summary: "Send an event to a webhook again, now, with a fresh retry schedule",
   description: "Whatever became of it: delivered, failed or waiting for a retry. 409 " +
-    "`delivery_in_progress` while it is being sent.",
+    "`delivery_in_progress` while it is being sent. An event that was delivered or failed is " +
+    "kept `WEBHOOK_RETENTION_DAYS` (30 by default) after it happened; after that, 404.",
   ...secured("admin"),
   request: {
     params: z.object({

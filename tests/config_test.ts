@@ -213,6 +213,18 @@ Deno.test("parseConfig: WEBHOOK_RETRY_SCHEDULE: delays in seconds, about 3 days 
   }
 });
 
+Deno.test("parseConfig: WEBHOOK_RETENTION_DAYS: 30 by default, 1 to 3650", () => {
+  assert.equal(parseConfig({}).webhooks.retentionDays, 30);
+  assert.equal(parseConfig({ WEBHOOK_RETENTION_DAYS: "7" }).webhooks.retentionDays, 7);
+  for (const bad of ["0", "3651", "1.5", "-1", "forever"]) {
+    assert.match(
+      problems({ WEBHOOK_RETENTION_DAYS: bad }).join("\n"),
+      /^WEBHOOK_RETENTION_DAYS:/m,
+      bad,
+    );
+  }
+});
+
 Deno.test("parseConfig: WEBHOOK_ALLOW_PRIVATE_TARGETS: unset, true in development only", () => {
   const allow = (vars: Record<string, string>) =>
     parseConfig(vars, { tokens: false }).webhooks.allowPrivateTargets;

@@ -718,3 +718,61 @@ Deno.test("the queue gauges show what is owed and how old the oldest is", async 
     await s.stop();
   }
 });
+
+Deno.test("history past WEBHOOK_RETENTION_DAYS is pruned; what is owed or recent stays", async () => {
+  const s = await setup({ WEBHOOK_RETRY_SCHEDULE: "60", WEBHOOK_RETENTION_DAYS: "30" });
+  const receiver = startReceiver({ respond: () => 200 });
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 3);
+    const hook = await webhook(h, receiver.url, ["annotation.created"], ds);
+    const down = await webhook(h, "http://127.0.0.1:9/nothing-listens", ["annotation.created"], ds);
+    const first = s.worker();
+    for (let i = 0; i < 3; i++) await annotate(ann, ds);
+    await waitForAttempts(h, hook.id, 3);
+    await waitForAttempts(h, down.id, 3);
+    await first.stop(0);
+    // Two events and their attempts made 31 days ago; the receiver that is down still owes all
+    // three (each waits 60 s for its retry), and one of them is 40 days old.
+    const events = receiver.received.map((r) => r.id).sort();
+    const eventIds = events.map((e) => e.replace(/^evt_/, ""));
+    assert.equal(events.length, 3);
+    await rawOne(
+      h.db,
+      `WITH aged AS (
+         UPDATE webhook_deliveries
+         SET created_at = now() - make_interval(days => CASE webhook_id WHEN $2::bigint THEN 31
+           ELSE 40 END)
+         WHERE event_id::text = ANY ($1::text[]) AND webhook_id IN ($2::bigint, $3::bigint)
+       )
+       UPDATE webhook_attempts SET attempted_at = now() - interval '31 days'
+       WHERE webhook_id = $2::bigint AND event_id::text = ANY ($1::text[])`,
+      [eventIds.slice(0, 2), hook.id, down.id],
+    );
+
+    s.worker();
+    const deadline = Date.now() + 10_000;
+    const left = () =>
+      rawOne<{ delivered: number; owed: number; attempts: number }>(
+        h.db,
+        `SELECT
+           (SELECT count(*)::int FROM webhook_deliveries WHERE webhook_id = $1::bigint) AS delivered,
+           (SELECT count(*)::int FROM webhook_deliveries WHERE webhook_id = $2::bigint) AS owed,
+           (SELECT count(*)::int FROM webhook_attempts WHERE webhook_id = $1::bigint) AS attempts`,
+        [hook.id, down.id],
+      );
+    while ((await left())!.delivered !== 1 && Date.now() < deadline) await sleep(50);
+    assert.deepEqual(await left(), { delivered: 1, owed: 3, attempts: 1 });
+
+    const gone = await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${events[0]}/redeliver`);
+    assertError(gone, 404, "not_found");
+    const kept = await h.req("POST", `/api/v1/webhooks/${hook.id}/events/${events[2]}/redeliver`);
+    assert.equal(kept.status, 202, JSON.stringify(kept.body));
+    const log = await h.req("GET", `/api/v1/webhooks/${hook.id}/deliveries`);
+    assert.deepEqual(log.body.items.map((a: { event_id: string }) => a.event_id), [events[2]]);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});

@@ -1,7 +1,13 @@
-/** The webhook delivery statements (sql/webhooks/*) against a real database: their plans. */
+/** The webhook delivery statements (sql/webhooks/*) against a real database: plans and pruning. */
 import assert from "node:assert/strict";
 import { statement } from "../lib/db/statement.ts";
-import { recordAttempts, type RecordAttemptsParams } from "../sql/webhooks/queries.ts";
+import {
+  type PrunedWebhookHistory,
+  pruneWebhookHistory,
+  type PruneWebhookHistoryParams,
+  recordAttempts,
+  type RecordAttemptsParams,
+} from "../sql/webhooks/queries.ts";
 import { rawExec, rawOne, withDb } from "./harness.ts";
 import { checkPlans, type PlanNode, planNodes } from "./plans.ts";
 
@@ -90,5 +96,77 @@ withDb(
       [events],
     );
     assert.deepEqual(after, { delivered: 8, logged: 8 });
+  },
+);
+
+withDb(
+  "prune webhook history: ended deliveries and attempts past retention, a limit a call, by index",
+  async ({ db }) => {
+    const { id: webhookId } = (await rawOne<{ id: string }>(
+      db,
+      `INSERT INTO webhooks (url, events, secret)
+       VALUES ('https://hooks.example.com/', '{annotation.created}', '\\x00') RETURNING id::text`,
+    ))!;
+    // Events 1-20,000 still owed after 40 days (a receiver down), 20,001-23,000 delivered or
+    // failed 31 days ago, 23,001-23,100 delivered yesterday; 2,500 attempts 31 days ago, then 10
+    // yesterday.
+    await rawExec(
+      db,
+      `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data, created_at, state,
+         attempts, next_attempt_at)
+       SELECT $1::bigint, g, 'annotation.created', '{}',
+         now() - make_interval(days => CASE WHEN g <= 20000 THEN 40 WHEN g <= 23000 THEN 31
+           ELSE 1 END),
+         CASE WHEN g <= 20000 THEN 'pending' WHEN g % 2 = 0 THEN 'delivered' ELSE 'failed' END, 1,
+         CASE WHEN g <= 20000 THEN now() + interval '1 hour' END
+       FROM generate_series(1, 23100) g`,
+      [webhookId],
+    );
+    await rawExec(
+      db,
+      `INSERT INTO webhook_attempts (webhook_id, event_id, attempt, attempted_at, status_code,
+         latency_ms, outcome)
+       SELECT $1::bigint, g, 1, now() - make_interval(days => CASE WHEN g <= 2500 THEN 31 ELSE 1
+         END), 200, 5, 'delivered'
+       FROM generate_series(1, 2510) g`,
+      [webhookId],
+    );
+    await rawExec(db, "ANALYZE webhook_deliveries, webhook_attempts");
+
+    const params = { retention_days: 30, limit: 1000 };
+    await checkPlans(
+      db,
+      statement<PruneWebhookHistoryParams>("webhooks/prune_webhook_history"),
+      params,
+      (plan, what) => {
+        const nodes = planNodes(plan);
+        assert.ok(
+          nodes.some((n) => n["Index Name"] === "webhook_deliveries_ended_idx"),
+          `${what}: webhook_deliveries_ended_idx not used`,
+        );
+        const seq = nodes.filter((n) => n["Node Type"] === "Seq Scan");
+        assert.deepEqual(seq.map((n) => n["Relation Name"]), [], `${what}: a sequential scan`);
+      },
+    );
+
+    const calls: PrunedWebhookHistory[] = [];
+    do calls.push(await pruneWebhookHistory(db, params)); while (
+      calls.at(-1)!.deliveries === 1000 || calls.at(-1)!.attempts === 1000
+    );
+    assert.deepEqual(calls, [
+      { deliveries: 1000, attempts: 1000 },
+      { deliveries: 1000, attempts: 1000 },
+      { deliveries: 1000, attempts: 500 },
+      { deliveries: 0, attempts: 0 },
+    ]);
+    const left = await rawOne(
+      db,
+      `SELECT
+         (SELECT count(*)::int FROM webhook_deliveries WHERE state = 'pending') AS owed,
+         (SELECT count(*)::int FROM webhook_deliveries WHERE state <> 'pending') AS ended,
+         (SELECT min(event_id)::int FROM webhook_deliveries WHERE state <> 'pending') AS oldest,
+         (SELECT count(*)::int FROM webhook_attempts) AS attempts`,
+    );
+    assert.deepEqual(left, { owed: 20000, ended: 100, oldest: 23001, attempts: 10 });
   },
 );

@@ -136,6 +136,11 @@ export const EnvSchema = z.object({
     }
     return delays.map(Number);
   }),
+  /**
+   * Days the webhook history is kept: deliveries that ended (with their event's payload), from
+   * the event, and the attempt log (lib/webhooks/worker.ts prunes them).
+   */
+  WEBHOOK_RETENTION_DAYS: intFrom(1, 3650).default(30),
   /** Unset: true in development only (lib/webhooks/targets.ts). */
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(["true", "false"]).optional(),
 
@@ -183,6 +188,8 @@ export interface Config {
   webhooks: {
     /** Seconds before each retry of a failed delivery (their count: the retries). */
     retrySchedule: number[];
+    /** Days deliveries that ended, and attempts, are kept. */
+    retentionDays: number;
     /**
      * Whether webhook URLs may point at loopback, private, link-local, CGNAT or metadata
      * addresses, and (in production) use http://.
@@ -534,6 +541,7 @@ export function parseConfig(
     },
     webhooks: {
       retrySchedule: env.WEBHOOK_RETRY_SCHEDULE,
+      retentionDays: env.WEBHOOK_RETENTION_DAYS,
       allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS === undefined
         ? env.APP_ENV === "development"
         : env.WEBHOOK_ALLOW_PRIVATE_TARGETS === "true",

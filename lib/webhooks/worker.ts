@@ -15,6 +15,8 @@
  *   webhook-id header is the same: deduplicate on it) and in any order.
  * - One slow receiver delays no other: at most PER_WEBHOOK sends in flight per webhook, and
  *   MAX_IN_FLIGHT in all, per process.
+ * - The history is kept WEBHOOK_RETENTION_DAYS: every PRUNE_MS the worker deletes the deliveries
+ *   that ended of older events, and older attempts (sql/webhooks/prune_webhook_history.sql).
  */
 import type { Db } from "../db/pool.ts";
 import type { Config } from "../runtime/config.ts";
@@ -39,6 +41,10 @@ export const POLL_MS = 250;
 const BUSY_PAUSE_MS = 10;
 /** How often the queue gauges are read from the database. */
 const STATS_MS = 5_000;
+/** How often the history past WEBHOOK_RETENTION_DAYS is pruned (and once at the start). */
+export const PRUNE_MS = 10 * 60_000;
+/** Rows of each table one prune statement deletes at most: its locks and WAL stay small. */
+const PRUNE_LIMIT = 5_000;
 
 /** Rejects with the signal's reason once it aborts (never settles otherwise). */
 function whenAborted(signal: AbortSignal): Promise<never> {
@@ -57,6 +63,8 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** How often the queue gauges are read; default STATS_MS. */
   statsMs?: number;
+  /** How often the history is pruned; default PRUNE_MS. */
+  pruneMs?: number;
   /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
   check?: TargetCheck;
 }
@@ -304,11 +312,44 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
   void readStats();
   const statsTimer = setInterval(readStats, opts.statsMs ?? STATS_MS);
 
+  // The history past its retention, a statement of PRUNE_LIMIT rows at a time until a statement
+  // finds fewer.
+  let pruning: Promise<void> | undefined;
+  const prune = () => {
+    pruning ??= (async () => {
+      const pruned = { deliveries: 0, attempts: 0 };
+      try {
+        while (!stopping) {
+          const r = await q.pruneWebhookHistory(db, {
+            retention_days: config.webhooks.retentionDays,
+            limit: PRUNE_LIMIT,
+          });
+          pruned.deliveries += r.deliveries;
+          pruned.attempts += r.attempts;
+          if (r.deliveries < PRUNE_LIMIT && r.attempts < PRUNE_LIMIT) break;
+        }
+      } catch (e) {
+        log.warn("webhook history not pruned", { error: (e as Error).message });
+      } finally {
+        pruning = undefined;
+      }
+      if (pruned.deliveries || pruned.attempts) {
+        log.info("webhook history pruned", {
+          ...pruned,
+          retention_days: config.webhooks.retentionDays,
+        });
+      }
+    })();
+  };
+  prune();
+  const pruneTimer = setInterval(prune, opts.pruneMs ?? PRUNE_MS);
+
   return {
     inFlight: () => sending,
     async stop(graceMs = 5_000) {
       stopping = true;
       clearInterval(statsTimer);
+      clearInterval(pruneTimer);
       wake?.();
       await loop;
       if (sends.size) {
@@ -321,6 +362,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
         for (const a of aborts) a.abort();
         await Promise.all(sends);
       }
+      await pruning;
     },
   };
 }

@@ -214,3 +214,25 @@ const GET_DELIVERY_STATS = statement<None, DeliveryStats>("webhooks/get_delivery
 export async function getDeliveryStats(db: Handle): Promise<DeliveryStats> {
   return (await one(db, GET_DELIVERY_STATS, {}))!;
 }
+
+export interface PruneWebhookHistoryParams {
+  /** Deliveries that ended of events older than this, and attempts older than this. */
+  retention_days: number;
+  /** Rows of each table at most. */
+  limit: number;
+}
+export interface PrunedWebhookHistory {
+  deliveries: number;
+  attempts: number;
+}
+const PRUNE_WEBHOOK_HISTORY = statement<PruneWebhookHistoryParams, PrunedWebhookHistory>(
+  "webhooks/prune_webhook_history",
+);
+
+/** One call of prune_webhook_history.sql: what it deleted of each table. */
+export async function pruneWebhookHistory(
+  db: Handle,
+  p: PruneWebhookHistoryParams,
+): Promise<PrunedWebhookHistory> {
+  return (await one(db, PRUNE_WEBHOOK_HISTORY, p))!;
+}
