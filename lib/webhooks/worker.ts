@@ -42,7 +42,7 @@ const BUSY_PAUSE_MS = 10;
 /** How often the queue gauges are read from the database. */
 const STATS_MS = 5_000;
 /** How often the history past WEBHOOK_RETENTION_DAYS is pruned (and once at the start). */
-export const PRUNE_MS = 10 * 60_000;
+const PRUNE_MS = 10 * 60_000;
 /** Rows of each table one prune statement deletes at most: its locks and WAL stay small. */
 const PRUNE_LIMIT = 5_000;
 
@@ -63,8 +63,6 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** How often the queue gauges are read; default STATS_MS. */
   statsMs?: number;
-  /** How often the history is pruned; default PRUNE_MS. */
-  pruneMs?: number;
   /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
   check?: TargetCheck;
 }
@@ -342,7 +340,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
     })();
   };
   prune();
-  const pruneTimer = setInterval(prune, opts.pruneMs ?? PRUNE_MS);
+  const pruneTimer = setInterval(prune, PRUNE_MS);
 
   return {
     inFlight: () => sending,
