@@ -99,10 +99,17 @@ async function pollUntil(what: string, check: () => Promise<boolean>, ms: number
   }
 }
 
+/**
+ * The request the test holds in flight. A failure to send it surfaces where it is awaited, not
+ * as an unhandled rejection while the test waits for it to block (which would end the file
+ * without the server's output).
+ */
 function listDatasets(server: ServerProcess, token: string): Promise<Response> {
-  return fetch(`${server.url}/api/v1/datasets`, {
+  const res = fetch(`${server.url}/api/v1/datasets`, {
     headers: { authorization: `Bearer ${token}` },
   });
+  res.catch(() => {});
+  return res;
 }
 
 /**
@@ -118,7 +125,13 @@ async function withServer(
   let server: ServerProcess | undefined;
   try {
     server = await startServer({ ...productionEnv(), ...dbEnv(tdb.url), ...env });
-    await fn(server, db, await adminToken(server));
+    try {
+      await fn(server, db, await adminToken(server));
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- the server's output:\n${server.output()}`, {
+        cause: e,
+      });
+    }
   } finally {
     server?.kill("SIGKILL");
     await server?.exited;
