@@ -41,7 +41,7 @@ import {
   setClaimExpiry,
   withDb,
 } from "./harness.ts";
-import { checkPlans, type PlanNode, planNodes } from "./plans.ts";
+import { assertReadsThrough, checkPlans, type PlanNode, planNodes } from "./plans.ts";
 
 let seq = 0;
 
@@ -1021,16 +1021,8 @@ withDb("submit batch query: finds the callers' claims by key among 20,000", {
   }
   await rawExec(db, "ANALYZE current_claims");
 
-  const check = (plan: PlanNode, what: string) => {
-    const reads = planNodes(plan).filter((n) =>
-      n["Relation Name"] === "current_claims" && n["Node Type"] !== "ModifyTable"
-    );
-    assert.ok(reads.length > 0, `${what}: current_claims not read`);
-    for (const read of reads) {
-      const index = planNodes(read).find((n) => n["Index Name"])?.["Index Name"];
-      assert.equal(index, "current_claims_pkey", `${what}: ${read["Node Type"]} ${index}`);
-    }
-  };
+  const check = (plan: PlanNode, what: string) =>
+    assertReadsThrough(plan, "current_claims", "current_claims_pkey", what);
   const SUBMIT_BATCH = statement<CreateHumanAnnotationsParams>(
     "annotations/create_human_annotations",
   );

@@ -2,6 +2,7 @@
  * A statement's query plans, for tests that pin an index choice: the custom plan, and the generic
  * one a prepared statement may settle on after a few runs (postgres.js prepares every statement).
  */
+import assert from "node:assert/strict";
 import { transaction } from "../lib/db/query.ts";
 import type { Db } from "../lib/db/pool.ts";
 import { bind, type Statement } from "../lib/db/statement.ts";
@@ -58,4 +59,24 @@ export async function checkPlans<P extends object>(
     check(generic!["QUERY PLAN"][0].Plan, "generic plan");
     await rawExec(tx, "DEALLOCATE generic_plan", []);
   });
+}
+
+/**
+ * Asserts that the plan reads `relation` (a scan; an update or delete of it aside), and only
+ * through `index` (a bitmap heap scan names its index on the node below it).
+ */
+export function assertReadsThrough(
+  plan: PlanNode,
+  relation: string,
+  index: string,
+  what: string,
+): void {
+  const reads = planNodes(plan).filter((n) =>
+    n["Relation Name"] === relation && n["Node Type"] !== "ModifyTable"
+  );
+  assert.ok(reads.length > 0, `${what}: ${relation} not read`);
+  for (const read of reads) {
+    const used = planNodes(read).find((n) => n["Index Name"])?.["Index Name"];
+    assert.equal(used, index, `${what}: ${read["Node Type"]} of ${relation} (${used})`);
+  }
 }

@@ -1,7 +1,9 @@
 /** The webhook delivery statements (sql/webhooks/*) against a real database: plans and pruning. */
 import assert from "node:assert/strict";
+import type { Handle } from "../lib/db/pool.ts";
 import { statement } from "../lib/db/statement.ts";
 import {
+  attemptColumns,
   type PrunedWebhookHistory,
   pruneWebhookHistory,
   type PruneWebhookHistoryParams,
@@ -9,16 +11,22 @@ import {
   type RecordAttemptsParams,
 } from "../sql/webhooks/queries.ts";
 import { rawExec, rawOne, withDb } from "./harness.ts";
-import { checkPlans, type PlanNode, planNodes } from "./plans.ts";
+import { assertReadsThrough, checkPlans, type PlanNode, planNodes } from "./plans.ts";
+
+/** A webhook on annotation.created, made directly: its id. */
+async function newWebhook(db: Handle): Promise<string> {
+  const row = await rawOne<{ id: string }>(
+    db,
+    `INSERT INTO webhooks (url, events, secret)
+     VALUES ('https://hooks.example.com/', '{annotation.created}', '\\x00') RETURNING id::text`,
+  );
+  return row!.id;
+}
 
 withDb(
   "record attempts: each delivery found by its primary key, not through the due index's dead entries",
   async ({ db }) => {
-    const { id: webhookId } = (await rawOne<{ id: string }>(
-      db,
-      `INSERT INTO webhooks (url, events, secret)
-       VALUES ('https://hooks.example.com/', '{annotation.created}', '\\x00') RETURNING id::text`,
-    ))!;
+    const webhookId = await newWebhook(db);
     // 20,000 deliveries made and delivered: the due index keeps an entry for each version of
     // them (pending, then sending) until a vacuum. The statistics then see none in flight, and
     // the last 20 are taken for sending after that.
@@ -58,32 +66,12 @@ withDb(
       outcome: "delivered" as const,
       retry_in: null,
     }));
-    const params: RecordAttemptsParams = {
-      webhook_ids: results.map((r) => r.webhook_id),
-      event_ids: results.map((r) => r.event_id),
-      attempts: results.map((r) => r.attempt),
-      attempted_at: results.map((r) => r.attempted_at),
-      status_codes: results.map((r) => r.status_code),
-      latencies_ms: results.map((r) => r.latency_ms),
-      errors: results.map((r) => r.error),
-      outcomes: results.map((r) => r.outcome),
-      retries_in: results.map((r) => r.retry_in),
-    };
-    const check = (plan: PlanNode, what: string) => {
-      // The table's scans (a bitmap heap scan names its index on the node below it).
-      const scans = planNodes(plan).filter((n) =>
-        n["Relation Name"] === "webhook_deliveries" && n["Node Type"] !== "ModifyTable"
-      );
-      assert.ok(scans.length > 0, `${what}: webhook_deliveries not read`);
-      for (const scan of scans) {
-        const index = planNodes(scan).find((n) => n["Index Name"])?.["Index Name"];
-        assert.equal(index, "webhook_deliveries_pkey", `${what}: ${scan["Node Type"]} ${index}`);
-      }
-    };
+    const check = (plan: PlanNode, what: string) =>
+      assertReadsThrough(plan, "webhook_deliveries", "webhook_deliveries_pkey", what);
     await checkPlans(
       db,
       statement<RecordAttemptsParams>("webhooks/record_attempts"),
-      params,
+      attemptColumns(results),
       check,
     );
 
@@ -102,11 +90,7 @@ withDb(
 withDb(
   "prune webhook history: ended deliveries and attempts past retention, a limit a call, by index",
   async ({ db }) => {
-    const { id: webhookId } = (await rawOne<{ id: string }>(
-      db,
-      `INSERT INTO webhooks (url, events, secret)
-       VALUES ('https://hooks.example.com/', '{annotation.created}', '\\x00') RETURNING id::text`,
-    ))!;
+    const webhookId = await newWebhook(db);
     // Events 1-20,000 still owed after 40 days (a receiver down), 20,001-23,000 delivered or
     // failed 31 days ago, 23,001-23,100 delivered yesterday; 2,500 attempts 31 days ago, then 10
     // yesterday.

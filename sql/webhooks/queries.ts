@@ -191,8 +191,9 @@ export interface RecordAttemptsParams {
 }
 const RECORD_ATTEMPTS = statement<RecordAttemptsParams>("webhooks/record_attempts");
 
-export function recordAttempts(db: Handle, results: AttemptResult[]): Promise<number> {
-  return exec(db, RECORD_ATTEMPTS, {
+/** The results as record_attempts.sql takes them: a column each. */
+export function attemptColumns(results: AttemptResult[]): RecordAttemptsParams {
+  return {
     webhook_ids: results.map((r) => r.webhook_id),
     event_ids: results.map((r) => r.event_id),
     attempts: results.map((r) => r.attempt),
@@ -202,7 +203,11 @@ export function recordAttempts(db: Handle, results: AttemptResult[]): Promise<nu
     errors: results.map((r) => r.error),
     outcomes: results.map((r) => r.outcome),
     retries_in: results.map((r) => r.retry_in),
-  });
+  };
+}
+
+export function recordAttempts(db: Handle, results: AttemptResult[]): Promise<number> {
+  return exec(db, RECORD_ATTEMPTS, attemptColumns(results));
 }
 
 export interface DeliveryStats {
