@@ -776,3 +776,54 @@ Deno.test("history past WEBHOOK_RETENTION_DAYS is pruned; what is owed or recent
     await s.stop();
   }
 });
+
+Deno.test("claims start at each webhook's latest due time; an older due event waits for a full scan", async () => {
+  const s = await setup();
+  const receiver = startReceiver({ respond: () => 200 });
+  try {
+    const { h } = s;
+    const ann = await h.user("annotator");
+    const ds = await dataset(h, 4);
+    const hook = await webhook(h, receiver.url, ["annotation.created"], ds);
+    /** An event written by a transaction that began a minute ago: its id. */
+    const lateEvent = async () =>
+      (await rawOne<{ id: string }>(
+        h.db,
+        `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data, created_at,
+           next_attempt_at)
+         VALUES ($1::bigint, nextval('webhook_event_ids'), 'annotation.created', '{}',
+           now() - interval '1 minute', now() - interval '1 minute')
+         RETURNING 'evt_' || event_id AS id`,
+        [hook.id],
+      ))!.id;
+
+    // A worker that scans from the head only at its start: once it has claimed an event, one due
+    // before it (less the margin) is not found.
+    const first = s.worker({}, { fullScanMs: 600_000 });
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 1);
+    const late = await lateEvent();
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 2);
+    await sleep(300);
+    assert.equal(receiver.received.length, 2, "the older event was claimed without a full scan");
+    await first.stop(0);
+
+    // The next worker's first claim scans from the head.
+    const second = s.worker({}, { fullScanMs: 600_000 });
+    await receiver.waitFor((r) => r.length === 3);
+    assert.equal(receiver.received[2].id, late);
+    await second.stop(0);
+
+    // And a worker scans from the head again every fullScanMs.
+    s.worker({}, { fullScanMs: 300 });
+    await annotate(ann, ds);
+    await receiver.waitFor((r) => r.length === 4);
+    const later = await lateEvent();
+    await receiver.waitFor((r) => r.length === 5);
+    assert.equal(receiver.received[4].id, later);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});

@@ -1,9 +1,11 @@
 /** The webhook delivery statements (sql/webhooks/*) against a real database: plans and pruning. */
 import assert from "node:assert/strict";
 import type { Handle } from "../lib/db/pool.ts";
-import { statement } from "../lib/db/statement.ts";
+import { transaction } from "../lib/db/query.ts";
+import { bind, statement } from "../lib/db/statement.ts";
 import {
   attemptColumns,
+  type ClaimDeliveriesParams,
   type PrunedWebhookHistory,
   pruneWebhookHistory,
   type PruneWebhookHistoryParams,
@@ -152,5 +154,79 @@ withDb(
          (SELECT count(*)::int FROM webhook_attempts) AS attempts`,
     );
     assert.deepEqual(left, { owed: 20000, ended: 100, oldest: 23001, attempts: 10 });
+  },
+);
+
+withDb(
+  "claim deliveries: a webhook's scan starts at its since, past the due index's dead entries",
+  async ({ db }) => {
+    const webhookId = await newWebhook(db);
+    // 20,000 deliveries due over the last hour, each leased for 20 s and delivered, all since the
+    // last vacuum: two dead entries each at the due index's head. Then 5 new ones due now.
+    await rawExec(
+      db,
+      `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data, next_attempt_at)
+       SELECT $1::bigint, g, 'annotation.created', '{}', now() - interval '1 hour' + g * interval '150 ms'
+       FROM generate_series(1, 20000) g`,
+      [webhookId],
+    );
+    await rawExec(
+      db,
+      `UPDATE webhook_deliveries
+       SET state = 'sending', attempts = 1, next_attempt_at = next_attempt_at + interval '20 s'`,
+    );
+    await rawExec(
+      db,
+      "UPDATE webhook_deliveries SET state = 'delivered', next_attempt_at = NULL",
+    );
+    await rawExec(
+      db,
+      `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+       SELECT $1::bigint, g, 'annotation.created', '{}' FROM generate_series(20001, 20005) g`,
+      [webhookId],
+    );
+
+    const CLAIM = statement<ClaimDeliveriesParams>("webhooks/claim_deliveries");
+    /** The pages the due index scan read, and the events claimed (rolled back). */
+    const claim = async (since: string | null) => {
+      type Explained = { "QUERY PLAN": [{ Plan: PlanNode }] };
+      const params: ClaimDeliveriesParams = {
+        limit: 32,
+        per_webhook: 16,
+        busy_ids: [],
+        busy_counts: [],
+        since_ids: since ? [webhookId] : [],
+        since_ats: since ? [since] : [],
+        lease_seconds: 20,
+      };
+      return await transaction(db, async (tx) => {
+        const explained = await rawOne<Explained>(
+          tx,
+          `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${CLAIM.text}`,
+          bind(CLAIM, params),
+        );
+        const scan = planNodes(explained!["QUERY PLAN"][0].Plan).find((n) =>
+          n["Index Name"] === "webhook_deliveries_due_idx"
+        )!;
+        const claimed = await rawOne<{ n: number }>(
+          tx,
+          "SELECT count(*)::int AS n FROM webhook_deliveries WHERE state = 'sending'",
+        );
+        await rawExec(tx, "ROLLBACK AND CHAIN");
+        return {
+          pages: Number(scan["Shared Hit Blocks"]) + Number(scan["Shared Read Blocks"]),
+          claimed: claimed!.n,
+        };
+      });
+    };
+    await claim(null); // marks the dead entries, as the first scan after them does
+    const head = await claim(null);
+    const since = await claim(new Date(Date.now() - 5_000).toISOString());
+    assert.equal(head.claimed, 5);
+    assert.equal(since.claimed, 5);
+    assert.ok(
+      since.pages * 10 < head.pages,
+      `from since: ${since.pages} pages; from the head: ${head.pages}`,
+    );
   },
 );

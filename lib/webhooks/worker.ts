@@ -41,6 +41,14 @@ export const POLL_MS = 250;
 const BUSY_PAUSE_MS = 10;
 /** How often the queue gauges are read from the database. */
 const STATS_MS = 5_000;
+/**
+ * A webhook's claims start SINCE_MARGIN_MS before the latest due time it has claimed, not at the
+ * due index's head, whose dead entries grow until a vacuum (claim_deliveries.sql). An event
+ * written by a transaction that began earlier than that (one running longer than the margin) is
+ * still found by the scan from the head that every FULL_SCAN_MS makes.
+ */
+const SINCE_MARGIN_MS = 5_000;
+const FULL_SCAN_MS = 10_000;
 /** How often the history past WEBHOOK_RETENTION_DAYS is pruned (and once at the start). */
 const PRUNE_MS = 10 * 60_000;
 /** Rows of each table one prune statement deletes at most: its locks and WAL stay small. */
@@ -63,6 +71,8 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** How often the queue gauges are read; default STATS_MS. */
   statsMs?: number;
+  /** How often a claim scans each webhook's due deliveries from the head; default FULL_SCAN_MS. */
+  fullScanMs?: number;
   /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
   check?: TargetCheck;
 }
@@ -97,6 +107,9 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
   /** The sends under way, to cut off at the end of a shutdown's grace. */
   const aborts = new Set<AbortController>();
   const busy = new Map<string, number>();
+  /** Per webhook: where its next claim's scan starts (none: at the head). */
+  const since = new Map<string, number>();
+  let fullScanAt = performance.now();
   const sends = new Set<Promise<void>>();
   /** Sends under way (their outcomes may still be being recorded after). */
   let sending = 0;
@@ -279,18 +292,30 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
       const free = MAX_IN_FLIGHT - sending;
       let claimed: q.ClaimedDelivery[] = [];
       if (free > 0) {
+        if (performance.now() - fullScanAt >= (opts.fullScanMs ?? FULL_SCAN_MS)) {
+          since.clear();
+          fullScanAt = performance.now();
+        }
         try {
           claimed = await q.claimDeliveries(db, {
             limit: free,
             per_webhook: PER_WEBHOOK,
             busy_ids: [...busy.keys()],
             busy_counts: [...busy.values()],
+            since_ids: [...since.keys()],
+            since_ats: [...since.values()].map((ms) => new Date(ms).toISOString()),
             lease_seconds: LEASE_SECONDS,
           });
         } catch (e) {
           log.warn("webhook deliveries not claimed", { error: (e as Error).message });
         }
-        for (const d of claimed) start(d);
+        for (const d of claimed) {
+          // Claimed in due order: what was due before this one is taken too (or held by another
+          // worker, which leases it or lets the full scan find it).
+          const from = d.due_at.getTime() - SINCE_MARGIN_MS;
+          if (from > (since.get(d.webhook_id) ?? -Infinity)) since.set(d.webhook_id, from);
+          start(d);
+        }
       }
       if (stopping) break;
       // Work found, or every slot busy: come back in BUSY_PAUSE_MS, when the sends that ended

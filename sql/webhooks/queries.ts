@@ -141,6 +141,10 @@ export interface ClaimDeliveriesParams {
   per_webhook: number;
   busy_ids: string[];
   busy_counts: number[];
+  /** Webhooks whose scan starts at a time (since_ats, at the same positions), not the head. */
+  since_ids: string[];
+  /** ISO 8601 times. */
+  since_ats: string[];
   lease_seconds: number;
 }
 
@@ -156,6 +160,8 @@ export interface ClaimedDelivery {
   url: string;
   secret: Uint8Array<ArrayBuffer>;
   previous_secret: Uint8Array<ArrayBuffer> | null;
+  /** When it fell due (its next_attempt_at before this lease). */
+  due_at: Date;
 }
 const CLAIM_DELIVERIES = statement<ClaimDeliveriesParams, ClaimedDelivery>(
   "webhooks/claim_deliveries",
