@@ -25,29 +25,34 @@ async function newWebhook(db: Handle): Promise<string> {
   return row!.id;
 }
 
+/**
+ * `n` deliveries (events 1 to n) due over the last hour, each leased for 20 s and then delivered,
+ * none vacuumed since: the due index keeps two dead entries for each (its pending and its sending
+ * version), at its head.
+ */
+async function deliveredSinceVacuum(db: Handle, webhookId: string, n: number): Promise<void> {
+  await rawExec(
+    db,
+    `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data, next_attempt_at)
+     SELECT $1::bigint, g, 'annotation.created', '{}',
+       now() - interval '1 hour' + g * (interval '1 hour' / $2::integer)
+     FROM generate_series(1, $2::integer) g`,
+    [webhookId, n],
+  );
+  await rawExec(
+    db,
+    `UPDATE webhook_deliveries
+     SET state = 'sending', attempts = 1, next_attempt_at = next_attempt_at + interval '20 s'`,
+  );
+  await rawExec(db, "UPDATE webhook_deliveries SET state = 'delivered', next_attempt_at = NULL");
+}
+
 withDb(
   "record attempts: each delivery found by its primary key, not through the due index's dead entries",
   async ({ db }) => {
     const webhookId = await newWebhook(db);
-    // 20,000 deliveries made and delivered: the due index keeps an entry for each version of
-    // them (pending, then sending) until a vacuum. The statistics then see none in flight, and
-    // the last 20 are taken for sending after that.
-    await rawExec(
-      db,
-      `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
-       SELECT $1::bigint, g, 'annotation.created', jsonb_build_object('n', g)
-       FROM generate_series(1, 20000) g`,
-      [webhookId],
-    );
-    await rawExec(
-      db,
-      `UPDATE webhook_deliveries
-       SET state = 'sending', attempts = 1, next_attempt_at = now() + interval '1 minute'`,
-    );
-    await rawExec(
-      db,
-      "UPDATE webhook_deliveries SET state = 'delivered', next_attempt_at = NULL",
-    );
+    // The statistics see none in flight, and the last 20 are taken for sending after that.
+    await deliveredSinceVacuum(db, webhookId, 20000);
     await rawExec(db, "ANALYZE webhook_deliveries");
     await rawExec(
       db,
@@ -161,24 +166,8 @@ withDb(
   "claim deliveries: a webhook's scan starts at its since, past the due index's dead entries",
   async ({ db }) => {
     const webhookId = await newWebhook(db);
-    // 20,000 deliveries due over the last hour, each leased for 20 s and delivered, all since the
-    // last vacuum: two dead entries each at the due index's head. Then 5 new ones due now.
-    await rawExec(
-      db,
-      `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data, next_attempt_at)
-       SELECT $1::bigint, g, 'annotation.created', '{}', now() - interval '1 hour' + g * interval '150 ms'
-       FROM generate_series(1, 20000) g`,
-      [webhookId],
-    );
-    await rawExec(
-      db,
-      `UPDATE webhook_deliveries
-       SET state = 'sending', attempts = 1, next_attempt_at = next_attempt_at + interval '20 s'`,
-    );
-    await rawExec(
-      db,
-      "UPDATE webhook_deliveries SET state = 'delivered', next_attempt_at = NULL",
-    );
+    // 20,000 deliveries since the last vacuum, then 5 new ones due now.
+    await deliveredSinceVacuum(db, webhookId, 20000);
     await rawExec(
       db,
       `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
