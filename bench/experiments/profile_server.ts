@@ -1,14 +1,16 @@
 /**
  * `deno run -A bench/experiments/profile_server.ts [--images N] [--cycles N] [--concurrency N]
- *   [--top N] [--out FILE] [--root DIR] [--server-flag F]... [--ingest] [--no-profile]`: where
- * the server's CPU goes in the annotator cycle (or, with --ingest, in registerImages).
+ *   [--top N] [--out FILE] [--root DIR] [--server-flag F]... [--ingest] [--webhook] [--no-profile]`:
+ * where the server's CPU goes in the annotator cycle (or, with --ingest, in registerImages).
  *
  * Starts the server as the bench does (its own process, production settings) with the V8
  * inspector on, seeds one dataset, and runs `--concurrency` annotators (claim -> submit one bbox)
  * on the lean HTTP/1.1 client while the inspector's sampling profiler records the server. Prints
  * the functions with the most self time and, grouped by package, where the time was spent;
  * `--out` keeps the .cpuprofile (Chrome DevTools opens it). `--root DIR` profiles the server of
- * another checkout (a worktree of another commit, after `deno install` in it).
+ * another checkout (a worktree of another commit, after `deno install` in it). `--webhook`: one
+ * webhook subscribed to annotation.created, delivered to a receiver on 127.0.0.1
+ * (testkit/webhook_receiver.ts), so the delivery worker's sends share the server with the cycle.
  */
 import postgres from "postgres";
 import { migrate } from "../../lib/db/migrate.ts";
@@ -16,6 +18,7 @@ import type { Db } from "../../lib/db/pool.ts";
 import { freePort } from "../../lib/runtime/embedded_pg.ts";
 import { adminToken, createAnnotators } from "../../testkit/api.ts";
 import { startLoadServer } from "../../testkit/process.ts";
+import { startReceiver } from "../../testkit/webhook_receiver.ts";
 import { openBenchDatabase } from "../lib/database.ts";
 import { Http1Client } from "../lib/http1.ts";
 import { registerBody } from "../lib/rows.ts";
@@ -32,6 +35,8 @@ const concurrency = flag("--concurrency", 32);
 const top = flag("--top", 40);
 /** --ingest: registerImages batches of 10,000 (one client) instead of the annotator cycle. */
 const ingest = has("--ingest");
+/** --webhook: one webhook on annotation.created, its receiver in this process. */
+const webhook = has("--webhook");
 /** --no-profile: only the CPU figure, without the sampling profiler's own cost. */
 const profiling = !has("--no-profile");
 
@@ -96,11 +101,22 @@ const server = await (async () => {
   return await startLoadServer({
     databaseUrl: db.url,
     root,
+    env: webhook ? { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" } : {},
     flags: [...serverFlags, ...(profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : [])],
   });
 })();
+const receiver = webhook ? startReceiver() : undefined;
 try {
   const admin = await adminToken(server.url);
+  if (receiver) {
+    const res = await fetch(`${server.url}/api/v1/webhooks`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ url: receiver.url, events: ["annotation.created"] }),
+    });
+    if (res.status !== 201) throw new Error(`createWebhook ${res.status} ${await res.text()}`);
+    await res.body?.cancel();
+  }
   // Made in SQL, `open`, so that a server of older code (--root) that predates the dataset's
   // `access` reads it as any dataset.
   const [ds] = await sql<{ id: string }[]>`
@@ -168,8 +184,10 @@ try {
   } else {
     await profileRun(run);
   }
+  if (receiver) console.log(`webhook: ${receiver.received.length} deliveries received in all`);
 } finally {
   await server.stop();
+  await receiver?.close();
   await sql.end();
   await db.stop();
 }

@@ -4,6 +4,7 @@
  * a rotation, the old key's beside the new one's). The tests check them with the npm
  * `standardwebhooks` package, an independent implementation.
  */
+import { createHmac } from "node:crypto";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 
 /** Bytes of a new signing key: 32 (the specification asks for 24 to 64). */
@@ -24,34 +25,19 @@ export function secretBytes(text: string): Uint8Array<ArrayBuffer> {
   return decodeBase64(text.replace(/^whsec_/, ""));
 }
 
-const encoder = new TextEncoder();
-
-/** HMAC keys imported once per key (their base64 text as the cache key). */
-const imported = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(key: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
-  const id = encodeBase64(key);
-  let k = imported.get(id);
-  if (!k) {
-    // A few keys per webhook over its life: bounded by clearing, not by eviction order.
-    if (imported.size > 1000) imported.clear();
-    k = crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    imported.set(id, k);
-  }
-  return k;
-}
-
-/** The webhook-signature header for `body` sent as event `id` at `timestamp` (Unix seconds). */
-export async function signatureHeader(
-  keys: Uint8Array<ArrayBuffer>[],
+/**
+ * The webhook-signature header for `body` sent as event `id` at `timestamp` (Unix seconds).
+ * node:crypto's HMAC runs in the call: 9.5 µs a signature against 45 µs through crypto.subtle's
+ * promise (a 700-byte event, one key; decision 0013), and the delivery worker shares the
+ * server's thread with the requests.
+ */
+export function signatureHeader(
+  keys: Uint8Array[],
   id: string,
   timestamp: number,
   body: string,
-): Promise<string> {
-  const content = encoder.encode(`${id}.${timestamp}.${body}`);
-  const signatures = await Promise.all(keys.map(async (key) => {
-    const mac = await crypto.subtle.sign("HMAC", await hmacKey(key), content);
-    return `v1,${encodeBase64(new Uint8Array(mac))}`;
-  }));
-  return signatures.join(" ");
+): string {
+  const content = `${id}.${timestamp}.${body}`;
+  return keys.map((key) => `v1,${createHmac("sha256", key).update(content).digest("base64")}`)
+    .join(" ");
 }

@@ -205,7 +205,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
             "user-agent": "annotation-server-webhooks",
             "webhook-id": id,
             "webhook-timestamp": String(timestamp),
-            "webhook-signature": await signatureHeader(keys, id, timestamp, body),
+            "webhook-signature": signatureHeader(keys, id, timestamp, body),
           },
           body,
           redirect: "manual",
