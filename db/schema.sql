@@ -316,6 +316,22 @@ END
 $$;
 
 --
+-- Name: taken_over_claims(bigint, bigint, public.lease, bigint[], public.lease[], public.lease[], smallint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.taken_over_claims(dataset_id bigint, taker bigint, new_lease public.lease, annotators bigint[], leases public.lease[], live public.lease[], k smallint) RETURNS TABLE(user_id bigint, claim_id bigint, image_id bigint, claimed_at timestamp with time zone, expires_at timestamp with time zone)
+    LANGUAGE sql ROWS 1
+    AS $$
+  SELECT c.user_id, c.claim_id, c.image_id, c.claimed_at, c.expires_at
+  FROM unnest(taken_over_claims.leases) e
+  JOIN current_claims c ON c.user_id = e.user_id AND c.claim_id = e.claim_id
+  WHERE c.dataset_id = taken_over_claims.dataset_id AND e.user_id <> taker
+    AND c.active AND c.expires_at <= now()
+    AND NOT has_free_slot(taken_over_claims.annotators, live || new_lease, k, e.claim_id)
+  FOR NO KEY UPDATE OF c SKIP LOCKED
+$$;
+
+--
 -- Name: webhook_annotation(bigint, bigint, bigint, text, bigint, text, text, double precision, text[], jsonb, timestamp with time zone, text, bigint, timestamp with time zone, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -332,6 +348,18 @@ CREATE FUNCTION public.webhook_annotation(id bigint, image_id bigint, dataset_id
     'reviewed_by', reviewed_by::text, 'reviewed_at', webhook_time(reviewed_at),
     'review_comment', review_comment
   )
+$$;
+
+--
+-- Name: webhook_claim(bigint, bigint, bigint, bigint, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.webhook_claim(id bigint, dataset_id bigint, image_id bigint, user_id bigint, created_at timestamp with time zone, expires_at timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  SELECT jsonb_build_object('id', id::text, 'dataset_id', dataset_id::text,
+    'image_id', image_id::text, 'user_id', user_id::text,
+    'created_at', webhook_time(created_at), 'expires_at', webhook_time(expires_at))
 $$;
 
 --
@@ -1147,4 +1175,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206080000'),
     ('20261206100000'),
     ('20261206160000'),
-    ('20261206235500');
+    ('20261206235500'),
+    ('20261207020000');

@@ -366,21 +366,170 @@ withDb(
   },
 );
 
+/** How many times a claim entered ended_claims (a claim ends once). */
+async function endedRows(db: Handle, claimId: string): Promise<string[]> {
+  const rows = await rawMany<{ end_reason: string }>(
+    db,
+    "SELECT end_reason FROM ended_claims WHERE claim_id = $1::bigint",
+    [claimId],
+  );
+  return rows.map((r) => r.end_reason);
+}
+
+withDb(
+  "claim query: a claim whose slot someone takes after it expired ends then, as 'expired', for good",
+  async ({ db }) => {
+    const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
+    const [a, b] = await newUsers(db, 2);
+    const ca = await claim(db, ds.id, a);
+    await setClaimExpiry(db, ca!.claim.id, -1000);
+    const cb = await claim(db, ds.id, b);
+    assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
+    const ended = await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL });
+    assert.equal(ended?.active, false);
+    assert.equal(ended?.end_reason, "expired");
+    assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+    // b lets the image go: the slot is free again, but a's claim stays ended.
+    await releaseLease(db, {
+      kind: "annotate",
+      claim_id: cb.claim.id,
+      user_id: b,
+      caller_id: b,
+      caller_role: "annotator",
+    });
+    assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null);
+    assert.equal(
+      await renewLease(db, {
+        kind: "annotate",
+        claim_id: ca!.claim.id,
+        user_id: a,
+        caller_role: "annotator",
+      }),
+      null,
+    );
+    // a's next claim is a new one (the image is claimable again), and ends nothing twice.
+    const again = await claim(db, ds.id, a);
+    assert.equal(again?.state, "new");
+    assert.equal(again?.image.id, ds.images[0]);
+    assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+  },
+);
+
+withDb(
+  "claim query: with k=2 an expired claim ends when a claim leaves no slot for it",
+  async ({ db }) => {
+    const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [1] });
+    const [u, a, c, d] = await newUsers(db, 4);
+    const lease = (id: string) => getLease(db, { kind: "annotate", id, ...SEES_ALL });
+    // One slot free for the holder to renew into: c's claim leaves a's claim be.
+    const ca = await claim(db, ds.id, a);
+    await setClaimExpiry(db, ca!.claim.id, -1000);
+    const cc = await claim(db, ds.id, c);
+    assert.equal(cc?.image.id, ds.images[0]);
+    assert.equal((await lease(ca!.claim.id))?.active, true);
+    assert.ok(await annotate(db, ca!.claim.id, ds.images[0], a), "renewable, so accepted");
+    // Image 0 now has one annotation: a claim on it takes its last slot, and the next claim
+    // after that one expires ends it.
+    await setClaimExpiry(db, cc!.claim.id, -1000);
+    assert.equal((await claim(db, ds.id, d))?.image.id, ds.images[0]);
+    assert.equal((await lease(cc!.claim.id))?.end_reason, "expired");
+    assert.equal(await annotate(db, cc!.claim.id, ds.images[0], c), null);
+    assert.equal(await claim(db, ds.id, u), null, "image 0 is full");
+  },
+);
+
+withDb(
+  "claim query: a taken-over claim whose row its holder's statement holds is left to the holder, without a wait",
+  async ({ db }) => {
+    const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
+    const [a, b] = await newUsers(db, 2);
+    const ca = await claim(db, ds.id, a);
+    await setClaimExpiry(db, ca!.claim.id, -1000);
+    await transaction(db, async (tx) => {
+      // a's own statement (a renew, a submit) holds a's row at this instant.
+      await rawMany(
+        tx,
+        "SELECT 1 FROM current_claims WHERE user_id = $1::bigint FOR NO KEY UPDATE",
+        [a],
+      );
+      const taken = await Promise.race([
+        claim(db, ds.id, b),
+        delay(5_000).then(() => "waited" as const),
+      ]);
+      if (taken === "waited") throw new Error("the claim waited for a's row");
+      assert.equal(taken?.image.id, ds.images[0]);
+    });
+    const lease = await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL });
+    assert.equal(lease?.active, true, "left active");
+    assert.equal(lease?.live, false);
+    // The holder finds it expired: renew refused, and the next claim ends it, once.
+    assert.equal(
+      await renewLease(db, {
+        kind: "annotate",
+        claim_id: ca!.claim.id,
+        user_id: a,
+        caller_role: "annotator",
+      }),
+      null,
+    );
+    assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[1]);
+    assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+  },
+);
+
+withDb("claim query: a batch of claims ends the expired claims it takes over", async ({ db }) => {
+  const ds = await newDataset(db, { ttl: 30, priorities: [2, 1, 0] });
+  const [a, b, c] = await newUsers(db, 3);
+  const batch = (users: string[]) =>
+    claimNextImages(db, {
+      dataset_id: ds.id,
+      user_ids: users,
+      user_roles: annotators(users),
+      after_claim_ids: null,
+    });
+  const ca = await claim(db, ds.id, a);
+  await setClaimExpiry(db, ca!.claim.id, -1000);
+  const [rb] = await batch([b]);
+  assert.equal(rb?.state, "new");
+  assert.equal(rb.image.id, ds.images[0]);
+  assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+
+  // A caller of the batch whose expired claim another caller's new claim takes over: left
+  // 'single', its claim ended by the batch, and its own statement ends nothing twice.
+  const cc = await claim(db, ds.id, c);
+  assert.equal(cc?.image.id, ds.images[1]);
+  await setClaimExpiry(db, cc!.claim.id, -1000);
+  await releaseLease(db, {
+    kind: "annotate",
+    claim_id: rb.claim.id,
+    user_id: b,
+    caller_id: b,
+    caller_role: "annotator",
+  });
+  await releaseLease(db, {
+    kind: "annotate",
+    claim_id: (await claim(db, ds.id, a))!.claim.id,
+    user_id: a,
+    caller_id: a,
+    caller_role: "annotator",
+  });
+  // Images 0 and 1 are claimable; b wants one, c holds an expired claim on image 1.
+  await rawMany(db, "UPDATE images SET priority = 5 WHERE id = $1::bigint", [ds.images[1]]);
+  const [rb2, rc] = await batch([b, c]);
+  assert.equal(rb2?.state, "new");
+  assert.equal(rb2.image.id, ds.images[1], "b takes c's slot");
+  assert.equal(rc, undefined, "c is left to its own statement");
+  assert.deepEqual(await endedRows(db, cc!.claim.id), ["expired"]);
+  const next = await claim(db, ds.id, c);
+  assert.equal(next?.state, "new");
+  assert.deepEqual(await endedRows(db, cc!.claim.id), ["expired"]);
+});
+
 withDb("claim query: an expired claim is accepted while nobody took the slot", async ({ db }) => {
   const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
   const [a, b] = await newUsers(db, 2);
   const ca = await claim(db, ds.id, a);
   await setClaimExpiry(db, ca!.claim.id, -1000);
-  // Someone else takes the image meanwhile but lets it go again: the slot is free.
-  const cb = await claim(db, ds.id, b);
-  assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
-  await releaseLease(db, {
-    kind: "annotate",
-    claim_id: cb.claim.id,
-    user_id: b,
-    caller_id: b,
-    caller_role: "annotator",
-  });
   const ann = await annotate(db, ca!.claim.id, ds.images[0], a);
   assert.ok(ann);
   assert.equal(ann.source, "human");

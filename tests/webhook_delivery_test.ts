@@ -486,7 +486,7 @@ Deno.test("two workers share the queue and never send one event twice at once", 
   }
 });
 
-Deno.test("image.completed, dataset.completed (once, under concurrent submits) and claim.expired", async () => {
+Deno.test("image.completed, dataset.completed (once, under concurrent submits), and claim.expired when a slot is taken", async () => {
   const s = await setup();
   const receiver = startReceiver();
   try {
@@ -519,21 +519,35 @@ Deno.test("image.completed, dataset.completed (once, under concurrent submits) a
     await sleep(200);
     assert.equal(byType("dataset.completed").length, 1, "reported once");
 
-    // claim.expired: an annotator's claim expires, and its next claim ends it.
+    // claim.expired: an annotator's claim expires, and the claim that takes its slot ends it,
+    // without its holder coming back.
     const ds2 = await dataset(h, 2);
     await webhook(h, receiver.url, ["claim.expired"], ds2);
     const u = annotators[0];
     const c = await u.req("POST", `/api/v1/datasets/${ds2}/claims`);
     await setClaimExpiry(h.db, c.body.claim.id, -1000);
-    // Someone else takes its slot, so the claim is not renewed but replaced.
-    await annotate(annotators[1], ds2);
-    const again = await u.req("POST", `/api/v1/datasets/${ds2}/claims`);
-    assert.equal(again.status, 201);
+    const taker = await annotators[1].req("POST", `/api/v1/datasets/${ds2}/claims`);
+    assert.equal(taker.body.image.id, c.body.claim.image_id);
     await receiver.waitFor((r) => r.some((x) => x.json.type === "claim.expired"));
     const expired = byType("claim.expired")[0].json.data.claim;
-    assert.equal(expired.id, c.body.claim.id);
-    assert.equal(expired.user_id, u.id);
-    assert.equal(expired.image_id, c.body.claim.image_id);
+    assert.deepEqual(expired, {
+      id: c.body.claim.id,
+      dataset_id: ds2,
+      image_id: c.body.claim.image_id,
+      user_id: u.id,
+      created_at: expired.created_at,
+      expires_at: expired.expires_at,
+    });
+    assert.ok(Date.parse(expired.created_at) <= Date.now());
+    assert.ok(Date.parse(expired.expires_at) < Date.now());
+    // The holder comes back: refused, then a new claim, and the claim is not reported twice.
+    const renew = await u.req("POST", `/api/v1/claims/${c.body.claim.id}/renew`);
+    assert.equal(renew.status, 409);
+    assert.equal(renew.body.error.code, "claim_expired");
+    const again = await u.req("POST", `/api/v1/datasets/${ds2}/claims`);
+    assert.equal(again.status, 201);
+    await sleep(300);
+    assert.equal(byType("claim.expired").length, 1);
   } finally {
     await receiver.close();
     await s.stop();

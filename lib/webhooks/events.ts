@@ -18,8 +18,8 @@ export const EVENT_TYPES = {
     "(sql/reviews/submit_review.sql): the image and its annotators",
   "dataset.completed": "that submit left no image of the dataset to annotate " +
     "(sql/annotations/create_human_annotation*.sql)",
-  "claim.expired": "a claim was found expired and ended, when its holder claimed again in the " +
-    "dataset (sql/claims/claim_next_image.sql): the claim",
+  "claim.expired": "a claim was found expired and ended: by the claim that took its slot, or " +
+    "else by its holder's next claim (sql/claims/claim_next_image*.sql): the claim",
   "review.accepted":
     "a reviewer accepted an image's annotations (sql/reviews/submit_review.sql): " +
     "the review (decision, reviewer, comment, the annotators judged) and the image",

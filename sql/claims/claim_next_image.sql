@@ -63,9 +63,13 @@
 --                  the caller's current_claims row takes the new claim: rewritten in place (a HOT
 --                  update) or, on a first claim in the dataset, inserted; ON CONFLICT DO NOTHING
 --                  against a concurrent first claim by the same caller ('conflict').
---   expired_claim_ended  the replaced expired claim enters ended_claims as 'expired'.
---   claim_expired_event / claim_expired_queued
---                  its claim.expired webhook event, for the webhooks subscribed to it.
+--   granted        the new claim, once the caller's current_claims row holds it.
+--   taken_over     other annotators' expired claims whose slot on the image the new claim takes;
+--                  taken_over_ended ends them in current_claims.
+--   expired_claim  the claims ended as 'expired': the caller's replaced one and taken_over's;
+--                  expired_claim_ended enters them in ended_claims, and claim_expired_event /
+--                  claim_expired_queued write their claim.expired events for the webhooks
+--                  subscribed.
 --   image_leased   appends the lease to the locked image, pruning expired ones, and sets
 --                  full_until. No indexed column changes: on a page with room (fillfactor 85)
 --                  this is a HOT update.
@@ -121,7 +125,7 @@ rework_image AS MATERIALIZED (
   -- An image a reviewer sent back for the caller's rework, still reserved for them: one probe of
   -- images_rework_idx for the caller (@>, the operator its GIN answers).
   SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
-    i.annotations_per_image AS k
+    i.annotations_per_image AS k, i.annotators, i.leases
   FROM images i
   WHERE NOT EXISTS (SELECT FROM caller_claim WHERE live)
     AND NOT EXISTS (SELECT FROM renewed_claim)
@@ -139,7 +143,7 @@ rework_image AS MATERIALIZED (
 ),
 queue_image AS MATERIALIZED (
   SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
-    i.annotations_per_image AS k
+    i.annotations_per_image AS k, i.annotators, i.leases
   FROM images i
   WHERE NOT EXISTS (SELECT FROM caller_claim WHERE live)
     AND NOT EXISTS (SELECT FROM renewed_claim)
@@ -157,9 +161,9 @@ queue_image AS MATERIALIZED (
   FOR NO KEY UPDATE SKIP LOCKED
 ),
 next_image AS MATERIALIZED (
-  SELECT id, annotated, live, k FROM rework_image
+  SELECT id, annotated, live, k, annotators, leases FROM rework_image
   UNION ALL
-  SELECT id, annotated, live, k FROM queue_image
+  SELECT id, annotated, live, k, annotators, leases FROM queue_image
 ),
 new_claim AS MATERIALIZED (
   -- Dated when granted: the clock as the locked image row comes out of next_image, not now()
@@ -193,39 +197,66 @@ claim_row_inserted AS (
   ON CONFLICT (user_id, dataset_id) DO NOTHING
   RETURNING claim_id
 ),
+granted AS MATERIALIZED (
+  SELECT n.image_id, n.claim_id, n.claimed_at, n.expires_at
+  FROM new_claim n
+  WHERE EXISTS (SELECT FROM claim_row_updated) OR EXISTS (SELECT FROM claim_row_inserted)
+),
+taken_over AS MATERIALIZED (
+  -- Other annotators' expired claims whose slot on the image the new claim takes
+  -- (taken_over_claims): they end here, found expired by the claim that took their slot, so
+  -- claim.expired does not wait for a holder who may never come back. Looked for only when the
+  -- image's lease list held an expired lease (one the live list lacks).
+  SELECT t.user_id, t.claim_id, t.image_id, t.claimed_at, t.expires_at
+  FROM granted g
+  JOIN next_image n ON n.id = g.image_id
+  CROSS JOIN LATERAL (
+    SELECT o.user_id, o.claim_id, o.image_id, o.claimed_at, o.expires_at
+    FROM taken_over_claims(:dataset_id::bigint, :user_id::bigint,
+      ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease, n.annotators, n.leases, n.live, n.k)
+      o
+    WHERE cardinality(n.leases) > cardinality(n.live)
+  ) t
+),
+taken_over_ended AS (
+  UPDATE current_claims c
+  SET active = false
+  FROM taken_over t
+  WHERE c.user_id = t.user_id AND c.dataset_id = :dataset_id::bigint
+),
+expired_claim AS MATERIALIZED (
+  -- The claims this statement ends as 'expired': the caller's own, replaced by its new claim,
+  -- and taken_over's.
+  SELECT c.claim_id, c.image_id, :user_id::bigint AS user_id, c.claimed_at, c.expires_at
+  FROM caller_claim c
+  WHERE c.active AND EXISTS (SELECT FROM claim_row_updated)
+  UNION ALL
+  SELECT t.claim_id, t.image_id, t.user_id, t.claimed_at, t.expires_at
+  FROM taken_over t
+),
 expired_claim_ended AS (
   -- ended_at: when the claim stopped holding its slot, its expiry, not this moment.
   INSERT INTO ended_claims (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
     ended_at, end_reason)
-  SELECT c.claim_id, :dataset_id::bigint, c.image_id, :user_id::bigint, c.claimed_at,
-    c.expires_at, c.expires_at, 'expired'
-  FROM caller_claim c
-  WHERE c.active AND EXISTS (SELECT FROM claim_row_updated)
+  SELECT e.claim_id, :dataset_id::bigint, e.image_id, e.user_id, e.claimed_at, e.expires_at,
+    e.expires_at, 'expired'
+  FROM expired_claim e
 ),
 claim_expired_event AS MATERIALIZED (
-  -- claim.expired for the claim expired_claim_ended ends, for the webhooks subscribed
+  -- claim.expired for each claim expired_claim_ended ends, for the webhooks subscribed
   -- (create_human_annotation.sql says how webhook events are shaped); nothing built otherwise.
   SELECT 'claim.expired' AS type,
-    jsonb_build_object('claim', jsonb_build_object(
-      'id', c.claim_id::text, 'dataset_id', :dataset_id::bigint::text,
-      'image_id', c.image_id::text, 'user_id', :user_id::bigint::text,
-      'created_at', webhook_time(c.claimed_at), 'expires_at', webhook_time(c.expires_at)
-    )) AS data,
+    jsonb_build_object('claim', webhook_claim(e.claim_id, :dataset_id::bigint, e.image_id,
+      e.user_id, e.claimed_at, e.expires_at)) AS data,
     nextval('webhook_event_ids') AS id
-  FROM caller_claim c
-  WHERE c.active AND EXISTS (SELECT FROM claim_row_updated)
-    AND EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
+  FROM expired_claim e
+  WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
 ),
 claim_expired_queued AS (
   INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
   SELECT s.webhook_id, e.id, e.type, e.data
   FROM claim_expired_event e
   CROSS JOIN webhook_subscribers('claim.expired', :dataset_id::bigint) s
-),
-granted AS MATERIALIZED (
-  SELECT n.image_id, n.claim_id, n.claimed_at, n.expires_at
-  FROM new_claim n
-  WHERE EXISTS (SELECT FROM claim_row_updated) OR EXISTS (SELECT FROM claim_row_inserted)
 ),
 image_leased AS (
   UPDATE images i

@@ -17,7 +17,8 @@
 -- first, in user order, so two batches holding some of the same callers never deadlock; then
 -- images with FOR NO KEY UPDATE SKIP LOCKED, which never waits. An image goes to at most one
 -- caller of the batch, and only an image none of the batch's callers has annotated or skipped is
--- taken, so any image picked is claimable by any caller who wants one.
+-- taken, so any image picked is claimable by any caller who wants one. Other annotators' expired
+-- claims whose slot a granted image's new claim takes end here as 'expired' (taken_over).
 -- CTE names are claim_next_image.sql's.
 WITH async_commit AS MATERIALIZED (
   -- As in claim_next_image.sql: a lease lost in a crash only returns its image to the queue.
@@ -81,7 +82,7 @@ next_image AS MATERIALIZED (
   -- claim_next_image.sql's scan for as many rows as callers want; the LIMIT is an InitPlan,
   -- evaluated before the scan.
   SELECT i.id, cardinality(i.annotators) AS annotated, live_leases(i.leases, NULL) AS live,
-    i.annotations_per_image AS k
+    i.annotations_per_image AS k, i.annotators, i.leases
   FROM images i
   WHERE i.dataset_id = :dataset_id::bigint
     AND NOT i.done
@@ -96,12 +97,13 @@ next_image AS MATERIALIZED (
 new_claim AS MATERIALIZED (
   -- The n-th image picked goes to the n-th caller wanting one, dated when granted: the clock as
   -- its locked row comes out of next_image, as in claim_next_image.sql (which says why).
-  SELECT w.user_id, n.id AS image_id, n.annotated, n.live, n.k,
+  SELECT w.user_id, n.id AS image_id, n.annotated, n.live, n.k, n.annotators, n.leases,
     nextval('claim_ids') AS claim_id, n.at AS claimed_at,
     n.at + make_interval(secs => d.ttl) AS expires_at
   FROM (
     SELECT next_image.id, next_image.annotated, next_image.live, next_image.k,
-      row_number() OVER () AS n, clock_timestamp() AS at
+      next_image.annotators, next_image.leases, row_number() OVER () AS n,
+      clock_timestamp() AS at
     FROM next_image
   ) n
   JOIN wanting w ON w.n = n.n
@@ -128,11 +130,53 @@ claim_row_inserted AS (
   RETURNING user_id
 ),
 granted AS MATERIALIZED (
-  SELECT n.user_id, n.image_id, n.claim_id, n.claimed_at, n.expires_at, n.annotated, n.live, n.k
+  SELECT n.user_id, n.image_id, n.claim_id, n.claimed_at, n.expires_at, n.annotated, n.live, n.k,
+    n.annotators, n.leases
   FROM new_claim n
   WHERE n.user_id IN (
     SELECT user_id FROM claim_row_updated UNION ALL SELECT user_id FROM claim_row_inserted
   )
+),
+taken_over AS MATERIALIZED (
+  -- As in claim_next_image.sql, for each image granted. A caller of this batch whose expired
+  -- claim is taken over (left 'single', its row locked above) has it ended here, and its own
+  -- statement then finds no active claim to end.
+  SELECT t.user_id, t.claim_id, t.image_id, t.claimed_at, t.expires_at
+  FROM granted g
+  CROSS JOIN LATERAL (
+    SELECT o.user_id, o.claim_id, o.image_id, o.claimed_at, o.expires_at
+    FROM taken_over_claims(:dataset_id::bigint, g.user_id,
+      ROW(g.claim_id, g.user_id, g.expires_at)::lease, g.annotators, g.leases, g.live, g.k) o
+    WHERE cardinality(g.leases) > cardinality(g.live)
+  ) t
+),
+taken_over_ended AS (
+  UPDATE current_claims c
+  SET active = false
+  FROM taken_over t
+  WHERE c.user_id = t.user_id AND c.dataset_id = :dataset_id::bigint
+),
+expired_claim_ended AS (
+  -- ended_at: when the claim stopped holding its slot, its expiry, not this moment.
+  INSERT INTO ended_claims (claim_id, dataset_id, image_id, user_id, claimed_at, expires_at,
+    ended_at, end_reason)
+  SELECT t.claim_id, :dataset_id::bigint, t.image_id, t.user_id, t.claimed_at, t.expires_at,
+    t.expires_at, 'expired'
+  FROM taken_over t
+),
+claim_expired_event AS MATERIALIZED (
+  SELECT 'claim.expired' AS type,
+    jsonb_build_object('claim', webhook_claim(t.claim_id, :dataset_id::bigint, t.image_id,
+      t.user_id, t.claimed_at, t.expires_at)) AS data,
+    nextval('webhook_event_ids') AS id
+  FROM taken_over t
+  WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
+),
+claim_expired_queued AS (
+  INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
+  SELECT s.webhook_id, e.id, e.type, e.data
+  FROM claim_expired_event e
+  CROSS JOIN webhook_subscribers('claim.expired', :dataset_id::bigint) s
 ),
 image_leased AS (
   UPDATE images i
