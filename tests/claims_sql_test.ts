@@ -1193,3 +1193,55 @@ withDb("submit batch query: finds the callers' claims by key among 20,000", {
   const made = await createHumanAnnotations(db, submits);
   assert.equal(made.filter(Boolean).length, 8);
 });
+
+withDb("taken_over_claims: finds the claim it ends by key among 20,000", {
+  poolMax: 5,
+}, async ({ db }) => {
+  // As above: current_claims holds a row per annotator and dataset. The function runs in the
+  // claim statements for an image with an expired lease; read whole, the table would cost that
+  // claim (and the batch it is in) hundreds of pages.
+  const datasets = [];
+  for (let i = 0; i < 4; i++) datasets.push(await newDataset(db, { priorities: [0, 0] }));
+  const others = await newUsers(db, 5000);
+  await rawExec(
+    db,
+    `INSERT INTO current_claims (user_id, dataset_id, claim_id, image_id, claimed_at, expires_at,
+       active, kind)
+     SELECT u, d, nextval('claim_ids'), $3::bigint, now(), now() + interval '15 minutes', true,
+       'annotate'
+     FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS d`,
+    [others, datasets.map((d) => d.id), datasets[0].images[0]],
+  );
+  const ds = datasets[1];
+  const [holder, taker] = await newUsers(db, 2);
+  const held = await claim(db, ds.id, holder);
+  await setClaimExpiry(db, held!.claim.id, -1000);
+  await rawExec(db, "ANALYZE current_claims");
+  const [{ pages }] = await rawMany<{ pages: number }>(
+    db,
+    "SELECT relpages AS pages FROM pg_class WHERE relname = 'current_claims'",
+    [],
+  );
+  assert.ok(pages > 100, `current_claims is ${pages} pages`);
+
+  const call = `FROM taken_over_claims($1::bigint, $2::bigint,
+      ROW(nextval('claim_ids'), $2::bigint, now() + interval '15 minutes')::lease, '{}'::bigint[],
+      (SELECT leases FROM images WHERE id = $3::bigint), '{}'::lease[], 1::smallint)`;
+  const args = [ds.id, taker, held!.image.id];
+  await transaction(db, async (tx) => {
+    // Once to plan it (the catalog reads of a first call are not what a claim pays).
+    await rawMany(tx, `SELECT claim_id ${call}`, args);
+    const [explained] = await rawMany<{ "QUERY PLAN": PlanNode[] }>(
+      tx,
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT claim_id::text ${call}`,
+      args,
+    );
+    const scan = planNodes(explained["QUERY PLAN"][0].Plan as PlanNode)
+      .find((n) => n["Node Type"] === "Function Scan")!;
+    const read = Number(scan["Shared Hit Blocks"]) + Number(scan["Shared Read Blocks"]);
+    assert.equal(scan["Actual Rows"], 1);
+    assert.ok(read < 20, `taken_over_claims read ${read} pages`);
+  });
+  const [found] = await rawMany<{ claim_id: string }>(db, `SELECT claim_id::text ${call}`, args);
+  assert.equal(found.claim_id, held!.claim.id);
+});
