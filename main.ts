@@ -92,11 +92,25 @@ async function main(config: Config, log: Logger, running: Running, flags: { stop
   let admitted = false;
   let admit!: () => void;
   const bootstrapped = new Promise<void>((resolve) => admit = resolve);
-  running.server = listen(
+  // Requests being answered: the webhook worker yields the thread to them (lib/webhooks/worker.ts).
+  let serving = 0;
+  const answer = async (req: Request, info: Deno.ServeHandlerInfo) => {
+    serving++;
+    try {
+      if (!admitted) await bootstrapped;
+      return await app.fetch(req, info);
+    } finally {
+      serving--;
+    }
+  };
+  running.server = listen(config, answer);
+  running.webhooks = startWebhookWorker({
+    db,
     config,
-    (req, info) => admitted ? app.fetch(req, info) : bootstrapped.then(() => app.fetch(req, info)),
-  );
-  running.webhooks = startWebhookWorker({ db, config, log, metrics });
+    log,
+    metrics,
+    serving: () => serving > 0,
+  });
   let devAdminKey: string | undefined;
   try {
     devAdminKey = await bootstrapUsers(db, config, log);

@@ -459,6 +459,40 @@ Deno.test("deliveries come in keyset pages; a redeliver while the event is being
   }
 });
 
+Deno.test("a backlog is sent whether or not the server is answering requests", async () => {
+  const s = await setup();
+  const receiver = startReceiver();
+  try {
+    const { h } = s;
+    const machine = await h.user("machine");
+    const ds = await dataset(h, 1);
+    await webhook(h, receiver.url, ["annotation.created"]);
+    const push = async (n: number) => {
+      const pred = await machine.req("POST", `/api/v1/datasets/${ds}/predictions`, {
+        predictions: Array.from({ length: n }, () => ({
+          external_id: "x0",
+          model: { name: "m", version: "1" },
+          labels: ["cat"],
+        })),
+      });
+      assert.equal(pred.body.created, n, JSON.stringify(pred.body));
+    };
+    // Requests always in flight: the worker keeps to its pause between claims, but never stops.
+    await push(100);
+    const yielding = s.worker({}, { serving: () => true });
+    await receiver.waitFor((r) => r.length === 100, 20_000);
+    await yielding.stop(1_000);
+    // None: it claims again as its sends end.
+    await push(100);
+    s.worker({}, { serving: () => false });
+    await receiver.waitFor((r) => r.length === 200, 20_000);
+    assert.equal(new Set(receiver.received.map((r) => r.id)).size, 200);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
 Deno.test("two workers share the queue and never send one event twice at once", async () => {
   const s = await setup();
   const receiver = startReceiver({ respond: () => sleep(5).then(() => 200) });
