@@ -1137,11 +1137,11 @@ withDb("review claim query: the review queue's index, in its order, at 100,000 i
   assert.equal(got?.image.id, head?.id);
 });
 
-withDb("submit batch query: finds the callers' claims by key among 20,000", {
-  poolMax: 5,
-}, async ({ db }) => {
-  // 5,000 other annotators holding a claim in each of 4 datasets: current_claims grows with
-  // annotators times datasets, and read whole it would cost each batch milliseconds.
+/**
+ * 5,000 other annotators holding a claim in each of 4 new datasets: current_claims at 20,000 rows,
+ * as a server with many annotators and datasets has it. Returns the datasets.
+ */
+async function crowdedClaims(db: Handle): Promise<{ id: string; images: string[] }[]> {
   const datasets = [];
   for (let i = 0; i < 4; i++) datasets.push(await newDataset(db, { priorities: [0, 0] }));
   const others = await newUsers(db, 5000);
@@ -1154,6 +1154,15 @@ withDb("submit batch query: finds the callers' claims by key among 20,000", {
      FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS d`,
     [others, datasets.map((d) => d.id), datasets[0].images[0]],
   );
+  return datasets;
+}
+
+withDb("submit batch query: finds the callers' claims by key among 20,000", {
+  poolMax: 5,
+}, async ({ db }) => {
+  // current_claims grows with annotators times datasets; read whole it would cost each batch
+  // milliseconds.
+  await crowdedClaims(db);
   const ds = await newDataset(db, { priorities: Array(8).fill(0) });
   const submitters = await newUsers(db, 8);
   const submits: ClaimedHumanAnnotation[] = [];
@@ -1197,22 +1206,9 @@ withDb("submit batch query: finds the callers' claims by key among 20,000", {
 withDb("taken_over_claims: finds the claim it ends by key among 20,000", {
   poolMax: 5,
 }, async ({ db }) => {
-  // As above: current_claims holds a row per annotator and dataset. The function runs in the
-  // claim statements for an image with an expired lease; read whole, the table would cost that
-  // claim (and the batch it is in) hundreds of pages.
-  const datasets = [];
-  for (let i = 0; i < 4; i++) datasets.push(await newDataset(db, { priorities: [0, 0] }));
-  const others = await newUsers(db, 5000);
-  await rawExec(
-    db,
-    `INSERT INTO current_claims (user_id, dataset_id, claim_id, image_id, claimed_at, expires_at,
-       active, kind)
-     SELECT u, d, nextval('claim_ids'), $3::bigint, now(), now() + interval '15 minutes', true,
-       'annotate'
-     FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS d`,
-    [others, datasets.map((d) => d.id), datasets[0].images[0]],
-  );
-  const ds = datasets[1];
+  // The function runs in the claim statements for an image with an expired lease; read whole,
+  // current_claims would cost that claim (and the batch it is in) hundreds of pages.
+  const ds = (await crowdedClaims(db))[1];
   const [holder, taker] = await newUsers(db, 2);
   const held = await claim(db, ds.id, holder);
   await setClaimExpiry(db, held!.claim.id, -1000);
