@@ -366,6 +366,27 @@ withDb(
   },
 );
 
+/** Its holder renews claim `claimId` (null: refused). */
+function renewClaim(db: Handle, claimId: string, userId: string) {
+  return renewLease(db, {
+    kind: "annotate",
+    claim_id: claimId,
+    user_id: userId,
+    caller_role: "annotator",
+  });
+}
+
+/** Its holder releases claim `claimId`. */
+function releaseClaim(db: Handle, claimId: string, userId: string) {
+  return releaseLease(db, {
+    kind: "annotate",
+    claim_id: claimId,
+    user_id: userId,
+    caller_id: userId,
+    caller_role: "annotator",
+  });
+}
+
 /** How many times a claim entered ended_claims (a claim ends once). */
 async function endedRows(db: Handle, claimId: string): Promise<string[]> {
   const rows = await rawMany<{ end_reason: string }>(
@@ -390,21 +411,10 @@ withDb(
     assert.equal(ended?.end_reason, "expired");
     assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
     // b lets the image go: the slot is free again, but a's claim stays ended.
-    await releaseLease(db, {
-      kind: "annotate",
-      claim_id: cb.claim.id,
-      user_id: b,
-      caller_id: b,
-      caller_role: "annotator",
-    });
+    await releaseClaim(db, cb.claim.id, b);
     assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null);
     assert.equal(
-      await renewLease(db, {
-        kind: "annotate",
-        claim_id: ca!.claim.id,
-        user_id: a,
-        caller_role: "annotator",
-      }),
+      await renewClaim(db, ca!.claim.id, a),
       null,
     );
     // a's next claim is a new one (the image is claimable again), and ends nothing twice.
@@ -464,12 +474,7 @@ withDb(
     assert.equal(lease?.live, false);
     // The holder finds it expired: renew refused, and the next claim ends it, once.
     assert.equal(
-      await renewLease(db, {
-        kind: "annotate",
-        claim_id: ca!.claim.id,
-        user_id: a,
-        caller_role: "annotator",
-      }),
+      await renewClaim(db, ca!.claim.id, a),
       null,
     );
     assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[1]);
@@ -499,20 +504,8 @@ withDb("claim query: a batch of claims ends the expired claims it takes over", a
   const cc = await claim(db, ds.id, c);
   assert.equal(cc?.image.id, ds.images[1]);
   await setClaimExpiry(db, cc!.claim.id, -1000);
-  await releaseLease(db, {
-    kind: "annotate",
-    claim_id: rb.claim.id,
-    user_id: b,
-    caller_id: b,
-    caller_role: "annotator",
-  });
-  await releaseLease(db, {
-    kind: "annotate",
-    claim_id: (await claim(db, ds.id, a))!.claim.id,
-    user_id: a,
-    caller_id: a,
-    caller_role: "annotator",
-  });
+  await releaseClaim(db, rb.claim.id, b);
+  await releaseClaim(db, (await claim(db, ds.id, a))!.claim.id, a);
   // Images 0 and 1 are claimable; b wants one, c holds an expired claim on image 1.
   await rawMany(db, "UPDATE images SET priority = 5 WHERE id = $1::bigint", [ds.images[1]]);
   const [rb2, rc] = await batch([b, c]);
