@@ -20,6 +20,23 @@ CREATE TYPE public.lease AS (
 );
 
 --
+-- Name: claim_expired_deliveries(bigint, bigint, bigint, bigint, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.claim_expired_deliveries(dataset_id bigint, claim_id bigint, image_id bigint, user_id bigint, created_at timestamp with time zone, expires_at timestamp with time zone) RETURNS TABLE(webhook_id bigint, event_id bigint, event_type text, data jsonb)
+    LANGUAGE sql ROWS 1
+    AS $$
+  SELECT s.webhook_id, e.id, 'claim.expired', e.data
+  FROM (
+    SELECT nextval('webhook_event_ids') AS id,
+      jsonb_build_object('claim', webhook_claim(claim_id, dataset_id, image_id, user_id,
+        created_at, expires_at)) AS data
+    WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', dataset_id))
+  ) e
+  CROSS JOIN webhook_subscribers('claim.expired', dataset_id) s
+$$;
+
+--
 -- Name: completes_image(boolean, bigint[], bigint, smallint); Type: FUNCTION; Schema: public; Owner: -
 --
 

@@ -366,6 +366,39 @@ withDb(
   },
 );
 
+/** A webhook on claim.expired, made directly. */
+async function claimExpiredWebhook(db: Handle): Promise<void> {
+  await rawExec(
+    db,
+    `INSERT INTO webhooks (url, events, secret)
+     VALUES ('https://hooks.example.com/', '{claim.expired}', '\\x00')`,
+  );
+}
+
+/** The claim ids of the claim.expired events queued, in event order. */
+async function expiredEvents(db: Handle): Promise<string[]> {
+  const rows = await rawMany<{ id: string }>(
+    db,
+    `SELECT data -> 'claim' ->> 'id' AS id FROM webhook_deliveries
+     WHERE event_type = 'claim.expired' ORDER BY event_id`,
+    [],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * A dataset of two images (the first first) with a webhook on claim.expired, two annotators, and
+ * a's claim on the first image, expired.
+ */
+async function expiredClaim(db: Handle) {
+  const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
+  const [a, b] = await newUsers(db, 2);
+  await claimExpiredWebhook(db);
+  const ca = (await claim(db, ds.id, a))!;
+  await setClaimExpiry(db, ca.claim.id, -1000);
+  return { ds, a, b, ca };
+}
+
 /** Its holder renews claim `claimId` (null: refused). */
 function renewClaim(db: Handle, claimId: string, userId: string) {
   return renewLease(db, {
@@ -400,16 +433,14 @@ async function endedRows(db: Handle, claimId: string): Promise<string[]> {
 withDb(
   "claim query: a claim whose slot someone takes after it expired ends then, as 'expired', for good",
   async ({ db }) => {
-    const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
-    const [a, b] = await newUsers(db, 2);
-    const ca = await claim(db, ds.id, a);
-    await setClaimExpiry(db, ca!.claim.id, -1000);
+    const { ds, a, b, ca } = await expiredClaim(db);
     const cb = await claim(db, ds.id, b);
     assert.equal(cb?.image.id, ds.images[0], "a's expired lease does not hold the image");
     const ended = await getLease(db, { kind: "annotate", id: ca!.claim.id, ...SEES_ALL });
     assert.equal(ended?.active, false);
     assert.equal(ended?.end_reason, "expired");
     assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+    assert.deepEqual(await expiredEvents(db), [ca!.claim.id]);
     // b lets the image go: the slot is free again, but a's claim stays ended.
     await releaseClaim(db, cb.claim.id, b);
     assert.equal(await annotate(db, ca!.claim.id, ds.images[0], a), null);
@@ -422,6 +453,7 @@ withDb(
     assert.equal(again?.state, "new");
     assert.equal(again?.image.id, ds.images[0]);
     assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+    assert.deepEqual(await expiredEvents(db), [ca!.claim.id], "one event");
   },
 );
 
@@ -451,10 +483,7 @@ withDb(
 withDb(
   "claim query: a taken-over claim whose row its holder's statement holds is left to the holder, without a wait",
   async ({ db }) => {
-    const ds = await newDataset(db, { ttl: 30, priorities: [1, 0] });
-    const [a, b] = await newUsers(db, 2);
-    const ca = await claim(db, ds.id, a);
-    await setClaimExpiry(db, ca!.claim.id, -1000);
+    const { ds, a, b, ca } = await expiredClaim(db);
     await transaction(db, async (tx) => {
       // a's own statement (a renew, a submit) holds a's row at this instant.
       await rawMany(
@@ -477,8 +506,10 @@ withDb(
       await renewClaim(db, ca!.claim.id, a),
       null,
     );
+    assert.deepEqual(await expiredEvents(db), [], "not ended yet");
     assert.equal((await claim(db, ds.id, a))?.image.id, ds.images[1]);
     assert.deepEqual(await endedRows(db, ca!.claim.id), ["expired"]);
+    assert.deepEqual(await expiredEvents(db), [ca!.claim.id]);
   },
 );
 
@@ -492,6 +523,7 @@ withDb("claim query: a batch of claims ends the expired claims it takes over", a
       user_roles: annotators(users),
       after_claim_ids: null,
     });
+  await claimExpiredWebhook(db);
   const ca = await claim(db, ds.id, a);
   await setClaimExpiry(db, ca!.claim.id, -1000);
   const [rb] = await batch([b]);
@@ -516,6 +548,7 @@ withDb("claim query: a batch of claims ends the expired claims it takes over", a
   const next = await claim(db, ds.id, c);
   assert.equal(next?.state, "new");
   assert.deepEqual(await endedRows(db, cc!.claim.id), ["expired"]);
+  assert.deepEqual(await expiredEvents(db), [ca!.claim.id, cc!.claim.id]);
 });
 
 withDb("claim query: an expired claim is accepted while nobody took the slot", async ({ db }) => {

@@ -26,9 +26,7 @@ AS $$
   FOR NO KEY UPDATE OF c SKIP LOCKED
 $$;
 
--- A claim in an event's data (claim.expired): the fields the API's Claim has, in its shape. The
--- claim statements end expired claims in two places (the holder's next claim, and the claim that
--- takes an expired claim's slot), and both build the event with this.
+-- A claim in an event's data (claim.expired): the fields the API's Claim has, in its shape.
 CREATE FUNCTION webhook_claim(id bigint, dataset_id bigint, image_id bigint, user_id bigint,
   created_at timestamptz, expires_at timestamptz)
 RETURNS jsonb
@@ -39,6 +37,27 @@ AS $$
     'created_at', webhook_time(created_at), 'expires_at', webhook_time(expires_at))
 $$;
 
+-- The claim.expired event of a claim the calling statement ends as 'expired', as the
+-- webhook_deliveries rows to insert: one event id, a row per webhook subscribed (none: no event
+-- built). Both claim statements insert through it, for the caller's own claim and for those
+-- taken_over_claims found.
+CREATE FUNCTION claim_expired_deliveries(dataset_id bigint, claim_id bigint, image_id bigint,
+  user_id bigint, created_at timestamptz, expires_at timestamptz)
+RETURNS TABLE (webhook_id bigint, event_id bigint, event_type text, data jsonb)
+LANGUAGE sql VOLATILE
+ROWS 1
+AS $$
+  SELECT s.webhook_id, e.id, 'claim.expired', e.data
+  FROM (
+    SELECT nextval('webhook_event_ids') AS id,
+      jsonb_build_object('claim', webhook_claim(claim_id, dataset_id, image_id, user_id,
+        created_at, expires_at)) AS data
+    WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', dataset_id))
+  ) e
+  CROSS JOIN webhook_subscribers('claim.expired', dataset_id) s
+$$;
+
 -- migrate:down
+DROP FUNCTION claim_expired_deliveries(bigint, bigint, bigint, bigint, timestamptz, timestamptz);
 DROP FUNCTION taken_over_claims(bigint, bigint, lease, bigint[], lease[], lease[], smallint);
 DROP FUNCTION webhook_claim(bigint, bigint, bigint, bigint, timestamptz, timestamptz);

@@ -6,7 +6,7 @@
  *
  * Adding an event type: add it here, and in the statement that makes the change a CTE that
  * inserts its webhook_deliveries rows for `webhook_subscribers('<type>', <dataset id>)` (copy
- * claim_expired_event from sql/claims/claim_next_image.sql). Nothing else changes: the table
+ * the event and event_queued CTEs of sql/reviews/submit_review.sql). Nothing else changes: the table
  * takes any type, and the workers send whatever it holds (the review.* events came that way).
  */
 export const EVENT_TYPES = {

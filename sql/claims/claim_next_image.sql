@@ -67,9 +67,8 @@
 --   taken_over     other annotators' expired claims whose slot on the image the new claim takes;
 --                  taken_over_ended ends them in current_claims.
 --   expired_claim  the claims ended as 'expired': the caller's replaced one and taken_over's;
---                  expired_claim_ended enters them in ended_claims, and claim_expired_event /
---                  claim_expired_queued write their claim.expired events for the webhooks
---                  subscribed.
+--                  expired_claim_ended enters them in ended_claims, and claim_expired_queued
+--                  writes their claim.expired events (claim_expired_deliveries).
 --   image_leased   appends the lease to the locked image, pruning expired ones, and sets
 --                  full_until. No indexed column changes: on a page with room (fillfactor 85)
 --                  this is a HOT update.
@@ -242,21 +241,13 @@ expired_claim_ended AS (
     e.expires_at, 'expired'
   FROM expired_claim e
 ),
-claim_expired_event AS MATERIALIZED (
-  -- claim.expired for each claim expired_claim_ended ends, for the webhooks subscribed
-  -- (create_human_annotation.sql says how webhook events are shaped); nothing built otherwise.
-  SELECT 'claim.expired' AS type,
-    jsonb_build_object('claim', webhook_claim(e.claim_id, :dataset_id::bigint, e.image_id,
-      e.user_id, e.claimed_at, e.expires_at)) AS data,
-    nextval('webhook_event_ids') AS id
-  FROM expired_claim e
-  WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
-),
 claim_expired_queued AS (
+  -- claim.expired for each claim ended here, for the webhooks subscribed (none: nothing built).
   INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
-  SELECT s.webhook_id, e.id, e.type, e.data
-  FROM claim_expired_event e
-  CROSS JOIN webhook_subscribers('claim.expired', :dataset_id::bigint) s
+  SELECT d.webhook_id, d.event_id, d.event_type, d.data
+  FROM expired_claim e
+  CROSS JOIN LATERAL claim_expired_deliveries(:dataset_id::bigint, e.claim_id, e.image_id,
+    e.user_id, e.claimed_at, e.expires_at) d
 ),
 image_leased AS (
   UPDATE images i

@@ -164,19 +164,13 @@ expired_claim_ended AS (
     t.expires_at, 'expired'
   FROM taken_over t
 ),
-claim_expired_event AS MATERIALIZED (
-  SELECT 'claim.expired' AS type,
-    jsonb_build_object('claim', webhook_claim(t.claim_id, :dataset_id::bigint, t.image_id,
-      t.user_id, t.claimed_at, t.expires_at)) AS data,
-    nextval('webhook_event_ids') AS id
-  FROM taken_over t
-  WHERE EXISTS (SELECT FROM webhook_subscribers('claim.expired', :dataset_id::bigint))
-),
 claim_expired_queued AS (
+  -- claim.expired for each claim ended here, for the webhooks subscribed (none: nothing built).
   INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, data)
-  SELECT s.webhook_id, e.id, e.type, e.data
-  FROM claim_expired_event e
-  CROSS JOIN webhook_subscribers('claim.expired', :dataset_id::bigint) s
+  SELECT d.webhook_id, d.event_id, d.event_type, d.data
+  FROM taken_over t
+  CROSS JOIN LATERAL claim_expired_deliveries(:dataset_id::bigint, t.claim_id, t.image_id,
+    t.user_id, t.claimed_at, t.expires_at) d
 ),
 image_leased AS (
   UPDATE images i
