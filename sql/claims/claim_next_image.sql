@@ -212,8 +212,8 @@ taken_over AS MATERIALIZED (
   CROSS JOIN LATERAL (
     SELECT o.user_id, o.claim_id, o.image_id, o.claimed_at, o.expires_at
     FROM taken_over_claims(:dataset_id::bigint, :user_id::bigint,
-      ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease, n.annotators, n.leases, n.live, n.k)
-      o
+      ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease, n.annotators, n.leases, n.live,
+      n.k) o
     WHERE cardinality(n.leases) > cardinality(n.live)
   ) t
 ),
