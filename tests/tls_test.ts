@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePort, startEmbeddedPostgres } from "../lib/runtime/embedded_pg.ts";
 import { adminToken } from "../testkit/api.ts";
+import { hasOpenssl, openssl } from "../testkit/certs.ts";
 import {
   exitWithin,
   expectStartFailure,
@@ -14,23 +15,6 @@ import {
   runScript,
   startServer,
 } from "../testkit/process.ts";
-
-function hasOpenssl(): boolean {
-  try {
-    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-async function openssl(cwd: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
 
 /**
  * A CA, a server certificate it signs for `localhost` only (so connecting to 127.0.0.1 under
