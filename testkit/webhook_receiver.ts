@@ -37,6 +37,8 @@ export interface ReceiverOptions {
   respond?: (r: Received, nthForId: number) => number | Response | Promise<number | Response>;
   /** A fixed port (to come back on after close). */
   port?: number;
+  /** Serve https with this certificate and key (PEM); `url` still names 127.0.0.1. */
+  tls?: { cert: string; key: string };
 }
 
 export function startReceiver(opts: ReceiverOptions = {}): Receiver {
@@ -45,7 +47,7 @@ export function startReceiver(opts: ReceiverOptions = {}): Receiver {
   const inFlight = new Set<string>();
   let overlaps = 0;
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: opts.port ?? 0, onListen: () => {} },
+    { hostname: "127.0.0.1", port: opts.port ?? 0, onListen: () => {}, ...opts.tls },
     async (req) => {
       const body = await req.text();
       const h = req.headers;
@@ -73,7 +75,7 @@ export function startReceiver(opts: ReceiverOptions = {}): Receiver {
   );
   const port = (server.addr as Deno.NetAddr).port;
   return {
-    url: `http://127.0.0.1:${port}/hook`,
+    url: `${opts.tls ? "https" : "http"}://127.0.0.1:${port}/hook`,
     port,
     received,
     get overlaps() {

@@ -15,7 +15,9 @@ import {
   type WebhookWorker,
   type WorkerOptions,
 } from "../lib/webhooks/worker.ts";
-import { targetCheck } from "../lib/webhooks/targets.ts";
+import { targetResolve } from "../lib/webhooks/targets.ts";
+import { ANSWER_LIMIT, createSender } from "../lib/webhooks/send.ts";
+import { hasOpenssl, selfSigned } from "../testkit/certs.ts";
 import { type Received, startReceiver } from "../testkit/webhook_receiver.ts";
 import { sleep } from "../testkit/time.ts";
 import {
@@ -613,6 +615,42 @@ Deno.test("a 3xx is a failed attempt: the redirect is not followed", async () =>
   }
 });
 
+Deno.test("an answer's body is dropped: one without end counts by its status and frees the send", async () => {
+  const s = await setup();
+  let streamed = 0;
+  const receiver = startReceiver({
+    respond: () =>
+      new Response(
+        new ReadableStream({
+          pull(c) {
+            streamed += 16_384;
+            c.enqueue(new Uint8Array(16_384));
+          },
+        }),
+        { status: 200 },
+      ),
+  });
+  try {
+    const { h } = s;
+    const ds = await dataset(h, 1);
+    const hook = await webhook(h, receiver.url, ["annotation.created"]);
+    s.worker({}, { timeoutMs: 5_000 });
+    await annotate(await h.user("annotator"), ds);
+    const [attempt] = await waitForAttempts(h, hook.id, 1);
+    assert.equal(attempt.outcome, "delivered", JSON.stringify(attempt));
+    assert.ok(attempt.latency_ms < 2_000, `${attempt.latency_ms} ms`);
+    await sleep(200);
+    const after = streamed;
+    await sleep(200);
+    assert.equal(streamed, after, "the connection was closed, nothing more is read");
+    // ANSWER_LIMIT read, plus what the sockets' buffers took in (about 1 MiB on loopback).
+    assert.ok(after < 256 * ANSWER_LIMIT, `${after} bytes streamed`);
+  } finally {
+    await receiver.close();
+    await s.stop();
+  }
+});
+
 Deno.test("an attempt ends at the send timeout even while the address check hangs", async () => {
   const s = await setup();
   try {
@@ -622,7 +660,7 @@ Deno.test("an attempt ends at the send timeout even while the address check hang
     // A resolver that never answers and ignores the abort signal: the attempt must not wait
     // for it, or the delivery's lease could run out while it is still being sent.
     const hang = () => new Promise<string[]>(() => {});
-    const check = targetCheck({ allowPrivate: false, httpsOnly: false, resolve: hang });
+    const check = targetResolve({ allowPrivate: false, httpsOnly: false, resolve: hang });
     s.worker({}, { timeoutMs: 300, check });
     await annotate(await h.user("annotator"), ds);
     await waitForAttempts(h, hook.id, 1, 5_000);
@@ -635,6 +673,70 @@ Deno.test("an attempt ends at the send timeout even while the address check hang
   } finally {
     await s.stop();
   }
+});
+
+Deno.test({
+  name: "a send connects only where the guard looked: the name is not resolved again (rebinding)",
+  ignore: !hasOpenssl(),
+  async fn() {
+    const s = await setup();
+    const tls = await selfSigned(["hooks.rebind.test"]);
+    const secure = startReceiver({ tls });
+    const plain = startReceiver();
+    const sender = createSender({ ca: [tls.cert] });
+    try {
+      const { h } = s;
+      const ds = await dataset(h, 1);
+      // `.test` names never resolve (RFC 6761): a send that looked the name up again, as fetch
+      // does when it connects, could not reach anything. The guard's resolver answers 127.0.0.1
+      // and this policy lets loopback stand in for a public address.
+      const looked: string[] = [];
+      const check = targetResolve({
+        allowPrivate: false,
+        httpsOnly: false,
+        resolve: (host) => (looked.push(host), Promise.resolve(["127.0.0.1"])),
+        blocked: () => null,
+      });
+      const hooks = {
+        https: await webhook(h, `https://hooks.rebind.test:${secure.port}/hook`, [
+          "annotation.created",
+        ]),
+        http: await webhook(h, `http://hooks.rebind.test:${plain.port}/hook`, [
+          "annotation.created",
+        ]),
+        // The same server under a name its certificate does not give: TLS still checks the name.
+        unnamed: await webhook(h, `https://other.rebind.test:${secure.port}/hook`, [
+          "annotation.created",
+        ]),
+      };
+      s.worker({ WEBHOOK_RETRY_SCHEDULE: "60" }, { check, sender });
+      await annotate(await h.user("annotator"), ds);
+      const [viaTls] = await waitForAttempts(h, hooks.https.id, 1);
+      assert.equal(viaTls.outcome, "delivered", JSON.stringify(viaTls));
+      assert.equal(secure.received.length, 1);
+      assert.equal(secure.received[0].headers.get("host"), `hooks.rebind.test:${secure.port}`);
+      verified(hooks.https.secret, secure.received[0]);
+      const [viaHttp] = await waitForAttempts(h, hooks.http.id, 1);
+      assert.equal(viaHttp.outcome, "delivered", JSON.stringify(viaHttp));
+      assert.equal(plain.received[0].headers.get("host"), `hooks.rebind.test:${plain.port}`);
+      const [refused] = await waitForAttempts(h, hooks.unnamed.id, 1);
+      assert.equal(refused.outcome, "retrying");
+      assert.equal(refused.status_code, null);
+      assert.match(refused.error, /other\.rebind\.test/);
+      assert.equal(secure.received.length, 1, "no request reached the server under that name");
+      // One lookup an attempt, the guard's.
+      assert.deepEqual(looked.sort(), [
+        "hooks.rebind.test",
+        "hooks.rebind.test",
+        "other.rebind.test",
+      ]);
+    } finally {
+      sender.close();
+      await secure.close();
+      await plain.close();
+      await s.stop();
+    }
+  },
 });
 
 Deno.test("the guard refuses a private destination at send time too, without connecting", async () => {

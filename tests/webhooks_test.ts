@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { blockedAddress, targetCheck } from "../lib/webhooks/targets.ts";
+import { pinnedLookup } from "../lib/webhooks/send.ts";
 import { secretBytes } from "../lib/webhooks/signing.ts";
 import { assertError, createTestApp, rawOne, withApp } from "./harness.ts";
 
@@ -194,6 +195,28 @@ Deno.test("in production only https:// is accepted, unless private targets are a
     await prod.close();
     await allowed.close();
   }
+});
+
+Deno.test("a send's lookup answers only the addresses judged, in the family asked for", () => {
+  const ask = (addresses: string[], options: { family?: number | string; all?: boolean }) => {
+    let got: unknown[] = [];
+    // deno-lint-ignore no-explicit-any
+    pinnedLookup(addresses)("hooks.example", options as any, (...args: unknown[]) => got = args);
+    return got;
+  };
+  const both = ["203.0.113.9", "2001:db8::1"];
+  assert.deepEqual(ask(both, {}), [null, "203.0.113.9", 4]);
+  assert.deepEqual(ask(both, { family: 6 }), [null, "2001:db8::1", 6]);
+  assert.deepEqual(ask(both, { family: "IPv6" }), [null, "2001:db8::1", 6]);
+  assert.deepEqual(ask(both, { all: true }), [null, [
+    { address: "203.0.113.9", family: 4 },
+    { address: "2001:db8::1", family: 6 },
+  ]]);
+  assert.deepEqual(ask(both, { all: true, family: 4 }), [null, [
+    { address: "203.0.113.9", family: 4 },
+  ]]);
+  const [error] = ask(["203.0.113.9"], { family: 6 });
+  assert.equal((error as { code: string }).code, "ENOTFOUND");
 });
 
 Deno.test("the guard judges every address a name resolves to", async () => {

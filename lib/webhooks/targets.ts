@@ -5,14 +5,11 @@
  * every event into a request the outside could not make. So a destination is refused when any
  * address its host resolves to (Deno.resolveDns, A and AAAA) is loopback, private, link-local,
  * CGNAT, unspecified, multicast or otherwise reserved, at createWebhook and updateWebhook (400)
- * and again before every send (the name may resolve elsewhere by then). In production only
- * https:// is accepted. WEBHOOK_ALLOW_PRIVATE_TARGETS=true turns both off (the default in
- * development, where receivers run on the same machine).
- *
- * Left open: fetch resolves the name again when it connects, so a name whose DNS answer changes
- * between the check and the connection (DNS rebinding, a window of milliseconds) can still reach
- * an internal address; where that matters, send through an egress proxy or a network that cannot
- * reach internal services, as the Standard Webhooks specification advises.
+ * and again before every send (the name may resolve elsewhere by then). A send connects only to
+ * the addresses that check judged (lib/webhooks/send.ts), never resolving the name again, so a
+ * DNS answer that changes between the check and the connection (DNS rebinding) cannot reach an
+ * internal address. In production only https:// is accepted. WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+ * turns both off (the default in development, where receivers run on the same machine).
  */
 
 import type { Config } from "../runtime/config.ts";
@@ -23,12 +20,24 @@ import type { Config } from "../runtime/config.ts";
  */
 export type TargetCheck = (url: string, signal?: AbortSignal) => Promise<string | null>;
 
+/**
+ * The guard's verdict on a destination: why it is refused, or the addresses it judged, which a
+ * send must connect to (null: any, when private targets are allowed and nothing was resolved).
+ */
+export type TargetVerdict =
+  | { refused: string; addresses?: undefined }
+  | { refused: null; addresses: string[] | null };
+
+export type TargetResolve = (url: string, signal?: AbortSignal) => Promise<TargetVerdict>;
+
 export interface TargetPolicy {
   allowPrivate: boolean;
   /** Only https:// (production, unless allowPrivate). */
   httpsOnly: boolean;
   /** Name resolution, replaceable in tests of the guard. */
   resolve?: (host: string, signal?: AbortSignal) => Promise<string[]>;
+  /** Why an address may not be reached; default blockedAddress, replaceable in tests. */
+  blocked?: (ip: string) => string | null;
 }
 
 /** IPv4 ranges no webhook may reach: [first octets as a 32-bit number, prefix length, name]. */
@@ -120,20 +129,22 @@ async function resolveHost(host: string, signal?: AbortSignal): Promise<string[]
   return found;
 }
 
-/** The guard for a server's configuration. */
-export function targetCheck(policy: TargetPolicy): TargetCheck {
+/** The guard for a server's configuration, with the addresses it judged. */
+export function targetResolve(policy: TargetPolicy): TargetResolve {
   const resolve = policy.resolve ?? resolveHost;
+  const blocked = policy.blocked ?? blockedAddress;
   return async (text, signal) => {
+    const refused = (why: string): TargetVerdict => ({ refused: why });
     let url: URL;
     try {
       url = new URL(text);
     } catch {
-      return "is not a URL";
+      return refused("is not a URL");
     }
-    if (url.protocol !== "https:" && url.protocol !== "http:") return "must be http(s)";
-    if (policy.allowPrivate) return null;
+    if (url.protocol !== "https:" && url.protocol !== "http:") return refused("must be http(s)");
+    if (policy.allowPrivate) return { refused: null, addresses: null };
     if (policy.httpsOnly && url.protocol !== "https:") {
-      return "must be https:// (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows http://)";
+      return refused("must be https:// (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows http://)");
     }
     const host = url.hostname.replace(/^\[|\]$/g, "");
     const literal = v4Number(host) !== null || host.includes(":");
@@ -142,24 +153,41 @@ export function targetCheck(policy: TargetPolicy): TargetCheck {
       addresses = literal ? [host] : await resolve(host, signal);
     } catch (e) {
       if (signal?.aborted) throw e;
-      return `${host} could not be resolved: ${(e as Error).message}`;
+      return refused(`${host} could not be resolved: ${(e as Error).message}`);
     }
-    if (!addresses.length) return `${host} does not resolve to any address`;
+    if (!addresses.length) return refused(`${host} does not resolve to any address`);
     for (const ip of addresses) {
-      const why = blockedAddress(ip);
+      const why = blocked(ip);
       if (why) {
-        return `${host} resolves to ${ip}, a ${why} address: webhooks may not reach internal ` +
-          `networks (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)`;
+        return refused(
+          `${host} resolves to ${ip}, a ${why} address: webhooks may not reach internal ` +
+            `networks (WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)`,
+        );
       }
     }
-    return null;
+    return { refused: null, addresses };
+  };
+}
+
+/** The guard as createWebhook and updateWebhook use it: why a destination is refused, or null. */
+export function targetCheck(policy: TargetPolicy): TargetCheck {
+  const resolve = targetResolve(policy);
+  return async (url, signal) => (await resolve(url, signal)).refused;
+}
+
+function configuredPolicy(config: Config): TargetPolicy {
+  return {
+    allowPrivate: config.webhooks.allowPrivateTargets,
+    httpsOnly: config.env === "production",
   };
 }
 
 /** The guard of a server's configuration: https only in production, unless private is allowed. */
 export function configuredCheck(config: Config): TargetCheck {
-  return targetCheck({
-    allowPrivate: config.webhooks.allowPrivateTargets,
-    httpsOnly: config.env === "production",
-  });
+  return targetCheck(configuredPolicy(config));
+}
+
+/** configuredCheck with the addresses judged, for the delivery worker. */
+export function configuredResolve(config: Config): TargetResolve {
+  return targetResolve(configuredPolicy(config));
 }

@@ -3,8 +3,9 @@
  * graceful shutdown before the pool closes). It takes due deliveries from the outbox
  * (sql/webhooks/claim_deliveries.sql: FOR UPDATE SKIP LOCKED and a lease, so the workers of
  * several replicas share the work and never send one attempt twice at once), POSTs each with the
- * Standard Webhooks headers within 15 s (the destination's address check included), and records
- * the outcome (sql/webhooks/record_attempts.sql, many at once).
+ * Standard Webhooks headers within 15 s (the destination's address check included), to the
+ * addresses that check judged (send.ts), and records the outcome (sql/webhooks/record_attempts.sql,
+ * many at once).
  *
  * - 2xx: delivered. 410 Gone: the webhook is disabled. Anything else, a timeout, a refused
  *   connection or a destination the SSRF guard refuses: retried after the next delay of
@@ -25,7 +26,8 @@ import type { Metrics } from "../runtime/metrics.ts";
 import * as q from "../../sql/webhooks/queries.ts";
 import { eventIdText } from "./events.ts";
 import { signatureHeader } from "./signing.ts";
-import { configuredCheck, type TargetCheck } from "./targets.ts";
+import { createSender, type Sender } from "./send.ts";
+import { configuredResolve, type TargetResolve } from "./targets.ts";
 
 /** How long a receiver has to answer (the Standard Webhooks specification: 15 to 30 s). */
 export const SEND_TIMEOUT_MS = 15_000;
@@ -82,7 +84,9 @@ export interface WorkerOptions {
   /** How often a claim scans each webhook's due deliveries from the head; default FULL_SCAN_MS. */
   fullScanMs?: number;
   /** The SSRF guard; default the configuration's (lib/webhooks/targets.ts). */
-  check?: TargetCheck;
+  check?: TargetResolve;
+  /** How a delivery is sent; default createSender() (lib/webhooks/send.ts), closed at stop. */
+  sender?: Sender;
   /**
    * Whether the process is answering requests at this moment (main.ts counts them); default
    * never. While it is, a backlog is sent at the pace of BUSY_PAUSE_MS, not refilled as sends end
@@ -117,7 +121,8 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
   const { db, config, log, metrics } = opts;
   const pollMs = opts.pollMs ?? POLL_MS;
   const timeoutMs = opts.timeoutMs ?? SEND_TIMEOUT_MS;
-  const check = opts.check ?? configuredCheck(config);
+  const check = opts.check ?? configuredResolve(config);
+  const sender = opts.sender ?? createSender();
   const serving = opts.serving ?? (() => false);
   const schedule = config.webhooks.retrySchedule;
   /** The sends under way, to cut off at the end of a shutdown's grace. */
@@ -200,14 +205,14 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
     aborts.add(abort);
     try {
       // Raced with the timer, so a resolver that ignores the signal cannot hold the attempt.
-      const refused = await Promise.race([check(d.url, abort.signal), whenAborted(abort.signal)])
-        .catch((e) => {
+      const verdict = await Promise.race([check(d.url, abort.signal), whenAborted(abort.signal)])
+        .catch((e): { refused: string } => {
           if (abort.signal.aborted) throw e;
-          return `check failed: ${(e as Error).message}`;
+          return { refused: `check failed: ${(e as Error).message}` };
         });
       checked = true;
-      if (refused) {
-        error = `refused: ${refused}`;
+      if (verdict.refused !== null) {
+        error = `refused: ${verdict.refused}`;
       } else {
         const id = eventIdText(d.event_id);
         const timestamp = Math.floor(Date.now() / 1000);
@@ -217,8 +222,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
           data: d.data,
         });
         const keys = d.previous_secret ? [d.secret, d.previous_secret] : [d.secret];
-        const res = await fetch(d.url, {
-          method: "POST",
+        status = await sender.post(d.url, {
           headers: {
             "content-type": "application/json",
             "user-agent": "annotation-server-webhooks",
@@ -227,11 +231,10 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
             "webhook-signature": signatureHeader(keys, id, timestamp, body),
           },
           body,
-          redirect: "manual",
+          // Only where the guard looked: the name is not resolved again (send.ts).
+          addresses: verdict.addresses,
           signal: abort.signal,
         });
-        status = res.status;
-        await res.body?.cancel();
       }
     } catch (e) {
       if (timedOut) {
@@ -242,9 +245,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
         interrupted = true;
         error = "interrupted: the server shut down during the send";
       } else {
-        // fetch's own message is "fetch failed"; its cause says what failed (refused, reset…).
-        const cause = (e as Error).cause as Error | undefined;
-        error = (cause?.message ?? (e as Error).message).slice(0, 500);
+        error = (e as Error).message.slice(0, 500);
       }
     } finally {
       clearTimeout(timer);
@@ -409,6 +410,7 @@ export function startWebhookWorker(opts: WorkerOptions): WebhookWorker {
         for (const a of aborts) a.abort();
         await Promise.all(sends);
       }
+      if (!opts.sender) sender.close();
       await pruning;
     },
   };
