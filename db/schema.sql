@@ -133,6 +133,35 @@ CREATE FUNCTION public.image_status(done boolean, full_until timestamp with time
 $$;
 
 --
+-- Name: kept_leases(bigint, public.lease[], bigint, bigint[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.kept_leases(dataset_id bigint, leases public.lease[], except_claim bigint, ended bigint[]) RETURNS public.lease[]
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+DECLARE
+  l lease;
+  kept lease[] := '{}';
+BEGIN
+  IF leases IS NOT NULL THEN
+    FOREACH l IN ARRAY leases LOOP
+      CONTINUE WHEN l.claim_id IS NOT DISTINCT FROM except_claim;
+      IF l.expires_at > now() THEN
+        kept := kept || l;
+      ELSIF (ended IS NULL OR l.claim_id <> ALL (ended)) AND EXISTS (
+        SELECT FROM current_claims c
+        WHERE c.user_id = l.user_id AND c.dataset_id = kept_leases.dataset_id
+          AND c.claim_id = l.claim_id AND c.active
+      ) THEN
+        kept := kept || l;
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN kept;
+END
+$$;
+
+--
 -- Name: latest_predictions(bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1193,4 +1222,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206100000'),
     ('20261206160000'),
     ('20261206235500'),
-    ('20261207020000');
+    ('20261207020000'),
+    ('20261207040000');

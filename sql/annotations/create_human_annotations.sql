@@ -59,7 +59,7 @@ image_annotated AS (
         d.user_id, i.annotations_per_image)
         AND cardinality(array_remove(i.rework_for, d.user_id)) > 0
       THEN i.rework_until END,
-    leases = live_leases(i.leases, d.claim_id),
+    leases = kept_leases(i.dataset_id, i.leases, d.claim_id, NULL),
     done = cardinality(i.annotators) + 1 >= i.annotations_per_image,
     full_until = lease_full_until(
       cardinality(i.annotators) + 1, live_leases(i.leases, d.claim_id), i.annotations_per_image

@@ -69,7 +69,8 @@
 --   expired_claim  the claims ended as 'expired': the caller's replaced one and taken_over's;
 --                  expired_claim_ended enters them in ended_claims, and claim_expired_queued
 --                  writes their claim.expired events (claim_expired_deliveries).
---   image_leased   appends the lease to the locked image, pruning expired ones, and sets
+--   image_leased   appends the lease to the locked image, keeping the live ones and, while a
+--                  slot is left, the expired ones of claims still active (kept_leases), and sets
 --                  full_until. No indexed column changes: on a page with room (fillfactor 85)
 --                  this is a HOT update.
 --   answer         'held' or 'new' with the image as it is now and its latest prediction per
@@ -97,7 +98,7 @@ caller_claim AS MATERIALIZED (
 ),
 renewed_lease AS (
   UPDATE images i
-  SET leases = live_leases(i.leases, c.claim_id)
+  SET leases = kept_leases(:dataset_id::bigint, i.leases, c.claim_id, NULL)
       || ROW(c.claim_id, :user_id::bigint, now() + make_interval(secs => d.ttl))::lease,
     full_until = lease_full_until(
       cardinality(i.annotators),
@@ -251,7 +252,18 @@ claim_expired_queued AS (
 ),
 image_leased AS (
   UPDATE images i
-  SET leases = n.live || ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease,
+  -- With a slot left, nothing was taken over: the expired leases of claims still active stay
+  -- listed. With none, no expired lease keeps one: all leave the list, also those taken_over
+  -- could not lock, so their holder's statement under way (its now() from before the expiry)
+  -- cannot count its lease as live.
+  SET leases = CASE
+      -- No expired lease listed (the common case): nothing to decide.
+      WHEN cardinality(n.leases) = cardinality(n.live) THEN n.live
+      WHEN has_free_slot(n.annotators,
+        n.live || ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease, n.k, NULL)
+      THEN kept_leases(:dataset_id::bigint, n.leases, NULL, NULL)
+      ELSE n.live
+    END || ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease,
     full_until = lease_full_until(
       n.annotated, n.live || ROW(g.claim_id, :user_id::bigint, g.expires_at)::lease, n.k
     )

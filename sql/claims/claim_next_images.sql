@@ -174,7 +174,14 @@ claim_expired_queued AS (
 ),
 image_leased AS (
   UPDATE images i
-  SET leases = g.live || ROW(g.claim_id, g.user_id, g.expires_at)::lease,
+  -- As in claim_next_image.sql: expired leases stay listed only while a slot is left.
+  SET leases = CASE
+      WHEN cardinality(g.leases) = cardinality(g.live) THEN g.live
+      WHEN has_free_slot(g.annotators, g.live || ROW(g.claim_id, g.user_id, g.expires_at)::lease,
+        g.k, NULL)
+      THEN kept_leases(:dataset_id::bigint, g.leases, NULL, NULL)
+      ELSE g.live
+    END || ROW(g.claim_id, g.user_id, g.expires_at)::lease,
     full_until = lease_full_until(
       g.annotated, g.live || ROW(g.claim_id, g.user_id, g.expires_at)::lease, g.k
     )

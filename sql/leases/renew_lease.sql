@@ -33,7 +33,7 @@ renewed AS (
 image_leased AS (
   UPDATE images i
   SET leases = CASE r.kind
-      WHEN 'annotate' THEN live_leases(i.leases, r.claim_id) || r.lease
+      WHEN 'annotate' THEN kept_leases(i.dataset_id, i.leases, r.claim_id, NULL) || r.lease
       ELSE i.leases
     END,
     full_until = CASE r.kind

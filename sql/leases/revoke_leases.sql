@@ -1,8 +1,8 @@
 -- name: RevokeLeases :one
 -- Ends, as 'revoked', the active leases of both kinds in dataset :dataset_id whose holders may no
 -- longer see it (may_see_dataset with the holder's role), or only user :user_id's when it is not
--- null, and gives their images back at once: a claim's lease leaves its image row (expired ones
--- are pruned too) and full_until follows; a review's review_lease is cleared if it is still that
+-- null, and gives their images back at once: a claim's lease leaves its image row (with the expired
+-- ones of ended claims, kept_leases) and full_until follows; a review's review_lease is cleared if it is still that
 -- review's. Run after a change that can take the dataset away from someone, in the same
 -- transaction and as a statement of its own, so it reads the change: removeDatasetMember
 -- (remove_dataset_member.sql) and updateDataset to access 'members' (update_dataset.sql). Caller
@@ -52,9 +52,7 @@ image_unleased AS (
   UPDATE images i
   SET leases = CASE
       WHEN p.claim_ids IS NULL THEN i.leases
-      ELSE ARRAY(
-        SELECT l FROM unnest(live_leases(i.leases, NULL)) l WHERE l.claim_id <> ALL (p.claim_ids)
-      )
+      ELSE kept_leases(i.dataset_id, i.leases, NULL, p.claim_ids)
     END,
     full_until = CASE
       WHEN p.claim_ids IS NULL THEN i.full_until
