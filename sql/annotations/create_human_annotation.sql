@@ -11,9 +11,9 @@
 --   - the claim still holds a live lease on the row: accepted, whatever else happened meanwhile
 --     (an admin's correction, a lowered annotations_per_image); or its lease expired and the
 --     image still has a free slot: accepted too, as long as nobody else has taken the slot.
---     Judged by the leases on the image row, not by the claim's own expires_at: a claim that
---     takes an expired slot counts its live lease in the same write, so a submit held up behind
---     it sees the slot gone.
+--     Judged by the lease on the image row, not by the claim's own expires_at: a claim that takes
+--     an expired slot drops that lease in the same write (kept_leases keeps an expired lease
+--     only while a slot is left for it), so a submit held up behind it sees the slot gone.
 -- Without a claim (:claim_id null: an admin's correction): no slot check.
 -- Either way the user (role :caller_role) must see the image's dataset (may_see_dataset, tested
 -- on the dataset row): an image of a dataset it may not see is an image that does not exist.

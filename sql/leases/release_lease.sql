@@ -2,10 +2,11 @@
 -- Ends user :user_id's active lease :claim_id of kind :kind ('released') and gives its image back
 -- at once:
 --   annotate  the lease leaves the image row (with the expired ones of ended claims,
---             kept_leases) and full_until follows. With :skip, the holder also joins the image's skipped_by: the claim
---             statements never offer it to them again, while it stays claimable for everyone
---             else (written here because this statement already rewrites the image row, where
---             the claim statements look: read claim_next_image.sql's header).
+--             kept_leases) and full_until follows. With :skip, the holder also joins the
+--             image's skipped_by: the claim statements never offer it to them again, while it
+--             stays claimable for everyone else (written here because this statement already
+--             rewrites the image row, where the claim statements look: read
+--             claim_next_image.sql's header).
 --   review    the image's review_lease is cleared if it is still this review's; the image is
 --             back in the review queue.
 --
@@ -25,8 +26,10 @@ WITH caller_lease AS MATERIALIZED (
 ),
 image_unleased AS (
   UPDATE images i
-  SET leases = CASE c.kind WHEN 'annotate' THEN kept_leases(i.dataset_id, i.leases, c.claim_id, NULL)
-    ELSE i.leases END,
+  SET leases = CASE c.kind
+      WHEN 'annotate' THEN kept_leases(i.dataset_id, i.leases, c.claim_id, NULL)
+      ELSE i.leases
+    END,
     full_until = CASE c.kind
       WHEN 'annotate' THEN lease_full_until(
         cardinality(i.annotators), live_leases(i.leases, c.claim_id), i.annotations_per_image

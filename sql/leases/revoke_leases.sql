@@ -1,12 +1,13 @@
 -- name: RevokeLeases :one
 -- Ends, as 'revoked', the active leases of both kinds in dataset :dataset_id whose holders may no
 -- longer see it (may_see_dataset with the holder's role), or only user :user_id's when it is not
--- null, and gives their images back at once: a claim's lease leaves its image row (with the expired
--- ones of ended claims, kept_leases) and full_until follows; a review's review_lease is cleared if it is still that
--- review's. Run after a change that can take the dataset away from someone, in the same
--- transaction and as a statement of its own, so it reads the change: removeDatasetMember
--- (remove_dataset_member.sql) and updateDataset to access 'members' (update_dataset.sql). Caller
--- :caller_id (role :caller_role) must see the dataset. Answers how many leases it ended.
+-- null, and gives their images back at once: a claim's lease leaves its image row (with the
+-- expired ones of ended claims, kept_leases) and full_until follows; a review's review_lease is
+-- cleared if it is still that review's. Run after a change that can take the dataset away from
+-- someone, in the same transaction and as a statement of its own, so it reads the change:
+-- removeDatasetMember (remove_dataset_member.sql) and updateDataset to access 'members'
+-- (update_dataset.sql). Caller :caller_id (role :caller_role) must see the dataset. Answers how
+-- many leases it ended.
 --
 -- Locks as the lease statements do: the holders' current_leases rows (claims, then reviews, each
 -- in user order), then their images in id order (several revoked leases can share an image when
