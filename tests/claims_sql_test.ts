@@ -420,6 +420,16 @@ function releaseClaim(db: Handle, claimId: string, userId: string) {
   });
 }
 
+/** The claim ids of the leases image `imageId`'s row lists, live or expired, sorted. */
+async function listedLeases(db: Handle, imageId: string): Promise<string[]> {
+  const rows = await rawMany<{ id: string }>(
+    db,
+    "SELECT (unnest(leases)).claim_id::text AS id FROM images WHERE id = $1::bigint",
+    [imageId],
+  );
+  return rows.map((r) => r.id).sort();
+}
+
 /** How many times a claim entered ended_claims (a claim ends once). */
 async function endedRows(db: Handle, claimId: string): Promise<string[]> {
   const rows = await rawMany<{ end_reason: string }>(
@@ -486,25 +496,19 @@ withDb(
     const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [1] });
     const [a, b, c] = await newUsers(db, 3);
     await claimExpiredWebhook(db);
-    const listed = async () =>
-      (await rawMany<{ id: string }>(
-        db,
-        "SELECT (unnest(leases)).claim_id::text AS id FROM images WHERE id = $1::bigint",
-        [ds.images[0]],
-      )).map((r) => r.id).sort();
     const ca = (await claim(db, ds.id, a))!;
     const cb = (await claim(db, ds.id, b))!;
     assert.equal(cb.image.id, ds.images[0]);
     await setClaimExpiry(db, ca.claim.id, -1000);
     // b's submit rewrites the image's leases: a's expired one stays, its claim being active.
     assert.ok(await annotate(db, cb.claim.id, ds.images[0], b));
-    assert.deepEqual(await listed(), [ca.claim.id]);
+    assert.deepEqual(await listedLeases(db, ds.images[0]), [ca.claim.id]);
     // c's claim takes the slot a could still have renewed into: a's claim ends here.
     const cc = (await claim(db, ds.id, c))!;
     assert.equal(cc.image.id, ds.images[0]);
     assert.deepEqual(await endedRows(db, ca.claim.id), ["expired"]);
     assert.deepEqual(await expiredEvents(db), [ca.claim.id]);
-    assert.deepEqual(await listed(), [cc.claim.id]);
+    assert.deepEqual(await listedLeases(db, ds.images[0]), [cc.claim.id]);
     assert.equal(await annotate(db, ca.claim.id, ds.images[0], a), null);
     assert.equal(await renewClaim(db, ca.claim.id, a), null);
   },
@@ -515,27 +519,21 @@ withDb(
   async ({ db }) => {
     const ds = await newDataset(db, { k: 2, ttl: 30, priorities: [1, 0] });
     const [a, b] = await newUsers(db, 2);
-    const listed = async (image: string) =>
-      (await rawMany<{ id: string }>(
-        db,
-        "SELECT (unnest(leases)).claim_id::text AS id FROM images WHERE id = $1::bigint",
-        [image],
-      )).map((r) => r.id).sort();
     const ca = (await claim(db, ds.id, a))!;
     await setClaimExpiry(db, ca.claim.id, -1000);
     // a's next claim renews its expired one in place ...
     const second = (await claim(db, ds.id, a))!;
     assert.equal(second.state, "held", "renewed: its slot was free");
     await releaseClaim(db, second.claim.id, a);
-    assert.deepEqual(await listed(ds.images[0]), []);
+    assert.deepEqual(await listedLeases(db, ds.images[0]), []);
     const third = (await claim(db, ds.id, a))!;
     await setClaimExpiry(db, third.claim.id, -1000);
     await releaseClaim(db, third.claim.id, a);
     // ... a released one, expired or not, leaves with its release, and a submitted one too.
-    assert.deepEqual(await listed(third.image.id), []);
+    assert.deepEqual(await listedLeases(db, third.image.id), []);
     const cb = (await claim(db, ds.id, b))!;
     assert.ok(await annotate(db, cb.claim.id, cb.image.id, b));
-    assert.deepEqual(await listed(cb.image.id), []);
+    assert.deepEqual(await listedLeases(db, cb.image.id), []);
   },
 );
 
