@@ -10,6 +10,7 @@ import { createMachineAnnotation } from "../sql/annotations/queries.ts";
 import {
   assertError,
   createTestDb,
+  pollFeed,
   type Res,
   type TestApp,
   type TestUser,
@@ -70,27 +71,6 @@ function withAnnotations(name: string, fn: (a: Annotations) => Promise<void>): v
       ]))[0].n as number;
     await fn({ h, ann, machine, dataset, humanSubmit, count });
   });
-}
-
-/**
- * Polls the feed at `url` from `after` until `n` items came or 5 s passed. A poll may come back
- * short for a moment: a transaction of another database that ends while the poll runs holds the
- * feed back for that poll (feed_horizon cannot tell where a finished transaction ran), and other
- * tests' databases are being cloned and dropped all the time.
- */
-async function pollFeed(u: TestUser, url: string, after: string | null, n: number) {
-  // deno-lint-ignore no-explicit-any
-  const items: any[] = [];
-  let cursor = after;
-  for (const deadline = Date.now() + 5000;;) {
-    const sep = url.includes("?") ? "&" : "?";
-    const page = await u.req("GET", `${url}${cursor ? `${sep}after=${cursor}` : ""}`);
-    assert.equal(page.status, 200, JSON.stringify(page.body));
-    items.push(...page.body.items);
-    cursor = page.body.next_cursor;
-    if (items.length >= n || Date.now() > deadline) return { items, cursor: cursor! };
-    if (!page.body.items.length) await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 withAnnotations(

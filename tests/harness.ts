@@ -2,6 +2,7 @@
  * The one test harness: a fresh database per test, cloned from the migrated template that
  * `deno task test` prepares, and the app built on it (no server, no mocks).
  */
+import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Send } from "../testkit/fuzz.ts";
 import { type AttackSetup, DIGEST_SQL, type IdpSetup } from "../testkit/attacks.ts";
@@ -286,6 +287,32 @@ export function withDb(
       await h.close();
     }
   });
+}
+
+/**
+ * Polls the feed at `url` from `after` until `n` items came or 5 s passed. A poll may come back
+ * short for a moment: a transaction of another database that ends while the poll runs holds the
+ * feed back for that poll (feed_horizon cannot tell where a finished transaction ran), and other
+ * tests' databases are being cloned and dropped all the time.
+ */
+export async function pollFeed(
+  u: { req: Requester },
+  url: string,
+  after: string | null,
+  n: number,
+) {
+  // deno-lint-ignore no-explicit-any
+  const items: any[] = [];
+  let cursor = after;
+  for (const deadline = Date.now() + 5000;;) {
+    const sep = url.includes("?") ? "&" : "?";
+    const page = await u.req("GET", `${url}${cursor ? `${sep}after=${cursor}` : ""}`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    items.push(...page.body.items);
+    cursor = page.body.next_cursor;
+    if (items.length >= n || Date.now() > deadline) return { items, cursor: cursor! };
+    if (!page.body.items.length) await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Asserts the one error shape, and optionally the status and code. */

@@ -6,7 +6,15 @@
  * getDatasetStats). Concurrency is in tests/review_races_test.ts and review_processes_test.ts.
  */
 import assert from "node:assert/strict";
-import { assertError, rawExec, rawOne, type TestApp, type TestUser, withApp } from "./harness.ts";
+import {
+  assertError,
+  pollFeed,
+  rawExec,
+  rawOne,
+  type TestApp,
+  type TestUser,
+  withApp,
+} from "./harness.ts";
 
 let seq = 0;
 
@@ -775,18 +783,16 @@ withApp("the changes feed delivers a status change again, after the cursor", asy
   const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
   const ds = await dataset(h, 1);
   const { image, annotation } = await annotate(ann, ds.id);
-  const page = async (after?: string) =>
-    (await h.req(
-      "GET",
-      `/api/v1/datasets/${ds.id}/annotations?source=human${after ? `&after=${after}` : ""}`,
-    )).body as { items: { id: string; status: string }[]; next_cursor: string };
-  const first = await page();
-  assert.deepEqual(first.items.map((i) => [i.id, i.status]), [[annotation, "submitted"]]);
+  // Polled until the rows expected came (a poll may come back short: pollFeed says why).
+  const feed = `/api/v1/datasets/${ds.id}/annotations?source=human`;
+  type Row = { id: string; status: string };
+  const first = await pollFeed(h, feed, null, 1);
+  assert.deepEqual(first.items.map((i: Row) => [i.id, i.status]), [[annotation, "submitted"]]);
   const r = await claimReview(rev, ds.id);
   await decide(rev, image, { claim_id: r.body.review.id, decision: "reject", comment: "no" });
-  const second = await page(first.next_cursor);
-  assert.deepEqual(second.items.map((i) => [i.id, i.status]), [[annotation, "rejected"]]);
-  assert.deepEqual((await page(second.next_cursor)).items, []);
+  const second = await pollFeed(h, feed, first.cursor, 1);
+  assert.deepEqual(second.items.map((i: Row) => [i.id, i.status]), [[annotation, "rejected"]]);
+  assert.deepEqual((await pollFeed(h, feed, second.cursor, 0)).items, []);
 });
 
 withApp(
@@ -795,25 +801,22 @@ withApp(
     const [ann, rev] = [await h.user("annotator"), await h.user("reviewer")];
     const ds = await dataset(h, 2);
     type Row = { id: string; status: string; image_id: string; author_id: string };
-    const page = async (after?: string) =>
-      (await h.req(
-        "GET",
-        `/api/v1/datasets/${ds.id}/annotations?source=human${after ? `&after=${after}` : ""}`,
-      )).body as { items: Row[]; next_cursor: string };
+    const feed = `/api/v1/datasets/${ds.id}/annotations?source=human`;
     const one = await annotate(ann, ds.id);
     const two = await annotate(ann, ds.id);
-    let cursor = (await page()).next_cursor;
-    const next = async () => {
-      const p = await page(cursor);
-      cursor = p.next_cursor;
-      return p.items.map((i) => [i.id, i.status]);
+    let cursor = (await pollFeed(h, feed, null, 2)).cursor;
+    // The next `n` rows after the cursor (a poll may come back short: pollFeed says why).
+    const next = async (n: number) => {
+      const p = await pollFeed(h, feed, cursor, n);
+      cursor = p.cursor;
+      return p.items.map((i: Row) => [i.id, i.status]);
     };
     // The author amends the first: the old one superseded, the new one submitted.
     const amended = await ann.req("PUT", `/api/v1/annotations/${one.annotation}`, {
       labels: ["dog"],
     });
     assert.equal(amended.status, 201, JSON.stringify(amended.body));
-    assert.deepEqual(await next(), [[one.annotation, "superseded"], [
+    assert.deepEqual(await next(2), [[one.annotation, "superseded"], [
       amended.body.id,
       "submitted",
     ]]);
@@ -821,7 +824,7 @@ withApp(
     let r = await claimReview(rev, ds.id);
     assert.equal(r.body.image.id, one.image);
     await decide(rev, one.image, { claim_id: r.body.review.id, decision: "accept" });
-    assert.deepEqual(await next(), [[amended.body.id, "accepted"]]);
+    assert.deepEqual(await next(1), [[amended.body.id, "accepted"]]);
     // Fixed: the reviewer's own annotation, accepted; the one it replaces superseded.
     r = await claimReview(rev, ds.id);
     const fixed = await decide(rev, two.image, {
@@ -830,7 +833,7 @@ withApp(
       annotation: { labels: ["cat", "dog"] },
     });
     assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
-    const fix = await next();
+    const fix = await next(2);
     assert.deepEqual(fix.find(([id]) => id === two.annotation), [two.annotation, "superseded"]);
     assert.deepEqual(fix.filter(([, status]) => status === "accepted").length, 1);
     assert.equal(fix.length, 2);
@@ -842,11 +845,11 @@ withApp(
     assert.equal(corrected.status, 201, JSON.stringify(corrected.body));
     assert.equal(corrected.body.status, "accepted");
     assert.deepEqual(
-      (await next()).sort(),
+      (await next(2)).sort(),
       [[amended.body.id, "superseded"], [corrected.body.id, "accepted"]].sort(),
     );
     assert.equal(await imageStatus(h, one.image), "accepted");
-    assert.deepEqual(await next(), []);
+    assert.deepEqual(await next(0), []);
   },
 );
 
