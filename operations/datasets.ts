@@ -1,8 +1,9 @@
 /**
- * Datasets: the rules that take more than one statement, and membership. Every statement here
- * takes the caller (may_see_dataset): a dataset the caller may not see is a 404, as for one that
- * does not exist.
+ * Datasets: the rules that take more than one statement, membership, and the counts that
+ * concurrent calls share. Every statement here takes the caller (may_see_dataset): a dataset the
+ * caller may not see is a 404, as for one that does not exist.
  */
+import { Batcher } from "../lib/db/batcher.ts";
 import { transaction } from "../lib/db/query.ts";
 import type { Handle } from "../lib/db/pool.ts";
 import { ApiError, notFound } from "../lib/http/errors.ts";
@@ -20,6 +21,74 @@ export async function requireDataset(db: Handle, id: string, caller: Caller): Pr
   const dataset = await q.getDataset(db, { id, ...callerParams(caller) });
   if (!dataset) throw notFound(`dataset ${id}`);
   return dataset;
+}
+
+/** A getDatasetStats call: the counts are the same for every caller who may see the dataset. */
+interface StatsCall {
+  datasetId: string;
+  caller: Caller;
+}
+
+/**
+ * How many calls share one aggregation at most: a team of annotators opening the annotator page
+ * at once (it shows the progress line) is far fewer.
+ */
+const STATS_BATCH_MAX = 1_000;
+
+/** One per app (its Deps): the calls for a dataset share its aggregations. */
+const statsPerApp = new WeakMap<Deps, Batcher<StatsCall, q.DatasetStats | null>>();
+
+function statsBatcher(deps: Deps): Batcher<StatsCall, q.DatasetStats | null> {
+  let batcher = statsPerApp.get(deps);
+  if (!batcher) {
+    batcher = new Batcher({
+      key: (call) => call.datasetId,
+      exclusive: () => [],
+      run: (datasetId, calls) => statsFor(deps.db, datasetId, calls.map((c) => c.caller)),
+      maxSize: STATS_BATCH_MAX,
+      maxInFlight: 1,
+      // An aggregation may run for seconds on a large dataset: the calls behind it wait for the
+      // next one rather than each run its own, up to the request's deadline.
+      stallMs: deps.config.requestTimeoutMs,
+    });
+    statsPerApp.set(deps, batcher);
+  }
+  return batcher;
+}
+
+/**
+ * The dataset's counts (404 also when the caller may not see it). Each call is one pass over the
+ * dataset, so the calls for a dataset that arrive while one runs share the next: one pass at a time
+ * per dataset whatever the number of callers, and each answer counts everything committed before
+ * its call arrived. 50 calls at once on 1,000,000 images: 1.4-1.6 s and 2 passes, against
+ * 18.3-19.1 s and 50 passes that took the pool's connections from the annotators (decision 0026).
+ */
+export async function datasetStats(
+  deps: Deps,
+  datasetId: string,
+  caller: Caller,
+): Promise<q.DatasetStats> {
+  const shared = await statsBatcher(deps).submit({ datasetId, caller });
+  // Not decided in a shared statement (a deadline cancelled it, or it stalled): its own.
+  const [stats] = shared !== undefined ? [shared] : await statsFor(deps.db, datasetId, [caller]);
+  if (!stats) throw notFound(`dataset ${datasetId}`);
+  return stats;
+}
+
+/** The dataset's counts for each of `callers`, in order: null for those who may not see it. */
+async function statsFor(
+  db: Handle,
+  datasetId: string,
+  callers: Caller[],
+): Promise<(q.DatasetStats | null)[]> {
+  const row = await q.getDatasetStats(db, {
+    id: datasetId,
+    caller_ids: callers.map((c) => c.id),
+    caller_roles: callers.map((c) => c.role),
+  });
+  if (!row) return callers.map(() => null);
+  const { visible, ...stats } = row;
+  return visible.map((v) => v ? stats : null);
 }
 
 /** A new dataset; 409 when the name is taken. */

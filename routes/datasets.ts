@@ -98,6 +98,9 @@ const getDatasetStatsRoute = createRoute({
   ...secured("admin", "reviewer", "annotator", "machine"),
   tags: ["datasets"],
   summary: "Progress of a dataset: images by status, annotations by source, live claims",
+  description: "One pass over the dataset, computed once at a time per dataset: calls that " +
+    "arrive while a computation runs share the next one. Each answer counts everything " +
+    "committed before its call arrived.",
   request: { params: datasetParams },
   responses: {
     200: jsonResponse(DatasetStats, "The dataset's progress"),
@@ -136,12 +139,7 @@ export function datasetsRouter(deps: Deps) {
     })
     .openapi(getDatasetStatsRoute, async (c) => {
       const { datasetId } = c.req.valid("param");
-      const stats = await q.getDatasetStats(db, {
-        id: datasetId,
-        ...callerParams(c.get("principal")),
-      });
-      if (!stats) throw notFound(`dataset ${datasetId}`);
-      return c.json(stats, 200);
+      return c.json(await ops.datasetStats(deps, datasetId, c.get("principal")), 200);
     })
     .openapi(updateDatasetRoute, async (c) => {
       const { datasetId } = c.req.valid("param");

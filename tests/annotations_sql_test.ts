@@ -24,7 +24,7 @@ import {
 import { claimNextImage } from "../sql/claims/queries.ts";
 import { createDataset, getDatasetStats } from "../sql/datasets/queries.ts";
 import { imageBatch, registerImages } from "../sql/images/queries.ts";
-import { rawMany, SEES_ALL, setClaimExpiry, withDb } from "./harness.ts";
+import { annotators, rawMany, SEES_ALL, setClaimExpiry, withDb } from "./harness.ts";
 
 let seq = 0;
 
@@ -455,8 +455,10 @@ withDb("annotation queries: stats match a hand count", async ({ db }) => {
     await newUser(db, "annotator"),
     await newUser(db, "annotator"),
   ];
-  const empty = await getDatasetStats(db, { id: ds.id, ...SEES_ALL });
+  const admin = { caller_ids: [SEES_ALL.caller_id], caller_roles: [SEES_ALL.caller_role] };
+  const empty = await getDatasetStats(db, { id: ds.id, ...admin });
   assert.deepEqual(empty, {
+    visible: [true],
     images: 7,
     pending: 7,
     in_progress: 0,
@@ -493,8 +495,9 @@ withDb("annotation queries: stats match a hand count", async ({ db }) => {
   await predict(db, ds.images[0], machine);
   await predict(db, ds.images[5], machine);
   await predict(db, ds.images[6], machine);
-  const stats = await getDatasetStats(db, { id: ds.id, ...SEES_ALL });
+  const stats = await getDatasetStats(db, { id: ds.id, ...admin });
   assert.deepEqual(stats, {
+    visible: [true],
     images: 7,
     pending: 5,
     in_progress: 1,
@@ -512,7 +515,18 @@ withDb("annotation queries: stats match a hand count", async ({ db }) => {
     ],
     reviewers: [],
   });
-  assert.equal(await getDatasetStats(db, { id: "999999", ...SEES_ALL }), null);
+  assert.equal(await getDatasetStats(db, { id: "999999", ...admin }), null);
+  // Several callers at once: one row, and per caller whether they may see the dataset.
+  await db.unsafe("UPDATE datasets SET access = 'members' WHERE id = $1::bigint", [ds.id]);
+  const mixed = await getDatasetStats(db, {
+    id: ds.id,
+    caller_ids: [a, SEES_ALL.caller_id, b],
+    caller_roles: ["annotator", "admin", "annotator"],
+  });
+  assert.deepEqual(mixed?.visible, [false, true, false]);
+  assert.equal(mixed?.images, 7);
+  const outsiders = { id: ds.id, caller_ids: [a, b], caller_roles: annotators([a, b]) };
+  assert.equal(await getDatasetStats(db, outsiders), null, "none may see it: nothing is counted");
 });
 
 withDb(

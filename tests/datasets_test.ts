@@ -124,3 +124,66 @@ withApp("datasets: updateDataset changes fields and lets labels only grow", asyn
   assertError(await h.req("PATCH", `/api/v1/datasets/${id}`, { claim_ttl_seconds: 5 }), 400);
   assertError(await h.req("PATCH", "/api/v1/datasets/424242", { description: "x" }), 404);
 });
+
+/** getDatasetStats statements running (its text names per_reviewer), and those on a lock. */
+async function statsRunning(h: TestApp): Promise<{ n: number; waiting: number }> {
+  const [row] = await h.db.unsafe(
+    `SELECT count(*)::int AS n, count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS waiting
+     FROM pg_stat_activity
+     WHERE datname = current_database() AND state = 'active' AND query LIKE '%per_reviewer%'
+       AND pid <> pg_backend_pid()`,
+  );
+  return { n: row.n, waiting: row.waiting };
+}
+
+withApp(
+  "datasets: getDatasetStats calls for a dataset share one pass at a time, each with its own access",
+  async (h) => {
+    const id = await streetScenes(h);
+    const reg = await h.req("POST", `/api/v1/datasets/${id}/images`, {
+      images: [{ uri: "s3://b/a.jpg" }, { uri: "s3://b/b.jpg" }, { uri: "s3://b/c.jpg" }],
+    });
+    assert.equal(reg.status, 200);
+    const member = await h.user("annotator");
+    assert.equal((await h.req("PUT", `/api/v1/datasets/${id}/members/${member.id}`)).status, 204);
+    const outsider = await h.user("annotator");
+    const path = `/api/v1/datasets/${id}/stats`;
+    // The first pass waits on a table it reads, locked by another connection.
+    const locker = await h.db.reserve();
+    try {
+      await locker.unsafe("BEGIN");
+      await locker.unsafe("LOCK TABLE ended_reviews IN ACCESS EXCLUSIVE MODE");
+      const first = member.req("GET", path);
+      for (let i = 0; (await statsRunning(h)).waiting < 1; i++) {
+        if (i > 200) throw new Error("the first pass never reached the lock");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Eleven more while it waits, the outsider among them: none sends a statement of its own.
+      const rest = [
+        ...Array.from({ length: 5 }, () => member.req("GET", path)),
+        outsider.req("GET", path),
+        ...Array.from({ length: 5 }, () => h.req("GET", path)),
+      ];
+      for (let i = 0; i < 20; i++) {
+        assert.deepEqual(await statsRunning(h), { n: 1, waiting: 1 }, "one pass at a time");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await locker.unsafe("COMMIT");
+      const answers = [await first, ...await Promise.all(rest)];
+      assertError(answers[6], 404, "not_found");
+      const seen = answers.filter((_, i) => i !== 6);
+      for (const a of seen) {
+        assert.equal(a.status, 200);
+        assert.deepEqual(a.body, seen[0].body);
+      }
+      assert.equal(seen[0].body.images, 3);
+      assert.equal(seen[0].body.pending, 3);
+    } finally {
+      locker.release();
+    }
+    // Alone, the outsider is refused as before, and a call after a write counts it.
+    assertError(await outsider.req("GET", path), 404, "not_found");
+    await h.req("POST", `/api/v1/datasets/${id}/images`, { images: [{ uri: "s3://b/d.jpg" }] });
+    assert.equal((await member.req("GET", path)).body.images, 4);
+  },
+);

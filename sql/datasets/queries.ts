@@ -147,10 +147,25 @@ export interface DatasetStats {
     rejected: number;
   }[];
 }
-const GET_DATASET_STATS = statement<DatasetIdParams, DatasetStats>("datasets/get_dataset_stats");
+export interface DatasetStatsParams {
+  id: string;
+  /** The callers, each with its role at the same position in caller_roles. */
+  caller_ids: string[];
+  caller_roles: Role[];
+}
+export interface DatasetStatsRow extends DatasetStats {
+  /** Per caller, in order: whether they may see the dataset. */
+  visible: boolean[];
+}
+const GET_DATASET_STATS = statement<DatasetStatsParams, DatasetStatsRow>(
+  "datasets/get_dataset_stats",
+);
 
-/** `null` when the dataset is missing or the caller may not see it. */
-export function getDatasetStats(db: Handle, p: DatasetIdParams): Promise<DatasetStats | null> {
+/** `null` when the dataset is missing or none of the callers may see it. */
+export function getDatasetStats(
+  db: Handle,
+  p: DatasetStatsParams,
+): Promise<DatasetStatsRow | null> {
   return one(db, GET_DATASET_STATS, p);
 }
 
