@@ -15,7 +15,7 @@
  *             each run's CPU metered per party from /proc (sections/cycle.ts, lib/cpu.ts).
  *  4. low     claim latency at 8 annotators (sections/latency.ts).
  *  5. scale   claims/s on a 10,000-image dataset vs the big one (interleaved, same cycle count;
- *             sections/scale.ts).
+ *             sections/scale.ts), and the naive cycle's on datasets of its own beside it.
  *  6. ingest  registerImages (10,000 per request) vs COPY; setPriorities vs UPDATE ... unnest
  *             (sections/ingest.ts).
  *  7. memory  the server's peak RSS through it all (VmHWM; sections/memory.ts).
@@ -95,7 +95,7 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
     memory.cyclesDone();
     const low = opts.skip.has("low") ? null : await latencySection(ctx, datasets.big);
     const scale = datasets.scale
-      ? await scaleSection(ctx, datasets.scale.small, datasets.scale.big)
+      ? await scaleSection(ctx, datasets.scale.small, datasets.scale.big, datasets.scale.naive)
       : null;
     const explain = await plansSection(ctx, datasets.big, explainUserId);
     const ingest = opts.skip.has("ingest") ? null : await ingestSection(ctx);

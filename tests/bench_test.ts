@@ -8,7 +8,7 @@ import { type Cpu, cpuDelta, cpuPerCycle, machineCpu, sampleCpu } from "../bench
 import { tunedSettings } from "../bench/lib/database.ts";
 import { fusedCycleSupport } from "../bench/lib/spec.ts";
 import { parseArgs } from "../bench/options.ts";
-import { cpuRow, type Ratio, tableLines } from "../bench/table.ts";
+import { cpuRow, type Ratio, scaleRows, tableLines } from "../bench/table.ts";
 import { CreateAnnotation } from "../schemas/annotations.ts";
 import { withApp } from "./harness.ts";
 
@@ -129,6 +129,44 @@ Deno.test("the table says ok, MISSED, skipped, or nothing for a row without a ta
   assert.match(lines[4], /^c .* skipped$/);
   assert.match(lines[5], /^d .*>= 1$/);
   assert.equal(new Set(lines.map((l) => l.indexOf("0.50"))).size, 2, "ratios in one column");
+});
+
+Deno.test("the scale row holds ours to 0.85; the naive cycle's own ratio sits beside it, untargeted", () => {
+  const figures = (cycles_per_s: number, images: number) => ({
+    images,
+    cycles: 20_000,
+    wall_s: 20_000 / cycles_per_s,
+    cycles_per_s,
+    cpu_ms_per_cycle: { machine: 0, pg: 0, server: 0, pgbench: 0, loadgen: 0 },
+    wal_per_cycle: null,
+    rounds: [cycles_per_s],
+  });
+  const opts = { images: 1_000_000, smallImages: 10_000 };
+  const [ours, naive] = scaleRows(opts, {
+    small: figures(2_800, 10_000),
+    big: figures(2_240, 1_000_000),
+    naive: {
+      runner: "pgbench",
+      small: figures(4_000, 10_000),
+      big: figures(3_200, 1_000_000),
+    },
+  });
+  assert.equal(ours.ratio, 0.8);
+  assert.equal(ours.pass, false);
+  assert.equal(naive.ratio, 0.8);
+  assert.equal(naive.pass, undefined);
+  assert.match(naive.ours, /^3,200 cycles\/s$/);
+  assert.match(naive.measure, /naive SQL cycle \(pgbench\)/);
+  const [held, without] = scaleRows(opts, {
+    small: figures(2_800, 10_000),
+    big: figures(2_520, 1_000_000),
+    naive: null,
+  });
+  assert.equal(held.pass, true);
+  assert.equal(without.ratio, null);
+  assert.equal(without.ours, "skipped");
+  const [skipped] = scaleRows(opts, null);
+  assert.equal(skipped.pass, null);
 });
 
 Deno.test("the tuned PostgreSQL gets a quarter of the memory for shared_buffers, at most 512MB", () => {

@@ -76,9 +76,9 @@ export async function httpCycle(
 }
 
 /** The raw-SQL ceiling on the naive table (its dataset 1). */
-export async function naiveCycle(ctx: Ctx, clients: number, cycles: number) {
+export async function naiveCycle(ctx: Ctx, clients: number, cycles: number, datasetId = "1") {
   const perClient = Math.ceil(cycles / clients);
-  const vars = { dataset_id: "1" };
+  const vars = { dataset_id: datasetId };
   return await metered(
     ctx,
     () =>

@@ -114,9 +114,10 @@ export interface Datasets {
   cycle: Record<Client, string | undefined>;
   /**
    * The scale section's datasets, undefined when it is skipped: a small one for each round (each
-   * round's small run starts on an untouched queue) and a big one.
+   * round's small run starts on an untouched queue) and a big one; `naive`, the same in
+   * naive_images for the naive cycle's own scale runs (undefined when the ceiling is skipped).
    */
-  scale?: { small: string[]; big: string };
+  scale?: { small: string[]; big: string; naive?: { small: string[]; big: string } };
 }
 
 /**
@@ -173,11 +174,29 @@ export async function setUp(
       `images seeded in ${fmt((performance.now() - t) / 1000, 1)} s`,
   );
   const queue = "bench-annotate";
+  // naive_images: dataset 1 for the cycle rounds; with the scale section, 2 (big) and one small
+  // dataset per round after it, untouched before the scale runs, as ours are.
+  const naiveScale = !opts.skip.has("ceiling") && scaleBigId
+    ? {
+      big: "2",
+      small: Array.from({ length: opts.scaleRounds }, (_, r) => String(3 + r)),
+    }
+    : undefined;
   if (!opts.skip.has("ceiling")) {
     t = performance.now();
     await sql.unsafe(sqlFile("naive_schema"));
     await seedImages(sql, "naive_images", "1", opts.images);
-    log(`setup: ${fmt(opts.images)} naive_images in ${fmt((performance.now() - t) / 1000, 1)} s`);
+    if (naiveScale) {
+      await seedImages(sql, "naive_images", naiveScale.big, opts.images);
+      for (const id of naiveScale.small) {
+        await seedImages(sql, "naive_images", id, opts.smallImages);
+      }
+    }
+    log(
+      `setup: ${naiveScale ? 2 : 1} x ${fmt(opts.images)} ` +
+        (naiveScale ? `+ ${naiveScale.small.length} x ${fmt(opts.smallImages)} ` : "") +
+        `naive_images in ${fmt((performance.now() - t) / 1000, 1)} s`,
+    );
   }
   if (!opts.skip.has("peer")) {
     t = performance.now();
@@ -218,7 +237,7 @@ export async function setUp(
     datasets: {
       big: bigId,
       cycle: { lean: bigId, fetch: fetchBigId, fused: fusedBigId },
-      scale: scaleBigId ? { small: smallIds, big: scaleBigId } : undefined,
+      scale: scaleBigId ? { small: smallIds, big: scaleBigId, naive: naiveScale } : undefined,
     },
     explainUserId,
   };
