@@ -82,7 +82,7 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
     }
     const memory = new ServerMemory(server);
     const noteRss = (run: string) => memory.note(run);
-    const { ctx, datasets, explainUserId } = await setUp(opts, {
+    const { ctx, datasets, explainUserId, warmups } = await setUp(opts, {
       sql,
       url,
       server,
@@ -101,9 +101,10 @@ async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {
     const ingest = opts.skip.has("ingest") ? null : await ingestSection(ctx);
     const mixed = opts.skip.has("mixed") ? null : await mixedMemorySection(ctx);
     const checks = await checksSection(ctx, [
-      ["big", datasets.big, [...cycle.httpRuns.lean, ...(low ? [low.run] : [])]],
-      ["big-fetch", datasets.cycle.fetch, cycle.httpRuns.fetch],
-      ["big-fused", datasets.cycle.fused, cycle.httpRuns.fused],
+      // Each big dataset's runs, its warm-up included.
+      ["big", datasets.big, [...warmups.lean, ...cycle.httpRuns.lean, ...(low ? [low.run] : [])]],
+      ["big-fetch", datasets.cycle.fetch, [...warmups.fetch, ...cycle.httpRuns.fetch]],
+      ["big-fused", datasets.cycle.fused, [...warmups.fused, ...cycle.httpRuns.fused]],
       ...(datasets.scale?.small ?? []).map((id, r) =>
         [`scale-small-${r + 1}`, id, scale ? [scale.smallRuns[r]] : []] as const
       ),

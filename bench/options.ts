@@ -12,6 +12,11 @@ export interface Options {
   /** Cycles each system runs at `concurrency`, over all rounds. */
   cycles: number;
   rounds: number;
+  /**
+   * Warm-up cycles of ours (the lean client) on its own big dataset before the rounds; fetch and
+   * fused then warm up with 500 each on theirs.
+   */
+  warmupCycles: number;
   lowCycles: number;
   /** Cycles per scale run: `scaleRounds` rounds of a small run and a big run, interleaved. */
   scaleCycles: number;
@@ -68,6 +73,7 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
   --concurrency N       annotators for the headline runs (default 32)
   --cycles N            cycles per system at that concurrency, over all rounds
   --rounds N            interleaved rounds of the cycle's systems (default 3)
+  --warmup-cycles N     ours' warm-up cycles on its own big dataset, not measured (default 4,000)
   --setups LIST         PostgreSQL setups, comma-separated: embedded (the embedded server, its
                         defaults), tuned (Debian PostgreSQL 15, production-like settings);
                         default both, --quick embedded only
@@ -95,6 +101,7 @@ export function parseArgs(args: string[]): Options {
     lowConcurrency: 8,
     cycles: quick ? 9_000 : 30_000,
     rounds: 3,
+    warmupCycles: 4_000,
     lowCycles: quick ? 3_000 : 8_000,
     scaleCycles: quick ? 1_500 : 5_000,
     scaleRounds: 4,
@@ -145,6 +152,9 @@ export function parseArgs(args: string[]): Options {
         break;
       case "--rounds":
         o.rounds = count(arg, value());
+        break;
+      case "--warmup-cycles":
+        o.warmupCycles = count(arg, value());
         break;
       case "--skip":
         for (const s of value().split(",")) {
@@ -201,9 +211,9 @@ export function parseArgs(args: string[]): Options {
         throw new Error(`unknown argument ${args[i]}\n${USAGE}`);
     }
   }
-  // The most images the runs take from one big dataset: the lean cycle's and the low section's
-  // (fetch and fused each have their own), or the scale section's.
-  const used = Math.max(o.cycles + o.lowCycles + 1_000, o.scaleRounds * o.scaleCycles);
+  // The most images the runs take from one big dataset: the lean cycle's with its warm-up and the
+  // low section's (fetch and fused each have their own), or the scale section's.
+  const used = Math.max(o.warmupCycles + o.cycles + o.lowCycles, o.scaleRounds * o.scaleCycles);
   if (used > o.images) throw new Error(`--images ${o.images}: the runs would use ${used} images`);
   if (o.mixedCycles > o.mixedImages) {
     throw new Error(`--mixed-images ${o.mixedImages}: the annotators take ${o.mixedCycles}`);

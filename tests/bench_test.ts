@@ -229,3 +229,14 @@ Deno.test("--quick runs on the embedded PostgreSQL only, the full run on both se
   assert.throws(() => parseArgs(["--setups", "rds"]), /unknown setup rds/);
   assert.deepEqual([...parseArgs(["--skip=fetch,mixed"]).skip], ["fetch", "mixed"]);
 });
+
+Deno.test("ours' warm-up takes images from its own big dataset, and the runs must still fit", () => {
+  assert.equal(parseArgs([]).warmupCycles, 4_000);
+  assert.equal(parseArgs(["--warmup-cycles", "100"]).warmupCycles, 100);
+  // --quick: 100,000 images, 9,000 cycles and 3,000 at low concurrency.
+  assert.equal(parseArgs(["--quick", "--warmup-cycles", "88000"]).warmupCycles, 88_000);
+  assert.throws(
+    () => parseArgs(["--quick", "--warmup-cycles", "88001"]),
+    /--images 100000: the runs would use 100001 images/,
+  );
+});
