@@ -1,6 +1,9 @@
-/** lib/http/limits.ts: the request deadlines' timer and the large-body budget. */
+/** lib/http/limits.ts: the request deadlines' timer and the large-body budget; BodyBudget's turns. */
 import assert from "node:assert/strict";
-import { ByteBudget, DEADLINE_TICK_MS, Deadlines } from "../lib/http/limits.ts";
+import type { Context } from "hono";
+import { ApiError } from "../lib/http/errors.ts";
+import { ByteBudget, DEADLINE_TICK_MS, Deadlines, LARGE_BODY_BYTES } from "../lib/http/limits.ts";
+import { BodyBudget } from "../lib/http/middleware.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,4 +54,69 @@ Deno.test("the body budget admits in order, within its total, and gives up after
   const d = await budget.take(100, 10);
   assert.ok(d, "all of it back");
   d();
+});
+
+Deno.test("large bodies are handled one at a time, in arrival order; small ones never wait", async () => {
+  const MiB = 1024 * 1024;
+  const budget = new BodyBudget(32 * MiB, 200);
+  const request = (method: string, bytes: number) =>
+    ({
+      req: {
+        method,
+        raw: new Request("http://x/", {
+          method,
+          headers: { "content-length": String(bytes) },
+          body: method === "GET" ? undefined : "x",
+        }),
+      },
+    }) as unknown as Context;
+  const events: string[] = [];
+  // A handler that holds its turn until told to finish.
+  const held = (name: string) => {
+    let finish = () => {};
+    const done = new Promise<void>((r) => finish = r);
+    const admitted = budget.admit(request("POST", 2 * MiB), async () => {
+      events.push(`${name} in`);
+      await done;
+      events.push(`${name} out`);
+    });
+    return { finish, admitted };
+  };
+  const a = held("a");
+  const b = held("b");
+  const c = held("c");
+  await sleep(20);
+  // Two 2 MiB bodies fit in BODY_LIMIT_BYTES many times over: only one is handled.
+  assert.deepEqual(events, ["a in"]);
+  await budget.admit(request("POST", LARGE_BODY_BYTES), () => {
+    events.push("small");
+    return Promise.resolve();
+  });
+  await budget.admit(request("GET", 0), () => {
+    events.push("get");
+    return Promise.resolve();
+  });
+  assert.deepEqual(events, ["a in", "small", "get"], "small bodies and reads pass");
+  a.finish();
+  await a.admitted;
+  await sleep(10);
+  assert.deepEqual(events.slice(3), ["a out", "b in"], "b next, c still waiting");
+  b.finish();
+  c.finish();
+  await Promise.all([b.admitted, c.admitted]);
+  assert.deepEqual(events.slice(5), ["b out", "c in", "c out"]);
+
+  // Past the wait (the request's deadline), 503 busy.
+  const d = held("d");
+  await sleep(10);
+  await assert.rejects(
+    budget.admit(request("POST", 300 * 1024), () => {
+      events.push("e in");
+      return Promise.resolve();
+    }),
+    (e) => e instanceof ApiError && e.status === 503 && e.code === "busy",
+  );
+  d.finish();
+  await d.admitted;
+  assert.ok(!events.includes("e in"));
 });

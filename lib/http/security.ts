@@ -37,8 +37,8 @@ async function authenticate(c: Context<AppEnv>, roles: readonly Role[]): Promise
 }
 
 /**
- * The caller checked, then, once known, a large body waits for the shared budget
- * (lib/http/middleware.ts). One middleware, not one for each: as three they cost 4.5 µs a
+ * The caller checked, then, once known, a large body waits its turn (one at a time,
+ * lib/http/middleware.ts). One middleware, not one for each: as three they cost 4.5 µs a
  * request (docs/decisions/0021-what-the-request-pipeline-costs.md).
  */
 function guard(roles: readonly Role[]): MiddlewareHandler<AppEnv> {

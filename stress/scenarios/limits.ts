@@ -32,9 +32,9 @@ const PROMPT_MS = 2000;
 export const MEMORY_LIMIT_MIB = 400;
 /**
  * Bodies accepted (just under BODY_LIMIT_BYTES) are held whole while parsed: bytes, text and
- * parsed value, about 2.8 times their size each. lib/http/app.ts lets large bodies in only within a
- * budget of twice BODY_LIMIT_BYTES at once (the rest wait their turn), so however many are sent
- * together the server must stay under MEMORY_LIMIT_MIB through them too. (Before the budget,
+ * parsed value, about 2.8 times their size each. lib/http/middleware.ts handles large bodies one
+ * at a time (the rest wait their turn), so however many are sent together the server must stay
+ * under MEMORY_LIMIT_MIB through them too. (Before the budget,
  * twelve 30 MiB bodies at once took it to 1,058 MiB.)
  */
 const encoder = new TextEncoder();
