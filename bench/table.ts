@@ -93,6 +93,8 @@ export function cpuRow(
   };
 }
 
+const ratio = (a: number, b: number) => round(a / b, 3);
+
 /**
  * The scale row (ours at the big dataset against a small one) and, beside it without a target,
  * the naive cycle's own ratio measured the same way: what a big queue costs raw SQL here.
@@ -101,7 +103,6 @@ export function scaleRows(
   opts: Pick<Options, "images" | "smallImages">,
   scale: Figures["scale"],
 ): Ratio[] {
-  const ratio = (a: number, b: number) => round(a / b, 3);
   const naive = scale?.naive;
   return [{
     measure: `claims/s at ${fmt(opts.images)} / at ${fmt(opts.smallImages)} images`,
@@ -125,7 +126,6 @@ export function scaleRows(
 export function ratioRows(opts: Options, figures: Figures): Ratio[] {
   const { cycle, low, scale, ingest, review, memory, mixed, checks } = figures;
   const C = opts.concurrency;
-  const ratio = (a: number, b: number) => round(a / b, 3);
   const rows: Ratio[] = [];
   const label = `${C} annotators, ${fmt(opts.images)} images`;
   const ceiling = cycle.ceiling;

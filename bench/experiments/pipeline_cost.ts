@@ -101,7 +101,7 @@ function handler(variant: string): (req: Request) => Response | Promise<Response
   if (!drop.has("log")) app.use("*", requestLog(log, new Metrics()));
   if (!drop.has("deadline")) app.use("/api/v1/*", deadline(30_000));
   if (!drop.has("limit")) app.use("/api/v1/*", limitBody(1 << 20));
-  const bodyBudget = new BodyBudget(1 << 20, 30_000);
+  const bodyBudget = new BodyBudget(30_000);
   if (!drop.has("vars")) {
     app.use("/api/v1/*", async (c, next) => {
       // deno-lint-ignore no-explicit-any

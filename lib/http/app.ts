@@ -67,7 +67,7 @@ export function createApp(options: AppOptions) {
 
   const app = createRouter();
   const auth = createAuth(deps.db, config.auth, now);
-  const bodyBudget = new BodyBudget(config.bodyLimitBytes, config.requestTimeoutMs);
+  const bodyBudget = new BodyBudget(config.requestTimeoutMs);
   app.use("*", requestLog(log, metrics));
   // Pages on CORS_ORIGINS may call the API and load local media: their preflights are answered
   // here, before any authentication; other origins get no CORS header at all.

@@ -144,25 +144,22 @@ export function limitBody(maxSize: number): MiddlewareHandler {
  * its size in memory while parsed (a 30 MiB batch about 85 MiB), and twelve near-limit bodies at
  * once took the server past 1 GiB. Two streams of 10,000-image batches, handled two at a time,
  * peaked at 160–191 MiB of RSS (9 runs, two past the bench's 200 MB); one at a time, at 153–157
- * MiB (6 runs), for 45–48 thousand images/s in all instead of 60–62 (decision 0014). Bodies of 256 KiB or less (every call but bulk batches) are not counted; the rest wait
- * their turn in arrival order, within the request's deadline. Applied after authentication
+ * MiB (6 runs), for 45–48 thousand images/s in all instead of 60–62 (decision 0014). Bodies of 256
+ * KiB or less (every call but bulk batches) are not counted, nor is a request without a body; one
+ * without a declared length (chunked, or HTTP/2) is. The rest wait their turn in arrival order,
+ * within the request's deadline. Applied after authentication
  * (lib/http/security.ts), so an anonymous caller cannot hold it.
  */
 export class BodyBudget {
   readonly #turn = new ByteBudget(1);
-  constructor(readonly maxBody: number, readonly waitMs: number) {}
+  constructor(readonly waitMs: number) {}
 
   async admit(c: Context, next: () => Promise<void>): Promise<void> {
     const method = c.req.method;
     if (method === "GET" || method === "HEAD" || method === "DELETE") return await next();
     const length = c.req.raw.headers.get("content-length");
-    const size = length !== null
-      ? Math.min(Number(length) || 0, this.maxBody)
-      // No declared length (chunked, or HTTP/2): as large as it may grow.
-      : c.req.raw.body
-      ? this.maxBody
-      : 0;
-    if (size <= LARGE_BODY_BYTES) return await next();
+    const large = length !== null ? Number(length) > LARGE_BODY_BYTES : c.req.raw.body !== null;
+    if (!large) return await next();
     const release = await this.#turn.take(1, this.waitMs);
     if (!release) {
       throw new ApiError(503, "busy", "other large request bodies are being handled; retry");
