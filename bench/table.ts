@@ -95,6 +95,44 @@ export function cpuRow(
 
 const ratio = (a: number, b: number) => round(a / b, 3);
 
+/** A rate and how the table shows it. */
+interface Rate {
+  value: number;
+  text: string;
+}
+
+const rate = (value: number, unit: string): Rate => ({ value, text: `${fmt(value)} ${unit}` });
+
+/** A run's rate; null when it did not run. */
+const runRate = (run: { cycles_per_s: number } | null | undefined, unit = "cycles/s") =>
+  run ? rate(run.cycles_per_s, unit) : null;
+
+/** A target's ratio as the table shows it: 1 as 1.0, 0.85 as 0.85. */
+const atLeast = (n: number) => `>= ${Number.isInteger(n * 10) ? n.toFixed(1) : String(n)}`;
+
+/**
+ * Ours against a reference, as rates: their ratio, and whether it reaches `target.must` (no
+ * target: no status). A side not measured reads `missing` and leaves the row without a ratio.
+ */
+function versus(
+  measure: string,
+  ours: Rate | null | undefined,
+  reference: Rate | null | undefined,
+  target?: { must: number; aim?: number },
+  missing = "skipped",
+): Ratio {
+  const measured = ours && reference;
+  return {
+    measure,
+    ours: ours?.text ?? missing,
+    reference: reference?.text ?? missing,
+    ratio: measured ? ratio(ours.value, reference.value) : null,
+    must: target ? atLeast(target.must) : "",
+    aim: target?.aim === undefined ? "" : atLeast(target.aim),
+    pass: !measured ? null : target ? ours.value / reference.value >= target.must : undefined,
+  };
+}
+
 /**
  * The scale row (ours at the big dataset against a small one) and, beside it without a target,
  * the naive cycle's own ratio measured the same way: what a big queue costs raw SQL here.
@@ -104,22 +142,19 @@ export function scaleRows(
   scale: Figures["scale"],
 ): Ratio[] {
   const naive = scale?.naive;
-  return [{
-    measure: `claims/s at ${fmt(opts.images)} / at ${fmt(opts.smallImages)} images`,
-    ours: scale ? `${fmt(scale.big.cycles_per_s)} claims/s` : "skipped",
-    reference: scale ? `${fmt(scale.small.cycles_per_s)} claims/s` : "skipped",
-    ratio: scale ? ratio(scale.big.cycles_per_s, scale.small.cycles_per_s) : null,
-    must: ">= 0.85",
-    aim: ">= 0.95",
-    pass: scale ? scale.big.cycles_per_s / scale.small.cycles_per_s >= 0.85 : null,
-  }, {
-    measure: `  the same, the naive SQL cycle (${naive?.runner ?? "pgbench"})`,
-    ours: naive ? `${fmt(naive.big.cycles_per_s)} cycles/s` : "skipped",
-    reference: naive ? `${fmt(naive.small.cycles_per_s)} cycles/s` : "skipped",
-    ratio: naive ? ratio(naive.big.cycles_per_s, naive.small.cycles_per_s) : null,
-    must: "",
-    aim: "",
-  }];
+  return [
+    versus(
+      `claims/s at ${fmt(opts.images)} / at ${fmt(opts.smallImages)} images`,
+      runRate(scale?.big, "claims/s"),
+      runRate(scale?.small, "claims/s"),
+      { must: 0.85, aim: 0.95 },
+    ),
+    versus(
+      `  the same, the naive SQL cycle (${naive?.runner ?? "pgbench"})`,
+      runRate(naive?.big),
+      runRate(naive?.small),
+    ),
+  ];
 }
 
 /** One row per target, with the absolute figures beside the ratio. */
@@ -129,24 +164,16 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
   const rows: Ratio[] = [];
   const label = `${C} annotators, ${fmt(opts.images)} images`;
   const ceiling = cycle.ceiling;
-  const throughput = (measure: string, ours: CycleFigures | null, must?: number, aim?: number) => {
-    const measured = ours && ceiling;
-    return {
-      measure,
-      ours: ours ? `${fmt(ours.cycles_per_s)} cycles/s` : "skipped",
-      reference: ceiling ? `${fmt(ceiling.cycles_per_s)} cycles/s (${ceiling.runner})` : "skipped",
-      ratio: measured ? ratio(ours.cycles_per_s, ceiling.cycles_per_s) : null,
-      must: must === undefined ? "" : `>= ${must.toFixed(1)}`,
-      aim: aim === undefined ? "" : `>= ${aim.toFixed(1)}`,
-      pass: !measured ? null : must === undefined ? undefined : (
-        ours.cycles_per_s / ceiling.cycles_per_s >= must
-      ),
-    };
-  };
+  const naive = ceiling && runRate(ceiling, `cycles/s (${ceiling.runner})`);
   rows.push(
-    throughput(`HTTP cycle / naive SQL cycle (${label}, review_rate 0)`, cycle.ours, 0.8, 1.0),
+    versus(
+      `HTTP cycle / naive SQL cycle (${label}, review_rate 0)`,
+      runRate(cycle.ours),
+      naive,
+      { must: 0.8, aim: 1.0 },
+    ),
   );
-  rows.push(throughput(`  the same, plain fetch clients`, cycle.fetch));
+  rows.push(versus(`  the same, plain fetch clients`, runRate(cycle.fetch), naive));
   rows.push(cpuRow(
     "CPU per cycle, clients excluded: naive (PG + pgbench) / ours (PG + server)",
     cycle.ours,
@@ -154,19 +181,12 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
     "skipped",
   ));
   rows.push(cpuRow("  the same, plain fetch clients", cycle.fetch, ceiling, "skipped"));
-  rows.push({
-    measure: `HTTP cycle / naive SQL cycle (${C} annotators, review_rate 1)`,
-    ours: review ? `${fmt(review.annotate.cycles_per_s)} cycles/s` : "skipped",
-    reference: review?.ceiling ? `${fmt(review.ceiling.cycles_per_s)} cycles/s` : "skipped",
-    ratio: review?.ceiling
-      ? ratio(review.annotate.cycles_per_s, review.ceiling.cycles_per_s)
-      : null,
-    must: ">= 0.8",
-    aim: ">= 1.0",
-    pass: review?.ceiling
-      ? review.annotate.cycles_per_s / review.ceiling.cycles_per_s >= 0.8
-      : null,
-  });
+  rows.push(versus(
+    `HTTP cycle / naive SQL cycle (${C} annotators, review_rate 1)`,
+    runRate(review?.annotate),
+    runRate(review?.ceiling),
+    { must: 0.8, aim: 1.0 },
+  ));
   rows.push({
     measure: `review cycle, ${review?.review.reviewers ?? 16} reviewers / annotation cycle`,
     ours: review
@@ -179,33 +199,20 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
     aim: "",
     pass: review ? review.review.reviewed_twice === 0 : null,
   });
-  rows.push({
-    measure: `HTTP cycle / pg-boss fetch+complete (${C} concurrent)`,
-    ours: cycle.ours ? `${fmt(cycle.ours.cycles_per_s)} cycles/s` : "skipped",
-    reference: cycle.peer ? `${fmt(cycle.peer.cycles_per_s)} cycles/s (pg-boss)` : "skipped",
-    ratio: cycle.ours && cycle.peer
-      ? ratio(cycle.ours.cycles_per_s, cycle.peer.cycles_per_s)
-      : null,
-    must: ">= 1.2",
-    aim: ">= 1.5",
-    pass: cycle.ours && cycle.peer
-      ? cycle.ours.cycles_per_s / cycle.peer.cycles_per_s >= 1.2
-      : null,
-  });
-  const fused = cycle.fused;
-  rows.push({
-    measure: "fused cycle (submit with next) / two requests, plain fetch clients",
-    ours: fused ? `${fmt(fused.cycles_per_s)} cycles/s` : "skipped",
-    reference: fused && cycle.fetch
-      ? `${fmt(cycle.fetch.cycles_per_s)} cycles/s`
-      : cycle.fused_support.supported
-      ? "skipped"
-      : "not in this server's API",
-    ratio: fused && cycle.fetch ? ratio(fused.cycles_per_s, cycle.fetch.cycles_per_s) : null,
-    must: ">= 1.3",
-    aim: "",
-    pass: fused && cycle.fetch ? fused.cycles_per_s / cycle.fetch.cycles_per_s >= 1.3 : null,
-  });
+  rows.push(versus(
+    `HTTP cycle / pg-boss fetch+complete (${C} concurrent)`,
+    runRate(cycle.ours),
+    runRate(cycle.peer, "cycles/s (pg-boss)"),
+    { must: 1.2, aim: 1.5 },
+  ));
+  const fused = runRate(cycle.fused);
+  rows.push(versus(
+    "fused cycle (submit with next) / two requests, plain fetch clients",
+    fused,
+    fused && runRate(cycle.fetch),
+    { must: 1.3 },
+    cycle.fused_support.supported ? "skipped" : "not in this server's API",
+  ));
   rows.push(...scaleRows(opts, scale));
   rows.push({
     measure: `claim p50 / p99 at ${C} annotators`,
@@ -226,24 +233,18 @@ export function ratioRows(opts: Options, figures: Figures): Ratio[] {
     aim: "<= 5 ms",
     pass: low ? low.claim.p99_ms <= 15 : null,
   });
-  rows.push({
-    measure: `registerImages / raw COPY (${fmt(opts.ingestImages)} images)`,
-    ours: ingest ? `${fmt(ingest.register.images_per_s)} images/s` : "skipped",
-    reference: ingest ? `${fmt(ingest.copy.images_per_s)} images/s` : "skipped",
-    ratio: ingest ? ratio(ingest.register.images_per_s, ingest.copy.images_per_s) : null,
-    must: ">= 0.5",
-    aim: ">= 0.8",
-    pass: ingest ? ingest.register.images_per_s / ingest.copy.images_per_s >= 0.5 : null,
-  });
-  rows.push({
-    measure: `setPriorities / raw unnest UPDATE (${fmt(opts.ingestImages)})`,
-    ours: ingest ? `${fmt(ingest.set_priorities.rows_per_s)} rows/s` : "skipped",
-    reference: ingest ? `${fmt(ingest.unnest_update.rows_per_s)} rows/s` : "skipped",
-    ratio: ingest ? ratio(ingest.set_priorities.rows_per_s, ingest.unnest_update.rows_per_s) : null,
-    must: ">= 0.7",
-    aim: ">= 0.9",
-    pass: ingest ? ingest.set_priorities.rows_per_s / ingest.unnest_update.rows_per_s >= 0.7 : null,
-  });
+  rows.push(versus(
+    `registerImages / raw COPY (${fmt(opts.ingestImages)} images)`,
+    ingest && rate(ingest.register.images_per_s, "images/s"),
+    ingest && rate(ingest.copy.images_per_s, "images/s"),
+    { must: 0.5, aim: 0.8 },
+  ));
+  rows.push(versus(
+    `setPriorities / raw unnest UPDATE (${fmt(opts.ingestImages)})`,
+    ingest && rate(ingest.set_priorities.rows_per_s, "rows/s"),
+    ingest && rate(ingest.unnest_update.rows_per_s, "rows/s"),
+    { must: 0.7, aim: 0.9 },
+  ));
   rows.push({
     measure: "server peak RSS through the bench (VmHWM)",
     ours: `${fmt(memory.peak_rss_mib, 1)} MiB`,
