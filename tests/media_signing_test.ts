@@ -169,6 +169,33 @@ Deno.test("s3://: temporary credentials add their session token and bound the UR
   assert.equal(sigv4Signature(got.url, "secret"), q.get("X-Amz-Signature"));
 });
 
+Deno.test("s3://: signatures stay right across keys and days signed in turn (each key's HMAC is kept)", async () => {
+  // lib/media/s3.ts keeps an HMAC per key (the secret access keys, the days' signing keys): URLs
+  // signed in turn with several keys and on several days must each verify against the independent
+  // SigV4, including a secret long enough that its HMAC key is hashed first (over 64 bytes).
+  const secrets = ["secret-one", "secret-two", "s".repeat(80)];
+  const days = [Date.UTC(2026, 0, 15, 12), Date.UTC(2026, 0, 16, 12)];
+  let now = days[0];
+  const signers = secrets.map((secret, i) =>
+    new ObjectSigner({
+      scheme: "s3",
+      region: i === 1 ? "eu-west-1" : "us-east-1",
+      endpoint: undefined,
+      forcePathStyle: false,
+      credentials: () => Promise.resolve({ accessKeyId: `AKIA${i}`, secretAccessKey: secret }),
+      now: () => now,
+    })
+  );
+  for (const day of [...days, ...days]) {
+    now = day;
+    for (const [i, signer] of signers.entries()) {
+      const got = await link(signer.sign("pics", `k${i}.jpg`, new Date(now + 3600_000)));
+      const q = new URL(got.url).searchParams;
+      assert.equal(sigv4Signature(got.url, secrets[i]), q.get("X-Amz-Signature"), got.url);
+    }
+  }
+});
+
 Deno.test("s3://: a credential provider that fails gives 'no credentials', and is not asked per URL", async () => {
   let asked = 0;
   let now = Date.UTC(2026, 0, 15, 12);

@@ -27,8 +27,16 @@ export class FixedKeyHmac {
     this.#inner = createHash("sha256").update(block.map((b) => b ^ 0x36));
     this.#outer = createHash("sha256").update(block.map((b) => b ^ 0x5c));
   }
-  digest(message: string): Buffer {
-    return this.#outer.copy().update(this.#inner.copy().update(message).digest()).digest();
+  digest(message: string | Uint8Array): Buffer {
+    return this.finish(this.start().update(message));
+  }
+  /** A hash to feed a message into, in as many pieces as it comes, for `finish`. */
+  start(): Hash {
+    return this.#inner.copy();
+  }
+  /** The MAC of what `start`'s hash was fed. */
+  finish(inner: Hash): Buffer {
+    return this.#outer.copy().update(inner.digest()).digest();
   }
 }
 

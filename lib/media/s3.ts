@@ -6,12 +6,16 @@
  *
  * Signing is local CPU work, no network call per URL. The SDK's `getSignedUrl` runs the whole
  * command middleware stack for each URL (350–600 µs a URL here); this module resolves a bucket's
- * endpoint once, then hands the presigner a plain request (35–40 µs: bench/experiments/media_signing.ts).
+ * endpoint once, then hands the presigner a plain request and its own SHA-256 (PresignHash): 30–32
+ * µs a URL (bench/experiments/media_signing.ts).
  * Credentials are resolved ahead of need and kept (CredentialCache), so a claim never waits on
  * the credential chain except for the very first one.
  */
+import { Buffer } from "node:buffer";
+import { createHash, type Hash } from "node:crypto";
 import { S3Client } from "@aws-sdk/client-s3";
 import { S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
+import { FixedKeyHmac } from "../auth/url_tokens.ts";
 import { MAX_PRESIGN_SECONDS, type MediaAnswer } from "./index.ts";
 
 export interface AwsCredentials {
@@ -114,6 +118,55 @@ function encodeKey(key: string): string {
   ).join("/");
 }
 
+/** The HMAC of each key a presign has used: the secret access keys and the days' signing keys. */
+const hmacs = new Map<string, FixedKeyHmac>();
+
+function hmacFor(secret: string | ArrayBuffer | ArrayBufferView): FixedKeyHmac {
+  const key = typeof secret === "string"
+    ? Buffer.from(secret, "utf8")
+    : ArrayBuffer.isView(secret)
+    ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
+    : Buffer.from(secret);
+  const id = key.toString("base64");
+  let hmac = hmacs.get(id);
+  if (!hmac) {
+    // A few keys a day (one per credentials, one per day, region and service): bounded anyway.
+    if (hmacs.size >= 64) hmacs.clear();
+    hmac = new FixedKeyHmac(key);
+    hmacs.set(id, hmac);
+  }
+  return hmac;
+}
+
+/**
+ * SHA-256 for the SDK's SigV4 presigner (its `sha256` option; with a secret, HMAC-SHA256). A
+ * presign computes one hash and two HMACs: the cache key of its signing key (keyed by the secret
+ * access key) and the signature (keyed by the day's signing key). The SDK's own hash makes each
+ * HMAC with node:crypto's createHmac, which derives the key's pads again every time (10 µs a call
+ * in Deno 2.9.6); FixedKeyHmac derives them once per key (4.9 µs). A presign went from 39–42 to
+ * 30–32 µs (bench/experiments/media_signing.ts; decision 0028).
+ */
+class PresignHash {
+  readonly #hmac: FixedKeyHmac | undefined;
+  #hash: Hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#hmac = secret === undefined ? undefined : hmacFor(secret);
+    this.#hash = this.#start();
+  }
+  #start(): Hash {
+    return this.#hmac ? this.#hmac.start() : createHash("sha256");
+  }
+  update(chunk: Uint8Array): void {
+    this.#hash.update(chunk);
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(this.#hmac ? this.#hmac.finish(this.#hash) : this.#hash.digest());
+  }
+  reset(): void {
+    this.#hash = this.#start();
+  }
+}
+
 // Shared by every call: the presigner only ever adds "content-type" to the first.
 const UNSIGNED = { unsignable: new Set(["x-amz-content-sha256"]) };
 
@@ -136,6 +189,7 @@ export class ObjectSigner {
     this.#credentials = new CredentialCache(options.credentials, this.#now);
     this.#presigner = new S3RequestPresigner({
       ...this.#client.config,
+      sha256: PresignHash,
       // The credentials `sign` checked just before calling presign: SignatureV4.presign calls
       // this provider synchronously, before its first await, so concurrent signs cannot mix.
       credentials: () => Promise.resolve(this.#signWith!),
