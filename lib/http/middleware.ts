@@ -147,8 +147,8 @@ export function limitBody(maxSize: number): MiddlewareHandler {
  * MiB (6 runs), for 45–48 thousand images/s in all instead of 60–62 (decision 0014). Bodies of 256
  * KiB or less (every call but bulk batches) are not counted, nor is a request without a body; one
  * without a declared length (chunked, or HTTP/2) is. The rest wait their turn in arrival order,
- * within the request's deadline. Applied after authentication
- * (lib/http/security.ts), so an anonymous caller cannot hold it.
+ * within the request's deadline. Applied after authentication (lib/http/security.ts), so an
+ * anonymous caller cannot hold it.
  */
 export class BodyBudget {
   readonly #turn = new ByteBudget(1);
