@@ -48,6 +48,12 @@ export interface Options {
    */
   webhook: boolean;
   /**
+   * Presigned S3 URLs in every claim answer (issue 17): the server gets an AWS region and static
+   * keys (AWS's documented example keys: signing is local, nothing is sent), and the bench's
+   * images are s3:// URIs.
+   */
+  media: boolean;
+  /**
    * The annotated datasets' access: `members` (a new dataset's default: every claim and submit
    * looks its caller up in dataset_members) or `open` (no lookup).
    */
@@ -87,6 +93,7 @@ const USAGE = `usage: deno task bench [--quick] [--json FILE] [options]
                         (default 50,000; quick 20,000)
   --server-env K=V      extra environment for the server (repeatable), e.g. DB_POOL_MAX=4
   --webhook             one webhook on annotation.created, delivered to a receiver on 127.0.0.1
+  --media               presigned s3:// URLs in every claim answer (AWS_REGION and static keys)
   --access A            the annotated datasets' access: members (default; the annotators are
                         made their members) or open
 With DATABASE_URL set, the one setup is a scratch database created on that server (CREATEDB
@@ -118,6 +125,7 @@ export function parseArgs(args: string[]): Options {
     dbSetup: [],
     staleStats: false,
     webhook: false,
+    media: false,
     access: "members",
   };
   const count = (flag: string, v: string, min = 1) => {
@@ -167,6 +175,9 @@ export function parseArgs(args: string[]): Options {
         break;
       case "--webhook":
         o.webhook = true;
+        break;
+      case "--media":
+        o.media = true;
         break;
       case "--stale-stats":
         o.staleStats = true;
