@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
-import { createUrlTokens, FixedKeyHmac, rawPath } from "../lib/auth/url_tokens.ts";
+import { FixedKeyHmac } from "../lib/auth/hmac.ts";
+import { createUrlTokens, rawPath } from "../lib/auth/url_tokens.ts";
 import {
   createMedia,
   MEDIA_MARGIN_MS,

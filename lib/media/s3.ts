@@ -11,11 +11,10 @@
  * Credentials are resolved ahead of need and kept (CredentialCache), so a claim never waits on
  * the credential chain except for the very first one.
  */
-import { Buffer } from "node:buffer";
 import { createHash, type Hash } from "node:crypto";
 import { S3Client } from "@aws-sdk/client-s3";
 import { S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
-import { FixedKeyHmac } from "../auth/url_tokens.ts";
+import { type FixedKeyHmac, hmacForKey } from "../auth/hmac.ts";
 import { MAX_PRESIGN_SECONDS, type MediaAnswer } from "./index.ts";
 
 export interface AwsCredentials {
@@ -118,24 +117,15 @@ function encodeKey(key: string): string {
   ).join("/");
 }
 
-/** The HMAC of each key a presign has used: the secret access keys and the days' signing keys. */
-const hmacs = new Map<string, FixedKeyHmac>();
-
+/** The kept HMAC of a presign's key: a secret access key (a string) or a day's signing key. */
 function hmacFor(secret: string | ArrayBuffer | ArrayBufferView): FixedKeyHmac {
-  const key = typeof secret === "string"
-    ? Buffer.from(secret, "utf8")
-    : ArrayBuffer.isView(secret)
-    ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-    : Buffer.from(secret);
-  const id = key.toString("base64");
-  let hmac = hmacs.get(id);
-  if (!hmac) {
-    // A few keys a day (one per credentials, one per day, region and service): bounded anyway.
-    if (hmacs.size >= 64) hmacs.clear();
-    hmac = new FixedKeyHmac(key);
-    hmacs.set(id, hmac);
-  }
-  return hmac;
+  return hmacForKey(
+    typeof secret === "string"
+      ? secret
+      : ArrayBuffer.isView(secret)
+      ? new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength)
+      : new Uint8Array(secret),
+  );
 }
 
 /**
