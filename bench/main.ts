@@ -211,8 +211,7 @@ async function main(opts: Options): Promise<number> {
   log(
     `bench: ${opts.quick ? "quick" : "full"} run, ${fmt(opts.images)} images, ` +
       `${opts.concurrency} annotators, datasets with access ${opts.access}, ` +
-      `${opts.media ? "presigned s3:// media" : "no media signing"}, ` +
-      `${opts.webhook ? "one webhook" : "no webhook"}, on ${
+      `${opts.media ? "presigned s3:// media, " : ""}${opts.webhook ? "one webhook, " : ""}on ${
         external ? "DATABASE_URL" : setups.join(" and then ")
       } PostgreSQL`,
   );
