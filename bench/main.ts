@@ -30,9 +30,10 @@
 import postgres from "postgres";
 import { loadAverage } from "../testkit/proc.ts";
 import { type ServerProcess, startLoadServer } from "../testkit/process.ts";
-import { adminToken, call, createAnnotators, createDataset, expectStatus } from "../testkit/api.ts";
+import { adminToken, call } from "../testkit/api.ts";
 import { type Receiver, startReceiver } from "../testkit/webhook_receiver.ts";
 import { fmt, log } from "./lib/context.ts";
+import { MEDIA_ENV, probeMedia } from "./lib/media.ts";
 import { type BenchDatabase, openBenchDatabase, type Setup, unavailable } from "./lib/database.ts";
 import { findPgbench } from "./lib/pgbench.ts";
 import { round } from "./lib/stats.ts";
@@ -50,43 +51,6 @@ import { prepareDatabase, setUp } from "./sections/setup.ts";
 import { printTable, type Ratio, ratioRows } from "./table.ts";
 
 type Pgbench = Awaited<ReturnType<typeof findPgbench>>;
-
-/**
- * --media: S3 presigning on, with AWS's documented example keys (a presign is local work: no
- * request reaches AWS, and a real key would sign the same way).
- */
-const MEDIA_ENV = {
-  AWS_REGION: "us-east-1",
-  AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-  AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-};
-
-/**
- * Checks that a claim answer carries a presigned URL for an s3:// image (the bench's images are
- * s3:// URIs, bench/lib/rows.ts), on a one-image dataset of its own: what it found, or throws.
- */
-async function probeMedia(base: string, admin: string): Promise<string> {
-  const datasetId = await createDataset(base, admin, "bench-media-probe");
-  expectStatus(
-    await call(base, admin, "POST", `/api/v1/datasets/${datasetId}/images`, {
-      images: [{ uri: "s3://bench-bucket/probe/1.jpg", external_id: "probe-1" }],
-    }),
-    200,
-  );
-  const [token] = await createAnnotators(base, admin, 1, "bench-media-probe");
-  const claim = expectStatus(
-    await call(base, token, "POST", `/api/v1/datasets/${datasetId}/claims`),
-    201,
-  );
-  const url: string | undefined = claim.body.media?.url;
-  if (!url?.includes("X-Amz-Signature=")) {
-    throw new Error(
-      `--media: the claim answer has no presigned URL: ${JSON.stringify(claim.body)}`,
-    );
-  }
-  return `s3:// presigned in every claim answer (${new URL(url).host}, ` +
-    `valid until ${claim.body.media.expires_at})`;
-}
 
 /** Every section on one PostgreSQL setup, with a server of its own: its table and figures. */
 async function benchOn(opts: Options, setup: Setup, pgbench: Pgbench) {

@@ -1,6 +1,7 @@
 /**
  * `deno run -A bench/experiments/profile_server.ts [--images N] [--cycles N] [--concurrency N]
- *   [--top N] [--out FILE] [--root DIR] [--server-flag F]... [--ingest] [--webhook] [--no-profile]`:
+ *   [--top N] [--out FILE] [--root DIR] [--server-flag F]... [--ingest] [--webhook] [--media]
+ *   [--no-profile]`:
  * where the server's CPU goes in the annotator cycle (or, with --ingest, in registerImages).
  *
  * Starts the server as the bench does (its own process, production settings) with the V8
@@ -24,6 +25,7 @@ import { Http1Client } from "../lib/http1.ts";
 import { registerBody } from "../lib/rows.ts";
 import { all, flag, has, option } from "../lib/args.ts";
 import { seedImages } from "../sections/setup.ts";
+import { MEDIA_ENV } from "../lib/media.ts";
 
 const out = option("--out");
 /** --server-flag F (repeatable): an extra `deno run` flag for the server, e.g. --v8-flags=... */
@@ -37,6 +39,8 @@ const top = flag("--top", 40);
 const ingest = has("--ingest");
 /** --webhook: one webhook on annotation.created, its receiver in this process. */
 const webhook = has("--webhook");
+/** --media: S3 presigning on (bench/lib/media.ts): every claim answer carries a presigned URL. */
+const media = has("--media");
 /** --no-profile: only the CPU figure, without the sampling profiler's own cost. */
 const profiling = !has("--no-profile");
 
@@ -101,7 +105,10 @@ const server = await (async () => {
   return await startLoadServer({
     databaseUrl: db.url,
     root,
-    env: webhook ? { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" } : {},
+    env: {
+      ...(webhook ? { WEBHOOK_ALLOW_PRIVATE_TARGETS: "true" } : {}),
+      ...(media ? MEDIA_ENV : {}),
+    },
     flags: [...serverFlags, ...(profiling ? [`--inspect=127.0.0.1:${inspectPort}`] : [])],
   });
 })();
