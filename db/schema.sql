@@ -413,7 +413,7 @@ $$;
 --
 
 CREATE FUNCTION public.webhook_image(id bigint, dataset_id bigint, external_id text, uri text) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   SELECT jsonb_build_object('id', id::text, 'dataset_id', dataset_id::text,
     'external_id', external_id, 'uri', uri)
@@ -1223,4 +1223,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206160000'),
     ('20261206235500'),
     ('20261207020000'),
-    ('20261207040000');
+    ('20261207040000'),
+    ('20261207160000');
